@@ -1,0 +1,75 @@
+"""Small shared utilities: random generators, atomic writes, logging."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+logger = logging.getLogger("pathways")
+
+SeedLike = int | np.random.Generator | None
+
+
+def rng(seed: SeedLike = None) -> np.random.Generator:
+    """Return a numpy Generator from an int seed, an existing Generator or None (fresh entropy).
+
+    Examples
+    --------
+    >>> rng(0).integers(10) == rng(0).integers(10)
+    True
+    """
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(seed)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary sibling of ``path``; move it over ``path`` only if the block succeeds.
+
+    An exception inside the block removes the temporary file and leaves any existing ``path`` untouched, so a
+    failed write never leaves a half-written file behind.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            if tmp.is_dir():
+                import shutil
+
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink()
+        raise
+
+
+def segment_ids(offsets: np.ndarray) -> np.ndarray:
+    """Map flat positions to their segment index, given segment offsets of length n_segments + 1.
+
+    Examples
+    --------
+    >>> segment_ids(np.array([0, 2, 2, 5])).tolist()
+    [0, 0, 2, 2, 2]
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    lengths = np.diff(offsets)
+    return np.repeat(np.arange(lengths.size, dtype=np.int64), lengths)
+
+
+def offsets_from_sorted(segment: np.ndarray, n_segments: int) -> np.ndarray:
+    """Offsets (n_segments + 1) of a non-decreasing array of segment indices."""
+    counts = np.bincount(np.asarray(segment, dtype=np.int64), minlength=n_segments)
+    out = np.zeros(n_segments + 1, dtype=np.int64)
+    np.cumsum(counts, out=out[1:])
+    return out
