@@ -1,0 +1,4 @@
+"""Synthetic data with known ground truth."""
+from pathways.synthetic.hawkes import KernelComponent, kernel_components, simulate_hawkes
+
+__all__ = ["KernelComponent", "kernel_components", "simulate_hawkes"]
