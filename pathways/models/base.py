@@ -1,0 +1,176 @@
+"""The estimator face shared by every pathways model, and the checkpoint state protocol.
+
+Statisticians get scikit-learn conventions (``fit`` returns self, learned attributes end in ``_``, ``get_params``);
+ML users get the torch ``nn.Module`` kept in ``module_``. ``export_state``/``import_state`` turn any fitted estimator
+into plain JSON + tensors (no pickled code), which :mod:`pathways.checkpoint` writes to disk.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator
+
+from pathways.data.eventlog import EventLog
+from pathways.data.vocabulary import Vocabulary
+from pathways.encode.sequences import Sequences, to_sequences
+from pathways.errors import PathwaysInputError
+
+_JSON_SCALARS = (bool, int, float, str, type(None))
+
+
+class NotFittedError(PathwaysInputError):
+    """The estimator is used before ``fit``."""
+
+
+class PathwaysEstimator(BaseEstimator):
+    """Base class of all pathways models.
+
+    Subclasses set ``input_kind`` (``"sequences"``, ``"sparse_series"`` or ``"sccs"``) so that training entry points
+    know which encoder feeds them. Neural models keep their network in ``module_`` and implement
+    ``_build_module()`` that rebuilds it (untrained) from learned metadata, so a checkpoint can restore it.
+    """
+
+    input_kind: ClassVar[str] = "sequences"
+
+    # -- fitted-state helpers -------------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        fitted = [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]
+        if not fitted:
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit first")
+
+    def _learned_attributes(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+
+    # -- checkpoint protocol --------------------------------------------------------------------------------------
+    def export_state(self) -> dict[str, Any]:
+        """Return {"class", "params", "meta", "arrays"}: JSON-able data plus named tensors.
+
+        numpy/torch learned attributes go to ``arrays``; JSON-able ones (numbers, strings, lists, dicts),
+        Vocabulary and DataFrame attributes go to ``meta``; ``module_`` contributes its ``state_dict`` as
+        ``module_.<key>`` arrays. Anything else is an error (it could not be restored without pickling).
+        """
+        self._check_fitted()
+        meta: dict[str, Any] = {}
+        arrays: dict[str, torch.Tensor] = {}
+        for name, value in self._learned_attributes().items():
+            if name == "module_":
+                for key, tensor in value.state_dict().items():
+                    arrays[f"module_.{key}"] = tensor.detach().cpu()
+            elif isinstance(value, torch.Tensor):
+                arrays[name] = value.detach().cpu()
+            elif isinstance(value, np.ndarray) and value.dtype != object:
+                arrays[name] = torch.from_numpy(np.ascontiguousarray(value))
+            elif isinstance(value, Vocabulary):
+                meta[name] = {"__vocabulary__": value.to_dict()}
+            elif isinstance(value, pd.DataFrame):
+                meta[name] = {"__dataframe__": json.loads(value.to_json(orient="split"))}
+            elif isinstance(value, np.ndarray):
+                meta[name] = {"__object_array__": value.tolist()}
+            elif _is_json(value):
+                meta[name] = value
+            elif isinstance(value, (np.generic,)):
+                meta[name] = value.item()
+            else:
+                raise PathwaysInputError(
+                    f"{type(self).__name__}.{name}: cannot export a {type(value).__name__} without pickling"
+                )
+        params = self.get_params(deep=False)
+        bad = [k for k, v in params.items() if not _is_json(v)]
+        if bad:
+            raise PathwaysInputError(f"{type(self).__name__}: parameters {bad} are not JSON-serialisable")
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "params": params, "meta": meta,
+                "arrays": arrays}
+
+    @classmethod
+    def import_state(cls, state: dict[str, Any], device: str | torch.device = "cpu") -> "PathwaysEstimator":
+        """Rebuild a fitted estimator from :meth:`export_state`'s output (class resolved from ``state["class"]``)."""
+        for key in ("class", "params", "meta", "arrays"):
+            if key not in state:
+                raise PathwaysInputError(f"estimator state lacks '{key}'")
+        klass = _resolve_class(state["class"])
+        if not (isinstance(klass, type) and issubclass(klass, PathwaysEstimator)):
+            raise PathwaysInputError(f"{state['class']} is not a pathways estimator")
+        est = klass(**state["params"])
+        for name, value in state["meta"].items():
+            setattr(est, name, _decode_meta(value))
+        module_state = {}
+        for name, tensor in state["arrays"].items():
+            if name.startswith("module_."):
+                module_state[name[len("module_."):]] = tensor
+            else:
+                setattr(est, name, _restore_array(est, name, tensor))
+        if module_state:
+            module = est._build_module()
+            module.load_state_dict(module_state)
+            est.module_ = module.to(device).eval()
+        if hasattr(est, "_after_import"):
+            est._after_import(device)
+        return est
+
+    def _build_module(self) -> torch.nn.Module:
+        raise PathwaysInputError(f"{type(self).__name__} holds a module_ but does not define _build_module()")
+
+
+def as_sequences(data: EventLog | Sequences | list, vocab: Vocabulary | None = None) -> Sequences:
+    """Coerce an EventLog, Sequences or tick-format list into Sequences.
+
+    With ``vocab`` (a fitted model's), an EventLog is re-encoded so that indices keep their fitted meaning; codes
+    unknown to the model raise an error naming them.
+    """
+    if isinstance(data, Sequences):
+        if vocab is not None and data.vocab is not None and data.vocab != vocab:
+            raise PathwaysInputError("data: sequences were encoded with another vocabulary than the model's")
+        if vocab is not None and data.n_codes != len(vocab):
+            raise PathwaysInputError(f"data: {data.n_codes} codes but the model knows {len(vocab)}")
+        return data
+    if isinstance(data, EventLog):
+        if vocab is not None and data.vocab != vocab:
+            data = data.with_vocab(vocab, unknown="error")
+        return to_sequences(data)
+    if isinstance(data, (list, tuple)):
+        return Sequences.from_tick(data, vocab=vocab)
+    raise PathwaysInputError(f"data: expected an EventLog, Sequences or tick-format list, got {type(data).__name__}")
+
+
+def _is_json(value: Any) -> bool:
+    if isinstance(value, _JSON_SCALARS):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_json(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_json(v) for k, v in value.items())
+    return False
+
+
+def _decode_meta(value: Any) -> Any:
+    if isinstance(value, dict) and len(value) == 1:
+        (key, inner), = value.items()
+        if key == "__vocabulary__":
+            return Vocabulary.from_dict(inner)
+        if key == "__dataframe__":
+            return pd.DataFrame(inner["data"], index=inner["index"], columns=inner["columns"])
+        if key == "__object_array__":
+            return np.asarray(inner, dtype=object)
+    return value
+
+
+def _restore_array(est: PathwaysEstimator, name: str, tensor: torch.Tensor) -> Any:
+    """numpy for attributes that were numpy (the default), tensors where the estimator says so."""
+    keep_tensor = getattr(est, "_tensor_attributes", ())
+    return tensor if name in keep_tensor else tensor.numpy()
+
+
+def _resolve_class(path: str) -> type:
+    module_name, _, qualname = path.rpartition(".")
+    if not module_name.startswith("pathways."):
+        raise PathwaysInputError(f"refusing to import class {path!r}: only pathways classes can be restored")
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, qualname)
+    except (ImportError, AttributeError) as exc:
+        raise PathwaysInputError(f"cannot find estimator class {path!r}: {exc}") from exc
