@@ -1,0 +1,253 @@
+"""Validation of composed run configs: a misspelt key fails with a message naming it (and the closest known key).
+
+Hydra already refuses command-line overrides of keys that do not exist (struct mode). This module covers what
+Hydra cannot see: keys written in YAML files (an experiment, a user's own model file) that no code reads. Known
+sections are checked against the dataclasses below; every node with a ``_target_`` is checked against the
+signature of the callable it names (unless that callable takes ``**kwargs``).
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Callable, Optional
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from pathways.errors import PathwaysInputError
+
+
+class ConfigKeyError(PathwaysInputError):
+    """A config key that no part of pathways reads (usually a typo)."""
+
+
+@dataclass
+class TrainerConfig:
+    """``trainer`` group: arguments of :class:`pathways.training.Trainer` (see its docstring)."""
+
+    max_epochs: int = 50
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    device: str = "cpu"
+    patience: Optional[int] = 5
+    grad_clip: Optional[float] = 1.0
+    lr_schedule: Optional[str] = None
+    precision: str = "32"
+    deterministic: bool = False
+    progress: bool = True
+    resume: bool = False
+
+
+@dataclass
+class LoggerConfig:
+    """``logger`` group: which metric loggers write under the run directory."""
+
+    loggers: list = field(default_factory=lambda: ["csv"])
+
+
+@dataclass
+class PathsConfig:
+    """``paths`` group."""
+
+    root: str = "."
+    checkpoint_dir: str = "checkpoints"
+    output_root: str = "outputs"
+    sweep_root: str = "multirun"
+    data_dir: str = "data"
+
+
+@dataclass
+class SplitConfig:
+    fractions: list = field(default_factory=lambda: [0.7, 0.15, 0.15])
+
+
+@dataclass
+class ReportConfig:
+    enabled: bool = True
+    min_cell_count: Optional[int] = None
+    top_k: int = 20
+    figures: bool = True
+
+
+@dataclass
+class CheckpointConfig:
+    export: bool = True
+
+
+@dataclass
+class SparseSeriesConfig:
+    bin_days: float = 30.0
+    align: str = "calendar"
+    value: str = "count"
+    n_bins: Optional[int] = None
+
+
+@dataclass
+class LabelsConfig:
+    outcome: Optional[str] = None
+    horizon_days: float = 365.0
+
+
+@dataclass
+class EncodeConfig:
+    sequences: dict = field(default_factory=dict)
+    sparse_series: SparseSeriesConfig = field(default_factory=SparseSeriesConfig)
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
+    sccs: dict = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """Top level of ``configs/config.yaml``. ``data``, ``model`` and ``signals`` are ``_target_`` nodes."""
+
+    task: str = "drivers"
+    name: str = "run"
+    seed: int = 0
+    data: Any = None
+    model: Any = None
+    signals: Any = None
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+
+@dataclass
+class PredictConfig:
+    """Top level of ``configs/predict.yaml`` and ``configs/evaluate.yaml``."""
+
+    checkpoint: Any = None
+    data: Any = None
+    output: Optional[str] = None
+    device: str = "cpu"
+    seed: int = 0
+    name: str = "predict"
+    horizon: Optional[float] = None
+    n_samples: int = 1
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+
+@dataclass
+class SimulateConfig:
+    """Top level of ``configs/simulate.yaml``."""
+
+    data: Any = None
+    output: Optional[str] = None
+    seed: int = 0
+    name: str = "simulate"
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+@dataclass
+class SignalsConfig:
+    """Top level of ``configs/detect_signals.yaml``."""
+
+    data: Any = None
+    signals: Any = None
+    output: Optional[str] = None
+    seed: int = 0
+    name: str = "detect_signals"
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+
+SCHEMAS: dict[str, type] = {
+    "train": TrainConfig,
+    "evaluate": PredictConfig,
+    "predict": PredictConfig,
+    "simulate": SimulateConfig,
+    "detect_signals": SignalsConfig,
+}
+
+
+def validate_config(cfg: DictConfig, schema: type | str = "train") -> None:
+    """Check every key of a composed config against ``schema`` and the signatures of its ``_target_`` nodes.
+
+    Parameters
+    ----------
+    cfg : the composed config (the ``hydra`` node, when present, is ignored).
+    schema : a dataclass or a name in :data:`SCHEMAS` ("train", "predict", "evaluate", "simulate", "detect_signals").
+
+    Raises
+    ------
+    ConfigKeyError : naming the full dotted key, the closest known key and the known keys of that section.
+    """
+    if isinstance(schema, str):
+        schema = SCHEMAS[schema]
+    container = OmegaConf.to_container(cfg, resolve=False)
+    container.pop("hydra", None)
+    _check_node(container, schema, "")
+
+
+def _check_node(node: Any, schema: Any, prefix: str) -> None:
+    if not isinstance(node, dict):
+        return
+    if "_target_" in node:
+        _check_target(node, prefix)
+        return
+    if not (isinstance(schema, type) and hasattr(schema, "__dataclass_fields__")):
+        return  # free-form section (dict / Any): nothing to check
+    known = {f.name: f for f in fields(schema)}
+    for key, value in node.items():
+        if key not in known:
+            _fail(prefix, key, list(known), f"section '{prefix[:-1] or '<root>'}'")
+        _check_node(value, _field_type(known[key]), f"{prefix}{key}.")
+
+
+def _field_type(f: Any) -> Any:
+    # nested sections are dataclass-typed fields built with default_factory
+    if f.default_factory is not MISSING:
+        return type(f.default_factory())
+    return None
+
+
+def _check_target(node: dict, prefix: str) -> None:
+    target = node["_target_"]
+    fn = _locate(str(target), prefix)
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    params = sig.parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL and n != "self"]
+    for key in node:
+        if key.startswith("_") and key.endswith("_"):
+            continue  # Hydra's own keys: _target_, _partial_, _convert_, _recursive_, _args_
+        if key not in allowed:
+            _fail(prefix, key, allowed, f"'{target}'")
+
+
+def _locate(target: str, prefix: str) -> Callable[..., Any]:
+    """Import a dotted path (module attribute or class attribute such as ``EventLog.read_parquet``)."""
+    parts = target.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[i:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            break
+        return obj
+    raise ConfigKeyError(
+        f"config key '{prefix}_target_': cannot import '{target}' (is the module installed and the name spelt right?)"
+    )
+
+
+def _fail(prefix: str, key: str, known: list[str], where: str) -> None:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
+    raise ConfigKeyError(
+        f"config key '{prefix}{key}' is not a known key of {where}{hint} Known keys: {', '.join(sorted(known))}"
+    )

@@ -1,0 +1,93 @@
+"""Collect the results of a Hydra sweep into one table at the sweep root.
+
+Every run of ``scripts/train.py`` writes ``summary.json`` in its run directory (overrides, model class, metrics,
+checkpoint path). After a multirun, :class:`CollectResults` (registered in ``configs/hydra/default.yaml``) gathers
+them into ``results.csv`` and ``results.md`` (one row per run) at the sweep root; :func:`collect_results` does the
+same on demand for any folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from pathways.utils import atomic_path, logger
+
+SUMMARY_FILE = "summary.json"
+
+
+def collect_results(sweep_dir: str | os.PathLike, filename: str = "results") -> pd.DataFrame:
+    """Gather every ``summary.json`` under ``sweep_dir`` into a table and write ``<filename>.csv`` / ``.md`` there.
+
+    Columns: ``run`` (sub-folder), ``overrides`` (the command-line overrides of that run, space-separated), one
+    column per override key, ``model``, ``status``, ``checkpoint`` and one column per metric. Rows are sorted by run.
+
+    Returns
+    -------
+    The collected table (empty when no run wrote a summary).
+    """
+    root = Path(sweep_dir)
+    rows = [_row(root, p) for p in sorted(root.rglob(SUMMARY_FILE))]
+    table = pd.DataFrame(rows)
+    if table.empty:
+        logger.warning("collect_results: no %s under %s", SUMMARY_FILE, root)
+        return table
+    table = table.sort_values("run", key=lambda s: s.map(_natural_key)).reset_index(drop=True)
+    with atomic_path(root / f"{filename}.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_path(root / f"{filename}.md") as tmp:
+        tmp.write_text(_markdown(table) + "\n")
+    return table
+
+
+def _row(root: Path, path: Path) -> dict[str, Any]:
+    summary = json.loads(path.read_text())
+    row: dict[str, Any] = {"run": str(path.parent.relative_to(root)) or "."}
+    overrides = [str(o) for o in summary.get("overrides", [])]
+    row["overrides"] = " ".join(overrides)
+    for item in overrides:
+        key, _, value = item.partition("=")
+        row[key.lstrip("+~")] = value
+    row["model"] = summary.get("model")
+    row["status"] = summary.get("status")
+    row["checkpoint"] = summary.get("checkpoint")
+    for key, value in (summary.get("metrics") or {}).items():
+        if isinstance(value, (int, float, str, bool)) or value is None:
+            row[key] = value
+    return row
+
+
+def _natural_key(run: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in Path(run).parts)
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    """Markdown table without the optional ``tabulate`` dependency."""
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return "" if v is None or (isinstance(v, float) and v != v) else str(v)
+
+    cols = [str(c) for c in table.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for rec in table.itertuples(index=False):
+        lines.append("| " + " | ".join(fmt(v) for v in rec) + " |")
+    return "\n".join(lines)
+
+
+class CollectResults(Callback):
+    """Hydra callback: at the end of a multirun, write the collected results table at the sweep root."""
+
+    def __init__(self, filename: str = "results") -> None:
+        self.filename = filename
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        table = collect_results(sweep_dir, self.filename)
+        if not table.empty:
+            print(f"[pathways] sweep results ({len(table)} runs): {sweep_dir / (self.filename + '.md')}")
