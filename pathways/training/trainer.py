@@ -84,7 +84,7 @@ class Trainer:
     ...         x, y = batch
     ...         return {"loss": ((self.lin(x) - y) ** 2).sum(), "n": x.shape[0]}
     >>> x = torch.linspace(0, 1, 32)[:, None]; data = [(x, 2 * x)]
-    >>> history = Trainer(max_epochs=200, lr=0.05, progress=False).fit(Wrapped(), lambda e: data)
+    >>> history = Trainer(max_epochs=300, lr=0.05, patience=None, progress=False).fit(Wrapped(), lambda e: data)
     >>> history[-1]["train_loss"] < 0.01
     True
     """
