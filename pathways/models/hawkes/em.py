@@ -23,14 +23,20 @@ start point is deterministic (no random kernel start), which is safe because the
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from typing import Any, Sequence as TypingSequence
+from typing import Iterator, Sequence as TypingSequence
 
 import numpy as np
 import torch
 
-from pathways.errors import PathwaysInputError, describe_bad_rows
-from pathways.utils import SeedLike, rng
+from pathways.encode.sequences import Sequences
+from pathways.errors import PathwaysInputError
+from pathways.models.hawkes.base import HawkesBase
+from pathways.synthetic.hawkes import simulate_hawkes
+from pathways.utils import SeedLike
+
+logger = logging.getLogger("pathways")
 
 # Pairs are materialised in chunks of about this many entries so that the temporary numpy arrays stay small.
 _PAIR_CHUNK = 1 << 22
@@ -140,6 +146,22 @@ def _expand_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return q, d
 
 
+def iter_pairs(lo: np.ndarray, hi: np.ndarray, chunk: int = _PAIR_CHUNK) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+    """Yield ``(out_slice, query_idx, data_idx)`` for the pairs of ranges ``[lo_q, hi_q)``, a few million at a time.
+
+    ``out_slice`` locates the chunk in the flat list of all pairs (query-major order), so callers can fill
+    preallocated arrays; the chunking only bounds temporary memory, the work inside a chunk is vectorised.
+    """
+    counts = hi - lo
+    cum = np.concatenate([[0], np.cumsum(counts)])
+    n_pairs = int(cum[-1])
+    cuts = np.searchsorted(cum, np.arange(0, n_pairs, chunk), side="right") - 1
+    bounds = np.unique(np.concatenate([[0], cuts, [lo.size]]))
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        q, d = _expand_ranges(lo[a:b], hi[a:b])
+        yield slice(int(cum[a]), int(cum[b])), q + a, d
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Design: what one EM iteration needs, built once per data set
 # --------------------------------------------------------------------------------------------------------------
@@ -222,23 +244,14 @@ def build_design(
     n_bins = edges.size - 1
     seq = np.repeat(np.arange(offsets.size - 1, dtype=np.int64), np.diff(offsets))
     lo, hi = window_bounds(seq, times, seq, times, float(edges[-1]))
-    counts = hi - lo
-    n_pairs = int(counts.sum())
+    n_pairs = int((hi - lo).sum())
     n_cells = n_codes * n_codes * n_bins
     index_dtype = np.int32 if max(times.size, n_cells) < 2**31 - 1 else np.int64
     target = np.empty(n_pairs, dtype=index_dtype)
     cell = np.empty(n_pairs, dtype=index_dtype)
-    # chunk over events so that temporaries (lags, bins) stay O(_PAIR_CHUNK)
-    cum = np.concatenate([[0], np.cumsum(counts)])
-    bounds = np.unique(np.searchsorted(cum, np.arange(0, n_pairs + _PAIR_CHUNK, _PAIR_CHUNK), side="right") - 1)
-    bounds = np.unique(np.concatenate([[0], np.clip(bounds, 0, times.size), [times.size]]))
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        q, d = _expand_ranges(lo[a:b], hi[a:b])
-        q += a
-        m = bin_index(times[q] - times[d], edges)
-        # lags are > 0 and < S by construction; clip guards the last ulp at S
-        m = np.clip(m, 0, n_bins - 1)
-        out = slice(cum[a], cum[b])
+    for out, q, d in iter_pairs(lo, hi):
+        # lags are > 0 and < S by construction; the clip guards the last ulp at S
+        m = np.clip(bin_index(times[q] - times[d], edges), 0, n_bins - 1)
         target[out] = q
         cell[out] = (marks[q] * n_codes + marks[d]) * n_bins + m
     seq_end = np.repeat(np.asarray(end, dtype=np.float64), np.diff(offsets))
@@ -383,95 +396,290 @@ def fit_em(
     )
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Simulation (branching / cluster representation), vectorised by generation
-# --------------------------------------------------------------------------------------------------------------
-def _sample_lags(
-    cell_row: np.ndarray, kernel: np.ndarray, edges: np.ndarray, gen: np.random.Generator
-) -> np.ndarray:
-    """Draw one lag per child from the normalised kernel ``phi_ij`` of its (target, source) row ``i * D + j``.
 
-    Rows of the cumulative mass are shifted by their row index so that one ``searchsorted`` on a single monotone
-    array samples every child at once: row r occupies ``(r, r + 1]``.
+# --------------------------------------------------------------------------------------------------------------
+# Compensators and observed information (used by goodness of fit, scores and Fisher intervals)
+# --------------------------------------------------------------------------------------------------------------
+def kernel_primitive_tables(kernel: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tables to evaluate ``Phi_ij(r) = int_0^r phi_ij`` as ``cum[i, j, f] + slope[i, j, f] * (r - edges[f])``.
+
+    ``f`` is the bin of ``r`` (``B`` once ``r >= S``, where the slope is 0 and ``cum`` is the adjacency).
+    Both tables are (D, D, B + 1).
     """
     d, _, b = kernel.shape
-    mass = (kernel * np.diff(edges)[None, None, :]).reshape(d * d, b)
-    norms = mass.sum(axis=1, keepdims=True)
-    cdf = np.cumsum(mass, axis=1) / np.where(norms > 0, norms, 1.0)
-    shifted = (cdf + np.arange(d * d)[:, None]).ravel()
-    u = gen.random(cell_row.size)
-    pos = np.searchsorted(shifted, cell_row + u, side="left")
-    m = np.clip(pos - cell_row * b, 0, b - 1)
-    return edges[m] + gen.random(cell_row.size) * (edges[m + 1] - edges[m])
+    mass = kernel * np.diff(edges)[None, None, :]
+    cum = np.concatenate([np.zeros((d, d, 1)), np.cumsum(mass, axis=2)], axis=2)
+    slope = np.concatenate([kernel, np.zeros((d, d, 1))], axis=2)
+    return cum, slope
 
 
-def simulate_piecewise_hawkes(
-    baseline: np.ndarray,
-    kernel: np.ndarray,
-    edges: np.ndarray,
-    start: np.ndarray,
-    end: np.ndarray,
-    seed: SeedLike = None,
-    max_events: int = 50_000_000,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Simulate independent realizations of a piecewise-constant Hawkes process on windows ``[start, end]``.
+def _clipped_bins(r: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bin ``f`` in ``[0, B]`` of ``min(r, S)`` and the distance from that bin's left edge."""
+    r = np.clip(r, 0.0, edges[-1])
+    f = np.clip(np.searchsorted(edges, r, side="right") - 1, 0, edges.size - 1)
+    return f, r - edges[f]
 
-    Immigrants of code i arrive as a Poisson process of rate ``baseline[i]`` (or ``baseline[s, i]`` per
-    sequence); each event of code j begets ``Poisson(adjacency[i, j])`` children of code i at lags drawn from the
-    normalised kernel ``phi_ij``. One generation of all sequences is drawn at once; children after ``end`` are
-    dropped (their descendants would be later still).
+
+def window_compensators(
+    times: np.ndarray, marks: np.ndarray, offsets: np.ndarray, start: np.ndarray, end: np.ndarray,
+    baselines: np.ndarray, kernel: np.ndarray, edges: np.ndarray,
+) -> np.ndarray:
+    """``total[p, i] = int_{start_p}^{end_p} lambda_i`` for every sequence and code, (n, D).
+
+    Each event l adds ``Phi_{i, c_l}(end - t_l)``; grouping events by (sequence, code, bin of the remaining time)
+    in two sparse matrices turns the sum into two sparse-dense products, memory O(N + n D).
+    """
+    from scipy import sparse
+
+    d, _, b = kernel.shape
+    n_seq = offsets.size - 1
+    seq = np.repeat(np.arange(n_seq), np.diff(offsets))
+    f, part = _clipped_bins(end[seq] - times, edges)
+    col = marks * (b + 1) + f
+    shape = (n_seq, d * (b + 1))
+    counts = sparse.csr_matrix((np.ones(times.size), (seq, col)), shape=shape)
+    partial = sparse.csr_matrix((part, (seq, col)), shape=shape)
+    cum, slope = kernel_primitive_tables(kernel, edges)
+    total = counts @ cum.reshape(d, -1).T + partial @ slope.reshape(d, -1).T
+    return np.asarray(total) + baselines * (end - start)[:, None]
+
+
+def own_compensators(
+    times: np.ndarray, marks: np.ndarray, offsets: np.ndarray, start: np.ndarray,
+    baselines: np.ndarray, kernel: np.ndarray, edges: np.ndarray,
+) -> np.ndarray:
+    """``own[k] = int_{start}^{t_k} lambda_{c_k}`` for every event k, (N,).
+
+    Neighbours within the support add the primitive at their lag; every older event of the sequence (index below
+    the window's first neighbour) adds the whole adjacency ``a_{c_k, c_l}``, summed with one prefix sum per
+    target code (a loop over codes, each step vectorised over events).
+    """
+    d, _, b = kernel.shape
+    n_seq = offsets.size - 1
+    seq = np.repeat(np.arange(n_seq), np.diff(offsets))
+    lo, hi = window_bounds(seq, times, seq, times, float(edges[-1]))
+    cum, slope = kernel_primitive_tables(kernel, edges)
+    cum_flat, slope_flat = cum.reshape(-1), slope.reshape(-1)
+    own = baselines[seq, marks] * (times - start[seq])
+    for out, q, l in iter_pairs(lo, hi):
+        f, part = _clipped_bins(times[q] - times[l], edges)
+        idx = (marks[q] * d + marks[l]) * (b + 1) + f
+        own += np.bincount(q, weights=cum_flat[idx] + slope_flat[idx] * part, minlength=times.size)
+    adjacency = cum[:, :, b]
+    seq_first = offsets[seq]
+    for i in np.unique(marks):
+        # prefix[m] = sum of a_{i, c_l} over events l < m (all sequences); differences stay inside a sequence
+        prefix = np.concatenate([[0.0], np.cumsum(adjacency[i, marks])])
+        k = np.flatnonzero(marks == i)
+        own[k] += prefix[lo[k]] - prefix[seq_first[k]]
+    return own
+
+
+def observed_information_se(
+    mu: np.ndarray, kernel: np.ndarray, edges: np.ndarray, design: EMDesign, lam: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Standard errors of the baseline and of the adjacency from the observed information at ``(mu, kernel)``.
+
+    The log-likelihood is linear in ``theta_i = (mu_i, phi_i..)`` inside each log and in the compensator, so the
+    observed information is ``sum_k g_k g_k^T / lam_k^2`` with ``g_k`` the pair counts of event k per cell. It is
+    block diagonal by target code: one (1 + D B)-square block per code. Parameters at the zero boundary are held
+    fixed (conditional information), which makes the intervals optimistic there. ``a_ij = sum_m w_m phi_ijm``
+    gets its variance by the delta method.
+    """
+    from scipy import linalg, sparse
+
+    d, _, b = kernel.shape
+    width = np.diff(edges)
+    block = 1 + d * b
+    marks = design.marks.cpu().numpy()
+    target = design.target.cpu().numpy().astype(np.int64)
+    cell = design.cell.cpu().numpy().astype(np.int64)
+    n = marks.size
+    rows = np.concatenate([np.arange(n), target])
+    cols = np.concatenate([marks * block, (cell // (d * b)) * block + 1 + cell % (d * b)])
+    vals = np.concatenate([1.0 / lam, 1.0 / lam[target]])
+    x = sparse.csr_matrix((vals, (rows, cols)), shape=(n, d * block))
+    info = (x.T @ x).tocsr()
+    mu_se = np.zeros(d)
+    adj_se = np.zeros((d, d))
+    for i in range(d):  # one dense block per target code
+        sl = slice(i * block, (i + 1) * block)
+        theta = np.concatenate([[mu[i]], kernel[i].ravel()])
+        free = theta > 0
+        if not free.any():
+            continue
+        h = info[sl, sl].toarray()[np.ix_(free, free)]
+        cov = np.zeros((block, block))
+        cov[np.ix_(free, free)] = linalg.pinvh(h)
+        mu_se[i] = np.sqrt(max(cov[0, 0], 0.0))
+        kcov = cov[1:, 1:].reshape(d, b, d, b)
+        # Var(a_ij) = w^T Cov(phi_ij.) w, for all j at once
+        adj_se[i] = np.sqrt(np.maximum(np.einsum("m,jmjn,n->j", width, kcov, width), 0.0))
+    return mu_se, adj_se
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Estimator
+# --------------------------------------------------------------------------------------------------------------
+def _torch_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``/None -> CUDA when available else CPU; an unavailable CUDA request is an input error.
+
+    (A private copy of the rule in ``pathways.training.device``: models must not import the training layer.)
+    """
+    name = "auto" if device is None else str(device).lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device("cuda" if name == "gpu" else name)
+    except RuntimeError:
+        raise PathwaysInputError(f"argument 'device': unknown device {device!r}; use 'cpu', 'cuda' or 'auto'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise PathwaysInputError(f"argument 'device': {device!r} requested but CUDA is not available")
+    return dev
+
+
+class HawkesEM(HawkesBase):
+    """Multivariate Hawkes process with nonparametric piecewise-constant kernels, fitted by EM.
 
     Parameters
     ----------
-    baseline : (D,) or (n, D) non-negative rates. kernel : (D, D, B) non-negative kernel values.
-    edges : (B + 1,) bin edges. start, end : (n,) windows. seed : int, Generator or None.
-    max_events : safety cap; exceeding it raises (explosive parameters).
+    kernel_support : float
+        Support ``S`` shared by all kernels, in the data's time unit (days for EventLogs built from dates).
+        Events further apart than ``S`` do not interact.
+    n_bins : int
+        Number of equal-width bins on ``[0, S)``.
+    kernel_discretization : array-like, optional
+        Explicit bin edges ``0 = e_0 < ... < e_B`` (overrides ``kernel_support`` and ``n_bins``); e.g.
+        ``np.geomspace`` edges for lags from days to years.
+    max_iter : int
+        Maximum number of EM iterations.
+    tol : float
+        Stop when the relative L2 change of both baseline and kernel is at most ``tol`` (tick's criterion, checked
+        at every iteration).
+    device : str
+        ``"cpu"``, ``"cuda"`` or ``"auto"``; the EM iterations run there in float64.
+    warm_start : bool
+        Start a new fit from the current fitted parameters (same codes and bins) instead of the default start;
+        makes bootstrap intervals much cheaper.
 
-    Returns
-    -------
-    (times, marks, offsets) : flat arrays sorted by (sequence, time, mark) and the (n + 1,) sequence offsets.
+    Attributes
+    ----------
+    baseline_ : (D,) baseline intensities.
+    kernel_ : (D, D, B) kernel values; ``kernel_[i, j, m]`` is the effect of code j on code i at lags in bin m.
+    adjacency_ : (D, D) kernel integrals ``sum_m kernel_[i, j, m] * width_m`` (tick's orientation).
+    kernel_edges_ : (B + 1,) bin edges.
+    codes_, vocab_, n_codes_ : the code order of rows and columns.
+    n_iter_, converged_ : EM iterations run and whether ``tol`` was reached.
+    history_ : list of ``{"iter", "log_likelihood"}`` (total log-likelihood of each iterate, non-decreasing).
+    log_likelihood_ : total log-likelihood of the fitted parameters on the training data.
+    n_pairs_ : number of (event, earlier neighbour within the support) pairs in the training data.
 
-    Raises
-    ------
-    PathwaysInputError
-        Negative parameters, a spectral radius of the adjacency >= 1, or more than ``max_events`` events.
+    Notes
+    -----
+    The fit is exact maximum likelihood over each sequence's window ``[start, end]`` (see the module docstring for
+    the differences with tick). Memory is linear in events x mean number of neighbours within ``S``; choose ``S``
+    to cover the lags of interest, not more. ``score`` is the exact log-likelihood per event (base class).
+
+    Examples
+    --------
+    >>> from pathways.synthetic import simulate_hawkes
+    >>> seqs = simulate_hawkes(np.array([0.5, 0.5]), np.array([[0.3, 0.0], [0.4, 0.2]]), end=200.0,
+    ...                        n_sequences=20, seed=0)
+    >>> model = HawkesEM(kernel_support=5.0, n_bins=10).fit(seqs)
+    >>> model.kernel_.shape, model.adjacency_.shape
+    ((2, 2, 10), (2, 2))
     """
-    gen = rng(seed)
-    kernel = np.asarray(kernel, dtype=np.float64)
-    start = np.atleast_1d(np.asarray(start, dtype=np.float64))
-    end = np.atleast_1d(np.asarray(end, dtype=np.float64))
-    d = kernel.shape[0]
-    base = np.broadcast_to(np.asarray(baseline, dtype=np.float64), (start.size, d))
-    if np.any(base < 0) or np.any(kernel < 0):
-        raise PathwaysInputError("arguments 'baseline'/'kernel': simulation needs non-negative parameters")
-    adjacency = (kernel * np.diff(edges)[None, None, :]).sum(axis=2)
-    radius = float(np.max(np.abs(np.linalg.eigvals(adjacency)))) if d else 0.0
-    if radius >= 1:
-        raise PathwaysInputError(f"argument 'kernel': spectral radius of the adjacency is {radius:.3f} >= 1 "
-                                 "(explosive process); scale the kernel down")
-    n_imm = gen.poisson(base * (end - start)[:, None])
-    seq = np.repeat(np.repeat(np.arange(start.size), d), n_imm.ravel())
-    code = np.repeat(np.tile(np.arange(d), start.size), n_imm.ravel())
-    time = start[seq] + gen.random(seq.size) * (end - start)[seq]
-    all_seq, all_code, all_time = [seq], [code], [time]
-    total = seq.size
-    while seq.size:
-        # children per (parent, target code)
-        n_child = gen.poisson(adjacency[:, code].T)
-        parent = np.repeat(np.arange(seq.size), n_child.sum(axis=1))
-        child_code = np.repeat(np.tile(np.arange(d), seq.size), n_child.ravel())
-        lag = _sample_lags(child_code * d + code[parent], kernel, edges, gen)
-        child_time = time[parent] + lag
-        keep = child_time <= end[seq[parent]]
-        seq, code, time = seq[parent][keep], child_code[keep], child_time[keep]
-        total += seq.size
-        if total > max_events:
-            raise PathwaysInputError(f"simulation exceeded max_events={max_events}; lower the baseline or windows")
-        all_seq.append(seq)
-        all_code.append(code)
-        all_time.append(time)
-    seq, code, time = (np.concatenate(a) for a in (all_seq, all_code, all_time))
-    order = np.lexsort((code, time, seq))
-    offsets = np.zeros(start.size + 1, dtype=np.int64)
-    np.cumsum(np.bincount(seq, minlength=start.size), out=offsets[1:])
-    return time[order], code[order].astype(np.int64), offsets
+
+    def __init__(
+        self,
+        kernel_support: float | None = 30.0,
+        n_bins: int = 30,
+        kernel_discretization: TypingSequence[float] | None = None,
+        max_iter: int = 100,
+        tol: float = 1e-5,
+        device: str = "cpu",
+        warm_start: bool = False,
+    ):
+        self.kernel_support = kernel_support
+        self.n_bins = n_bins
+        self.kernel_discretization = kernel_discretization
+        self.max_iter = max_iter
+        self.tol = tol
+        self.device = device
+        self.warm_start = warm_start
+
+    # -- fitting ------------------------------------------------------------------------------------------------
+    def _check_params(self) -> np.ndarray:
+        if int(self.max_iter) != self.max_iter or self.max_iter < 1:
+            raise PathwaysInputError(f"argument 'max_iter': expected a positive integer, got {self.max_iter!r}")
+        if not (np.isfinite(self.tol) and self.tol >= 0):
+            raise PathwaysInputError(f"argument 'tol': expected a finite non-negative float, got {self.tol!r}")
+        return kernel_edges(self.kernel_support, self.n_bins, self.kernel_discretization)
+
+    def _design(self, seqs: Sequences, edges: np.ndarray | None = None) -> EMDesign:
+        return build_design(seqs.times, seqs.marks, seqs.offsets, seqs.start, seqs.end, seqs.n_codes,
+                            self.kernel_edges_ if edges is None else edges, _torch_device(self.device))
+
+    def _start(self, edges: np.ndarray, n_codes: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Previous fitted parameters when warm starting on the same codes and bins, else None."""
+        fitted = getattr(self, "kernel_", None)
+        if (self.warm_start and fitted is not None and fitted.shape == (n_codes, n_codes, edges.size - 1)
+                and np.array_equal(self.kernel_edges_, edges)):
+            # zeros are absorbing in EM: lift them a little so the fit may still move every cell
+            floor = 1e-8 * max(float(fitted.max()), 1e-12)
+            return np.maximum(self.baseline_, floor), np.maximum(fitted, floor)
+        return None, None
+
+    def _fit_sequences(self, seqs: Sequences, covariates: np.ndarray | None) -> None:
+        edges = self._check_params()
+        design = self._design(seqs, edges)
+        mu0, k0 = self._start(edges, seqs.n_codes)
+        result = fit_em(design, int(self.max_iter), float(self.tol), mu0, k0)
+        self.kernel_edges_ = edges
+        self.baseline_ = result.baseline
+        self.kernel_ = result.kernel
+        self.adjacency_ = (result.kernel * np.diff(edges)[None, None, :]).sum(axis=2)
+        self.n_iter_ = result.n_iter
+        self.converged_ = result.converged
+        self.log_likelihood_ = result.log_likelihood
+        self.history_ = [{"iter": t, "log_likelihood": ll} for t, ll in enumerate(result.history)]
+        self.n_pairs_ = design.n_pairs
+        if not result.converged:
+            logger.info("HawkesEM: tol=%g not reached after %d iterations", self.tol, result.n_iter)
+
+    # -- hooks of HawkesBase ------------------------------------------------------------------------------------
+    def _event_intensities(self, seqs: Sequences, baselines: np.ndarray) -> np.ndarray:
+        design = self._design(seqs)
+        kernel = torch.as_tensor(self.kernel_, dtype=torch.float64, device=design.exposure.device)
+        w = kernel.reshape(-1).index_select(0, design.cell)
+        excitation = torch.zeros(design.n_events, dtype=torch.float64, device=w.device)
+        excitation.index_add_(0, design.target, w)
+        return baselines[seqs.sequence_ids, seqs.marks] + excitation.cpu().numpy()
+
+    def _compensators(self, seqs: Sequences, baselines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        args = (seqs.times, seqs.marks, seqs.offsets, seqs.start)
+        own = own_compensators(*args, baselines, self.kernel_, self.kernel_edges_)
+        total = window_compensators(*args, seqs.end, baselines, self.kernel_, self.kernel_edges_)
+        return own, total
+
+    def _kernel_columns(self, lags: np.ndarray, sources: np.ndarray) -> np.ndarray:
+        lags = np.asarray(lags, dtype=np.float64)
+        m = bin_index(lags, self.kernel_edges_)
+        inside = (lags > 0) & (m >= 0) & (m < self.kernel_.shape[2])
+        out = np.zeros((lags.size, self.n_codes_))
+        out[inside] = self.kernel_[:, np.asarray(sources)[inside], m[inside]].T
+        return out
+
+    def _kernel_support_array(self) -> np.ndarray:
+        return np.full((self.n_codes_, self.n_codes_), float(self.kernel_edges_[-1]))
+
+    def _simulate_sequences(self, start: np.ndarray, end: np.ndarray, seed: SeedLike) -> Sequences:
+        # step kernels: one uniform-delay component per bin, weighted by the bin's mass
+        mass = np.moveaxis(self.kernel_ * np.diff(self.kernel_edges_)[None, None, :], 2, 0)
+        return simulate_hawkes(self.baseline_, mass, start=start, end=end, kernel="step",
+                               bin_edges=self.kernel_edges_, seed=seed, vocab=self.vocab_)
+
+    def _fisher_standard_errors(self, seqs: Sequences, baselines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        design = self._design(seqs)
+        lam = self._event_intensities(seqs, baselines)
+        return observed_information_se(np.asarray(self.baseline_), self.kernel_, self.kernel_edges_, design, lam)
