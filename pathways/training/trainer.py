@@ -1,42 +1,44 @@
-"""Training loop shared by every neural model: device, seeds, optimisation, early stopping, NaN guard.
+"""Training loop shared by every neural model: device, seeds, optimisation, early stopping, NaN guard, resume.
 
 A model hands the trainer an ``nn.Module`` whose ``forward(batch)`` returns ``{"loss": scalar, "n": count}`` where
 ``loss`` is the quantity to minimise for that batch (e.g. a summed negative log-likelihood) and ``n`` the number of
-events or samples it covers; the trainer reports ``loss / n`` averaged over the epoch.
+events or samples it covers; the trainer steps on ``loss / n`` and reports ``sum(loss) / sum(n)`` over the epoch.
+
+Beyond the loop itself the trainer offers: an LR schedule, gradient clipping, mixed precision on GPU, per-epoch CSV /
+TensorBoard logging, a progress bar, a stop on a non-finite loss that keeps the last good weights (and the last good
+``trainer_state.pt``), and ``resume=True`` continuing from ``checkpoint_dir/trainer_state.pt`` with the same result
+as an uninterrupted run (module, optimizer, scheduler, loss-scaler and RNG states are all saved after every epoch).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import logging
 import math
 import random
-from typing import Any, Callable, Iterable
+import sys
+import time
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 
 from pathways.errors import PathwaysInputError
+from pathways.training.device import resolve_device
+from pathways.training.loggers import MetricLogger, make_loggers
+from pathways.training.state import capture_rng, load_state, restore_rng, save_state
 
 logger = logging.getLogger("pathways")
 
 BatchSource = Callable[[int], Iterable[Any]]
+_PRECISIONS = ("32", "bf16", "16-mixed")
+
+__all__ = ["Trainer", "TrainingDivergedError", "resolve_device", "seed_everything", "move_batch"]
 
 
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; the module keeps its last good weights."""
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available else CPU; ``"cuda"`` without a GPU fails with a clear message."""
-    if isinstance(device, torch.device):
-        device = str(device)
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise PathwaysInputError(f"device={device!r} requested but no CUDA device is available (use 'cpu' or 'auto')")
-    if device not in ("cpu",) and not device.startswith("cuda") and device != "mps":
-        raise PathwaysInputError(f"device: expected 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
-    return torch.device(device)
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -49,14 +51,29 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 
 def move_batch(batch: Any, device: torch.device) -> Any:
-    """Move a batch (object with ``.to``, tensor, dict, tuple or list of them) to ``device``."""
+    """Move a batch (object with ``.to``, tensor, dataclass, dict, tuple or list of them) to ``device``."""
     if hasattr(batch, "to"):
         return batch.to(device)
+    if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        return dataclasses.replace(batch, **{f.name: move_batch(getattr(batch, f.name), device)
+                                             for f in dataclasses.fields(batch) if f.init})
     if isinstance(batch, dict):
         return {k: move_batch(v, device) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):
         return type(batch)(move_batch(v, device) for v in batch)
     return batch
+
+
+@dataclasses.dataclass
+class _Progress:
+    """Where a (possibly resumed) run stands."""
+
+    best_state: dict[str, torch.Tensor]
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    best_loss: float = math.inf
+    best_epoch: int | None = None
+    stale: int = 0
+    next_epoch: int = 0
 
 
 class Trainer:
@@ -67,12 +84,24 @@ class Trainer:
     max_epochs : maximum number of passes over the training batches.
     lr, weight_decay : AdamW settings.
     batch_size : read by models when they build their batch sources.
-    device : "auto", "cpu" or "cuda[:N]".
+    device : "auto" (CUDA when present), "cpu", "cuda[:N]"; an unavailable GPU fails with PathwaysInputError.
     patience : epochs without validation improvement before stopping (None: never stop early).
     grad_clip : max gradient norm (None: no clipping).
-    lr_schedule : None, "cosine" or "plateau".
+    lr_schedule : None, "cosine" (anneal over max_epochs) or "plateau" (halve when the monitored loss stalls).
+    precision : "32", "bf16" (bfloat16 autocast) or "16-mixed" (float16 autocast + loss scaling; CUDA only, float32
+        with a warning elsewhere).
     seed, deterministic : reproducibility controls.
-    progress : log one line per epoch.
+    log_dir : folder receiving ``metrics.csv`` (and ``tensorboard/``); None writes no files.
+    loggers : names among "csv", "tensorboard" (skipped with a warning when not installed).
+    progress : show a progress bar on stderr (tqdm when installed, else one log line per epoch).
+    checkpoint_dir : folder receiving ``trainer_state.pt`` after every epoch (None: nothing saved).
+    resume : continue from ``checkpoint_dir/trainer_state.pt`` when present (same result as not stopping).
+
+    Attributes
+    ----------
+    history : list of per-epoch dicts (epoch, train_loss, val_loss when validated, lr, seconds).
+    best_epoch_, best_loss_ : the epoch whose weights are kept and its monitored loss (after ``fit``).
+    stop_reason_ : "max_epochs" or "early_stopping" (after ``fit``).
 
     Examples
     --------
@@ -91,7 +120,9 @@ class Trainer:
 
     def __init__(self, max_epochs: int = 50, lr: float = 1e-3, weight_decay: float = 0.0, batch_size: int = 64,
                  device: str = "auto", patience: int | None = 5, grad_clip: float | None = 1.0,
-                 lr_schedule: str | None = None, seed: int = 0, deterministic: bool = False, progress: bool = True):
+                 lr_schedule: str | None = None, seed: int = 0, deterministic: bool = False, progress: bool = True,
+                 precision: str = "32", log_dir: str | None = None, loggers: Sequence[str] = ("csv",),
+                 checkpoint_dir: str | None = None, resume: bool = False):
         self.max_epochs = max_epochs
         self.lr = lr
         self.weight_decay = weight_decay
@@ -103,8 +134,14 @@ class Trainer:
         self.seed = seed
         self.deterministic = deterministic
         self.progress = progress
-        self.history: list[dict[str, float]] = []
+        self.precision = precision
+        self.log_dir = log_dir
+        self.loggers = loggers
+        self.checkpoint_dir = checkpoint_dir
+        self.resume = resume
+        self.history: list[dict[str, Any]] = []
 
+    # ------------------------------------------------------------------------------------------------------------
     def _scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
         if self.lr_schedule is None:
             return None
@@ -114,64 +151,194 @@ class Trainer:
             return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
         raise PathwaysInputError(f"lr_schedule: expected None, 'cosine' or 'plateau', got {self.lr_schedule!r}")
 
+    def _precision(self, device: torch.device) -> str:
+        if self.precision not in _PRECISIONS:
+            raise PathwaysInputError(f"precision: expected one of {_PRECISIONS}, got {self.precision!r}")
+        if self.precision == "16-mixed" and device.type != "cuda":
+            logger.warning("precision '16-mixed' needs CUDA; training in float32 on %s", device.type)
+            return "32"
+        return str(self.precision)
+
+    @staticmethod
+    def _autocast(precision: str, device: torch.device) -> Any:
+        if precision == "32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(device_type=device.type, dtype=dtype)
+
+    # ------------------------------------------------------------------------------------------------------------
     def fit(self, module: torch.nn.Module, train_batches: BatchSource,
-            val_batches: BatchSource | None = None) -> list[dict[str, float]]:
-        """Train ``module`` in place and return the per-epoch history; the best validation weights are kept."""
+            val_batches: BatchSource | None = None) -> list[dict[str, Any]]:
+        """Train ``module`` in place and return the per-epoch history; the best validation weights are kept.
+
+        Parameters
+        ----------
+        module : ``module(batch)`` returns ``{"loss": summed loss, "n": events or samples}``.
+        train_batches, val_batches : callables ``epoch -> iterable of batches``; shuffling should depend on the
+            epoch only (not on hidden state) so that a resumed run sees the same batches.
+
+        Raises
+        ------
+        TrainingDivergedError : the loss became NaN/Inf; the module holds its last good weights and
+            ``checkpoint_dir/trainer_state.pt`` still holds the last good epoch.
+        """
         seed_everything(self.seed, self.deterministic)
         device = resolve_device(self.device)
+        precision = self._precision(device)
         module.to(device)
         optimizer = torch.optim.AdamW(module.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         scheduler = self._scheduler(optimizer)
-        best_loss, best_state, stale = math.inf, copy.deepcopy(module.state_dict()), 0
-        self.history = []
-        for epoch in range(self.max_epochs):
-            train_loss = self._run_epoch(module, train_batches(epoch), device, optimizer, epoch, best_state)
-            record = {"epoch": epoch, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"]}
-            monitored = train_loss
-            if val_batches is not None:
-                monitored = record["val_loss"] = self.evaluate(module, val_batches(epoch), device)
-            self.history.append(record)
-            if self.progress:
-                logger.info("epoch %d: %s", epoch, {k: round(v, 5) for k, v in record.items() if k != "epoch"})
-            if scheduler is not None:
-                scheduler.step(monitored) if self.lr_schedule == "plateau" else scheduler.step()
-            if monitored < best_loss - 1e-9:
-                best_loss, best_state, stale = monitored, copy.deepcopy(module.state_dict()), 0
-            else:
-                stale += 1
-                if self.patience is not None and stale >= self.patience:
-                    break
-        module.load_state_dict(best_state)
+        scaler = torch.amp.GradScaler("cuda", enabled=precision == "16-mixed")
+        run = _Progress(best_state=copy.deepcopy(module.state_dict()))
+        if self.resume and self.checkpoint_dir is not None:
+            self._restore(module, optimizer, scheduler, scaler, run, device)
+        self.history = run.history
+        sinks = make_loggers(self.loggers, self.log_dir, history=run.history)
+        try:
+            self._loop(module, optimizer, scheduler, scaler, run, device, precision, train_batches, val_batches,
+                       sinks)
+        finally:
+            for sink in sinks:
+                sink.close()
+        module.load_state_dict(run.best_state)
+        self.best_epoch_, self.best_loss_ = run.best_epoch, run.best_loss
         return self.history
 
+    def _loop(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any,
+              run: _Progress, device: torch.device, precision: str, train_batches: BatchSource,
+              val_batches: BatchSource | None, sinks: list[MetricLogger]) -> None:
+        self.stop_reason_ = "max_epochs"
+        if self.patience is not None and run.stale >= self.patience:  # a resumed run that had already stopped
+            self.stop_reason_ = "early_stopping"
+            return
+        bar = _progress_bar(self.progress, int(self.max_epochs), run.next_epoch)
+        try:
+            for epoch in range(run.next_epoch, int(self.max_epochs)):
+                t0 = time.perf_counter()
+                train_loss = self._run_epoch(module, train_batches(epoch), device, optimizer, epoch, run.best_state,
+                                             scaler=scaler, precision=precision)
+                record: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss,
+                                          "lr": optimizer.param_groups[0]["lr"]}
+                monitored = train_loss
+                if val_batches is not None:
+                    monitored = record["val_loss"] = self.evaluate(module, val_batches(epoch), device,
+                                                                   precision=precision)
+                record["seconds"] = time.perf_counter() - t0
+                run.history.append(record)
+                if scheduler is not None:
+                    scheduler.step(monitored) if self.lr_schedule == "plateau" else scheduler.step()
+                if monitored < run.best_loss - 1e-9:
+                    run.best_loss, run.best_epoch, run.stale = monitored, epoch, 0
+                    run.best_state = copy.deepcopy(module.state_dict())
+                else:
+                    run.stale += 1
+                run.next_epoch = epoch + 1
+                self._after_epoch(module, optimizer, scheduler, scaler, run, record, sinks, bar)
+                if self.patience is not None and run.stale >= self.patience:
+                    self.stop_reason_ = "early_stopping"
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _after_epoch(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any,
+                     run: _Progress, record: dict[str, Any], sinks: list[MetricLogger], bar: Any) -> None:
+        """Log the epoch, save the resumable state, update the progress display."""
+        for sink in sinks:
+            sink.log(record["epoch"], record)
+        if self.checkpoint_dir is not None:
+            save_state(self.checkpoint_dir, {
+                "module": module.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": None if scheduler is None else scheduler.state_dict(),
+                "scaler": scaler.state_dict(), "rng": capture_rng(), "best_state": run.best_state,
+                "run": {"history": run.history, "best_loss": run.best_loss, "best_epoch": run.best_epoch,
+                        "stale": run.stale, "next_epoch": run.next_epoch},
+            })
+        shown = {k: round(v, 5) for k, v in record.items() if k in ("train_loss", "val_loss", "lr")}
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(shown)
+        elif self.progress:
+            logger.info("epoch %d: %s", record["epoch"], shown)
+
+    def _restore(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any,
+                 run: _Progress, device: torch.device) -> None:
+        state = load_state(self.checkpoint_dir, map_location=device)
+        if state is None:
+            logger.info("resume: no trainer_state.pt in %s, starting from epoch 0", self.checkpoint_dir)
+            return
+        try:
+            module.load_state_dict(state["module"])
+        except RuntimeError as exc:
+            raise PathwaysInputError(
+                f"resume: the trainer state in {self.checkpoint_dir} belongs to another model "
+                f"({str(exc).splitlines()[0]}); use another checkpoint_dir or resume=False"
+            ) from None
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state["scheduler"] is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        restore_rng(state["rng"])
+        saved = state["run"]
+        run.history = [dict(r) for r in saved["history"]]
+        run.best_loss, run.best_epoch = float(saved["best_loss"]), saved["best_epoch"]
+        run.stale, run.next_epoch = int(saved["stale"]), int(saved["next_epoch"])
+        run.best_state = state["best_state"]
+        logger.info("resume: continuing from epoch %d (%s)", run.next_epoch, self.checkpoint_dir)
+
+    # ------------------------------------------------------------------------------------------------------------
     def _run_epoch(self, module: torch.nn.Module, batches: Iterable[Any], device: torch.device,
-                   optimizer: torch.optim.Optimizer, epoch: int, good_state: dict[str, Any]) -> float:
+                   optimizer: torch.optim.Optimizer, epoch: int, good_state: dict[str, Any], *,
+                   scaler: Any = None, precision: str = "32") -> float:
         module.train()
         total, count = 0.0, 0
         for batch in batches:
-            out = module(move_batch(batch, device))
-            loss = out["loss"]
+            with self._autocast(precision, device):
+                out = module(move_batch(batch, device))
+            loss = out["loss"].float()
             if not torch.isfinite(loss):
                 module.load_state_dict(good_state)
                 raise TrainingDivergedError(f"loss is {loss.item()} at epoch {epoch}: training stopped, the module "
                                             f"keeps its last good weights (lower lr or enable grad_clip)")
             optimizer.zero_grad(set_to_none=True)
-            (loss / max(float(out["n"]), 1.0)).backward()
+            scaled = loss / max(float(out["n"]), 1.0)
+            if scaler is not None and scaler.is_enabled():
+                scaler.scale(scaled).backward()
+                scaler.unscale_(optimizer)
+            else:
+                scaled.backward()
             if self.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(module.parameters(), self.grad_clip)
-            optimizer.step()
+            if scaler is not None and scaler.is_enabled():
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
             total += float(loss.detach())
             count += int(out["n"])
         return total / max(count, 1)
 
     @torch.no_grad()
-    def evaluate(self, module: torch.nn.Module, batches: Iterable[Any], device: torch.device | None = None) -> float:
+    def evaluate(self, module: torch.nn.Module, batches: Iterable[Any], device: torch.device | None = None,
+                 *, precision: str = "32") -> float:
         """Mean loss per event/sample over ``batches`` (no gradient)."""
         device = device or resolve_device(self.device)
         module.eval()
         total, count = 0.0, 0
         for batch in batches:
-            out = module(move_batch(batch, device))
-            total += float(out["loss"])
+            with self._autocast(precision, device):
+                out = module(move_batch(batch, device))
+            total += float(out["loss"].float())
             count += int(out["n"])
         return total / max(count, 1)
+
+
+def _progress_bar(enabled: bool, total: int, initial: int) -> Any:
+    """A tqdm bar over epochs on stderr, or None (disabled, or tqdm not installed: log lines instead)."""
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=initial, desc="epochs", unit="epoch", file=sys.stderr, leave=False)
