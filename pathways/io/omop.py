@@ -1,0 +1,432 @@
+"""Read an OMOP CDM (v5.3 / v5.4) database into an EventLog.
+
+Each clinical domain table becomes one event category; concept ids become codes ``<vocabulary_id>:<concept_code>``
+through the ``concept`` table when present (else the concept id as text). All joins and filters run in DuckDB, so
+the source may be larger than memory; only numeric arrays come back. Every repair or drop of messy rows is a
+counted decision recorded in a :class:`~pathways.io.tabular.ReadReport`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from pathways.data import EventLog
+from pathways.errors import PathwaysInputError
+from pathways.io.tabular import (
+    DEFAULT_DATE_RANGE, ReadReport, TableSet, build_eventlog, check_errors_arg, date_bounds, days_sql,
+    in_range_sql, quote,
+)
+
+#: OMOP gender concepts.
+GENDER_CONCEPTS = {8507: "M", 8532: "F"}
+#: Gender concepts documented as "unknown / other / ambiguous": mapped to unknown sex without a warning.
+UNKNOWN_GENDER_CONCEPTS = (0, 8551, 8570, 8521, 4214687)
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Where one OMOP domain lives: table, concept column, start/end date columns, optional numeric value."""
+
+    table: str
+    concept: str
+    start: str
+    end: str | None = None
+    value: str | None = None
+    supply: str | None = None  # days_supply column (drugs): fills a missing end date
+
+
+DOMAINS: dict[str, Domain] = {
+    "drug": Domain("drug_exposure", "drug_concept_id", "drug_exposure_start_date", "drug_exposure_end_date",
+                   value="quantity", supply="days_supply"),
+    "drug_era": Domain("drug_era", "drug_concept_id", "drug_era_start_date", "drug_era_end_date"),
+    "condition": Domain("condition_occurrence", "condition_concept_id", "condition_start_date",
+                        "condition_end_date"),
+    "condition_era": Domain("condition_era", "condition_concept_id", "condition_era_start_date",
+                            "condition_era_end_date"),
+    "procedure": Domain("procedure_occurrence", "procedure_concept_id", "procedure_date"),
+    "visit": Domain("visit_occurrence", "visit_concept_id", "visit_start_date", "visit_end_date"),
+    "measurement": Domain("measurement", "measurement_concept_id", "measurement_date", value="value_as_number"),
+    "observation": Domain("observation", "observation_concept_id", "observation_date", value="value_as_number"),
+}
+DEFAULT_DOMAINS = ("drug", "condition", "procedure", "visit", "measurement")
+#: A domain whose table is absent falls back to its era table (and the other way round).
+_FALLBACK = {"drug": "drug_era", "drug_era": "drug", "condition": "condition_era", "condition_era": "condition"}
+CATEGORIES = ("drug", "condition", "procedure", "visit", "measurement", "observation", "death")
+
+
+def read_omop(
+    source: Any,
+    *,
+    domains: Sequence[str] | None = None,
+    tables: Mapping[str, Any] | None = None,
+    schema: str | None = None,
+    concept_codes: bool = True,
+    drug_ingredients: bool = False,
+    outside_observation: str = "drop",
+    keep_unmapped: bool = False,
+    death_events: bool = True,
+    duplicates: str = "drop",
+    date_range: tuple[str, str] | None = DEFAULT_DATE_RANGE,
+    errors: str = "warn",
+    return_report: bool = False,
+) -> EventLog | tuple[EventLog, ReadReport]:
+    """Read OMOP CDM tables into an EventLog (times in days since 1970-01-01).
+
+    Parameters
+    ----------
+    source : DuckDB database file, open DuckDB connection, or folder of ``<table>.csv`` / ``<table>.parquet``.
+    domains : domains to read among ``drug``, ``drug_era``, ``condition``, ``condition_era``, ``procedure``,
+        ``visit``, ``measurement``, ``observation``. ``None`` reads the default set and skips absent tables
+        (``drug``/``condition`` fall back to their era tables); an explicit domain whose table is absent errors.
+    tables : ``name -> path or DataFrame`` overriding or adding tables.
+    schema : schema of the CDM tables inside a database.
+    concept_codes : map concept ids to ``vocabulary_id:concept_code`` via ``concept`` when present.
+    drug_ingredients : map drug concepts to their ingredient(s) via ``concept_ancestor`` (one event per
+        ingredient of a combination drug; drugs without an ingredient keep their own concept).
+    outside_observation : events of persons who have observation periods but that fall outside all of them:
+        ``"drop"`` (default, OHDSI convention) or ``"keep"`` (the person's window is extended).
+    keep_unmapped : keep events with concept id 0/NULL as code ``"0"`` (default: dropped, counted).
+    death_events : add a ``death`` event (category ``death``) at each death date.
+    duplicates : events identical in every field: ``"drop"`` (counted), ``"keep"`` or ``"raise"``.
+    date_range : plausible dates; dates outside (placeholders) are treated as invalid. ``None`` accepts all.
+    errors : ``"warn"`` (counted decisions, the default) or ``"raise"`` (any drop or repair raises).
+    return_report : also return the :class:`ReadReport`.
+
+    Returns
+    -------
+    EventLog (and ReadReport). The report is also in ``log.patients.attrs["read_report"]``. Patients: every
+    person of ``person`` in ``person_id`` order with birth, sex, death, observation window (first start, last
+    end of their periods; first/last event when they have none) and ``n_observation_periods``.
+    """
+    check_errors_arg(errors)
+    if outside_observation not in ("drop", "keep"):
+        raise PathwaysInputError(f"outside_observation: expected 'drop' or 'keep', got {outside_observation!r}")
+    report = ReadReport("read_omop")
+    with TableSet(source, tables=tables, schema=schema) as ts:
+        reader = _OmopReader(ts, report, errors, date_bounds(date_range))
+        persons, pid_is_int = reader.persons()
+        events = reader.events(_resolve_domains(ts, domains, report), concept_codes, drug_ingredients,
+                               keep_unmapped)
+        deaths = reader.deaths(concept_codes)
+        if death_events and len(deaths):
+            events = reader.add_death_events(events, deaths)
+        persons = persons.merge(deaths, on="pid", how="left") if len(deaths) else persons.assign(death=np.nan)
+        events = reader.drop_unknown_persons(events)
+        persons, events = reader.observation(persons, events, outside_observation)
+        patients = _patients_frame(persons, pid_is_int)
+        log = build_eventlog(ts, events, patients, CATEGORIES, report, duplicates, errors)
+    return (log, report) if return_report else log
+
+
+def _resolve_domains(ts: TableSet, domains: Sequence[str] | None, report: ReadReport) -> list[str]:
+    explicit = domains is not None
+    wanted = list(DEFAULT_DOMAINS if domains is None else domains)
+    unknown = [d for d in wanted if d not in DOMAINS]
+    if unknown:
+        raise PathwaysInputError(f"domains: unknown domain(s) {unknown}; choose among {sorted(DOMAINS)}")
+    chosen: list[str] = []
+    for name in wanted:
+        if ts.has(DOMAINS[name].table):
+            chosen.append(name)
+            continue
+        alt = _FALLBACK.get(name)
+        if not explicit and alt and ts.has(DOMAINS[alt].table) and alt not in wanted:
+            report.note(f"domain {name}: table {DOMAINS[name].table} absent, read {DOMAINS[alt].table}", 0)
+            chosen.append(alt)
+        elif explicit:
+            raise PathwaysInputError(f"domains: table {DOMAINS[name].table!r} of domain {name!r} not found")
+        else:
+            report.note(f"domain {name}: table {DOMAINS[name].table} absent, skipped", 0)
+    return chosen
+
+
+class _OmopReader:
+    """The steps of :func:`read_omop`, each one SQL statement plus its counted decisions."""
+
+    def __init__(self, ts: TableSet, report: ReadReport, errors: str, bounds: tuple[float, float]):
+        self.ts, self.report, self.errors, self.bounds = ts, report, errors, bounds
+
+    def decide(self, step: str, decision: str, count: int, total: int | None = None, detail: str = "") -> None:
+        self.report.decide(step, decision, count, total, detail, errors=self.errors)
+
+    # -- person ---------------------------------------------------------------------------------------------------
+    def persons(self) -> tuple[pd.DataFrame, bool]:
+        """Persons table (pid text, birth, sex) deduplicated; whether person ids are integers."""
+        cols = self.ts.require("person", ["person_id", "year_of_birth"])
+        pid_is_int = any(k in cols["PERSON_ID"] for k in ("INT", "HUGEINT"))
+        opt = {c: (c if c.upper() in cols else "NULL") for c in
+               ("month_of_birth", "day_of_birth", "gender_concept_id", "birth_datetime")}
+        frame = self.ts.con.execute(
+            f"SELECT CAST(person_id AS VARCHAR) AS pid, TRY_CAST(year_of_birth AS INTEGER) AS y, "
+            f"TRY_CAST({opt['month_of_birth']} AS INTEGER) AS m, TRY_CAST({opt['day_of_birth']} AS INTEGER) AS d, "
+            f"TRY_CAST({opt['gender_concept_id']} AS BIGINT) AS g, "
+            f"{days_sql(opt['birth_datetime'])} AS bdt FROM {self.ts.ref('person')}"
+        ).df()
+        self.report.note("person rows", len(frame))
+        missing_id = frame["pid"].isna().to_numpy()
+        self.decide("person: missing person_id", "dropped", int(missing_id.sum()), len(frame))
+        frame = frame[~missing_id]
+        dup = frame["pid"].duplicated().to_numpy()
+        self.decide("person: duplicate person_id", "first row kept", int(dup.sum()), len(frame))
+        frame = frame[~dup].sort_values("pid", key=_id_sort_key(pid_is_int)).reset_index(drop=True)
+        birth = _birth_days(frame, self.report, self.errors, self.bounds)
+        sex = frame["g"].map(GENDER_CONCEPTS)
+        odd = frame["g"].notna() & sex.isna() & ~frame["g"].isin(UNKNOWN_GENDER_CONCEPTS)
+        self.decide("person: gender_concept_id not 8507/8532", "sex unknown", int(odd.sum()), len(frame),
+                    "documented unknown concepts (0, 8551, 8570, 8521) are not counted here")
+        out = pd.DataFrame({"pid": frame["pid"].to_numpy(), "birth": birth,
+                            "sex": pd.Categorical(sex, categories=["F", "M"])})
+        return out, pid_is_int
+
+    # -- clinical events ----------------------------------------------------------------------------------------
+    def events(self, domains: list[str], concept_codes: bool, ingredients: bool, keep_unmapped: bool) -> str:
+        """Temp table of events (pid, t, e, value, code, cat) from every domain table."""
+        has_concept = concept_codes and self.ts.has("concept")
+        if concept_codes and not self.ts.has("concept"):
+            self.report.note("concept table absent: codes are concept ids", 0)
+        parts = [self._domain_sql(name, keep_unmapped, ingredients) for name in domains]
+        if not parts:
+            raise PathwaysInputError("domains: none of the requested domain tables exist in the source")
+        raw = self.ts.temp_table(" UNION ALL ".join(parts), "omop_raw")
+        return self._map_codes(raw, has_concept)
+
+    def _domain_sql(self, name: str, keep_unmapped: bool, ingredients: bool) -> str:
+        dom = DOMAINS[name]
+        cols = self.ts.require(dom.table, ["person_id", dom.concept, dom.start])
+        ref = self.ts.ref(dom.table)
+        cat = CATEGORIES.index(name.replace("_era", ""))
+        start = days_sql(dom.start)
+        end = days_sql(dom.end) if dom.end and dom.end.upper() in cols else "NULL"
+        supply = (f"TRY_CAST({dom.supply} AS DOUBLE)" if dom.supply and dom.supply.upper() in cols else "NULL")
+        value = f"TRY_CAST({dom.value} AS DOUBLE)" if dom.value and dom.value.upper() in cols else "NULL"
+        n = self.ts.scalar(f"SELECT count(*) FROM {ref}")
+        self.report.note(f"{dom.table} rows", n)
+        concept = f"TRY_CAST({dom.concept} AS BIGINT)"
+        stats = self.ts.con.execute(
+            f"SELECT count(*) FILTER (WHERE s IS NULL), count(*) FILTER (WHERE s IS NOT NULL AND NOT ({in_range_sql('s', self.bounds)})), "
+            f"count(*) FILTER (WHERE coalesce(c, 0) = 0), count(*) FILTER (WHERE s IS NOT NULL AND e IS NULL), "
+            f"count(*) FILTER (WHERE e IS NULL AND sup > 0), count(*) FILTER (WHERE e < s), "
+            f"count(*) FILTER (WHERE e IS NOT NULL AND NOT ({in_range_sql('e', self.bounds)})) "
+            f"FROM (SELECT {start} AS s, {end} AS e, {concept} AS c, {supply} AS sup FROM {ref})"
+        ).fetchall()[0]
+        self.decide(f"{dom.table}: start date missing or unparseable", "dropped", stats[0], n)
+        self.decide(f"{dom.table}: start date out of date_range", "dropped", stats[1], n)
+        self.decide(f"{dom.table}: concept id 0 or NULL", "kept as code '0'" if keep_unmapped else "dropped",
+                    stats[2], n)
+        self.decide(f"{dom.table}: end date out of date_range", "end missing", stats[6], n)
+        if dom.end:
+            self.decide(f"{dom.table}: end date missing", "point event (end NaN) unless days_supply",
+                        stats[3] - stats[4], n)
+            if dom.supply:
+                self.decide(f"{dom.table}: end date missing", "end = start + days_supply - 1", stats[4], n)
+            self.decide(f"{dom.table}: end before start", "end = start", stats[5], n)
+        keep_concept = "TRUE" if keep_unmapped else "coalesce(c, 0) <> 0"
+        sql = (
+            f"SELECT pid, s AS t, CASE WHEN e IS NULL AND sup > 0 THEN s + sup - 1 WHEN e < s THEN s ELSE e END AS e, "
+            f"v AS value, coalesce(c, 0) AS c, {cat} AS cat FROM ("
+            f"SELECT CAST(person_id AS VARCHAR) AS pid, {start} AS s, "
+            f"CASE WHEN {in_range_sql(end, self.bounds)} THEN {end} END AS e, {value} AS v, {concept} AS c, "
+            f"{supply} AS sup FROM {ref}) WHERE s IS NOT NULL AND {in_range_sql('s', self.bounds)} AND {keep_concept}"
+        )
+        if name == "drug" and ingredients:
+            sql = self._ingredients_sql(sql)
+        return sql
+
+    def _ingredients_sql(self, drug_sql: str) -> str:
+        if not (self.ts.has("concept_ancestor") and self.ts.has("concept")):
+            raise PathwaysInputError("drug_ingredients=True needs the 'concept_ancestor' and 'concept' tables")
+        self.ts.require("concept_ancestor", ["ancestor_concept_id", "descendant_concept_id"])
+        self.ts.require("concept", ["concept_id", "concept_class_id"])
+        ing = self.ts.temp_table(
+            f"SELECT DISTINCT TRY_CAST(ca.descendant_concept_id AS BIGINT) AS c, "
+            f"TRY_CAST(ca.ancestor_concept_id AS BIGINT) AS ing FROM {self.ts.ref('concept_ancestor')} ca "
+            f"JOIN {self.ts.ref('concept')} k ON TRY_CAST(k.concept_id AS BIGINT) = TRY_CAST(ca.ancestor_concept_id AS BIGINT) "
+            f"WHERE k.concept_class_id = 'Ingredient'", "ingredients")
+        drugs = self.ts.temp_table(drug_sql, "drugs")
+        n, no_ing, extra = self.ts.con.execute(
+            f"SELECT (SELECT count(*) FROM {drugs}), "
+            f"(SELECT count(*) FROM {drugs} d WHERE NOT EXISTS (SELECT 1 FROM {ing} i WHERE i.c = d.c)), "
+            f"(SELECT count(*) FROM {drugs} d JOIN {ing} i ON i.c = d.c) - "
+            f"(SELECT count(*) FROM {drugs} d WHERE EXISTS (SELECT 1 FROM {ing} i WHERE i.c = d.c))"
+        ).fetchall()[0]
+        self.decide("drug_exposure: no ingredient in concept_ancestor", "own concept kept", no_ing, n)
+        self.decide("drug_exposure: combination drugs", "one extra event per extra ingredient", extra, n)
+        return (f"SELECT d.pid, d.t, d.e, d.value, coalesce(i.ing, d.c) AS c, d.cat FROM {drugs} d "
+                f"LEFT JOIN {ing} i ON i.c = d.c")
+
+    def _map_codes(self, raw: str, has_concept: bool) -> str:
+        if not has_concept:
+            return self.ts.temp_table(
+                f"SELECT pid, t, e, value, CAST(c AS VARCHAR) AS code, cat FROM {raw}", "omop_events")
+        self.ts.require("concept", ["concept_id", "vocabulary_id", "concept_code"])
+        concept = self.ts.ref("concept")
+        events = self.ts.temp_table(
+            f"SELECT r.pid, r.t, r.e, r.value, CASE WHEN k.cid IS NULL THEN CAST(r.c AS VARCHAR) "
+            f"ELSE k.vocabulary_id || ':' || k.concept_code END AS code, r.cat, k.cid IS NULL AS unmapped "
+            f"FROM {raw} r LEFT JOIN (SELECT DISTINCT ON (cid) TRY_CAST(concept_id AS BIGINT) AS cid, "
+            f"vocabulary_id, concept_code FROM {concept}) k ON k.cid = r.c", "omop_events")
+        n, unmapped = self.ts.con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE unmapped AND code <> '0') FROM {events}").fetchall()[0]
+        self.decide("concept id absent from concept table", "concept id kept as code", unmapped, n)
+        return events
+
+    # -- death --------------------------------------------------------------------------------------------------
+    def deaths(self, concept_codes: bool) -> pd.DataFrame:
+        """One row per person with a valid death date: pid, death (days) and death_cause when recorded."""
+        if not self.ts.has("death"):
+            self.report.note("death table absent", 0)
+            return pd.DataFrame({"pid": pd.Series([], dtype=object), "death": pd.Series([], dtype=float)})
+        cols = self.ts.require("death", ["person_id", "death_date"])
+        ref = self.ts.ref("death")
+        cause = "CAST(TRY_CAST(d.cause_concept_id AS BIGINT) AS VARCHAR)" if "CAUSE_CONCEPT_ID" in cols else "NULL"
+        join = ""
+        if cause != "NULL" and concept_codes and self.ts.has("concept"):
+            join = (f"LEFT JOIN (SELECT DISTINCT ON (cid) TRY_CAST(concept_id AS BIGINT) AS cid, "
+                    f"vocabulary_id || ':' || concept_code AS kcode FROM {self.ts.ref('concept')}) k "
+                    f"ON k.cid = TRY_CAST(d.cause_concept_id AS BIGINT)")
+            cause = f"coalesce(k.kcode, {cause})"
+        frame = self.ts.con.execute(
+            f"SELECT CAST(d.person_id AS VARCHAR) AS pid, {days_sql('d.death_date')} AS death, {cause} AS cause "
+            f"FROM {ref} d {join}").df()
+        self.report.note("death rows", len(frame))
+        bad = frame["death"].isna() | ~frame["death"].between(*self.bounds)
+        self.decide("death: date missing, unparseable or out of date_range", "dropped", int(bad.sum()), len(frame))
+        frame = frame[~bad].sort_values(["pid", "death"], kind="stable")
+        dup = frame["pid"].duplicated().to_numpy()
+        self.decide("death: several rows per person", "earliest kept", int(dup.sum()), len(frame))
+        frame = frame[~dup]
+        out = frame[["pid", "death"]].reset_index(drop=True)
+        if frame["cause"].notna().any():
+            out["death_cause"] = frame["cause"].to_numpy(dtype=object)
+        return out
+
+    def add_death_events(self, events: str, deaths: pd.DataFrame) -> str:
+        """Append one ``death`` event per death date."""
+        self.ts.con.register("pw_deaths", deaths[["pid", "death"]])
+        try:
+            self.ts.con.execute(
+                f"INSERT INTO {events} SELECT pid, death, NULL, NULL, 'death', {CATEGORIES.index('death')}"
+                + (", FALSE" if _has_column(self.ts, events, "unmapped") else "") + " FROM pw_deaths")
+        finally:
+            self.ts.con.unregister("pw_deaths")
+        return events
+
+    def drop_unknown_persons(self, events: str) -> str:
+        n, unknown = self.ts.con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE p.pid IS NULL) FROM {events} e "
+            f"LEFT JOIN (SELECT DISTINCT CAST(person_id AS VARCHAR) AS pid FROM {self.ts.ref('person')}) p "
+            f"ON e.pid = p.pid").fetchall()[0]
+        self.decide("events of persons absent from person", "dropped", unknown, n)
+        if not unknown:
+            return events
+        return self.ts.temp_table(
+            f"SELECT * FROM {events} e WHERE e.pid IN (SELECT CAST(person_id AS VARCHAR) FROM {self.ts.ref('person')})",
+            "omop_known")
+
+    # -- observation periods ------------------------------------------------------------------------------------
+    def observation(self, persons: pd.DataFrame, events: str, rule: str) -> tuple[pd.DataFrame, str]:
+        """Attach observation windows; apply ``outside_observation`` to events outside every period."""
+        persons = persons.assign(start=np.nan, end=np.nan, n_observation_periods=0)
+        if not self.ts.has("observation_period"):
+            self.report.note("observation_period absent: windows = first/last event", 0)
+            return persons, events
+        self.ts.require("observation_period", ["person_id", "observation_period_start_date",
+                                               "observation_period_end_date"])
+        ref = self.ts.ref("observation_period")
+        db_end = self.ts.scalar(f"SELECT max(coalesce(e, t)) FROM {events}")
+        raw = self.ts.temp_table(
+            f"SELECT CAST(person_id AS VARCHAR) AS pid, {days_sql('observation_period_start_date')} AS s, "
+            f"{days_sql('observation_period_end_date')} AS e FROM {ref}", "op_raw")
+        self.ts.con.register("pw_persons", persons[["pid"]])
+        n, unknown, no_start, no_end, reversed_ = self.ts.con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE pid NOT IN (SELECT pid FROM pw_persons)), "
+            f"count(*) FILTER (WHERE s IS NULL OR NOT ({in_range_sql('s', self.bounds)})), "
+            f"count(*) FILTER (WHERE s IS NOT NULL AND (e IS NULL OR NOT ({in_range_sql('e', self.bounds)}))), "
+            f"count(*) FILTER (WHERE e < s) FROM {raw}").fetchall()[0]
+        self.report.note("observation_period rows", n)
+        self.decide("observation_period: person absent from person", "dropped", unknown, n)
+        self.decide("observation_period: start missing or invalid", "dropped", no_start, n)
+        self.decide("observation_period: end missing or invalid", "end = last date in the database", no_end, n,
+                    "open period")
+        self.decide("observation_period: end before start", "dropped", reversed_, n)
+        fill_end = "NULL" if db_end is None else repr(float(db_end))
+        periods = self.ts.temp_table(
+            f"SELECT pid, s, CASE WHEN e IS NULL OR NOT ({in_range_sql('e', self.bounds)}) THEN greatest(s, {fill_end}) "
+            f"ELSE e END AS e FROM {raw} WHERE pid IN (SELECT pid FROM pw_persons) AND s IS NOT NULL "
+            f"AND {in_range_sql('s', self.bounds)} AND NOT coalesce(e < s, FALSE)", "op")
+        windows = self.ts.con.execute(
+            f"SELECT pid, min(s) AS start, max(e) AS end, count(*) AS n FROM {periods} GROUP BY pid").df()
+        merged = persons.drop(columns=["start", "end", "n_observation_periods"]).merge(windows, on="pid", how="left")
+        persons = persons.assign(start=merged["start"].to_numpy(float), end=merged["end"].to_numpy(float),
+                                 n_observation_periods=merged["n"].fillna(0).to_numpy(np.int64))
+        self.report.note("persons without observation period (window = first/last event)",
+                         int((persons["n_observation_periods"] == 0).sum()))
+        flagged = self.ts.temp_table(
+            f"SELECT e.*, EXISTS (SELECT 1 FROM {periods} p WHERE p.pid = e.pid) AS has_op, "
+            f"EXISTS (SELECT 1 FROM {periods} p WHERE p.pid = e.pid AND e.t BETWEEN p.s AND p.e) AS inside "
+            f"FROM {events} e", "omop_flagged")
+        n_ev, outside = self.ts.con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE has_op AND NOT inside) FROM {flagged}").fetchall()[0]
+        self.ts.con.unregister("pw_persons")
+        if rule == "drop":
+            self.decide("events outside every observation period", "dropped", outside, n_ev)
+            return persons, self.ts.temp_table(
+                f"SELECT * FROM {flagged} WHERE inside OR NOT has_op", "omop_inside")
+        self.decide("events outside every observation period", "kept, window extended", outside, n_ev)
+        span = self.ts.con.execute(f"SELECT pid, min(t) AS lo, max(t) AS hi FROM {flagged} GROUP BY pid").df()
+        span = persons[["pid"]].merge(span, on="pid", how="left")
+        has_window = persons["n_observation_periods"].to_numpy() > 0
+        start = persons["start"].to_numpy(float)
+        end = persons["end"].to_numpy(float)
+        persons["start"] = np.where(has_window, np.fmin(start, span["lo"].to_numpy(float)), start)
+        persons["end"] = np.where(has_window, np.fmax(end, span["hi"].to_numpy(float)), end)
+        return persons, flagged
+
+def _has_column(ts: TableSet, table: str, column: str) -> bool:
+    return column.upper() in {r[0].upper() for r in ts.con.execute(f"DESCRIBE {table}").fetchall()}
+
+
+def _id_sort_key(numeric: bool):
+    """Sort person ids numerically when they are integers, else as text."""
+    if numeric:
+        return lambda s: pd.to_numeric(s)
+    return None
+
+
+def _birth_days(frame: pd.DataFrame, report: ReadReport, errors: str, bounds: tuple[float, float]) -> np.ndarray:
+    """Birth in days since 1970: birth_datetime, else year/month/day of birth (missing month/day -> 1)."""
+    month_missing = frame["m"].isna() & frame["y"].notna() & frame["bdt"].isna()
+    day_missing = frame["d"].isna() & frame["y"].notna() & frame["bdt"].isna()
+    report.decide("person: month_of_birth missing", "month 1 (January) imputed", int(month_missing.sum()),
+                  len(frame), errors=errors)
+    report.decide("person: day_of_birth missing", "day 1 imputed", int((day_missing & ~month_missing).sum()),
+                  len(frame), errors=errors)
+    stamps = pd.to_datetime(pd.DataFrame({"year": frame["y"], "month": frame["m"].fillna(1),
+                                          "day": frame["d"].fillna(1)}), errors="coerce")
+    days = ((stamps - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)).to_numpy(dtype=float, na_value=np.nan)
+    days = np.where(frame["bdt"].notna(), frame["bdt"].to_numpy(dtype=float, na_value=np.nan), days)
+    bad = np.isfinite(days) & ((days < bounds[0]) | (days > bounds[1]))
+    bad |= np.isnan(days) & frame["y"].notna().to_numpy()
+    report.decide("person: birth date invalid or out of date_range", "birth unknown", int(bad.sum()), len(frame),
+                  errors=errors)
+    days[bad] = np.nan
+    return days
+
+
+def _patients_frame(persons: pd.DataFrame, pid_is_int: bool) -> pd.DataFrame:
+    ids = persons["pid"].astype(np.int64) if pid_is_int else persons["pid"].astype(object)
+    out = pd.DataFrame({
+        "patient_id": ids.to_numpy(), "birth": persons["birth"].to_numpy(float), "sex": persons["sex"].to_numpy(),
+        "death": persons["death"].to_numpy(float), "start": persons["start"].to_numpy(float),
+        "end": persons["end"].to_numpy(float), "n_observation_periods": persons["n_observation_periods"].to_numpy(),
+    })
+    out["sex"] = pd.Categorical(persons["sex"], categories=["F", "M"])
+    if "death_cause" in persons:
+        out["death_cause"] = persons["death_cause"].to_numpy()
+    return out
+
+
+__all__ = ["read_omop", "DOMAINS", "DEFAULT_DOMAINS", "CATEGORIES", "Domain"]
