@@ -56,7 +56,7 @@ from pathways.data.eventlog import EventLog
 from pathways.data.vocabulary import Vocabulary
 from pathways.encode.sequences import Sequences, to_sequences
 from pathways.errors import PathwaysInputError
-from pathways.models.base import PathwaysEstimator
+from pathways.models.base import NotFittedError, PathwaysEstimator
 from pathways.utils import SeedLike, rng, segment_ids
 
 HawkesData = EventLog | Sequences | Sequence[Sequence[np.ndarray]]
@@ -193,7 +193,7 @@ class HawkesBase(PathwaysEstimator, abc.ABC):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "adjacency_"):
-            raise PathwaysInputError(f"{type(self).__name__}: call fit before using the fitted model")
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit first")
 
     def _code_index(self, code: int | str, name: str) -> int:
         if isinstance(code, (int, np.integer)):
@@ -298,7 +298,7 @@ class HawkesBase(PathwaysEstimator, abc.ABC):
         if hist_t.size == 0:
             return out
         # all (query, history event) pairs, chunked over queries so memory stays bounded
-        step = max(1, chunk // hist_t.size)
+        step = max(1, chunk // (hist_t.size * self.n_codes_))
         for lo in range(0, t.size, step):
             q = t[lo:lo + step]
             lags = (q[:, None] - hist_t[None, :]).ravel()
@@ -370,7 +370,6 @@ class HawkesBase(PathwaysEstimator, abc.ABC):
             result = self._bootstrap_intervals(data, alpha, int(n_boot), seed, covariate_values)
         else:
             raise PathwaysInputError(f"method: expected 'bootstrap' or 'fisher', got {method!r}")
-        self.confidence_intervals_ = result
         return result
 
     def _bootstrap_intervals(self, data: HawkesData, alpha: float, n_boot: int, seed: SeedLike,

@@ -1,0 +1,768 @@
+"""Parametric Hawkes learners with exponential and sum-of-exponential kernels (torch underneath, CPU or CUDA).
+
+Kernel: φ_ij(t) = Σ_u a^u_ij β_u e^{-β_u t}; ``adjacency_[i, j] = Σ_u a^u_ij`` (the kernel's L1 norm, tick's
+convention). Baseline μ_i, optionally modulated per patient by covariates: μ_{p,i} = μ_i exp(z_p · γ_i).
+
+How the likelihood is computed without a Python loop per event and in memory linear in events
+------------------------------------------------------------------------------------------------
+Sort the events of each sequence by code: each (sequence, code) pair is a *stream*. Along a stream, the decayed
+count S_l = Σ_{l' ≤ l} e^{-β(t_l - t_l')} obeys the linear recurrence S_l = e^{-β(t_l - t_{l-1})} S_{l-1} + 1, solved
+for all streams at once by a log-depth parallel scan (products of decays never overflow). The design feature of event
+k for source code j, g_j(t_k) = β Σ_{t_l < t_k, c_l = j} e^{-β(t_k - t_l)}, is then β e^{-β(t_k - t_l*)} S_{l*} with l*
+the last event of stream (seq(k), j) strictly before t_k, found by one integer ``searchsorted``. Only pairs (event,
+code present earlier in the same sequence) are stored: memory is Σ_p n_p d_p (n_p events and d_p distinct codes of
+patient p), at most N·D, and far less on patient data. The index structure does not depend on β, so learning the
+decays reuses it and differentiates through the scan with torch autograd.
+
+Solvers
+-------
+* ``fit_method="least-squares"``: the contrast ∫λ² - 2Σλ(t_k) is quadratic with one Hessian shared by all target
+  codes (sufficient statistics of size (1 + DK)²), minimised by FISTA with the penalty's proximal operator and
+  positivity.
+* ``fit_method="likelihood"`` (default): warm start from least squares, then projected L-BFGS-B (bounds μ > 0, a ≥ 0)
+  on the negative log-likelihood per event; with positivity the L1 / L2 / elastic-net penalties are smooth there.
+  The nuclear penalty uses monotone FISTA with backtracking and an exact (Dykstra) proximal step.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.optimize
+import scipy.sparse
+import torch
+
+from pathways.data.eventlog import EventLog
+from pathways.encode.sequences import Sequences
+from pathways.errors import PathwaysInputError
+from pathways.models.hawkes.base import HawkesBase
+from pathways.synthetic.hawkes import simulate_hawkes
+from pathways.utils import SeedLike, logger, offsets_from_sorted, segment_ids
+
+_PENALTIES = (None, "none", "l1", "l2", "elasticnet", "nuclear")
+_METHODS = ("likelihood", "least-squares")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# design: β-independent index structure + β-dependent values
+# ------------------------------------------------------------------------------------------------------------------
+def linear_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Solve h_l = a_l h_{l-1} + b_l (h_{-1} = 0) along dim 0 by Hillis-Steele doubling (log2(n) vector steps).
+
+    Setting a_l = 0 restarts the recurrence, so one call scans many segments. Differentiable (no in-place ops).
+    """
+    n, off = a.shape[0], 1
+    while off < n:
+        b = torch.cat([b[:off], b[off:] + a[off:] * b[:-off]])
+        a = torch.cat([a[:off], a[off:] * a[:-off]])
+        off *= 2
+    return b
+
+
+@dataclass
+class _Design:
+    """Sparse design of the exponential recurrences for one Sequences object (see module docstring)."""
+
+    n_events: int
+    n_codes: int
+    code: np.ndarray        # (N,) mark of each event
+    seq: np.ndarray         # (N,) sequence of each event
+    time: np.ndarray        # (N,) event times
+    since_start: np.ndarray  # (N,) t_k - start_p
+    to_end: np.ndarray      # (N,) end_p - t_k
+    duration: np.ndarray    # (P,) window lengths
+    stream_gap: np.ndarray  # (N,) gap to previous event of the same stream (stream-sorted order), inf at starts
+    row: np.ndarray         # (M,) event of each entry
+    col: np.ndarray         # (M,) source code of each entry
+    lag: np.ndarray         # (M,) t_k - t_{l*}
+    last: np.ndarray        # (M,) stream-sorted position of l*
+    count: np.ndarray       # (M,) number of source events strictly before t_k
+
+    @property
+    def n_entries(self) -> int:
+        return int(self.row.size)
+
+
+def build_design(seqs: Sequences, max_pairs: int = 1 << 22) -> _Design:
+    """Index structure of the design features of ``seqs`` (vectorised; chunks bound temporary memory)."""
+    n, d = seqs.n_events, seqs.n_codes
+    t, c = seqs.times, seqs.marks
+    seq = segment_ids(seqs.offsets)
+    # first event of each tie group (same sequence, same time): its history is strictly earlier events
+    new = np.ones(n, dtype=bool)
+    new[1:] = (seq[1:] != seq[:-1]) | (t[1:] != t[:-1])
+    group_first = np.maximum.accumulate(np.where(new, np.arange(n), 0))
+    # streams = (sequence, code) runs in stream-sorted order, keeping time order inside
+    order = np.lexsort((np.arange(n), c, seq))
+    s_seq, s_code, s_time = seq[order], c[order], t[order]
+    s_new = np.ones(n, dtype=bool)
+    s_new[1:] = (s_seq[1:] != s_seq[:-1]) | (s_code[1:] != s_code[:-1])
+    stream_of = np.cumsum(s_new) - 1
+    stream_start = np.flatnonzero(s_new)
+    gap = np.empty(n)
+    gap[0:1] = np.inf
+    gap[1:] = np.where(s_new[1:], np.inf, np.diff(s_time))
+    seq_streams = offsets_from_sorted(s_seq[stream_start], len(seqs))
+    keys = stream_of * (n + 1) + order  # increasing: by stream, then by position in the flat order
+    reps = np.diff(seq_streams)[seq]
+    rows, cols, lasts, counts = [], [], [], []
+    for lo, hi in _chunks(reps, max_pairs):  # loop over chunks of ~max_pairs pairs, not over events
+        rk = np.repeat(np.arange(lo, hi), reps[lo:hi])
+        first = np.repeat(np.cumsum(reps[lo:hi]) - reps[lo:hi], reps[lo:hi])
+        st = seq_streams[seq[rk]] + np.arange(rk.size) - first
+        pos = np.searchsorted(keys, st * (n + 1) + group_first[rk], side="left")
+        cnt = pos - stream_start[st]
+        keep = cnt > 0
+        rows.append(rk[keep]), cols.append(s_code[stream_start[st[keep]]])
+        lasts.append(pos[keep] - 1), counts.append(cnt[keep])
+    cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
+    row, last = cat(rows, np.int64), cat(lasts, np.int64)
+    return _Design(n, d, c, seq, t, t - seqs.start[seq], seqs.end[seq] - t, seqs.end - seqs.start, gap, row,
+                   cat(cols, np.int64), t[row] - s_time[last], last, cat(counts, np.float64))
+
+
+def _chunks(reps: np.ndarray, max_pairs: int) -> list[tuple[int, int]]:
+    """Split event positions into ranges whose repeat counts sum to about ``max_pairs``."""
+    if reps.size == 0:
+        return []
+    cum = np.cumsum(reps)
+    cuts = np.searchsorted(cum, np.arange(max_pairs, int(cum[-1]), max_pairs), side="right")
+    bounds = np.unique(np.concatenate([[0], cuts, [reps.size]]))
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+
+
+class _Tensors:
+    """Design arrays moved to a torch device once, plus β-dependent values (cached for fixed decays)."""
+
+    def __init__(self, design: _Design, device: torch.device):
+        as_t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
+        self.design, self.device = design, device
+        self.code, self.seq, self.row, self.col = (as_t(design.code), as_t(design.seq), as_t(design.row),
+                                                   as_t(design.col))
+        self.flat = as_t(design.code[design.row] * design.n_codes + design.col)  # (target, source) of each entry
+        self.lag, self.last, self.count = as_t(design.lag), as_t(design.last), as_t(design.count)
+        self.gap, self.to_end = as_t(design.stream_gap), as_t(design.to_end)
+        self.src_code = as_t(design.code)
+        self.duration, self.since_start = as_t(design.duration), as_t(design.since_start)
+        self._cache: tuple[tuple[float, ...], torch.Tensor, torch.Tensor] | None = None
+
+    def values(self, decays: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Design values X (M, K) and per-source integrals G (D, K) = Σ_l (1 - e^{-β (end - t_l)})."""
+        key = tuple(decays.detach().cpu().tolist())
+        if not decays.requires_grad and self._cache is not None and self._cache[0] == key:
+            return self._cache[1], self._cache[2]
+        decay_factor = torch.exp(-self.gap[:, None] * decays[None, :])  # 0 at stream starts (gap = inf)
+        s = linear_scan(decay_factor, torch.ones_like(decay_factor))
+        x = decays[None, :] * torch.exp(-self.lag[:, None] * decays[None, :]) * s[self.last]
+        tail = -torch.expm1(-self.to_end[:, None] * decays[None, :])
+        g = torch.zeros(self.design.n_codes, decays.numel(), dtype=x.dtype, device=self.device)
+        g = g.index_add(0, self.src_code, tail)
+        if not decays.requires_grad:
+            self._cache = (key, x, g)
+        return x, g
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# parameters and objective
+# ------------------------------------------------------------------------------------------------------------------
+@dataclass
+class _Layout:
+    """Positions of μ (scaled), A (D, D, K), γ (D, q) and log β (K, when learned) in the flat parameter vector."""
+
+    d: int
+    k: int
+    q: int
+    learn_decay: bool
+
+    @property
+    def sizes(self) -> list[int]:
+        return [self.d, self.d * self.d * self.k, self.d * self.q, self.k if self.learn_decay else 0]
+
+    @property
+    def size(self) -> int:
+        return sum(self.sizes)
+
+    def split(self, theta: torch.Tensor) -> list[torch.Tensor]:
+        mu, a, gamma, log_beta = torch.split(theta, self.sizes)
+        return [mu, a.reshape(self.d, self.d, self.k), gamma.reshape(self.d, self.q), log_beta]
+
+
+class _Objective:
+    """Negative log-likelihood per event (+ smooth penalty) of the exp-kernel Hawkes model, with torch autograd."""
+
+    def __init__(self, tensors: _Tensors, layout: _Layout, decays: np.ndarray, mu_scale: np.ndarray,
+                 covariates: np.ndarray | None, strength: float, penalty: str | None, ratio: float):
+        self.t, self.layout = tensors, layout
+        dev = tensors.device
+        self.decays = torch.as_tensor(decays, dtype=torch.float64, device=dev)
+        self.mu_scale = torch.as_tensor(mu_scale, dtype=torch.float64, device=dev)
+        self.z = None if covariates is None else torch.as_tensor(covariates, dtype=torch.float64, device=dev)
+        self.strength, self.penalty, self.ratio = strength, penalty, ratio
+        self.n = max(tensors.design.n_events, 1)
+
+    def parts(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(baseline per event (N,), excitation per event (N,), integral of λ, decays) at ``theta``."""
+        mu_s, a, gamma, log_beta = self.layout.split(theta)
+        mu = mu_s * self.mu_scale
+        decays = torch.exp(log_beta) if self.layout.learn_decay else self.decays
+        x, g = self.t.values(decays)
+        exc = torch.zeros(self.t.design.n_events, dtype=theta.dtype, device=theta.device)
+        if x.shape[0]:
+            exc = exc.index_add(0, self.t.row, (a.reshape(-1, self.layout.k)[self.t.flat] * x).sum(1))
+        base_integral = mu * self.t.duration.sum()
+        base = mu[self.t.code]
+        if self.z is not None:
+            scale = torch.exp(self.z @ gamma.T)  # (P, D)
+            base = base * scale[self.t.seq, self.t.code]
+            base_integral = mu * (scale * self.t.duration[:, None]).sum(0)
+        integral = base_integral.sum() + (a * g[None, :, :]).sum()
+        return base, exc, integral, decays
+
+    def smooth_penalty(self, theta: torch.Tensor) -> torch.Tensor:
+        a = self.layout.split(theta)[1]
+        if self.penalty == "l1":
+            return self.strength * a.sum()  # a >= 0: |a| = a, smooth on the feasible set
+        if self.penalty == "l2":
+            return 0.5 * self.strength * (a * a).sum()
+        if self.penalty == "elasticnet":
+            return self.strength * (self.ratio * a.sum() + 0.5 * (1 - self.ratio) * (a * a).sum())
+        return theta.new_zeros(())
+
+    def __call__(self, theta: torch.Tensor) -> torch.Tensor:
+        base, exc, integral, _ = self.parts(theta)
+        return (integral - torch.log(base + exc).sum()) / self.n + self.smooth_penalty(theta)
+
+    def value_and_grad(self, theta_np: np.ndarray) -> tuple[float, np.ndarray]:
+        theta = torch.as_tensor(theta_np, dtype=torch.float64, device=self.t.device).requires_grad_(True)
+        value = self(theta)
+        (grad,) = torch.autograd.grad(value, theta)
+        v = float(value.detach())
+        if not math.isfinite(v):  # outside the domain (cannot happen within the bounds): steer the line search
+            return 1e300, np.zeros_like(theta_np)
+        return v, grad.detach().cpu().numpy()
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# least squares: shared quadratic statistics + FISTA
+# ------------------------------------------------------------------------------------------------------------------
+def least_squares_stats(tensors: _Tensors, decays: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Q ((1+DK)², shared by all targets) and B (D, 1+DK) with contrast_i(θ_i) = θ_iᵀ Q θ_i - 2 θ_iᵀ b_i.
+
+    θ_i = (μ_i, a_i[j, u] for j, u): ∫λ_i² = μ_i² T + 2 μ_i Σ a G + aᵀ H a and Σ_{k: c_k = i} λ_i(t_k) = N_i μ_i + a·S_i.
+    """
+    design, dev = tensors.design, tensors.device
+    d, k = design.n_codes, len(decays)
+    beta = torch.as_tensor(decays, dtype=torch.float64, device=dev)
+    x, g = tensors.values(beta)
+    p = 1 + d * k
+    q = torch.zeros(p, p, dtype=torch.float64, device=dev)
+    q[0, 0] = tensors.duration.sum()
+    q[0, 1:] = g.reshape(-1)
+    q[1:, 0] = g.reshape(-1)
+    q[1:, 1:] = _gram(tensors, x, beta)
+    b = torch.zeros(d, p, dtype=torch.float64, device=dev)
+    b[:, 0] = torch.bincount(tensors.code, minlength=d).to(torch.float64)
+    s = torch.zeros(d * d, k, dtype=torch.float64, device=dev).index_add(0, tensors.flat, x)
+    b[:, 1:] = s.reshape(d, d * k)
+    return q, b
+
+
+def _gram(tensors: _Tensors, x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """H[(j,u),(j',v)] = ∫ g^u_j g^v_j' over all windows (strictly earlier pairs through X, ties explicitly)."""
+    design, dev = tensors.design, tensors.device
+    d, k = design.n_codes, beta.numel()
+    bsum = beta[:, None] + beta[None, :]  # (K, K)
+    to_end_row = tensors.to_end[tensors.row]
+    # later event l (row, component u) and earlier source (col, component v): β_u/(β_u+β_v)(1-e^{-(β_u+β_v)(T-t_l)}) X
+    weight = (beta[:, None] / bsum)[None] * -torch.expm1(-bsum[None] * to_end_row[:, None, None])  # (M, K, K)
+    vals = weight * x[:, None, :]
+    idx = ((tensors.code[tensors.row] * k)[:, None, None] + torch.arange(k, device=dev)[None, :, None]) * (d * k) \
+        + (tensors.col * k)[:, None, None] + torch.arange(k, device=dev)[None, None, :]
+    p = torch.zeros((d * k) ** 2, dtype=torch.float64, device=dev).index_add(0, idx.reshape(-1), vals.reshape(-1))
+    p = p.reshape(d * k, d * k)
+    return p + p.T + _tie_gram(design, beta, dev)
+
+
+def _tie_gram(design: _Design, beta: torch.Tensor, dev: torch.device) -> torch.Tensor:
+    """Pairs at the same time in the same sequence (including each event with itself)."""
+    d, k, n = design.n_codes, beta.numel(), design.n_events
+    new = np.ones(n, dtype=bool)
+    new[1:] = (design.seq[1:] != design.seq[:-1]) | (design.time[1:] != design.time[:-1])
+    group = np.cumsum(new) - 1
+    starts = np.flatnonzero(new)
+    size = np.diff(np.append(starts, n))[group]
+    left = np.repeat(np.arange(n), size)
+    right = np.repeat(starts[group], size) + np.arange(left.size) - np.repeat(np.cumsum(size) - size, size)
+    bsum = beta[:, None] + beta[None, :]
+    to_end = torch.as_tensor(design.to_end[left], device=dev)
+    vals = (beta[:, None] * beta[None, :] / bsum)[None] * -torch.expm1(-bsum[None] * to_end[:, None, None])
+    cl = torch.as_tensor(design.code[left], device=dev)
+    cr = torch.as_tensor(design.code[right], device=dev)
+    ar = torch.arange(k, device=dev)
+    idx = ((cl * k)[:, None, None] + ar[None, :, None]) * (d * k) + (cr * k)[:, None, None] + ar[None, None, :]
+    h = torch.zeros((d * k) ** 2, dtype=torch.float64, device=dev).index_add(0, idx.reshape(-1), vals.reshape(-1))
+    return h.reshape(d * k, d * k)
+
+
+def prox_penalty(a: torch.Tensor, step: float, penalty: str | None, strength: float, ratio: float) -> torch.Tensor:
+    """Proximal operator of step·strength·pen restricted to a ≥ 0, for A shaped (D, D, K)."""
+    if penalty == "l1":
+        return torch.clamp(a - step * strength, min=0.0)
+    if penalty == "l2":
+        return torch.clamp(a, min=0.0) / (1 + step * strength)
+    if penalty == "elasticnet":
+        return torch.clamp(a - step * strength * ratio, min=0.0) / (1 + step * strength * (1 - ratio))
+    if penalty == "nuclear":
+        return torch.stack([_prox_nuclear_positive(a[:, :, u], step * strength) for u in range(a.shape[2])], -1)
+    return torch.clamp(a, min=0.0)
+
+
+def _prox_nuclear_positive(m: torch.Tensor, tau: float, n_iter: int = 30) -> torch.Tensor:
+    """argmin_X ½||X - m||² + τ||X||_* + 1{X ≥ 0} by Dykstra's alternating projections (two prox operators)."""
+    x, p, q = m, torch.zeros_like(m), torch.zeros_like(m)
+    for _ in range(n_iter):  # fixed, small number of D x D SVDs, independent of the number of events
+        u, s, vh = torch.linalg.svd(x + p, full_matrices=False)
+        y = (u * torch.clamp(s - tau, min=0.0)) @ vh
+        p = x + p - y
+        x_new = torch.clamp(y + q, min=0.0)
+        q = y + q - x_new
+        if torch.allclose(x_new, x, atol=1e-12, rtol=1e-9):
+            x = x_new
+            break
+        x = x_new
+    return x
+
+
+def fista_least_squares(q: torch.Tensor, b: torch.Tensor, theta0: torch.Tensor, n: int, mu_floor: torch.Tensor,
+                        penalty: str | None, strength: float, ratio: float, max_iter: int, tol: float,
+                        k: int) -> tuple[torch.Tensor, int, bool, list[float]]:
+    """Minimise Σ_i (θ_iᵀQθ_i - 2θ_iᵀb_i)/n + pen(A) over μ ≥ floor, A ≥ 0 (all targets at once)."""
+    d = b.shape[0]
+    lipschitz = 2 * float(torch.linalg.eigvalsh(q)[-1]) / n
+    step = 1.0 / max(lipschitz, 1e-300)
+    contrast = lambda th: float(((th @ q) * th).sum() - 2 * (th * b).sum()) / n  # noqa: E731
+
+    def project(th: torch.Tensor) -> torch.Tensor:
+        a = prox_penalty(th[:, 1:].reshape(d, d, k), step, penalty, strength, ratio)
+        return torch.cat([torch.maximum(th[:, :1], mu_floor[:, None]), a.reshape(d, d * k)], 1)
+
+    x = y = project(theta0)
+    t_mom, history, converged, it = 1.0, [], False, 0
+    for it in range(1, max_iter + 1):  # iterations on (D, 1+DK) matrices: cost independent of the events
+        x_new = project(y - step * 2 * (y @ q - b) / n)
+        t_next = (1 + math.sqrt(1 + 4 * t_mom * t_mom)) / 2
+        y = x_new + ((t_mom - 1) / t_next) * (x_new - x)
+        change = float(torch.linalg.norm(x_new - x)) / max(float(torch.linalg.norm(x_new)), 1e-300)
+        x, t_mom = x_new, t_next
+        if it % 10 == 0 or change < tol:
+            history.append(contrast(x))
+        if change < tol:
+            converged = True
+            break
+    return x, it, converged, history
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# estimators
+# ------------------------------------------------------------------------------------------------------------------
+class HawkesSumExpKernel(HawkesBase):
+    """Multivariate Hawkes process with sum-of-exponential kernels φ_ij(t) = Σ_u a^u_ij β_u e^{-β_u t}.
+
+    Parameters
+    ----------
+    decays : the K decays β_u (rate units: 1 / time unit of the data).
+    penalty : None, ``"l1"`` (sparse), ``"l2"``, ``"elasticnet"`` or ``"nuclear"`` (low rank, per component).
+    C : inverse penalty strength (tick's convention: objective = loss per event + pen / C).
+    fit_method : ``"likelihood"`` (default; warm-started from least squares) or ``"least-squares"``.
+    learn_decay : also learn the decays (likelihood fit; not with the nuclear penalty).
+    covariates : names of patient covariates modulating the baseline log-linearly: columns of ``log.patients``;
+        ``"age"`` is computed at observation start from ``birth`` (in years when the log is in days) and ``"sex"``
+        is 1 for ``"F"``, 0 for ``"M"``. With Sequences input pass ``covariate_values`` to ``fit``. Covariates are
+        standardised; ``baseline_`` is the baseline at the average patient. Likelihood fit only.
+    elastic_net_ratio : L1 share of the elastic-net penalty.
+    max_iter, tol : iteration budget and relative tolerance of the solver.
+    device : ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
+    verbose : log solver progress on the ``pathways`` logger.
+
+    Attributes
+    ----------
+    baseline_ : (D,) baseline intensities.  adjacency_ : (D, D) kernel norms, [target, source].
+    component_adjacency_ : (K, D, D) per-decay norms a^u.  decays_ : (K,) decays used (learned or given).
+    covariate_coef_ : (D, q) baseline log-rate coefficients per standardised covariate (when ``covariates``).
+    codes_, vocab_ : code order of rows/columns.  n_iter_, converged_, history_, objective_ : convergence report.
+
+    Examples
+    --------
+    >>> from pathways.synthetic import simulate_hawkes
+    >>> seqs = simulate_hawkes(np.array([0.2, 0.1]), np.array([[0.3, 0.0], [0.5, 0.2]]), end=500.0,
+    ...                        n_sequences=20, seed=0)
+    >>> model = HawkesExpKernel(decay=1.0).fit(seqs)
+    >>> model.adjacency_.shape
+    (2, 2)
+    """
+
+    def __init__(self, decays: Sequence[float] = (0.5, 2.0), penalty: str | None = None, C: float = 1e3,
+                 fit_method: str = "likelihood", learn_decay: bool = False, covariates: Sequence[str] | None = None,
+                 elastic_net_ratio: float = 0.95, max_iter: int = 500, tol: float = 1e-7, device: str = "cpu",
+                 verbose: bool = False):
+        self.decays = decays
+        self.penalty = penalty
+        self.C = C
+        self.fit_method = fit_method
+        self.learn_decay = learn_decay
+        self.covariates = covariates
+        self.elastic_net_ratio = elastic_net_ratio
+        self.max_iter = max_iter
+        self.tol = tol
+        self.device = device
+        self.verbose = verbose
+
+    # -- parameters -----------------------------------------------------------------------------------------------
+    def _init_decays(self) -> np.ndarray:
+        decays = np.atleast_1d(np.asarray(self.decays, dtype=np.float64))
+        if decays.ndim != 1 or decays.size == 0 or not np.all(np.isfinite(decays)) or np.any(decays <= 0):
+            raise PathwaysInputError(f"decays: expected positive finite values, got {self.decays!r}")
+        return decays
+
+    def _check_params(self) -> None:
+        if self.penalty not in _PENALTIES:
+            raise PathwaysInputError(f"penalty: expected one of {_PENALTIES}, got {self.penalty!r}")
+        if self.fit_method not in _METHODS:
+            raise PathwaysInputError(f"fit_method: expected one of {_METHODS}, got {self.fit_method!r}")
+        if not (isinstance(self.C, (int, float)) and self.C > 0):
+            raise PathwaysInputError(f"C: must be a positive number, got {self.C!r}")
+        if not 0 <= self.elastic_net_ratio <= 1:
+            raise PathwaysInputError(f"elastic_net_ratio: must be in [0, 1], got {self.elastic_net_ratio!r}")
+        if int(self.max_iter) < 1 or not self.tol > 0:
+            raise PathwaysInputError(f"max_iter/tol: need max_iter >= 1 and tol > 0, got {self.max_iter}, {self.tol}")
+        if self.fit_method == "least-squares" and (self.learn_decay or self.covariates):
+            raise PathwaysInputError("fit_method: learn_decay and covariates need fit_method='likelihood'")
+        if self.learn_decay and self.penalty == "nuclear":
+            raise PathwaysInputError("learn_decay: not available with penalty='nuclear'")
+
+    def _device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        dev = torch.device(self.device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise PathwaysInputError(f"device: {self.device!r} requested but CUDA is not available")
+        return dev
+
+    @property
+    def _penalty_kind(self) -> str | None:
+        return None if self.penalty in (None, "none") else self.penalty
+
+    # -- covariates -----------------------------------------------------------------------------------------------
+    def _sequence_covariates(self, data: Any, seqs: Sequences, covariate_values: np.ndarray | None
+                             ) -> np.ndarray | None:
+        names = list(self.covariates or [])
+        if not names:
+            if covariate_values is not None:
+                raise PathwaysInputError("covariate_values: set covariates=[...] names to use covariates")
+            return None
+        if covariate_values is not None:
+            raw = np.asarray(covariate_values, dtype=np.float64)
+            if raw.ndim == 1:
+                raw = raw[:, None]
+            if raw.shape != (len(seqs), len(names)):
+                raise PathwaysInputError(f"covariate_values: expected shape ({len(seqs)}, {len(names)}), "
+                                         f"got {raw.shape}")
+        elif isinstance(data, EventLog):
+            raw = _patient_covariates(data, names)[seqs.patient_index]
+        else:
+            raise PathwaysInputError("covariate_values: required with covariates when data is not an EventLog")
+        bad = ~np.isfinite(raw)
+        if bad.any():
+            r, col = np.argwhere(bad)[0]
+            raise PathwaysInputError(f"covariate '{names[col]}': {int(bad.sum())} missing or non-finite values, "
+                                     f"first at sequence {int(r)}")
+        if not hasattr(self, "covariate_mean_") or getattr(self, "_fitting", False):
+            self.covariate_mean_ = raw.mean(0)
+            self.covariate_scale_ = np.where(raw.std(0) > 0, raw.std(0), 1.0)
+        return (raw - self.covariate_mean_) / self.covariate_scale_
+
+    def _sequence_baselines(self, seqs: Sequences, covariates: np.ndarray | None) -> np.ndarray:
+        base = np.broadcast_to(self.baseline_, (len(seqs), self.n_codes_)).copy()
+        if covariates is not None:
+            base *= np.exp(covariates @ self.covariate_coef_.T)
+        return base
+
+    # -- fitting --------------------------------------------------------------------------------------------------
+    def fit(self, data: Any, *, end_times: Any = None, covariate_values: np.ndarray | None = None
+            ) -> "HawkesSumExpKernel":
+        """Fit on an EventLog, Sequences or tick's format (see :meth:`HawkesBase.fit`). Returns self."""
+        self._check_params()
+        self._fitting = True
+        try:
+            return super().fit(data, end_times=end_times, covariate_values=covariate_values)
+        finally:
+            self._fitting = False
+
+    def _fit_sequences(self, seqs: Sequences, covariates: np.ndarray | None) -> None:
+        decays = self._init_decays()
+        dev = self._device()
+        d, k = seqs.n_codes, decays.size
+        tensors = _Tensors(build_design(seqs), dev)
+        n = max(seqs.n_events, 1)
+        counts = np.bincount(seqs.marks, minlength=d).astype(np.float64)
+        total_time = float(np.sum(seqs.end - seqs.start))
+        if total_time <= 0:
+            raise PathwaysInputError("end: all observation windows have zero length")
+        mu_scale = np.maximum(counts, 1.0) / total_time  # μ = scale · μ' keeps the parameters O(1)
+        mu_floor = 1e-10 * mu_scale
+        strength, ratio = 1.0 / float(self.C), float(self.elastic_net_ratio)
+        q, b = least_squares_stats(tensors, decays)
+        theta0 = torch.zeros(d, 1 + d * k, dtype=torch.float64, device=dev)
+        theta0[:, 0] = torch.as_tensor(counts / total_time, device=dev)
+        ls, it_ls, conv_ls, hist_ls = fista_least_squares(
+            q, b, theta0, n, torch.as_tensor(mu_floor, device=dev), self._penalty_kind, strength, ratio,
+            int(self.max_iter) if self.fit_method == "least-squares" else min(int(self.max_iter), 300),
+            float(self.tol), k)
+        self.history_ = [{"stage": "least-squares", "iter": 10 * i + 10, "objective": v} for i, v in enumerate(hist_ls)]
+        mu, a = ls[:, 0].cpu().numpy(), ls[:, 1:].reshape(d, d, k).cpu().numpy()
+        gamma, n_iter, converged, objective = np.zeros((d, 0 if covariates is None else covariates.shape[1])), it_ls, \
+            conv_ls, hist_ls[-1] if hist_ls else float("nan")
+        if self.fit_method == "likelihood":
+            layout = _Layout(d, k, gamma.shape[1], bool(self.learn_decay))
+            obj = _Objective(tensors, layout, decays, mu_scale, covariates, strength, self._penalty_kind, ratio)
+            # warm start: least squares, baseline kept away from 0 so every event has a positive intensity
+            mu0 = np.maximum(mu, 1e-3 * counts / total_time) / mu_scale
+            theta = np.concatenate([mu0, a.ravel(), gamma.ravel(), np.log(decays) if self.learn_decay else []])
+            solve = self._solve_nuclear if self._penalty_kind == "nuclear" else self._solve_lbfgsb
+            theta, n_iter, converged, objective = solve(obj, layout, theta, mu_floor / mu_scale, decays)
+            mu_s, a_t, g_t, lb = layout.split(torch.as_tensor(theta))
+            mu, a, gamma = (mu_s.numpy() * mu_scale), a_t.numpy(), g_t.numpy()
+            if self.learn_decay:
+                decays = np.exp(lb.numpy())
+        self._store(mu, a, gamma, decays, covariates is not None, n_iter, converged, objective)
+
+    def _store(self, mu: np.ndarray, a: np.ndarray, gamma: np.ndarray, decays: np.ndarray, has_cov: bool,
+               n_iter: int, converged: bool, objective: float) -> None:
+        self.baseline_ = np.asarray(mu, dtype=np.float64)
+        self.component_adjacency_ = np.ascontiguousarray(np.moveaxis(a, 2, 0))
+        self.adjacency_ = self.component_adjacency_.sum(0)
+        self.decays_ = np.asarray(decays, dtype=np.float64)
+        if has_cov:
+            self.covariate_coef_ = np.asarray(gamma, dtype=np.float64)
+        self.n_iter_, self.converged_, self.objective_ = int(n_iter), bool(converged), float(objective)
+        if not self.converged_:
+            logger.warning("%s: solver stopped after %d iterations without reaching tol=%g",
+                           type(self).__name__, self.n_iter_, self.tol)
+
+    def _bounds(self, layout: _Layout, mu_floor: np.ndarray, decays: np.ndarray) -> list[tuple[Any, Any]]:
+        bounds = [(float(f), None) for f in mu_floor] + [(0.0, None)] * (layout.d * layout.d * layout.k)
+        bounds += [(None, None)] * (layout.d * layout.q)
+        if layout.learn_decay:
+            bounds += [(float(np.log(b) - 7), float(np.log(b) + 7)) for b in decays]
+        return bounds
+
+    def _solve_lbfgsb(self, obj: _Objective, layout: _Layout, theta: np.ndarray, mu_floor: np.ndarray,
+                      decays: np.ndarray) -> tuple[np.ndarray, int, bool, float]:
+        last = {"f": float("nan")}
+
+        def fun(th: np.ndarray) -> tuple[float, np.ndarray]:
+            f, g = obj.value_and_grad(th)
+            last["f"] = f
+            return f, g
+
+        def callback(_: np.ndarray) -> None:
+            self.history_.append({"stage": "likelihood", "iter": len(self.history_), "objective": last["f"]})
+            if self.verbose:
+                logger.info("%s iter %d objective %.10g", type(self).__name__, len(self.history_), last["f"])
+
+        res = scipy.optimize.minimize(fun, theta, jac=True, method="L-BFGS-B",
+                                      bounds=self._bounds(layout, mu_floor, decays), callback=callback,
+                                      options={"maxiter": int(self.max_iter), "ftol": float(self.tol) * 1e-2,
+                                               "gtol": float(self.tol), "maxcor": 20})
+        # ABNORMAL line-search terminations at the optimum (flat objective) count as converged when tiny progress
+        converged = bool(res.success) or (res.nit > 0 and "ABNORMAL" in str(res.message)
+                                          and _flat(self.history_, float(self.tol)))
+        return np.asarray(res.x), int(res.nit), converged, float(res.fun)
+
+    def _solve_nuclear(self, obj: _Objective, layout: _Layout, theta: np.ndarray, mu_floor: np.ndarray,
+                       decays: np.ndarray) -> tuple[np.ndarray, int, bool, float]:
+        """Monotone FISTA with backtracking on the smooth loss and the exact nuclear + positivity prox."""
+        dev = obj.t.device
+        floor = torch.as_tensor(mu_floor, dtype=torch.float64, device=dev)
+        d, k = layout.d, layout.k
+
+        def smooth(th: torch.Tensor) -> tuple[float, torch.Tensor]:
+            f, g = obj.value_and_grad(th.cpu().numpy())
+            return f, torch.as_tensor(g, device=dev)
+
+        def prox(th: torch.Tensor, step: float) -> torch.Tensor:
+            mu, a, rest = th[:d], th[d:d + d * d * k], th[d + d * d * k:]
+            a = prox_penalty(a.reshape(d, d, k), step, "nuclear", obj.strength, obj.ratio).reshape(-1)
+            return torch.cat([torch.maximum(mu, floor), a, rest])
+
+        def nuclear(th: torch.Tensor) -> float:
+            a = th[d:d + d * d * k].reshape(d, d, k)
+            return obj.strength * sum(float(torch.linalg.matrix_norm(a[:, :, u], "nuc")) for u in range(k))
+
+        x = prox(torch.as_tensor(theta, dtype=torch.float64, device=dev), 0.0)
+        y, t_mom, lip = x.clone(), 1.0, 1.0
+        fx = smooth(x)[0] + nuclear(x)
+        converged, it = False, 0
+        for it in range(1, int(self.max_iter) + 1):
+            fy, gy = smooth(y)
+            while True:  # backtracking: the log-likelihood has no global Lipschitz constant
+                z = prox(y - gy / lip, 1.0 / lip)
+                fz_smooth = smooth(z)[0]
+                diff = z - y
+                if fz_smooth <= fy + float(gy @ diff) + 0.5 * lip * float(diff @ diff) + 1e-15 or lip > 1e16:
+                    break
+                lip *= 2.0
+            fz = fz_smooth + nuclear(z)
+            x_new = z if fz <= fx else x  # monotone variant: never accept an increase
+            t_next = (1 + math.sqrt(1 + 4 * t_mom * t_mom)) / 2
+            y = x_new + (t_mom / t_next) * (z - x_new) + ((t_mom - 1) / t_next) * (x_new - x)
+            rel = abs(fx - min(fz, fx)) / max(abs(fx), 1e-300)
+            x, fx, t_mom, lip = x_new, min(fz, fx), t_next, lip / 1.5
+            self.history_.append({"stage": "likelihood", "iter": it, "objective": fx})
+            if rel < float(self.tol) and it > 1:
+                converged = True
+                break
+        return x.cpu().numpy(), it, converged, fx
+
+    # -- hooks: likelihood pieces at the fitted parameters ----------------------------------------------------------
+    def _fitted_values(self, seqs: Sequences) -> tuple[_Tensors, torch.Tensor, torch.Tensor]:
+        tensors = _Tensors(build_design(seqs), torch.device("cpu"))
+        x, g = tensors.values(torch.as_tensor(self.decays_, dtype=torch.float64))
+        return tensors, x, g
+
+    def _event_intensities(self, seqs: Sequences, baselines: np.ndarray) -> np.ndarray:
+        tensors, x, _ = self._fitted_values(seqs)
+        a = torch.as_tensor(np.moveaxis(self.component_adjacency_, 0, 2)).reshape(-1, self.decays_.size)
+        exc = np.zeros(seqs.n_events)
+        if x.shape[0]:
+            exc = torch.zeros(seqs.n_events, dtype=torch.float64).index_add(
+                0, tensors.row, (a[tensors.flat] * x).sum(1)).numpy()
+        d = tensors.design
+        return baselines[d.seq, d.code] + exc
+
+    def _compensators(self, seqs: Sequences, baselines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        tensors, x, _ = self._fitted_values(seqs)
+        d, k = tensors.design, self.decays_.size
+        beta = torch.as_tensor(self.decays_)
+        a = torch.as_tensor(np.moveaxis(self.component_adjacency_, 0, 2)).reshape(-1, k)
+        own = baselines[d.seq, d.code] * d.since_start
+        if x.shape[0]:
+            # ∫_{start}^{t_k} of the excitation = Σ_l (1 - e^{-β(t_k - t_l)}) = count - X / β
+            integ = tensors.count[:, None] - x / beta[None, :]
+            own = own + torch.zeros(seqs.n_events, dtype=torch.float64).index_add(
+                0, tensors.row, (a[tensors.flat] * integ).sum(1)).numpy()
+        tail = -np.expm1(-d.to_end[:, None] * self.decays_[None, :])  # (N, K)
+        per_seq = np.zeros((len(seqs), self.n_codes_, k))
+        np.add.at(per_seq, (d.seq, d.code), tail)
+        total = baselines * d.duration[:, None] + np.einsum("pju,uij->pi", per_seq, self.component_adjacency_)
+        return own, total
+
+    def _kernel_columns(self, lags: np.ndarray, sources: np.ndarray) -> np.ndarray:
+        lags = np.asarray(lags, dtype=np.float64)
+        dens = np.where(lags[:, None] > 0, self.decays_[None, :] * np.exp(-np.maximum(lags, 0)[:, None]
+                                                                            * self.decays_[None, :]), 0.0)
+        comp = self.component_adjacency_[:, :, np.asarray(sources, dtype=np.int64)]  # (K, D, M)
+        return np.einsum("mu,uim->mi", dens, comp)
+
+    def _kernel_support_array(self) -> np.ndarray:
+        return np.full((self.n_codes_, self.n_codes_), np.inf)
+
+    def _simulate_sequences(self, start: np.ndarray, end: np.ndarray, seed: SeedLike) -> Sequences:
+        radius = float(np.max(np.abs(np.linalg.eigvals(self.adjacency_))))
+        if radius >= 1:
+            raise PathwaysInputError(f"adjacency_: spectral radius {radius:.3f} >= 1, simulation would explode")
+        return simulate_hawkes(self.baseline_, self.component_adjacency_, start=start, end=end,
+                               decays=self.decays_, kernel="sumexp", seed=seed, vocab=self.vocab_)
+
+    def _fisher_standard_errors(self, seqs: Sequences, baselines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Block-diagonal observed information (one (1+DK)² block per target code), inverted block by block."""
+        tensors, x, _ = self._fitted_values(seqs)
+        d, dim, k = tensors.design, self.n_codes_, self.decays_.size
+        lam = self._event_intensities(seqs, baselines)
+        p = 1 + dim * k
+        base_deriv = baselines[d.seq, d.code] / np.where(self.baseline_ > 0, self.baseline_, 1.0)[d.code]
+        rows = np.concatenate([np.arange(d.n_events), np.repeat(d.row, k)])
+        cols = np.concatenate([d.code * p, (d.code[d.row] * p + 1)[:, None].repeat(k, 1).ravel()
+                               + (d.col[:, None] * k + np.arange(k)[None, :]).ravel()])
+        vals = np.concatenate([base_deriv / lam, (x.numpy() / lam[d.row][:, None]).ravel()])
+        z = scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(d.n_events, dim * p))
+        info = (z.T @ z).tocsr()  # block diagonal: events only touch their own target's block
+        counts = np.bincount(d.code, minlength=dim)
+        b_se, a_se = np.full(dim, np.nan), np.full((dim, dim), np.nan)
+        for i in np.flatnonzero(counts):  # D small dense inversions
+            block = info[i * p:(i + 1) * p, i * p:(i + 1) * p].toarray()
+            cov = np.linalg.pinv(block, hermitian=True)
+            b_se[i] = math.sqrt(max(cov[0, 0], 0.0))
+            sub = cov[1:, 1:].reshape(dim, k, dim, k)
+            a_se[i] = np.sqrt(np.maximum(sub.sum(axis=(1, 3)).diagonal(), 0.0))  # var of Σ_u a^u_ij
+        return b_se, a_se
+
+
+class HawkesExpKernel(HawkesSumExpKernel):
+    """Multivariate Hawkes process with exponential kernels φ_ij(t) = a_ij β e^{-βt} (one decay β for all pairs).
+
+    Same parameters and attributes as :class:`HawkesSumExpKernel`, with ``decay`` (float) instead of ``decays``;
+    ``decay_`` holds the decay used (learned when ``learn_decay``).
+
+    Examples
+    --------
+    >>> from pathways.synthetic import simulate_hawkes
+    >>> seqs = simulate_hawkes(np.array([0.2, 0.1]), np.array([[0.3, 0.0], [0.5, 0.2]]), end=2000.0,
+    ...                        n_sequences=10, seed=0)
+    >>> model = HawkesExpKernel(decay=1.0, penalty="l1", C=1e4).fit(seqs)
+    >>> bool(model.converged_), model.baseline_.shape
+    (True, (2,))
+    """
+
+    def __init__(self, decay: float = 1.0, penalty: str | None = None, C: float = 1e3,
+                 fit_method: str = "likelihood", learn_decay: bool = False, covariates: Sequence[str] | None = None,
+                 elastic_net_ratio: float = 0.95, max_iter: int = 500, tol: float = 1e-7, device: str = "cpu",
+                 verbose: bool = False):
+        self.decay = decay
+        self.penalty = penalty
+        self.C = C
+        self.fit_method = fit_method
+        self.learn_decay = learn_decay
+        self.covariates = covariates
+        self.elastic_net_ratio = elastic_net_ratio
+        self.max_iter = max_iter
+        self.tol = tol
+        self.device = device
+        self.verbose = verbose
+
+    def _init_decays(self) -> np.ndarray:
+        decay = np.asarray(self.decay, dtype=np.float64)
+        if decay.ndim != 0 or not np.isfinite(decay) or decay <= 0:
+            raise PathwaysInputError(f"decay: expected one positive finite number, got {self.decay!r}")
+        return decay.reshape(1)
+
+    def _store(self, *args: Any, **kwargs: Any) -> None:
+        super()._store(*args, **kwargs)
+        self.decay_ = float(self.decays_[0])
+
+
+def _flat(history: list[dict], tol: float) -> bool:
+    vals = [h["objective"] for h in history[-3:] if h.get("stage") == "likelihood"]
+    return len(vals) >= 2 and abs(vals[-1] - vals[0]) <= tol * max(abs(vals[-1]), 1.0)
+
+
+def _patient_covariates(log: EventLog, names: list[str]) -> np.ndarray:
+    """(P, q) float covariates from ``log.patients``: 'age' at start, 'sex' as 1 = F, others numeric columns."""
+    pat = log.patients
+    cols = []
+    for name in names:
+        if name == "age" and "age" not in pat.columns:
+            years = 365.25 if log.time_unit == "days" else 1.0
+            cols.append((pat["start"].to_numpy(np.float64) - pat["birth"].to_numpy(np.float64)) / years)
+        elif name == "sex" and "sex" in pat.columns:
+            sex = pat["sex"].astype(object)
+            cols.append(np.where(sex == "F", 1.0, np.where(sex == "M", 0.0, np.nan)))
+        elif name in pat.columns:
+            cols.append(pd.to_numeric(pat[name], errors="coerce").to_numpy(np.float64))
+        else:
+            raise PathwaysInputError(f"covariates: column {name!r} not in log.patients "
+                                     f"(available: {list(pat.columns)})")
+    return np.column_stack(cols) if cols else np.zeros((log.n_patients, 0))
