@@ -90,8 +90,8 @@ def _as_label_matrix(
     s = _finite(score_name, np.asarray(y_score, dtype=np.float64))
     if y.ndim == 1:
         y = y[:, None]
-        if s.ndim == 2 and s.shape[1] == 2:  # scikit-learn predict_proba for a binary target
-            s = s[:, 1:]
+    if y.ndim == 2 and y.shape[1] == 1 and s.ndim == 2 and s.shape[1] == 2:
+        s = s[:, 1:]  # scikit-learn predict_proba of a binary target: P(y = 1) is the second column
     if s.ndim == 1:
         s = s[:, None]
     if y.ndim != 2 or s.ndim != 2:

@@ -1,0 +1,405 @@
+"""Attributions of outcome models -> factors table (which past codes, how long before, drove the predictions).
+
+Three methods, one output shape (:func:`pathways.factors.table.factors_frame`):
+
+* :func:`retain_attributions` -- RETAIN's exact decomposition of the logit into per-(bin, code) contributions
+  ``alpha_j x_jk W (beta_j * W_emb[:, k])`` (Choi et al. 2016).
+* :func:`integrated_gradients` -- integrated gradients (Sundararajan et al. 2017) of the logit with respect to the
+  binned inputs, from an all-zero history (static covariates kept), for :class:`GRUOutcome` (or RETAIN). The path
+  integral uses Gauss-Legendre nodes, all of them evaluated in one batched forward/backward pass.
+* :func:`permutation_importance` -- model-agnostic: the drop of a score (AUROC by default) when one code group's
+  histories are shuffled across patients (bins keep their lag), averaged over repeats.
+
+Reading the table
+-----------------
+For the two gradient/attention methods, ``effect`` is the mean contribution to the **logit** (log-odds) of the
+``target`` outcome among the patients who have the code (in that bin for lag rows, anywhere in the history for the
+``lag_days = NaN`` rows), with a normal 95% interval over those patients; ``lag_days`` is the midpoint of the bin,
+counted back from the index date. Extra columns: ``n`` (patients with the code) and ``mean_abs`` (mean absolute
+contribution). For permutation importance ``effect`` is the mean score drop (``lag_days`` NaN) with a t interval
+over repeats, and ``n`` counts the patients who have the group.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from scipy import stats
+
+from pathways.errors import PathwaysInputError
+from pathways.factors.table import factors_frame
+from pathways.metrics import auprc, auroc
+from pathways.models.recurrent.data import OutcomeData, as_outcome_data
+from pathways.models.recurrent.modules import RETAINNet, reverse_padded
+
+__all__ = ["retain_attributions", "integrated_gradients", "permutation_importance", "attributions"]
+
+_LAGS = ("bins", "total", "both")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# accumulation of per-(sample, lag, code, label) contributions into per-(lag, code, label) summaries
+# ----------------------------------------------------------------------------------------------------------------
+class _Summary:
+    """Running sums for means and normal intervals, without keeping per-sample arrays."""
+
+    def __init__(self, n_lags: int, n_codes: int, n_labels: int) -> None:
+        self.lag_sum = torch.zeros(n_lags, n_codes, n_labels, dtype=torch.float64)
+        self.lag_sq = torch.zeros_like(self.lag_sum)
+        self.lag_abs = torch.zeros_like(self.lag_sum)
+        self.lag_n = torch.zeros(n_lags, n_codes, dtype=torch.float64)
+        self.tot_sum = torch.zeros(n_codes, n_labels, dtype=torch.float64)
+        self.tot_sq = torch.zeros_like(self.tot_sum)
+        self.tot_abs = torch.zeros_like(self.tot_sum)
+        self.tot_n = torch.zeros(n_codes, dtype=torch.float64)
+
+    def add(self, contrib: torch.Tensor, x_lag: torch.Tensor) -> None:
+        """``contrib`` (B, L, C, K) and inputs ``x_lag`` (B, L, C), both in lag order (0 = most recent bin)."""
+        c = contrib.detach().to("cpu", torch.float64)
+        present = (x_lag.detach().to("cpu") > 0).to(torch.float64)
+        lags = c.shape[1]
+        self.lag_sum[:lags] += c.sum(0)
+        self.lag_sq[:lags] += (c * c).sum(0)
+        self.lag_abs[:lags] += c.abs().sum(0)
+        self.lag_n[:lags] += present.sum(0)
+        total = c.sum(1)  # (B, C, K): whole-history contribution of each code for each patient
+        self.tot_sum += total.sum(0)
+        self.tot_sq += (total * total).sum(0)
+        self.tot_abs += total.abs().sum(0)
+        self.tot_n += (present.sum(1) > 0).to(torch.float64).sum(0)
+
+    def frame(self, codes: Sequence[str], labels: Sequence[str], bin_width: float, method: str, lags: str,
+              z: float) -> pd.DataFrame:
+        parts = []
+        if lags in ("bins", "both"):
+            n_lags, n_codes, n_labels = self.lag_sum.shape
+            lag_days = (np.arange(n_lags) + 0.5) * bin_width
+            grid = np.meshgrid(np.arange(n_lags), np.arange(n_codes), np.arange(n_labels), indexing="ij")
+            parts.append(self._rows(self.lag_sum, self.lag_sq, self.lag_abs,
+                                    self.lag_n[..., None].expand_as(self.lag_sum), grid[1], grid[2],
+                                    lag_days[grid[0]]))
+        if lags in ("total", "both"):
+            n_codes, n_labels = self.tot_sum.shape
+            grid = np.meshgrid(np.arange(n_codes), np.arange(n_labels), indexing="ij")
+            parts.append(self._rows(self.tot_sum, self.tot_sq, self.tot_abs,
+                                    self.tot_n[:, None].expand_as(self.tot_sum), grid[0], grid[1],
+                                    np.full(grid[0].shape, np.nan)))
+        cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        se = cols["sd"] / np.sqrt(np.maximum(cols["n"], 1))
+        se = np.where(cols["n"] >= 2, se, np.nan)
+        out = factors_frame(
+            np.asarray(codes, dtype=object)[cols["code"]], np.asarray(labels, dtype=object)[cols["label"]],
+            cols["effect"], method=method, lag_days=cols["lag"], ci_low=cols["effect"] - z * se,
+            ci_high=cols["effect"] + z * se, n=cols["n"].astype(np.int64), mean_abs=cols["mean_abs"],
+        )
+        return out.sort_values(["target", "lag_days", "effect"], ascending=[True, True, False],
+                               na_position="first", key=_abs_key).reset_index(drop=True)
+
+    @staticmethod
+    def _rows(s: torch.Tensor, sq: torch.Tensor, ab: torch.Tensor, n: torch.Tensor, code: np.ndarray,
+              label: np.ndarray, lag: np.ndarray) -> dict[str, np.ndarray]:
+        s, sq, ab, n = (t.numpy().ravel() for t in (s, sq, ab, n))
+        keep = n > 0  # codes never seen at that lag carry no attribution
+        m = np.divide(s, n, out=np.zeros_like(s), where=keep)
+        var = np.divide(sq - n * m * m, n - 1, out=np.full_like(s, np.nan), where=n > 1)
+        return {"code": code.ravel()[keep], "label": label.ravel()[keep], "lag": lag.ravel()[keep],
+                "effect": m[keep], "sd": np.sqrt(np.maximum(var[keep], 0.0)), "n": n[keep],
+                "mean_abs": np.divide(ab, n, out=np.zeros_like(ab), where=keep)[keep]}
+
+
+def _abs_key(col: pd.Series) -> pd.Series:
+    """Sort effects by decreasing magnitude (other columns as they are)."""
+    return col.abs() if col.name == "effect" else col
+
+
+def _check_common(model: Any, lags: str, batch_size: int) -> None:
+    if lags not in _LAGS:
+        raise PathwaysInputError(f"lags: expected one of {_LAGS}, got {lags!r}")
+    if int(batch_size) < 1:
+        raise PathwaysInputError(f"batch_size: expected a positive integer, got {batch_size!r}")
+    if not hasattr(model, "module_"):
+        raise PathwaysInputError(f"model: expected a fitted GRUOutcome or RETAIN, got {type(model).__name__}")
+
+
+def _n_lags(model: Any, data: OutcomeData) -> int:
+    lengths = np.maximum(data.lengths, 1)
+    if getattr(model, "max_bins", None) is not None:
+        lengths = np.minimum(lengths, int(model.max_bins))
+    return int(lengths.max())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# RETAIN
+# ----------------------------------------------------------------------------------------------------------------
+def retain_attributions(
+    model: Any, X: Any, static: Any = None, *, lags: str = "both", batch_size: int = 128, z: float = 1.96,
+) -> pd.DataFrame:
+    """Factors table from a fitted RETAIN's exact logit contributions.
+
+    Parameters
+    ----------
+    model : RETAIN
+        Fitted model.
+    X : OutcomeData or SparseSeries
+        Histories to explain (typically a test set).
+    static : array-like, optional
+        Static covariates when ``X`` does not carry them.
+    lags : {"both", "bins", "total"}
+        Rows per (code, lag bin), per code over the whole history (``lag_days`` NaN), or both.
+    batch_size : int
+    z : float
+        Normal quantile of the intervals.
+
+    Returns
+    -------
+    DataFrame
+        Factors table, ``method="retain"`` (see the module docstring for the columns).
+    """
+    _check_common(model, lags, batch_size)
+    if not isinstance(model.module_, RETAINNet):
+        raise PathwaysInputError(f"model: retain_attributions needs a fitted RETAIN, got {type(model).__name__}")
+    data = model._check_input(X, static=static)
+    summary = _Summary(_n_lags(model, data), model.n_codes_, model.n_labels_)
+    model.module_.eval()
+    with torch.no_grad():
+        for batch in model._iterate_eval(data, batch_size):
+            omega, x_rev = model.module_.contributions(batch["x"], batch["lengths"])
+            summary.add(omega, x_rev)
+    return summary.frame(model.codes_, model.labels_, model.bin_width_, "retain", lags, z)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# integrated gradients
+# ----------------------------------------------------------------------------------------------------------------
+def _ig_batch(module: torch.nn.Module, batch: dict[str, torch.Tensor], n_steps: int) -> torch.Tensor:
+    """Integrated gradients (B, L, C, K) of every logit w.r.t. the inputs, zero-history baseline."""
+    x, lengths, static = batch["x"], batch["lengths"], batch.get("static")
+    nodes, weights = np.polynomial.legendre.leggauss(int(n_steps))
+    alphas = torch.as_tensor((nodes + 1.0) / 2.0, dtype=x.dtype, device=x.device)
+    w = torch.as_tensor(weights / 2.0, dtype=x.dtype, device=x.device)
+    steps = alphas.shape[0]
+    path = (alphas[:, None, None, None] * x[None]).reshape(steps * x.shape[0], *x.shape[1:])
+    path.requires_grad_(True)
+    st = None if static is None else static.repeat(steps, 1)
+    logits = module.logits(path, lengths.repeat(steps), st)
+    out = []
+    for k in range(logits.shape[1]):  # one backward pass per outcome label (a handful)
+        (grad,) = torch.autograd.grad(logits[:, k].sum(), path, retain_graph=k + 1 < logits.shape[1])
+        avg = (w[:, None, None, None] * grad.view(steps, *x.shape)).sum(0)
+        out.append(x * avg)
+    return torch.stack(out, dim=-1)
+
+
+def integrated_gradients(
+    model: Any, X: Any, static: Any = None, *, n_steps: int = 16, lags: str = "both", batch_size: int = 64,
+    z: float = 1.96,
+) -> pd.DataFrame:
+    """Factors table from integrated gradients of a fitted GRUOutcome (or RETAIN).
+
+    Attributions are on the model's input scale (``log1p`` counts by default) with an all-zero history as baseline;
+    per patient they sum, over bins and codes, to ``logit(x) - logit(empty history)`` up to the quadrature error of
+    the ``n_steps``-point Gauss-Legendre rule (exact for polynomial paths, fast-converging for smooth networks).
+
+    Parameters
+    ----------
+    model : GRUOutcome or RETAIN
+    X : OutcomeData or SparseSeries
+    static : array-like, optional
+    n_steps : int
+        Quadrature nodes along the path (all evaluated in one batched pass).
+    lags, batch_size, z : as in :func:`retain_attributions`.
+
+    Returns
+    -------
+    DataFrame
+        Factors table, ``method="integrated_gradients"``.
+    """
+    _check_common(model, lags, batch_size)
+    if int(n_steps) < 1:
+        raise PathwaysInputError(f"n_steps: expected a positive integer, got {n_steps!r}")
+    data = model._check_input(X, static=static)
+    summary = _Summary(_n_lags(model, data), model.n_codes_, model.n_labels_)
+    module = model.module_.eval()
+    # cuDNN's RNN backward refuses eval mode; the native kernels give the same gradients
+    with torch.backends.cudnn.flags(enabled=False):
+        for batch in model._iterate_eval(data, batch_size):
+            attr = _ig_batch(module, batch, n_steps)
+            summary.add(reverse_padded(attr, batch["lengths"]), reverse_padded(batch["x"], batch["lengths"]))
+    return summary.frame(model.codes_, model.labels_, model.bin_width_, "integrated_gradients", lags, z)
+
+
+def _ig_completeness(model: Any, X: Any, static: Any = None, *, n_steps: int = 16,
+                     batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample sum of integrated gradients (n, K) and ``logit(x) - logit(empty history)`` (n, K).
+
+    The two agree up to quadrature error (the completeness axiom); used to check the implementation.
+    """
+    data = model._check_input(X, static=static)
+    module = model.module_.eval()
+    total = np.zeros((len(data), model.n_labels_))
+    delta = np.zeros((len(data), model.n_labels_))
+    with torch.backends.cudnn.flags(enabled=False):
+        for batch in model._iterate_eval(data, batch_size):
+            idx = batch["index"].numpy()
+            total[idx] = _ig_batch(module, batch, n_steps).sum(dim=(1, 2)).detach().cpu().numpy()
+            with torch.no_grad():
+                full = module.logits(batch["x"], batch["lengths"], batch.get("static"))
+                empty = module.logits(torch.zeros_like(batch["x"]), batch["lengths"], batch.get("static"))
+            delta[idx] = (full - empty).cpu().numpy()
+    return total, delta
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# permutation importance
+# ----------------------------------------------------------------------------------------------------------------
+def _permute_columns(data: OutcomeData, cols: np.ndarray, source: np.ndarray) -> OutcomeData:
+    """Give patient ``p`` the ``cols`` histories of patient ``source[p]``, bin by bin from the index backwards.
+
+    Bins beyond the receiving patient's history are dropped; other codes are untouched. One vectorised CSR rebuild.
+    """
+    m = data.matrix.tocoo()
+    lengths = data.lengths
+    ends = data.offsets[1:]
+    owner = np.repeat(np.arange(len(data)), lengths)
+    moved = np.isin(m.col, cols)
+    inverse = np.empty_like(source)
+    inverse[source] = np.arange(source.size)
+    q = owner[m.row[moved]]
+    lag = ends[q] - 1 - m.row[moved]
+    p = inverse[q]
+    fits = lag < lengths[p]
+    rows = np.concatenate([m.row[~moved], (ends[p] - 1 - lag)[fits]])
+    colz = np.concatenate([m.col[~moved], m.col[moved][fits]])
+    vals = np.concatenate([m.data[~moved], m.data[moved][fits]])
+    matrix = sp.csr_matrix((vals, (rows, colz)), shape=m.shape)
+    return OutcomeData(matrix=matrix, offsets=data.offsets, y=data.y, labels=data.labels, bin_width=data.bin_width,
+                       vocab=data.vocab, static=data.static, static_names=data.static_names)
+
+
+def _positive(model: Any, data: OutcomeData) -> np.ndarray:
+    p = np.asarray(model.predict_proba(data), dtype=np.float64)
+    if p.ndim == 1:
+        p = p[:, None]
+    if data.y.shape[1] == 1 and p.shape[1] == 2:
+        p = p[:, 1:]
+    return p
+
+
+def _label_scores(y: np.ndarray, p: np.ndarray, scoring: str) -> np.ndarray:
+    if scoring == "auroc":
+        return np.asarray(auroc(y, p, average=None), dtype=np.float64)
+    if scoring == "auprc":
+        return np.asarray(auprc(y, p, average=None), dtype=np.float64)
+    pc = np.clip(p, 1e-12, 1 - 1e-12)
+    return (y * np.log(pc) + (1 - y) * np.log1p(-pc)).mean(axis=0)
+
+
+def permutation_importance(
+    model: Any,
+    X: Any,
+    y: Any = None,
+    static: Any = None,
+    *,
+    groups: Mapping[str, Sequence[str]] | None = None,
+    scoring: str = "auroc",
+    n_repeats: int = 5,
+    seed: int | np.random.Generator | None = 0,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Model-agnostic importance of code groups: score drop when their histories are shuffled across patients.
+
+    Parameters
+    ----------
+    model : fitted outcome model
+        Anything with ``predict_proba(OutcomeData)`` (GRUOutcome, RETAIN, CountsLogisticBaseline).
+    X : OutcomeData or SparseSeries
+        Held-out histories with labels.
+    y, static : optional
+        Labels / static covariates when ``X`` does not carry them.
+    groups : mapping group name -> codes, optional
+        Code groups permuted together (e.g. an ATC level from :mod:`pathways.data.hierarchy`); default: one group
+        per code present in ``X``.
+    scoring : {"auroc", "auprc", "log_likelihood"}
+        Per-label score; ``effect`` = baseline score - permuted score (positive: the model relies on the group).
+    n_repeats : int
+        Independent shuffles per group.
+    seed : int or Generator
+    level : float
+        Confidence level of the t interval over repeats.
+
+    Returns
+    -------
+    DataFrame
+        Factors table, ``method="permutation_<scoring>"``, ``lag_days`` NaN, extra columns ``n`` (patients with
+        the group), ``std`` (over repeats) and ``baseline`` (unpermuted score).
+    """
+    from pathways.utils import rng as make_rng
+
+    if scoring not in ("auroc", "auprc", "log_likelihood"):
+        raise PathwaysInputError(f"scoring: expected 'auroc', 'auprc' or 'log_likelihood', got {scoring!r}")
+    if int(n_repeats) < 1:
+        raise PathwaysInputError(f"n_repeats: expected a positive integer, got {n_repeats!r}")
+    data = as_outcome_data(X, y, static, require_y=True)
+    codes = data.code_names
+    present = np.asarray((data.counts() > 0).sum(axis=0)).ravel()
+    if groups is None:
+        names = [str(codes[j]) for j in np.flatnonzero(present)]
+        members = [np.array([j]) for j in np.flatnonzero(present)]
+    else:
+        names, members = _group_columns(groups, codes)
+    g = make_rng(seed)
+    base = _label_scores(data.y, _positive(model, data), scoring)
+    drops = np.zeros((len(names), int(n_repeats), base.size))
+    for i, cols in enumerate(members):  # one model evaluation per (group, repeat): inherent to the method
+        for r in range(int(n_repeats)):
+            shuffled = _permute_columns(data, cols, g.permutation(len(data)))
+            drops[i, r] = base - _label_scores(data.y, _positive(model, shuffled), scoring)
+    has = (data.counts() > 0).astype(np.float64)
+    n_with = np.array([int((has[:, c].sum(axis=1) > 0).sum()) for c in members], dtype=np.int64)
+    mean, sd = drops.mean(axis=1), drops.std(axis=1, ddof=1) if n_repeats > 1 else np.full(base.size, np.nan)
+    half = stats.t.ppf(0.5 + level / 2, max(int(n_repeats) - 1, 1)) * sd / np.sqrt(n_repeats)
+    k = base.size
+    frame = factors_frame(
+        np.repeat(np.asarray(names, dtype=object), k), np.tile(np.asarray(data.labels, dtype=object), len(names)),
+        mean.ravel(), method=f"permutation_{scoring}", ci_low=(mean - half).ravel(), ci_high=(mean + half).ravel(),
+        n=np.repeat(n_with, k), std=np.broadcast_to(sd, mean.shape).ravel(), baseline=np.tile(base, len(names)),
+    )
+    return frame.sort_values(["target", "effect"], ascending=[True, False]).reset_index(drop=True)
+
+
+def _group_columns(groups: Mapping[str, Sequence[str]], codes: np.ndarray) -> tuple[list[str], list[np.ndarray]]:
+    position = {str(c): j for j, c in enumerate(codes)}
+    names, members = [], []
+    for name, group in groups.items():  # loop over user-defined groups
+        group = [str(c) for c in group]
+        unknown = [c for c in group if c not in position]
+        if unknown:
+            raise PathwaysInputError(
+                f"groups: {len(unknown)} code(s) of group {name!r} are not columns of X, e.g. {unknown[0]!r}"
+            )
+        names.append(str(name))
+        members.append(np.array([position[c] for c in group], dtype=np.int64))
+    if not names:
+        raise PathwaysInputError("groups: expected at least one group of codes")
+    return names, members
+
+
+def attributions(model: Any, X: Any, static: Any = None, *, method: str = "auto", **kwargs: Any) -> pd.DataFrame:
+    """Dispatch: ``"auto"`` = RETAIN's contributions for RETAIN, integrated gradients for other neural models,
+    permutation importance otherwise; or name ``"retain"``, ``"integrated_gradients"``, ``"permutation"``."""
+    if method == "auto":
+        module = getattr(model, "module_", None)
+        method = "retain" if isinstance(module, RETAINNet) else (
+            "integrated_gradients" if module is not None else "permutation")
+    if method == "retain":
+        return retain_attributions(model, X, static, **kwargs)
+    if method == "integrated_gradients":
+        return integrated_gradients(model, X, static, **kwargs)
+    if method == "permutation":
+        return permutation_importance(model, X, static=static, **kwargs)
+    raise PathwaysInputError(
+        f"method: expected 'auto', 'retain', 'integrated_gradients' or 'permutation', got {method!r}"
+    )

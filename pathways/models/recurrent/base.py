@@ -1,0 +1,194 @@
+"""Shared face of the outcome models: inputs, labels, static covariates, prediction and scoring.
+
+Score convention
+----------------
+``score(X, y)`` is the **mean Bernoulli log-likelihood per sample**, summed over outcome labels (higher is better):
+``mean_i sum_k [y_ik log p_ik + (1 - y_ik) log(1 - p_ik)]``. For one binary outcome it equals minus
+scikit-learn's ``log_loss``. See :func:`pathways.metrics.mean_log_likelihood`.
+
+``predict_proba`` follows scikit-learn: ``(n, 2)`` columns ``[P(y=0), P(y=1)]`` for one binary outcome, ``(n, K)``
+probabilities for ``K`` labels. ``predict`` thresholds at ``threshold``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from pathways.errors import PathwaysInputError
+from pathways.metrics import mean_log_likelihood
+from pathways.models.base import PathwaysEstimator
+from pathways.models.recurrent.data import DenseBatcher, OutcomeData, as_outcome_data
+from pathways.training.device import resolve_device
+
+__all__ = ["OutcomeModelBase", "NeuralOutcomeModel"]
+
+
+class OutcomeModelBase(PathwaysEstimator):
+    """Input handling, probabilities, ``predict`` and ``score`` shared by every outcome model."""
+
+    input_kind = "sparse_series"
+    threshold: float
+
+    # ------------------------------------------------------------------ learned layout
+    def _learn_layout(self, data: OutcomeData) -> None:
+        """Record what later inputs must match: codes, labels, static columns and their standardisation."""
+        if data.y is None:
+            raise PathwaysInputError("y: outcome labels are required to fit")
+        self.n_codes_ = data.n_codes
+        self.codes_ = [str(c) for c in data.code_names]
+        self.labels_ = list(data.labels)
+        self.n_labels_ = int(data.y.shape[1])
+        self.bin_width_ = float(data.bin_width)
+        self.vocab_ = data.vocab
+        self.static_names_ = list(data.static_names)
+        self.n_static_ = 0 if data.static is None else int(data.static.shape[1])
+        if data.static is not None:
+            self.static_mean_ = data.static.mean(axis=0)
+            scale = data.static.std(axis=0)
+            self.static_scale_ = np.where(scale > 0, scale, 1.0)  # constant columns are only centred
+        else:
+            self.static_mean_ = np.zeros(0)
+            self.static_scale_ = np.ones(0)
+        positives = data.y.sum(axis=0)
+        if ((positives == 0) | (positives == data.y.shape[0])).any():
+            k = int(np.flatnonzero((positives == 0) | (positives == data.y.shape[0]))[0])
+            raise PathwaysInputError(
+                f"y: outcome '{self.labels_[k]}' has a single class in the {data.y.shape[0]} training samples "
+                f"({int(positives[k])} positives); a classifier needs both"
+            )
+
+    def _check_input(self, X: Any, y: Any = None, static: Any = None, *, require_y: bool = False) -> OutcomeData:
+        """Validate new input against the fitted layout."""
+        if not hasattr(self, "n_codes_"):
+            raise PathwaysInputError(f"{type(self).__name__} is not fitted yet: call fit(...) first")
+        data = as_outcome_data(X, y, static, require_y=require_y)
+        if data.n_codes != self.n_codes_:
+            raise PathwaysInputError(
+                f"X: {data.n_codes} code columns but the model was fitted on {self.n_codes_}; "
+                "encode with the training vocabulary"
+            )
+        if self.vocab_ is not None and data.vocab is not None and not (data.vocab == self.vocab_):
+            raise PathwaysInputError("X: vocabulary differs from the training vocabulary (same size, other codes)")
+        n_static = 0 if data.static is None else data.static.shape[1]
+        if n_static != self.n_static_:
+            raise PathwaysInputError(
+                f"static: {n_static} column(s) given but the model was fitted with {self.n_static_}"
+            )
+        if data.y is not None and data.y.shape[1] != self.n_labels_:
+            raise PathwaysInputError(f"y: {data.y.shape[1]} label column(s) but the model predicts {self.n_labels_}")
+        return data
+
+    # ------------------------------------------------------------------ faces
+    # Each concrete model defines ``_positive_proba(data: OutcomeData) -> (n, K)`` float64 P(y_k = 1).
+
+    def predict_proba(self, X: Any, static: Any = None) -> np.ndarray:
+        """Outcome probabilities: ``(n, 2)`` for one binary outcome (scikit-learn order), else ``(n, K)``.
+
+        Parameters
+        ----------
+        X : OutcomeData or SparseSeries
+            Binned histories encoded with the training vocabulary.
+        static : array-like, optional
+            Static covariates when ``X`` does not carry them.
+        """
+        p = self._positive_proba(self._check_input(X, static=static))
+        return np.c_[1.0 - p[:, 0], p[:, 0]] if self.n_labels_ == 1 else p
+
+    def predict(self, X: Any, static: Any = None) -> np.ndarray:
+        """Predicted outcome indicators: ``(n,)`` for one outcome, ``(n, K)`` otherwise (``p >= threshold``)."""
+        p = self._positive_proba(self._check_input(X, static=static))
+        out = (p >= self.threshold).astype(np.int64)
+        return out[:, 0] if self.n_labels_ == 1 else out
+
+    def score(self, X: Any, y: Any = None, static: Any = None) -> float:
+        """Mean Bernoulli log-likelihood per sample, summed over labels (higher is better; module docstring)."""
+        data = self._check_input(X, y, static, require_y=True)
+        return mean_log_likelihood(data.y, self._positive_proba(data))
+
+
+class NeuralOutcomeModel(OutcomeModelBase):
+    """Training and batched inference of the torch outcome models through :class:`pathways.training.Trainer`."""
+
+    transform: str
+    max_bins: int | None
+    max_epochs: int
+    lr: float
+    weight_decay: float
+    batch_size: int
+    patience: int | None
+    device: str
+    seed: int
+    trainer_kwargs: dict | None
+    # Each concrete model defines ``_build_module() -> torch.nn.Module`` from its parameters and learned layout.
+
+    def _batcher(self, data: OutcomeData, device: torch.device) -> DenseBatcher:
+        return DenseBatcher(
+            data, transform=self.transform, max_bins=self.max_bins, static_mean=self.static_mean_,
+            static_scale=self.static_scale_, device=device,
+        )
+
+    def fit(self, X: Any, y: Any = None, *, validation: Any = None, static: Any = None) -> "NeuralOutcomeModel":
+        """Fit on binned histories.
+
+        Parameters
+        ----------
+        X : OutcomeData or SparseSeries
+            Training histories (see :func:`pathways.models.recurrent.outcome_dataset`).
+        y : array-like (n,) or (n, K), optional
+            Outcome indicators when ``X`` does not carry them.
+        validation : OutcomeData or (SparseSeries, y), optional
+            Held-out data for early stopping (``patience`` epochs without improvement of the validation loss).
+        static : array-like (n, S), optional
+            Static covariates when ``X`` does not carry them.
+
+        Returns
+        -------
+        self
+        """
+        from pathways.training import Trainer  # imported here: training depends on models, not the reverse
+
+        data = as_outcome_data(X, y, static, require_y=True)
+        self._learn_layout(data)
+        val = None
+        if validation is not None:
+            val = self._check_input(*validation) if isinstance(validation, tuple) else self._check_input(validation)
+            if val.y is None:
+                raise PathwaysInputError("validation: outcome labels are required for early stopping")
+        device = resolve_device(self.device)
+        torch.manual_seed(int(self.seed))
+        self.module_ = self._build_module().to(device)
+        train_b = self._batcher(data, device)
+        val_b = None if val is None else self._batcher(val, device)
+        bs = int(self.batch_size)
+        trainer = Trainer(
+            max_epochs=int(self.max_epochs), lr=float(self.lr), weight_decay=float(self.weight_decay),
+            batch_size=bs, device=str(device), patience=self.patience, seed=int(self.seed), progress=False,
+            **dict(self.trainer_kwargs or {}),
+        )
+        self.history_ = trainer.fit(
+            self.module_,
+            lambda epoch: train_b.iterate(bs, shuffle=True, seed=int(self.seed) + 7919 * int(epoch)),
+            None if val_b is None else (lambda epoch: val_b.iterate(bs)),
+        )
+        self.n_epochs_ = len(self.history_)
+        self.module_.eval()
+        return self
+
+    def _device(self) -> torch.device:
+        return next(self.module_.parameters()).device
+
+    def _iterate_eval(self, data: OutcomeData, batch_size: int | None = None):
+        """Evaluation batches (no shuffle, length-bucketed) on the module's device."""
+        batcher = self._batcher(data, self._device())
+        return batcher.iterate(int(batch_size or max(self.batch_size, 256)))
+
+    def _positive_proba(self, data: OutcomeData) -> np.ndarray:
+        out = np.empty((len(data), self.n_labels_), dtype=np.float64)
+        self.module_.eval()
+        with torch.no_grad():
+            for batch in self._iterate_eval(data):
+                logits = self.module_.logits(batch["x"], batch["lengths"], batch.get("static"))
+                out[batch["index"].numpy()] = torch.sigmoid(logits.float()).cpu().numpy()
+        return out
