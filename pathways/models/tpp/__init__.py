@@ -1,0 +1,8 @@
+"""Neural temporal point processes: RMTPP, NeuralHawkes (continuous-time LSTM), TransformerHawkes, LogNormMix."""
+from pathways.models.tpp.base import NextEventPrediction, TPPBase
+from pathways.models.tpp.lognormmix import LogNormMix
+from pathways.models.tpp.nhp import NeuralHawkes
+from pathways.models.tpp.rmtpp import RMTPP
+from pathways.models.tpp.thp import TransformerHawkes
+
+__all__ = ["TPPBase", "NextEventPrediction", "RMTPP", "NeuralHawkes", "TransformerHawkes", "LogNormMix"]
