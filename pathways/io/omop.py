@@ -110,7 +110,7 @@ def read_omop(
         persons, pid_is_int = reader.persons()
         events = reader.events(_resolve_domains(ts, domains, report), concept_codes, drug_ingredients,
                                keep_unmapped)
-        deaths = reader.deaths(concept_codes)
+        deaths = reader.deaths(concept_codes, persons["pid"])
         if death_events and len(deaths):
             events = reader.add_death_events(events, deaths)
         persons = persons.merge(deaths, on="pid", how="left") if len(deaths) else persons.assign(death=np.nan)
@@ -221,7 +221,8 @@ class _OmopReader:
             self.decide(f"{dom.table}: end date missing", "point event (end NaN) unless days_supply",
                         stats[3] - stats[4], n)
             if dom.supply:
-                self.decide(f"{dom.table}: end date missing", "end = start + days_supply - 1", stats[4], n)
+                self.decide(f"{dom.table}: end date missing, days_supply given", "end = start + days_supply - 1",
+                            stats[4], n)
             self.decide(f"{dom.table}: end before start", "end = start", stats[5], n)
         keep_concept = "TRUE" if keep_unmapped else "coalesce(c, 0) <> 0"
         sql = (
@@ -274,7 +275,7 @@ class _OmopReader:
         return events
 
     # -- death --------------------------------------------------------------------------------------------------
-    def deaths(self, concept_codes: bool) -> pd.DataFrame:
+    def deaths(self, concept_codes: bool, known: pd.Series) -> pd.DataFrame:
         """One row per person with a valid death date: pid, death (days) and death_cause when recorded."""
         if not self.ts.has("death"):
             self.report.note("death table absent", 0)
@@ -294,7 +295,10 @@ class _OmopReader:
         self.report.note("death rows", len(frame))
         bad = frame["death"].isna() | ~frame["death"].between(*self.bounds)
         self.decide("death: date missing, unparseable or out of date_range", "dropped", int(bad.sum()), len(frame))
-        frame = frame[~bad].sort_values(["pid", "death"], kind="stable")
+        frame = frame[~bad]
+        unknown = ~frame["pid"].isin(known).to_numpy()
+        self.decide("death: person absent from person", "dropped", int(unknown.sum()), len(frame))
+        frame = frame[~unknown].sort_values(["pid", "death"], kind="stable")
         dup = frame["pid"].duplicated().to_numpy()
         self.decide("death: several rows per person", "earliest kept", int(dup.sum()), len(frame))
         frame = frame[~dup]
@@ -336,7 +340,6 @@ class _OmopReader:
         self.ts.require("observation_period", ["person_id", "observation_period_start_date",
                                                "observation_period_end_date"])
         ref = self.ts.ref("observation_period")
-        db_end = self.ts.scalar(f"SELECT max(coalesce(e, t)) FROM {events}")
         raw = self.ts.temp_table(
             f"SELECT CAST(person_id AS VARCHAR) AS pid, {days_sql('observation_period_start_date')} AS s, "
             f"{days_sql('observation_period_end_date')} AS e FROM {ref}", "op_raw")
@@ -352,6 +355,10 @@ class _OmopReader:
         self.decide("observation_period: end missing or invalid", "end = last date in the database", no_end, n,
                     "open period")
         self.decide("observation_period: end before start", "dropped", reversed_, n)
+        # "Last date in the database": the latest event date or valid period end, whichever is later.
+        db_end = self.ts.scalar(
+            f"SELECT greatest((SELECT max(coalesce(e, t)) FROM {events}), "
+            f"(SELECT max(e) FROM {raw} WHERE {in_range_sql('e', self.bounds)}))")
         fill_end = "NULL" if db_end is None else repr(float(db_end))
         periods = self.ts.temp_table(
             f"SELECT pid, s, CASE WHEN e IS NULL OR NOT ({in_range_sql('e', self.bounds)}) THEN greatest(s, {fill_end}) "
