@@ -75,12 +75,16 @@ ICD10_CHAPTERS: tuple[tuple[str, str, str, str], ...] = (
 #: Event categories that carry each coding system in pathways logs (see ``EventLog.category``).
 SYSTEM_CATEGORIES: dict[str, tuple[str, ...]] = {"atc": ("drug",), "icd10": ("diagnosis",)}
 
-_ATC_RE = re.compile(r"^[A-Z](?:\d\d(?:[A-Z](?:[A-Z](?:\d\d)?)?)?)?$")
-# WHO ICD-10: letter, two digits, optional dot, then a digit (never a letter: that is what separates an ICD-10
-# sub-category such as E119 from an ATC level 3 such as A10B) and up to 3 more characters (French extensions).
-_ICD10_RE = re.compile(r"^[A-Z]\d\d(?:\.?\d[0-9A-Z+]{0,3})?$")
+#: First letters of ATC anatomical main groups (W = homeopathy, a French OPENMEDIC extension).
+ATC_GROUPS = "ABCDGHJLMNPRSVW"
+_ATC_RE = re.compile(rf"^[{ATC_GROUPS}](?:\d\d(?:[A-Z](?:[A-Z](?:\d\d)?)?)?)?$")
+# ICD-10: letter, two digits, optional dot, then a digit and up to 3 more characters (French extensions). A letter
+# in 4th position (French CIM-10 K07A...) is accepted only after a first letter that starts no ATC group, so that
+# codes of 4 characters or more never match both systems (A10B is ATC level 3, E119 ICD-10).
+_NON_ATC = "".join(c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in ATC_GROUPS)
+_ICD10_RE = re.compile(rf"^(?:[A-Z]\d\d(?:\.?\d[0-9A-Z+]{{0,3}})?|[{_NON_ATC}]\d\d\.?[A-Z][0-9A-Z+]{{0,3}})$")
 _CCAM_RE = re.compile(r"^[A-Z]{4}\d{3}$")
-_AMBIGUOUS_RE = re.compile(r"^[A-Z]\d\d$")
+_AMBIGUOUS_RE = re.compile(rf"^[{ATC_GROUPS}]\d\d$")
 
 _ICD10_LEVELS = ("chapter", "category")
 
@@ -344,6 +348,7 @@ def _check_collisions(old_codes: np.ndarray, new_codes: np.ndarray, member: np.n
 
 
 __all__ = [
+    "ATC_GROUPS",
     "ATC_PREFIX_LENGTHS",
     "ICD10_CHAPTERS",
     "SYSTEM_CATEGORIES",
