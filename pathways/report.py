@@ -112,18 +112,19 @@ def code_counts(data: Any, codes: Sequence[str] | None = None) -> pd.DataFrame:
                          "n_patients": n_patients[:n_codes]})
 
 
-def hawkes_factors(model: Any, counts: pd.DataFrame | None = None) -> pd.DataFrame:
+def hawkes_factors(model: Any, counts: pd.DataFrame | None = None, intervals: Any = None) -> pd.DataFrame:
     """Factors table of a fitted Hawkes model: one row per (source, target) with its adjacency as effect.
 
-    Intervals come from ``model.confidence_intervals_`` when the model computed them (else NaN). ``counts`` (from
-    :func:`code_counts`) adds ``n_source_events`` and ``n_target_events``, the basis of small-count suppression.
+    Intervals come from ``intervals`` (a ``HawkesIntervals``), else from ``model.confidence_intervals_`` when the
+    model kept them (else NaN). ``counts`` (from :func:`code_counts`) adds ``n_source_events`` and
+    ``n_target_events``, the basis of small-count suppression.
     """
     adj = np.asarray(model.adjacency_, dtype=np.float64)
     codes = np.asarray(getattr(model, "codes_", np.arange(adj.shape[0]).astype(str)), dtype=object).astype(str)
     d = codes.size
     target, source = np.divmod(np.arange(d * d), d)
     lo = hi = np.full(d * d, np.nan)
-    ci = getattr(model, "confidence_intervals_", None)
+    ci = intervals if intervals is not None else getattr(model, "confidence_intervals_", None)
     method = "hawkes"
     if ci is not None:
         lo, hi = np.asarray(ci.adjacency_low).ravel(), np.asarray(ci.adjacency_high).ravel()

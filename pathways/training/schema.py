@@ -26,17 +26,17 @@ class ConfigKeyError(PathwaysInputError):
 class TrainerConfig:
     """``trainer`` group: arguments of :class:`pathways.training.Trainer` (see its docstring)."""
 
-    max_epochs: int = 50
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    batch_size: int = 64
+    max_epochs: Optional[int] = None
+    lr: Optional[float] = None
+    weight_decay: Optional[float] = None
+    batch_size: Optional[int] = None
+    patience: Optional[int] = None
     device: str = "cpu"
-    patience: Optional[int] = 5
-    grad_clip: Optional[float] = 1.0
+    grad_clip: Optional[float] = None
     lr_schedule: Optional[str] = None
     precision: str = "32"
     deterministic: bool = False
-    progress: bool = True
+    progress: Optional[bool] = None
     resume: bool = False
 
 
@@ -79,15 +79,16 @@ class CheckpointConfig:
 @dataclass
 class SparseSeriesConfig:
     bin_days: float = 30.0
-    align: str = "calendar"
     value: str = "count"
-    n_bins: Optional[int] = None
 
 
 @dataclass
 class LabelsConfig:
-    outcome: Optional[str] = None
-    horizon_days: float = 365.0
+    outcomes: Any = None
+    horizon_days: float = 180.0
+    lookback_days: float = 365.0
+    index_time: Optional[str] = None
+    censoring: str = "keep"
 
 
 @dataclass
@@ -129,7 +130,7 @@ class PredictConfig:
     name: str = "predict"
     horizon: Optional[float] = None
     n_samples: int = 1
-    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    encode: dict = field(default_factory=dict)
     paths: PathsConfig = field(default_factory=PathsConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
 

@@ -12,8 +12,10 @@ as an uninterrupted run (module, optimizer, scheduler, loss-scaler and RNG state
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import dataclasses
+import inspect
 import logging
 import math
 import random
@@ -34,7 +36,38 @@ logger = logging.getLogger("pathways")
 BatchSource = Callable[[int], Iterable[Any]]
 _PRECISIONS = ("32", "bf16", "16-mixed")
 
-__all__ = ["Trainer", "TrainingDivergedError", "resolve_device", "seed_everything", "move_batch"]
+__all__ = ["Trainer", "TrainingDivergedError", "resolve_device", "seed_everything", "move_batch",
+           "training_defaults"]
+
+# run-level settings for trainers built inside estimators (see training_defaults)
+_RUN_DEFAULTS: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("pathways_trainer_defaults",
+                                                                               default={})
+_RUN_KEYS = ("log_dir", "loggers", "checkpoint_dir", "resume", "precision", "deterministic", "lr_schedule",
+             "grad_clip", "progress")
+
+
+@contextlib.contextmanager
+def training_defaults(**settings: Any) -> Any:
+    """Within the block, every :class:`Trainer` whose setting is left at its default takes the value given here.
+
+    Estimators build their own Trainer inside ``fit``; the training pipeline uses this to give them the run's log
+    folder, resume state folder, precision, ... without each estimator having to forward these arguments.
+    Settings explicitly passed to a Trainer win. Keys: log_dir, loggers, checkpoint_dir, resume, precision,
+    deterministic, lr_schedule, grad_clip, progress.
+
+    Examples
+    --------
+    >>> with training_defaults(log_dir=None, precision="32"):
+    ...     pass
+    """
+    unknown = sorted(set(settings) - set(_RUN_KEYS))
+    if unknown:
+        raise PathwaysInputError(f"training_defaults: unknown setting(s) {unknown}; known: {list(_RUN_KEYS)}")
+    token = _RUN_DEFAULTS.set({**_RUN_DEFAULTS.get(), **settings})
+    try:
+        yield
+    finally:
+        _RUN_DEFAULTS.reset(token)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -182,6 +215,25 @@ class Trainer:
         TrainingDivergedError : the loss became NaN/Inf; the module holds its last good weights and
             ``checkpoint_dir/trainer_state.pt`` still holds the last good epoch.
         """
+        replaced = self._apply_run_defaults()
+        try:
+            return self._fit(module, train_batches, val_batches)
+        finally:
+            for key, value in replaced.items():
+                setattr(self, key, value)
+
+    def _apply_run_defaults(self) -> dict[str, Any]:
+        """Take settings from ``training_defaults`` where this trainer kept the constructor default."""
+        defaults = {k: p.default for k, p in inspect.signature(type(self).__init__).parameters.items()}
+        replaced = {}
+        for key, value in _RUN_DEFAULTS.get().items():
+            if getattr(self, key) == defaults.get(key):
+                replaced[key] = getattr(self, key)
+                setattr(self, key, value)
+        return replaced
+
+    def _fit(self, module: torch.nn.Module, train_batches: BatchSource,
+             val_batches: BatchSource | None) -> list[dict[str, Any]]:
         seed_everything(self.seed, self.deterministic)
         device = resolve_device(self.device)
         precision = self._precision(device)

@@ -1,0 +1,13 @@
+"""`python scripts/detect_signals.py [overrides]`: thin Hydra entry point, same as the console script of pathways.cli.detect_signals.
+
+See docs/experiments.md for the configs and overrides.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a source checkout runs without installing
+
+from pathways.cli import detect_signals  # noqa: E402
+
+if __name__ == "__main__":
+    detect_signals()
