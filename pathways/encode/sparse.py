@@ -190,7 +190,8 @@ class SparseSeries:
         lengths_t = torch.as_tensor(lengths, dtype=torch.long, device=device)
         if not dense:
             index = torch.as_tensor(np.vstack([b, t, sub.col.astype(np.int64)]))
-            return torch.sparse_coo_tensor(index, values, shape, device=device).coalesce(), lengths_t
+            sparse = torch.sparse_coo_tensor(index, values, shape, device=device, check_invariants=False)
+            return sparse.coalesce(), lengths_t
         out = torch.zeros(shape, dtype=dtype)
         out[torch.as_tensor(b), torch.as_tensor(t), torch.as_tensor(sub.col.astype(np.int64))] = values
         return out.to(device), lengths_t
