@@ -171,6 +171,8 @@ class _OmopReader:
         frame = frame[~missing_id]
         dup = frame["pid"].duplicated().to_numpy()
         self.decide("person: duplicate person_id", "first row kept", int(dup.sum()), len(frame))
+        # OMOP person_id is an integer; CSV sources read it as text, so restore integers when every id is one.
+        pid_is_int = pid_is_int or bool(frame["pid"].str.fullmatch(r"-?(0|[1-9]\d{0,17})").all())
         frame = frame[~dup].sort_values("pid", key=_id_sort_key(pid_is_int)).reset_index(drop=True)
         birth = _birth_days(frame, self.report, self.errors, self.bounds)
         sex = frame["g"].map(GENDER_CONCEPTS)
