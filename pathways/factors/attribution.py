@@ -1,12 +1,13 @@
 """Attributions of outcome models -> factors table (which past codes, how long before, drove the predictions).
 
-Three methods, one output shape (:func:`pathways.factors.table.factors_frame`):
+Four methods, one output shape (:func:`pathways.factors.table.factors_frame`):
 
 * :func:`retain_attributions` -- RETAIN's exact decomposition of the logit into per-(bin, code) contributions
   ``alpha_j x_jk W (beta_j * W_emb[:, k])`` (Choi et al. 2016).
 * :func:`integrated_gradients` -- integrated gradients (Sundararajan et al. 2017) of the logit with respect to the
   binned inputs, from an all-zero history (static covariates kept), for :class:`GRUOutcome` (or RETAIN). The path
   integral uses Gauss-Legendre nodes, all of them evaluated in one batched forward/backward pass.
+* :func:`logistic_attributions` -- the exact linear decomposition of :class:`CountsLogisticBaseline`'s logit.
 * :func:`permutation_importance` -- model-agnostic: the drop of a score (AUROC by default) when one code group's
   histories are shuffled across patients (bins keep their lag), averaged over repeats.
 
@@ -35,7 +36,13 @@ from pathways.metrics import auprc, auroc
 from pathways.models.recurrent.data import OutcomeData, as_outcome_data
 from pathways.models.recurrent.modules import RETAINNet, reverse_padded
 
-__all__ = ["retain_attributions", "integrated_gradients", "permutation_importance", "attributions"]
+__all__ = [
+    "attribution_factors",
+    "integrated_gradients",
+    "logistic_attributions",
+    "permutation_importance",
+    "retain_attributions",
+]
 
 _LAGS = ("bins", "total", "both")
 
@@ -387,19 +394,58 @@ def _group_columns(groups: Mapping[str, Sequence[str]], codes: np.ndarray) -> tu
     return names, members
 
 
-def attributions(model: Any, X: Any, static: Any = None, *, method: str = "auto", **kwargs: Any) -> pd.DataFrame:
-    """Dispatch: ``"auto"`` = RETAIN's contributions for RETAIN, integrated gradients for other neural models,
-    permutation importance otherwise; or name ``"retain"``, ``"integrated_gradients"``, ``"permutation"``."""
+def logistic_attributions(model: Any, X: Any, static: Any = None, *, z: float = 1.96) -> pd.DataFrame:
+    """Factors table from a fitted CountsLogisticBaseline's exact linear decomposition of the logit.
+
+    A code's contribution for a patient is the sum over its count features (whole history and recent windows) of
+    ``coef * feature``; ``effect`` is its mean over patients who have the code (``lag_days`` NaN), as for RETAIN.
+    """
+    if not hasattr(model, "coef_") or not hasattr(model, "feature_scale_"):
+        raise PathwaysInputError(f"model: expected a fitted CountsLogisticBaseline, got {type(model).__name__}")
+    data = model._check_input(X, static=static)
+    feats = model._raw_features(data) @ sp.diags(1.0 / model.feature_scale_)
+    n_codes = model.n_codes_
+    n_blocks = 1 + len(model.window_bins_)
+    # (F_codes, C) matrix summing each code's window features
+    fold = sp.csr_matrix((np.ones(n_blocks * n_codes), (np.arange(n_blocks * n_codes),
+                                                         np.tile(np.arange(n_codes), n_blocks))))
+    code_feats = feats[:, : n_blocks * n_codes]
+    present = np.asarray((data.counts() > 0).sum(axis=0)).ravel().astype(np.float64)
+    summary = _Summary(1, n_codes, model.n_labels_)
+    for k in range(model.n_labels_):  # loop over outcome labels
+        contrib = (code_feats @ sp.diags(model.coef_[k, : n_blocks * n_codes]) @ fold).tocsc()
+        summary.tot_sum[:, k] = torch.from_numpy(np.asarray(contrib.sum(axis=0)).ravel())
+        summary.tot_sq[:, k] = torch.from_numpy(np.asarray(contrib.multiply(contrib).sum(axis=0)).ravel())
+        summary.tot_abs[:, k] = torch.from_numpy(np.asarray(abs(contrib).sum(axis=0)).ravel())
+    summary.tot_n = torch.from_numpy(present)
+    return summary.frame(model.codes_, model.labels_, model.bin_width_, "logistic", "total", z)
+
+
+def attribution_factors(model: Any, X: Any, static: Any = None, *, method: str = "auto",
+                        **kwargs: Any) -> pd.DataFrame:
+    """Factors table of any outcome model.
+
+    ``method="auto"`` picks RETAIN's exact contributions for :class:`RETAIN`, integrated gradients for other neural
+    models (:class:`GRUOutcome`), the linear decomposition for :class:`CountsLogisticBaseline` and permutation
+    importance otherwise; or name ``"retain"``, ``"integrated_gradients"``, ``"logistic"``, ``"permutation"``.
+    ``kwargs`` go to the chosen function.
+    """
     if method == "auto":
         module = getattr(model, "module_", None)
-        method = "retain" if isinstance(module, RETAINNet) else (
-            "integrated_gradients" if module is not None else "permutation")
+        if isinstance(module, RETAINNet):
+            method = "retain"
+        elif module is not None:
+            method = "integrated_gradients"
+        else:
+            method = "logistic" if hasattr(model, "feature_scale_") else "permutation"
     if method == "retain":
         return retain_attributions(model, X, static, **kwargs)
     if method == "integrated_gradients":
         return integrated_gradients(model, X, static, **kwargs)
+    if method == "logistic":
+        return logistic_attributions(model, X, static, **kwargs)
     if method == "permutation":
         return permutation_importance(model, X, static=static, **kwargs)
     raise PathwaysInputError(
-        f"method: expected 'auto', 'retain', 'integrated_gradients' or 'permutation', got {method!r}"
+        f"method: expected 'auto', 'retain', 'integrated_gradients', 'logistic' or 'permutation', got {method!r}"
     )

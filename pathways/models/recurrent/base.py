@@ -120,6 +120,7 @@ class NeuralOutcomeModel(OutcomeModelBase):
     patience: int | None
     device: str
     seed: int
+    progress: bool
     trainer_kwargs: dict | None
     # Each concrete model defines ``_build_module() -> torch.nn.Module`` from its parameters and learned layout.
 
@@ -164,8 +165,8 @@ class NeuralOutcomeModel(OutcomeModelBase):
         bs = int(self.batch_size)
         trainer = Trainer(
             max_epochs=int(self.max_epochs), lr=float(self.lr), weight_decay=float(self.weight_decay),
-            batch_size=bs, device=str(device), patience=self.patience, seed=int(self.seed), progress=False,
-            **dict(self.trainer_kwargs or {}),
+            batch_size=bs, device=str(device), patience=self.patience, seed=int(self.seed),
+            progress=bool(self.progress), **dict(self.trainer_kwargs or {}),
         )
         self.history_ = trainer.fit(
             self.module_,

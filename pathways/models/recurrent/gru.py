@@ -43,6 +43,8 @@ class GRUOutcome(NeuralOutcomeModel):
         Seeds weight initialisation and batch order.
     threshold : float
         Probability cut-off of :meth:`predict`.
+    progress : bool
+        Log one line per epoch.
     trainer_kwargs : dict, optional
         Further :class:`~pathways.training.Trainer` arguments (``grad_clip``, ``lr_schedule``, ``precision``,
         ``log_dir``, ...).
@@ -75,6 +77,7 @@ class GRUOutcome(NeuralOutcomeModel):
         device: str = "auto",
         seed: int = 0,
         threshold: float = 0.5,
+        progress: bool = False,
         trainer_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.embedding_dim = embedding_dim
@@ -92,6 +95,7 @@ class GRUOutcome(NeuralOutcomeModel):
         self.device = device
         self.seed = seed
         self.threshold = threshold
+        self.progress = progress
         self.trainer_kwargs = trainer_kwargs
 
     def _build_module(self) -> nn.Module:

@@ -29,7 +29,7 @@ class RETAIN(NeuralOutcomeModel):
     dropout_emb, dropout_context : float
         Dropout on the embeddings and on the context vector (the paper's regularisation).
     transform, max_bins, max_epochs, lr, weight_decay, batch_size, patience, device, seed, threshold,
-    trainer_kwargs : as in :class:`pathways.models.recurrent.GRUOutcome`.
+    progress, trainer_kwargs : as in :class:`pathways.models.recurrent.GRUOutcome`.
 
     Attributes
     ----------
@@ -59,6 +59,7 @@ class RETAIN(NeuralOutcomeModel):
         device: str = "auto",
         seed: int = 0,
         threshold: float = 0.5,
+        progress: bool = False,
         trainer_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.embedding_dim = embedding_dim
@@ -76,6 +77,7 @@ class RETAIN(NeuralOutcomeModel):
         self.device = device
         self.seed = seed
         self.threshold = threshold
+        self.progress = progress
         self.trainer_kwargs = trainer_kwargs
 
     def _build_module(self) -> nn.Module:
