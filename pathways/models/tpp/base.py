@@ -186,6 +186,7 @@ class TPPBase(PathwaysEstimator):
 
     def score(self, data: TPPData) -> float:
         """Log-likelihood per event (higher is better); see the module docstring for the convention."""
+        self._check_fitted()
         seqs = self._aligned(data, "data")
         if seqs.n_events == 0:
             raise PathwaysInputError("argument 'data': no event to score (the score is per event)")

@@ -1,0 +1,114 @@
+"""Estimator face of the neural TPPs: input checks, EventLog input, checkpoint state, sampling reproducibility."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from pathways.data.eventlog import EventLog
+from pathways.encode.sequences import Sequences, to_sequences
+from pathways.errors import PathwaysDataWarning, PathwaysInputError
+from pathways.models import NotFittedError, PathwaysEstimator
+from pathways.models.tpp import RMTPP, LogNormMix, NeuralHawkes, TransformerHawkes
+from pathways.synthetic.hawkes import simulate_hawkes
+
+MODELS = [RMTPP, NeuralHawkes, TransformerHawkes, LogNormMix]
+TINY = dict(hidden_size=4, max_epochs=2, batch_size=16, device="cpu")
+
+
+def _seqs(n: int = 24, seed: int = 0) -> Sequences:
+    return simulate_hawkes(np.array([0.5, 0.3, 0.2]), 0.2 * np.eye(3), end=20.0, n_sequences=n, seed=seed)
+
+
+@pytest.fixture(scope="module", params=MODELS, ids=lambda c: c.__name__)
+def fitted(request: pytest.FixtureRequest) -> PathwaysEstimator:
+    extra = {"n_heads": 2} if request.param is TransformerHawkes else {}
+    return request.param(**TINY, **extra).fit(_seqs())
+
+
+@pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.__name__)
+def test_init_stores_params_and_clone_works(cls: type) -> None:
+    model = cls(hidden_size=7, lr=0.01)
+    params = model.get_params()
+    assert params["hidden_size"] == 7 and params["lr"] == 0.01
+    assert clone(model).get_params() == params
+    assert not any(k.endswith("_") for k in vars(model))
+    assert cls.input_kind == "sequences"
+
+
+@pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.__name__)
+def test_unfitted_model_refuses_to_score(cls: type) -> None:
+    with pytest.raises(NotFittedError):
+        cls().score(_seqs(2))
+
+
+def test_fit_rejects_bad_input() -> None:
+    with pytest.raises(PathwaysInputError, match="train"):
+        RMTPP(**TINY).fit(np.zeros(3))
+    empty = Sequences(np.zeros(0), np.zeros(0, np.int64), np.array([0, 0]), np.zeros(1), np.ones(1), n_codes=2)
+    with pytest.raises(PathwaysInputError, match="no event"):
+        RMTPP(**TINY).fit(empty)
+
+
+def test_score_rejects_other_code_count(fitted: PathwaysEstimator) -> None:
+    other = simulate_hawkes(np.array([0.5, 0.3]), np.zeros((2, 2)), end=10.0, n_sequences=3, seed=1)
+    with pytest.raises(PathwaysInputError, match="codes"):
+        fitted.score(other)
+
+
+def test_fit_returns_self_and_learns_attributes(fitted: PathwaysEstimator) -> None:
+    assert fitted.n_codes_ == 3 and fitted.time_scale_ > 0 and fitted.max_gap_ > 0
+    assert len(fitted.history_) == 2 and "train_loss" in fitted.history_[0]
+    assert np.isfinite(fitted.score(_seqs(8, seed=3)))
+
+
+def test_checkpoint_state_round_trip(fitted: PathwaysEstimator) -> None:
+    state = fitted.export_state()
+    assert any(k.startswith("module_.") for k in state["arrays"])
+    restored = PathwaysEstimator.import_state(state)
+    test = _seqs(8, seed=4)
+    assert type(restored) is type(fitted)
+    np.testing.assert_allclose(restored.score(test), fitted.score(test), rtol=1e-6)
+    np.testing.assert_allclose(restored.predict_next(test).dt, fitted.predict_next(test).dt, rtol=1e-5)
+
+
+def test_sampling_is_reproducible_and_inside_window(fitted: PathwaysEstimator) -> None:
+    a, b = fitted.sample(5, 15.0, seed=3), fitted.sample(5, 15.0, seed=3)
+    np.testing.assert_array_equal(a.times, b.times)
+    np.testing.assert_array_equal(a.marks, b.marks)
+    assert np.all((a.times >= 0) & (a.times <= 15.0)) and np.all(a.end == 15.0)
+    with pytest.raises(PathwaysInputError, match="end_time"):
+        fitted.sample(2, -1.0, seed=0)
+
+
+def test_sample_cap_warns(fitted: PathwaysEstimator) -> None:
+    with pytest.warns(PathwaysDataWarning, match="max_events"):
+        capped = fitted.sample(3, 200.0, seed=0, max_events=2)
+    assert capped.lengths.max() <= 2
+
+
+def test_eventlog_input_is_reencoded_with_the_model_vocabulary() -> None:
+    events = pd.DataFrame({"patient_id": [1, 1, 1, 2, 2, 3], "time": [0.5, 1.0, 2.5, 0.2, 3.0, 1.0],
+                           "code": ["A", "B", "A", "B", "C", "A"]})
+    log = EventLog.from_pandas(events)
+    model = RMTPP(**TINY).fit(log)
+    assert list(model.vocab_.codes) == ["A", "B", "C"]
+    subset = EventLog.from_pandas(events[events.code != "B"])  # vocabulary A, C: C has index 1 here, 2 in the model
+    seqs = to_sequences(subset)
+    by_hand = Sequences(seqs.times, np.array([0, 2])[seqs.marks], seqs.offsets, seqs.start, seqs.end, n_codes=3)
+    np.testing.assert_allclose(model.log_likelihood(subset), model.log_likelihood(by_hand), rtol=1e-6)
+    with pytest.raises(PathwaysInputError):
+        model.score(EventLog.from_pandas(events.assign(code=events.code.replace("C", "Z"))))
+
+
+def test_lognormmix_warns_about_ties() -> None:
+    seqs = Sequences(np.array([1.0, 1.0, 2.0, 0.5]), np.array([0, 1, 0, 1]), np.array([0, 3, 4]), np.zeros(2),
+                     np.full(2, 3.0), n_codes=2)
+    with pytest.warns(PathwaysDataWarning, match="ties"):
+        LogNormMix(**TINY).fit(seqs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RMTPP(**TINY).fit(seqs)  # intensity models give ties a finite density: no warning
