@@ -173,6 +173,10 @@ class _SndsReader:
     def decide(self, step: str, decision: str, count: int, total: int | None = None, detail: str = "") -> None:
         self.report.decide(step, decision, count, total, detail, errors=self.errors)
 
+    def rule(self, step: str, decision: str, count: int, total: int | None = None) -> None:
+        """A documented exclusion rule the user switched on: counted and warned, never an error."""
+        self.report.decide(step, decision, count, total, "documented rule", errors="warn")
+
     def _valid_date(self, expr: str) -> str:
         """SQL: ``expr`` when it is a plausible date, else NULL."""
         return f"CASE WHEN {in_range_sql(expr, self.bounds)} THEN {expr} END"
@@ -224,9 +228,9 @@ class _SndsReader:
             f"count(*) FILTER (WHERE NOT unmatched AND unmapped) FROM {stage}").fetchall()[0]
         self.report.note("ER_PHA_F rows", n)
         self.decide("ER_PHA_F: no matching ER_PRS_F line on the 9 DCIR keys", "dropped", unmatched, n)
-        self.decide("ER_PHA_F: information line (DPN_QLF = 71)", "dropped", info, n)
+        self.rule("ER_PHA_F: information line (DPN_QLF = 71)", "dropped", info, n)
         self.decide("ER_PHA_F: EXE_SOI_DTD missing, invalid or out of date_range", "dropped", bad_date, n)
-        self.decide("ER_PHA_F: PHA_ACT_QSN <= 0", "dropped" if drop_nonpositive else "kept", nonpos, n)
+        self.rule("ER_PHA_F: PHA_ACT_QSN <= 0", "dropped" if drop_nonpositive else "kept", nonpos, n)
         if mapping is not None:
             self.decide("ER_PHA_F: CIP13 absent from cip_to_atc", "kept as CIP13 code", unmapped, n)
         pos = "coalesce(value, 1) > 0" if drop_nonpositive else "TRUE"
@@ -253,7 +257,7 @@ class _SndsReader:
             f"(t IS NULL OR NOT ({in_range_sql('t', self.bounds)}))) FROM {stage}").fetchall()[0]
         self.report.note("ER_CAM_F rows", n)
         self.decide("ER_CAM_F: no matching ER_PRS_F line on the 9 DCIR keys", "dropped", unmatched, n)
-        self.decide("ER_CAM_F: information line (DPN_QLF = 71)", "dropped", info, n)
+        self.rule("ER_CAM_F: information line (DPN_QLF = 71)", "dropped", info, n)
         self.decide("ER_CAM_F: CAM_PRS_IDE empty", "dropped", no_code, n)
         self.decide("ER_CAM_F: EXE_SOI_DTD missing, invalid or out of date_range", "dropped", bad_date, n)
         return self.ts.temp_table(
@@ -322,8 +326,8 @@ class _SndsReader:
         self.report.note(f"{name} rows", n)
         self.decide(f"{name}: no patient link in {c_name} (ETA_NUM, RSA_NUM)", "dropped", unmatched, n)
         errs = "dropped" if exclude_errors else "kept"
-        self.decide(f"{name}: error GHM (GRG_GHM 90*)", errs, ghm, n)
-        self.decide(f"{name}: quality check *_RET not '0' in {c_name}", errs, ret, n)
+        self.rule(f"{name}: error GHM (GRG_GHM 90*)", errs, ghm, n)
+        self.rule(f"{name}: quality check *_RET not '0' in {c_name}", errs, ret, n)
         self.decide(f"{name}: entry date missing, invalid or out of date_range", "dropped", no_start, n)
         self.decide(f"{name}: discharge before entry", "end = entry", reversed_, n)
         quality = "NOT ghm_bad AND NOT ret_bad" if exclude_errors else "TRUE"

@@ -361,8 +361,9 @@ def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, catego
             keep = ~dup
             patient, time, code, end, value, cat = (a[keep] for a in (patient, time, code, end, value, cat))
     for rule in filters:
+        # Filters are rules the user chose (study window, events after death): counted, never an error.
         step, decision, bad = rule(patient, time)
-        report.decide(step, decision, int(bad.sum()), time.size, errors=errors)
+        report.decide(step, decision, int(bad.sum()), time.size, "documented rule")
         if bad.any():
             keep = ~bad
             patient, time, code, end, value, cat = (a[keep] for a in (patient, time, code, end, value, cat))
