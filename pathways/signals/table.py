@@ -84,8 +84,8 @@ def signal_table(estimates: pd.DataFrame, *, negative_controls: Iterable[tuple[s
 
 
 def _fit_method_null(part: pd.DataFrame, controls: set[tuple[str, str]]) -> SystematicErrorNull | None:
-    if not controls or "se_log" not in part:
-        return None
+    if not controls or "se_log" not in part or part["se_log"].isna().all():
+        return None  # Bayesian methods (IC, EBGM) have no Wald standard error to calibrate
     is_control = np.array([(e, o) in controls for e, o in zip(part["exposure"], part["outcome"])])
     if not is_control.any():
         return None

@@ -1,0 +1,155 @@
+"""The whole weak-signal path: EventLog + study design -> exposures -> SCCS and disproportionality -> signal table."""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from pathways.cohort import limited_exposures, match_codes
+from pathways.data.eventlog import EventLog
+from pathways.encode.sccs import sccs_data
+from pathways.errors import PathwaysDataWarning, PathwaysInputError
+from pathways.signals.disproportionality import disproportionality, exposure_event_matrix
+from pathways.signals.sccs import SCCS
+from pathways.signals.table import signal_table
+
+logger = logging.getLogger("pathways")
+
+DISPROPORTIONALITY_METHODS = ("PRR", "ROR", "IC", "EBGM")
+
+
+@dataclass
+class StudyDesign:
+    """What a drug-safety screen compares.
+
+    Parameters
+    ----------
+    outcomes : outcome codes (or code prefixes) — the adverse events screened.
+    drugs : drug codes or prefixes; default every event of category ``"drug"``.
+    exposure_days : days each dispensation covers (SCALPEL "limited" exposures, overlapping periods merged).
+    grace : largest gap (days) that still merges two exposure periods.
+    risk_window : (first, last) day after a dispensation where SCCS looks for a raised incidence.
+    bucket_days : SCCS time resolution (days per bucket).
+    outcome_mode : SCCS keeps the ``"first"`` outcome per case (classic SCCS) or ``"all"``.
+    negative_controls : (drug, outcome) pairs assumed without effect, for empirical calibration.
+    methods : subset of ``("SCCS", "PRR", "ROR", "IC", "EBGM")``.
+    """
+
+    outcomes: Sequence[str]
+    drugs: Sequence[str] | None = None
+    exposure_days: float = 30.0
+    grace: float = 0.0
+    risk_window: tuple[float, float] = (0.0, 60.0)
+    bucket_days: float = 7.0
+    outcome_mode: str = "first"
+    negative_controls: Sequence[tuple[str, str]] = field(default_factory=list)
+    methods: Sequence[str] = ("SCCS", "PRR", "ROR", "IC", "EBGM")
+
+
+def detect(log: EventLog, design: StudyDesign | None = None, *, q_threshold: float = 0.05, alpha: float = 0.05,
+           min_events: int = 3, **design_kwargs: object) -> pd.DataFrame:
+    """Screen every (drug, outcome) pair with SCCS and disproportionality and return the calibrated signal table.
+
+    Parameters
+    ----------
+    log : the event log (drug dispensations and outcome diagnoses).
+    design : a :class:`StudyDesign`; or pass its fields as keyword arguments.
+    q_threshold, alpha, min_events : see :func:`pathways.signals.table.signal_table`.
+
+    Examples
+    --------
+    >>> from pathways.synthetic.cohort import simulate_cohort
+    >>> log, truth = simulate_cohort(300, seed=0)
+    >>> table = detect(log, outcomes=truth.outcomes, methods=("PRR",))
+    >>> sorted(table["method"].unique())
+    ['PRR']
+    """
+    design = design or StudyDesign(**design_kwargs)  # type: ignore[arg-type]
+    unknown = [m for m in design.methods if m not in ("SCCS", *DISPROPORTIONALITY_METHODS)]
+    if unknown:
+        raise PathwaysInputError(f"methods: unknown {unknown}; choose among SCCS, PRR, ROR, IC, EBGM")
+    drug_idx, outcome_idx = _resolve_codes(log, design)
+    parts = []
+    dispro = [m for m in design.methods if m in DISPROPORTIONALITY_METHODS]
+    if dispro:
+        parts.append(_disproportionality(log, design, drug_idx, outcome_idx, dispro, alpha))
+    if "SCCS" in design.methods:
+        parts.append(_sccs(log, design, drug_idx, outcome_idx, alpha))
+    estimates = pd.concat(parts, ignore_index=True)
+    return signal_table(estimates, negative_controls=design.negative_controls, q_threshold=q_threshold,
+                        alpha=alpha, min_events=min_events)
+
+
+def _resolve_codes(log: EventLog, design: StudyDesign) -> tuple[np.ndarray, np.ndarray]:
+    outcome_idx = np.flatnonzero(match_codes(log.vocab, design.outcomes))
+    if outcome_idx.size == 0:
+        raise PathwaysInputError(f"outcomes: none of {list(design.outcomes)[:5]} matches a code of the log")
+    if design.drugs is None:
+        is_drug = pd.Series(log.category).astype(object).to_numpy() == "drug"
+        drug_idx = np.unique(log.code[is_drug])
+        if drug_idx.size == 0:
+            raise PathwaysInputError("drugs: the log has no event of category 'drug'; name the drug codes")
+    else:
+        drug_idx = np.flatnonzero(match_codes(log.vocab, design.drugs))
+        if drug_idx.size == 0:
+            raise PathwaysInputError(f"drugs: none of {list(design.drugs)[:5]} matches a code of the log")
+    overlap = np.intersect1d(drug_idx, outcome_idx)
+    if overlap.size:
+        raise PathwaysInputError(f"codes {log.vocab.codes[overlap][:3].tolist()} are both drugs and outcomes")
+    return drug_idx, outcome_idx
+
+
+def _disproportionality(log: EventLog, design: StudyDesign, drug_idx: np.ndarray, outcome_idx: np.ndarray,
+                        methods: Sequence[str], alpha: float) -> pd.DataFrame:
+    drugs = log.vocab.codes[drug_idx]
+    exposure = limited_exposures(log, codes=drugs, prefix=False, duration=design.exposure_days,
+                                 grace=design.grace).to_eventlog()
+    # the exposure log has its own vocabulary (one code per exposure group): map back by code string
+    drug_pos = pd.Index(drugs).get_indexer(exposure.vocab.codes[exposure.code])
+    windows = pd.DataFrame({"patient": exposure.patient, "exposure": drug_pos,
+                            "start": exposure.time, "end": exposure.end})
+    out_pos = np.full(log.n_codes, -1)
+    out_pos[outcome_idx] = np.arange(outcome_idx.size)
+    is_outcome = out_pos[log.code] >= 0
+    x = exposure_event_matrix(log.patient[is_outcome], log.time[is_outcome], windows, drug_idx.size)
+    return disproportionality(x, out_pos[log.code[is_outcome]], drugs, log.vocab.codes[outcome_idx],
+                              methods=tuple(methods), alpha=alpha)
+
+
+def _sccs(log: EventLog, design: StudyDesign, drug_idx: np.ndarray, outcome_idx: np.ndarray,
+          alpha: float) -> pd.DataFrame:
+    """One classic SCCS per outcome (all drugs in one model, so co-exposures adjust each other)."""
+    first = int(np.floor(design.risk_window[0] / design.bucket_days))
+    last = int(np.ceil(design.risk_window[1] / design.bucket_days)) - 1
+    drugs = log.vocab.codes[drug_idx].tolist()
+    rows = []
+    for code in log.vocab.codes[outcome_idx]:  # one model per outcome: a handful, never per patient
+        data = sccs_data(log, {d: [d] for d in drugs}, [code], design.bucket_days, outcome_mode=design.outcome_mode)
+        if not np.any(data.outcomes_per_case() > 0):
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PathwaysDataWarning)  # windows without outcomes are reported as NaN
+            model = SCCS(risk_windows=[[first, max(last, first)]], ci_level=1 - alpha).fit(data)
+        res = model.results_[model.results_["kind"] == "exposure"]
+        rows.append(pd.DataFrame({
+            "exposure": res["feature"].to_numpy(), "outcome": code, "method": "SCCS",
+            "estimate": res["ri"].to_numpy(), "ci_low": res["ci_low"].to_numpy(),
+            "ci_high": res["ci_high"].to_numpy(), "p": res["p"].to_numpy(), "se_log": res["std_err"].to_numpy(),
+            "n_exposed_events": res["n_outcomes"].to_numpy().astype(np.int64),
+        }))
+    if not rows:
+        warnings.warn("SCCS: no case with an outcome for any outcome code", PathwaysDataWarning, stacklevel=3)
+        return pd.DataFrame(columns=["exposure", "outcome", "method", "estimate", "ci_low", "ci_high", "p",
+                                     "se_log", "n_exposed_events"])
+    return pd.concat(rows, ignore_index=True)
+
+
+def negative_control_pairs(drugs: Iterable[str], outcomes: Iterable[str],
+                           known: Iterable[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+    """All (drug, outcome) pairs except ``known`` ones: a starting list of negative controls to review."""
+    known_set = set(map(tuple, known))
+    return [(d, o) for d in drugs for o in outcomes if (d, o) not in known_set]

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from pathways.errors import PathwaysInputError
+from pathways.signals import SIGNAL_COLUMNS, StudyDesign, detect, negative_control_pairs
+from pathways.synthetic.cohort import simulate_cohort
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    return simulate_cohort(3000, seed=4, n_drugs=6, n_outcomes=3, n_strong=2, n_weak=0)
+
+
+def test_strong_planted_effects_flagged_by_sccs_and_nulls_not(cohort):
+    log, truth = cohort
+    table = detect(log, outcomes=truth.outcomes, methods=("SCCS", "PRR"))
+    assert list(table.columns[: len(SIGNAL_COLUMNS)]) == list(SIGNAL_COLUMNS)
+    sccs = table[table["method"] == "SCCS"].set_index(["exposure", "outcome"])
+    risky = set(zip(truth.drug_effects["drug"], truth.drug_effects["event"]))
+    for pair in risky:
+        assert sccs.loc[pair, "flag"], pair
+        assert sccs.loc[pair, "estimate"] > 1.3
+    nulls = sccs[[p not in risky for p in sccs.index]]
+    assert nulls["flag"].mean() <= 0.1
+    assert set(table["method"]) == {"SCCS", "PRR"}
+
+
+def test_design_object_and_negative_controls(cohort):
+    log, truth = cohort
+    known = list(zip(truth.drug_effects["drug"], truth.drug_effects["event"]))
+    drugs = truth.codes[[c == "drug" for c in truth.categories]]
+    controls = negative_control_pairs(drugs, truth.outcomes, known)
+    assert not set(controls) & set(known)
+    design = StudyDesign(outcomes=truth.outcomes, methods=("SCCS",), negative_controls=controls)
+    table = detect(log, design)
+    assert table["p_calibrated"].notna().all()
+    assert "SCCS" in table.attrs["null"]
+
+
+def test_bad_study_designs(cohort):
+    log, truth = cohort
+    with pytest.raises(PathwaysInputError, match="unknown"):
+        detect(log, outcomes=truth.outcomes, methods=("XYZ",))
+    with pytest.raises(PathwaysInputError, match="outcomes: none"):
+        detect(log, outcomes=["NOPE"])
+    drug = str(truth.codes[np.array([c == "drug" for c in truth.categories])][0])
+    with pytest.raises(PathwaysInputError, match="both drugs and outcomes"):
+        detect(log, outcomes=[drug], methods=("PRR",))
