@@ -1,4 +1,5 @@
 """Synthetic data with known ground truth."""
+from pathways.synthetic.cohort import Truth, simulate_cohort
 from pathways.synthetic.hawkes import KernelComponent, kernel_components, simulate_hawkes
 
-__all__ = ["KernelComponent", "kernel_components", "simulate_hawkes"]
+__all__ = ["KernelComponent", "kernel_components", "simulate_hawkes", "Truth", "simulate_cohort"]
