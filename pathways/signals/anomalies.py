@@ -5,9 +5,11 @@ Two families of scores, both vectorised over units:
 - **count baselines** — each unit's code counts against what its exposure (follow-up time for patients, number of
   events for prescribers/pharmacies) predicts from the population: Poisson upper-tail surprise
   ``-log10 P(N >= n)`` per (unit, code); the unit's score is its largest surprise, and its top codes explain it.
-- **model-based** — a fitted point-process model's log-likelihood per event of each patient's trajectory (low =
-  unusual) and a time-rescaling statistic: under the model, the patient's compensator increments are Exp(1); the
-  Kolmogorov-Smirnov distance of their empirical distribution measures misfit.
+- **model-based** — time rescaling under a fitted point-process model: if the model explains a patient, the
+  compensator increments between the patient's successive same-code events are i.i.d. Exp(1). The
+  Kolmogorov-Smirnov distance of their empirical law, turned into ``-log10 p`` with the exact KS distribution for
+  the patient's number of increments, is the score (comparable across patients with few or many events). The
+  log-likelihood per event is reported too, but is no score on its own: it grows with event density.
 """
 from __future__ import annotations
 
@@ -90,13 +92,14 @@ def _top_codes(rows: np.ndarray, cols: np.ndarray, surprise: np.ndarray, observe
 def model_anomaly_scores(model: Any, data: Any) -> pd.DataFrame:
     """Per-sequence log-likelihood per event and time-rescaling KS distance under a fitted Hawkes model.
 
-    Any model with a ``log_likelihood_per_sequence(data)`` method (returning total log-likelihood, number of
-    events and, optionally, compensator increments per sequence) works too.
+    Any model with a ``log_likelihood_per_sequence(data)`` method returning (total log-likelihood per sequence,
+    events per sequence, compensator increments, the sequence of each increment) works too.
 
     Returns
     -------
-    DataFrame sorted by decreasing ``score`` (the negated log-likelihood per event, so high = unusual):
-    ``sequence`` (index), ``n_events``, ``loglik_per_event``, ``ks_distance``, ``score``.
+    DataFrame sorted by decreasing ``score`` = ``-log10`` of the KS p-value of the sequence's rescaled
+    increments against Exp(1) (high = unusual): ``sequence`` (index), ``n_events``, ``loglik_per_event``,
+    ``ks_distance``, ``score``.
     """
     if hasattr(model, "log_likelihood_per_sequence"):
         loglik, n_events, gaps, gap_seq = model.log_likelihood_per_sequence(data)
@@ -105,10 +108,13 @@ def model_anomaly_scores(model: Any, data: Any) -> pd.DataFrame:
     else:
         raise PathwaysInputError(f"model: {type(model).__name__} gives no per-sequence log-likelihood")
     per_event = loglik / np.maximum(n_events, 1)
-    ks = _ks_by_group(gaps, gap_seq, n_events.size) if gaps is not None else np.full(n_events.size, np.nan)
+    ks = _ks_by_group(gaps, gap_seq, n_events.size)
+    n_gaps = np.bincount(gap_seq, minlength=n_events.size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = -stats.kstwo.logsf(ks, np.maximum(n_gaps, 1)) / np.log(10)
+    score[n_gaps == 0] = np.nan
     frame = pd.DataFrame({"sequence": np.arange(n_events.size), "n_events": n_events,
-                          "loglik_per_event": per_event, "ks_distance": ks, "score": -per_event})
-    frame.loc[frame["n_events"] == 0, "score"] = np.nan
+                          "loglik_per_event": per_event, "ks_distance": ks, "score": score})
     return frame.sort_values("score", ascending=False, kind="stable", na_position="last").reset_index(drop=True)
 
 

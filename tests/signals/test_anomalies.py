@@ -51,3 +51,25 @@ def test_ks_by_group_matches_scipy():
     assert d[0] == pytest.approx(stats.kstest(values[:50], "expon").statistic)
     assert d[1] == pytest.approx(stats.kstest(values[50:], "expon").statistic)
     assert np.isnan(d[2])
+
+
+def test_model_scores_rank_sequences_the_model_does_not_explain():
+    from pathways.encode import Sequences
+    from pathways.models.hawkes import HawkesExpKernel
+    from pathways.signals import model_anomaly_scores
+
+    mu = np.array([0.1, 0.05, 0.05])
+    adj = np.array([[0.2, 0.0, 0.3], [0.4, 0.1, 0.0], [0.0, 0.5, 0.2]])
+    normal = simulate_hawkes(mu, adj, end=200.0, n_sequences=200, seed=0)
+    model = HawkesExpKernel(decay=1.0).fit(normal)
+    # five sequences with a burst of code 2 at a rate the model never saw
+    odd = simulate_hawkes(np.array([0.0, 0.0, 1.0]), np.zeros((3, 3)), end=200.0, n_sequences=5, seed=1)
+    both = Sequences(np.concatenate([normal.times, odd.times]), np.concatenate([normal.marks, odd.marks]),
+                     np.concatenate([normal.offsets, normal.offsets[-1] + odd.offsets[1:]]),
+                     np.concatenate([normal.start, odd.start]), np.concatenate([normal.end, odd.end]), 3)
+    scores = model_anomaly_scores(model, both)
+    assert set(scores["sequence"].iloc[:5]) == set(range(200, 205))
+    ks = scores.set_index("sequence")["ks_distance"]
+    assert ks.loc[200:204].min() > ks.loc[:199].median()
+    with pytest.raises(PathwaysInputError, match="no per-sequence"):
+        model_anomaly_scores(object(), both)
