@@ -696,6 +696,13 @@ class HawkesEM(HawkesBase):
         self.accelerate = accelerate
         self.warm_start = warm_start
 
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """scikit-learn parameters; array edges are reported as a list so that checkpoints stay plain JSON."""
+        params = super().get_params(deep)
+        if isinstance(params.get("kernel_discretization"), np.ndarray):
+            params["kernel_discretization"] = params["kernel_discretization"].tolist()
+        return params
+
     # -- fitting ------------------------------------------------------------------------------------------------
     def _check_params(self) -> np.ndarray:
         if int(self.max_iter) != self.max_iter or self.max_iter < 1:
