@@ -48,9 +48,9 @@ class Report:
 # tables
 # --------------------------------------------------------------------------------------------------------------
 def count_columns(frame: pd.DataFrame) -> list[str]:
-    """Columns holding counts of patients or events: ``n_*``, ``count``, ``*_count``."""
+    """Columns holding counts of patients or events: ``n``, ``n_*``, ``count``, ``*_count``."""
     return [c for c in frame.columns
-            if str(c).startswith("n_") or str(c) == "count" or str(c).endswith("_count")]
+            if str(c) in ("n", "count") or str(c).startswith("n_") or str(c).endswith("_count")]
 
 
 def suppress_small_counts(frame: pd.DataFrame, min_cell_count: int | None,

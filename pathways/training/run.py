@@ -149,8 +149,14 @@ def split_data(data: EventLog | Sequences, fractions: Sequence[float], seed: int
 # ----------------------------------------------------------------------------------------------------------------
 # encoders per input_kind
 # ----------------------------------------------------------------------------------------------------------------
-def encode_for(model: Any, parts: Sequence[Any], encode_cfg: Mapping[str, Any], task: str) -> list[Any]:
-    """Encode train / val / test parts in the form ``model.input_kind`` asks for (None parts stay None)."""
+def encode_for(model: Any, parts: Sequence[Any], encode_cfg: Mapping[str, Any], task: str,
+               truth: Any = None) -> list[Any]:
+    """Encode train / val / test parts in the form ``model.input_kind`` asks for (None parts stay None).
+
+    ``truth`` (the synthetic cohort's) supplies SCCS exposures / outcome when ``encode.sccs`` leaves them unset.
+    Choices made here (outcome codes, SCCS exposures) are written back into ``encode_cfg`` (a plain dict), which
+    the checkpoint stores so that inference encodes new patients the same way.
+    """
     kind = getattr(model, "input_kind", "sequences")
     if kind == "sequences":
         return [None if p is None else (to_sequences(p) if isinstance(p, EventLog) else p) for p in parts]
@@ -159,9 +165,12 @@ def encode_for(model: Any, parts: Sequence[Any], encode_cfg: Mapping[str, Any], 
                                  f"{type(parts[0]).__name__}")
     if kind == "sparse_series":
         labels = _outcome_spec(parts[0], encode_cfg)
+        encode_cfg.setdefault("labels", {})["outcomes"] = labels
         return [None if p is None else _outcome_data(p, labels, encode_cfg) for p in parts]
     if kind == "sccs":
-        return [None if p is None else _sccs_data(p, encode_cfg) for p in parts]
+        spec = _sccs_spec(dict(encode_cfg.get("sccs") or {}), truth)
+        encode_cfg["sccs"] = spec
+        return [None if p is None else _sccs_data(p, spec) for p in parts]
     raise PathwaysInputError(f"model input_kind {kind!r} is unknown; expected sequences, sparse_series or sccs")
 
 
@@ -200,12 +209,24 @@ def _outcome_data(log: EventLog, outcomes: list[str], encode_cfg: Mapping[str, A
                            censoring=str(labels.get("censoring", "keep")))
 
 
-def _sccs_data(log: EventLog, encode_cfg: Mapping[str, Any]) -> Any:
-    from pathways.encode.sccs import sccs_data
-
-    spec = dict(encode_cfg.get("sccs") or {})
+def _sccs_spec(spec: dict[str, Any], truth: Any) -> dict[str, Any]:
+    """Complete ``encode.sccs`` from the synthetic truth: the first outcome and the drugs planted on it + 2 nulls."""
+    if (not spec.get("exposures") or not spec.get("outcome")) and getattr(truth, "drug_effects", None) is not None:
+        effects = truth.drug_effects
+        outcome = spec.get("outcome") or str(effects["event"].iloc[0])
+        planted = [str(d) for d in effects.loc[effects["event"].astype(str) == outcome, "drug"].unique()]
+        spec.setdefault("outcome", outcome)
+        if not spec.get("exposures"):
+            spec["exposures"] = planted + [str(d) for d in list(getattr(truth, "null_drugs", []))[:2]]
     if not spec.get("exposures") or not spec.get("outcome"):
         raise PathwaysInputError("config 'encode.sccs': set 'exposures' (drug codes) and 'outcome' (event code)")
+    return spec
+
+
+def _sccs_data(log: EventLog, spec: Mapping[str, Any]) -> Any:
+    from pathways.encode.sccs import sccs_data
+
+    spec = dict(spec)
     return sccs_data(log, spec.pop("exposures"), spec.pop("outcome"), float(spec.pop("bucket_size", 7.0)), **spec)
 
 
@@ -335,8 +356,8 @@ def model_factors(model: Any, train: Any, counts: pd.DataFrame | None) -> pd.Dat
             except Exception as exc:  # intervals are a bonus: a singular information matrix must not fail the run
                 logger.info("no Fisher intervals for %s: %s", type(model).__name__, exc)
         return hawkes_factors(model, counts, intervals)
-    if hasattr(model, "factors"):
-        return model.factors(train)
+    if hasattr(model, "to_factors"):
+        return model.to_factors()
     if getattr(model, "input_kind", None) == "sparse_series":
         try:
             from pathways.factors.attribution import attribution_factors
@@ -371,7 +392,8 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
     data, truth = load_data(cfg.data)
     model = build_model(cfg)
     train_part, val_part, test_part = split_data(data, list(cfg.split.fractions), int(cfg.seed))
-    train_x, val_x, test_x = encode_for(model, [train_part, val_part, test_part], _plain(cfg.encode), cfg.task)
+    encode_cfg = _plain(cfg.encode)
+    train_x, val_x, test_x = encode_for(model, [train_part, val_part, test_part], encode_cfg, cfg.task, truth)
     fit_model(model, train_x, val_x, cfg, out)
     metrics = evaluate_model(model, {"train": train_x, "val": val_x, "test": test_x}, truth)
     metrics["fit_seconds"] = time.perf_counter() - t0
@@ -379,7 +401,8 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
     result = RunResult(output_dir=out, model=model, metrics=metrics, history=history)
     result.checkpoint = save(model, out / "model.pt", config=_resolved(cfg), metrics=metrics,
                              fingerprint=data_fingerprint(train_x),
-                             extra={"task": str(cfg.task), "name": str(cfg.name), "overrides": run_overrides()})
+                             extra={"task": str(cfg.task), "name": str(cfg.name), "overrides": run_overrides(),
+                                    "encode": encode_cfg})
     if cfg.checkpoint.export:
         result.exported = _export(result.checkpoint, Path(str(cfg.paths.checkpoint_dir)), str(cfg.name))
     if cfg.report.enabled:
@@ -454,12 +477,8 @@ def _loaded(cfg: DictConfig) -> tuple[Any, Any]:
 
 def _encode_like(model: Any, data: Any) -> Any:
     """Encode new data for a loaded model with the settings stored in its checkpoint."""
-    saved = (getattr(model, "checkpoint_", {}) or {}).get("config") or {}
-    encode_cfg = saved.get("encode", {})
-    if getattr(model, "input_kind", "sequences") == "sparse_series" and isinstance(data, EventLog):
-        labels = dict(encode_cfg.get("labels") or {})
-        outcomes = labels.get("outcomes") or list(getattr(model, "labels_", []))
-        return _outcome_data(data, [outcomes] if isinstance(outcomes, str) else list(outcomes), encode_cfg)
+    header = getattr(model, "checkpoint_", {}) or {}
+    encode_cfg = dict((header.get("extra") or {}).get("encode") or (header.get("config") or {}).get("encode") or {})
     return encode_for(model, [data], encode_cfg, "")[0]
 
 
@@ -608,7 +627,7 @@ def detect_signals(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
     data, truth = load_data(cfg.data)
     if not isinstance(data, EventLog):
         raise PathwaysInputError("detect_signals: the data config must give an EventLog (drugs and events)")
-    table = _instantiate(node, log=data)
+    table = _instantiate(node, log=data, **_signal_defaults(node, truth))
     if isinstance(table, tuple):
         table = table[0]
     if not isinstance(table, pd.DataFrame):
@@ -625,6 +644,18 @@ def detect_signals(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
                                  top_k=int(report_cfg.get("top_k", 20)), figures=bool(report_cfg.get("figures", True)))
     _write_summary(out, result, "ok")
     return result
+
+
+def _signal_defaults(node: DictConfig, truth: Any) -> dict[str, Any]:
+    """Outcomes and negative controls from the synthetic truth when the signals config leaves them unset."""
+    extra: dict[str, Any] = {}
+    outcomes = list(getattr(truth, "outcomes", []) or [])
+    if node.get("outcomes") is None and outcomes:
+        extra["outcomes"] = outcomes
+    nulls = list(getattr(truth, "null_drugs", []) or [])
+    if node.get("negative_controls") is None and nulls and outcomes:
+        extra["negative_controls"] = [(d, o) for d in nulls for o in outcomes]
+    return extra
 
 
 def _signal_truth_metrics(table: pd.DataFrame, truth: Any) -> dict[str, Any]:
