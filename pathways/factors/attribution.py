@@ -422,14 +422,33 @@ def logistic_attributions(model: Any, X: Any, static: Any = None, *, z: float = 
 
 
 def attribution_factors(model: Any, X: Any, static: Any = None, *, method: str = "auto",
+                        max_samples: int | None = 5000, seed: int | np.random.Generator | None = 0,
                         **kwargs: Any) -> pd.DataFrame:
     """Factors table of any outcome model.
 
-    ``method="auto"`` picks RETAIN's exact contributions for :class:`RETAIN`, integrated gradients for other neural
-    models (:class:`GRUOutcome`), the linear decomposition for :class:`CountsLogisticBaseline` and permutation
-    importance otherwise; or name ``"retain"``, ``"integrated_gradients"``, ``"logistic"``, ``"permutation"``.
-    ``kwargs`` go to the chosen function.
+    Parameters
+    ----------
+    model : fitted outcome model
+    X : OutcomeData or SparseSeries
+    static : array-like, optional
+    method : str
+        ``"auto"`` picks RETAIN's exact contributions for :class:`RETAIN`, integrated gradients for other neural
+        models (:class:`GRUOutcome`), the linear decomposition for :class:`CountsLogisticBaseline` and permutation
+        importance otherwise; or name ``"retain"``, ``"integrated_gradients"``, ``"logistic"``, ``"permutation"``.
+    max_samples : int or None
+        Explain a random subset of at most this many samples (integrated gradients cost about ``n_steps`` training
+        epochs over the samples explained); None = all.
+    seed : int or Generator
+        Draws the subset.
+    **kwargs
+        Passed to the chosen function.
     """
+    from pathways.utils import rng as make_rng
+
+    data = as_outcome_data(X, static=static)
+    if max_samples is not None and len(data) > int(max_samples):
+        data = data.subset(np.sort(make_rng(seed).choice(len(data), int(max_samples), replace=False)))
+    X, static = data, None
     if method == "auto":
         module = getattr(model, "module_", None)
         if isinstance(module, RETAINNet):

@@ -103,6 +103,10 @@ def test_logistic_attributions_and_dispatch(data, retain, gru):
     assert (attribution_factors(retain, data[2])["method"] == "retain").all()
     assert (attribution_factors(gru, data[2], lags="total")["method"] == "integrated_gradients").all()
     assert (attribution_factors(base, data[2])["method"] == "logistic").all()
+    # max_samples explains a seeded random subset
+    small = attribution_factors(base, data[2], max_samples=100, seed=3)
+    assert small["n"].max() <= 100
+    assert small.equals(attribution_factors(base, data[2], max_samples=100, seed=3))
 
 
 def test_permutation_importance_ranks_drivers_for_any_model(data, retain):

@@ -18,7 +18,7 @@ import torch
 
 from pathways.errors import PathwaysInputError
 from pathways.metrics import mean_log_likelihood
-from pathways.models.base import PathwaysEstimator
+from pathways.models.base import NotFittedError, PathwaysEstimator
 from pathways.models.recurrent.data import DenseBatcher, OutcomeData, as_outcome_data
 from pathways.training.device import resolve_device
 
@@ -62,7 +62,7 @@ class OutcomeModelBase(PathwaysEstimator):
     def _check_input(self, X: Any, y: Any = None, static: Any = None, *, require_y: bool = False) -> OutcomeData:
         """Validate new input against the fitted layout."""
         if not hasattr(self, "n_codes_"):
-            raise PathwaysInputError(f"{type(self).__name__} is not fitted yet: call fit(...) first")
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit(...) first")
         data = as_outcome_data(X, y, static, require_y=require_y)
         if data.n_codes != self.n_codes_:
             raise PathwaysInputError(

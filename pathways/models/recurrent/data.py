@@ -7,7 +7,7 @@ is the bin ``j`` bins before the prediction (its *lag position*).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -68,7 +68,6 @@ class OutcomeData:
     static_names: tuple[str, ...] = ()
     patient_index: np.ndarray | None = None
     index_time: np.ndarray | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.matrix = sp.csr_matrix(self.matrix)
@@ -125,8 +124,6 @@ class OutcomeData:
             matrix=self.matrix[rows], offsets=offsets, y=pick(self.y), labels=self.labels,
             bin_width=self.bin_width, vocab=self.vocab, static=pick(self.static), static_names=self.static_names,
             patient_index=pick(self.patient_index), index_time=pick(self.index_time),
-            extras={k: v[idx] if isinstance(v, np.ndarray) and v.shape[:1] == (len(self),) else v
-                    for k, v in self.extras.items()},
         )
 
     def counts(self, last_bins: int | None = None) -> sp.csr_matrix:
@@ -208,7 +205,7 @@ def as_outcome_data(X: Any, y: Any = None, static: Any = None, *, require_y: boo
                 matrix=X.matrix, offsets=X.offsets, y=X.y if y is None else y,
                 labels=X.labels if y is None else (), bin_width=X.bin_width, vocab=X.vocab,
                 static=X.static if static is None else static, static_names=X.static_names if static is None else (),
-                patient_index=X.patient_index, index_time=X.index_time, extras=X.extras,
+                patient_index=X.patient_index, index_time=X.index_time,
             )
     elif hasattr(X, "matrix") and hasattr(X, "offsets"):
         data = OutcomeData(

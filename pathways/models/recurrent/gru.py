@@ -5,6 +5,8 @@ from typing import Any
 
 from torch import nn
 
+from pathways.errors import PathwaysInputError
+
 from pathways.models.recurrent.base import NeuralOutcomeModel
 from pathways.models.recurrent.modules import GRUOutcomeNet
 
@@ -99,8 +101,6 @@ class GRUOutcome(NeuralOutcomeModel):
         self.trainer_kwargs = trainer_kwargs
 
     def _build_module(self) -> nn.Module:
-        from pathways.errors import PathwaysInputError
-
         if self.cell not in ("gru", "lstm"):
             raise PathwaysInputError(f"cell: expected 'gru' or 'lstm', got {self.cell!r}")
         return GRUOutcomeNet(
