@@ -85,6 +85,30 @@ def gauss_legendre(n: int, device: torch.device, dtype: torch.dtype) -> tuple[to
             torch.as_tensor(w / 2, device=device, dtype=dtype))
 
 
+def next_event_from_grid(lam_k: torch.Tensor, grid: torch.Tensor,
+                         compensator: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Expected gap and mark distribution of the next event, conditional on it falling in ``[0, grid[-1]]``.
+
+    Parameters
+    ----------
+    lam_k : (..., G, K) intensities on the grid.
+    grid : (G,) increasing elapsed times starting at 0.
+    compensator : (..., G) ``Λ(τ)`` on the grid when known exactly; else the cumulative trapezoid of ``λ``.
+
+    The density ``f(τ) = λ(τ) exp(-Λ(τ))`` is integrated by the trapezoid rule: ``E[τ] = ∫ τ f / ∫ f`` and
+    ``p_k = ∫ λ_k exp(-Λ) / ∫ f``.
+    """
+    lam = lam_k.sum(-1)
+    if compensator is None:
+        seg = (lam[..., 1:] + lam[..., :-1]) * 0.5 * torch.diff(grid)
+        compensator = F.pad(torch.cumsum(seg, -1), (1, 0))
+    surv = torch.exp(-compensator)
+    total = torch.trapezoid(lam * surv, grid, dim=-1).clamp_min(1e-30)
+    mean = torch.trapezoid(grid * lam * surv, grid, dim=-1) / total
+    probs = torch.trapezoid((lam_k * surv[..., None]).transpose(-1, -2), grid, dim=-1)
+    return mean, probs / probs.sum(-1, keepdim=True).clamp_min(1e-30)
+
+
 class TPPModule(nn.Module, metaclass=ABCMeta):
     """Base of every neural TPP module: training objective and the trajectory sampling loop.
 
@@ -258,21 +282,10 @@ class IntensityTPPModule(TPPModule):
         return F.pad(torch.cumsum(seg, -1), (1, 0))
 
     def next_event(self, states: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Expected gap and mark distribution of the next event, conditional on it falling in ``[0, grid[-1]]``.
-
-        The density ``f(τ) = λ(τ) exp(-Λ(τ))`` is evaluated on the grid and integrated by the trapezoid rule:
-        ``E[τ] = ∫ τ f / ∫ f`` and ``p_k = ∫ λ_k exp(-Λ) / ∫ f``.
-        """
+        """Expected gap and mark distribution of the next event (see :func:`next_event_from_grid`)."""
         lam_k = self.intensity(states, grid.expand(*states.shape[:-1], -1))  # (..., G, K)
-        lam = lam_k.sum(-1)
-        surv = torch.exp(-self.cumulative_compensator(states, grid, lam))
-        dens_k = lam_k * surv[..., None]
-        total = torch.trapezoid(lam * surv, grid, dim=-1).clamp_min(1e-30)
-        mean = torch.trapezoid(grid * lam * surv, grid, dim=-1) / total
-        probs = torch.trapezoid(dens_k.transpose(-1, -2), grid, dim=-1)
-        return mean, probs / probs.sum(-1, keepdim=True).clamp_min(1e-30)
+        return next_event_from_grid(lam_k, grid, self.cumulative_compensator(states, grid, lam_k.sum(-1)))
 
-    # -- sampling -------------------------------------------------------------------------------------------------
     def sample_next(self, states: torch.Tensor, horizon: torch.Tensor,
                     gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Next gap (``inf`` when none before ``horizon``) and mark for each row, by Ogata thinning.

@@ -1,0 +1,407 @@
+"""pathways' neural TPPs against EasyTPP 0.3.0 on one K = 5 exponential Hawkes data set, with the true model as oracle.
+
+Run: ``python benchmarks/tpp_vs_easytpp.py [--epochs 10] [--threads 2]`` (needs the ``bench`` extra: easy-tpp).
+
+Protocol
+--------
+* Data: one exponential Hawkes generator (K = 5, decay 1), simulated by ``pathways.synthetic.simulate_hawkes``;
+  2 000 / 300 / 300 sequences (train / validation / test), each cut at a uniform number of 20-100 events, its window
+  ending at its last event (a stopping time, so no survival term). Written in EasyTPP's pickle format (read back with
+  EasyTPP's own ``TPPDataLoader``) and in pathways' format (``Sequences`` arrays, ``.npz``).
+* Models: pathways RMTPP / NeuralHawkes / TransformerHawkes / LogNormMix against EasyTPP RMTPP / NHP / THP /
+  IntensityFree; hidden size 32, batch 64, Adam with the same learning rate, the same number of epochs, validation
+  after every epoch and the best validation epoch kept (pathways' Trainer does this; the EasyTPP loop here mirrors
+  EasyTPP's ``run_batch``: loss / num_events, Adam step, then keeps the best validation weights).
+* Times: seconds per epoch (training pass + validation pass, wall clock), and training events/s from the training
+  pass alone (epoch time minus a separately timed validation pass).
+* Test log-likelihood per event, one convention for all: EasyTPP's models never score the first event of a sequence,
+  so every model (and the oracle) is scored *conditionally on the first event*: Σ_{i>=2} log λ_{k_i}(t_i) -
+  ∫_{t_1}^{t_n} Σ_k λ_k, divided by the number of events after the first. Integrals are computed here, not taken from
+  the libraries' training losses: 64-node Gauss-Legendre per inter-event interval on each model's intensity (EasyTPP's
+  ``compute_intensities_at_sample_times``; pathways' ``intensity``), the closed forms for pathways' RMTPP and
+  LogNormMix, and EasyTPP's exact log-normal-mixture loss for IntensityFree.
+* Next event (events 2..n): expected time from the model's density on a 512-point geometric grid up to twice the
+  largest training gap (same code for every intensity model, the mixture mean for the log-normal models), RMSE of the
+  gap; type accuracy of the most probable type. Oracle and "mean gap" rows give the floor and a naive reference.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import io
+import os
+import pickle
+import sys
+import tempfile
+import time
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pathways.encode.sequences import Sequences  # noqa: E402
+from pathways.models.tpp import RMTPP, LogNormMix, NeuralHawkes, TransformerHawkes  # noqa: E402
+from pathways.models.tpp.modules import gauss_legendre, next_event_from_grid, unpack_batch  # noqa: E402
+from pathways.synthetic.hawkes import simulate_hawkes  # noqa: E402
+from pathways.utils import atomic_path  # noqa: E402
+
+K = 5
+BASELINE = np.array([0.10, 0.15, 0.10, 0.20, 0.05])
+ADJACENCY = np.array([[0.30, 0.00, 0.00, 0.20, 0.00],
+                      [0.20, 0.20, 0.00, 0.00, 0.00],
+                      [0.00, 0.30, 0.20, 0.00, 0.00],
+                      [0.00, 0.00, 0.25, 0.30, 0.00],
+                      [0.10, 0.00, 0.00, 0.20, 0.40]])
+DECAY = 1.0
+SIZES = {"train": 2000, "dev": 300, "test": 300}
+HIDDEN, BATCH, N_GL, N_GRID = 32, 64, 64, 512
+RESULTS = Path(__file__).resolve().parent / "results" / "tpp_vs_easytpp.md"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# data
+# ----------------------------------------------------------------------------------------------------------------
+def simulate(seed: int = 0) -> dict[str, Sequences]:
+    """Long Hawkes windows cut at a uniform 20-100 events each; the window ends at the last kept event."""
+    n_total = sum(SIZES.values())
+    rate = np.linalg.solve(np.eye(K) - ADJACENCY, BASELINE).sum()
+    long = simulate_hawkes(BASELINE, ADJACENCY, decays=DECAY, end=200.0 / rate, n_sequences=int(n_total * 1.2),
+                           seed=seed)
+    target = np.random.default_rng(seed + 1).integers(20, 101, size=len(long))
+    keep_n = np.minimum(target, long.lengths)
+    ok = np.flatnonzero(keep_n >= 20)[:n_total]
+    if ok.size < n_total:
+        raise RuntimeError(f"only {ok.size} usable sequences, need {n_total}")
+    keep_n = keep_n[ok]
+    offsets = np.concatenate([[0], np.cumsum(keep_n)])
+    pos = np.repeat(long.offsets[ok], keep_n) + np.arange(offsets[-1]) - np.repeat(offsets[:-1], keep_n)
+    times, marks = long.times[pos], long.marks[pos]
+    end = times[offsets[1:] - 1]
+    full = Sequences(times, marks, offsets, np.zeros(ok.size), end, K)
+    cuts = np.cumsum([0, *SIZES.values()])
+    return {name: full[np.arange(cuts[i], cuts[i + 1])] for i, name in enumerate(SIZES)}
+
+
+def write_easytpp_pickle(splits: dict[str, Sequences], path: Path) -> None:
+    """EasyTPP's format: {"dim_process", split: [[{time_since_start, time_since_last_event, type_event}]]}."""
+    payload: dict = {"dim_process": K}
+    for name, seqs in splits.items():
+        rel = seqs.relative_times()
+        rows = []
+        for b in range(len(seqs)):
+            t = rel[seqs.offsets[b]:seqs.offsets[b + 1]]
+            dt = np.diff(t, prepend=t[0])  # EasyTPP convention: the first event has gap 0
+            rows.append([{"time_since_start": float(a), "time_since_last_event": float(d), "type_event": int(k)}
+                         for a, d, k in zip(t, dt, seqs.marks[seqs.offsets[b]:seqs.offsets[b + 1]])])
+        payload[name] = rows
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        pickle.dump(payload, fh)
+
+
+def write_pathways_npz(splits: dict[str, Sequences], path: Path) -> None:
+    arrays = {f"{name}_{field}": getattr(seqs, field) for name, seqs in splits.items()
+              for field in ("times", "marks", "offsets", "start", "end")}
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def read_pathways_npz(path: Path) -> dict[str, Sequences]:
+    data = np.load(path)
+    return {name: Sequences(*(data[f"{name}_{f}"] for f in ("times", "marks", "offsets", "start", "end")), n_codes=K)
+            for name in SIZES}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# oracle: the true exponential Hawkes process
+# ----------------------------------------------------------------------------------------------------------------
+def _padded(seqs: Sequences) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    b = seqs.pad(np.arange(len(seqs)), dtype=torch.float64)
+    return b.times.numpy(), b.marks.numpy(), b.mask.numpy()
+
+
+def oracle(seqs: Sequences, grid: np.ndarray) -> dict[str, np.ndarray]:
+    """Exact conditional log-likelihood terms and grid-based next-event predictions of the true model.
+
+    The excitation state ``S[b, j]`` right after event j (sum over past events of e^{-β(t - t_i)} one-hot(k_i)) is
+    scanned over positions, vectorised over sequences.
+    """
+    t, m, mask = _padded(seqs)
+    n_seq, width = t.shape
+    state = np.zeros((n_seq, K))
+    ll_event = np.zeros((n_seq, width))
+    after = np.zeros((n_seq, width, K))  # state right after each event
+    for j in range(width):
+        if j:
+            state = state * np.exp(-DECAY * (t[:, j] - t[:, j - 1]))[:, None]
+        lam = BASELINE + DECAY * state @ ADJACENCY.T
+        ll_event[:, j] = np.log(lam[np.arange(n_seq), m[:, j]])
+        state = state + np.eye(K)[m[:, j]] * mask[:, j, None]
+        after[:, j] = state
+    last = mask.sum(1) - 1
+    t_first, t_last = t[:, 0], t[np.arange(n_seq), last]
+    # ∫_{t_1}^{t_n} λ = μ (t_n - t_1) + Σ_i a_{·k_i} (1 - e^{-β(t_n - t_i)})  (every event i is at or after t_1)
+    decay_part = (1 - np.exp(-DECAY * (t_last[:, None] - t))) * mask
+    comp = BASELINE.sum() * (t_last - t_first) + (ADJACENCY.sum(0)[m] * decay_part).sum(1)
+    ll = (ll_event * mask)[:, 1:].sum(1) - comp
+    # next event after each event j (predicting j + 1): λ(τ) = μ + β A S_j e^{-βτ}
+    lam_grid = BASELINE + DECAY * np.einsum("bjk,ik->bji", after, ADJACENCY)[:, :, None, :] * np.exp(
+        -DECAY * grid)[None, None, :, None]
+    dt, proba = next_event_from_grid(torch.as_tensor(lam_grid[:, :-1]), torch.as_tensor(grid))
+    nxt = mask[:, 1:]
+    return {"ll": ll, "n": mask.sum(1) - 1, "dt": dt.numpy()[nxt], "mark": proba.numpy().argmax(-1)[nxt]}
+
+
+def truth_next(seqs: Sequences) -> tuple[np.ndarray, np.ndarray]:
+    """Observed gaps and types of events 2..n (flat)."""
+    t, m, mask = _padded(seqs)
+    nxt = mask[:, 1:]
+    return (t[:, 1:] - t[:, :-1])[nxt], m[:, 1:][nxt]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# pathways
+# ----------------------------------------------------------------------------------------------------------------
+def pathways_model(name: str, epochs: int, lr: float) -> object:
+    common = dict(hidden_size=HIDDEN, max_epochs=epochs, lr=lr, batch_size=BATCH, patience=None, device="cpu", seed=0)
+    return {"RMTPP": RMTPP, "NHP": NeuralHawkes, "THP": TransformerHawkes, "LogNormMix": LogNormMix}[name](**common)
+
+
+@torch.no_grad()
+def pathways_eval(model: object, test: Sequences, grid: np.ndarray) -> dict[str, np.ndarray]:
+    """Conditional log-likelihood (64-node Gauss-Legendre, exact where closed form) and next-event predictions."""
+    module = model.module_
+    if hasattr(module, "n_quadrature"):
+        module.n_quadrature = N_GL
+    lls, dts, marks = [], [], []
+    g = torch.as_tensor(grid / model.time_scale_, dtype=torch.float32)
+    for batch in test.batches(BATCH, bucket=False):
+        event, interval = module.terms(batch, method="quad")
+        lls.append((event[:, 1:].sum(1) - interval[:, 1:].sum(1)).double())
+        bt = unpack_batch(batch, module.time_scale)
+        mean, proba = module.next_event(module.encode(bt)[:, 1:-1], g)
+        nxt = bt.mask[:, 1:]
+        dts.append(mean[nxt].double() * model.time_scale_)
+        marks.append(proba.argmax(-1)[nxt])
+    return {"ll": torch.cat(lls).numpy(), "n": test.lengths - 1, "dt": torch.cat(dts).numpy(),
+            "mark": torch.cat(marks).numpy()}
+
+
+def run_pathways(name: str, splits: dict[str, Sequences], epochs: int, lr: float, grid: np.ndarray) -> dict:
+    model = pathways_model(name, epochs, lr)
+    model.fit(splits["train"], validation=splits["dev"])
+    epoch_s = float(np.mean([h["seconds"] for h in model.history_]))
+    module = model.module_.eval()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for batch in splits["dev"].batches(BATCH):
+            module(batch)
+    val_s = time.perf_counter() - t0
+    return {"epoch_s": epoch_s, "train_s": max(epoch_s - val_s, 1e-9), **pathways_eval(model, splits["test"], grid)}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# EasyTPP
+# ----------------------------------------------------------------------------------------------------------------
+EASY_IDS = {"RMTPP": "RMTPP", "NHP": "NHP", "THP": "THP", "LogNormMix": "IntensityFree"}
+
+
+def easytpp_loaders(pickle_path: Path) -> tuple:
+    from easy_tpp.config_factory.data_config import DataConfig, DataSpecConfig
+    from easy_tpp.preprocess.data_loader import TPPDataLoader
+
+    specs = DataSpecConfig(num_event_types=K, pad_token_id=K, padding_side="right", truncation_side="right")
+    config = DataConfig(str(pickle_path), str(pickle_path), str(pickle_path), "pkl", specs)
+    loader = TPPDataLoader(config, backend="torch", batch_size=BATCH)
+    return loader, loader.train_loader(shuffle=True), loader.valid_loader(), loader.test_loader()
+
+
+def easytpp_model(name: str, log_stats: tuple[float, float]) -> torch.nn.Module:
+    from easy_tpp.config_factory.model_config import ModelConfig
+    from easy_tpp.model.basemodel import BaseModel
+
+    config = ModelConfig(hidden_size=HIDDEN, num_event_types=K, num_event_types_pad=K + 1, event_pad_index=K,
+                         model_id=EASY_IDS[name], gpu=-1, num_layers=2, num_heads=2,
+                         loss_integral_num_sample_per_step=20, use_mc_samples=True,
+                         model_specs={"num_mix_components": 8})
+    config.set("mean_log_inter_time", float(log_stats[0]))
+    config.set("std_log_inter_time", float(log_stats[1]))
+    torch.manual_seed(0)
+    return BaseModel.generate_model_from_config(config)
+
+
+def _easy_loss(model: torch.nn.Module, loader, train: bool, opt=None) -> tuple[float, int]:
+    total, count = 0.0, 0
+    model.train(train)
+    for batch in loader:
+        with torch.set_grad_enabled(train):
+            loss, n = model.loglike_loss(**batch)
+        if train:
+            opt.zero_grad()
+            (loss / n).backward()
+            opt.step()
+        total, count = total + float(loss), count + int(n)
+    return total / max(count, 1), count
+
+
+def _easy_intensities(model: torch.nn.Module, batch, dtimes: torch.Tensor) -> torch.Tensor:
+    kwargs = {"attention_mask": batch["attention_mask"]} if EASY_IDS.get(model.__class__.__name__) == "THP" else {}
+    if model.__class__.__name__ == "THP":
+        kwargs = {"attention_mask": batch["attention_mask"]}
+    return model.compute_intensities_at_sample_times(batch["time_seqs"], batch["time_delta_seqs"],
+                                                     batch["type_seqs"], dtimes, **kwargs)[..., :K]
+
+
+@torch.no_grad()
+def easytpp_eval(model: torch.nn.Module, loader, grid: np.ndarray) -> dict[str, np.ndarray]:
+    """Conditional log-likelihood by 64-node Gauss-Legendre on the model's own intensities; grid predictions."""
+    model.eval()
+    nodes, weights = gauss_legendre(N_GL, torch.device("cpu"), torch.float32)
+    g = torch.as_tensor(grid, dtype=torch.float32)
+    lls, ns, dts, marks = [], [], [], []
+    for batch in loader:
+        mask = batch["seq_non_pad_mask"].bool()
+        nxt = mask[:, 1:]
+        dt_next = batch["time_delta_seqs"][:, 1:] * nxt  # gap from event j to j + 1, at position j
+        if model.__class__.__name__ == "IntensityFree":
+            loss, _ = model.loglike_loss(**batch)
+            ll_seq = torch.full((mask.shape[0],), float("nan"))
+            ll_seq[0] = -float(loss)  # only the total is needed for the per-event score
+            context = model.forward(batch["time_delta_seqs"][:, :-1], batch["type_seqs"][:, :-1])
+            raw = model.linear(context)
+            c = model.num_mix_components
+            loc, log_scale, logw = raw[..., :c], raw[..., c:2 * c].clamp(-5.0, 3.0), raw[..., 2 * c:]
+            logw = torch.log_softmax(logw, -1)
+            a, b = model.mean_log_inter_time, model.std_log_inter_time
+            mean = torch.exp(torch.logsumexp(logw + a + b * loc + 0.5 * (b * torch.exp(log_scale)) ** 2, -1))
+            proba = torch.softmax(model.mark_linear(context), -1)[..., :K]
+            lls.append(ll_seq)
+        else:
+            width = mask.shape[1]
+            pad_dt = torch.zeros(mask.shape[0], width)
+            pad_dt[:, :-1] = dt_next
+            taus = torch.cat([nodes * pad_dt[..., None], pad_dt[..., None]], dim=-1)  # (B, N, 64 + 1)
+            lam = _easy_intensities(model, batch, taus)  # (B, N, 65, K): state after event j at elapsed τ
+            comp = (lam[..., :N_GL, :].sum(-1) * weights).sum(-1) * pad_dt
+            at_event = lam[..., N_GL, :][:, :-1]
+            log_ev = torch.log(torch.gather(at_event, -1, batch["type_seqs"][:, 1:].clamp(max=K - 1)[..., None])[..., 0])
+            ll_seq = ((log_ev - comp[:, :-1]) * nxt).sum(1).double()
+            lls.append(ll_seq)
+            lam_grid = _easy_intensities(model, batch, g.expand(mask.shape[0], width, -1))
+            mean, proba = next_event_from_grid(lam_grid, g)
+            mean, proba = mean[:, :-1], proba[:, :-1]
+        ns.append(nxt.sum(1))
+        dts.append(mean[nxt].double())
+        marks.append(proba.argmax(-1)[nxt])
+    return {"ll": torch.cat(lls).nan_to_num(0.0).numpy(), "n": torch.cat(ns).numpy(), "dt": torch.cat(dts).numpy(),
+            "mark": torch.cat(marks).numpy()}
+
+
+def run_easytpp(name: str, pickle_path: Path, epochs: int, lr: float, grid: np.ndarray) -> dict:
+    loader, train, dev, test = easytpp_loaders(pickle_path)
+    model = easytpp_model(name, train.dataset.get_dt_stats()[:2])
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    best, best_state, seconds = np.inf, copy.deepcopy(model.state_dict()), []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        _easy_loss(model, train, True, opt)
+        val, _ = _easy_loss(model, dev, False)
+        seconds.append(time.perf_counter() - t0)
+        if val < best:
+            best, best_state = val, copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    t0 = time.perf_counter()
+    _easy_loss(model, dev, False)
+    val_s = time.perf_counter() - t0
+    epoch_s = float(np.mean(seconds))
+    return {"epoch_s": epoch_s, "train_s": max(epoch_s - val_s, 1e-9), **easytpp_eval(model, test, grid)}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def summarise(res: dict, truth: tuple[np.ndarray, np.ndarray], train_events: int) -> dict:
+    dt_true, mark_true = truth
+    out = {"ll": float(res["ll"].sum() / res["n"].sum()),
+           "rmse": float(np.sqrt(np.mean((res["dt"] - dt_true) ** 2))),
+           "acc": float(np.mean(res["mark"] == mark_true))}
+    if "epoch_s" in res:
+        out.update(epoch_s=res["epoch_s"], events_s=train_events / res["train_s"])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--models", default="RMTPP,NHP,THP,LogNormMix")
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    splits = simulate(seed=0)
+    workdir = Path(tempfile.mkdtemp(prefix="tpp_bench_"))
+    pickle_path, npz_path = workdir / "hawkes5.pkl", workdir / "hawkes5.npz"
+    write_easytpp_pickle(splits, pickle_path)
+    write_pathways_npz(splits, npz_path)
+    splits = read_pathways_npz(npz_path)
+    train_events = splits["train"].n_events
+    gaps = np.diff(splits["train"].relative_times())[np.diff(splits["train"].sequence_ids) == 0]
+    grid = np.concatenate([[0.0], np.geomspace(2 * gaps.max() * 1e-6, 2 * gaps.max(), N_GRID - 1)])
+    truth = truth_next(splits["test"])
+
+    rows = [("oracle (true Hawkes)", "", summarise(oracle(splits["test"], grid), truth, train_events))]
+    mean_gap = float(gaps.mean())
+    rows.append(("mean gap / majority type", "", {
+        "ll": float("nan"), "rmse": float(np.sqrt(np.mean((truth[0] - mean_gap) ** 2))),
+        "acc": float(np.mean(truth[1] == np.bincount(splits["train"].marks).argmax()))}))
+    for name in args.models.split(","):
+        print(f"training {name} ...", file=sys.stderr, flush=True)
+        ours = summarise(run_pathways(name, splits, args.epochs, args.lr, grid), truth, train_events)
+        with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):  # EasyTPP logs every step
+            theirs = summarise(run_easytpp(name, pickle_path, args.epochs, args.lr, grid), truth, train_events)
+        rows.append((f"pathways {name}", name, ours))
+        rows.append((f"EasyTPP {EASY_IDS[name]}", name, theirs))
+        print(f"  {name}: pathways {ours}\n  {name}: EasyTPP {theirs}", file=sys.stderr, flush=True)
+
+    table = render(rows, args, train_events, splits)
+    print(table)
+    if not args.no_save:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(RESULTS) as tmp:
+            Path(tmp).write_text(table)
+
+
+def render(rows: list, args: argparse.Namespace, train_events: int, splits: dict[str, Sequences]) -> str:
+    oracle_ll = rows[0][2]["ll"]
+    by_name = {(label.split()[0], key): r for label, key, r in rows if key}
+    lines = [
+        f"# pathways vs EasyTPP 0.3.0: neural TPPs on a K={K} exponential Hawkes process",
+        "",
+        f"{len(splits['train'])}/{len(splits['dev'])}/{len(splits['test'])} sequences of 20-100 events "
+        f"({train_events} training events), hidden {HIDDEN}, batch {BATCH}, {args.epochs} epochs, Adam lr "
+        f"{args.lr}, {args.threads} CPU threads, torch {torch.__version__}. Log-likelihood per event on the test set, "
+        "conditional on each sequence's first event, integrals by 64-node Gauss-Legendre (exact where closed form); "
+        "gap RMSE and type accuracy for events 2..n from each model's expected next event.",
+        "",
+        "| model | s/epoch | train events/s | speed-up | test loglik/event | gap to oracle | next-gap RMSE | "
+        "type accuracy |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, key, r in rows:
+        speed = ""
+        if key and label.startswith("pathways"):
+            speed = f"{by_name[('EasyTPP', key)]['epoch_s'] / r['epoch_s']:.2f}x"
+        epoch = f"{r['epoch_s']:.2f}" if "epoch_s" in r else ""
+        rate = f"{r['events_s']:,.0f}" if "events_s" in r else ""
+        ll = "" if np.isnan(r["ll"]) else f"{r['ll']:.4f}"
+        gap = "" if np.isnan(r["ll"]) else f"{r['ll'] - oracle_ll:+.4f}"
+        lines.append(f"| {label} | {epoch} | {rate} | {speed} | {ll} | {gap} | {r['rmse']:.4f} | {r['acc']:.4f} |")
+    lines += ["", "speed-up = EasyTPP seconds per epoch / pathways seconds per epoch (same data, same run).", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    main()
