@@ -255,6 +255,9 @@ def simulate_cohort(
     scale = gen.gamma(1.0 / frailty, frailty, n_patients) if frailty > 0 else np.ones(n_patients)
     kinds = _draw_anomalies(gen, n_patients, anomaly_fraction, anomaly_kinds)
     anomaly_codes = [c for c in codes.codes[codes.drugs] if c in MISUSE_PRONE]
+    if anomaly_fraction > 0 and "frequency" in anomaly_kinds and not anomaly_codes:
+        raise PathwaysInputError(f"anomaly_kinds: 'frequency' anomalies need a misuse-prone drug among the first "
+                                 f"n_drugs={n_drugs} drugs (use n_drugs >= 3)")
     baseline = scale[:, None] * mu[None, :]
     if anomaly_codes:
         baseline[np.ix_(np.flatnonzero(kinds == "frequency"), codes.index(anomaly_codes))] *= anomaly_strength

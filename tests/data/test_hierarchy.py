@@ -131,6 +131,13 @@ def test_rollup_log_without_categories_leaves_ambiguous_codes_and_warns():
     assert out.code_strings().tolist() == ["A10BA02", "A10BB12", "IV", "DEQP003", "C09AA05", "C09", "IX", "MCO_STAY"]
 
 
+def test_rollup_log_bad_system_or_level():
+    with pytest.raises(PathwaysInputError, match="system"):
+        rollup_log(_mixed_log(), "ccam", 1)
+    with pytest.raises(PathwaysInputError, match="level"):
+        rollup_log(_mixed_log(), "icd10", "block")
+
+
 def test_rollup_log_keeps_sort_order_and_extras():
     events = pd.DataFrame({"patient_id": [1, 1], "time": [0.0, 0.0], "code": ["B01AC06", "A10BA02"],
                            "category": ["drug", "drug"], "prescriber": [7, 9]})

@@ -288,6 +288,7 @@ def test_cohort_rolls_up_with_hierarchy():
     ({"anomaly_fraction": 1.5}, "anomaly_fraction"),
     ({"anomaly_strength": 0.5}, "anomaly_strength"),
     ({"anomaly_kinds": ("teleport",)}, "anomaly_kinds"),
+    ({"n_drugs": 2, "n_strong": 1, "n_weak": 0, "anomaly_fraction": 0.1}, "misuse-prone"),
 ])
 def test_bad_parameters_raise(kwargs, match):
     kwargs = {"n_patients": 10, **kwargs}
