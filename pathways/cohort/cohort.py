@@ -27,20 +27,37 @@ def subset_events(log: EventLog, rows: np.ndarray) -> EventLog:
     )
 
 
-def derived_events(base: EventLog, patient: np.ndarray, time: np.ndarray, codes: np.ndarray,
+def derived_events(base: EventLog, patient: np.ndarray, time: np.ndarray, codes: np.ndarray | str,
                    end: np.ndarray | None = None, value: np.ndarray | None = None,
-                   category: str | np.ndarray | None = None) -> EventLog:
-    """EventLog of new events (code strings) over the patients table of ``base``."""
-    codes = np.asarray(codes, dtype=object)
-    uniques, inverse = np.unique(codes.astype(str), return_inverse=True) if codes.size else (np.array([], str),
-                                                                                              np.zeros(0, int))
-    vocab = Vocabulary(uniques.tolist(), np.bincount(inverse.reshape(-1), minlength=uniques.size))
+                   category: str | np.ndarray | None = None, code_names: np.ndarray | None = None) -> EventLog:
+    """EventLog of new events over the patients table of ``base``.
+
+    ``codes`` are code strings (or one string for all events), or, with ``code_names``, integer indices into
+    ``code_names`` (the fast path: only the codes used enter the vocabulary, no string is touched per event).
+    """
+    patient = np.asarray(patient, dtype=np.int64)
+    if isinstance(codes, str):
+        code_names, codes = np.array([codes], dtype=object), np.zeros(patient.size, dtype=np.int64)
+    elif code_names is None:
+        code_names, codes = np.unique(np.asarray(codes, dtype=object).astype(str), return_inverse=True)
+    used, inverse = np.unique(np.asarray(codes, dtype=np.int64).reshape(-1), return_inverse=True)
+    names = np.asarray(code_names, dtype=object)[used].astype(str)
+    order = np.argsort(names, kind="stable")  # vocabulary sorted by code, as Vocabulary.from_codes does
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    code = rank[inverse.reshape(-1)].astype(np.int64)
+    vocab = Vocabulary(names[order].tolist(), np.bincount(code, minlength=names.size))
     cat = None
     if category is not None:
-        cat = pd.Categorical(np.broadcast_to(np.asarray(category, dtype=object), codes.shape))
+        if isinstance(category, str):
+            cat = pd.Categorical.from_codes(np.zeros(patient.size, dtype=np.int64), categories=[category])
+        elif isinstance(category, pd.Categorical):
+            cat = category
+        else:
+            cat = pd.Categorical(np.asarray(category, dtype=object))
     return EventLog.from_arrays(
-        patient, time, inverse.reshape(-1).astype(np.int64), vocab, base.patients, end=end, value=value,
-        category=cat, time_unit=base.time_unit, origin=base.origin,
+        patient, time, code, vocab, base.patients, end=end, value=value, category=cat,
+        time_unit=base.time_unit, origin=base.origin,
     )
 
 

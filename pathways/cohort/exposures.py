@@ -182,8 +182,8 @@ def _exposure_cohort(log: EventLog, key: np.ndarray, start: np.ndarray, end: np.
         obs_end = log.patients["end"].to_numpy(float)[patient]
         keep = start <= obs_end
         key, start, end, count, patient = key[keep], start[keep], end[keep], count[keep], patient[keep]
-    codes = group_codes[key % n_groups]
-    events = derived_events(log, patient, start, codes, end=end, value=count, category="exposure")
+    events = derived_events(log, patient, start, key % n_groups, end=end, value=count, category="exposure",
+                            code_names=group_codes)
     return Cohort(name, np.unique(patient), events, description)
 
 
@@ -213,8 +213,8 @@ def eras(
     end = np.where(np.isnan(log.end[rows]), start + float(default_duration), log.end[rows])
     key = log.patient[rows] * n_groups + code_group[log.code[rows]]
     merged = merge_intervals(key, start, end, gap=float(gap))
-    return derived_events(log, merged.group // n_groups, merged.start, group_codes[merged.group % n_groups],
-                          end=merged.end, value=merged.count.astype(float), category=category)
+    return derived_events(log, merged.group // n_groups, merged.start, merged.group % n_groups, end=merged.end,
+                          value=merged.count.astype(float), category=category, code_names=group_codes)
 
 
 def drug_eras(source: Cohort | EventLog, *, gap: float = 30.0, default_duration: float = 1.0,

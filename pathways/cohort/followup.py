@@ -111,8 +111,8 @@ def follow_up(
                       f"start)", PathwaysDataWarning, stacklevel=2)
     kept = subjects[ok]
     reasons = np.asarray(end_on, dtype=object)[which[kept]]
-    events = derived_events(log, kept, start[kept], np.full(kept.size, name, dtype=object), end=end[kept],
-                            category=reasons)
+    events = derived_events(log, kept, start[kept], name, end=end[kept],
+                            category=pd.Categorical(reasons, categories=list(end_on)))
     return Cohort(name, kept, events, f"follow-up: entry + {delay:g}, ends on {', '.join(end_on)}")
 
 

@@ -66,7 +66,7 @@ def merge_intervals(group: np.ndarray, start: np.ndarray, end: np.ndarray, gap: 
     weights = np.ones(start.size, dtype=np.int64) if count is None else np.asarray(count, dtype=np.int64)
     if start.size == 0:
         return Intervals(group, start, end, weights)
-    order = np.lexsort((end, start, group))
+    order = np.lexsort((start, group))  # ties in start need no order: the running max handles them
     g, s, e, w = group[order], start[order], end[order], weights[order]
     run_end = group_cummax(g, e)
     new_run = np.ones(s.size, dtype=bool)

@@ -105,7 +105,7 @@ def outcomes(
         first = np.ones(patient.size, dtype=bool)
         first[1:] = patient[1:] != patient[:-1]
         patient, time = patient[first], time[first]
-    events = derived_events(log, patient, time, np.full(patient.size, name, dtype=object), category="outcome")
+    events = derived_events(log, patient, time, name, category="outcome")
     desc = f"{'first ' if first_only else ''}{name} (wash-out {washout:g}) from {len(list(codes))} code(s)"
     return Cohort(name, np.unique(patient), events, desc)
 

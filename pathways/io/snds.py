@@ -122,10 +122,11 @@ def read_snds(
             parts.append(reader.death_events(patients))
         if not parts:
             raise PathwaysInputError("sources: no event source selected")
-        events = ts.temp_table(" UNION ALL ".join(f"SELECT pid, t, e, value, code, cat FROM {p}" for p in parts),
-                               "snds_events")
+        events = ts.temp_view(" UNION ALL ".join(f"SELECT pid, t, e, value, code, cat FROM {p}" for p in parts),
+                              "snds_events")
         patients = reader.complete_patients(events, patients, unknown_patients)
-        events = reader.keep_known(events, patients)
+        if unknown_patients == "drop":
+            events = reader.keep_known(events, patients)
         filters = _filters(patients, window, events_after_death, report, errors)
         if window is not None:
             patients = _apply_window(patients, window, events_after_death)
@@ -234,7 +235,7 @@ class _SndsReader:
         if mapping is not None:
             self.decide("ER_PHA_F: CIP13 absent from cip_to_atc", "kept as CIP13 code", unmapped, n)
         pos = "coalesce(value, 1) > 0" if drop_nonpositive else "TRUE"
-        return self.ts.temp_table(
+        return self.ts.temp_view(
             f"SELECT pid, t, CAST(NULL AS DOUBLE) AS e, value, code, {CATEGORIES.index('drug')} AS cat FROM {stage} "
             f"WHERE NOT unmatched AND NOT info AND t IS NOT NULL AND {in_range_sql('t', self.bounds)} AND {pos}",
             "dcir_drugs")
@@ -260,7 +261,7 @@ class _SndsReader:
         self.rule("ER_CAM_F: information line (DPN_QLF = 71)", "dropped", info, n)
         self.decide("ER_CAM_F: CAM_PRS_IDE empty", "dropped", no_code, n)
         self.decide("ER_CAM_F: EXE_SOI_DTD missing, invalid or out of date_range", "dropped", bad_date, n)
-        return self.ts.temp_table(
+        return self.ts.temp_view(
             f"SELECT pid, t, CAST(NULL AS DOUBLE) AS e, CAST(NULL AS DOUBLE) AS value, code, "
             f"{CATEGORIES.index('act')} AS cat FROM {stage} WHERE NOT unmatched AND NOT info AND NOT no_code "
             f"AND t IS NOT NULL AND {in_range_sql('t', self.bounds)}", "dcir_acts")
@@ -337,7 +338,7 @@ class _SndsReader:
 
     def _stay_events(self, stays: str) -> str:
         cat = CATEGORIES.index
-        return self.ts.temp_table(
+        return self.ts.temp_view(
             f"SELECT pid, t, e, CAST(NULL AS DOUBLE) AS value, 'MCO:stay' AS code, {cat('stay')} AS cat FROM {stays} "
             f"UNION ALL SELECT pid, t, CAST(NULL AS DOUBLE), NULL, 'CIM10:' || dp, {cat('main_diagnosis')} "
             f"FROM {stays} WHERE coalesce(dp, '') <> '' "
@@ -377,7 +378,7 @@ class _SndsReader:
         if delay is not None:
             self.decide(f"{name}: ENT_DAT_DEL negative or beyond discharge", "dated at stay entry", bad_delay, n)
         time = "CASE WHEN coalesce(ok_delay, FALSE) THEN t0 + delay ELSE t0 END" if delay else "t0"
-        return self.ts.temp_table(
+        return self.ts.temp_view(
             f"SELECT pid, {time} AS t, CAST(NULL AS DOUBLE) AS e, CAST(NULL AS DOUBLE) AS value, "
             f"{sql_literal(prefix)} || raw_code AS code, {CATEGORIES.index(category)} AS cat FROM {stage} "
             f"WHERE NOT unmatched AND coalesce(raw_code, '') <> ''", "mco_detail_events")
@@ -471,15 +472,11 @@ class _SndsReader:
 
     def complete_patients(self, events: str, patients: pd.DataFrame, rule: str) -> pd.DataFrame:
         """Add patients seen in events but absent from IR_BEN_R (rule 'keep'); sort by patient id."""
-        self.ts.con.register("pw_known", patients[["patient_id"]].astype({"patient_id": str}))
-        try:
-            n, n_unknown, extra = self.ts.con.execute(
-                f"SELECT count(*), count(*) FILTER (WHERE k.patient_id IS NULL), "
-                f"list(DISTINCT e.pid) FILTER (WHERE k.patient_id IS NULL AND e.pid IS NOT NULL) FROM {events} e "
-                f"LEFT JOIN pw_known k ON e.pid = k.patient_id").fetchall()[0]
-        finally:
-            self.ts.con.unregister("pw_known")
-        extra = extra or []
+        # One aggregate per distinct patient, then set logic in pandas (patients << events).
+        per_pid = self.ts.con.execute(f"SELECT pid, count(*) AS n FROM {events} GROUP BY pid").df()
+        unknown = ~per_pid["pid"].isin(patients["patient_id"].astype(str))
+        n, n_unknown = int(per_pid["n"].sum()), int(per_pid.loc[unknown, "n"].sum())
+        extra = per_pid.loc[unknown, "pid"].tolist()
         decision = "kept, birth/sex unknown" if rule == "keep" else "dropped"
         self.decide("events of patients absent from IR_BEN_R", decision, n_unknown, n,
                     f"{len(extra)} patients")

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pathways.data import EventLog, Vocabulary
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
@@ -243,6 +244,13 @@ class TableSet:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
         return name
 
+    def temp_view(self, sql: str, prefix: str = "v") -> str:
+        """Name a query as a temporary view (no copy: re-evaluated by each query using it)."""
+        self._n_temp += 1
+        name = quote(f"pw_{prefix}_{self._n_temp}")
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
+        return name
+
     def close(self) -> None:
         """Close the connection if this object opened it."""
         if self._owned:
@@ -330,9 +338,11 @@ def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, catego
     code_rows = con.execute(f"SELECT code, count(*) FROM {events} GROUP BY code").fetchall()
     code_rows.sort(key=lambda r: r[0])
     vocab = Vocabulary([r[0] for r in code_rows], [r[1] for r in code_rows])
-    lookup_codes = pd.DataFrame({"code": vocab.codes.astype(str), "cidx": np.arange(len(vocab), dtype=np.int64)})
-    lookup_pids = pd.DataFrame({"pid": patients["patient_id"].astype(str).to_numpy(),
-                                "pidx": np.arange(len(patients), dtype=np.int64)})
+    # Arrow lookups: DuckDB scans them without touching Python string objects.
+    lookup_codes = pa.table({"code": pa.array(vocab.codes.astype(str).tolist(), pa.string()),
+                             "cidx": np.arange(len(vocab), dtype=np.int64)})
+    lookup_pids = pa.table({"pid": pa.array(patients["patient_id"].astype(str).tolist(), pa.string()),
+                            "pidx": np.arange(len(patients), dtype=np.int64)})
     con.register("pw_lookup_codes", lookup_codes)
     con.register("pw_lookup_pids", lookup_pids)
     try:
