@@ -178,3 +178,30 @@ def test_indicator_counts_distinct_bins(log, width):
     np.testing.assert_array_equal(ind.matrix.toarray(), (counts.matrix.toarray() > 0).astype(np.float32))
     x, lengths = ind.to_torch()
     assert int(x.sum()) == ind.matrix.nnz and lengths.tolist() == ind.lengths.tolist()
+
+
+@settings(max_examples=30, deadline=None)
+@given(log=point_logs(), width=st.sampled_from([3.0, 30.0]))
+def test_agrees_with_to_sequences(log, width):
+    from pathways.encode import to_sequences
+
+    seq = to_sequences(log)
+    s = to_sparse_series(log, bin_days=width, align="index")
+    np.testing.assert_array_equal(np.asarray(s.totals().sum(axis=1)).ravel(), seq.lengths)
+
+
+def test_simulated_cohort_spans_and_points():
+    from pathways.synthetic import simulate_cohort
+
+    log, truth = simulate_cohort(200, seed=1)
+    s = to_sparse_series(log, bin_days=7.0)
+    counts = np.zeros((log.n_patients, log.n_codes))
+    np.add.at(counts, (log.patient, log.code), 1)
+    totals = s.totals().toarray()
+    stays = truth.categories == "stay"
+    np.testing.assert_array_equal(totals[:, ~stays], counts[:, ~stays])
+    assert (totals[:, stays] >= counts[:, stays]).all() and totals[:, stays].sum() > counts[:, stays].sum()
+    # a stay fills exactly the weeks it overlaps (end inclusive)
+    is_stay = np.isin(log.code, np.flatnonzero(stays))
+    weeks = (np.floor(log.end[is_stay] / 7.0) - np.floor(log.time[is_stay] / 7.0) + 1).sum()
+    assert totals[:, stays].sum() == weeks
