@@ -38,7 +38,8 @@ from pathways.training.sweep import SUMMARY_FILE
 from pathways.utils import atomic_path, logger
 
 # trainer-group keys that become estimator parameters when the estimator has a parameter of that name
-_MODEL_TRAINER_KEYS = ("max_epochs", "lr", "weight_decay", "batch_size", "patience", "device", "progress")
+_MODEL_TRAINER_KEYS = ("max_epochs", "max_iter", "lr", "weight_decay", "batch_size", "patience", "device",
+                       "progress")
 
 
 @dataclass
@@ -236,8 +237,9 @@ def _sccs_data(log: EventLog, spec: Mapping[str, Any]) -> Any:
 def build_model(cfg: DictConfig) -> Any:
     """Instantiate ``cfg.model`` and apply the run-level settings it has parameters for.
 
-    ``seed`` and the non-null ``trainer`` keys among max_epochs, lr, weight_decay, batch_size, patience, device and
-    progress override the model's own values (null keeps the model config's value).
+    ``seed`` and the non-null ``trainer`` keys among max_epochs, max_iter (iteration budget of full-batch
+    learners), lr, weight_decay, batch_size, patience, device and progress override the model's own values (null
+    keeps the model config's value).
     """
     model = _instantiate(cfg.model)
     if not hasattr(model, "fit") or not hasattr(model, "get_params"):

@@ -27,6 +27,7 @@ class TrainerConfig:
     """``trainer`` group: arguments of :class:`pathways.training.Trainer` (see its docstring)."""
 
     max_epochs: Optional[int] = None
+    max_iter: Optional[int] = None
     lr: Optional[float] = None
     weight_decay: Optional[float] = None
     batch_size: Optional[int] = None
