@@ -77,7 +77,8 @@ def _binary_labels(name: str, y: np.ndarray) -> np.ndarray:
     if bad.any():
         pos = _first_bad(bad)
         raise PathwaysInputError(
-            f"{name}: {int(bad.sum())} value(s) outside {{0, 1}}; first at flat position {pos} (value {y.ravel()[pos]!r})"
+            f"{name}: {int(bad.sum())} value(s) outside {{0, 1}}; first at flat position {pos} "
+            f"(value {y.ravel()[pos]!r})"
         )
     return y
 

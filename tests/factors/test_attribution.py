@@ -81,13 +81,17 @@ def test_retain_attributions_rank_true_drivers(data, retain):
 
 
 def test_integrated_gradients_rank_true_drivers_and_complete(data, gru, retain):
-    frame = integrated_gradients(gru, data[2], n_steps=16)
+    frame = integrated_gradients(gru, data[2], n_steps=32)
     assert (frame["method"] == "integrated_gradients").all()
     assert _top(frame) == DRIVERS
     _check_recent_lags(frame)
-    total, delta = _ig_completeness(gru, data[2].subset(np.arange(100)), n_steps=16)
+    total, delta = _ig_completeness(gru, data[2].subset(np.arange(100)), n_steps=32)
     # completeness: attributions add up to logit(x) - logit(empty history)
-    np.testing.assert_allclose(total, delta, atol=2e-3 * max(1.0, np.abs(delta).max()))
+    np.testing.assert_allclose(total, delta, atol=0.02 * max(1.0, np.abs(delta).max()))
+    assert frame.attrs["completeness_gap"] < 0.01
+    with pytest.warns(UserWarning, match="raise n_steps"):
+        coarse = integrated_gradients(gru, data[2].subset(np.arange(200)), n_steps=1, max_gap=0.0)
+    assert coarse.attrs["completeness_gap"] > frame.attrs["completeness_gap"]
     # also works for RETAIN (any module exposing logits)
     assert _top(integrated_gradients(retain, data[2], lags="total")) == DRIVERS
 
@@ -126,14 +130,18 @@ def test_permutation_matches_sklearn_on_counts():
     train = simulate(1500, 5, equal_lengths=True)
     test = simulate(800, 6, equal_lengths=True)
     model = CountsLogisticBaseline().fit(train)
-    ours = permutation_importance(model, test, n_repeats=20, seed=1).set_index("source")["effect"]
+    frame = permutation_importance(model, test, n_repeats=10, seed=1).set_index("source")
+    ours, ours_sd = frame["effect"].to_numpy(), frame["std"].to_numpy()
     feats = np.log1p(test.counts().toarray()) / model.feature_scale_
     ref = LogisticRegression(max_iter=1000)
     ref.coef_, ref.intercept_, ref.classes_ = model.coef_, model.intercept_, np.array([0.0, 1.0])
-    sk = sk_permutation_importance(ref, feats, test.y[:, 0], scoring="roc_auc", n_repeats=20, random_state=1)
-    theirs = np.asarray(sk.importances_mean)[[int(s.split("_")[1]) for s in ours.index]]
-    np.testing.assert_allclose(ours.to_numpy(), theirs, atol=0.01)
-    assert np.corrcoef(ours.to_numpy(), theirs)[0, 1] > 0.99
+    sk = sk_permutation_importance(ref, feats, test.y[:, 0], scoring="roc_auc", n_repeats=10, random_state=1)
+    col = [int(s.split("_")[1]) for s in frame.index]
+    theirs, theirs_sd = np.asarray(sk.importances_mean)[col], np.asarray(sk.importances_std)[col]
+    # same estimand, independent shuffles: agree within Monte-Carlo error (4 standard errors of the difference)
+    se = np.sqrt((ours_sd**2 + theirs_sd**2) / 10)
+    assert np.all(np.abs(ours - theirs) <= 4 * se + 2e-3), np.c_[ours, theirs, se]
+    assert np.corrcoef(ours, theirs)[0, 1] > 0.98
 
 
 def test_permute_columns_moves_only_selected_codes():

@@ -177,8 +177,9 @@ def _static_matrix(static: Any, n: int) -> np.ndarray:
     bad = ~np.isfinite(s)
     if bad.any():
         pos = int(np.flatnonzero(bad.any(axis=1))[0])
+        col = int(np.flatnonzero(bad[pos])[0])
         raise PathwaysInputError(
-            f"static: {int(bad.sum())} non-finite value(s); first at sample {pos}, column {int(np.flatnonzero(bad[pos])[0])}"
+            f"static: {int(bad.sum())} non-finite value(s); first at sample {pos}, column {col}"
         )
     return s
 
