@@ -78,7 +78,8 @@ def test_gru_and_retain_reach_auroc_on_known_drivers(data, gru, retain):
         assert value >= 0.8, (type(model).__name__, value, oracle)
         assert value <= oracle + 0.02
     assert gru.n_epochs_ == len(gru.history_) >= 2
-    assert gru.history_[-1]["val_loss"] < gru.history_[0]["val_loss"] + 1e-9 or gru.n_epochs_ > 2
+    val_losses = [h["val_loss"] for h in gru.history_]
+    assert min(val_losses) < val_losses[0]  # training improved the held-out loss (best weights are kept)
 
 
 def test_faces_predict_proba_predict_score(data, gru):
@@ -267,3 +268,31 @@ def test_outcome_dataset_bad_input():
         warnings.simplefilter("ignore", PathwaysDataWarning)
         with pytest.raises(PathwaysInputError, match="no patient left"):
             outcome_dataset(log, ["Y"], horizon=10.0, index_time=np.full(3, np.nan))
+
+
+def test_outcome_dataset_on_simulated_cohort_matches_direct_counts():
+    from pathways.synthetic import simulate_cohort
+
+    log, truth = simulate_cohort(300, seed=1)
+    event = str(truth.drug_effects.iloc[0]["event"])
+    start, end = log.patients["start"].to_numpy(float), log.patients["end"].to_numpy(float)
+    index = start + 0.5 * (end - start)
+    d = outcome_dataset(log, [event], horizon=90.0, index_time=index, lookback=365.0, bin_days=30.0,
+                        static=("age", "sex"), censoring="keep", trim_unobserved=False)
+    assert len(d) == log.n_patients and d.n_codes == log.n_codes and d.lengths.tolist() == [13] * 300
+    t_idx = index[log.patient]
+    is_event = log.code == log.vocab.encode([event])[0]
+    hit = is_event & (log.time >= t_idx) & (log.time < t_idx + 90.0)
+    np.testing.assert_array_equal(d.y[:, 0], np.bincount(log.patient[hit], minlength=300) > 0)
+    # point events (no span) strictly before the index, within 13 bins of 30 days, are all in the history
+    point = np.isnan(log.end) | (log.end <= log.time)
+    in_hist = point & (log.time < t_idx) & (log.time >= t_idx - 13 * 30.0)
+    expected = np.bincount(log.code[in_hist], minlength=log.n_codes)
+    got = np.asarray(d.counts().sum(axis=0)).ravel()
+    codes_with_points = np.unique(log.code[point])
+    only_points = np.setdiff1d(codes_with_points, np.unique(log.code[~point]))
+    np.testing.assert_array_equal(got[only_points], expected[only_points])
+    model = CountsLogisticBaseline().fit(d)
+    assert model.predict_proba(d).shape == (300, 2) and model.n_static_ == 2
+    gru = GRUOutcome(max_epochs=2, hidden_size=8, embedding_dim=8, device="cpu").fit(d)
+    assert np.isfinite(gru.score(d))
