@@ -284,7 +284,7 @@ def _check_args(bin_days: float, align: str, value: str, spans: str, unknown: st
 
 
 def _bin_of(t: np.ndarray, anchor: np.ndarray, width: float) -> np.ndarray:
-    return np.floor((t - anchor) / width).astype(np.int64)
+    return np.floor_divide(t - anchor, width).astype(np.int64)
 
 
 def _patient_bins(log: "EventLog", anchor: np.ndarray, width: float, n_bins: int | None,
@@ -360,7 +360,8 @@ def to_sparse_series(
     lengths = hi - lo + 1
     offsets = np.zeros(log.n_patients + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    row, col = _event_cells(log, anchor, width, lo, hi, offsets, col_of_code, spans)
+    own_windows = n_bins is None and first_bin is None
+    row, col = _event_cells(log, anchor, width, lo, hi, offsets, col_of_code, spans, own_windows)
     data = np.ones(row.size, dtype=np.float32)
     # COO -> CSR is a counting sort by row in C++ and sums duplicate (row, code) cells: the counts.
     matrix = sp.coo_matrix((data, (row, col)), shape=(int(offsets[-1]), len(out_vocab))).tocsr()
@@ -372,31 +373,55 @@ def to_sparse_series(
 
 
 def _event_cells(log: "EventLog", anchor: np.ndarray, width: float, lo: np.ndarray, hi: np.ndarray,
-                 offsets: np.ndarray, col_of_code: np.ndarray, spans: str) -> tuple[np.ndarray, np.ndarray]:
-    """(row, column) of every event cell; spans expanded over the bins they cover; out-of-rows cells dropped."""
+                 offsets: np.ndarray, col_of_code: np.ndarray, spans: str,
+                 own_windows: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of every event cell; spans expanded over the bins they cover; out-of-rows cells dropped.
+
+    Per-patient quantities are spread over events with ``np.repeat`` (events are grouped by patient), which is
+    cheaper than gathers. With ``own_windows`` (rows = each patient's observation window) every event lies in its
+    rows by the EventLog invariant, except one at exactly the window end on a bin edge, which a clamp folds into the
+    last (right-closed) row.
+    """
+    counts = np.diff(log.offsets)
+    time = log.time if not anchor.any() else log.time - np.repeat(anchor, counts)
+    k = np.floor_divide(time, width).astype(np.int64)
+    col = log.code if np.array_equal(col_of_code, np.arange(col_of_code.size)) else col_of_code[log.code]
+    first_row, last_row = offsets[:-1] - lo, offsets[1:] - 1
+    is_span = ~np.isnan(log.end) & (log.end > log.time) if spans == "fill" else None
+    if is_span is not None and is_span.any():
+        return _cells_with_spans(log, anchor, width, k, col, is_span, lo, hi, first_row)
+    row = k
+    row += np.repeat(first_row, counts)
+    if own_windows:
+        np.minimum(row, np.repeat(last_row, counts), out=row)
+    else:
+        inside = (row >= np.repeat(offsets[:-1], counts)) & (row <= np.repeat(last_row, counts))
+        at_end = row == np.repeat(last_row + 1, counts)
+        if at_end.any():  # an event at exactly the window end, on a bin edge, stays in the last row
+            stop = log.patients["end"].to_numpy(dtype=np.float64)
+            at_end &= log.time >= np.repeat(stop, counts)
+            row[at_end] -= 1
+            inside |= at_end
+        row, col = row[inside], col[inside]
+    keep = col >= 0
+    return (row, col) if keep.all() else (row[keep], col[keep])
+
+
+def _cells_with_spans(log: "EventLog", anchor: np.ndarray, width: float, k: np.ndarray, col: np.ndarray,
+                      is_span: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                      first_row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """General path: point events keep their bin, spans are expanded over every bin they overlap (end inclusive)."""
     patient = log.patient
-    k = _bin_of(log.time, anchor[patient], width)
-    # The last bin is closed on the right: an event at exactly the window end, on a bin edge, stays in the last row.
-    at_end = k == hi[patient] + 1
-    if at_end.any():
-        stop = log.patients["end"].to_numpy(dtype=np.float64)
-        at_end &= log.time >= stop[patient]
-        k[at_end] -= 1
-    col = col_of_code[log.code]
-    is_span = ~np.isnan(log.end) & (log.end > log.time) if spans == "fill" else np.zeros(log.n_events, bool)
-    if is_span.any():
-        k_end = np.minimum(_bin_of(log.end[is_span], anchor[patient[is_span]], width), hi[patient[is_span]])
-        k_start = np.maximum(k[is_span], lo[patient[is_span]])
-        n_cover = np.maximum(k_end - k_start + 1, 0)
-        extra_k = _ragged_arange(k_start, n_cover)
-        extra_p = np.repeat(patient[is_span], n_cover)
-        extra_c = np.repeat(col[is_span], n_cover)
-        keep = ~is_span
-        k = np.concatenate([k[keep], extra_k])
-        col = np.concatenate([col[keep], extra_c])
-        patient = np.concatenate([patient[keep], extra_p])
+    stop = log.patients["end"].to_numpy(dtype=np.float64)
+    at_end = (k == hi[patient] + 1) & (log.time >= stop[patient])
+    k[at_end] -= 1
+    k_end = np.minimum(np.floor_divide(log.end[is_span] - anchor[patient[is_span]], width).astype(np.int64),
+                       hi[patient[is_span]])
+    k_start = np.maximum(k[is_span], lo[patient[is_span]])
+    n_cover = np.maximum(k_end - k_start + 1, 0)
+    keep = ~is_span
+    k = np.concatenate([k[keep], _ragged_arange(k_start, n_cover)])
+    col = np.concatenate([col[keep], np.repeat(col[is_span], n_cover)])
+    patient = np.concatenate([patient[keep], np.repeat(patient[is_span], n_cover)])
     inside = (k >= lo[patient]) & (k <= hi[patient]) & (col >= 0)
-    if not inside.all():
-        k, col, patient = k[inside], col[inside], patient[inside]
-    row = (offsets[:-1] - lo)[patient] + k
-    return row, col
+    return first_row[patient[inside]] + k[inside], col[inside]
