@@ -150,8 +150,9 @@ class LogNormMix(TPPBase):
 
     _module_class = LogNormMixModule
 
-    def __init__(self, n_components: int = 8, min_gap: float = 1e-6, hidden_size: int = 32, max_epochs: int = 50, lr: float = 3e-3, weight_decay: float = 0.0,
-                 batch_size: int = 64, patience: int = 5, device: str = "auto", seed: int = 0, progress: bool = False) -> None:
+    def __init__(self, n_components: int = 8, min_gap: float = 1e-6, hidden_size: int = 32,
+                 max_epochs: int = 50, lr: float = 3e-3, weight_decay: float = 0.0, batch_size: int = 64,
+                 patience: int | None = 5, device: str = "auto", seed: int = 0, progress: bool = False) -> None:
         self.n_components = n_components
         self.min_gap = min_gap
         self.hidden_size = hidden_size

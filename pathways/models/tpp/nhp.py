@@ -47,29 +47,38 @@ class NeuralHawkesModule(IntensityTPPModule):
     def _hidden(self, states: torch.Tensor, tau: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Decayed cell memory and hidden output ``(..., M, H)`` at elapsed times ``tau`` ``(..., M)``."""
         c, c_bar, delta, o = (x[..., None, :] for x in self._split(states))
-        c_t = c_bar + (c - c_bar) * torch.exp(-delta * tau[..., None])
+        c_t = torch.addcmul(c_bar, c - c_bar, torch.exp(delta * -tau[..., None]))
         return c_t, o * torch.tanh(c_t)
 
-    def _cell(self, gx: torch.Tensor, states: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
-        """One event: decay the previous state by ``dt`` and apply the gates (``gx`` = input part)."""
-        c_t, h_t = self._hidden(states, dt[:, None])
-        c_t, h_t = c_t[:, 0], h_t[:, 0]
-        c_bar = self._split(states)[1]
-        i, f, o, i_bar, f_bar, z, d = (gx + self.gates_h(h_t)).chunk(7, dim=-1)
-        i, f, o, i_bar, f_bar = (torch.sigmoid(x) for x in (i, f, o, i_bar, f_bar))
-        z = torch.tanh(z)
-        return torch.cat([f * c_t + i * z, f_bar * c_bar + i_bar * z, F.softplus(d), o], dim=-1)
+    def _cell(self, gx: torch.Tensor, parts: tuple[torch.Tensor, ...],
+              dt: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One event: decay the previous ``(c, c_bar, delta, o)`` by ``dt`` and apply the gates.
+
+        ``gx`` is the input part of the gates. Written with fused ops (addcmul/addmm, one sigmoid over the five
+        sigmoid gates laid out contiguously): the recurrence runs once per position, so op count is its cost.
+        """
+        c, c_bar, delta, o = parts
+        c_t = torch.addcmul(c_bar, c - c_bar, torch.exp(delta * -dt[:, None]))
+        pre = torch.addmm(gx, o * torch.tanh(c_t), self.gates_h.weight.t())
+        h = self.hidden_size
+        gates = torch.sigmoid(pre[:, :5 * h])
+        i, f, o_new, i_bar, f_bar = gates.split(h, dim=-1)
+        z = torch.tanh(pre[:, 5 * h:6 * h])
+        return (torch.addcmul(f * c_t, i, z), torch.addcmul(f_bar * c_bar, i_bar, z), F.softplus(pre[:, 6 * h:]),
+                o_new)
 
     def encode(self, bt: BatchTensors) -> torch.Tensor:
         marks = F.pad(bt.marks, (1, 0), value=self.n_marks)
         dt = F.pad(bt.dt, (1, 0))
         gx = self.gates_x(self.embed(marks))
-        state = gx.new_zeros(marks.shape[0], 4 * self.hidden_size)
+        zeros = gx.new_zeros(marks.shape[0], self.hidden_size)
+        parts = (zeros, zeros, zeros, zeros)
         out = []
-        for i in range(marks.shape[1]):  # recurrence over positions, vectorised over the batch
-            state = self._cell(gx[:, i], state, dt[:, i])
-            out.append(state)
-        return torch.stack(out, dim=1)
+        # unbind once: indexing gx[:, i] in the loop would make each step's backward zero-fill a full-size gradient
+        for gx_i, dt_i in zip(gx.unbind(1), dt.unbind(1)):  # recurrence over positions, vectorised over the batch
+            parts = self._cell(gx_i, parts, dt_i)
+            out.append(parts)
+        return torch.cat([torch.stack(p, dim=1) for p in zip(*out)], dim=-1)
 
     def _beta(self) -> torch.Tensor:
         return torch.exp(self.log_beta)
@@ -87,7 +96,7 @@ class NeuralHawkesModule(IntensityTPPModule):
         return (torch.zeros(n, 4 * self.hidden_size, device=self.time_scale.device, dtype=self.time_scale.dtype),)
 
     def step(self, carry: Carry, marks: torch.Tensor, dt: torch.Tensor, t: torch.Tensor) -> tuple[Carry, torch.Tensor]:
-        state = self._cell(self.gates_x(self.embed(marks)), carry[0], dt)
+        state = torch.cat(self._cell(self.gates_x(self.embed(marks)), self._split(carry[0]), dt), dim=-1)
         return (state,), state
 
 
@@ -120,8 +129,9 @@ class NeuralHawkes(TPPBase):
 
     _module_class = NeuralHawkesModule
 
-    def __init__(self, n_mc_samples: int = 20, n_quadrature: int = 32, hidden_size: int = 32, max_epochs: int = 50, lr: float = 3e-3, weight_decay: float = 0.0,
-                 batch_size: int = 64, patience: int = 5, device: str = "auto", seed: int = 0, progress: bool = False) -> None:
+    def __init__(self, n_mc_samples: int = 20, n_quadrature: int = 32, hidden_size: int = 32,
+                 max_epochs: int = 50, lr: float = 3e-3, weight_decay: float = 0.0, batch_size: int = 64,
+                 patience: int | None = 5, device: str = "auto", seed: int = 0, progress: bool = False) -> None:
         self.n_mc_samples = n_mc_samples
         self.n_quadrature = n_quadrature
         self.hidden_size = hidden_size

@@ -1,7 +1,7 @@
 """RMTPP (Du et al., KDD 2016): recurrent marked temporal point process with a closed-form likelihood.
 
-A GRU (or plain RNN) reads ``[BOS, e_1, ..., e_n]``; each input is the mark embedding plus features of the
-inter-event gap. Given the state ``h_i`` after event ``i``, the next event has ground intensity
+A plain tanh RNN (as in the paper; or a GRU) reads ``[BOS, e_1, ..., e_n]``; each input is the mark embedding plus
+features of the inter-event gap. Given the state ``h_i`` after event ``i``, the next event has ground intensity
 
     λ(τ) = exp(v·h_i + b + w τ)        (τ = time since t_i, normalised)
 
@@ -34,7 +34,7 @@ class RMTPPModule(IntensityTPPModule):
 
     exact_likelihood = True
 
-    def __init__(self, n_marks: int, time_scale: float, hidden_size: int = 32, rnn_type: str = "gru",
+    def __init__(self, n_marks: int, time_scale: float, hidden_size: int = 32, rnn_type: str = "rnn",
                  thinning_window: float = 2.0) -> None:
         super().__init__(n_marks, time_scale, thinning_window=thinning_window)
         rnn = {"gru": nn.GRU, "rnn": nn.RNN}[rnn_type]
@@ -96,8 +96,9 @@ class RMTPP(TPPBase):
 
     Parameters
     ----------
-    rnn_type : {"gru", "rnn"}
-        Recurrent cell reading the history (the paper uses a plain RNN).
+    rnn_type : {"rnn", "gru"}
+        Recurrent cell reading the history: the paper's plain tanh RNN (default, about twice as fast on CPU) or a
+        GRU.
     hidden_size : int
         Width of the embeddings and of the recurrent/attention state.
     max_epochs, lr, weight_decay, batch_size, patience, device, seed, progress
@@ -116,8 +117,9 @@ class RMTPP(TPPBase):
 
     _module_class = RMTPPModule
 
-    def __init__(self, rnn_type: str = "gru", hidden_size: int = 32, max_epochs: int = 50, lr: float = 3e-3, weight_decay: float = 0.0,
-                 batch_size: int = 64, patience: int = 5, device: str = "auto", seed: int = 0, progress: bool = False) -> None:
+    def __init__(self, rnn_type: str = "rnn", hidden_size: int = 32,
+                 max_epochs: int = 50, lr: float = 3e-3, weight_decay: float = 0.0, batch_size: int = 64,
+                 patience: int | None = 5, device: str = "auto", seed: int = 0, progress: bool = False) -> None:
         self.rnn_type = rnn_type
         self.hidden_size = hidden_size
         self.max_epochs = max_epochs

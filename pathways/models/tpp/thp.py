@@ -127,8 +127,9 @@ class TransformerHawkes(TPPBase):
     _module_class = TransformerHawkesModule
 
     def __init__(self, n_layers: int = 2, n_heads: int = 2, dropout: float = 0.0, n_mc_samples: int = 20,
-                 n_quadrature: int = 32, hidden_size: int = 32, max_epochs: int = 50, lr: float = 3e-3, weight_decay: float = 0.0,
-                 batch_size: int = 64, patience: int = 5, device: str = "auto", seed: int = 0, progress: bool = False) -> None:
+                 n_quadrature: int = 32, hidden_size: int = 32,
+                 max_epochs: int = 50, lr: float = 3e-3, weight_decay: float = 0.0, batch_size: int = 64,
+                 patience: int | None = 5, device: str = "auto", seed: int = 0, progress: bool = False) -> None:
         self.n_layers = n_layers
         self.n_heads = n_heads
         self.dropout = dropout
