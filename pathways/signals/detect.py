@@ -106,8 +106,9 @@ def _resolve_codes(log: EventLog, design: StudyDesign) -> tuple[np.ndarray, np.n
 def _disproportionality(log: EventLog, design: StudyDesign, drug_idx: np.ndarray, outcome_idx: np.ndarray,
                         methods: Sequence[str], alpha: float) -> pd.DataFrame:
     drugs = log.vocab.codes[drug_idx]
+    # Cohort.events indexes the whole population's patients table, like ``log`` (to_eventlog would renumber)
     exposure = limited_exposures(log, codes=drugs, prefix=False, duration=design.exposure_days,
-                                 grace=design.grace).to_eventlog()
+                                 grace=design.grace).events
     # the exposure log has its own vocabulary (one code per exposure group): map back by code string
     drug_pos = pd.Index(drugs).get_indexer(exposure.vocab.codes[exposure.code])
     windows = pd.DataFrame({"patient": exposure.patient, "exposure": drug_pos,

@@ -46,3 +46,22 @@ def test_bad_study_designs(cohort):
     drug = str(truth.codes[np.array([c == "drug" for c in truth.categories])][0])
     with pytest.raises(PathwaysInputError, match="both drugs and outcomes"):
         detect(log, outcomes=[drug], methods=("PRR",))
+
+
+def test_disproportionality_counts_follow_the_right_patients():
+    import pandas as pd
+
+    from pathways import EventLog
+
+    # only p3 takes the drug; p0 has outcome events at the same dates but is never exposed
+    events = pd.DataFrame({
+        "patient_id": ["p0", "p0", "p3", "p3", "p3", "p1"],
+        "time": [5.0, 50.0, 1.0, 5.0, 50.0, 7.0],
+        "code": ["AE1", "AE2", "DRUG", "AE1", "AE2", "AE1"],
+        "category": ["diagnosis", "diagnosis", "drug", "diagnosis", "diagnosis", "diagnosis"],
+    })
+    patients = pd.DataFrame({"patient_id": ["p0", "p1", "p2", "p3"], "start": 0.0, "end": 100.0})
+    log = EventLog.from_pandas(events, patients, time_unit="days")
+    table = detect(log, outcomes=["AE1", "AE2"], methods=("PRR",), exposure_days=30, min_events=1)
+    counts = table.set_index("outcome")["n_exposed_events"]
+    assert counts["AE1"] == 1 and counts["AE2"] == 0  # only p3's AE1 at day 5 lies in [1, 31)
