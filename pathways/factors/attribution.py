@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 _LAGS = ("bins", "total", "both")
+# integrated gradients evaluate n_steps copies of each batch at once: cap that tensor at ~16 M floats (64 MB)
+_IG_ELEMENTS = 2**24
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -202,6 +204,12 @@ def _ig_batch(module: torch.nn.Module, batch: dict[str, torch.Tensor], n_steps: 
     return torch.stack(out, dim=-1)
 
 
+def _ig_batch_size(model: Any, data: OutcomeData, n_steps: int, batch_size: int) -> int:
+    """Largest batch (up to ``batch_size``) whose ``n_steps`` path copies stay under ``_IG_ELEMENTS`` floats."""
+    per_sample = int(n_steps) * _n_lags(model, data) * model.n_codes_
+    return max(1, min(int(batch_size), _IG_ELEMENTS // max(per_sample, 1)))
+
+
 def _logit_change(module: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """``logit(x) - logit(empty history)`` (B, K): what integrated gradients must add up to."""
     with torch.no_grad():
@@ -229,7 +237,9 @@ def integrated_gradients(
     static : array-like, optional
     n_steps : int
         Quadrature nodes along the path (all evaluated in one batched pass).
-    lags, batch_size, z : as in :func:`retain_attributions`.
+    lags, z : as in :func:`retain_attributions`.
+    batch_size : int
+        Samples per pass, lowered automatically so that the ``n_steps`` copies hold at most 2**24 floats.
     max_gap : float
         Relative completeness gap above which a warning is issued.
 
@@ -247,7 +257,7 @@ def integrated_gradients(
     gap, scale = 0.0, 0.0
     # cuDNN's RNN backward refuses eval mode; the native kernels give the same gradients
     with torch.backends.cudnn.flags(enabled=False):
-        for batch in model._iterate_eval(data, batch_size):
+        for batch in model._iterate_eval(data, _ig_batch_size(model, data, n_steps, batch_size)):
             attr = _ig_batch(module, batch, n_steps)
             delta = _logit_change(module, batch)
             gap += float((attr.sum(dim=(1, 2)) - delta).abs().sum())
@@ -275,7 +285,7 @@ def _ig_completeness(model: Any, X: Any, static: Any = None, *, n_steps: int = 3
     total = np.zeros((len(data), model.n_labels_))
     delta = np.zeros((len(data), model.n_labels_))
     with torch.backends.cudnn.flags(enabled=False):
-        for batch in model._iterate_eval(data, batch_size):
+        for batch in model._iterate_eval(data, _ig_batch_size(model, data, n_steps, batch_size)):
             idx = batch["index"].numpy()
             total[idx] = _ig_batch(module, batch, n_steps).sum(dim=(1, 2)).detach().cpu().numpy()
             delta[idx] = _logit_change(module, batch).cpu().numpy()

@@ -148,8 +148,9 @@ class RETAINNet(nn.Module):
         """
         x_rev, alpha, beta, _ = self.attention(x, lengths)
         w_out = self.head.weight[:, : self.embed.out_features]  # (K, m): the context part of the head
-        # (beta_j * W_emb[:, k]) . W_K for every bin j, code k, label K, then scale by alpha_j x_jk
-        proj = torch.einsum("bjd,dc,kd->bjck", beta, self.embed.weight, w_out)
+        # (beta_j * W_K) @ W_emb for every bin j and label K -> (B, L, K, C); explicit order keeps the largest
+        # intermediate at B x L x K x C (a free einsum order could build B x L x m x C)
+        proj = torch.matmul(beta[:, :, None, :] * w_out, self.embed.weight).transpose(2, 3)
         omega = proj * (alpha[..., None] * x_rev)[..., None]
         return omega, x_rev
 
