@@ -52,6 +52,7 @@ class LagDesign:
     X: torch.Tensor  # sparse CSR (n_rows, n_coeffs)
     Xt: torch.Tensor  # sparse CSR (n_coeffs, n_rows)
     X_scipy: sp.csr_matrix  # same matrix, for the classic SCCS Newton solver
+    X2t: torch.Tensor  # sparse CSR (n_coeffs, n_rows): squared entries, transposed (curvature)
     S: torch.Tensor  # sparse CSR (n_cases, n_rows): sums rows into their case
     Y: torch.Tensor  # sparse CSR (n_cases, n_rows): outcome counts of each row, in its case's row
     XtY: torch.Tensor  # sparse CSR (n_coeffs, n_cases): X' Y' (outcome-weighted features per case)
@@ -107,6 +108,7 @@ def lag_design(data: SCCSData, n_lags: np.ndarray, device: torch.device | str = 
     Y = sp.csr_matrix((y_row, (row_case, rows)), shape=(data.n_cases, active.size))
     Y.eliminate_zeros()
     return LagDesign(X=_torch_csr(X, dev, dtype), Xt=_torch_csr(X.T.tocsr(), dev, dtype), X_scipy=X,
+                     X2t=_torch_csr(X.multiply(X).T.tocsr(), dev, dtype),
                      S=_torch_csr(S, dev, dtype), Y=_torch_csr(Y, dev, dtype),
                      XtY=_torch_csr((Y @ X).T.tocsr(), dev, dtype),
                      row_case=torch.as_tensor(row_case, device=dev), y_row=as_t(y_row),
@@ -238,37 +240,37 @@ def tv1d(y: list[float], lam: float) -> list[float]:
             umax = minlam
 
 
-def penalty_prox(beta: torch.Tensor, step: torch.Tensor, offsets: np.ndarray, penalized: np.ndarray,
+def penalty_prox(beta: torch.Tensor, precision: torch.Tensor, offsets: np.ndarray, penalized: np.ndarray,
                  C_tv: float | None, C_group_l1: float | None) -> torch.Tensor:
-    """Prox of ``step * (TV / C_tv + sqrt(block size) * ||block||_2 / C_group_l1)`` over penalised blocks.
+    """Prox of ``TV / C_tv + sqrt(block size) * ||block||_2 / C_group_l1`` over penalised blocks.
 
-    Applies the TV prox then the group soft-threshold: this composition is the exact prox of the sum, because the
-    group shrinkage rescales a block uniformly and so preserves the TV solution's level sets (as in tick's
-    ``ProxMulti((ProxTV, ProxGroupL1))``). ``step`` has one value per column.
+    ``precision`` (n_coeffs, B) is the inverse step, constant within a penalised block (the block's step scales
+    both penalties). Applies the TV prox then the group soft-threshold: this composition is the exact prox of the
+    sum, because the group shrinkage rescales a block uniformly and so preserves the TV solution's level sets (as in
+    tick's ``ProxMulti((ProxTV, ProxGroupL1))``).
     """
     if C_tv is None and C_group_l1 is None:
         return beta
     out = beta.detach().cpu().numpy().copy()
-    steps = step.detach().cpu().numpy().reshape(-1)
-    blocks = [(int(offsets[j]), int(offsets[j + 1])) for j in np.flatnonzero(penalized)]
+    blocks = np.array([(int(offsets[j]), int(offsets[j + 1])) for j in np.flatnonzero(penalized)],
+                      dtype=np.int64).reshape(-1, 2)
+    if blocks.size == 0:
+        return beta
+    steps = 1.0 / precision[torch.as_tensor(blocks[:, 0], device=precision.device)].detach().cpu().numpy()
     if C_tv is not None:
         for col in range(out.shape[1]):
-            lam = float(steps[col]) / C_tv
-            for lo, hi in blocks:
+            for g, (lo, hi) in enumerate(blocks):
                 if hi - lo > 1:
-                    out[lo:hi, col] = tv1d(out[lo:hi, col].tolist(), lam)
-    if C_group_l1 is not None and blocks:
-        block_id = np.full(out.shape[0], -1)
-        sizes = np.zeros(len(blocks))
-        for g, (lo, hi) in enumerate(blocks):
-            block_id[lo:hi], sizes[g] = g, hi - lo
-        inside = block_id >= 0
-        norms = np.sqrt(np.add.reduceat(out[inside] ** 2, np.flatnonzero(np.diff(np.r_[-1, block_id[inside]])),
+                    out[lo:hi, col] = tv1d(out[lo:hi, col].tolist(), float(steps[g, col]) / C_tv)
+    if C_group_l1 is not None:
+        block_id = np.repeat(np.arange(len(blocks)), blocks[:, 1] - blocks[:, 0])
+        rows = np.concatenate([np.arange(lo, hi) for lo, hi in blocks])
+        norms = np.sqrt(np.add.reduceat(out[rows] ** 2, np.searchsorted(block_id, np.arange(len(blocks))),
                                         axis=0))  # (n_blocks, B)
-        thr = np.sqrt(sizes)[:, None] * steps[None, :] / C_group_l1
+        thr = np.sqrt(blocks[:, 1] - blocks[:, 0])[:, None] * steps / C_group_l1
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(norms > thr, 1.0 - thr / norms, 0.0)
-        out[inside] *= scale[block_id[inside]]
+        out[rows] *= scale[block_id]
     return torch.as_tensor(out, dtype=beta.dtype, device=beta.device)
 
 
@@ -308,14 +310,16 @@ def support_projection(beta: torch.Tensor, offsets: np.ndarray, penalized: np.nd
     return torch.as_tensor(seg, device=beta.device), torch.as_tensor(keep, device=beta.device)
 
 
-def project(beta: torch.Tensor, seg: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """Segment means of ``beta`` (zero where ``keep`` is False)."""
+def project(beta: torch.Tensor, seg: torch.Tensor, keep: torch.Tensor,
+            precision: torch.Tensor | None = None) -> torch.Tensor:
+    """Segment means of ``beta`` weighted by ``precision`` (the projection in that metric); zero where not kept."""
     flat_seg = seg.reshape(-1)
     size = beta.shape[0] * beta.shape[1]
-    sums = torch.zeros(size, dtype=beta.dtype, device=beta.device).index_add_(0, flat_seg, beta.reshape(-1))
-    counts = torch.zeros(size, dtype=beta.dtype, device=beta.device).index_add_(
-        0, flat_seg, torch.ones_like(beta).reshape(-1))
-    mean = (sums / counts.clamp_min(1.0))[flat_seg].reshape(beta.shape)
+    weight = torch.ones_like(beta) if precision is None else precision
+    sums = torch.zeros(size, dtype=beta.dtype, device=beta.device).index_add_(0, flat_seg,
+                                                                              (weight * beta).reshape(-1))
+    total = torch.zeros(size, dtype=beta.dtype, device=beta.device).index_add_(0, flat_seg, weight.reshape(-1))
+    mean = (sums / total.clamp_min(1e-300))[flat_seg].reshape(beta.shape)
     return torch.where(keep, mean, torch.zeros_like(mean))
 
 
@@ -323,12 +327,16 @@ def project(beta: torch.Tensor, seg: torch.Tensor, keep: torch.Tensor) -> torch.
 # Batched FISTA with backtracking and adaptive restart
 # ----------------------------------------------------------------------------------------------------------------
 def fista(d: LagDesign, weights: torch.Tensor, beta0: torch.Tensor, prox, penalty, *, lipschitz: torch.Tensor,
-          tol: float = 1e-6, max_iter: int = 500) -> tuple[torch.Tensor, int, torch.Tensor]:
+          metric: torch.Tensor | None = None, tol: float = 1e-6,
+          max_iter: int = 500) -> tuple[torch.Tensor, int, torch.Tensor]:
     """Minimise ``loss + penalty`` for every column, all columns in one sparse product per iteration.
 
-    ``prox(beta, step)`` and ``penalty(beta)`` act column-wise. Each column keeps its own Lipschitz estimate
-    (backtracking, slowly relaxed so steps grow back), momentum, restart (objective increase) and stopping test
-    (relative change of the coefficients below ``tol``); converged columns are frozen.
+    ``prox(beta, precision)`` and ``penalty(beta)`` act column-wise; ``precision`` (n_coeffs, B) is the inverse
+    step of every coefficient, ``lipschitz * metric``. The diagonal ``metric`` (default: ones) preconditions the
+    gradient steps — the loss curvature differs by orders of magnitude between a drug taken by most cases and a rare
+    one. Each column keeps its own Lipschitz estimate (backtracking in the metric's norm, slowly relaxed so steps grow
+    back), momentum, restart (objective increase) and stopping test (``||x_k - x_{k-1}||_2 / max(1, ||x_{k-1}||_2)``
+    below ``tol``, tick's criterion); converged columns are frozen.
 
     Returns
     -------
@@ -336,9 +344,10 @@ def fista(d: LagDesign, weights: torch.Tensor, beta0: torch.Tensor, prox, penalt
     n_iter : int
     lipschitz : tensor (B,), reusable as a warm start
     """
-    x = prox(beta0, 1.0 / lipschitz)
-    z, t_mom = x.clone(), torch.ones_like(lipschitz)
+    metric = torch.ones_like(beta0) if metric is None else metric
     lip = lipschitz.clone()
+    x = prox(beta0, lip * metric)
+    z, t_mom = x.clone(), torch.ones_like(lipschitz)
     f_x = batched_loss(d, x, weights, grad=False)[0] + penalty(x)
     active = torch.ones_like(lip, dtype=torch.bool)
     n_iter = 0
@@ -346,17 +355,18 @@ def fista(d: LagDesign, weights: torch.Tensor, beta0: torch.Tensor, prox, penalt
         f_z, g_z, _ = batched_loss(d, z, weights)
         lip = lip * 0.9  # let the step grow back when the curvature is lower here
         while True:  # backtracking: quadratic upper bound must hold for every column
-            x_new = prox(z - g_z / lip, 1.0 / lip)
+            precision = lip * metric
+            x_new = prox(z - g_z / precision, precision)
             diff = x_new - z
             f_new = batched_loss(d, x_new, weights, grad=False)[0]
-            bound = f_z + (g_z * diff).sum(0) + 0.5 * lip * (diff * diff).sum(0)
+            bound = f_z + (g_z * diff).sum(0) + 0.5 * (precision * diff * diff).sum(0)
             bad = (f_new > bound + 1e-12 * f_z.abs().clamp_min(1.0)) & active
             if not bool(bad.any()):
                 break
             lip = torch.where(bad, lip * 2.0, lip)
         obj_new = f_new + penalty(x_new)
         restart = obj_new > f_x
-        change = (x_new - x).abs().amax(0) / x.abs().amax(0).clamp_min(1.0)
+        change = torch.linalg.vector_norm(x_new - x, dim=0) / torch.linalg.vector_norm(x, dim=0).clamp_min(1.0)
         t_next = (1.0 + torch.sqrt(1.0 + 4.0 * t_mom * t_mom)) / 2.0
         momentum = torch.where(restart, torch.zeros_like(t_mom), (t_mom - 1.0) / t_next)
         z_new = x_new + momentum * (x_new - x)
@@ -369,6 +379,26 @@ def fista(d: LagDesign, weights: torch.Tensor, beta0: torch.Tensor, prox, penalt
         if not bool(active.any()):
             break
     return x, n_iter, lip
+
+
+def curvature(d: LagDesign, beta: torch.Tensor, weights: torch.Tensor, offsets: np.ndarray,
+              blockwise: np.ndarray | None = None) -> torch.Tensor:
+    """Diagonal preconditioner: ``sum_i w_i N_i E_{p_i}[x_j^2]``, an upper bound of the loss Hessian's diagonal.
+
+    Coefficients of features in ``blockwise`` share their block's mean (so the TV and group proxes stay exact with
+    one step per block). Floored at 1e-3 of the column's largest value, since coefficients no case reaches have
+    zero curvature.
+    """
+    eta = d.X @ beta
+    shift = _case_shift(d, eta)
+    e = torch.exp(eta - shift[d.row_case])
+    s = d.S @ e + d.n_free[:, None] * torch.exp(-shift)
+    diag = d.X2t @ (e * (weights * d.n_outcomes[:, None] / s).index_select(0, d.row_case))
+    if blockwise is not None:
+        for j in np.flatnonzero(blockwise):
+            lo, hi = int(offsets[j]), int(offsets[j + 1])
+            diag[lo:hi] = diag[lo:hi].mean(0, keepdim=True)
+    return diag.clamp_min(1e-3 * float(diag.max().clamp_min(1e-12)))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -475,7 +505,7 @@ class ConvSCCS(PathwaysEstimator):
     penalized_features : bool mask or indices, optional
         Features to penalise (default: every exposure; age features stay unpenalised).
     tol : float
-        Stop when the largest coefficient change relative to ``max(1, max |beta|)`` falls below ``tol``.
+        Stop when ``||beta_k - beta_{k-1}||_2 / max(1, ||beta_{k-1}||_2)`` falls below ``tol`` (tick's criterion).
     max_iter : int
         Maximum FISTA iterations per fit.
     n_bootstrap : int
@@ -518,7 +548,7 @@ class ConvSCCS(PathwaysEstimator):
 
     def __init__(self, n_lags: int | Sequence[int] = 49, C_tv: float | None = None,
                  C_group_l1: float | None = None, penalized_features: Sequence[int] | None = None,
-                 tol: float = 1e-6, max_iter: int = 2000, n_bootstrap: int = 0, ci_level: float = 0.95,
+                 tol: float = 1e-5, max_iter: int = 2000, n_bootstrap: int = 0, ci_level: float = 0.95,
                  ci_method: str = "refit", bootstrap_batch: int = 16, seed: int | None = 0, device: str = "cpu",
                  dtype: str = "float64"):
         self.n_lags = n_lags
@@ -681,11 +711,12 @@ class ConvSCCS(PathwaysEstimator):
         elif beta0.shape[1] != b:
             beta0 = beta0[:, :1].expand(-1, b).clone()
         if lip is None or lip.shape[0] != b:
-            lip = torch.full((b,), 0.1, dtype=dtype, device=dev)
+            lip = torch.ones(b, dtype=dtype, device=dev)
         offsets, pen = self.offsets_, self.penalized_
-        prox = (lambda x, step: penalty_prox(x, step, offsets, pen, C_tv, C_gl))
+        prox = (lambda x, precision: penalty_prox(x, precision, offsets, pen, C_tv, C_gl))
         penalty = (lambda x: penalty_value(x, offsets, pen, C_tv, C_gl))
-        return fista(design, weights, beta0, prox, penalty, lipschitz=lip, tol=float(self.tol),
+        metric = curvature(design, beta0, weights, offsets, blockwise=pen)
+        return fista(design, weights, beta0, prox, penalty, lipschitz=lip, metric=metric, tol=float(self.tol),
                      max_iter=int(self.max_iter))
 
     def _refit(self, design: LagDesign, weights: torch.Tensor, beta_pen: torch.Tensor,
@@ -693,8 +724,10 @@ class ConvSCCS(PathwaysEstimator):
         """Unpenalised refit constrained to the support of ``beta_pen`` (column-wise), by projected FISTA."""
         seg, keep = support_projection(beta_pen, self.offsets_, self.penalized_)
         zero = (lambda x: torch.zeros(x.shape[1], dtype=x.dtype, device=x.device))
-        beta, _, _ = fista(design, weights, project(beta_pen, seg, keep), lambda x, step: project(x, seg, keep),
-                           zero, lipschitz=lip, tol=float(self.tol), max_iter=int(self.max_iter))
+        metric = curvature(design, beta_pen, weights, self.offsets_)
+        beta, _, _ = fista(design, weights, project(beta_pen, seg, keep, metric),
+                           lambda x, precision: project(x, seg, keep, precision), zero, lipschitz=lip, metric=metric,
+                           tol=float(self.tol), max_iter=int(self.max_iter))
         return beta
 
     def _store(self, beta: torch.Tensor) -> None:
@@ -768,7 +801,7 @@ class ConvSCCSCV(ConvSCCS):
 
     def __init__(self, n_lags: int | Sequence[int] = 49, C_tv_grid: Sequence[float] | None = None,
                  C_group_l1_grid: Sequence[float] | None = None, n_folds: int = 3,
-                 penalized_features: Sequence[int] | None = None, tol: float = 1e-6, max_iter: int = 2000,
+                 penalized_features: Sequence[int] | None = None, tol: float = 1e-5, max_iter: int = 2000,
                  n_bootstrap: int = 0, ci_level: float = 0.95, ci_method: str = "refit", bootstrap_batch: int = 16,
                  seed: int | None = 0, device: str = "cpu", dtype: str = "float64"):
         super().__init__(n_lags=n_lags, penalized_features=penalized_features, tol=tol, max_iter=max_iter,
@@ -960,8 +993,9 @@ def _newton(X_s: sp.csr_matrix, d: LagDesign, tol: float, max_iter: int) -> tupl
     case_of = sp.csr_matrix((np.ones(row_case.size), (row_case, np.arange(row_case.size))),
                             shape=(d.n_cases, row_case.size))
     theta = np.zeros(q)
+    if q == 0:
+        return theta, np.zeros((0, 0)), 0
     ll, p = _case_loglik(X_s @ theta, d)
-    info = np.eye(q)
     for it in range(1, max_iter + 1):
         w_row = n_out[row_case] * p
         grad = X_s.T @ (y_row - w_row)
