@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
@@ -143,3 +145,15 @@ def test_undefined_labels_are_nan_and_skipped():
 def test_bad_input_raises(call, match):
     with pytest.raises(PathwaysInputError, match=match):
         call()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 6)), min_size=2, max_size=60))
+def test_auroc_auprc_match_sklearn_with_heavy_ties(pairs):
+    y = np.array([p[0] for p in pairs])
+    s = np.array([p[1] for p in pairs], dtype=float) / 6.0  # few distinct scores: many ties
+    if y.min() == y.max():
+        return
+    assert pm.auroc(y, s) == pytest.approx(skm.roc_auc_score(y, s), abs=1e-12)
+    assert pm.auprc(y, s) == pytest.approx(skm.average_precision_score(y, s), abs=1e-12)
+    assert pm.expected_calibration_error(y, s) <= 1.0

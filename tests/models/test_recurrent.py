@@ -120,6 +120,24 @@ def test_retain_contributions_sum_to_logit(data, retain):
     assert torch.equal(x_rev, reverse_padded(batch["x"], batch["lengths"]))
 
 
+def test_retain_decomposition_with_static_and_labels_untrained():
+    """The exact decomposition holds for any weights: bias + static part + contributions = logits."""
+    from pathways.models.recurrent.modules import RETAINNet
+
+    torch.manual_seed(0)
+    net = RETAINNet(n_codes=7, n_labels=3, n_static=2, embedding_dim=8, alpha_hidden=5, beta_hidden=6).eval()
+    x = torch.rand(4, 6, 7) * (torch.rand(4, 6, 7) < 0.4)
+    lengths = torch.tensor([6, 3, 1, 5])
+    x[torch.arange(6)[None, :].expand(4, 6) >= lengths[:, None]] = 0.0  # right padding
+    static = torch.randn(4, 2)
+    with torch.no_grad():
+        logits = net.logits(x, lengths, static)
+        omega, _ = net.contributions(x, lengths)
+    static_part = static @ net.head.weight[:, 8:].T
+    torch.testing.assert_close(omega.sum(dim=(1, 2)) + net.head.bias + static_part, logits, atol=1e-5, rtol=1e-5)
+    assert omega.shape == (4, 6, 7, 3) and float(omega[1, 3:].abs().sum()) == 0.0
+
+
 def test_lstm_static_and_multilabel():
     train, _ = simulate(1500, 3, static_effect=2.5)
     test, _ = simulate(600, 4, static_effect=2.5)
@@ -135,6 +153,12 @@ def test_lstm_static_and_multilabel():
     per_label = auroc(test.y, proba, average=None)
     assert per_label[0] > 0.8 and per_label[1] > 0.95
     assert model.predict(test).shape == (len(test), 2)
+    from pathways.factors.attribution import integrated_gradients
+
+    factors = integrated_gradients(model, test.subset(np.arange(200)), lags="total")
+    assert set(factors["target"]) == {"a", "b"}
+    top_a = factors[factors["target"] == "a"].iloc[0]["source"]
+    assert top_a in {"code_0", "code_1", "code_2"}
     base = CountsLogisticBaseline().fit(train)
     assert base.predict_proba(test).shape == (len(test), 2)
     assert auroc(test.y[:, 1], base.predict_proba(test)[:, 1]) > 0.95
