@@ -326,8 +326,9 @@ def to_sparse_series(
     align : ``"calendar"``: one grid ``k * bin_days`` (from the log's origin) shared by all patients, so bin edges
         are the same calendar dates for everybody; ``"index"``: each patient's grid starts at its own index time.
     index_time : with ``align="index"``: a column of ``log.patients`` (default ``"start"``) or one time per patient.
-    n_bins : give every patient exactly this many bins (events outside them are left out), starting at bin
-        ``first_bin``; default: each patient gets the bins covering its observation window [start, end].
+    n_bins : give every patient exactly this many half-open bins (events outside them are left out), starting at
+        bin ``first_bin``; default: each patient gets the bins covering its observation window [start, end], the
+        last one closed on the right so that an event at exactly ``end`` is kept.
     first_bin : bin number (relative to the grid origin / index time, may be negative for history before the index
         date) of every patient's first row. Default: 0 with ``align="index"`` and ``n_bins``, the earliest
         patient's first bin with ``align="calendar"`` and ``n_bins``, else each patient's own window start.
@@ -360,8 +361,8 @@ def to_sparse_series(
     lengths = hi - lo + 1
     offsets = np.zeros(log.n_patients + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    own_windows = n_bins is None and first_bin is None
-    row, col = _event_cells(log, anchor, width, lo, hi, offsets, col_of_code, spans, own_windows)
+    row, col = _event_cells(log, anchor, width, lo, hi, offsets, col_of_code, spans,
+                            closed_end=n_bins is None, all_inside=n_bins is None and first_bin is None)
     data = np.ones(row.size, dtype=np.float32)
     # COO -> CSR is a counting sort by row in C++ and sums duplicate (row, code) cells: the counts.
     matrix = sp.coo_matrix((data, (row, col)), shape=(int(offsets[-1]), len(out_vocab))).tocsr()
@@ -373,14 +374,14 @@ def to_sparse_series(
 
 
 def _event_cells(log: "EventLog", anchor: np.ndarray, width: float, lo: np.ndarray, hi: np.ndarray,
-                 offsets: np.ndarray, col_of_code: np.ndarray, spans: str,
-                 own_windows: bool) -> tuple[np.ndarray, np.ndarray]:
+                 offsets: np.ndarray, col_of_code: np.ndarray, spans: str, *, closed_end: bool,
+                 all_inside: bool) -> tuple[np.ndarray, np.ndarray]:
     """(row, column) of every event cell; spans expanded over the bins they cover; out-of-rows cells dropped.
 
     Per-patient quantities are spread over events with ``np.repeat`` (events are grouped by patient), which is
-    cheaper than gathers. With ``own_windows`` (rows = each patient's observation window) every event lies in its
-    rows by the EventLog invariant, except one at exactly the window end on a bin edge, which a clamp folds into the
-    last (right-closed) row.
+    cheaper than gathers. With ``closed_end`` (the last row ends with the observation window) an event at exactly
+    the window end on a bin edge is folded into the last, right-closed, row by a clamp; with ``all_inside`` (rows
+    = the whole window) every event then lies in its rows by the EventLog invariant and no mask is needed.
     """
     counts = np.diff(log.offsets)
     time = log.time if not anchor.any() else log.time - np.repeat(anchor, counts)
@@ -389,32 +390,25 @@ def _event_cells(log: "EventLog", anchor: np.ndarray, width: float, lo: np.ndarr
     first_row, last_row = offsets[:-1] - lo, offsets[1:] - 1
     is_span = ~np.isnan(log.end) & (log.end > log.time) if spans == "fill" else None
     if is_span is not None and is_span.any():
-        return _cells_with_spans(log, anchor, width, k, col, is_span, lo, hi, first_row)
+        return _cells_with_spans(log, anchor, width, k, col, is_span, lo, hi, first_row, closed_end)
     row = k
     row += np.repeat(first_row, counts)
-    if own_windows:
+    if closed_end:
         np.minimum(row, np.repeat(last_row, counts), out=row)
-    else:
+    if not all_inside:  # fixed rows (n_bins / first_bin): events outside the rows are left out
         inside = (row >= np.repeat(offsets[:-1], counts)) & (row <= np.repeat(last_row, counts))
-        at_end = row == np.repeat(last_row + 1, counts)
-        if at_end.any():  # an event at exactly the window end, on a bin edge, stays in the last row
-            stop = log.patients["end"].to_numpy(dtype=np.float64)
-            at_end &= log.time >= np.repeat(stop, counts)
-            row[at_end] -= 1
-            inside |= at_end
         row, col = row[inside], col[inside]
     keep = col >= 0
     return (row, col) if keep.all() else (row[keep], col[keep])
 
 
 def _cells_with_spans(log: "EventLog", anchor: np.ndarray, width: float, k: np.ndarray, col: np.ndarray,
-                      is_span: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                      first_row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                      is_span: np.ndarray, lo: np.ndarray, hi: np.ndarray, first_row: np.ndarray,
+                      closed_end: bool) -> tuple[np.ndarray, np.ndarray]:
     """General path: point events keep their bin, spans are expanded over every bin they overlap (end inclusive)."""
     patient = log.patient
-    stop = log.patients["end"].to_numpy(dtype=np.float64)
-    at_end = (k == hi[patient] + 1) & (log.time >= stop[patient])
-    k[at_end] -= 1
+    if closed_end:  # the last row is right-closed: fold events at exactly the window end into it
+        np.minimum(k, hi[patient], out=k)
     k_end = np.minimum(np.floor_divide(log.end[is_span] - anchor[patient[is_span]], width).astype(np.int64),
                        hi[patient[is_span]])
     k_start = np.maximum(k[is_span], lo[patient[is_span]])

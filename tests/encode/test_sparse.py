@@ -77,6 +77,15 @@ def test_index_alignment_with_fixed_bins_and_history():
     assert tuple(x.shape) == (2, 3, 2) and lengths.tolist() == [3, 3]
 
 
+def test_fixed_bins_are_half_open():
+    # history bins [index - 20, index) leave out an event at exactly the index time, even when the window ends there
+    log = _log([0, 0], [5.0, 20.0], ["A", "A"], start=[0.0], stop=[20.0])
+    s = to_sparse_series(log, bin_days=10.0, align="index", index_time=[20.0], n_bins=2, first_bin=-2)
+    np.testing.assert_array_equal(s.matrix.toarray(), [[1], [0]])
+    own = to_sparse_series(log, bin_days=10.0, align="index", index_time=[20.0], first_bin=-2)
+    np.testing.assert_array_equal(own.matrix.toarray(), [[1], [1]])  # own window end: last bin right-closed
+
+
 def test_index_time_from_patients_column_and_row_observed():
     log = _log([0, 1], [12.0, 3.0], ["A", "A"], start=[10.0, 0.0], stop=[30.0, 5.0])
     s = to_sparse_series(log, bin_days=10.0, align="index", n_bins=3)  # index time = patients.start
