@@ -65,3 +65,24 @@ def test_disproportionality_counts_follow_the_right_patients():
     table = detect(log, outcomes=["AE1", "AE2"], methods=("PRR",), exposure_days=30, min_events=1)
     counts = table.set_index("outcome")["n_exposed_events"]
     assert counts["AE1"] == 1 and counts["AE2"] == 0  # only p3's AE1 at day 5 lies in [1, 31)
+
+
+def test_sccs_recovers_isolated_ri():
+    """Isolated dispensations, AE rate doubled for 60 days after each: detect's SCCS estimates RI = 2."""
+    import pandas as pd
+
+    from pathways import EventLog, Vocabulary
+    from pathways.synthetic import KernelComponent, simulate_hawkes
+
+    mu_ae, ri = 1 / 200, 2.0
+    step = KernelComponent(np.array([[0.0, 0.0], [mu_ae * (ri - 1) * 60, 0.0]]), "uniform", low=0.0, high=60.0)
+    n = 6000
+    seq = simulate_hawkes(np.array([1 / 2000, mu_ae]), start=0.0, end=1000.0, n_sequences=n, components=[step],
+                          seed=0)
+    log = EventLog.from_arrays(seq.sequence_ids, seq.times, seq.marks, Vocabulary(["DRUG", "AE"]),
+                               pd.DataFrame({"patient_id": np.arange(n), "start": 0.0, "end": 1000.0}),
+                               category=np.where(seq.marks == 0, "drug", "diagnosis"))
+    row = detect(log, outcomes=["AE"], methods=("SCCS",), outcome_mode="all", bucket_days=5,
+                 risk_window=(0, 60)).iloc[0]
+    assert row["ci_low"] < ri < row["ci_high"] or abs(row["estimate"] - ri) < 0.1
+    assert row["flag"]
