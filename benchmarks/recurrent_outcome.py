@@ -103,7 +103,7 @@ def attribution_rows(models, test, truths: list[str], among=None, signed=False) 
     rows = []
     jobs = [
         ("RETAIN", "retain", lambda m: retain_attributions(m, test)),
-        ("GRUOutcome", "integrated gradients (16 nodes)", lambda m: integrated_gradients(m, test, n_steps=16)),
+        ("GRUOutcome", "integrated gradients (32 nodes)", lambda m: integrated_gradients(m, test, n_steps=32)),
         ("CountsLogisticBaseline", "linear decomposition", lambda m: logistic_attributions(m, test)),
         ("RETAIN", "permutation AUROC (3 repeats)", lambda m: permutation_importance(m, test, n_repeats=3)),
     ]
