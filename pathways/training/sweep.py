@@ -53,7 +53,7 @@ def _row(root: Path, path: Path) -> dict[str, Any]:
     for item in overrides:
         key, _, value = item.partition("=")
         row[key.lstrip("+~")] = value
-    row["model"] = summary.get("model")
+    row["model_class"] = summary.get("model")
     row["status"] = summary.get("status")
     row["checkpoint"] = summary.get("checkpoint")
     for key, value in (summary.get("metrics") or {}).items():

@@ -29,8 +29,8 @@ MODELS = sorted(set(MODEL_EXPERIMENT) | {p.stem for p in (CONFIG_DIR / "model").
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 # a small cohort (12 codes, 80 patients) and the debug trainer: each run takes seconds
 TINY = ["trainer=debug", "data.n_patients=80", "+data.n_drugs=6", "+data.n_diagnoses=3", "+data.n_acts=1",
-        "+data.n_outcomes=2", "+data.n_strong=1", "+data.n_weak=1", "checkpoint.export=false",
-        "report.figures=false"]
+        "+data.n_outcomes=2", "+data.n_strong=1", "+data.n_weak=1", "+data.follow_up_years=[1.0,2.0]",
+        "checkpoint.export=false", "report.figures=false"]
 
 
 def _compose(name: str = "config", overrides: list[str] | None = None):

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["data.n_patients=60", "+data.n_drugs=6", "+data.n_diagnoses=3", "+data.n_acts=1", "+data.n_outcomes=2",
-        "+data.n_strong=1", "+data.n_weak=1", "trainer=debug"]
+        "+data.n_strong=1", "+data.n_weak=1", "+data.follow_up_years=[1.0,2.0]", "trainer=debug"]
 
 
 def _run(script: str, *args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
