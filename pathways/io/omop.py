@@ -17,7 +17,7 @@ from pathways.data import EventLog
 from pathways.errors import PathwaysInputError
 from pathways.io.tabular import (
     DEFAULT_DATE_RANGE, ReadReport, TableSet, build_eventlog, check_errors_arg, date_bounds, days_sql,
-    in_range_sql, quote,
+    duckdb_config, in_range_sql,
 )
 
 #: OMOP gender concepts.
@@ -72,6 +72,8 @@ def read_omop(
     date_range: tuple[str, str] | None = DEFAULT_DATE_RANGE,
     errors: str = "warn",
     return_report: bool = False,
+    memory_limit: str | None = None,
+    threads: int | None = None,
 ) -> EventLog | tuple[EventLog, ReadReport]:
     """Read OMOP CDM tables into an EventLog (times in days since 1970-01-01).
 
@@ -93,6 +95,8 @@ def read_omop(
     duplicates : events identical in every field: ``"drop"`` (counted), ``"keep"`` or ``"raise"``.
     date_range : plausible dates; dates outside (placeholders) are treated as invalid. ``None`` accepts all.
     errors : ``"warn"`` (counted decisions, the default) or ``"raise"`` (any drop or repair raises).
+    memory_limit, threads : DuckDB ``memory_limit`` (e.g. ``"2GB"``; joins and sorts spill to disk beyond it) and
+        thread count for connections the reader opens (default: DuckDB's, 80 % of RAM and every core).
     return_report : also return the :class:`ReadReport`.
 
     Returns
@@ -105,7 +109,7 @@ def read_omop(
     if outside_observation not in ("drop", "keep"):
         raise PathwaysInputError(f"outside_observation: expected 'drop' or 'keep', got {outside_observation!r}")
     report = ReadReport("read_omop")
-    with TableSet(source, tables=tables, schema=schema) as ts:
+    with TableSet(source, tables=tables, schema=schema, config=duckdb_config(memory_limit, threads)) as ts:
         reader = _OmopReader(ts, report, errors, date_bounds(date_range))
         persons, pid_is_int = reader.persons()
         events = reader.events(_resolve_domains(ts, domains, report), concept_codes, drug_ingredients,

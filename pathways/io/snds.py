@@ -21,7 +21,7 @@ from pathways.data import EventLog
 from pathways.errors import PathwaysInputError
 from pathways.io.tabular import (
     DEFAULT_DATE_RANGE, ReadReport, TableSet, build_eventlog, check_errors_arg, date_bounds, days_sql,
-    in_range_sql, quote, sql_literal,
+    duckdb_config, in_range_sql, sql_literal,
 )
 
 #: The nine keys joining DCIR detail tables to ER_PRS_F.
@@ -62,6 +62,8 @@ def read_snds(
     date_range: tuple[str, str] | None = DEFAULT_DATE_RANGE,
     errors: str = "warn",
     return_report: bool = False,
+    memory_limit: str | None = None,
+    threads: int | None = None,
 ) -> EventLog | tuple[EventLog, ReadReport]:
     """Read SNDS tables into an EventLog (times in days since 1970-01-01, patient id = ``BEN_NIR_PSA``).
 
@@ -90,6 +92,8 @@ def read_snds(
     duplicates : events identical in every field: ``"drop"`` (duplicate claim lines), ``"keep"`` or ``"raise"``.
     date_range : plausible dates; others (and :data:`PLACEHOLDER_DATES`) are invalid.
     errors : ``"warn"`` (counted decisions) or ``"raise"`` (any drop or repair raises).
+    memory_limit, threads : DuckDB ``memory_limit`` (e.g. ``"2GB"``; joins and sorts spill to disk beyond it) and
+        thread count for connections the reader opens (default: DuckDB's, 80 % of RAM and every core).
     return_report : also return the :class:`~pathways.io.tabular.ReadReport`.
 
     Returns
@@ -107,7 +111,7 @@ def read_snds(
     if atc_level is not None and atc_level not in _ATC_LEVELS:
         raise PathwaysInputError(f"atc_level: expected one of {sorted(_ATC_LEVELS)}, got {atc_level!r}")
     report = ReadReport("read_snds")
-    with TableSet(folder, tables=tables) as ts:
+    with TableSet(folder, tables=tables, config=duckdb_config(memory_limit, threads)) as ts:
         reader = _SndsReader(ts, report, errors, date_bounds(date_range))
         parts: list[str] = []
         if "dcir_drugs" in sources:

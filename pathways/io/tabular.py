@@ -90,6 +90,18 @@ class ReadReport:
         return f"ReadReport({self.reader}, {len(self.records)} records)\n{self.to_frame().to_string(index=False)}"
 
 
+def duckdb_config(memory_limit: str | None, threads: int | None) -> dict[str, Any]:
+    """DuckDB connection settings from the readers' ``memory_limit`` / ``threads`` arguments."""
+    config: dict[str, Any] = {}
+    if memory_limit is not None:
+        config["memory_limit"] = str(memory_limit)
+    if threads is not None:
+        if int(threads) < 1:
+            raise PathwaysInputError(f"threads: expected >= 1, got {threads!r}")
+        config["threads"] = int(threads)
+    return config
+
+
 def check_errors_arg(errors: str) -> None:
     """Validate the readers' ``errors`` switch."""
     if errors not in ("warn", "raise"):
@@ -133,7 +145,7 @@ class TableSet:
             self.con = source
             self._index_database(schema)
         elif source is not None and Path(source).is_dir():
-            self.con = duckdb.connect(config=dict(config or {}))
+            self.con = _connect(duckdb, config)
             self._owned = True
             self._index_folder(Path(source))
         elif source is not None and Path(source).is_file():
@@ -144,7 +156,7 @@ class TableSet:
             self._owned = True
             self._index_database(schema)
         elif source is None and tables:
-            self.con = duckdb.connect(config=dict(config or {}))
+            self.con = _connect(duckdb, config)
             self._owned = True
         else:
             raise PathwaysInputError(
@@ -154,6 +166,7 @@ class TableSet:
         for name, value in (tables or {}).items():
             self._add(name, value)
         self._n_temp = 0
+        self._temps: list[tuple[str, str]] = []
 
     # -- construction helpers -----------------------------------------------------------------------------------
     def _index_database(self, schema: str | None) -> None:
@@ -242,6 +255,7 @@ class TableSet:
         self._n_temp += 1
         name = quote(f"pw_{prefix}_{self._n_temp}")
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        self._temps.append(("TABLE", name))
         return name
 
     def temp_view(self, sql: str, prefix: str = "v") -> str:
@@ -249,7 +263,14 @@ class TableSet:
         self._n_temp += 1
         name = quote(f"pw_{prefix}_{self._n_temp}")
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
+        self._temps.append(("VIEW", name))
         return name
+
+    def drop_temps(self) -> None:
+        """Drop the temporary tables and views made so far (newest first), releasing DuckDB memory."""
+        while self._temps:
+            kind, name = self._temps.pop()
+            self.con.execute(f"DROP {kind} IF EXISTS {name}")
 
     def close(self) -> None:
         """Close the connection if this object opened it."""
@@ -261,6 +282,14 @@ class TableSet:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _connect(duckdb: Any, config: Mapping[str, Any] | None) -> Any:
+    """In-memory DuckDB connection; a bad setting is an input error naming it."""
+    try:
+        return duckdb.connect(config=dict(config or {}))
+    except duckdb.Error as exc:
+        raise PathwaysInputError(f"DuckDB settings {dict(config or {})}: {exc}") from exc
 
 
 def _sniff_delimiter(path: Path) -> str:
@@ -356,6 +385,7 @@ def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, catego
     finally:
         con.unregister("pw_lookup_codes")
         con.unregister("pw_lookup_pids")
+    tables.drop_temps()  # the staged joins are no longer needed: free DuckDB memory before the numpy work
     patient = np.asarray(arrays["pidx"], dtype=np.int64)
     time, code = _float(arrays["t"]), np.asarray(arrays["cidx"], dtype=np.int64)
     end, value = _float(arrays["e"]), _float(arrays["value"])

@@ -106,3 +106,14 @@ def test_clipping_never_extends(items, windows):
     # an interval is dropped only if it misses its window
     dropped = ~keep
     assert np.all((e[dropped] < lo[g[dropped]]) | (s[dropped] > hi[g[dropped]]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(intervals)
+def test_presorted_path_matches_the_sorting_path(items):
+    g, s, e = _arrays(items)
+    order = np.lexsort((s, g))
+    a = merge_intervals(g, s, e, gap=1.0)
+    b = merge_intervals(g[order], s[order], e[order], gap=1.0, presorted=True)
+    for x, y in zip((a.group, a.start, a.end, a.count), (b.group, b.start, b.end, b.count)):
+        np.testing.assert_array_equal(x, y)

@@ -165,3 +165,13 @@ def test_shared_schemas_patients_and_causes_of_death(shared_snds):
             {"1": "M", "2": "F"}.get(row.BEN_SEX_COD)
     assert log.patients["death_cause"].notna().sum() > 0
     assert log.patients["death_cause"].dropna().str.match(r"^C5\d").all()
+
+
+def test_memory_limit_and_threads_are_applied(tmp_path):
+    folder = fx.write(tmp_path / "csv")
+    log = read_snds(folder, cip_to_atc=fx.CIP_TO_ATC, memory_limit="200MB", threads=1)
+    assert _events(log) == _expected()
+    with pytest.raises(PathwaysInputError, match="DuckDB settings"):
+        read_snds(folder, memory_limit="lots")
+    with pytest.raises(PathwaysInputError, match="threads"):
+        read_snds(folder, threads=0)
