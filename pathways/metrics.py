@@ -209,7 +209,10 @@ def next_type_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 def top_k_accuracy(y_true: np.ndarray, y_score: np.ndarray, k: int = 3) -> float:
-    """Fraction of samples whose true type is among the ``k`` highest scores of ``y_score`` (``(n, K)``)."""
+    """Fraction of samples whose true type is among the ``k`` highest scores of ``y_score`` (``(n, K)``).
+
+    A true type tied with others at the k-th place counts as a hit.
+    """
     yt = _class_labels("y_true", y_true)
     s = _finite("y_score", np.asarray(y_score, dtype=np.float64))
     if s.ndim != 2:
@@ -223,7 +226,8 @@ def top_k_accuracy(y_true: np.ndarray, y_score: np.ndarray, k: int = 3) -> float
         raise PathwaysInputError(
             f"y_true: {int(bad.sum())} class index(es) >= n_types={n_types}; example {int(yt[bad][0])}"
         )
-    # Rank of the true class = number of classes with a strictly larger score (ties count in its favour, as sklearn).
+    # Rank of the true class = number of classes with a strictly larger score: ties count in its favour
+    # (scikit-learn breaks ties by class index instead; both agree without ties).
     true_score = s[np.arange(s.shape[0]), yt]
     rank = (s > true_score[:, None]).sum(axis=1)
     return float(np.mean(rank < k))
