@@ -264,6 +264,7 @@ def test_outcome_dataset_trims_unobserved_bins_and_uses_encoder():
         (lambda d: GRUOutcome(**FAST).fit(d, static=np.full((len(d), 1), np.nan)), "static: 2000 non-finite"),
         (lambda d: CountsLogisticBaseline(windows_days=(-1,)).fit(d), "windows_days"),
         (lambda d: OutcomeData(d.matrix, d.offsets[:-1]), "offsets end"),
+        (lambda d: OutcomeData(d.matrix, d.offsets, d.y, labels=("a", "b")), "labels: 2 name"),
     ],
 )
 def test_bad_input(data, call, match):

@@ -43,7 +43,7 @@ class OutcomeData:
     y : ndarray of float64, shape (n, K)
         Outcome indicators (one column per outcome label); may be None for prediction-only data.
     labels : tuple of str
-        Outcome names, one per column of ``y``.
+        Outcome names, one per column of ``y`` (default ``("outcome",)`` or ``outcome_<k>``).
     bin_width : float
         Bin width in the log's time unit (days for datetime logs); converts lag positions to ``lag_days``.
     vocab : Vocabulary or None
@@ -61,7 +61,7 @@ class OutcomeData:
     matrix: sp.csr_matrix
     offsets: np.ndarray
     y: np.ndarray | None = None
-    labels: tuple[str, ...] = ("outcome",)
+    labels: tuple[str, ...] = ()
     bin_width: float = 1.0
     vocab: Any = None
     static: np.ndarray | None = None
@@ -77,13 +77,22 @@ class OutcomeData:
         if self.y is not None:
             self.y = _labels_matrix(self.y, n)
             k = self.y.shape[1]
-            if len(self.labels) != k:  # default names when none (or the wrong number) are given
+            if not self.labels:  # default names
                 self.labels = ("outcome",) if k == 1 else tuple(f"outcome_{j}" for j in range(k))
+            if len(self.labels) != k:
+                raise PathwaysInputError(
+                    f"labels: {len(self.labels)} name(s) for {k} outcome column(s) of y, e.g. {self.labels[0]!r}"
+                )
             self.labels = tuple(str(v) for v in self.labels)
         if self.static is not None:
             self.static = _static_matrix(self.static, n)
-            if len(self.static_names) != self.static.shape[1]:
+            if not self.static_names:
                 self.static_names = tuple(f"static_{k}" for k in range(self.static.shape[1]))
+            if len(self.static_names) != self.static.shape[1]:
+                raise PathwaysInputError(
+                    f"static_names: {len(self.static_names)} name(s) for {self.static.shape[1]} static column(s)"
+                )
+            self.static_names = tuple(str(v) for v in self.static_names)
         bw = np.unique(np.atleast_1d(np.asarray(self.bin_width, dtype=np.float64)))
         if bw.size != 1 or not np.isfinite(bw[0]) or bw[0] <= 0:
             raise PathwaysInputError(f"bin_width: expected one positive width, got {self.bin_width!r}")
