@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Literal
 import numpy as np
 import pandas as pd
 
-from pathways.data.vocabulary import Vocabulary
+from pathways.data.vocabulary import Vocabulary  # noqa: F401  (used by the doctests)
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
 
 if TYPE_CHECKING:
