@@ -321,3 +321,20 @@ def test_outcome_dataset_on_simulated_cohort_matches_direct_counts():
     assert model.predict_proba(d).shape == (300, 2) and model.n_static_ == 2
     gru = GRUOutcome(max_epochs=2, hidden_size=8, embedding_dim=8, device="cpu").fit(d)
     assert np.isfinite(gru.score(d))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_mixed_precision_fit_predict_and_attributions(data):
+    from pathways.factors.attribution import integrated_gradients, retain_attributions
+
+    train, val, (test, _) = data
+    kw = dict(FAST, device="cuda", trainer_kwargs={"precision": "16-mixed"})
+    gru = GRUOutcome(hidden_size=32, embedding_dim=32, **kw).fit(train, validation=val)
+    retain = RETAIN(embedding_dim=32, alpha_hidden=32, beta_hidden=32, **kw).fit(train, validation=val)
+    for model in (gru, retain):
+        assert next(model.module_.parameters()).is_cuda
+        assert auroc(test.y, model.predict_proba(test)) >= 0.8
+    assert set(retain_attributions(retain, test)["source"].head(3)) == {"code_0", "code_1", "code_2"}
+    frame = integrated_gradients(gru, test, lags="total")
+    assert frame.attrs["completeness_gap"] < 0.05
