@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pathways.models.tpp.base import TPPBase
-from pathways.models.tpp.modules import BatchTensors, Carry, IntensityTPPModule, time_features
+from pathways.models.tpp.modules import BatchTensors, Carry, IntensityTPPModule, time_features, unpack_batch
 
 
 def _expm1_ratio(x: torch.Tensor) -> torch.Tensor:
@@ -41,8 +41,7 @@ class RMTPPModule(IntensityTPPModule):
         self.embed = nn.Embedding(n_marks + 1, hidden_size)
         self.time_in = nn.Linear(2, hidden_size)
         self.rnn = rnn(hidden_size, hidden_size, batch_first=True)
-        self.ground = nn.Linear(hidden_size, 1)
-        self.mark_head = nn.Linear(hidden_size, n_marks)
+        self.head = nn.Linear(hidden_size, n_marks + 1)  # [log ground intensity at τ = 0, type logits]
         self.w = nn.Parameter(torch.tensor(-0.1))
 
     def _inputs(self, marks: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
@@ -55,15 +54,20 @@ class RMTPPModule(IntensityTPPModule):
 
     def _parts(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Log ground intensity at τ = 0 ``(...)`` and log mark probabilities ``(..., K)``."""
-        return self.ground(states).squeeze(-1), F.log_softmax(self.mark_head(states), -1)
+        out = self.head(states)
+        return out[..., 0], F.log_softmax(out[..., 1:], -1)
 
     def intensity(self, states: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         a, logp = self._parts(states)
         return torch.exp(a[..., None, None] + self.w * tau[..., None] + logp[..., None, :])
 
-    def event_log_intensity(self, states: torch.Tensor, bt: BatchTensors) -> torch.Tensor:
-        a, logp = self._parts(states[:, :-1])
-        return a + self.w * bt.dt + torch.gather(logp, -1, bt.marks[..., None]).squeeze(-1)
+    def terms(self, batch: Any, method: str = "exact") -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact pieces (``method`` is ignored): heads evaluated once for events and compensators."""
+        bt = unpack_batch(batch, self.time_scale)
+        a, logp = self._parts(self.encode(bt))
+        mark_term = torch.gather(logp[:, :-1], -1, bt.marks[..., None]).squeeze(-1)
+        event = (a[:, :-1] + self.w * bt.dt + mark_term - torch.log(self.time_scale)) * bt.mask
+        return event, self._integral(a, bt.span) * bt.interval_mask
 
     def _integral(self, a: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         return torch.exp(a) * tau * _expm1_ratio(self.w * tau)
