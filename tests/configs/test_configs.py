@@ -133,3 +133,21 @@ def test_gpu_trainer_without_cuda_fails_before_work(tmp_path):
     with pytest.raises(PathwaysInputError, match="CUDA is not available"):
         run.train(cfg, tmp_path)
     assert not (tmp_path / "model.pt").exists()
+
+
+SNDS = Path(__file__).resolve().parents[3] / "shared" / "data" / "snds"
+
+
+@pytest.mark.skipif(not SNDS.is_dir(), reason="../shared/data/snds (synthetic SNDS tables) is absent")
+def test_snds_data_config_reads_the_shared_tables():
+    pytest.importorskip("duckdb", reason="read_snds needs the optional duckdb package (pathways[omop])")
+    cfg = _compose(overrides=["data=snds", f"data.folder={SNDS}"])
+    validate_config(cfg)
+    with pytest.warns(Warning):  # the faker's random values trigger documented, counted drops
+        log, truth = run.load_data(cfg.data)
+    assert log.n_patients > 0 and truth is None
+
+
+def test_omop_and_parquet_configs_validate():
+    for overrides in (["data=omop", "data.source=/data/cdm"], ["data=parquet", "data.path=/data/events.parquet"]):
+        validate_config(_compose(overrides=overrides))
