@@ -268,9 +268,11 @@ def simulate_cohort(
     patient, time, code = seq.sequence_ids, seq.times, seq.marks
     ae_patient, ae_time, ae_code = _adverse_events(gen, patient, time, code, effects, codes, mu, scale, end)
     dead = np.flatnonzero(patients["death"].notna().to_numpy())
-    patient = np.concatenate([patient, ae_patient, dead])
-    time = np.concatenate([time, ae_time, end[dead]])
-    code = np.concatenate([code, ae_code, np.full(dead.size, codes.death, dtype=np.int64)])
+    patient, time, code = _merge_sorted(
+        (patient, time, code),
+        (np.concatenate([ae_patient, dead]), np.concatenate([ae_time, end[dead]]),
+         np.concatenate([ae_code, np.full(dead.size, codes.death, dtype=np.int64)])),
+    )
     log = _assemble(gen, codes, patients, patient, time, code, kinds)
     truth = _make_truth(codes, mu, exp_adj, kernel, decays, effects, scale, kinds, anomaly_codes, anomaly_strength)
     truth.params = {"n_patients": n_patients, "kernel": kernel, "frailty": frailty, "rate_scale": rate_scale,
@@ -424,6 +426,23 @@ def _adverse_events(gen: np.random.Generator, patient: np.ndarray, time: np.ndar
         keep = child_t <= end[child_p]  # the intensity is exact inside the window; later children are censored
         out_p.append(child_p[keep]), out_t.append(child_t[keep]), out_c.append(np.full(int(keep.sum()), i))
     return np.concatenate(out_p), np.concatenate(out_t), np.concatenate(out_c).astype(np.int64)
+
+
+def _merge_sorted(base: tuple[np.ndarray, np.ndarray, np.ndarray],
+                  extra: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Insert a few (patient, time, code) events into arrays already sorted by (patient, time, code).
+
+    Sorting the few extra events and inserting them by binary search on a (patient, time) key spares the full sort
+    of every event; ``EventLog.from_arrays`` still checks the order (and sorts if a tie broke it).
+    """
+    order = np.lexsort((extra[2], extra[1], extra[0]))
+    extra = tuple(a[order] for a in extra)
+    t0 = min(base[1].min(initial=np.inf), extra[1].min(initial=np.inf))
+    span = max(base[1].max(initial=-np.inf), extra[1].max(initial=-np.inf)) - t0 + 1.0
+    if not np.isfinite(span):
+        return tuple(np.concatenate([b, e]) for b, e in zip(base, extra))
+    pos = np.searchsorted(base[0] * span + (base[1] - t0), extra[0] * span + (extra[1] - t0), side="right")
+    return tuple(np.insert(b, pos, e) for b, e in zip(base, extra))
 
 
 def _assemble(gen: np.random.Generator, codes: _Catalogue, patients: pd.DataFrame, patient: np.ndarray,
