@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pathways.data import EventLog
 from pathways.errors import PathwaysInputError
@@ -172,8 +173,7 @@ class _SndsReader:
 
     def __init__(self, ts: TableSet, report: ReadReport, errors: str, bounds: tuple[float, float]):
         self.ts, self.report, self.errors, self.bounds = ts, report, errors, bounds
-        placeholders = date_bounds((PLACEHOLDER_DATES[0], PLACEHOLDER_DATES[0]))[0]
-        self._placeholder_days = [placeholders] + [date_bounds((d, d))[0] for d in PLACEHOLDER_DATES[1:]]
+        self._placeholder_days = [_days_since_epoch(d) for d in PLACEHOLDER_DATES]
 
     def decide(self, step: str, decision: str, count: int, total: int | None = None, detail: str = "") -> None:
         self.report.decide(step, decision, count, total, detail, errors=self.errors)
@@ -476,11 +476,16 @@ class _SndsReader:
 
     def complete_patients(self, events: str, patients: pd.DataFrame, rule: str) -> pd.DataFrame:
         """Add patients seen in events but absent from IR_BEN_R (rule 'keep'); sort by patient id."""
-        # One aggregate per distinct patient, then set logic in pandas (patients << events).
-        per_pid = self.ts.con.execute(f"SELECT pid, count(*) AS n FROM {events} GROUP BY pid").df()
-        unknown = ~per_pid["pid"].isin(patients["patient_id"].astype(str))
-        n, n_unknown = int(per_pid["n"].sum()), int(per_pid.loc[unknown, "n"].sum())
-        extra = per_pid.loc[unknown, "pid"].tolist()
+        # Arrow-registered ids: DuckDB hashes them without Python string objects.
+        self.ts.con.register("pw_known", pa.table({"pid": pa.array(patients["patient_id"].astype(str), pa.string())}))
+        try:
+            n, n_unknown, extra = self.ts.con.execute(
+                f"SELECT count(*), count(*) FILTER (WHERE k.pid IS NULL), "
+                f"list(DISTINCT e.pid) FILTER (WHERE k.pid IS NULL AND e.pid IS NOT NULL) FROM {events} e "
+                f"LEFT JOIN pw_known k ON e.pid = k.pid").fetchall()[0]
+        finally:
+            self.ts.con.unregister("pw_known")
+        extra = sorted(extra or [])
         decision = "kept, birth/sex unknown" if rule == "keep" else "dropped"
         self.decide("events of patients absent from IR_BEN_R", decision, n_unknown, n,
                     f"{len(extra)} patients")
@@ -494,12 +499,17 @@ class _SndsReader:
 
     def keep_known(self, events: str, patients: pd.DataFrame) -> str:
         """Events restricted to the patients table (drops unknown patients under unknown_patients='drop')."""
-        self.ts.con.register("pw_known", patients[["patient_id"]].astype({"patient_id": str}))
+        self.ts.con.register("pw_known", pa.table({"pid": pa.array(patients["patient_id"].astype(str), pa.string())}))
         try:
             return self.ts.temp_table(
-                f"SELECT e.* FROM {events} e SEMI JOIN pw_known k ON e.pid = k.patient_id", "snds_known")
+                f"SELECT e.* FROM {events} e SEMI JOIN pw_known k ON e.pid = k.pid", "snds_known")
         finally:
             self.ts.con.unregister("pw_known")
+
+
+def _days_since_epoch(date: str) -> float:
+    """A date (even outside pandas' nanosecond range, e.g. 1600-01-01) as days since 1970-01-01."""
+    return float((np.datetime64(date, "D") - np.datetime64("1970-01-01", "D")).astype(np.int64))
 
 
 def _mco_label(name: str) -> str:

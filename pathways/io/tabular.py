@@ -370,7 +370,7 @@ def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, catego
     # Arrow lookups: DuckDB scans them without touching Python string objects.
     lookup_codes = pa.table({"code": pa.array(vocab.codes.astype(str).tolist(), pa.string()),
                              "cidx": np.arange(len(vocab), dtype=np.int64)})
-    lookup_pids = pa.table({"pid": pa.array(patients["patient_id"].astype(str).tolist(), pa.string()),
+    lookup_pids = pa.table({"pid": pa.array(patients["patient_id"].astype(str), pa.string()),
                             "pidx": np.arange(len(patients), dtype=np.int64)})
     con.register("pw_lookup_codes", lookup_codes)
     con.register("pw_lookup_pids", lookup_pids)
