@@ -173,3 +173,24 @@ def test_missing_duckdb_names_the_extra(monkeypatch, csv_folder):
     monkeypatch.setitem(sys.modules, "duckdb", None)
     with pytest.raises(ImportError, match=r"pathways\[omop\]"):
         read_omop(csv_folder)
+
+
+def test_keep_unmapped_keeps_concept_zero_as_code_0(csv_folder):
+    log, report = _read(csv_folder, keep_unmapped=True)
+    assert (0, day("2010-05-01"), "0", day("2010-05-30"), 1.0, "drug") in _events(log)
+    assert report.count("drug_exposure: concept id 0 or NULL") == 1
+
+
+def test_no_module_level_duckdb_import_in_pathways_io():
+    """duckdb is optional: pathways.io may import it only inside functions."""
+    import ast
+    from pathlib import Path
+
+    import pathways.io
+
+    for path in Path(pathways.io.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n.split(".")[0] == "duckdb" for n in names), path.name
