@@ -1,0 +1,53 @@
+"""Vectorised SCCS simulator: layout, censoring, reproducibility and the outcome law."""
+import numpy as np
+import pytest
+
+from pathways.errors import PathwaysInputError
+from pathways.synthetic.sccs import bell_effect, simulate_sccs, step_effect
+
+
+def test_layout_and_reproducibility():
+    truth = [step_effect(4, 2.0, 0, 2), np.zeros(5)]
+    a = simulate_sccs(500, 30, truth, exposure_prob=[0.5, 1.0], censoring_prob=0.3, censoring_scale=5, seed=7)
+    b = simulate_sccs(500, 30, truth, exposure_prob=[0.5, 1.0], censoring_prob=0.3, censoring_scale=5, seed=7)
+    np.testing.assert_array_equal(a.outcome_bucket, b.outcome_bucket)
+    np.testing.assert_array_equal(a.exposure_bucket, b.exposure_bucket)
+    assert a.n_cases == 500 and list(a.outcomes_per_case()) == [1] * 500
+    # one start at most per drug, inside the observed window; every case starts drug 1
+    assert np.all(a.exposure_bucket < a.censoring[a.exposure_case])
+    assert np.bincount(a.exposure_case[a.exposure_feature == 1], minlength=500).tolist() == [1] * 500
+    assert 0.4 < np.mean(np.bincount(a.exposure_case[a.exposure_feature == 0], minlength=500)) < 0.6
+    assert np.all(a.outcome_bucket < a.censoring) and (a.censoring < 30).mean() > 0.2
+    np.testing.assert_array_equal(a.info["coeffs"], np.stack(truth))
+
+
+def test_outcome_law_follows_the_relative_incidence():
+    # every case exposed at bucket 0; RI 4 on buckets 0-4 of 20 -> P(outcome in 0-4) = 5*4 / (5*4 + 15)
+    data = simulate_sccs(20000, 20, [step_effect(4, 4.0)], exposure_prob=1.0, seed=1)
+    start = data.exposure_bucket  # uniform start; count outcomes within the 5 buckets after it
+    lag = data.outcome_bucket - start
+    inside = (lag >= 0) & (lag <= 4)
+    width = np.minimum(5, 20 - start)  # risk buckets actually observed
+    expected = np.mean(width * 4.0 / (width * 4.0 + (20 - width)))
+    assert inside.mean() == pytest.approx(expected, abs=0.01)
+
+
+def test_multiple_exposures_and_drift():
+    data = simulate_sccs(300, 40, [bell_effect(5, 2.0, 2, 1)], exposures_per_case="multiple", exposure_rate=2.0,
+                         time_drift=lambda t: np.where(t < 20, 1.0, 0.0), seed=2)
+    counts = np.bincount(data.exposure_case, minlength=300)
+    assert 1.7 < counts.mean() < 2.3 and counts.max() > 2
+    assert np.mean(data.outcome_bucket < 20) > 0.65  # e ≈ 2.7x more likely in the first half
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"coeffs": [np.zeros(3), np.zeros(4)]}, "equal length"),
+    ({"coeffs": [np.zeros(50)]}, "n_buckets"),
+    ({"exposure_prob": 1.5}, "exposure_prob"),
+    ({"censoring_prob": -0.1}, "censoring_prob"),
+    ({"exposures_per_case": "some"}, "exposures_per_case"),
+])
+def test_bad_arguments(kwargs, match):
+    args = {"n_cases": 10, "n_buckets": 20, "coeffs": [np.zeros(3)]} | kwargs
+    with pytest.raises(PathwaysInputError, match=match):
+        simulate_sccs(**args, seed=0)
