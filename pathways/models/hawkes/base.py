@@ -53,7 +53,6 @@ import pandas as pd
 from scipy import stats
 
 from pathways.data.eventlog import EventLog
-from pathways.data.vocabulary import Vocabulary
 from pathways.encode.sequences import Sequences, to_sequences
 from pathways.errors import PathwaysInputError
 from pathways.models.base import NotFittedError, PathwaysEstimator
@@ -275,19 +274,22 @@ class HawkesBase(PathwaysEstimator, abc.ABC):
         self._check_fitted()
         return self._kernel_norms()
 
-    def intensity(self, sequence: HawkesData, t: np.ndarray, *, chunk: int = 1 << 20) -> np.ndarray:
+    def intensity(self, sequence: HawkesData, t: np.ndarray, *, covariate_values: np.ndarray | None = None,
+                  chunk: int = 1 << 20) -> np.ndarray:
         """Conditional intensities λ_i(t) of all codes at absolute times ``t`` given one sequence's history.
 
         Parameters
         ----------
         sequence : one sequence (Sequences of length 1, EventLog of one patient, or a one-realization tick list).
         t : query times (same unit as the data); history is strictly before each query time.
+        covariate_values : (1, q) covariates of the sequence, for learners with covariates and Sequences input.
+        chunk : bound on the (query, history event, code) triples held in memory at once.
 
         Returns
         -------
         (len(t), D) float64 array.
         """
-        seqs, baselines = self._prepared(sequence)
+        seqs, baselines = self._prepared(sequence, covariate_values)
         if len(seqs) != 1:
             raise PathwaysInputError(f"sequence: expected exactly one sequence, got {len(seqs)}")
         t = np.atleast_1d(np.asarray(t, dtype=np.float64))

@@ -147,7 +147,6 @@ class _Tensors:
         self.flat = as_t(design.code[design.row] * design.n_codes + design.col)  # (target, source) of each entry
         self.lag, self.last, self.count = as_t(design.lag), as_t(design.last), as_t(design.count)
         self.gap, self.to_end = as_t(design.stream_gap), as_t(design.to_end)
-        self.src_code = as_t(design.code)
         self.duration, self.since_start = as_t(design.duration), as_t(design.since_start)
         self._cache: tuple[tuple[float, ...], torch.Tensor, torch.Tensor] | None = None
 
@@ -161,7 +160,7 @@ class _Tensors:
         x = decays[None, :] * torch.exp(-self.lag[:, None] * decays[None, :]) * s[self.last]
         tail = -torch.expm1(-self.to_end[:, None] * decays[None, :])
         g = torch.zeros(self.design.n_codes, decays.numel(), dtype=x.dtype, device=self.device)
-        g = g.index_add(0, self.src_code, tail)
+        g = g.index_add(0, self.code, tail)
         if not decays.requires_grad:
             self._cache = (key, x, g)
         return x, g
@@ -251,7 +250,8 @@ class _Objective:
 def least_squares_stats(tensors: _Tensors, decays: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Q ((1+DK)², shared by all targets) and B (D, 1+DK) with contrast_i(θ_i) = θ_iᵀ Q θ_i - 2 θ_iᵀ b_i.
 
-    θ_i = (μ_i, a_i[j, u] for j, u): ∫λ_i² = μ_i² T + 2 μ_i Σ a G + aᵀ H a and Σ_{k: c_k = i} λ_i(t_k) = N_i μ_i + a·S_i.
+    θ_i = (μ_i, a_i[j, u] for j, u): ∫λ_i² = μ_i² T + 2 μ_i Σ a G + aᵀ H a and
+    Σ_{k: c_k = i} λ_i(t_k) = N_i μ_i + a·S_i.
     """
     design, dev = tensors.design, tensors.device
     d, k = design.n_codes, len(decays)
@@ -642,52 +642,63 @@ class HawkesSumExpKernel(HawkesBase):
             self._fitting = False
 
     def _fit_sequences(self, seqs: Sequences, covariates: np.ndarray | None) -> None:
-        decays = self._init_decays()
-        dev = self._device()
-        d, k = seqs.n_codes, decays.size
-        tensors = _Tensors(build_design(seqs), dev)
-        n = max(seqs.n_events, 1)
-        counts = np.bincount(seqs.marks, minlength=d).astype(np.float64)
+        decays, dev = self._init_decays(), self._device()
         total_time = float(np.sum(seqs.end - seqs.start))
         if total_time <= 0:
             raise PathwaysInputError("end: all observation windows have zero length")
-        mu_scale = np.maximum(counts, 1.0) / total_time  # μ = scale · μ' keeps the parameters O(1)
-        mu_floor = 1e-10 * mu_scale
-        strength, ratio = 1.0 / float(self.C), float(self.elastic_net_ratio)
-        q, b = least_squares_stats(tensors, decays)
-        theta0 = torch.zeros(d, 1 + d * k, dtype=torch.float64, device=dev)
-        theta0[:, 0] = torch.as_tensor(counts / total_time, device=dev)
-        ls, it_ls, conv_ls, hist_ls = fista_least_squares(
-            q, b, theta0, n, torch.as_tensor(mu_floor, device=dev), self._penalty_kind, strength, ratio,
-            int(self.max_iter) if self.fit_method == "least-squares" else min(int(self.max_iter), 300),
-            float(self.tol), k)
-        self.history_ = [{"stage": "least-squares", "iter": 10 * i + 10, "objective": v} for i, v in enumerate(hist_ls)]
-        mu, a = ls[:, 0].cpu().numpy(), ls[:, 1:].reshape(d, d, k).cpu().numpy()
-        gamma, n_iter, converged, objective = np.zeros((d, 0 if covariates is None else covariates.shape[1])), it_ls, \
-            conv_ls, hist_ls[-1] if hist_ls else float("nan")
+        tensors = _Tensors(build_design(seqs), dev)
+        rates = np.bincount(seqs.marks, minlength=seqs.n_codes) / total_time  # events per unit time, per code
+        mu_scale = np.maximum(rates, 1.0 / total_time)  # natural unit of each baseline
+        mu_floor = 1e-10 * mu_scale  # keeps every λ_k > 0 for events without history
+        q = 0 if covariates is None else covariates.shape[1]
+        gamma = np.zeros((seqs.n_codes, q))
+        mu, a, report = self._least_squares(tensors, decays, rates, mu_floor)
         if self.fit_method == "likelihood":
             # warm start: least squares, kept away from 0 (zeros are fixed points of the EM updates)
-            mu = np.maximum(mu, 0.5 * counts / total_time)
-            a = a + 0.1 / (d * k)
-            if self._penalty_kind == "nuclear":
-                layout = _Layout(d, k, gamma.shape[1])
-                obj = _Objective(tensors, layout, decays, mu_scale, covariates, strength, "nuclear", ratio)
-                theta = np.concatenate([mu / mu_scale, a.ravel(), gamma.ravel()])
-                theta, n_iter, converged, objective = self._solve_nuclear(obj, layout, theta, mu_floor / mu_scale,
-                                                                          decays)
-                mu_s, a_t, g_t = layout.split(torch.as_tensor(theta))
-                mu, a, gamma = mu_s.numpy() * mu_scale, a_t.numpy(), g_t.numpy()
-            else:
-                em = _EM(tensors, covariates, self._penalty_kind, strength, ratio, int(self.max_iter),
-                         float(self.tol), mu_floor)
-                state = _State(*(torch.as_tensor(v, dtype=torch.float64, device=dev) for v in (mu, a, gamma)))
-                if self.learn_decay:
-                    state, decays = self._profile_decays(em, state, decays)
-                state = em.run(state, decays, self.history_)
-                state.a = em.prune(state, decays)
-                mu, a, gamma = (v.cpu().numpy() for v in (state.mu, state.a, state.gamma))
-                n_iter, converged, objective = state.n_iter, state.converged, state.objective
-        self._store(mu, a, gamma, decays, covariates is not None, n_iter, converged, objective)
+            mu, a = np.maximum(mu, 0.5 * rates), a + 0.1 / a[:, :, 0].size
+            solve = self._likelihood_nuclear if self._penalty_kind == "nuclear" else self._likelihood_em
+            mu, a, gamma, decays, report = solve(tensors, decays, covariates, mu, a, gamma, mu_scale)
+        self._store(mu, a, gamma, decays, covariates is not None, *report)
+
+    def _least_squares(self, tensors: _Tensors, decays: np.ndarray, rates: np.ndarray, mu_floor: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, tuple[int, bool, float]]:
+        """FISTA on the least-squares contrast (the final fit, or the warm start of the likelihood fit)."""
+        dev, d, k = tensors.device, rates.size, decays.size
+        q, b = least_squares_stats(tensors, decays)
+        theta0 = torch.zeros(d, 1 + d * k, dtype=torch.float64, device=dev)
+        theta0[:, 0] = torch.as_tensor(rates, device=dev)
+        budget = int(self.max_iter) if self.fit_method == "least-squares" else min(int(self.max_iter), 300)
+        ls, n_iter, converged, hist = fista_least_squares(
+            q, b, theta0, max(tensors.design.n_events, 1), torch.as_tensor(mu_floor, device=dev), self._penalty_kind,
+            1.0 / float(self.C), float(self.elastic_net_ratio), budget, float(self.tol), k)
+        self.history_ = [{"stage": "least-squares", "iter": 10 * i + 10, "objective": v} for i, v in enumerate(hist)]
+        report = (n_iter, converged, hist[-1] if hist else float("nan"))
+        return ls[:, 0].cpu().numpy(), ls[:, 1:].reshape(d, d, k).cpu().numpy(), report
+
+    def _likelihood_em(self, tensors: _Tensors, decays: np.ndarray, covariates: np.ndarray | None, mu: np.ndarray,
+                       a: np.ndarray, gamma: np.ndarray, mu_scale: np.ndarray) -> tuple:
+        """EM on the penalised likelihood (profile search over the decays first when ``learn_decay``)."""
+        em = _EM(tensors, covariates, self._penalty_kind, 1.0 / float(self.C), float(self.elastic_net_ratio),
+                 int(self.max_iter), float(self.tol), 1e-10 * mu_scale)
+        state = _State(*(torch.as_tensor(v, dtype=torch.float64, device=tensors.device) for v in (mu, a, gamma)))
+        if self.learn_decay:
+            state, decays = self._profile_decays(em, state, decays)
+        state = em.run(state, decays, self.history_)
+        state.a = em.prune(state, decays)
+        mu, a, gamma = (v.cpu().numpy() for v in (state.mu, state.a, state.gamma))
+        return mu, a, gamma, decays, (state.n_iter, state.converged, state.objective)
+
+    def _likelihood_nuclear(self, tensors: _Tensors, decays: np.ndarray, covariates: np.ndarray | None,
+                            mu: np.ndarray, a: np.ndarray, gamma: np.ndarray, mu_scale: np.ndarray) -> tuple:
+        """Proximal gradient on the likelihood with the nuclear penalty (μ scaled by the code rates)."""
+        d, k = mu.size, decays.size
+        layout = _Layout(d, k, gamma.shape[1])
+        obj = _Objective(tensors, layout, decays, mu_scale, covariates, 1.0 / float(self.C), "nuclear",
+                         float(self.elastic_net_ratio))
+        theta = np.concatenate([mu / mu_scale, a.ravel(), gamma.ravel()])
+        theta, n_iter, converged, objective = self._solve_nuclear(obj, layout, theta, np.full(d, 1e-10), decays)
+        mu_s, a_t, g_t = layout.split(torch.as_tensor(theta))
+        return mu_s.numpy() * mu_scale, a_t.numpy(), g_t.numpy(), decays, (n_iter, converged, objective)
 
     def _store(self, mu: np.ndarray, a: np.ndarray, gamma: np.ndarray, decays: np.ndarray, has_cov: bool,
                n_iter: int, converged: bool, objective: float) -> None:
