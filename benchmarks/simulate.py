@@ -92,7 +92,7 @@ def recovery_rows(n_patients: int, seed: int) -> tuple[list[str], str]:
 
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--patients", type=int, default=7800, help="about 1 M events with the defaults")
+    parser.add_argument("--patients", type=int, default=6400, help="about 1 M events with the defaults")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tick-patients", type=int, default=20)
     parser.add_argument("--truth-patients", type=int, default=40000)

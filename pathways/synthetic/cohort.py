@@ -246,11 +246,13 @@ def simulate_cohort(
     _check_params(n_patients, n_drugs, n_diagnoses, n_acts, n_outcomes, n_strong, n_weak, kernel, max_branching,
                   rate_scale, follow_up_years, entry_years, frailty, mortality, anomaly_fraction, anomaly_strength,
                   anomaly_kinds)
+    # Model parameters come from their own stream: one seed gives the same truth whatever the cohort size.
+    param_gen, gen = gen.spawn(2)
     codes = _Catalogue(n_drugs, n_diagnoses, n_acts, n_outcomes)
+    mu = _draw_baselines(param_gen, codes, rate_scale)
+    exp_adj, decays = _draw_excitation(param_gen, codes, kernel, max_branching)
+    effects = _draw_effects(param_gen, codes, n_strong, n_weak)
     patients = _draw_patients(gen, n_patients, study_start, entry_years, follow_up_years, mortality)
-    mu = _draw_baselines(gen, codes, rate_scale)
-    exp_adj, decays = _draw_excitation(gen, codes, kernel, max_branching)
-    effects = _draw_effects(gen, codes, n_strong, n_weak)
     mu[codes.index(effects.loc[effects["strength"] == "weak", "drug"].unique())] /= 5.0  # weak signals are rare
     scale = gen.gamma(1.0 / frailty, frailty, n_patients) if frailty > 0 else np.ones(n_patients)
     kinds = _draw_anomalies(gen, n_patients, anomaly_fraction, anomaly_kinds)

@@ -143,6 +143,14 @@ def test_deterministic_for_a_seed():
     assert a.n_events != c.n_events or not np.array_equal(a.time, c.time)
 
 
+def test_truth_does_not_depend_on_cohort_size():
+    _, small = simulate_cohort(50, seed=8)
+    _, large = simulate_cohort(400, seed=8)
+    np.testing.assert_array_equal(small.baseline, large.baseline)
+    np.testing.assert_array_equal(small.adjacency, large.adjacency)
+    pd.testing.assert_frame_equal(small.drug_effects, large.drug_effects)
+
+
 def test_truth_tables_and_helpers(cohort):
     _, truth = cohort
     eff = truth.drug_effects
