@@ -269,3 +269,54 @@ def test_cuda_matches_cpu(simulated):
     cpu = ConvSCCS(n_lags=9, C_tv=300.0, C_group_l1=1000.0).fit(data)
     gpu = ConvSCCS(n_lags=9, C_tv=300.0, C_group_l1=1000.0, device="cuda").fit(data)
     np.testing.assert_allclose(gpu.coef_, cpu.coef_, atol=1e-6)
+
+
+def test_fit_from_an_eventlog():
+    import pandas as pd
+    from pathways.data import EventLog
+    data = simulate_sccs(400, 30, [step_effect(4, 4.0, 0, 5)], exposure_prob=0.8, seed=5)
+    # write the simulated cases as an event log: exposure and outcome events at bucket starts (days)
+    events = pd.DataFrame({
+        "patient_id": np.r_[data.exposure_case, data.outcome_case],
+        "time": np.r_[data.exposure_bucket, data.outcome_bucket].astype(float) * 7.0,
+        "code": ["DRUG"] * data.exposure_case.size + ["EVENT"] * data.outcome_case.size})
+    patients = pd.DataFrame({"patient_id": np.arange(400), "start": 0.0, "end": 30 * 7.0 - 1})
+    log = EventLog.from_pandas(events, patients)
+    from_log = ConvSCCS(n_lags=4, C_tv=100.0).fit(log, exposures=["DRUG"], outcome="EVENT", bucket_size=7.0)
+    direct = ConvSCCS(n_lags=4, C_tv=100.0).fit(data)
+    np.testing.assert_allclose(from_log.coef_, direct.coef_, atol=1e-8)
+    assert from_log.relative_incidence()["lag_time"].tolist() == [0.0, 7.0, 14.0, 21.0, 28.0]
+    with pytest.raises(PathwaysInputError, match="needs encoder arguments"):
+        ConvSCCS(n_lags=4).fit(log, exposures=["DRUG"])
+
+
+def test_age_features_are_unlagged_and_unpenalised():
+    # a common step in the baseline (x2 from bucket 20 on) is absorbed by an "age" feature
+    truth = [step_effect(4, 3.0, 0, 5), np.zeros(5)]
+    base = simulate_sccs(2000, 40, truth, exposure_prob=0.6, time_drift=np.r_[np.zeros(20), np.full(20, np.log(2))],
+                         seed=8)
+    case = np.repeat(np.arange(base.n_cases), 20)
+    bucket = np.tile(np.arange(20, 40), base.n_cases)
+    data = SCCSData(n_buckets=40, censoring=base.censoring,
+                    exposure_case=np.r_[base.exposure_case, case], exposure_bucket=np.r_[base.exposure_bucket, bucket],
+                    exposure_feature=np.r_[base.exposure_feature, np.full(case.size, 2)],
+                    exposure_value=np.r_[base.exposure_value, np.ones(case.size)], outcome_case=base.outcome_case,
+                    outcome_bucket=base.outcome_bucket, outcome_count=base.outcome_count,
+                    feature_names=["drug_0", "drug_1", "late"], feature_kind=["exposure", "exposure", "age"])
+    model = ConvSCCS(n_lags=4, C_tv=100.0, C_group_l1=1e4).fit(data)
+    assert list(model.n_lags_) == [4, 4, 0] and list(model.penalized_) == [True, True, False]
+    assert model.coeffs_[2, 0] == pytest.approx(np.log(2), abs=0.12)
+    assert np.isnan(model.coeffs_[2, 1:]).all()
+    assert np.sqrt(np.mean((model.coeffs_[0] - truth[0]) ** 2)) < 0.2
+
+
+@pytest.mark.slow
+def test_bootstrap_coverage_on_repeated_simulations():
+    """Pointwise coverage of 95% refit intervals >= 90% over repeated simulations (also in the benchmark)."""
+    truth = np.stack([step_effect(9, 2.0, 0, 5), np.zeros(10)])
+    covered = []
+    for s in range(8):
+        data = simulate_sccs(800, 40, truth, exposure_prob=0.6, seed=200 + s)
+        fit = ConvSCCS(n_lags=9, C_tv=100.0, C_group_l1=1000.0, n_bootstrap=100, bootstrap_batch=50, seed=s).fit(data)
+        covered.append((fit.ci_low_ <= truth.ravel() + 1e-9) & (truth.ravel() - 1e-9 <= fit.ci_high_))
+    assert np.mean(covered) >= 0.9
