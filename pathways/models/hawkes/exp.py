@@ -408,8 +408,8 @@ class _EM:
     """
 
     def __init__(self, tensors: _Tensors, covariates: np.ndarray | None, penalty: str | None, strength: float,
-                 ratio: float, max_iter: int, tol: float, mu_floor: np.ndarray):
-        self.t = tensors
+                 ratio: float, max_iter: int, tol: float, mu_floor: np.ndarray, accelerate: bool = True):
+        self.t, self.accelerate = tensors, accelerate
         dev = tensors.device
         self.n = max(tensors.design.n_events, 1)
         self.z = None if covariates is None else torch.as_tensor(covariates, dtype=torch.float64, device=dev)
@@ -440,32 +440,61 @@ class _EM:
         value = (base_int.sum() + (st.a * g[None]).sum() - torch.log(lam).sum()) / self.n + pen
         return float(value), base, lam, ax
 
+    def step(self, st: _State, x: torch.Tensor, g: torch.Tensor) -> tuple[float, _State]:
+        """One EM map: the objective at ``st`` and the updated parameters."""
+        t = self.t
+        value, base, lam, ax = self.objective(st, x, g)
+        w = 1.0 / lam
+        mu, gamma = st.mu, st.gamma
+        if self.z is None:
+            mu = torch.zeros_like(mu).index_add(0, t.code, base * w) / t.duration.sum()
+        else:
+            mu, gamma = self._baseline_glm(mu, gamma, base * w)
+        k = x.shape[1]
+        resp = torch.zeros(st.a.shape[0] * st.a.shape[1], k, dtype=x.dtype, device=x.device)
+        resp = resp.index_add(0, t.flat, ax * torch.index_select(w, 0, t.row)[:, None])
+        a = _penalised_root(resp.reshape(st.a.shape), g[None, :, :] + self.n * self.s1, self.n * self.s2)
+        return value, _State(mu, a, gamma)
+
     def run(self, st: _State, decays: np.ndarray, history: list[dict] | None) -> _State:
-        """EM iterations from ``st`` until the relative decrease of the objective is below ``tol``."""
+        """SQUAREM-accelerated EM from ``st`` until a cycle lowers the objective by less than ``tol`` (relative).
+
+        A cycle (Varadhan & Roland 2008) takes two EM maps θ1 = F(θ0), θ2 = F(θ1), extrapolates
+        θ' = θ0 - 2α r + α² v (r = θ1 - θ0, v = θ2 - 2θ1 + θ0, α = -|r|/|v| ≤ -1), projects onto the constraints and
+        applies F once more; when the extrapolated point is worse than θ0 the cycle falls back to plain EM (θ2), so
+        the objective never increases. Three passes over the design per cycle, typically several times fewer passes
+        than plain EM.
+        """
         t = self.t
         x, g = t.values(torch.as_tensor(decays, dtype=torch.float64, device=t.device))
-        k = x.shape[1]
-        lin = g[None, :, :] + self.n * self.s1  # (1, D, K): per source j and component u
-        mu, a, gamma = st.mu.clone(), st.a.clone(), st.gamma.clone()
-        prev, converged, it, value = math.inf, False, 0, math.nan
+        cur, prev, converged, it, value = _State(st.mu.clone(), st.a.clone(), st.gamma.clone()), math.inf, False, 0, \
+            math.nan
         for it in range(1, self.max_iter + 1):
-            cur = _State(mu, a, gamma)
-            value, base, lam, ax = self.objective(cur, x, g)
+            value, one = self.step(cur, x, g)
             if history is not None:
                 history.append({"stage": "em", "iter": it, "objective": value})
             if prev - value <= self.tol * max(abs(value), 1.0):
                 converged = True
                 break
-            prev, w = value, 1.0 / lam
-            resp_base = base * w
-            if self.z is None:
-                mu = torch.zeros_like(mu).index_add(0, t.code, resp_base) / t.duration.sum()
-            else:
-                mu, gamma = self._baseline_glm(mu, gamma, resp_base)
-            resp = torch.zeros(a.shape[0] * a.shape[1], k, dtype=a.dtype, device=a.device)
-            resp = resp.index_add(0, t.flat, ax * torch.index_select(w, 0, t.row)[:, None])
-            a = _penalised_root(resp.reshape(a.shape), lin, self.n * self.s2)
-        return _State(mu, a, gamma, it, converged, value)
+            if not self.accelerate:
+                prev, cur = value, one
+                continue
+            _, two = self.step(one, x, g)
+            jump = self._extrapolate(cur, one, two)
+            jump_value, after = self.step(jump, x, g)
+            prev, cur = value, (after if jump_value <= value else two)
+        return _State(cur.mu, cur.a, cur.gamma, it, converged, value)
+
+    def _extrapolate(self, s0: _State, s1: _State, s2: _State) -> _State:
+        flat = [torch.cat([s.mu, s.a.reshape(-1), s.gamma.reshape(-1)]) for s in (s0, s1, s2)]
+        r, v = flat[1] - flat[0], flat[2] - 2 * flat[1] + flat[0]
+        alpha = min(-float(torch.linalg.norm(r)) / max(float(torch.linalg.norm(v)), 1e-300), -1.0)
+        new = flat[0] - 2 * alpha * r + alpha * alpha * v
+        d, na = s0.mu.numel(), s0.a.numel()
+        # stay strictly inside: an entry pushed to 0 would stay 0 forever (zeros are fixed points of EM)
+        mu = torch.maximum(new[:d], torch.maximum(0.1 * s0.mu, torch.exp(self.log_floor)))
+        a = torch.maximum(new[d:d + na], 0.1 * flat[0][d:d + na]).reshape(s0.a.shape)
+        return _State(mu, a, new[d + na:].reshape(s0.gamma.shape))
 
     def prune(self, st: _State, decays: np.ndarray) -> torch.Tensor:
         """Exact zeros for sparse penalties, by the KKT condition of a ≥ 0.
@@ -540,6 +569,7 @@ class HawkesSumExpKernel(HawkesBase):
         standardised; ``baseline_`` is the baseline at the average patient. Likelihood fit only.
     elastic_net_ratio : L1 share of the elastic-net penalty.
     max_iter, tol : iteration budget and relative tolerance of the solver.
+    accelerate : SQUAREM extrapolation of the EM iterations (likelihood fit); False = plain EM.
     device : ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
     verbose : log solver progress on the ``pathways`` logger.
 
@@ -562,8 +592,8 @@ class HawkesSumExpKernel(HawkesBase):
 
     def __init__(self, decays: Sequence[float] = (0.5, 2.0), penalty: str | None = None, C: float = 1e3,
                  fit_method: str = "likelihood", learn_decay: bool = False, covariates: Sequence[str] | None = None,
-                 elastic_net_ratio: float = 0.95, max_iter: int = 500, tol: float = 1e-7, device: str = "cpu",
-                 verbose: bool = False):
+                 elastic_net_ratio: float = 0.95, max_iter: int = 500, tol: float = 1e-8, accelerate: bool = True,
+                 device: str = "cpu", verbose: bool = False):
         self.decays = decays
         self.penalty = penalty
         self.C = C
@@ -573,6 +603,7 @@ class HawkesSumExpKernel(HawkesBase):
         self.elastic_net_ratio = elastic_net_ratio
         self.max_iter = max_iter
         self.tol = tol
+        self.accelerate = accelerate
         self.device = device
         self.verbose = verbose
 
@@ -695,7 +726,7 @@ class HawkesSumExpKernel(HawkesBase):
                        a: np.ndarray, gamma: np.ndarray, mu_scale: np.ndarray) -> tuple:
         """EM on the penalised likelihood (profile search over the decays first when ``learn_decay``)."""
         em = _EM(tensors, covariates, self._penalty_kind, 1.0 / float(self.C), float(self.elastic_net_ratio),
-                 int(self.max_iter), float(self.tol), 1e-10 * mu_scale)
+                 int(self.max_iter), float(self.tol), 1e-10 * mu_scale, bool(self.accelerate))
         state = _State(*(torch.as_tensor(v, dtype=torch.float64, device=tensors.device) for v in (mu, a, gamma)))
         if self.learn_decay:
             state, decays = self._profile_decays(em, state, decays)
@@ -886,8 +917,8 @@ class HawkesExpKernel(HawkesSumExpKernel):
 
     def __init__(self, decay: float = 1.0, penalty: str | None = None, C: float = 1e3,
                  fit_method: str = "likelihood", learn_decay: bool = False, covariates: Sequence[str] | None = None,
-                 elastic_net_ratio: float = 0.95, max_iter: int = 500, tol: float = 1e-7, device: str = "cpu",
-                 verbose: bool = False):
+                 elastic_net_ratio: float = 0.95, max_iter: int = 500, tol: float = 1e-8, accelerate: bool = True,
+                 device: str = "cpu", verbose: bool = False):
         self.decay = decay
         self.penalty = penalty
         self.C = C
@@ -897,6 +928,7 @@ class HawkesExpKernel(HawkesSumExpKernel):
         self.elastic_net_ratio = elastic_net_ratio
         self.max_iter = max_iter
         self.tol = tol
+        self.accelerate = accelerate
         self.device = device
         self.verbose = verbose
 
