@@ -21,7 +21,7 @@ Solvers
   positivity.
 * ``fit_method="likelihood"`` (default): warm start from least squares, then the branching-structure EM
   (minorise-maximise: monotone, positive, no step size, closed-form penalised M-step for none / L1 / L2 /
-  elastic-net; a Poisson-GLM Newton step for covariates). ``learn_decay`` maximises the profile likelihood over each
+  elastic-net; a Poisson-GLM Newton step for covariates), accelerated by SQUAREM with a monotone safeguard. ``learn_decay`` maximises the profile likelihood over each
   log decay (bounded Brent, warm-started EM inside). The nuclear penalty uses monotone FISTA with backtracking and
   an exact (Dykstra) proximal step on the autograd gradient.
 """
@@ -191,7 +191,11 @@ class _Layout:
 
 
 class _Objective:
-    """Negative log-likelihood per event (+ smooth penalty) of the exp-kernel Hawkes model, with torch autograd."""
+    """Negative log-likelihood per event (+ smooth penalty) of the exp-kernel Hawkes model, with torch autograd.
+
+    Differentiable counterpart of :class:`_EM`'s objective: the smooth part of the nuclear-penalised fit, and the
+    reference the tests check gradients against (finite differences) for every penalty and covariates.
+    """
 
     def __init__(self, tensors: _Tensors, layout: _Layout, decays: np.ndarray, mu_scale: np.ndarray,
                  covariates: np.ndarray | None, strength: float, penalty: str | None, ratio: float):
