@@ -390,23 +390,24 @@ def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, catego
     time, code = _float(arrays["t"]), np.asarray(arrays["cidx"], dtype=np.int64)
     end, value = _float(arrays["e"]), _float(arrays["value"])
     cat = np.asarray(arrays["cat"], dtype=np.int64)
+    # One keep-mask for duplicates and filters, applied once: a single copy of the 10M-row arrays, not one per rule.
+    drop = np.zeros(time.size, dtype=bool)
     if duplicates != "keep" and time.size > 1:
-        same = ((patient[1:] == patient[:-1]) & (time[1:] == time[:-1]) & (code[1:] == code[:-1])
-                & (cat[1:] == cat[:-1]) & _same_or_nan(end) & _same_or_nan(value))
-        dup = np.concatenate([[False], same])
-        report.decide("duplicate events", "dropped" if duplicates == "drop" else "error", int(dup.sum()),
+        drop[1:] = ((patient[1:] == patient[:-1]) & (time[1:] == time[:-1]) & (code[1:] == code[:-1])
+                    & (cat[1:] == cat[:-1]) & _same_or_nan(end) & _same_or_nan(value))
+        report.decide("duplicate events", "dropped" if duplicates == "drop" else "error", int(drop.sum()),
                       time.size, "identical patient, time, end, code, value and category",
                       errors="raise" if duplicates == "raise" else errors)
-        if dup.any():
-            keep = ~dup
-            patient, time, code, end, value, cat = (a[keep] for a in (patient, time, code, end, value, cat))
     for rule in filters:
-        # Filters are rules the user chose (study window, events after death): counted, never an error.
+        # Filters are rules the user chose (study window, events after death): counted, never an error; each
+        # counts only rows no earlier rule dropped.
         step, decision, bad = rule(patient, time)
-        report.decide(step, decision, int(bad.sum()), time.size, "documented rule")
-        if bad.any():
-            keep = ~bad
-            patient, time, code, end, value, cat = (a[keep] for a in (patient, time, code, end, value, cat))
+        new = bad & ~drop
+        report.decide(step, decision, int(new.sum()), int(time.size - drop.sum()), "documented rule")
+        drop |= new
+    if drop.any():
+        keep = ~drop
+        patient, time, code, end, value, cat = (a[keep] for a in (patient, time, code, end, value, cat))
     category = pd.Categorical.from_codes(cat, categories=list(categories))
     log = EventLog.from_arrays(
         patient, time, code, vocab, patients.reset_index(drop=True), end=end, value=value, category=category,
