@@ -141,3 +141,18 @@ def test_training_objective_is_summed_nll_and_event_count() -> None:
     out = module(batch)
     assert int(out["n"]) == 9
     np.testing.assert_allclose(float(out["loss"].detach()), -_reference(module, seqs).sum(), rtol=1e-7)
+
+
+def test_rmtpp_hand_written_rnn_backward_matches_autograd() -> None:
+    from pathways.models.tpp.rmtpp import _TanhRNN
+
+    torch.manual_seed(3)
+    pre = torch.randn(3, 6, 4, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_TanhRNN.apply, (pre, h0, weight))
+    rnn = torch.nn.RNN(4, 4, batch_first=True).double()
+    x = torch.randn(3, 6, 4, dtype=torch.float64)
+    mine = _TanhRNN.apply(torch.nn.functional.linear(x, rnn.weight_ih_l0, rnn.bias_ih_l0 + rnn.bias_hh_l0),
+                          torch.zeros(3, 4, dtype=torch.float64), rnn.weight_hh_l0)
+    torch.testing.assert_close(mine, rnn(x)[0])
