@@ -254,3 +254,17 @@ def test_bad_input_gets_clear_errors(small_data: Sequences, fitted: HawkesExpKer
 def test_cuda_fit_matches_cpu(small_data: Sequences, fitted: HawkesExpKernel) -> None:
     gpu = HawkesExpKernel(decay=2.0, device="cuda").fit(small_data)
     np.testing.assert_allclose(gpu.adjacency_, fitted.adjacency_, atol=1e-6)
+
+
+def test_dense_and_sparse_em_paths_agree(small_data: Sequences, fitted: HawkesExpKernel,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import pathways.models.hawkes.exp as exp_module
+
+    tensors = _Tensors(build_design(small_data), torch.device("cpu"))
+    x, _ = tensors.values(torch.tensor([2.0], dtype=torch.float64))
+    assert exp_module._DenseBlocks.maybe(tensors, x) is not None  # few codes, long sequences: the dense path
+    assert exp_module._DenseBlocks.maybe(tensors, x[:10]) is None  # a sparse design stays sparse
+    monkeypatch.setattr(exp_module, "_DENSE_MAX", 0)  # force the entry-wise path
+    sparse = HawkesExpKernel(decay=2.0).fit(small_data)
+    np.testing.assert_allclose(sparse.adjacency_, fitted.adjacency_, rtol=1e-9, atol=1e-12)
+    assert sparse.n_iter_ == fitted.n_iter_

@@ -46,6 +46,7 @@ from pathways.utils import SeedLike, logger, offsets_from_sorted, segment_ids
 
 _PENALTIES = (None, "none", "l1", "l2", "elasticnet", "nuclear")
 _METHODS = ("likelihood", "least-squares")
+_DENSE_MAX = 30_000_000  # largest dense design (values) the EM keeps as per-code blocks
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -413,7 +414,7 @@ class _EM:
 
     def __init__(self, tensors: _Tensors, covariates: np.ndarray | None, penalty: str | None, strength: float,
                  ratio: float, max_iter: int, tol: float, mu_floor: np.ndarray, accelerate: bool = True):
-        self.t, self.accelerate = tensors, accelerate
+        self.t, self.accelerate, self.dense = tensors, accelerate, None
         dev = tensors.device
         self.n = max(tensors.design.n_events, 1)
         self.z = None if covariates is None else torch.as_tensor(covariates, dtype=torch.float64, device=dev)
@@ -437,9 +438,12 @@ class _EM:
         the excitation a·X of every design entry (M, K)."""
         t = self.t
         base, base_int = self._baseline_terms(st)
-        # index_select (not advanced indexing): the gathers over M entries dominate the cost of an iteration
-        ax = torch.index_select(st.a.reshape(-1, x.shape[1]), 0, t.flat) * x
-        lam = base.index_add(0, t.row, ax.sum(1) if x.shape[1] > 1 else ax[:, 0])
+        if self.dense is not None:
+            ax, lam = None, base + self.dense.excitation(st.a)
+        else:
+            # index_select (not advanced indexing): the gathers over M entries dominate the cost of an iteration
+            ax = torch.index_select(st.a.reshape(-1, x.shape[1]), 0, t.flat) * x
+            lam = base.index_add(0, t.row, ax.sum(1) if x.shape[1] > 1 else ax[:, 0])
         pen = self.s1 * st.a.sum() + 0.5 * self.s2 * (st.a * st.a).sum()
         value = (base_int.sum() + (st.a * g[None]).sum() - torch.log(lam).sum()) / self.n + pen
         return float(value), base, lam, ax
@@ -454,10 +458,12 @@ class _EM:
             mu = torch.zeros_like(mu).index_add(0, t.code, base * w) / t.duration.sum()
         else:
             mu, gamma = self._baseline_glm(mu, gamma, base * w)
-        k = x.shape[1]
-        resp = torch.zeros(st.a.shape[0] * st.a.shape[1], k, dtype=x.dtype, device=x.device)
-        resp = resp.index_add(0, t.flat, ax * torch.index_select(w, 0, t.row)[:, None])
-        a = _penalised_root(resp.reshape(st.a.shape), g[None, :, :] + self.n * self.s1, self.n * self.s2)
+        if self.dense is not None:
+            resp = self.dense.responsibilities(st.a, w)
+        else:
+            resp = torch.zeros(st.a.shape[0] * st.a.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
+            resp = resp.index_add(0, t.flat, ax * torch.index_select(w, 0, t.row)[:, None]).reshape(st.a.shape)
+        a = _penalised_root(resp, g[None, :, :] + self.n * self.s1, self.n * self.s2)
         return value, _State(mu, a, gamma)
 
     def run(self, st: _State, decays: np.ndarray, history: list[dict] | None) -> _State:
@@ -471,6 +477,7 @@ class _EM:
         """
         t = self.t
         x, g = t.values(torch.as_tensor(decays, dtype=torch.float64, device=t.device))
+        self.dense = _DenseBlocks.maybe(t, x)
         cur, prev, converged, it, value = _State(st.mu.clone(), st.a.clone(), st.gamma.clone()), math.inf, False, 0, \
             math.nan
         for it in range(1, self.max_iter + 1):
@@ -511,6 +518,7 @@ class _EM:
             return st.a
         t = self.t
         x, g = t.values(torch.as_tensor(decays, dtype=torch.float64, device=t.device))
+        self.dense = None  # the entry-wise path gives a·X per entry
         _, _, lam, ax = self.objective(st, x, g)
         resp = torch.zeros(st.a.shape[0] * st.a.shape[1], x.shape[1], dtype=x.dtype, device=x.device).index_add(
             0, t.flat, ax * torch.index_select(1.0 / lam, 0, t.row)[:, None]).reshape(st.a.shape)
@@ -544,6 +552,46 @@ class _EM:
             theta = best
             theta[:, 0] = torch.maximum(theta[:, 0], self.log_floor)
         return torch.exp(theta[:, 0]), theta[:, 1:]
+
+
+class _DenseBlocks:
+    """The design as one dense block per target code (its events x D·K sources): BLAS products, no gathers.
+
+    Used when the design is dense anyway (long realizations over few codes, where every event sees every code), as
+    long as the N x D·K block fits in ``_DENSE_MAX`` values; patient data keep the sparse entries.
+    """
+
+    def __init__(self, t: _Tensors, x: torch.Tensor):
+        d, k, n = t.design.n_codes, x.shape[1], t.design.n_events
+        order = torch.argsort(t.code, stable=True)
+        position = torch.empty_like(order)
+        position[order] = torch.arange(n, device=order.device)
+        dense = torch.zeros(n, d * k, dtype=x.dtype, device=x.device)
+        cols = (t.col * k)[:, None] + torch.arange(k, device=x.device)[None, :]
+        dense[position[t.row][:, None].expand(-1, k), cols] = x  # rows sorted by target code
+        counts = torch.bincount(t.code, minlength=d).tolist()
+        self.rows, self.blocks, self.k = torch.split(order, counts), torch.split(dense, counts), k
+
+    @staticmethod
+    def maybe(t: _Tensors, x: torch.Tensor) -> "_DenseBlocks | None":
+        full = t.design.n_events * t.design.n_codes * x.shape[1]
+        return _DenseBlocks(t, x) if 0 < full <= _DENSE_MAX and x.numel() >= 0.5 * full else None
+
+    def excitation(self, a: torch.Tensor) -> torch.Tensor:
+        """Σ_{j,u} a^u_{c_k j} X_{k,(j,u)} for every event (N,); one matrix-vector product per target code."""
+        out = torch.zeros(sum(r.numel() for r in self.rows), dtype=a.dtype, device=a.device)
+        for i, (rows, block) in enumerate(zip(self.rows, self.blocks)):  # loop over codes, not events
+            if rows.numel():
+                out[rows] = block @ a[i].reshape(-1)
+        return out
+
+    def responsibilities(self, a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Σ_{k: c_k = i} a^u_ij X_{k,(j,u)} / λ_k as (D, D, K)."""
+        resp = torch.zeros_like(a)
+        for i, (rows, block) in enumerate(zip(self.rows, self.blocks)):
+            if rows.numel():
+                resp[i] = a[i] * (block.T @ w[rows]).reshape(a.shape[1], self.k)
+        return resp
 
 
 def _penalised_root(resp: torch.Tensor, lin: torch.Tensor, quad: float) -> torch.Tensor:
