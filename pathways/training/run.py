@@ -348,25 +348,39 @@ def _truth_metrics(model: Any, truth: Any) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------------------------
 # factors
 # ----------------------------------------------------------------------------------------------------------------
-def model_factors(model: Any, train: Any, counts: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Factors table of a fitted model: Hawkes excitation (with Fisher intervals when computable) or attributions."""
+def model_factors(model: Any, train: Any, counts: pd.DataFrame | None, *, intervals: str | None = "fisher",
+                  max_interval_params: int = 5000) -> pd.DataFrame | None:
+    """Factors table of a fitted model: Hawkes excitation (with intervals when affordable), SCCS curves, attributions.
+
+    Hawkes intervals (``intervals="fisher"``: Wald intervals from the observed information) cost a dense
+    eigen-decomposition in the number of parameters; they are skipped, with a log line, above
+    ``max_interval_params`` learned values (e.g. a nonparametric EM kernel on many codes).
+    """
     if hasattr(model, "adjacency_"):
-        intervals = getattr(model, "confidence_intervals_", None)
-        if intervals is None and hasattr(model, "confidence_intervals"):
-            try:
-                intervals = model.confidence_intervals(train, method="fisher")
-            except Exception as exc:  # intervals are a bonus: a singular information matrix must not fail the run
-                logger.info("no Fisher intervals for %s: %s", type(model).__name__, exc)
-        return hawkes_factors(model, counts, intervals)
+        return hawkes_factors(model, counts, _hawkes_intervals(model, train, intervals, max_interval_params))
     if hasattr(model, "to_factors"):
         return model.to_factors()
     if getattr(model, "input_kind", None) == "sparse_series":
-        try:
-            from pathways.factors.attribution import attribution_factors
-        except ImportError:
-            return None
+        from pathways.factors.attribution import attribution_factors
+
         return attribution_factors(model, train)
     return None
+
+
+def _hawkes_intervals(model: Any, train: Any, method: str | None, max_params: int) -> Any:
+    existing = getattr(model, "confidence_intervals_", None)
+    if existing is not None or method is None or not hasattr(model, "confidence_intervals"):
+        return existing
+    n_params = sum(int(t.numel()) for t in model.export_state()["arrays"].values())
+    if n_params > int(max_params):
+        logger.info("report: %s intervals skipped for %s (%d learned values > report.max_interval_params=%d)",
+                    method, type(model).__name__, n_params, int(max_params))
+        return None
+    try:
+        return model.confidence_intervals(train, method=method)
+    except Exception as exc:  # intervals are a bonus: a singular information matrix must not fail the run
+        logger.info("no %s intervals for %s: %s", method, type(model).__name__, exc)
+        return None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -411,7 +425,8 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
         result.exported = _export(result.checkpoint, Path(str(cfg.paths.checkpoint_dir)), str(cfg.name))
     if cfg.report.enabled:
         counts = code_counts(train_x) if hasattr(train_x, "marks") else None
-        factors = model_factors(model, train_x, counts)
+        factors = model_factors(model, train_x, counts, intervals=cfg.report.get("intervals", "fisher"),
+                                max_interval_params=int(cfg.report.get("max_interval_params", 5000)))
         result.report = write_report(
             out / "report", title=f"{cfg.name}: {type(model).__name__}", model=model, metrics=metrics,
             history=history, factors=factors, counts=counts, summary=_data_summary(data, train_x, cfg),

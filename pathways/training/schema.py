@@ -70,6 +70,8 @@ class ReportConfig:
     min_cell_count: Optional[int] = None
     top_k: int = 20
     figures: bool = True
+    intervals: Optional[str] = "fisher"
+    max_interval_params: int = 5000
 
 
 @dataclass
