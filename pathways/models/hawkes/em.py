@@ -24,7 +24,7 @@ start point is deterministic (no random kernel start), which is safe because the
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator, Sequence as TypingSequence
 
 import numpy as np
