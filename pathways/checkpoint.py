@@ -134,8 +134,15 @@ def _fingerprint_arrays(data: Any) -> list[tuple[str, np.ndarray]]:
         return out
     if isinstance(data, (np.ndarray, torch.Tensor)):
         return [("array", np.asarray(data.cpu() if isinstance(data, torch.Tensor) else data))]
-    out = []
-    for name in _FINGERPRINT_FIELDS:
+    out = _named_arrays(data, _FINGERPRINT_FIELDS)
+    if not out and hasattr(data, "__dict__"):  # other encoded forms (e.g. SCCS data): every numeric array field
+        out = _named_arrays(data, sorted(vars(data)))
+    return out
+
+
+def _named_arrays(data: Any, names: Any) -> list[tuple[str, np.ndarray]]:
+    out: list[tuple[str, np.ndarray]] = []
+    for name in names:
         value = getattr(data, name, None)
         if value is None:
             continue
