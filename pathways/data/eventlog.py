@@ -214,9 +214,11 @@ class EventLog:
         if patients is None:
             patients = pd.DataFrame({"patient_id": np.arange(n_patients)})
         order = _sort_order(patient, time, code)
-        extras = {k: np.asarray(v)[order] for k, v in (extras or {}).items()}
-        patient, time, code, end, value = (a[order] for a in (patient, time, code, end, value))
-        category = category[order]
+        extras = {k: np.asarray(v) for k, v in (extras or {}).items()}
+        if not _is_identity(order):  # sorted input (the readers' usual case) is kept without a copy
+            extras = {k: v[order] for k, v in extras.items()}
+            patient, time, code, end, value = (a[order] for a in (patient, time, code, end, value))
+            category = category[order]
         patients = _complete_patients(patients.reset_index(drop=True), patient, time, end)
         _check_windows(patients, patient, time)
         origin_ts = None if origin is None else pd.Timestamp(origin)
@@ -663,6 +665,10 @@ def _check_event_arrays(patient: np.ndarray, time: np.ndarray, code: np.ndarray,
     for name, bad, values, what in checks:
         if bad.any():
             raise PathwaysInputError(describe_bad_rows(name, bad, values, what))
+
+
+def _is_identity(order: np.ndarray) -> bool:
+    return bool(order.size == 0 or (order[0] == 0 and order[-1] == order.size - 1 and np.all(np.diff(order) == 1)))
 
 
 def _sort_order(patient: np.ndarray, time: np.ndarray, code: np.ndarray) -> np.ndarray:
