@@ -46,7 +46,7 @@ class CheckpointError(PathwaysInputError):
 
 def _pathways_version() -> str:
     try:
-        from importlib.metadata import PackageNotFoundError, version
+        from importlib.metadata import version
 
         return version("pathways")
     except Exception:  # not installed (source checkout): fall back to the package attribute

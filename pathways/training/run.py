@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from pathways.checkpoint import CheckpointError, data_fingerprint, load, save, to_jsonable
+from pathways.checkpoint import data_fingerprint, load, save, to_jsonable
 from pathways.data.eventlog import EventLog
 from pathways.encode.sequences import Sequences, to_sequences
 from pathways.errors import PathwaysInputError
@@ -150,8 +150,7 @@ def split_data(data: EventLog | Sequences, fractions: Sequence[float], seed: int
 # ----------------------------------------------------------------------------------------------------------------
 # encoders per input_kind
 # ----------------------------------------------------------------------------------------------------------------
-def encode_for(model: Any, parts: Sequence[Any], encode_cfg: Mapping[str, Any], task: str,
-               truth: Any = None) -> list[Any]:
+def encode_for(model: Any, parts: Sequence[Any], encode_cfg: dict[str, Any], truth: Any = None) -> list[Any]:
     """Encode train / val / test parts in the form ``model.input_kind`` asks for (None parts stay None).
 
     ``truth`` (the synthetic cohort's) supplies SCCS exposures / outcome when ``encode.sccs`` leaves them unset.
@@ -409,7 +408,7 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
     model = build_model(cfg)
     train_part, val_part, test_part = split_data(data, list(cfg.split.fractions), int(cfg.seed))
     encode_cfg = _plain(cfg.encode)
-    train_x, val_x, test_x = encode_for(model, [train_part, val_part, test_part], encode_cfg, cfg.task, truth)
+    train_x, val_x, test_x = encode_for(model, [train_part, val_part, test_part], encode_cfg, truth)
     t_fit = time.perf_counter()
     fit_model(model, train_x, val_x, cfg, out)
     fit_seconds = time.perf_counter() - t_fit
@@ -498,7 +497,7 @@ def _encode_like(model: Any, data: Any) -> Any:
     """Encode new data for a loaded model with the settings stored in its checkpoint."""
     header = getattr(model, "checkpoint_", {}) or {}
     encode_cfg = dict((header.get("extra") or {}).get("encode") or (header.get("config") or {}).get("encode") or {})
-    return encode_for(model, [data], encode_cfg, "")[0]
+    return encode_for(model, [data], encode_cfg)[0]
 
 
 def evaluate(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:

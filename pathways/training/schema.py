@@ -13,7 +13,7 @@ import inspect
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Callable, Optional
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from pathways.errors import PathwaysInputError
 

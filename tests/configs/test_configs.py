@@ -80,7 +80,7 @@ def test_model_config_runs_end_to_end(model, tmp_path):
     # the checkpoint written by the pipeline predicts exactly like the in-memory model
     loaded = load(result.checkpoint)
     data, truth = run.load_data(cfg.data)
-    encoded = run.encode_for(loaded, [data], dict(loaded.checkpoint_["extra"]["encode"]), cfg.task, truth)[0]
+    encoded = run.encode_for(loaded, [data], dict(loaded.checkpoint_["extra"]["encode"]), truth)[0]
     for face in ("predict_proba", "score"):
         if hasattr(result.model, face):
             expected, got = getattr(result.model, face)(encoded), getattr(loaded, face)(encoded)
