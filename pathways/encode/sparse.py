@@ -87,14 +87,17 @@ class SparseSeries:
 
     @property
     def n_patients(self) -> int:
+        """Number of patients (row blocks)."""
         return len(self)
 
     @property
     def n_codes(self) -> int:
+        """Number of code columns."""
         return int(self.matrix.shape[1])
 
     @property
     def n_rows(self) -> int:
+        """Number of patient-bins (rows of ``matrix``)."""
         return int(self.matrix.shape[0])
 
     @property
