@@ -141,6 +141,9 @@ def main(argv: list[str] | None = None) -> str:
         f"({ours.n_rows:,} patient-bins, {ours.matrix.nnz:,} non-zeros).",
         "Targets (issue 2): to_sequences >= 10 M events/s, to_sparse_series >= 5 M events/s and >= 50x the naive "
         "build, peak memory <= 3x the input arrays.",
+        "to_sequences wraps the EventLog's arrays, already sorted by (patient, time) when the log was built, without "
+        "copying them: its time is that of the wrapper, and the sort it saves is paid once in the EventLog "
+        "constructor (not timed here), while the naive build sorts inside its groupby.",
     ]
     table = "\n".join(header + rows + footer) + "\n"
     print(table)
