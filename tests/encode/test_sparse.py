@@ -93,6 +93,18 @@ def test_index_time_from_patients_column_and_row_observed():
     assert s.row_observed().tolist() == [True, True, True, True, False, False]
 
 
+def test_patient_without_events_keeps_its_empty_bins():
+    # a patient observed without any event is data (a row of zeros), not an error and not a dropped row
+    log = _log([0, 0, 1], [0.0, 15.0, 3.0], ["A", "B", "A"], start=[0.0, 0.0, 5.0], stop=[30.0, 30.0, 25.0],
+               n_patients=3)
+    s = to_sparse_series(log, 10.0)
+    assert len(s) == 3 and s.lengths.tolist() == [3, 3, 3]  # calendar bins [0, 10), [10, 20), [20, 30) overlap [5, 25)
+    np.testing.assert_array_equal(s.totals().toarray(), [[1, 1], [1, 0], [0, 0]])
+    assert s.matrix[s.offsets[2]:s.offsets[3]].nnz == 0
+    dense, lengths = s.to_torch([2, 0])
+    assert lengths.tolist() == [3, 3] and dense[0].abs().sum() == 0 and dense[1].sum() == 2
+
+
 def test_unknown_codes_with_foreign_vocabulary():
     log = _log([0, 0], [0.0, 1.0], ["A", "Z"])
     vocab = Vocabulary(["<OOV>", "A", "B"], oov_token="<OOV>")
