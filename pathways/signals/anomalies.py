@@ -6,10 +6,13 @@ Two families of scores, both vectorised over units:
   events for prescribers/pharmacies) predicts from the population: Poisson upper-tail surprise
   ``-log10 P(N >= n)`` per (unit, code); the unit's score is its largest surprise, and its top codes explain it.
 - **model-based** — time rescaling under a fitted point-process model: if the model explains a patient, the
-  compensator increments between the patient's successive same-code events are i.i.d. Exp(1). The
-  Kolmogorov-Smirnov distance of their empirical law, turned into ``-log10 p`` with the exact KS distribution for
-  the patient's number of increments, is the score (comparable across patients with few or many events). The
-  log-likelihood per event is reported too, but is no score on its own: it grows with event density.
+  compensator of each event's code at the event, divided by that code's compensator over the whole window,
+  is i.i.d. Uniform(0, 1) given the number of events (the rescaled process is a unit-rate Poisson process). The
+  Kolmogorov-Smirnov distance of these values to the uniform law, turned into ``-log10 p`` with the exact KS
+  distribution for the patient's number of events, scores the *timing*; a two-sided Poisson test of each code's
+  count against its compensator over the window (Bonferroni over codes) scores the *volume*. The score is the
+  larger of the two ``-log10 p``. The log-likelihood per event is reported too, but is no score on its own: it
+  grows with event density.
 """
 from __future__ import annotations
 
@@ -93,34 +96,33 @@ def model_anomaly_scores(model: Any, data: Any) -> pd.DataFrame:
     """Per-sequence log-likelihood per event and time-rescaling KS distance under a fitted Hawkes model.
 
     Any model with a ``log_likelihood_per_sequence(data)`` method returning (total log-likelihood per sequence,
-    events per sequence, compensator increments, the sequence of each increment) works too.
+    events per sequence, rescaled uniform times of the events, the sequence of each) works too.
 
     Returns
     -------
-    DataFrame sorted by decreasing ``score`` = ``-log10`` of the KS p-value of the sequence's rescaled
-    increments against Exp(1) (high = unusual): ``sequence`` (index), ``n_events``, ``loglik_per_event``,
-    ``ks_distance``, ``score``.
+    DataFrame sorted by decreasing ``score`` (high = unusual): ``sequence`` (index), ``n_events``,
+    ``loglik_per_event``, ``ks_distance`` and ``timing_score`` (KS of rescaled times vs Uniform(0, 1)),
+    ``volume_score`` (counts vs compensators), ``score`` = max of the two.
     """
     if hasattr(model, "log_likelihood_per_sequence"):
-        loglik, n_events, gaps, gap_seq = model.log_likelihood_per_sequence(data)
+        loglik, n_events, uniform, event_seq, volume = model.log_likelihood_per_sequence(data)
     elif hasattr(model, "_prepared") and hasattr(model, "_event_intensities"):
-        loglik, n_events, gaps, gap_seq = _hawkes_per_sequence(model, data)
+        loglik, n_events, uniform, event_seq, volume = _hawkes_per_sequence(model, data)
     else:
         raise PathwaysInputError(f"model: {type(model).__name__} gives no per-sequence log-likelihood")
     per_event = loglik / np.maximum(n_events, 1)
-    ks = _ks_by_group(gaps, gap_seq, n_events.size)
-    n_gaps = np.bincount(gap_seq, minlength=n_events.size)
+    ks = _ks_by_group(uniform, event_seq, n_events.size)
+    n_obs = np.bincount(event_seq, minlength=n_events.size)
     with np.errstate(divide="ignore", invalid="ignore"):
-        score = -stats.kstwo.logsf(ks, np.maximum(n_gaps, 1)) / np.log(10)
-    score[n_gaps == 0] = np.nan
+        timing = -stats.kstwo.logsf(ks, np.maximum(n_obs, 1)) / np.log(10)
+    timing[n_obs == 0] = 0.0
     frame = pd.DataFrame({"sequence": np.arange(n_events.size), "n_events": n_events,
-                          "loglik_per_event": per_event, "ks_distance": ks, "score": score})
+                          "loglik_per_event": per_event, "ks_distance": ks, "timing_score": timing,
+                          "volume_score": volume, "score": np.fmax(timing, volume)})
     return frame.sort_values("score", ascending=False, kind="stable", na_position="last").reset_index(drop=True)
 
 
 def _hawkes_per_sequence(model: Any, data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    from pathways.models.hawkes.base import _rescaled_gaps
-
     seqs, baselines = model._prepared(data)
     lam = model._event_intensities(seqs, baselines)
     own, total = model._compensators(seqs, baselines)
@@ -128,14 +130,24 @@ def _hawkes_per_sequence(model: Any, data: Any) -> tuple[np.ndarray, np.ndarray,
     with np.errstate(divide="ignore"):
         log_lam = np.bincount(seq_id, weights=np.log(lam), minlength=len(seqs))
     loglik = log_lam - total.sum(axis=1)
-    gaps, _ = _rescaled_gaps(seqs, own)
-    # _rescaled_gaps orders events by (sequence, code, time): recover each gap's sequence in that order
-    order = np.lexsort((np.arange(seqs.n_events), seqs.marks, seq_id))
-    return loglik, seqs.lengths, gaps, seq_id[order]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        uniform = np.clip(own / total[seq_id, seqs.marks], 0.0, 1.0)
+    return loglik, seqs.lengths, uniform, seq_id, _volume_scores(seqs, seq_id, total)
 
 
-def _ks_by_group(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
-    """Kolmogorov-Smirnov distance to Exp(1) of each group's values, vectorised over groups."""
+def _volume_scores(seqs: Any, seq_id: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """-log10 of the Bonferroni-corrected two-sided Poisson p-value of each sequence's code counts."""
+    counts = np.zeros_like(total)
+    np.add.at(counts, (seq_id, seqs.marks), 1.0)
+    log_upper = stats.poisson.logsf(counts - 1, np.maximum(total, 1e-300))
+    log_lower = stats.poisson.logcdf(counts, np.maximum(total, 1e-300))
+    log_p = np.minimum(np.log(2.0) + np.minimum(log_upper, log_lower), 0.0)
+    corrected = np.minimum(log_p.min(axis=1) + np.log(total.shape[1]), 0.0)
+    return -corrected / np.log(10)
+
+
+def _ks_by_group(values: np.ndarray, group: np.ndarray, n_groups: int, law: str = "uniform") -> np.ndarray:
+    """Kolmogorov-Smirnov distance of each group's values to Uniform(0, 1) or Exp(1), vectorised over groups."""
     out = np.full(n_groups, np.nan)
     if values.size == 0:
         return out
@@ -144,7 +156,7 @@ def _ks_by_group(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.nda
     n = np.bincount(g, minlength=n_groups)
     starts = np.concatenate([[0], np.cumsum(n)[:-1]])
     rank = np.arange(v.size) - starts[g]
-    cdf = 1 - np.exp(-v)
+    cdf = v if law == "uniform" else 1 - np.exp(-v)
     d = np.maximum((rank + 1) / n[g] - cdf, cdf - rank / n[g])
     np.fmax.at(out, g, d)
     return out

@@ -47,10 +47,12 @@ def test_ks_by_group_matches_scipy():
     rng = np.random.default_rng(0)
     values = np.concatenate([rng.exponential(size=50), rng.exponential(3.0, size=80)])
     group = np.repeat([0, 1], [50, 80])
-    d = _ks_by_group(values, group, 3)
+    d = _ks_by_group(values, group, 3, law="exp")
     assert d[0] == pytest.approx(stats.kstest(values[:50], "expon").statistic)
     assert d[1] == pytest.approx(stats.kstest(values[50:], "expon").statistic)
     assert np.isnan(d[2])
+    u = rng.uniform(size=40)
+    assert _ks_by_group(u, np.zeros(40, int), 1)[0] == pytest.approx(stats.kstest(u, "uniform").statistic)
 
 
 def test_model_scores_rank_sequences_the_model_does_not_explain():
@@ -69,7 +71,9 @@ def test_model_scores_rank_sequences_the_model_does_not_explain():
                      np.concatenate([normal.start, odd.start]), np.concatenate([normal.end, odd.end]), 3)
     scores = model_anomaly_scores(model, both)
     assert set(scores["sequence"].iloc[:5]) == set(range(200, 205))
-    ks = scores.set_index("sequence")["ks_distance"]
-    assert ks.loc[200:204].min() > ks.loc[:199].median()
+    by_seq = scores.set_index("sequence")
+    assert by_seq.loc[list(range(200, 205)), "volume_score"].min() > 10
+    # sequences of the fitted process itself look like the null: median p-value of the timing test near 0.5
+    assert 0.2 < np.median(10 ** -by_seq.loc[list(range(200)), "timing_score"]) < 0.8
     with pytest.raises(PathwaysInputError, match="no per-sequence"):
         model_anomaly_scores(object(), both)

@@ -323,16 +323,20 @@ class HawkesBase(PathwaysEstimator, abc.ABC):
     def goodness_of_fit(self, data: HawkesData, covariate_values: np.ndarray | None = None) -> pd.DataFrame:
         """Time-rescaling test: per code, compensator increments between its successive events vs Exp(1).
 
-        Under the fitted model, Λ_i(t_{i,m}) - Λ_i(t_{i,m-1}) (from the window start for the first event) are
-        i.i.d. Exp(1); a Kolmogorov-Smirnov test is run per code with at least one event.
+        Under the fitted model, each sequence's code-i events rescaled by the compensator Λ_i form a unit-rate
+        Poisson process on [0, Λ_i(end)]. The windows of all sequences are chained end to end (each offset by the
+        total compensators of the sequences before it), so that the gaps — including those spanning a window
+        boundary — are i.i.d. Exp(1) exactly, however short the windows; dropping or truncating the last, cut-off
+        gap of each window would bias the test on many short windows. A Kolmogorov-Smirnov test is run per code
+        with at least one event.
 
         Returns
         -------
         DataFrame with columns ``code``, ``n_events``, ``ks_statistic``, ``p_value`` (one row per code).
         """
         seqs, baselines = self._prepared(data, covariate_values)
-        own, _ = self._compensators(seqs, baselines)
-        residuals, codes = _rescaled_gaps(seqs, own)
+        own, total = self._compensators(seqs, baselines)
+        residuals, codes = _chained_gaps(seqs, own, total)
         counts = np.bincount(codes, minlength=self.n_codes_)
         stat = np.full(self.n_codes_, np.nan)
         pval = np.full(self.n_codes_, np.nan)
@@ -397,13 +401,15 @@ class HawkesBase(PathwaysEstimator, abc.ABC):
         return HawkesIntervals(mu_lo, mu_hi, a_lo, a_hi, "bootstrap", float(alpha), self.codes_)
 
 
-def _rescaled_gaps(seqs: Sequences, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Compensator increments between successive same-code events of each sequence, and their codes."""
+def _chained_gaps(seqs: Sequences, own: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exp(1) gaps per code of the rescaled windows chained end to end (see ``goodness_of_fit``)."""
     seq_id = segment_ids(seqs.offsets)
-    order = np.lexsort((np.arange(seqs.n_events), seqs.marks, seq_id))  # (sequence, code), time order kept
-    s, c, lam = seq_id[order], seqs.marks[order], own[order]
+    # offset of sequence p for code i: total compensator of code i over the sequences before p
+    offsets = np.cumsum(total, axis=0) - total
+    chained = own + offsets[seq_id, seqs.marks]
+    order = np.lexsort((chained, seqs.marks))  # by code, then rescaled time
+    c, tau = seqs.marks[order], chained[order]
     first = np.ones(order.size, dtype=bool)
-    first[1:] = (s[1:] != s[:-1]) | (c[1:] != c[:-1])
-    prev = np.concatenate([[0.0], lam[:-1]])
-    gaps = np.where(first, lam, lam - prev)
+    first[1:] = c[1:] != c[:-1]
+    gaps = np.where(first, tau, tau - np.concatenate([[0.0], tau[:-1]]))
     return np.maximum(gaps, 0.0), c
