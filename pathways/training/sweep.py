@@ -81,10 +81,17 @@ def _markdown(table: pd.DataFrame) -> str:
 
 
 class CollectResults(Callback):
-    """Hydra callback: at the end of a multirun, write the collected results table at the sweep root."""
+    """Hydra callback: in a multirun, rewrite the collected results table at the sweep root after every job (so an
+    interrupted sweep keeps the rows of its finished runs) and once more at the end."""
 
     def __init__(self, filename: str = "results") -> None:
         self.filename = filename
+
+    def on_job_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
+        from hydra.types import RunMode
+
+        if config.hydra.mode == RunMode.MULTIRUN:
+            collect_results(Path(str(config.hydra.sweep.dir)), self.filename)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
