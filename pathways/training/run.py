@@ -497,6 +497,10 @@ def _encode_like(model: Any, data: Any) -> Any:
     """Encode new data for a loaded model with the settings stored in its checkpoint."""
     header = getattr(model, "checkpoint_", {}) or {}
     encode_cfg = dict((header.get("extra") or {}).get("encode") or (header.get("config") or {}).get("encode") or {})
+    vocab = getattr(model, "vocab_", None)
+    if isinstance(data, EventLog) and vocab is not None and not data.vocab == vocab:
+        # new patients carry their own code list: re-index onto the model's (unknown codes fail, named)
+        data = data.with_vocab(vocab, unknown="error")
     return encode_for(model, [data], encode_cfg)[0]
 
 

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
@@ -151,3 +152,18 @@ def test_snds_data_config_reads_the_shared_tables():
 def test_omop_and_parquet_configs_validate():
     for overrides in (["data=omop", "data.source=/data/cdm"], ["data=parquet", "data.path=/data/events.parquet"]):
         validate_config(_compose(overrides=overrides))
+
+
+def test_predict_reindexes_new_patients_onto_the_model_vocabulary(tmp_path):
+    from pathways.errors import PathwaysInputError
+
+    trained = run.train(_compose(overrides=["experiment=care_pathway_drivers", *TINY]), tmp_path / "train")
+    data_overrides = [o for o in TINY if o.startswith(("data.", "+data."))]
+    # 5 new patients use only part of the codes: their own vocabulary differs, the model's is applied
+    cfg = _compose("predict", [f"checkpoint={trained.checkpoint}", *data_overrides, "data.n_patients=5"])
+    result = run.predict(cfg, tmp_path / "predict")
+    frame = pd.read_parquet(result.files["predictions"])
+    assert len(frame) == 5 and np.isfinite(frame["loglik"]).all()
+    # the default cohort has codes this model never saw: the error names one
+    with pytest.raises(PathwaysInputError, match="unknown to the vocabulary"):
+        run.predict(_compose("predict", [f"checkpoint={trained.checkpoint}"]), tmp_path / "predict2")
