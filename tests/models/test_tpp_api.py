@@ -53,6 +53,27 @@ def test_fit_rejects_bad_input() -> None:
         RMTPP(**TINY).fit(empty)
 
 
+@pytest.mark.parametrize("cls,params,match", [
+    (RMTPP, {"hidden_size": 0}, "hidden_size: expected an integer >= 1"),
+    (RMTPP, {"hidden_size": 2.5}, "hidden_size"),
+    (RMTPP, {"lr": -1.0}, "lr: expected a number > 0"),
+    (RMTPP, {"lr": float("nan")}, "lr"),
+    (RMTPP, {"weight_decay": -0.1}, "weight_decay"),
+    (RMTPP, {"rnn_type": "lstm"}, "rnn_type.*'lstm'"),
+    (NeuralHawkes, {"n_mc_samples": 0}, "n_mc_samples"),
+    (NeuralHawkes, {"n_quadrature": 0}, "n_quadrature"),
+    (TransformerHawkes, {"hidden_size": 5, "n_heads": 2}, "hidden_size: 5 is not a multiple of n_heads=2"),
+    (TransformerHawkes, {"dropout": 1.5}, r"dropout: expected a number in \[0, 1\)"),
+    (TransformerHawkes, {"n_layers": 0}, "n_layers"),
+    (LogNormMix, {"n_components": 0}, "n_components"),
+    (LogNormMix, {"min_gap": -1.0}, "min_gap"),
+])
+def test_fit_rejects_bad_hyper_parameters(cls: type, params: dict, match: str) -> None:
+    # checked before any work: torch's own errors (or a NaN loss) would not name the parameter
+    with pytest.raises(PathwaysInputError, match=match):
+        cls(**{**TINY, **params}).fit(_seqs(4))
+
+
 def test_score_rejects_other_code_count(fitted: PathwaysEstimator) -> None:
     other = simulate_hawkes(np.array([0.5, 0.3]), np.zeros((2, 2)), end=10.0, n_sequences=3, seed=1)
     with pytest.raises(PathwaysInputError, match="codes"):

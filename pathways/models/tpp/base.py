@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -72,6 +72,21 @@ def _gaps(seqs: Sequences) -> np.ndarray:
     return np.where(first, rel, rel - prev)
 
 
+def check_real(name: str, value: Any, ok: Callable[[float], bool], expected: str) -> None:
+    """Raise a :class:`PathwaysInputError` naming ``name`` unless ``value`` is a finite real number accepted by ``ok``.
+
+    Parameters
+    ----------
+    name : the hyper-parameter, as the user spelled it.
+    value : its value.
+    ok : predicate on the value as a float.
+    expected : what a valid value is, for the message (e.g. "a number > 0").
+    """
+    real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not real or not np.isfinite(value) or not ok(float(value)):
+        raise PathwaysInputError(f"{name}: expected {expected}, got {value!r}")
+
+
 class TPPBase(PathwaysEstimator):
     """Common ``fit``/``score``/``predict_next``/``sample``/``intensities`` of the neural TPPs.
 
@@ -89,7 +104,19 @@ class TPPBase(PathwaysEstimator):
     #: points of the geometric grid on which ``predict_next`` integrates the density (intensity models)
     predict_grid_size: ClassVar[int] = 256
 
+    #: integer hyper-parameters that must be >= 1 (subclasses list their own)
+    _count_params: ClassVar[tuple[str, ...]] = ("hidden_size",)
+
     # -- hooks --------------------------------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        """Reject invalid hyper-parameters before any work (torch's own errors would not name them)."""
+        for name in self._count_params:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise PathwaysInputError(f"{name}: expected an integer >= 1, got {value!r}")
+        check_real("lr", self.lr, lambda v: v > 0, "a number > 0")
+        check_real("weight_decay", self.weight_decay, lambda v: v >= 0, "a number >= 0")
+
     def _module_kwargs(self) -> dict[str, Any]:
         """Architecture arguments of ``_module_class`` besides ``n_marks`` and ``time_scale``."""
         return {"hidden_size": self.hidden_size}
@@ -147,6 +174,7 @@ class TPPBase(PathwaysEstimator):
         """
         from pathways.training.trainer import Trainer  # training imports models lazily: keep the graph acyclic
 
+        self._check_params()
         seqs = _as_sequences(train, "train")
         if seqs.n_events == 0:
             raise PathwaysInputError(f"argument 'train': {len(seqs)} sequences but no event to learn from")

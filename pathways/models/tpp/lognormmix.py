@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 from pathways.encode.sequences import Sequences
 from pathways.errors import PathwaysDataWarning
-from pathways.models.tpp.base import TPPBase, _gaps
+from pathways.models.tpp.base import TPPBase, _gaps, check_real
 from pathways.models.tpp.modules import BatchTensors, Carry, TPPModule, time_features, unpack_batch
 
 
@@ -149,6 +149,7 @@ class LogNormMix(TPPBase):
     """
 
     _module_class = LogNormMixModule
+    _count_params = ("hidden_size", "n_components")
 
     def __init__(self, n_components: int = 8, min_gap: float = 1e-6, hidden_size: int = 32,
                  max_epochs: int = 50, lr: float = 3e-3, weight_decay: float = 0.0, batch_size: int = 64,
@@ -164,6 +165,10 @@ class LogNormMix(TPPBase):
         self.device = device
         self.seed = seed
         self.progress = progress
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_real("min_gap", self.min_gap, lambda v: v > 0, "a number > 0")
 
     def _module_kwargs(self) -> dict[str, Any]:
         return {"hidden_size": self.hidden_size, "n_components": self.n_components,

@@ -130,6 +130,7 @@ class NeuralHawkes(TPPBase):
     """
 
     _module_class = NeuralHawkesModule
+    _count_params = ("hidden_size", "n_mc_samples", "n_quadrature")
 
     def __init__(self, n_mc_samples: int = 10, n_quadrature: int = 32, hidden_size: int = 32,
                  max_epochs: int = 50, lr: float = 3e-3, weight_decay: float = 0.0, batch_size: int = 64,

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pathways.errors import PathwaysInputError
 from pathways.models.tpp.base import TPPBase
 from pathways.models.tpp.modules import BatchTensors, Carry, IntensityTPPModule, time_features, unpack_batch
 
@@ -170,6 +171,11 @@ class RMTPP(TPPBase):
         self.device = device
         self.seed = seed
         self.progress = progress
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.rnn_type not in ("rnn", "gru"):
+            raise PathwaysInputError(f"rnn_type: expected 'rnn' or 'gru', got {self.rnn_type!r}")
 
     def _module_kwargs(self) -> dict[str, Any]:
         return {"hidden_size": self.hidden_size, "rnn_type": self.rnn_type}

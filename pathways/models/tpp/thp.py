@@ -23,7 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pathways.models.tpp.base import TPPBase
+from pathways.errors import PathwaysInputError
+from pathways.models.tpp.base import TPPBase, check_real
 from pathways.models.tpp.modules import BatchTensors, Carry, IntensityTPPModule, scaled_softplus, time_features
 
 
@@ -125,6 +126,7 @@ class TransformerHawkes(TPPBase):
     """
 
     _module_class = TransformerHawkesModule
+    _count_params = ("hidden_size", "n_layers", "n_heads", "n_mc_samples", "n_quadrature")
 
     def __init__(self, n_layers: int = 2, n_heads: int = 2, dropout: float = 0.0, n_mc_samples: int = 20,
                  n_quadrature: int = 32, hidden_size: int = 32,
@@ -144,6 +146,13 @@ class TransformerHawkes(TPPBase):
         self.device = device
         self.seed = seed
         self.progress = progress
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_real("dropout", self.dropout, lambda v: 0 <= v < 1, "a number in [0, 1)")
+        if self.hidden_size % self.n_heads:
+            raise PathwaysInputError(f"hidden_size: {self.hidden_size} is not a multiple of n_heads={self.n_heads} "
+                                     "(each attention head takes an equal share)")
 
     def _module_kwargs(self) -> dict[str, Any]:
         return {"hidden_size": self.hidden_size, "n_layers": self.n_layers, "n_heads": self.n_heads,
