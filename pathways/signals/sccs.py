@@ -336,7 +336,8 @@ def fista(d: LagDesign, weights: torch.Tensor, beta0: torch.Tensor, prox, penalt
     gradient steps — the loss curvature differs by orders of magnitude between a drug taken by most cases and a rare
     one. Each column keeps its own Lipschitz estimate (backtracking in the metric's norm, slowly relaxed so steps grow
     back), momentum, restart (objective increase) and stopping test (``||x_k - x_{k-1}||_2 / max(1, ||x_{k-1}||_2)``
-    below ``tol``, tick's criterion); converged columns are frozen.
+    below ``tol``, tick's criterion, or a relative objective change below ``tol**2``); converged columns are
+    frozen.
 
     Returns
     -------
@@ -365,6 +366,7 @@ def fista(d: LagDesign, weights: torch.Tensor, beta0: torch.Tensor, prox, penalt
                 break
             lip = torch.where(bad, lip * 2.0, lip)
         obj_new = f_new + penalty(x_new)
+        f_prev = f_x
         restart = obj_new > f_x
         change = torch.linalg.vector_norm(x_new - x, dim=0) / torch.linalg.vector_norm(x, dim=0).clamp_min(1.0)
         t_next = (1.0 + torch.sqrt(1.0 + 4.0 * t_mom * t_mom)) / 2.0
@@ -375,7 +377,10 @@ def fista(d: LagDesign, weights: torch.Tensor, beta0: torch.Tensor, prox, penalt
         z = torch.where(active, z_new, z)
         f_x = torch.where(active, obj_new, f_x)
         t_mom = torch.where(restart, torch.ones_like(t_next), t_next)
-        active = active & (change > tol)
+        # converged: iterates settled, or the objective no longer moves (flat directions — coefficients that no
+        # case informs — can keep the iterates drifting without any effect on the fit)
+        stalled = (obj_new - f_prev).abs() <= tol * tol * f_prev.abs().clamp_min(1.0)
+        active = active & (change > tol) & ~stalled
         if not bool(active.any()):
             break
     return x, n_iter, lip
