@@ -8,5 +8,16 @@ from pathways.errors import PathwaysDataWarning, PathwaysInputError
 
 __version__ = "0.1.0"
 
+
+def load(path: str, device: str = "cpu") -> object:
+    """Load a checkpoint written by pathways and return the ready model (no pickled code is executed).
+
+    See :func:`pathways.checkpoint.load`; imported lazily so that ``import pathways`` stays light.
+    """
+    from pathways.checkpoint import load as _load
+
+    return _load(path, device=device)
+
+
 __all__ = ["EventLog", "Vocabulary", "Sequences", "to_sequences", "PathwaysInputError", "PathwaysDataWarning",
-           "__version__"]
+           "load", "__version__"]
