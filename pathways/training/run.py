@@ -348,7 +348,7 @@ def _truth_metrics(model: Any, truth: Any) -> dict[str, Any]:
 # factors
 # ----------------------------------------------------------------------------------------------------------------
 def model_factors(model: Any, train: Any, counts: pd.DataFrame | None, *, intervals: str | None = "fisher",
-                  max_interval_params: int = 5000) -> pd.DataFrame | None:
+                  max_interval_params: int = 12000) -> pd.DataFrame | None:
     """Factors table of a fitted model: Hawkes excitation (with intervals when affordable), SCCS curves, attributions.
 
     Hawkes intervals (``intervals="fisher"``: Wald intervals from the observed information) cost a dense
@@ -425,7 +425,7 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
     if cfg.report.enabled:
         counts = code_counts(train_x) if hasattr(train_x, "marks") else None
         factors = model_factors(model, train_x, counts, intervals=cfg.report.get("intervals", "fisher"),
-                                max_interval_params=int(cfg.report.get("max_interval_params", 5000)))
+                                max_interval_params=int(cfg.report.get("max_interval_params", 12000)))
         result.report = write_report(
             out / "report", title=f"{cfg.name}: {type(model).__name__}", model=model, metrics=metrics,
             history=history, factors=factors, counts=counts, summary=_data_summary(data, train_x, cfg),

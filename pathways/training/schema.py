@@ -71,7 +71,7 @@ class ReportConfig:
     top_k: int = 20
     figures: bool = True
     intervals: Optional[str] = "fisher"
-    max_interval_params: int = 5000
+    max_interval_params: int = 12000
 
 
 @dataclass
