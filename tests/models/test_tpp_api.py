@@ -56,6 +56,7 @@ def test_fit_rejects_bad_input() -> None:
 @pytest.mark.parametrize("cls,params,match", [
     (RMTPP, {"hidden_size": 0}, "hidden_size: expected an integer >= 1"),
     (RMTPP, {"hidden_size": 2.5}, "hidden_size"),
+    (RMTPP, {"max_epochs": 0}, "max_epochs"),
     (RMTPP, {"lr": -1.0}, "lr: expected a number > 0"),
     (RMTPP, {"lr": float("nan")}, "lr"),
     (RMTPP, {"weight_decay": -0.1}, "weight_decay"),

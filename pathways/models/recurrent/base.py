@@ -11,7 +11,7 @@ probabilities for ``K`` labels. ``predict`` thresholds at ``threshold``.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ import torch
 from pathways.errors import PathwaysInputError
 from pathways.metrics import mean_log_likelihood
 from pathways.models.base import NotFittedError, PathwaysEstimator
+from pathways.models.params import check_counts, check_fraction, check_real
 from pathways.models.recurrent.data import DenseBatcher, OutcomeData, as_outcome_data
 from pathways.training.device import resolve_device
 
@@ -123,6 +124,20 @@ class NeuralOutcomeModel(OutcomeModelBase):
     progress: bool
     trainer_kwargs: dict | None
     # Each concrete model defines ``_build_module() -> torch.nn.Module`` from its parameters and learned layout.
+    #: integer parameters that must be >= 1, and dropout probabilities (subclasses list their own)
+    _count_params: ClassVar[tuple[str, ...]] = ("embedding_dim",)
+    _fraction_params: ClassVar[tuple[str, ...]] = ()
+
+    def _check_params(self) -> None:
+        """Reject invalid hyper-parameters before any work (see :mod:`pathways.models.params`)."""
+        check_counts(self, self._count_params + ("batch_size", "max_epochs"))
+        for name in self._fraction_params:
+            check_fraction(name, getattr(self, name))
+        check_real("lr", self.lr, lambda v: v > 0, "a number > 0")
+        check_real("weight_decay", self.weight_decay, lambda v: v >= 0, "a number >= 0")
+        check_real("threshold", self.threshold, lambda v: 0 <= v <= 1, "a probability in [0, 1]")
+        if self.max_bins is not None:
+            check_counts(self, ("max_bins",))
 
     def _batcher(self, data: OutcomeData, device: torch.device) -> DenseBatcher:
         return DenseBatcher(
@@ -150,6 +165,7 @@ class NeuralOutcomeModel(OutcomeModelBase):
         """
         from pathways.training import Trainer  # imported here: training depends on models, not the reverse
 
+        self._check_params()
         data = as_outcome_data(X, y, static, require_y=True)
         self._learn_layout(data)
         val = None

@@ -100,6 +100,9 @@ class GRUOutcome(NeuralOutcomeModel):
         self.progress = progress
         self.trainer_kwargs = trainer_kwargs
 
+    _count_params = ("embedding_dim", "hidden_size", "num_layers")
+    _fraction_params = ("dropout",)
+
     def _build_module(self) -> nn.Module:
         if self.cell not in ("gru", "lstm"):
             raise PathwaysInputError(f"cell: expected 'gru' or 'lstm', got {self.cell!r}")

@@ -8,6 +8,7 @@ import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 
 from pathways.errors import PathwaysInputError
+from pathways.models.params import check_counts, check_real
 from pathways.models.recurrent.base import OutcomeModelBase
 from pathways.models.recurrent.data import OutcomeData, as_outcome_data
 
@@ -93,6 +94,9 @@ class CountsLogisticBaseline(OutcomeModelBase):
         -------
         self
         """
+        check_real("C", self.C, lambda v: v > 0, "a number > 0")
+        check_real("threshold", self.threshold, lambda v: 0 <= v <= 1, "a probability in [0, 1]")
+        check_counts(self, ("max_iter",))
         data = as_outcome_data(X, y, static, require_y=True)
         self._learn_layout(data)
         windows = np.asarray(tuple(self.windows_days), dtype=np.float64)

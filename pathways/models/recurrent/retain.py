@@ -80,6 +80,9 @@ class RETAIN(NeuralOutcomeModel):
         self.progress = progress
         self.trainer_kwargs = trainer_kwargs
 
+    _count_params = ("embedding_dim", "alpha_hidden", "beta_hidden")
+    _fraction_params = ("dropout_emb", "dropout_context")
+
     def _build_module(self) -> nn.Module:
         return RETAINNet(
             n_codes=self.n_codes_, n_labels=self.n_labels_, n_static=self.n_static_,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from pathways.data.eventlog import EventLog
 from pathways.encode.sequences import Sequences
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.models.base import NotFittedError, PathwaysEstimator, as_sequences
+from pathways.models.params import check_counts, check_real
 from pathways.models.tpp.modules import TPPModule, unpack_batch
 from pathways.training.device import resolve_device
 from pathways.utils import SeedLike, logger, rng
@@ -72,21 +73,6 @@ def _gaps(seqs: Sequences) -> np.ndarray:
     return np.where(first, rel, rel - prev)
 
 
-def check_real(name: str, value: Any, ok: Callable[[float], bool], expected: str) -> None:
-    """Raise a :class:`PathwaysInputError` naming ``name`` unless ``value`` is a finite real number accepted by ``ok``.
-
-    Parameters
-    ----------
-    name : the hyper-parameter, as the user spelled it.
-    value : its value.
-    ok : predicate on the value as a float.
-    expected : what a valid value is, for the message (e.g. "a number > 0").
-    """
-    real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not real or not np.isfinite(value) or not ok(float(value)):
-        raise PathwaysInputError(f"{name}: expected {expected}, got {value!r}")
-
-
 class TPPBase(PathwaysEstimator):
     """Common ``fit``/``score``/``predict_next``/``sample``/``intensities`` of the neural TPPs.
 
@@ -109,11 +95,8 @@ class TPPBase(PathwaysEstimator):
 
     # -- hooks --------------------------------------------------------------------------------------------------
     def _check_params(self) -> None:
-        """Reject invalid hyper-parameters before any work (torch's own errors would not name them)."""
-        for name in self._count_params:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise PathwaysInputError(f"{name}: expected an integer >= 1, got {value!r}")
+        """Reject invalid hyper-parameters before any work (see :mod:`pathways.models.params`)."""
+        check_counts(self, self._count_params + ("batch_size", "max_epochs"))
         check_real("lr", self.lr, lambda v: v > 0, "a number > 0")
         check_real("weight_decay", self.weight_decay, lambda v: v >= 0, "a number >= 0")
 

@@ -27,7 +27,8 @@ from torch.nn import functional as F
 
 from pathways.encode.sequences import Sequences
 from pathways.errors import PathwaysDataWarning
-from pathways.models.tpp.base import TPPBase, _gaps, check_real
+from pathways.models.params import check_real
+from pathways.models.tpp.base import TPPBase, _gaps
 from pathways.models.tpp.modules import BatchTensors, Carry, TPPModule, time_features, unpack_batch
 
 

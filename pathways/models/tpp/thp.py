@@ -24,7 +24,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from pathways.errors import PathwaysInputError
-from pathways.models.tpp.base import TPPBase, check_real
+from pathways.models.params import check_fraction
+from pathways.models.tpp.base import TPPBase
 from pathways.models.tpp.modules import BatchTensors, Carry, IntensityTPPModule, scaled_softplus, time_features
 
 
@@ -149,7 +150,7 @@ class TransformerHawkes(TPPBase):
 
     def _check_params(self) -> None:
         super()._check_params()
-        check_real("dropout", self.dropout, lambda v: 0 <= v < 1, "a number in [0, 1)")
+        check_fraction("dropout", self.dropout)
         if self.hidden_size % self.n_heads:
             raise PathwaysInputError(f"hidden_size: {self.hidden_size} is not a multiple of n_heads={self.n_heads} "
                                      "(each attention head takes an equal share)")
