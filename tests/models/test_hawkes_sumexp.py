@@ -93,3 +93,5 @@ def test_bad_decays() -> None:
     for decays in ([], [1.0, -2.0], [np.inf]):
         with pytest.raises(PathwaysInputError, match="decays"):
             HawkesSumExpKernel(decays=decays).fit(seqs)
+    with pytest.raises(PathwaysInputError, match="decays: expected distinct values"):
+        HawkesSumExpKernel(decays=[1.0, 1.0]).fit(seqs)

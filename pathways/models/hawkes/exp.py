@@ -42,6 +42,7 @@ from pathways.encode.sequences import Sequences
 from pathways.errors import PathwaysInputError
 from pathways.models.hawkes.base import HawkesBase
 from pathways.synthetic.hawkes import simulate_hawkes
+from pathways.training.device import resolve_device
 from pathways.utils import SeedLike, logger, offsets_from_sorted, segment_ids
 
 _PENALTIES = (None, "none", "l1", "l2", "elasticnet", "nuclear")
@@ -664,6 +665,9 @@ class HawkesSumExpKernel(HawkesBase):
         decays = np.atleast_1d(np.asarray(self.decays, dtype=np.float64))
         if decays.ndim != 1 or decays.size == 0 or not np.all(np.isfinite(decays)) or np.any(decays <= 0):
             raise PathwaysInputError(f"decays: expected positive finite values, got {self.decays!r}")
+        if np.unique(decays).size < decays.size:
+            # two components with one decay are the same kernel: their split of the adjacency is not identified
+            raise PathwaysInputError(f"decays: expected distinct values, got {self.decays!r}")
         return decays
 
     def _check_params(self) -> None:
@@ -683,12 +687,8 @@ class HawkesSumExpKernel(HawkesBase):
             raise PathwaysInputError("learn_decay: not available with penalty='nuclear'")
 
     def _device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        dev = torch.device(self.device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise PathwaysInputError(f"device: {self.device!r} requested but CUDA is not available")
-        return dev
+        # one device policy for every torch model: "auto", "cpu", "cuda[:N]", unknown names rejected by name
+        return resolve_device(self.device)
 
     @property
     def _penalty_kind(self) -> str | None:
