@@ -113,6 +113,8 @@ def test_bad_input_for_the_common_face(model, data: Sequences) -> None:
         model.simulate(-1.0)
     with pytest.raises(PathwaysInputError, match="unseen"):
         model.get_kernel_values("9", "0", np.ones(2))
+    with pytest.raises(PathwaysInputError, match="t: 1 NaN lag"):
+        model.get_kernel_values("0", "0", np.array([1.0, np.nan]))
     with pytest.raises(PathwaysInputError, match="data"):
         model.score({"times": [1.0]})
 

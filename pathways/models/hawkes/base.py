@@ -262,6 +262,9 @@ class HawkesBase(PathwaysEstimator, abc.ABC):
         self._check_fitted()
         i, j = self._code_index(i, "i"), self._code_index(j, "j")
         t = np.atleast_1d(np.asarray(t, dtype=np.float64))
+        if np.isnan(t).any():  # a NaN lag compares false everywhere and would read as "no effect"
+            raise PathwaysInputError(f"t: {int(np.isnan(t).sum())} NaN lag(s) of {t.size}, first at position "
+                                     f"{int(np.flatnonzero(np.isnan(t))[0])}")
         return self._kernel_columns(t, np.full(t.size, j, dtype=np.int64))[:, i]
 
     def get_kernel_supports(self) -> np.ndarray:
