@@ -32,6 +32,7 @@ import torch
 
 from pathways.encode.sequences import Sequences
 from pathways.errors import PathwaysInputError
+from pathways.training.device import resolve_device
 from pathways.models.hawkes.base import HawkesBase
 from pathways.synthetic.hawkes import simulate_hawkes
 from pathways.utils import SeedLike
@@ -603,23 +604,6 @@ def observed_information_se(
 # --------------------------------------------------------------------------------------------------------------
 # Estimator
 # --------------------------------------------------------------------------------------------------------------
-def _torch_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"``/None -> CUDA when available else CPU; an unavailable CUDA request is an input error.
-
-    (A private copy of the rule in ``pathways.training.device``: models must not import the training layer.)
-    """
-    name = "auto" if device is None else str(device).lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device("cuda" if name == "gpu" else name)
-    except RuntimeError:
-        raise PathwaysInputError(f"argument 'device': unknown device {device!r}; use 'cpu', 'cuda' or 'auto'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise PathwaysInputError(f"argument 'device': {device!r} requested but CUDA is not available")
-    return dev
-
-
 class HawkesEM(HawkesBase):
     """Multivariate Hawkes process with nonparametric piecewise-constant kernels, fitted by EM.
 
@@ -713,7 +697,7 @@ class HawkesEM(HawkesBase):
 
     def _design(self, seqs: Sequences, edges: np.ndarray | None = None) -> EMDesign:
         return build_design(seqs.times, seqs.marks, seqs.offsets, seqs.start, seqs.end, seqs.n_codes,
-                            self.kernel_edges_ if edges is None else edges, _torch_device(self.device))
+                            self.kernel_edges_ if edges is None else edges, resolve_device(self.device))
 
     def _start(self, edges: np.ndarray, n_codes: int) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Previous fitted parameters when warm starting on the same codes and bins, else None."""
