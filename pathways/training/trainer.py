@@ -232,8 +232,27 @@ class Trainer:
                 setattr(self, key, value)
         return replaced
 
+    def _check_settings(self) -> None:
+        """Reject settings that would otherwise surface as a torch error, a NaN loss or a silent no-op."""
+        checks = [
+            ("max_epochs", self.max_epochs, lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+            ("lr", self.lr, lambda v: np.isfinite(v) and v > 0, "a finite number > 0"),
+            ("weight_decay", self.weight_decay, lambda v: np.isfinite(v) and v >= 0, "a finite number >= 0"),
+            ("batch_size", self.batch_size, lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+            ("patience", self.patience, lambda v: v is None or (isinstance(v, int) and v >= 1), "None or >= 1"),
+            ("grad_clip", self.grad_clip, lambda v: v is None or (np.isfinite(v) and v > 0), "None or > 0"),
+        ]
+        for name, value, ok, expected in checks:
+            try:
+                valid = bool(ok(value))
+            except TypeError:
+                valid = False
+            if not valid:
+                raise PathwaysInputError(f"trainer setting '{name}': expected {expected}, got {value!r}")
+
     def _fit(self, module: torch.nn.Module, train_batches: BatchSource,
              val_batches: BatchSource | None) -> list[dict[str, Any]]:
+        self._check_settings()
         seed_everything(self.seed, self.deterministic)
         device = resolve_device(self.device)
         precision = self._precision(device)

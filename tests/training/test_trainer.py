@@ -159,3 +159,16 @@ def test_training_defaults_reach_estimator_trainers_but_explicit_wins(tmp_path):
     with pytest.raises(PathwaysInputError, match="unknown setting"):
         with training_defaults(max_epochs=3):
             pass
+
+
+@pytest.mark.parametrize("setting,value", [("lr", 0.0), ("lr", float("nan")), ("weight_decay", -1.0),
+                                           ("batch_size", 0), ("max_epochs", 0), ("patience", 0),
+                                           ("grad_clip", -1.0)])
+def test_invalid_settings_are_named(setting, value):
+    from pathways.errors import PathwaysInputError
+    from pathways.training import Trainer
+
+    trainer = Trainer(progress=False, **{setting: value})
+    module = torch.nn.Linear(1, 1)
+    with pytest.raises(PathwaysInputError, match=f"trainer setting '{setting}'"):
+        trainer.fit(module, lambda epoch: [])
