@@ -195,6 +195,7 @@ def main() -> None:
     print(table)
     with atomic_path(args.out) as tmp:
         tmp.write_text(table)
+        tmp.chmod(0o644)  # mkstemp's 0600 would hide the table from other users
 
 
 if __name__ == "__main__":
