@@ -375,9 +375,10 @@ def sccs_data(log: Any, exposures: Any, outcome: Any, bucket_size: float, *, n_b
 
     Parameters
     ----------
-    log : EventLog
+    log : EventLog or Cohort
         Events sorted by (patient, time); ``log.patients`` gives ``start``/``end`` (observation window), ``death``
-        (closes the window) and ``birth`` (needed only for age groups).
+        (closes the window) and ``birth`` (needed only for age groups). A :class:`pathways.cohort.Cohort` is read
+        through its ``to_eventlog()`` (``case_patient`` then indexes the cohort's subjects).
     exposures : str, sequence of str or mapping name -> codes
         Exposure codes. Every event of one of these codes is an exposure *start*; a mapping merges several codes
         into one exposure (e.g. an ATC class).
@@ -403,6 +404,8 @@ def sccs_data(log: Any, exposures: Any, outcome: Any, bucket_size: float, *, n_b
         One case per patient with an outcome in the window; exposures starting before the window or after the
         case's censoring are dropped and counted in ``info`` (a :class:`PathwaysDataWarning` reports them).
     """
+    if hasattr(log, "to_eventlog") and not hasattr(log, "offsets"):  # a Cohort (duck-typed: encode sits below it)
+        log = log.to_eventlog()
     if not np.isfinite(bucket_size) or bucket_size <= 0:
         raise PathwaysInputError(f"bucket_size must be a positive number, got {bucket_size!r}")
     if outcome_mode not in ("first", "all"):

@@ -418,7 +418,7 @@ def as_sccs_data(X: Any, labels: Sequence[Any] | None = None, censoring: Any | N
         if labels is not None or censoring is not None or encode_kwargs:
             raise PathwaysInputError("labels/censoring/encoder arguments must not be given with SCCSData")
         return X
-    if isinstance(X, EventLog):
+    if isinstance(X, EventLog) or hasattr(X, "to_eventlog"):  # an EventLog or a pathways.cohort.Cohort
         if labels is not None or censoring is not None:
             raise PathwaysInputError("labels/censoring must not be given with an EventLog: pass exposures=, "
                                      "outcome=, bucket_size= to encode it")

@@ -155,3 +155,14 @@ def test_eventlog_exposures_after_death_are_counted():
         data = sccs_data(log, ["DRUG_A"], "MI", bucket_size=1.0)
     assert data.exposure_case.size == 0 and data.info["exposures_after_censoring"] == 1
     assert list(data.censoring) == [6]
+
+
+def test_cohort_input_is_read_through_its_eventlog():
+    from pathways.cohort import Cohort
+    log = make_log()
+    cohort = Cohort("cases", [0, 1], log)  # the two patients with an MI, all their events
+    data = sccs_data(cohort, ["DRUG_A", "DRUG_B"], "MI", bucket_size=4.0)
+    direct = sccs_data(log, ["DRUG_A", "DRUG_B"], "MI", bucket_size=4.0)
+    np.testing.assert_array_equal(data.outcome_bucket, direct.outcome_bucket)
+    np.testing.assert_array_equal(data.exposure_feature, direct.exposure_feature)
+    assert data.n_cases == 2
