@@ -38,6 +38,7 @@ import torch
 from scipy import stats
 
 from pathways.encode.sccs import SCCSData, _ranges, sccs_data
+from pathways.training.device import resolve_device
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.models.base import PathwaysEstimator
 from pathways.utils import rng as make_rng
@@ -469,12 +470,6 @@ def _resolve_penalized(penalized: Any, data: SCCSData) -> np.ndarray:
     return mask
 
 
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _check_penalty(name: str, value: Any) -> float | None:
     if value is None:
         return None
@@ -639,7 +634,7 @@ class ConvSCCS(PathwaysEstimator):
         if data.n_features != self.feature_names_.size:
             raise PathwaysInputError(f"X has {data.n_features} features, the model was fitted on "
                                      f"{self.feature_names_.size}")
-        design = lag_design(data, self.n_lags_, _resolve_device(self.device), self._dtype())
+        design = lag_design(data, self.n_lags_, resolve_device(self.device), self._dtype())
         beta = torch.as_tensor(self.coef_, dtype=self._dtype(), device=design.X.device)[:, None]
         ll = batched_loss(design, beta, torch.zeros(data.n_cases, 1, dtype=beta.dtype, device=beta.device),
                           grad=False)[2]
@@ -705,7 +700,7 @@ class ConvSCCS(PathwaysEstimator):
         self.outcome_name_ = data.outcome_name if data.outcome_name is not None else "outcome"
         if self.n_cases_ == 0:
             raise PathwaysInputError("X has no case with an outcome: nothing to fit")
-        return lag_design(data, self.n_lags_, _resolve_device(self.device), self._dtype())
+        return lag_design(data, self.n_lags_, resolve_device(self.device), self._dtype())
 
     def _solve(self, design: LagDesign, weights: torch.Tensor, beta0: torch.Tensor | None, C_tv: float | None,
                C_gl: float | None, lip: torch.Tensor | None = None) -> tuple[torch.Tensor, int, torch.Tensor]:
