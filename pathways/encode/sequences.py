@@ -5,13 +5,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
-import torch
 
 from pathways.data.vocabulary import Vocabulary
 from pathways.errors import PathwaysInputError
 from pathways.utils import SeedLike, rng, segment_ids
 
 if TYPE_CHECKING:
+    import torch
+
     from pathways.data.eventlog import EventLog
 
 
@@ -198,7 +199,7 @@ class Sequences:
 
     # -- batching -------------------------------------------------------------------------------------------------
     def batches(self, batch_size: int = 64, *, shuffle: bool = False, seed: SeedLike = None, bucket: bool = True,
-                device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> Iterator[PaddedBatch]:
+                device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> Iterator[PaddedBatch]:
         """Yield padded batches; with ``bucket`` sequences of similar length share a batch (little padding).
 
         Bucketing sorts by length, cuts batches, then shuffles the batch order (when ``shuffle``), so every epoch
@@ -219,7 +220,7 @@ class Sequences:
             yield self.pad(chunk, device=device, dtype=dtype)
 
     def pad(self, idx: np.ndarray, device: str | torch.device = "cpu",
-            dtype: torch.dtype = torch.float32) -> PaddedBatch:
+            dtype: torch.dtype | None = None) -> PaddedBatch:
         """Padded tensors for the sequences ``idx`` (vectorised scatter into a (B, L) grid)."""
         idx = np.asarray(idx, dtype=np.int64)
         lengths = self.lengths[idx]
@@ -234,6 +235,9 @@ class Sequences:
         times[row, col] = self.times[src] - self.start[idx][row]
         marks[row, col] = self.marks[src]
         mask[row, col] = True
+        import torch  # imported on first use: reading and encoding data never needs it
+
+        dtype = torch.float32 if dtype is None else dtype
         as_t = lambda a, dt=None: torch.as_tensor(a, dtype=dt, device=device)  # noqa: E731
         return PaddedBatch(
             times=as_t(times, dtype), marks=as_t(marks), mask=as_t(mask), lengths=as_t(lengths),

@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Iterator, Literal, Sequence
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import torch
 
 from pathways.data.vocabulary import Vocabulary
 from pathways.errors import PathwaysDataWarning, PathwaysInputError, describe_bad_rows
 from pathways.utils import SeedLike, rng, segment_ids
 
 if TYPE_CHECKING:
+    import torch
+
     from pathways.data.eventlog import EventLog
 
 
@@ -165,7 +166,7 @@ class SparseSeries:
         dense: bool = True,
         *,
         device: str | torch.device = "cpu",
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Batch of patients as a (B, T, n_codes) tensor padded with zeros after each patient's last bin.
 
@@ -173,13 +174,16 @@ class SparseSeries:
         ----------
         idx : patients to take (default all).
         dense : dense tensor, or a torch sparse COO tensor of the same shape.
-        device, dtype : of the values tensor.
+        device, dtype : of the values tensor (default float32).
 
         Returns
         -------
         (values, lengths): values (B, T, n_codes) with T = the longest selected patient; lengths (B,) long =
         bins per patient (rows at positions >= length are padding).
         """
+        import torch  # imported on first use: reading and encoding data never needs it
+
+        dtype = torch.float32 if dtype is None else dtype
         sel = np.arange(len(self)) if idx is None else self._select(idx)
         lengths = self.lengths[sel]
         width = int(lengths.max()) if lengths.size else 0
@@ -207,7 +211,7 @@ class SparseSeries:
         seed: SeedLike = None,
         dense: bool = True,
         device: str | torch.device = "cpu",
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | None = None,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, np.ndarray]]:
         """Yield ``(values, lengths, patient_indices)`` batches covering every patient once."""
         if batch_size < 1:
