@@ -157,3 +157,59 @@ def plot_signals(signals: pd.DataFrame, path: str | os.PathLike | None = None, *
     ax.set_title(title)
     _save(fig, path)
     return fig
+
+
+def plot_volcano(signals: pd.DataFrame, path: str | os.PathLike | None = None, *,
+                 title: str = "Signals: estimate vs q-value") -> Any:
+    """Volcano plot of a signal table: log2 estimate against -log10 q (calibrated q when present), per method."""
+    for col in ("method", "estimate", "q"):
+        if col not in signals.columns:
+            raise PathwaysInputError(f"argument 'signals': missing column '{col}'")
+    fig = _figure(6.5, 4.5)
+    ax = fig.add_subplot()
+    q_col = "q_calibrated" if "q_calibrated" in signals.columns and signals["q_calibrated"].notna().any() else "q"
+    for method, part in signals.groupby("method", sort=True):
+        q = part[q_col].fillna(part["q"]).to_numpy(float)
+        est = part["estimate"].to_numpy(float)
+        ok = np.isfinite(q) & np.isfinite(est) & (est > 0)
+        if not ok.any():
+            continue  # Bayesian methods have no q-value
+        flag = part["flag"].to_numpy(bool)[ok] if "flag" in part.columns else np.zeros(int(ok.sum()), bool)
+        y = -np.log10(np.clip(q[ok], 1e-300, 1.0))
+        ax.scatter(np.log2(est[ok]), y, s=np.where(flag, 30, 12), label=str(method), alpha=0.8)
+    ax.axhline(-np.log10(0.05), color="0.5", ls="--", lw=1)
+    ax.axvline(0.0, color="0.5", ls=":", lw=1)
+    ax.set_xlabel("log2 estimate (ratio scale)")
+    ax.set_ylabel(f"-log10 {q_col}")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    return fig
+
+
+def plot_relative_incidence(curves: pd.DataFrame, path: str | os.PathLike | None = None, *, max_panels: int = 12,
+                            title: str = "Relative incidence after exposure") -> Any:
+    """Step curves of relative incidence by lag with their intervals, one panel per (exposure, outcome)."""
+    need = ("exposure", "outcome", "lag_start", "lag_end", "ri", "ci_low", "ci_high")
+    missing = [c for c in need if c not in curves.columns]
+    if missing:
+        raise PathwaysInputError(f"argument 'curves': missing column(s) {missing}")
+    pairs = list(curves.groupby(["exposure", "outcome"], sort=True))[: int(max_panels)]
+    n = max(len(pairs), 1)
+    cols = min(n, 3)
+    rows = int(np.ceil(n / cols))
+    fig = _figure(4.0 * cols, 3.0 * rows)
+    for i, ((exposure, outcome), part) in enumerate(pairs):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        part = part.sort_values("lag_start")
+        x = np.concatenate([part["lag_start"].to_numpy(float), part["lag_end"].to_numpy(float)[-1:]])
+        for col, style in (("ri", "-"), ("ci_low", ":"), ("ci_high", ":")):
+            y = part[col].to_numpy(float)
+            ax.step(x, np.concatenate([y, y[-1:]]), where="post", ls=style, color="tab:blue")
+        ax.axhline(1.0, color="0.5", ls="--", lw=1)
+        ax.set_title(f"{exposure} → {outcome}", fontsize=9)
+        ax.set_xlabel("days after dispensation", fontsize=8)
+        ax.set_ylabel("relative incidence", fontsize=8)
+    fig.suptitle(title)
+    _save(fig, path)
+    return fig

@@ -149,6 +149,42 @@ def _sccs(log: EventLog, design: StudyDesign, drug_idx: np.ndarray, outcome_idx:
     return pd.concat(rows, ignore_index=True)
 
 
+def relative_incidence_curves(log: EventLog, pairs: Sequence[tuple[str, str]], *,
+                               lag_edges_days: Sequence[float] = (0, 14, 28, 42, 56, 90), bucket_days: float = 7.0,
+                               outcome_mode: str = "first", alpha: float = 0.05) -> pd.DataFrame:
+    """Relative incidence as a step function of the lag after a dispensation, with Wald intervals.
+
+    For every outcome of ``pairs``, one classic SCCS with consecutive risk windows (``lag_edges_days``, cut to
+    buckets) per drug of those pairs; each window's relative incidence and interval is one step of the curve.
+
+    Returns
+    -------
+    DataFrame ``exposure, outcome, lag_start, lag_end`` (days), ``ri, ci_low, ci_high, n_outcomes``.
+    """
+    edges = np.unique(np.round(np.asarray(lag_edges_days, dtype=float) / bucket_days).astype(int))
+    if edges.size < 2:
+        raise PathwaysInputError("lag_edges_days: need at least two distinct edges (one window) at this bucket size")
+    windows = [[int(a), int(b) - 1] for a, b in zip(edges[:-1], edges[1:])]
+    frame = pd.DataFrame(list(pairs), columns=["exposure", "outcome"]).drop_duplicates()
+    rows = []
+    for outcome, part in frame.groupby("outcome", sort=True):  # one model per outcome, never per patient
+        drugs = part["exposure"].astype(str).tolist()
+        data = sccs_data(log, {d: [d] for d in drugs}, [str(outcome)], bucket_days, outcome_mode=outcome_mode)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PathwaysDataWarning)
+            res = SCCS(risk_windows=windows, ci_level=1 - alpha).fit(data).results_
+        res = res[res["kind"] == "exposure"]
+        rows.append(pd.DataFrame({
+            "exposure": res["feature"].to_numpy(), "outcome": outcome,
+            "lag_start": res["window_start"].to_numpy() * bucket_days,
+            "lag_end": (res["window_end"].to_numpy() + 1) * bucket_days,
+            "ri": res["ri"].to_numpy(), "ci_low": res["ci_low"].to_numpy(), "ci_high": res["ci_high"].to_numpy(),
+            "n_outcomes": res["n_outcomes"].to_numpy(),
+        }))
+    columns = ["exposure", "outcome", "lag_start", "lag_end", "ri", "ci_low", "ci_high", "n_outcomes"]
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=columns)
+
+
 def negative_control_pairs(drugs: Iterable[str], outcomes: Iterable[str],
                            known: Iterable[tuple[str, str]] = ()) -> list[tuple[str, str]]:
     """All (drug, outcome) pairs except ``known`` ones: a starting list of negative controls to review."""

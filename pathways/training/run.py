@@ -31,7 +31,7 @@ from pathways.checkpoint import data_fingerprint, load, save, to_jsonable
 from pathways.data.eventlog import EventLog
 from pathways.encode.sequences import Sequences, to_sequences
 from pathways.errors import PathwaysInputError
-from pathways.report import Report, code_counts, hawkes_factors, write_report
+from pathways.report import Report, code_counts, hawkes_factors, suppress_small_counts, write_report
 from pathways.training.device import resolve_device
 from pathways.training.schema import validate_config
 from pathways.training.sweep import SUMMARY_FILE
@@ -660,12 +660,64 @@ def detect_signals(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
     metrics.update(_signal_truth_metrics(table, truth))
     result = RunResult(output_dir=out, metrics=metrics)
     report_cfg = cfg.get("report") or {}
+    min_cell = report_cfg.get("min_cell_count")
+    figures = bool(report_cfg.get("figures", True))
     result.report = write_report(out / "report", title=f"{cfg.get('name', 'signals')}: signal table",
-                                 metrics=metrics, signals=table,
-                                 min_cell_count=report_cfg.get("min_cell_count"),
-                                 top_k=int(report_cfg.get("top_k", 20)), figures=bool(report_cfg.get("figures", True)))
+                                 metrics=metrics, signals=table, min_cell_count=min_cell,
+                                 top_k=int(report_cfg.get("top_k", 20)), figures=figures)
+    result.files.update(_write_signal_outputs(out, data, table, node, min_cell, figures))
     _write_summary(out, result, "ok")
     return result
+
+
+def _write_signal_outputs(out: Path, log: EventLog, table: pd.DataFrame, node: DictConfig,
+                          min_cell_count: int | None, figures: bool) -> dict[str, Path]:
+    """signals.parquet, anomalies.parquet, relative-incidence curves of the flagged SCCS pairs, volcano plot."""
+    from pathways.signals import count_anomaly_scores
+    from pathways.signals.detect import relative_incidence_curves
+
+    files: dict[str, Path] = {}
+    signals = suppress_small_counts(table, min_cell_count)
+    signals.attrs = {}  # parquet metadata must stay JSON: the fitted nulls live in the report's metrics
+    files["signals_parquet"] = _write_parquet(signals, out / "signals.parquet")
+    units = ["patient"] + [u for u in ("prescriber", "pharmacy") if u in log.extras]
+    anomalies = pd.concat([count_anomaly_scores(log, unit=u) for u in units], ignore_index=True)
+    anomalies["unit_index"] = anomalies["unit_index"].astype(str)
+    if min_cell_count is not None:  # per-code counts inside the explanation could be small: keep the codes only
+        anomalies["top_codes"] = anomalies["top_codes"].str.replace(r" \([^)]*\)", "", regex=True)
+    files["anomalies"] = _write_parquet(suppress_small_counts(anomalies, min_cell_count), out / "anomalies.parquet")
+    flagged = table[(table["method"] == "SCCS") & table["flag"].astype(bool)].sort_values("rank").head(12)
+    curves = pd.DataFrame()
+    if not flagged.empty:
+        curves = relative_incidence_curves(log, list(zip(flagged["exposure"], flagged["outcome"])),
+                                           bucket_days=float(node.get("bucket_days", 7.0)),
+                                           outcome_mode=str(node.get("outcome_mode", "first")))
+        curves = suppress_small_counts(curves, min_cell_count)
+        files["ri_curves"] = _write_parquet(curves, out / "relative_incidence_curves.parquet")
+    if figures:
+        files.update(_signal_figures(out / "report" / "figures", signals, curves))
+    return files
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> Path:
+    with atomic_path(path, suffix=".parquet") as tmp:
+        frame.to_parquet(tmp, index=False)
+    return path
+
+
+def _signal_figures(fig_dir: Path, signals: pd.DataFrame, curves: pd.DataFrame) -> dict[str, Path]:
+    try:
+        from pathways import plots
+        import matplotlib  # noqa: F401
+    except ImportError:
+        logger.info("detect_signals: matplotlib not installed, figures skipped (pip install 'pathways[plot]')")
+        return {}
+    files = {"volcano": fig_dir / "volcano.png"}
+    plots.plot_volcano(signals, files["volcano"])
+    if not curves.empty:
+        files["ri_curves_figure"] = fig_dir / "relative_incidence.png"
+        plots.plot_relative_incidence(curves, files["ri_curves_figure"])
+    return files
 
 
 def _signal_defaults(node: DictConfig, truth: Any) -> dict[str, Any]:

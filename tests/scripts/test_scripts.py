@@ -72,6 +72,27 @@ def test_detect_signals_script(tmp_path):
     _run("detect_signals", "data.n_patients=150", f"hydra.run.dir={tmp_path}/sig", cwd=tmp_path)
     table = pd.read_csv(tmp_path / "sig" / "report" / "signals.csv")
     assert {"exposure", "outcome", "method", "estimate", "flag"} <= set(table.columns)
+    signals = pd.read_parquet(tmp_path / "sig" / "signals.parquet")
+    assert len(signals) == len(table)
+    anomalies = pd.read_parquet(tmp_path / "sig" / "anomalies.parquet")
+    assert {"unit", "unit_index", "score", "top_codes"} <= set(anomalies.columns)
+    assert set(anomalies["unit"]) == {"patient", "prescriber"}  # the simulator's dispensations carry prescribers
+    assert (tmp_path / "sig" / "report" / "figures" / "volcano.png").is_file()
+
+
+def test_detect_signals_suppresses_small_counts_and_draws_curves(tmp_path):
+    _run("detect_signals", "data.n_patients=1500", "report.min_cell_count=100", f"hydra.run.dir={tmp_path}/sig",
+         cwd=tmp_path)
+    signals = pd.read_parquet(tmp_path / "sig" / "signals.parquet")
+    small = signals["n_exposed_events"].between(1, 99)
+    assert not small.any() and signals["suppressed"].any()
+    assert signals.loc[signals["suppressed"], "estimate"].isna().all()
+    anomalies = pd.read_parquet(tmp_path / "sig" / "anomalies.parquet")
+    assert not anomalies["top_codes"].str.contains(r"\(").any()  # per-code counts removed from explanations
+    curves = pd.read_parquet(tmp_path / "sig" / "relative_incidence_curves.parquet")
+    assert {"exposure", "outcome", "lag_start", "lag_end", "ri", "ci_low", "ci_high"} <= set(curves.columns)
+    assert (curves["lag_end"] > curves["lag_start"]).all()
+    assert (tmp_path / "sig" / "report" / "figures" / "relative_incidence.png").is_file()
 
 
 def test_config_typo_fails_with_the_key_name(tmp_path):
