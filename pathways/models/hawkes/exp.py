@@ -104,14 +104,28 @@ def build_design(seqs: Sequences, max_pairs: int = 1 << 22) -> _Design:
     s_seq, s_code, s_time = seq[order], c[order], t[order]
     s_new = np.ones(n, dtype=bool)
     s_new[1:] = (s_seq[1:] != s_seq[:-1]) | (s_code[1:] != s_code[:-1])
-    stream_of = np.cumsum(s_new) - 1
     stream_start = np.flatnonzero(s_new)
     gap = np.empty(n)
     gap[0:1] = np.inf
     gap[1:] = np.where(s_new[1:], np.inf, np.diff(s_time))
     seq_streams = offsets_from_sorted(s_seq[stream_start], len(seqs))
-    keys = stream_of * (n + 1) + order  # increasing: by stream, then by position in the flat order
     reps = np.diff(seq_streams)[seq]
+    if 0 < n * d <= _DENSE_MAX and reps.sum() >= 0.5 * n * d:
+        row, col, last, count = _dense_pairs(seqs, seq, group_first, s_code, stream_start, seq_streams)
+    else:
+        row, col, last, count = _sparse_pairs(seq, group_first, order, s_code, stream_start, seq_streams, reps,
+                                              max_pairs)
+    return _Design(n, d, c, seq, t, t - seqs.start[seq], seqs.end[seq] - t, seqs.end - seqs.start, gap, row, col,
+                   t[row] - s_time[last], last, count)
+
+
+def _sparse_pairs(seq: np.ndarray, group_first: np.ndarray, order: np.ndarray, s_code: np.ndarray,
+                  stream_start: np.ndarray, seq_streams: np.ndarray, reps: np.ndarray, max_pairs: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(row, col, last, count) of the stored pairs, by one ``searchsorted`` per (event, stream of its sequence)."""
+    n = seq.size
+    stream_of = np.repeat(np.arange(stream_start.size), np.diff(np.append(stream_start, n)))
+    keys = stream_of * (n + 1) + order  # increasing: by stream, then by position in the flat order
     rows, cols, lasts, counts = [], [], [], []
     for lo, hi in _chunks(reps, max_pairs):  # loop over chunks of ~max_pairs pairs, not over events
         rk = np.repeat(np.arange(lo, hi), reps[lo:hi])
@@ -122,10 +136,35 @@ def build_design(seqs: Sequences, max_pairs: int = 1 << 22) -> _Design:
         keep = cnt > 0
         rows.append(rk[keep]), cols.append(s_code[stream_start[st[keep]]])
         lasts.append(pos[keep] - 1), counts.append(cnt[keep])
-    cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
-    row, last = cat(rows, np.int64), cat(lasts, np.int64)
-    return _Design(n, d, c, seq, t, t - seqs.start[seq], seqs.end[seq] - t, seqs.end - seqs.start, gap, row,
-                   cat(cols, np.int64), t[row] - s_time[last], last, cat(counts, np.float64))
+    # astype(copy=False): the parts already have these dtypes, a copy of ~N·D entries is pure waste
+    cat = lambda parts, dt: (np.concatenate(parts) if len(parts) > 1 else parts[0]).astype(dt, copy=False) \
+        if parts else np.zeros(0, dt)  # noqa: E731
+    return cat(rows, np.int64), cat(cols, np.int64), cat(lasts, np.int64), cat(counts, np.float64)
+
+
+def _dense_pairs(seqs: Sequences, seq: np.ndarray, group_first: np.ndarray, s_code: np.ndarray,
+                 stream_start: np.ndarray, seq_streams: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Same pairs as :func:`_sparse_pairs` when nearly every event sees every code (long realizations, few codes).
+
+    Counts of earlier events per code come from one cumulative sum of the one-hot marks (N x D, bounded by
+    ``_DENSE_MAX``) instead of N·D binary searches: several times faster, identical output and order.
+    """
+    n, d = seqs.n_events, seqs.n_codes
+    cum = np.zeros((n + 1, d), dtype=np.int32 if n < 2 ** 31 - 1 else np.int64)
+    cum[np.arange(1, n + 1), seqs.marks] = 1
+    np.cumsum(cum, axis=0, out=cum)  # cum[k, j] = events of code j among the first k flat events
+    before = cum[group_first]
+    before -= cum[seqs.offsets[:-1][seq]]  # restart at each sequence
+    del cum
+    row, col = np.nonzero(before)  # by event, then by code: the order of the sparse path
+    count = before[row, col]
+    # stream (sequence, code) -> its first stream-sorted position
+    first_pos = np.full((len(seqs), d), -1, dtype=np.int64)
+    stream_seq = np.repeat(np.arange(len(seqs)), np.diff(seq_streams))
+    first_pos[stream_seq, s_code[stream_start]] = stream_start
+    last = first_pos[seq[row], col] + count - 1
+    return row, col, last, count.astype(np.float64)
 
 
 def _chunks(reps: np.ndarray, max_pairs: int) -> list[tuple[int, int]]:
@@ -151,6 +190,7 @@ class _Tensors:
         self.gap, self.to_end = as_t(design.stream_gap), as_t(design.to_end)
         self.duration, self.since_start = as_t(design.duration), as_t(design.since_start)
         self._cache: tuple[tuple[float, ...], torch.Tensor, torch.Tensor] | None = None
+        self.blocks: tuple[torch.Tensor, _DenseBlocks] | None = None  # dense per-code blocks of cached X
 
     def values(self, decays: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Design values X (M, K) and per-source integrals G (D, K) = Σ_l (1 - e^{-β (end - t_l)})."""
@@ -268,9 +308,15 @@ def least_squares_stats(tensors: _Tensors, decays: np.ndarray) -> tuple[torch.Te
     q[0, 0] = tensors.duration.sum()
     q[0, 1:] = g.reshape(-1)
     q[1:, 0] = g.reshape(-1)
-    q[1:, 1:] = _gram(tensors, x, beta)
     b = torch.zeros(d, p, dtype=torch.float64, device=dev)
     b[:, 0] = torch.bincount(tensors.code, minlength=d).to(torch.float64)
+    dense = None if x.requires_grad else _DenseBlocks.maybe(tensors, x)
+    if dense is not None:  # long realizations: per-code BLAS products instead of scatters over the N·D entries
+        upper, s = dense.gram_parts(tensors.to_end, beta)
+        q[1:, 1:] = upper + upper.T + _tie_gram(design, beta, dev)
+        b[:, 1:] = s
+        return q, b
+    q[1:, 1:] = _gram(tensors, x, beta)
     s = torch.zeros(d * d, k, dtype=torch.float64, device=dev).index_add(0, tensors.flat, x)
     b[:, 1:] = s.reshape(d, d * k)
     return q, b
@@ -576,7 +622,11 @@ class _DenseBlocks:
     @staticmethod
     def maybe(t: _Tensors, x: torch.Tensor) -> "_DenseBlocks | None":
         full = t.design.n_events * t.design.n_codes * x.shape[1]
-        return _DenseBlocks(t, x) if 0 < full <= _DENSE_MAX and x.numel() >= 0.5 * full else None
+        if not (0 < full <= _DENSE_MAX and x.numel() >= 0.5 * full):
+            return None
+        if t.blocks is None or t.blocks[0] is not x:  # built once per design values (least squares, then EM)
+            t.blocks = (x, _DenseBlocks(t, x))
+        return t.blocks[1]
 
     def excitation(self, a: torch.Tensor) -> torch.Tensor:
         """Σ_{j,u} a^u_{c_k j} X_{k,(j,u)} for every event (N,); one matrix-vector product per target code."""
@@ -585,6 +635,25 @@ class _DenseBlocks:
             if rows.numel():
                 out[rows] = block @ a[i].reshape(-1)
         return out
+
+    def gram_parts(self, to_end: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Least-squares statistics from the blocks: the strictly-earlier part P of :func:`_gram` (D·K, D·K) and
+        the sums Σ_{k: c_k = i} X_k (D, D·K), one matrix product per target code."""
+        k = self.k
+        dk = self.blocks[0].shape[1] if self.blocks else 0
+        bsum = beta[:, None] + beta[None, :]  # (K, K)
+        p = torch.zeros(len(self.blocks) * k, dk, dtype=beta.dtype, device=beta.device)
+        s = torch.zeros(len(self.blocks), dk, dtype=beta.dtype, device=beta.device)
+        for i, (rows, block) in enumerate(zip(self.rows, self.blocks)):  # loop over codes, not events
+            if not rows.numel():
+                continue
+            # weight of later event l (component u) and earlier source component v: β_u/(β_u+β_v)(1-e^{-(β_u+β_v)τ_l})
+            weight = (beta[:, None] / bsum)[None] * -torch.expm1(-bsum[None] * to_end[rows][:, None, None])
+            by_v = block.reshape(block.shape[0], -1, k)  # (n_i, D, K)
+            for v in range(k):  # K components (one or a few)
+                p[i * k:(i + 1) * k, v::k] = weight[:, :, v].T @ by_v[:, :, v]
+            s[i] = block.sum(0)
+        return p, s
 
     def responsibilities(self, a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """Σ_{k: c_k = i} a^u_ij X_{k,(j,u)} / λ_k as (D, D, K)."""
