@@ -498,6 +498,13 @@ class _EM:
     def step(self, st: _State, x: torch.Tensor, g: torch.Tensor) -> tuple[float, _State]:
         """One EM map: the objective at ``st`` and the updated parameters."""
         t = self.t
+        if self.dense is not None and self.z is None:  # per-code blocks, all in block order: no N-sized gathers
+            log_sum, mu_resp, resp = self.dense.em_sums(st.mu, st.a)
+            pen = self.s1 * st.a.sum() + 0.5 * self.s2 * (st.a * st.a).sum()
+            total = t.duration.sum()
+            value = float((st.mu * total).sum() + (st.a * g[None]).sum() - log_sum) / self.n + float(pen)
+            a = _penalised_root(resp, g[None, :, :] + self.n * self.s1, self.n * self.s2)
+            return value, _State(mu_resp / total, a, st.gamma)
         value, base, lam, ax = self.objective(st, x, g)
         w = 1.0 / lam
         mu, gamma = st.mu, st.gamma
@@ -654,6 +661,21 @@ class _DenseBlocks:
                 p[i * k:(i + 1) * k, v::k] = weight[:, :, v].T @ by_v[:, :, v]
             s[i] = block.sum(0)
         return p, s
+
+    def em_sums(self, mu: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Σ_k log λ_k, baseline responsibilities Σ_{k: c_k = i} μ_i / λ_k (D,) and excitation responsibilities
+        (D, D, K) for a baseline constant per code: two matrix-vector products per target code, in block order."""
+        log_sum = mu.new_zeros(())
+        mu_resp, resp = torch.zeros_like(mu), torch.zeros_like(a)
+        for i, (rows, block) in enumerate(zip(self.rows, self.blocks)):  # loop over codes, not events
+            if not rows.numel():
+                continue
+            lam = block @ a[i].reshape(-1) + mu[i]
+            log_sum = log_sum + torch.log(lam).sum()
+            w = torch.reciprocal(lam)
+            mu_resp[i] = mu[i] * w.sum()
+            resp[i] = a[i] * (block.T @ w).reshape(a.shape[1], self.k)
+        return log_sum, mu_resp, resp
 
     def responsibilities(self, a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """Σ_{k: c_k = i} a^u_ij X_{k,(j,u)} / λ_k as (D, D, K)."""
