@@ -9,9 +9,10 @@ Sort the events of each sequence by code: each (sequence, code) pair is a *strea
 count S_l = Σ_{l' ≤ l} e^{-β(t_l - t_l')} obeys the linear recurrence S_l = e^{-β(t_l - t_{l-1})} S_{l-1} + 1, solved
 for all streams at once by a log-depth parallel scan (products of decays never overflow). The design feature of event
 k for source code j, g_j(t_k) = β Σ_{t_l < t_k, c_l = j} e^{-β(t_k - t_l)}, is then β e^{-β(t_k - t_l*)} S_{l*} with l*
-the last event of stream (seq(k), j) strictly before t_k, found by one integer ``searchsorted``. Only pairs (event,
-code present earlier in the same sequence) are stored: memory is Σ_p n_p d_p (n_p events and d_p distinct codes of
-patient p), at most N·D, and far less on patient data. The index structure does not depend on β, so learning the
+the last event of stream (seq(k), j) strictly before t_k, found by one integer ``searchsorted`` (or, when nearly
+every event sees every code, read off one cumulative count of the one-hot marks). Only pairs (event, code present
+earlier in the same sequence) are stored: memory is Σ_p n_p d_p (n_p events and d_p distinct codes of patient p), at
+most N·D, and far less on patient data. The index structure does not depend on β, so learning the
 decays reuses it and differentiates through the scan with torch autograd.
 
 Solvers
@@ -21,9 +22,11 @@ Solvers
   positivity.
 * ``fit_method="likelihood"`` (default): warm start from least squares, then the branching-structure EM
   (minorise-maximise: monotone, positive, no step size, closed-form penalised M-step for none / L1 / L2 /
-  elastic-net; a Poisson-GLM Newton step for covariates), accelerated by SQUAREM with a monotone safeguard. ``learn_decay`` maximises the profile likelihood over each
-  log decay (bounded Brent, warm-started EM inside). The nuclear penalty uses monotone FISTA with backtracking and
-  an exact (Dykstra) proximal step on the autograd gradient.
+  elastic-net; a Poisson-GLM Newton step for covariates), accelerated by SQUAREM with a monotone safeguard.
+  ``learn_decay`` maximises the profile likelihood over each log decay (bounded Brent, warm-started EM inside). The
+  nuclear penalty uses monotone FISTA with backtracking and an exact (Dykstra) proximal step on the autograd gradient.
+* Dense designs (long realizations over few codes, every event sees every code) are kept as one dense block per
+  target code: the least-squares statistics and the EM maps are then matrix products per code (BLAS), no scatters.
 """
 from __future__ import annotations
 
@@ -654,7 +657,7 @@ class _DenseBlocks:
         for i, (rows, block) in enumerate(zip(self.rows, self.blocks)):  # loop over codes, not events
             if not rows.numel():
                 continue
-            # weight of later event l (component u) and earlier source component v: β_u/(β_u+β_v)(1-e^{-(β_u+β_v)τ_l})
+            # later event l (component u), earlier source (component v): β_u/(β_u+β_v)(1-e^{-(β_u+β_v)τ_l})
             weight = (beta[:, None] / bsum)[None] * -torch.expm1(-bsum[None] * to_end[rows][:, None, None])
             by_v = block.reshape(block.shape[0], -1, k)  # (n_i, D, K)
             for v in range(k):  # K components (one or a few)
