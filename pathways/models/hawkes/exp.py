@@ -160,14 +160,19 @@ def _dense_pairs(seqs: Sequences, seq: np.ndarray, group_first: np.ndarray, s_co
     before = cum[group_first]
     before -= cum[seqs.offsets[:-1][seq]]  # restart at each sequence
     del cum
-    row, col = np.nonzero(before)  # by event, then by code: the order of the sparse path
-    count = before[row, col]
-    # stream (sequence, code) -> its first stream-sorted position
-    first_pos = np.full((len(seqs), d), -1, dtype=np.int64)
+    flat = np.flatnonzero(before)  # by event, then by code: the order of the sparse path
+    row = flat // d
+    col = flat - row * d
+    # l* = first stream-sorted position of stream (sequence, code) + count - 1, assembled in place on an N x D array
+    first_pos = np.zeros((len(seqs), d), dtype=np.int64)
     stream_seq = np.repeat(np.arange(len(seqs)), np.diff(seq_streams))
-    first_pos[stream_seq, s_code[stream_start]] = stream_start
-    last = first_pos[seq[row], col] + count - 1
-    return row, col, last, count.astype(np.float64)
+    first_pos[stream_seq, s_code[stream_start]] = stream_start - 1
+    last_all = first_pos[seq]
+    last_all += before
+    last = last_all.reshape(-1)[flat]
+    del last_all
+    count = before.reshape(-1)[flat].astype(np.float64)
+    return row, col, last, count
 
 
 def _chunks(reps: np.ndarray, max_pairs: int) -> list[tuple[int, int]]:
@@ -202,7 +207,11 @@ class _Tensors:
             return self._cache[1], self._cache[2]
         decay_factor = torch.exp(-self.gap[:, None] * decays[None, :])  # 0 at stream starts (gap = inf)
         s = linear_scan(decay_factor, torch.ones_like(decay_factor))
-        x = decays[None, :] * torch.exp(-self.lag[:, None] * decays[None, :]) * s[self.last]
+        if decays.requires_grad:
+            x = decays[None, :] * torch.exp(-self.lag[:, None] * decays[None, :]) * s[self.last]
+        else:  # same values, in place: two (M, K) allocations instead of six on the N·D entries
+            x = self.lag[:, None] * -decays[None, :]
+            x.exp_().mul_(decays[None, :]).mul_(torch.index_select(s, 0, self.last))
         tail = -torch.expm1(-self.to_end[:, None] * decays[None, :])
         g = torch.zeros(self.design.n_codes, decays.numel(), dtype=x.dtype, device=self.device)
         g = g.index_add(0, self.code, tail)
