@@ -9,7 +9,7 @@ Learners compared:
 
 * exponential kernel, likelihood: ``tick.HawkesExpKern(gofit="likelihood")`` with its defaults (AGD solver), then
   with the best settings we found (BFGS solver, start at the least-squares solution); vs
-  ``pathways.HawkesExpKernel(fit_method="likelihood")`` (least-squares warm start, projected L-BFGS-B);
+  ``pathways.HawkesExpKernel(fit_method="likelihood")`` (least-squares warm start, then SQUAREM-accelerated EM);
 * exponential kernel, least squares: ``tick.HawkesExpKern(gofit="least-squares")`` vs
   ``HawkesExpKernel(fit_method="least-squares")``;
 * nonparametric EM (support 6, 30 bins): ``tick.HawkesEM`` vs ``pathways.HawkesEM``, both with max_iter=100 E-steps
