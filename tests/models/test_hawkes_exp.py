@@ -297,3 +297,36 @@ def test_dense_and_sparse_em_paths_agree(small_data: Sequences, fitted: HawkesEx
     sparse = HawkesExpKernel(decay=2.0).fit(small_data)
     np.testing.assert_allclose(sparse.adjacency_, fitted.adjacency_, rtol=1e-9, atol=1e-12)
     assert sparse.n_iter_ == fitted.n_iter_
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dense_pair_construction_equals_the_general_one(seed):
+    """_dense_pairs (cumulative counts) and _sparse_pairs (binary searches) give identical arrays and order,
+    with tied times, several sequences, an empty sequence and codes absent from some sequences."""
+    from pathways.encode import Sequences
+    from pathways.models.hawkes import exp as hx
+    from pathways.utils import segment_ids
+
+    gen = np.random.default_rng(seed)
+    lengths = np.array([0, 40, 7, 60, 1])
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    times = np.concatenate([np.sort(np.round(gen.uniform(0, 10, k), 1)) for k in lengths])  # rounding -> ties
+    marks = gen.integers(0, 4, offsets[-1])
+    marks[offsets[2]:offsets[3]] = 0  # a sequence with a single code
+    seqs = Sequences(times, marks, offsets, np.zeros(5), np.full(5, 10.0), 5)
+    n, seq = seqs.n_events, segment_ids(seqs.offsets)
+    new = np.ones(n, dtype=bool)
+    new[1:] = (seq[1:] != seq[:-1]) | (times[1:] != times[:-1])
+    group_first = np.maximum.accumulate(np.where(new, np.arange(n), 0))
+    order = np.lexsort((np.arange(n), marks, seq))
+    s_seq, s_code = seq[order], marks[order]
+    s_new = np.ones(n, dtype=bool)
+    s_new[1:] = (s_seq[1:] != s_seq[:-1]) | (s_code[1:] != s_code[:-1])
+    stream_start = np.flatnonzero(s_new)
+    seq_streams = hx.offsets_from_sorted(s_seq[stream_start], len(seqs))
+    reps = np.diff(seq_streams)[seq]
+    dense = hx._dense_pairs(seqs, seq, group_first, s_code, stream_start, seq_streams)
+    sparse = hx._sparse_pairs(seq, group_first, order, s_code, stream_start, seq_streams, reps, max_pairs=13)
+    for a, b in zip(dense, sparse):
+        np.testing.assert_array_equal(a, b)
+    assert dense[0].size > 0
