@@ -20,7 +20,7 @@ def rng(seed: SeedLike = None) -> np.random.Generator:
 
     Examples
     --------
-    >>> rng(0).integers(10) == rng(0).integers(10)
+    >>> bool(rng(0).integers(10) == rng(0).integers(10))
     True
     """
     if isinstance(seed, np.random.Generator):
@@ -65,6 +65,26 @@ def segment_ids(offsets: np.ndarray) -> np.ndarray:
     offsets = np.asarray(offsets, dtype=np.int64)
     lengths = np.diff(offsets)
     return np.repeat(np.arange(lengths.size, dtype=np.int64), lengths)
+
+
+def ragged_arange(lengths: np.ndarray, starts: np.ndarray | None = None) -> np.ndarray:
+    """Concatenation of ``arange(starts[i], starts[i] + lengths[i])`` for all i (starts default to 0), no loop.
+
+    Examples
+    --------
+    >>> ragged_arange(np.array([2, 0, 3])).tolist()
+    [0, 1, 0, 1, 2]
+    >>> ragged_arange(np.array([2, 1]), np.array([10, 5])).tolist()
+    [10, 11, 5]
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    shift = np.cumsum(lengths) - lengths
+    if starts is not None:
+        shift = shift - np.asarray(starts, dtype=np.int64)
+    return np.arange(total, dtype=np.int64) - np.repeat(shift, lengths)
 
 
 def offsets_from_sorted(segment: np.ndarray, n_segments: int) -> np.ndarray:

@@ -27,20 +27,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
+from pathways.utils import ragged_arange
 
 __all__ = ["SCCSData", "sccs_data"]
 
 logger = logging.getLogger("pathways")
-
-
-def _ranges(lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(n)`` for every ``n`` in ``lengths`` (vectorised)."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    starts = np.cumsum(lengths) - lengths
-    return np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
 
 
 def _int_array(name: str, values: Any) -> np.ndarray:
@@ -323,7 +314,7 @@ def _gather_rows(case: np.ndarray, n_cases: int, idx: np.ndarray) -> np.ndarray:
     """Row positions of cases ``idx`` (in that order) in arrays sorted by case."""
     counts = _counts(case, n_cases)
     offsets = np.concatenate([[0], np.cumsum(counts)])
-    return np.repeat(offsets[idx], counts[idx]) + _ranges(counts[idx])
+    return np.repeat(offsets[idx], counts[idx]) + ragged_arange(counts[idx])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -491,7 +482,7 @@ def _age_rows(log: Any, case_patient: np.ndarray, start: np.ndarray, censoring: 
     if bad.size:
         raise PathwaysInputError(f"age_edges needs 'birth': {bad.size} cases lack it, e.g. case {bad[0]}")
     case = np.repeat(np.arange(case_patient.size), censoring)
-    bucket = _ranges(censoring)
+    bucket = ragged_arange(censoring)
     age = start[case_patient][case] + bucket * bucket_size - birth[case]
     group = np.searchsorted(edges, age, side="right") - 1  # below the first edge -> reference group
     keep = group >= 1

@@ -255,8 +255,11 @@ def to_sequences(log: "EventLog", codes: Sequence[str] | None = None) -> Sequenc
 
     Examples
     --------
-    >>> from pathways.synthetic import simulate_cohort  # doctest: +SKIP
-    >>> seq = to_sequences(simulate_cohort(100, seed=0)[0])  # doctest: +SKIP
+    >>> from pathways.synthetic import simulate_cohort
+    >>> log, truth = simulate_cohort(100, seed=0)
+    >>> seq = to_sequences(log)
+    >>> len(seq) == log.n_patients and seq.n_events == log.n_events
+    True
     """
     if log.n_patients == 0:
         raise PathwaysInputError("log: no patients to encode")

@@ -19,23 +19,12 @@ import scipy.sparse as sp
 
 from pathways.data.vocabulary import Vocabulary
 from pathways.errors import PathwaysDataWarning, PathwaysInputError, describe_bad_rows
-from pathways.utils import SeedLike, rng, segment_ids
+from pathways.utils import SeedLike, ragged_arange, rng, segment_ids
 
 if TYPE_CHECKING:
     import torch
 
     from pathways.data.eventlog import EventLog
-
-
-def _ragged_arange(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(starts[i], starts[i] + lengths[i])`` for all i, without a Python loop."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    ends = np.cumsum(lengths)
-    shift = np.repeat(np.asarray(starts, dtype=np.int64) - (ends - lengths), lengths)
-    return np.arange(total, dtype=np.int64) + shift
 
 
 @dataclass
@@ -155,7 +144,7 @@ class SparseSeries:
         """Subset of patients (rows gathered in one scipy fancy-index call)."""
         sel = self._select(idx)
         lengths = self.lengths[sel]
-        rows = _ragged_arange(self.offsets[sel], lengths)
+        rows = ragged_arange(lengths, self.offsets[sel])
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         return SparseSeries(self.matrix[rows], offsets, self.bin_start[sel], self.bin_width, self.vocab,
                             self.value, self.window[sel])
@@ -187,7 +176,7 @@ class SparseSeries:
         sel = np.arange(len(self)) if idx is None else self._select(idx)
         lengths = self.lengths[sel]
         width = int(lengths.max()) if lengths.size else 0
-        rows = _ragged_arange(self.offsets[sel], lengths)
+        rows = ragged_arange(lengths, self.offsets[sel])
         sub = self.matrix[rows].tocoo()
         row_batch = np.repeat(np.arange(sel.size, dtype=np.int64), lengths)
         row_pos = np.arange(rows.size, dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
@@ -422,7 +411,7 @@ def _cells_with_spans(log: "EventLog", anchor: np.ndarray, width: float, k: np.n
     k_start = np.maximum(k[is_span], lo[patient[is_span]])
     n_cover = np.maximum(k_end - k_start + 1, 0)
     keep = ~is_span
-    k = np.concatenate([k[keep], _ragged_arange(k_start, n_cover)])
+    k = np.concatenate([k[keep], ragged_arange(n_cover, k_start)])
     col = np.concatenate([col[keep], np.repeat(col[is_span], n_cover)])
     patient = np.concatenate([patient[keep], np.repeat(patient[is_span], n_cover)])
     inside = (k >= lo[patient]) & (k <= hi[patient]) & (col >= 0)

@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from scipy import optimize, special, stats
 
 from pathways.errors import PathwaysInputError
+from pathways.utils import ragged_arange
 
 EXPOSURE_COLUMNS = ("patient", "exposure", "start", "end")
 
@@ -78,17 +79,11 @@ def exposure_event_matrix(event_patient: np.ndarray, event_time: np.ndarray, exp
     first = np.searchsorted(sorted_key, pat * span + (start - lo_t), side="left")
     last = np.searchsorted(sorted_key, pat * span + (end - lo_t), side="left")
     counts = last - first
-    rows = order[np.repeat(first, counts) + _ranges(counts)]
+    rows = order[np.repeat(first, counts) + ragged_arange(counts)]
     cols = np.repeat(drug, counts)
     matrix = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n_events, n_drugs))
     matrix.data[:] = 1.0  # overlapping windows of one drug: count the event once
     return matrix
-
-
-def _ranges(counts: np.ndarray) -> np.ndarray:
-    """Concatenation of arange(c) for every c in counts."""
-    total = int(counts.sum())
-    return np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
 def contingency_tables(exposed: sp.csr_matrix, outcome: np.ndarray, n_outcomes: int, drugs: np.ndarray,

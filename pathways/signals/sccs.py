@@ -37,11 +37,11 @@ import scipy.sparse as sp
 import torch
 from scipy import stats
 
-from pathways.encode.sccs import SCCSData, _ranges, sccs_data
+from pathways.encode.sccs import SCCSData, sccs_data
 from pathways.training.device import resolve_device
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.models.base import PathwaysEstimator
-from pathways.utils import rng as make_rng
+from pathways.utils import ragged_arange, rng as make_rng
 
 __all__ = ["ConvSCCS", "ConvSCCSCV", "SCCS", "as_sccs_data"]
 
@@ -88,7 +88,7 @@ def lag_design(data: SCCSData, n_lags: np.ndarray, device: torch.device | str = 
     case, bucket, feat = data.exposure_case, data.exposure_bucket, data.exposure_feature
     width = np.clip(np.minimum(n_lags[feat] + 1, data.censoring[case] - bucket), 0, None)
     rep = np.repeat(np.arange(case.size), width)
-    lag = _ranges(width)
+    lag = ragged_arange(width)
     flat = case[rep] * t + bucket[rep] + lag
     active, row = np.unique(flat, return_inverse=True)
     X = sp.csr_matrix((data.exposure_value[rep], (row.reshape(-1), offsets[feat[rep]] + lag)),
@@ -470,6 +470,17 @@ def _resolve_penalized(penalized: Any, data: SCCSData) -> np.ndarray:
     return mask
 
 
+def _fitted_data(model: PathwaysEstimator, X: Any, labels: Sequence[Any] | None, censoring: Any | None,
+                 **encode_kwargs: Any) -> SCCSData:
+    """SCCS data to score with a fitted model, checked to carry the features it was fitted on."""
+    model._check_fitted()
+    data = as_sccs_data(X, labels, censoring, **encode_kwargs)
+    if data.n_features != model.feature_names_.size:
+        raise PathwaysInputError(f"X has {data.n_features} features, the model was fitted on "
+                                 f"{model.feature_names_.size}")
+    return data
+
+
 def _check_penalty(name: str, value: Any) -> float | None:
     if value is None:
         return None
@@ -629,11 +640,7 @@ class ConvSCCS(PathwaysEstimator):
     def score(self, X: Any, labels: Sequence[Any] | None = None, censoring: Any | None = None,
               **encode_kwargs: Any) -> float:
         """Mean conditional log-likelihood per case-outcome of the fitted coefficients (higher is better)."""
-        self._check_fitted()
-        data = as_sccs_data(X, labels, censoring, **encode_kwargs)
-        if data.n_features != self.feature_names_.size:
-            raise PathwaysInputError(f"X has {data.n_features} features, the model was fitted on "
-                                     f"{self.feature_names_.size}")
+        data = _fitted_data(self, X, labels, censoring, **encode_kwargs)
         design = lag_design(data, self.n_lags_, resolve_device(self.device), self._dtype())
         beta = torch.as_tensor(self.coef_, dtype=self._dtype(), device=design.X.device)[:, None]
         ll = batched_loss(design, beta, torch.zeros(data.n_cases, 1, dtype=beta.dtype, device=beta.device),
@@ -652,7 +659,7 @@ class ConvSCCS(PathwaysEstimator):
         """
         self._check_fitted()
         feat = np.repeat(np.arange(self.n_lags_.size), self.n_lags_ + 1)
-        lag = _ranges(self.n_lags_ + 1)
+        lag = ragged_arange(self.n_lags_ + 1)
         frame = pd.DataFrame({"feature": self.feature_names_[feat], "kind": self.feature_kind_[feat], "lag": lag,
                               "lag_time": lag * self.bucket_size_, "log_ri": self.coef_, "ri": np.exp(self.coef_)})
         if hasattr(self, "ci_low_"):
@@ -736,7 +743,7 @@ class ConvSCCS(PathwaysEstimator):
         width = int(self.n_lags_.max()) + 1
         curves = np.full((self.n_lags_.size, width), np.nan)
         feat = np.repeat(np.arange(self.n_lags_.size), self.n_lags_ + 1)
-        curves[feat, _ranges(self.n_lags_ + 1)] = coef
+        curves[feat, ragged_arange(self.n_lags_ + 1)] = coef
         self.coeffs_ = curves
 
     def _folds(self, data: SCCSData, n_folds: int) -> np.ndarray:
@@ -894,11 +901,7 @@ class SCCS(PathwaysEstimator):
     def score(self, X: Any, labels: Sequence[Any] | None = None, censoring: Any | None = None,
               **encode_kwargs: Any) -> float:
         """Mean conditional log-likelihood per case-outcome (windows without estimate count as reference)."""
-        self._check_fitted()
-        data = as_sccs_data(X, labels, censoring, **encode_kwargs)
-        if data.n_features != self.feature_names_.size:
-            raise PathwaysInputError(f"X has {data.n_features} features, the model was fitted on "
-                                     f"{self.feature_names_.size}")
+        data = _fitted_data(self, X, labels, censoring, **encode_kwargs)
         X_s, design = self._design(data)
         ll = _case_loglik(X_s @ np.nan_to_num(self.coef_), design)[0]
         return float(ll.sum() / design.n_outcomes.sum().item())
@@ -964,7 +967,7 @@ class SCCS(PathwaysEstimator):
         name_to_feature = {n: j for j, n in enumerate(data.feature_names)}
         j_of_param = np.array([name_to_feature[f] for f in self.param_feature_], dtype=np.int64)
         width = self.param_window_[:, 1] - self.param_window_[:, 0] + 1
-        rows = np.repeat(offsets[j_of_param] + self.param_window_[:, 0], width) + _ranges(width)
+        rows = np.repeat(offsets[j_of_param] + self.param_window_[:, 0], width) + ragged_arange(width)
         cols = np.repeat(np.arange(width.size), width)
         tie = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(int(offsets[-1]), width.size))
         return (design.X_scipy @ tie).tocsr(), design

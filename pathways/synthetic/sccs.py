@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from pathways.encode.sccs import SCCSData, _ranges
+from pathways.encode.sccs import SCCSData
 from pathways.errors import PathwaysInputError
-from pathways.utils import rng as make_rng
+from pathways.utils import ragged_arange, rng as make_rng
 
 __all__ = ["simulate_sccs", "step_effect", "bell_effect"]
 
@@ -83,7 +83,7 @@ def simulate_sccs(n_cases: int, n_buckets: int, coeffs: np.ndarray | Sequence[np
     # lagged effects: every start spreads its drug's curve over the next `width` buckets (within the window)
     lags = np.minimum(width, censoring[case] - bucket)
     rep = np.repeat(np.arange(case.size), lags)
-    lag = _ranges(lags)
+    lag = ragged_arange(lags)
     flat = case[rep] * n_buckets + bucket[rep] + lag
     eta += np.bincount(flat, weights=beta[drug[rep], lag], minlength=n_cases * n_buckets).reshape(eta.shape)
     # one outcome per case from the conditional multinomial law, by the Gumbel-max trick

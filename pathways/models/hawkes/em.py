@@ -35,7 +35,7 @@ from pathways.errors import PathwaysInputError
 from pathways.training.device import resolve_device
 from pathways.models.hawkes.base import HawkesBase
 from pathways.synthetic.hawkes import simulate_hawkes
-from pathways.utils import SeedLike
+from pathways.utils import SeedLike, ragged_arange
 
 logger = logging.getLogger("pathways")
 
@@ -142,9 +142,7 @@ def _expand_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarr
     """Flatten ranges ``[lo_q, hi_q)`` into (query index, data index) pairs without a Python loop."""
     counts = hi - lo
     q = np.repeat(np.arange(lo.size, dtype=np.int64), counts)
-    starts = np.cumsum(counts) - counts
-    d = np.arange(q.size, dtype=np.int64) - np.repeat(starts - lo, counts)
-    return q, d
+    return q, ragged_arange(counts, lo)
 
 
 def iter_pairs(lo: np.ndarray, hi: np.ndarray, chunk: int = _PAIR_CHUNK) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:

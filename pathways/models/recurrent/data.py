@@ -15,19 +15,9 @@ import scipy.sparse as sp
 import torch
 
 from pathways.errors import PathwaysInputError
-from pathways.utils import rng as make_rng
+from pathways.utils import ragged_arange, rng as make_rng
 
 __all__ = ["OutcomeData", "as_outcome_data", "DenseBatcher"]
-
-
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenate ``arange(s, s + n)`` for each (s, n) pair without a Python loop."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    seg_start = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return np.repeat(np.asarray(starts, dtype=np.int64), lengths) + (np.arange(total, dtype=np.int64) - seg_start)
 
 
 @dataclass
@@ -122,7 +112,7 @@ class OutcomeData:
         """Samples ``index`` (positions or boolean mask), in that order."""
         idx = np.arange(len(self))[np.asarray(index)]
         lengths = self.lengths[idx]
-        rows = _ranges(self.offsets[idx], lengths)
+        rows = ragged_arange(lengths, self.offsets[idx])
         offsets = np.zeros(idx.size + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
 
@@ -139,7 +129,7 @@ class OutcomeData:
         """Per-sample code totals ``(n, n_codes)`` over all bins, or over the ``last_bins`` most recent ones."""
         lengths = self.lengths
         keep = lengths if last_bins is None else np.minimum(lengths, int(last_bins))
-        rows = _ranges(self.offsets[1:] - keep, keep)
+        rows = ragged_arange(keep, self.offsets[1:] - keep)
         owner = np.repeat(np.arange(len(self)), keep)
         agg = sp.csr_matrix((np.ones(rows.size), (owner, np.arange(rows.size))), shape=(len(self), rows.size))
         return (agg @ self.matrix[rows]).tocsr()
@@ -300,7 +290,7 @@ class DenseBatcher:
         lengths = self.lengths[idx]
         real = self.real[idx]
         b, t_max = idx.size, int(lengths.max())
-        rows = _ranges(self.ends[idx] - real, real)
+        rows = ragged_arange(real, self.ends[idx] - real)
         sub = self.matrix[rows]
         nnz_row = np.repeat(np.arange(rows.size), np.diff(sub.indptr))
         # sample b's real rows sit at time positions 0..real-1 (an empty pseudo-bin keeps length 1 when real = 0)
