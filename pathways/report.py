@@ -113,30 +113,24 @@ def code_counts(data: Any, codes: Sequence[str] | None = None) -> pd.DataFrame:
 
 
 def hawkes_factors(model: Any, counts: pd.DataFrame | None = None, intervals: Any = None) -> pd.DataFrame:
-    """Factors table of a fitted Hawkes model: one row per (source, target) with its adjacency as effect.
+    """Factors table of a fitted Hawkes model for reports: :func:`pathways.factors.excitation_graph`, one row per
+    (source, target) in target-major order (the layout the excitation heatmap reshapes), with event counts.
 
     Intervals come from ``intervals`` (a ``HawkesIntervals``), else from ``model.confidence_intervals_`` when the
-    model kept them (else NaN). ``counts`` (from :func:`code_counts`) adds ``n_source_events`` and
+    model kept them (else NaN). ``counts`` (from :func:`code_counts`) fills ``n_source_events`` and
     ``n_target_events``, the basis of small-count suppression.
     """
-    adj = np.asarray(model.adjacency_, dtype=np.float64)
-    codes = np.asarray(getattr(model, "codes_", np.arange(adj.shape[0]).astype(str)), dtype=object).astype(str)
-    d = codes.size
-    target, source = np.divmod(np.arange(d * d), d)
-    lo = hi = np.full(d * d, np.nan)
+    from pathways.factors.graph import excitation_graph
+
     ci = intervals if intervals is not None else getattr(model, "confidence_intervals_", None)
-    method = "hawkes"
-    if ci is not None:
-        lo, hi = np.asarray(ci.adjacency_low).ravel(), np.asarray(ci.adjacency_high).ravel()
-        method = f"hawkes-{ci.method}"
-    frame = pd.DataFrame({
-        "source": codes[source], "target": codes[target], "lag_days": np.nan, "effect": adj.ravel(),
-        "ci_low": lo, "ci_high": hi, "method": f"{type(model).__name__}:{method}",
-    })
+    frame = excitation_graph(model, intervals=ci)
+    position = {code: i for i, code in enumerate(np.asarray(model.codes_, dtype=object).astype(str))}
+    key = frame["target"].astype(str).map(position) * len(position) + frame["source"].astype(str).map(position)
+    frame = frame.iloc[np.argsort(key.to_numpy(), kind="stable")].reset_index(drop=True)
     if counts is not None:
         n = counts.set_index("code")["n_events"]
-        frame["n_source_events"] = frame["source"].map(n).to_numpy()
-        frame["n_target_events"] = frame["target"].map(n).to_numpy()
+        frame["n_source_events"] = frame["source"].astype(str).map(n).to_numpy()
+        frame["n_target_events"] = frame["target"].astype(str).map(n).to_numpy()
     return frame
 
 
