@@ -14,7 +14,7 @@ from pathways.data.eventlog import EventLog
 from pathways.encode.sccs import sccs_data
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.signals.disproportionality import disproportionality, exposure_event_matrix
-from pathways.signals.sccs import SCCS
+from pathways.signals.sccs import EXPOSURE_CODINGS, SCCS
 from pathways.signals.table import signal_table
 
 logger = logging.getLogger("pathways")
@@ -33,7 +33,12 @@ class StudyDesign:
     exposure_days : days each dispensation covers (SCALPEL "limited" exposures, overlapping periods merged).
     grace : largest gap (days) that still merges two exposure periods.
     risk_window : (first, last) day after a dispensation where SCCS looks for a raised incidence.
-    bucket_days : SCCS time resolution (days per bucket).
+    bucket_days : SCCS time resolution (days per bucket); the risk window is cut to whole buckets
+        (:meth:`sccs_windows`).
+    exposure_coding : SCCS covariate when risk windows of several dispensations overlap: ``"exposed"`` (classic
+        risk period: inside the window of at least one dispensation, counted once; the estimate is the incidence
+        ratio of risk-period time vs other time) or ``"starts"`` (one term per dispensation, so ``k`` overlapping
+        windows multiply the incidence by ``RI ** k``). See :class:`pathways.signals.sccs.SCCS`.
     outcome_mode : SCCS keeps the ``"first"`` outcome per case (classic SCCS) or ``"all"``.
     negative_controls : (drug, outcome) pairs assumed without effect, for empirical calibration.
     methods : subset of ``("SCCS", "PRR", "ROR", "IC", "EBGM")``.
@@ -45,9 +50,17 @@ class StudyDesign:
     grace: float = 0.0
     risk_window: tuple[float, float] = (0.0, 60.0)
     bucket_days: float = 7.0
+    exposure_coding: str = "exposed"
     outcome_mode: str = "first"
     negative_controls: Sequence[tuple[str, str]] = field(default_factory=list)
     methods: Sequence[str] = ("SCCS", "PRR", "ROR", "IC", "EBGM")
+
+    def sccs_windows(self) -> list[list[int]]:
+        """The SCCS risk window in buckets after the dispensation's bucket, both ends included:
+        ``[[floor(first / bucket_days), ceil(last / bucket_days) - 1]]`` (at least one bucket)."""
+        first = int(np.floor(self.risk_window[0] / self.bucket_days))
+        last = int(np.ceil(self.risk_window[1] / self.bucket_days)) - 1
+        return [[first, max(last, first)]]
 
 
 def detect(log: EventLog, design: StudyDesign | None = None, *, q_threshold: float = 0.05, alpha: float = 0.05,
@@ -72,6 +85,9 @@ def detect(log: EventLog, design: StudyDesign | None = None, *, q_threshold: flo
     unknown = [m for m in design.methods if m not in ("SCCS", *DISPROPORTIONALITY_METHODS)]
     if unknown:
         raise PathwaysInputError(f"methods: unknown {unknown}; choose among SCCS, PRR, ROR, IC, EBGM")
+    if design.exposure_coding not in EXPOSURE_CODINGS:
+        raise PathwaysInputError(f"exposure_coding: expected one of {EXPOSURE_CODINGS}, got "
+                                 f"{design.exposure_coding!r}")
     drug_idx, outcome_idx = _resolve_codes(log, design)
     parts = []
     dispro = [m for m in design.methods if m in DISPROPORTIONALITY_METHODS]
@@ -124,8 +140,6 @@ def _disproportionality(log: EventLog, design: StudyDesign, drug_idx: np.ndarray
 def _sccs(log: EventLog, design: StudyDesign, drug_idx: np.ndarray, outcome_idx: np.ndarray,
           alpha: float) -> pd.DataFrame:
     """One classic SCCS per outcome (all drugs in one model, so co-exposures adjust each other)."""
-    first = int(np.floor(design.risk_window[0] / design.bucket_days))
-    last = int(np.ceil(design.risk_window[1] / design.bucket_days)) - 1
     drugs = log.vocab.codes[drug_idx].tolist()
     rows = []
     for code in log.vocab.codes[outcome_idx]:  # one model per outcome: a handful, never per patient
@@ -134,7 +148,8 @@ def _sccs(log: EventLog, design: StudyDesign, drug_idx: np.ndarray, outcome_idx:
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PathwaysDataWarning)  # windows without outcomes are reported as NaN
-            model = SCCS(risk_windows=[[first, max(last, first)]], ci_level=1 - alpha).fit(data)
+            model = SCCS(risk_windows=design.sccs_windows(), exposure_coding=design.exposure_coding,
+                         ci_level=1 - alpha).fit(data)
         res = model.results_[model.results_["kind"] == "exposure"]
         rows.append(pd.DataFrame({
             "exposure": res["feature"].to_numpy(), "outcome": code, "method": "SCCS",
@@ -151,11 +166,14 @@ def _sccs(log: EventLog, design: StudyDesign, drug_idx: np.ndarray, outcome_idx:
 
 def relative_incidence_curves(log: EventLog, pairs: Sequence[tuple[str, str]], *,
                                lag_edges_days: Sequence[float] = (0, 14, 28, 42, 56, 90), bucket_days: float = 7.0,
-                               outcome_mode: str = "first", alpha: float = 0.05) -> pd.DataFrame:
+                               outcome_mode: str = "first", exposure_coding: str = "exposed",
+                               alpha: float = 0.05) -> pd.DataFrame:
     """Relative incidence as a step function of the lag after a dispensation, with Wald intervals.
 
     For every outcome of ``pairs``, one classic SCCS with consecutive risk windows (``lag_edges_days``, cut to
     buckets) per drug of those pairs; each window's relative incidence and interval is one step of the curve.
+    With ``exposure_coding="exposed"`` a bucket is in a step when it lies in that step's lags of at least one
+    dispensation (see :class:`pathways.signals.sccs.SCCS`).
 
     Returns
     -------
@@ -172,7 +190,8 @@ def relative_incidence_curves(log: EventLog, pairs: Sequence[tuple[str, str]], *
         data = sccs_data(log, {d: [d] for d in drugs}, [str(outcome)], bucket_days, outcome_mode=outcome_mode)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PathwaysDataWarning)
-            res = SCCS(risk_windows=windows, ci_level=1 - alpha).fit(data).results_
+            model = SCCS(risk_windows=windows, exposure_coding=exposure_coding, ci_level=1 - alpha)
+            res = model.fit(data).results_
         res = res[res["kind"] == "exposure"]
         rows.append(pd.DataFrame({
             "exposure": res["feature"].to_numpy(), "outcome": outcome,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -43,7 +43,10 @@ from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.models.base import PathwaysEstimator
 from pathways.utils import ragged_arange, rng as make_rng
 
-__all__ = ["ConvSCCS", "ConvSCCSCV", "SCCS", "as_sccs_data"]
+__all__ = ["ConvSCCS", "ConvSCCSCV", "EXPOSURE_CODINGS", "SCCS", "as_sccs_data", "sccs_estimand"]
+
+#: Exposure codings of the classic :class:`SCCS` (see its ``exposure_coding`` parameter).
+EXPOSURE_CODINGS = ("exposed", "starts")
 
 
 @dataclass
@@ -58,6 +61,7 @@ class LagDesign:
     Y: torch.Tensor  # sparse CSR (n_cases, n_rows): outcome counts of each row, in its case's row
     XtY: torch.Tensor  # sparse CSR (n_coeffs, n_cases): X' Y' (outcome-weighted features per case)
     row_case: torch.Tensor  # (n_rows,) long
+    row_bucket: np.ndarray  # (n_rows,) bucket of every active row
     y_row: torch.Tensor  # (n_rows,) outcome counts at active rows
     n_outcomes: torch.Tensor  # (n_cases,) outcomes per case
     n_free: torch.Tensor  # (n_cases,) observed buckets with zero design row
@@ -112,7 +116,7 @@ def lag_design(data: SCCSData, n_lags: np.ndarray, device: torch.device | str = 
                      X2t=_torch_csr(X.multiply(X).T.tocsr(), dev, dtype),
                      S=_torch_csr(S, dev, dtype), Y=_torch_csr(Y, dev, dtype),
                      XtY=_torch_csr((Y @ X).T.tocsr(), dev, dtype),
-                     row_case=torch.as_tensor(row_case, device=dev), y_row=as_t(y_row),
+                     row_case=torch.as_tensor(row_case, device=dev), row_bucket=active % t, y_row=as_t(y_row),
                      n_outcomes=as_t(data.outcomes_per_case()), n_free=as_t(n_free), y_free=as_t(y_free),
                      offsets=offsets, n_cases=data.n_cases)
 
@@ -837,6 +841,14 @@ class SCCS(PathwaysEstimator):
         Risk windows in buckets after the exposure start, both ends included (``[0, 0]`` = the start bucket).
         A list applies to every exposure. Buckets outside every window (and unexposed buckets) are the reference.
         Windows of one exposure must not overlap.
+    exposure_coding : {"exposed", "starts"}
+        How exposure starts whose windows overlap enter the model. ``"exposed"`` (default, the classic SCCS risk
+        period): a window's covariate is 1 in every bucket that lies in that window of at least one start, so
+        overlapping windows count once and ``exp(coef)`` is the incidence ratio between time inside the risk
+        period and reference time. ``"starts"``: the covariate counts the starts whose window holds the bucket
+        (the convolutional design of :class:`ConvSCCS`, tied across the window), so ``k`` overlapping windows
+        multiply the incidence by ``RI ** k``. Both coincide when windows never overlap. Age features are
+        indicators either way.
     ci_level : float
         Level of the Wald intervals.
     tol : float
@@ -857,13 +869,15 @@ class SCCS(PathwaysEstimator):
     -----
     ``score`` is the mean conditional log-likelihood per case-outcome, as for :class:`ConvSCCS`.
     A window without any outcome has no finite estimate: it is reported as NaN with a warning.
+    :func:`sccs_estimand` gives the value the estimates converge to under a known outcome intensity.
     """
 
     input_kind: ClassVar[str] = "sccs"
 
     def __init__(self, risk_windows: Sequence[Sequence[int]] | Mapping[str, Sequence[Sequence[int]]] = ((0, 0),),
-                 ci_level: float = 0.95, tol: float = 1e-8, max_iter: int = 100):
+                 exposure_coding: str = "exposed", ci_level: float = 0.95, tol: float = 1e-8, max_iter: int = 100):
         self.risk_windows = risk_windows
+        self.exposure_coding = exposure_coding
         self.ci_level = ci_level
         self.tol = tol
         self.max_iter = max_iter
@@ -935,6 +949,9 @@ class SCCS(PathwaysEstimator):
 
     def _structure(self, data: SCCSData) -> None:
         """Parameters: one per (exposure, window), then one per age feature; lags needed per feature."""
+        if self.exposure_coding not in EXPOSURE_CODINGS:
+            raise PathwaysInputError(f"exposure_coding must be one of {EXPOSURE_CODINGS}, got "
+                                     f"{self.exposure_coding!r}")
         if isinstance(self.risk_windows, Mapping):
             unknown = sorted(set(self.risk_windows) - set(data.feature_names))
             if unknown:
@@ -970,7 +987,86 @@ class SCCS(PathwaysEstimator):
         rows = np.repeat(offsets[j_of_param] + self.param_window_[:, 0], width) + ragged_arange(width)
         cols = np.repeat(np.arange(width.size), width)
         tie = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(int(offsets[-1]), width.size))
-        return (design.X_scipy @ tie).tocsr(), design
+        X_s = (design.X_scipy @ tie).tocsr()
+        if self.exposure_coding == "exposed":
+            # inside the window of at least one start -> 1: overlapping windows count once (classic risk period)
+            capped = (self.param_kind_ == "exposure")[X_s.indices]
+            X_s.data = np.where(capped, (X_s.data != 0).astype(np.float64), X_s.data)
+            X_s.eliminate_zeros()
+        return X_s, design
+
+
+def sccs_estimand(data: SCCSData, expected: Any, risk_windows: Any = ((0, 0),), *,
+                  exposure_coding: str = "exposed", tol: float = 1e-10, max_iter: int = 100) -> pd.DataFrame:
+    """What :class:`SCCS` estimates when the outcome intensity is known: the design-consistent truth.
+
+    When outcomes follow a Poisson process given the exposure history (of any form, not necessarily the SCCS
+    model's), the SCCS estimate converges, as the number of patients grows, to the maximiser of the *expected*
+    conditional log-likelihood ``sum_i sum_t m_it log p_it(theta)``, with ``m_it`` the expected number of outcomes of
+    patient ``i`` in bucket ``t`` and ``p_it`` the model's share of bucket ``t`` (the Kullback-Leibler projection
+    of the true intensity on the model). Patients without any outcome drop out of the SCCS likelihood but carry
+    their expected counts here, so ``data`` holds every patient at risk, not only the cases. This function fits the
+    same design (windows, exposure coding) by the same Newton solver to those expected counts.
+
+    Parameters
+    ----------
+    data : SCCSData
+        Exposures and censoring of every patient at risk (its outcome rows are ignored).
+    expected : array-like or scipy sparse, shape (n_cases, n_buckets)
+        Expected outcome count of every patient and bucket under the true intensity (finite, >= 0; zero at
+        buckets >= censoring).
+    risk_windows, exposure_coding : as in :class:`SCCS`.
+    tol, max_iter : Newton's stopping rule.
+
+    Returns
+    -------
+    DataFrame
+        One row per parameter: ``feature``, ``kind``, ``window_start``, ``window_end``, ``log_ri``, ``ri``
+        (NaN for a window with no expected outcome), ``expected_outcomes`` (expected outcomes in the window).
+
+    Examples
+    --------
+    >>> from pathways.encode.sccs import SCCSData
+    >>> data = SCCSData(n_buckets=4, censoring=[4], exposure_case=[0], exposure_bucket=[1], exposure_feature=[0],
+    ...                 exposure_value=[1.0], outcome_case=[], outcome_bucket=[], outcome_count=[],
+    ...                 feature_names=["drug"])
+    >>> sccs_estimand(data, [[1.0, 3.0, 3.0, 1.0]], [[0, 1]])["ri"].round(6).tolist()
+    [3.0]
+    """
+    model = SCCS(risk_windows=risk_windows, exposure_coding=exposure_coding, tol=tol, max_iter=max_iter)
+    model._structure(data)
+    X_s, design = model._design(data)
+    m = _expected_matrix(expected, data)
+    row_case = design.row_case.cpu().numpy()
+    y_row = m[row_case, design.row_bucket]
+    as_t = (lambda a: torch.as_tensor(a, dtype=torch.float64))
+    design = replace(design, y_row=as_t(y_row), n_outcomes=as_t(m.sum(1)))
+    y_col = np.asarray(X_s.T @ y_row).reshape(-1)
+    free = y_col > 0
+    theta = np.full(X_s.shape[1], np.nan)
+    if m.sum() > 0:
+        theta[free] = _newton(X_s[:, free], design, float(tol), int(max_iter))[0]
+    return pd.DataFrame({
+        "feature": model.param_feature_, "kind": model.param_kind_, "window_start": model.param_window_[:, 0],
+        "window_end": model.param_window_[:, 1], "log_ri": theta, "ri": np.exp(theta), "expected_outcomes": y_col})
+
+
+def _expected_matrix(expected: Any, data: SCCSData) -> np.ndarray:
+    """Dense (n_cases, n_buckets) expected counts, checked: finite, >= 0, zero beyond each case's censoring."""
+    m = expected.toarray() if sp.issparse(expected) else np.asarray(expected, dtype=np.float64)
+    m = np.asarray(m, dtype=np.float64)
+    if m.shape != (data.n_cases, data.n_buckets):
+        raise PathwaysInputError(f"expected: shape {m.shape}, need (n_cases, n_buckets) = "
+                                 f"({data.n_cases}, {data.n_buckets})")
+    bad = np.argwhere(~np.isfinite(m) | (m < 0))
+    if bad.size:
+        raise PathwaysInputError(f"expected: counts must be finite and >= 0: {len(bad)} entries fail, e.g. "
+                                 f"case {bad[0, 0]}, bucket {bad[0, 1]} = {m[bad[0, 0], bad[0, 1]]}")
+    beyond = np.argwhere((m != 0) & (np.arange(data.n_buckets)[None, :] >= data.censoring[:, None]))
+    if beyond.size:
+        raise PathwaysInputError(f"expected: {len(beyond)} non-zero counts at buckets >= censoring, e.g. case "
+                                 f"{beyond[0, 0]}, bucket {beyond[0, 1]} (censoring {data.censoring[beyond[0, 0]]})")
+    return m
 
 
 def _case_loglik(eta: np.ndarray, d: LagDesign) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,5 @@
-"""Vectorised simulation of self-controlled case series data (ConvSCCS model, Morel et al. 2020).
+"""Vectorised simulation of self-controlled case series data (ConvSCCS model, Morel et al. 2020), and the SCCS
+view of a :func:`~pathways.synthetic.cohort.simulate_cohort` draw with its expected outcome counts.
 
 Every case has exactly one outcome, drawn from the SCCS conditional (multinomial) law over its observed buckets:
 ``P(outcome in bucket t) ∝ exp(drift[t] + sum_j sum_l coeffs[j, l] * start_j[t - l])``.
@@ -9,14 +10,19 @@ censoring) but draws everything with numpy in one pass, without a loop per case.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pathways.encode.sccs import SCCSData
+from pathways.encode.sccs import SCCSData, _windows
 from pathways.errors import PathwaysInputError
 from pathways.utils import ragged_arange, rng as make_rng
 
-__all__ = ["simulate_sccs", "step_effect", "bell_effect"]
+if TYPE_CHECKING:
+    from pathways.data.eventlog import EventLog
+    from pathways.synthetic.cohort import Truth
+
+__all__ = ["simulate_sccs", "step_effect", "bell_effect", "cohort_sccs_expected"]
 
 
 def step_effect(n_lags: int, relative_incidence: float, start: int = 0, stop: int | None = None) -> np.ndarray:
@@ -140,3 +146,91 @@ def _draw_exposures(gen: np.random.Generator, n_cases: int, n_drugs: int, censor
     drug = np.repeat(np.tile(np.arange(n_drugs), n_cases), counts.reshape(-1))
     bucket = np.floor(gen.random(case.size) * censoring[case]).astype(np.int64)
     return case, bucket, drug
+
+
+def cohort_sccs_expected(log: EventLog, truth: Truth, outcome: str, bucket_size: float,
+                         exposures: Sequence[str] | None = None) -> tuple[SCCSData, np.ndarray]:
+    """Every patient of a :func:`~pathways.synthetic.cohort.simulate_cohort` draw as SCCS data, with the expected
+    number of ``outcome`` events per bucket under the simulator's true intensity.
+
+    The simulator's outcome intensity is ``mu s_p (1 + sum_steps (RI - 1) N_step(t))``, ``N_step(t)`` counting
+    the dispensations of the step's drug whose lag window ``[lag_start, lag_end)`` holds ``t``; its integral over
+    each bucket (exact, partial last bucket and window end included) is the expected count. With
+    :func:`pathways.signals.sccs.sccs_estimand` this gives the value an SCCS design converges to on this cohort.
+
+    Parameters
+    ----------
+    log, truth : the output of ``simulate_cohort`` (``truth`` aligned with ``log.vocab``).
+    outcome : outcome code.
+    bucket_size : bucket width in days; buckets and windows follow :func:`pathways.encode.sccs.sccs_data`
+        (bucket 0 starts at the patient's window start, the window ends at ``end`` or death).
+    exposures : drug codes, one feature each (default: every drug of the cohort, in vocabulary order).
+
+    Returns
+    -------
+    data : SCCSData
+        One case per patient (cases without outcome included), exposure-start indicators per bucket and the
+        log's ``outcome`` events (all of them); ``case_patient`` is ``arange(n_patients)``.
+    expected : ndarray, shape (n_patients, data.n_buckets)
+        Expected outcome count per patient and bucket (0 beyond the censoring).
+    """
+    if truth.patient_scale.size != log.n_patients or truth.codes.size != len(log.vocab):
+        raise PathwaysInputError(f"truth: describes {truth.patient_scale.size} patients and {truth.codes.size} codes, "
+                                 f"the log has {log.n_patients} and {len(log.vocab)}")
+    names = [str(c) for c in truth.codes[truth.categories == "drug"]] if exposures is None else list(exposures)
+    out_i, drug_idx = int(truth.index(outcome)[0]), truth.index(names)
+    b = float(bucket_size)
+    start, censoring, n_buckets = _windows(log, b, None)
+    span = _window_length(log)  # observed time per patient: bucket censoring[p] - 1 holds its end
+    feature = np.full(len(log.vocab), -1, dtype=np.int64)
+    feature[drug_idx] = np.arange(drug_idx.size)
+    bucket = np.floor((log.time - start[log.patient]) / b).astype(np.int64)
+    inside = (bucket >= 0) & (bucket < censoring[log.patient])
+    is_exp = inside & (feature[log.code] >= 0)
+    key = np.unique((log.patient[is_exp] * n_buckets + bucket[is_exp]) * drug_idx.size + feature[log.code[is_exp]])
+    e_cb, e_feat = np.divmod(key, drug_idx.size)
+    is_out = inside & (log.code == out_i)
+    o_key, o_count = np.unique(log.patient[is_out] * n_buckets + bucket[is_out], return_counts=True)
+    data = SCCSData(n_buckets=n_buckets, censoring=censoring, exposure_case=e_cb // n_buckets,
+                    exposure_bucket=e_cb % n_buckets, exposure_feature=e_feat, exposure_value=np.ones(key.size),
+                    outcome_case=o_key // n_buckets, outcome_bucket=o_key % n_buckets, outcome_count=o_count,
+                    feature_names=np.asarray(names, dtype=object), bucket_size=b,
+                    case_patient=np.arange(log.n_patients), case_start=start, outcome_name=str(outcome),
+                    time_unit=log.time_unit)
+    rate = truth.baseline_matrix()[:, out_i]
+    grid = np.arange(n_buckets) * b
+    expected = rate[:, None] * np.clip(np.minimum(grid + b, span[:, None]) - grid, 0.0, None)
+    effects = truth.drug_effects[truth.drug_effects["event"] == outcome]
+    for drug, lo, hi, ri in effects[["drug", "lag_start", "lag_end", "relative_incidence"]].itertuples(index=False):
+        # one vectorised pass per planted step (a handful), over all dispensations of its drug
+        rows = np.flatnonzero(log.code == truth.index(drug)[0])
+        p = log.patient[rows]
+        a = log.time[rows] - start[p] + lo
+        e = np.minimum(log.time[rows] - start[p] + hi, span[p])
+        _add_overlap(expected, p, a, e, truth.baseline[out_i] * truth.patient_scale[p] * (ri - 1.0), b)
+    return data, expected
+
+
+def _window_length(log: EventLog) -> np.ndarray:
+    """Observed time of every patient: ``min(end, death) - start`` (the rule of ``sccs_data``)."""
+    patients = log.patients
+    end = patients["end"].to_numpy(dtype=np.float64)
+    if "death" in patients:
+        death = patients["death"].to_numpy(dtype=np.float64)
+        end = np.where(np.isfinite(death), np.minimum(end, death), end)
+    return end - patients["start"].to_numpy(dtype=np.float64)
+
+
+def _add_overlap(out: np.ndarray, patient: np.ndarray, a: np.ndarray, e: np.ndarray, height: np.ndarray,
+                 b: float) -> None:
+    """Add ``height * |[a, e) ∩ bucket t|`` to ``out[patient, t]`` for every interval (window-relative times)."""
+    keep = e > a
+    patient, a, e, height = patient[keep], a[keep], e[keep], height[keep]
+    first = np.floor(a / b).astype(np.int64)
+    count = np.ceil(e / b).astype(np.int64) - first
+    rep = np.repeat(np.arange(a.size), count)
+    t = first[rep] + ragged_arange(count)
+    length = np.minimum(e[rep], (t + 1) * b) - np.maximum(a[rep], t * b)
+    ok = (t < out.shape[1]) & (length > 0)
+    out += np.bincount(patient[rep][ok] * out.shape[1] + t[ok], weights=(height[rep] * length)[ok],
+                       minlength=out.size).reshape(out.shape)

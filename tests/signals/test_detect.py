@@ -86,3 +86,26 @@ def test_sccs_recovers_isolated_ri():
                  risk_window=(0, 60)).iloc[0]
     assert row["ci_low"] < ri < row["ci_high"] or abs(row["estimate"] - ri) < 0.1
     assert row["flag"]
+
+
+def test_sccs_estimates_its_design_consistent_truth_under_each_exposure_coding(cohort):
+    """Overlapping dispensations: each coding estimates its own projection of the simulator's additive truth."""
+    from pathways.signals.sccs import sccs_estimand
+    from pathways.synthetic.sccs import cohort_sccs_expected
+
+    log, truth = cohort
+    drug, outcome = truth.drug_effects[["drug", "event"]].iloc[0]
+    design = StudyDesign(outcomes=[outcome], methods=("SCCS",), outcome_mode="all")
+    data, expected = cohort_sccs_expected(log, truth, outcome, design.bucket_days)
+    estimates = {}
+    for coding in ("exposed", "starts"):
+        target = sccs_estimand(data, expected, design.sccs_windows(), exposure_coding=coding)
+        true_log_ri = target.set_index("feature").loc[drug, "log_ri"]
+        design.exposure_coding = coding
+        row = detect(log, design).set_index("exposure").loc[drug]
+        assert abs(np.log(row["estimate"]) - true_log_ri) < 3 * row["se_log"], coding
+        estimates[coding] = (row["estimate"], np.exp(true_log_ri))
+    # the risk-period ratio counts overlapping windows once: above the per-dispensation multiplicative effect
+    assert estimates["exposed"][1] > estimates["starts"][1] * 1.1
+    with pytest.raises(PathwaysInputError, match="exposure_coding"):
+        detect(log, outcomes=[outcome], methods=("SCCS",), exposure_coding="ever")

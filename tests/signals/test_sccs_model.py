@@ -9,7 +9,7 @@ from pathways.encode.sccs import SCCSData
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.models.base import PathwaysEstimator
 from pathways.signals.sccs import (SCCS, ConvSCCS, ConvSCCSCV, _normalise, batched_loss, lag_design, penalty_prox,
-                                   tv1d)
+                                   sccs_estimand, tv1d)
 from pathways.synthetic.sccs import simulate_sccs, step_effect
 
 
@@ -320,3 +320,115 @@ def test_bootstrap_coverage_on_repeated_simulations():
         fit = ConvSCCS(n_lags=9, C_tv=100.0, C_group_l1=1000.0, n_bootstrap=100, bootstrap_batch=50, seed=s).fit(data)
         covered.append((fit.ci_low_ <= truth.ravel() + 1e-9) & (truth.ravel() - 1e-9 <= fit.ci_high_))
     assert np.mean(covered) >= 0.9
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# exposure coding of the classic SCCS and its design-consistent estimand
+# ----------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def overlapping():
+    """Two cases with overlapping exposure windows; case 1 is censored after bucket 4."""
+    return SCCSData(n_buckets=8, censoring=[8, 5], exposure_case=[0, 0, 1, 1], exposure_bucket=[1, 2, 0, 4],
+                    exposure_feature=[0, 0, 0, 0], exposure_value=[1.0, 1.0, 1.0, 1.0], outcome_case=[0, 0, 1],
+                    outcome_bucket=[2, 6, 1], outcome_count=[1, 1, 1], feature_names=["drug"])
+
+
+def dense_design(model: SCCS, data: SCCSData) -> np.ndarray:
+    """(n_cases, n_buckets, n_params) covariates of a fitted model's design (zero rows included)."""
+    X_s, design = model._design(data)
+    out = np.zeros((data.n_cases, data.n_buckets, X_s.shape[1]))
+    out[design.row_case.numpy(), design.row_bucket] = X_s.toarray()
+    return out
+
+
+@pytest.mark.parametrize("windows, coding, expected", [
+    # starts at buckets 1 and 2, window [0, 2]: the windows overlap at buckets 2-3
+    ([[0, 2]], "starts", [[0, 1, 2, 2, 1, 0, 0, 0], [1, 1, 1, 0, 1, 0, 0, 0]]),
+    ([[0, 2]], "exposed", [[0, 1, 1, 1, 1, 0, 0, 0], [1, 1, 1, 0, 1, 0, 0, 0]]),
+    ([[1, 2]], "starts", [[0, 0, 1, 2, 1, 0, 0, 0], [0, 1, 1, 0, 0, 0, 0, 0]]),
+    ([[1, 2]], "exposed", [[0, 0, 1, 1, 1, 0, 0, 0], [0, 1, 1, 0, 0, 0, 0, 0]]),
+])
+def test_exposure_coding_design_by_hand(overlapping, windows, coding, expected):
+    model = SCCS(risk_windows=windows, exposure_coding=coding).fit(overlapping)
+    np.testing.assert_array_equal(dense_design(model, overlapping)[..., 0], np.array(expected, dtype=float))
+
+
+def test_exposed_coding_counts_each_window_once_per_step(overlapping):
+    """Two consecutive windows: a bucket in window 1 of one start and window 2 of another is in both steps."""
+    model = SCCS(risk_windows=[[0, 0], [1, 2]], exposure_coding="exposed").fit(overlapping)
+    x = dense_design(model, overlapping)
+    np.testing.assert_array_equal(x[0, :, 0], [0, 1, 1, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(x[0, :, 1], [0, 0, 1, 1, 1, 0, 0, 0])
+
+
+def naive_window_loglik(data: SCCSData, window: tuple[int, int], coding: str, theta: float) -> float:
+    """Conditional log-likelihood of a one-window SCCS, one case and one bucket at a time."""
+    starts = data.feature_matrix().toarray().reshape(data.n_cases, data.n_buckets)
+    labels = data.label_matrix()
+    total = 0.0
+    for i in range(data.n_cases):
+        c = data.censoring[i]
+        x = np.array([sum(starts[i, t - lag] for lag in range(window[0], window[1] + 1) if t - lag >= 0)
+                      for t in range(c)])
+        if coding == "exposed":
+            x = (x > 0).astype(float)
+        eta = theta * x
+        total += labels[i, :c] @ (eta - np.log(np.exp(eta).sum()))
+    return total
+
+
+@pytest.mark.parametrize("coding", ["starts", "exposed"])
+def test_exposure_coding_likelihood_matches_naive_reference(coding):
+    data = simulate_sccs(80, 20, [step_effect(5, 2.0, 0, 4)], exposures_per_case="multiple", exposure_rate=2.5,
+                         censoring_prob=0.4, censoring_scale=4, seed=11)
+    model = SCCS(risk_windows=[[1, 4]], exposure_coding=coding).fit(data)
+    n_out = data.outcome_count.sum()
+    for theta in (model.coef_[0], -0.7, 1.3):
+        model.coef_ = np.array([theta])
+        assert model.score(data) * n_out == pytest.approx(naive_window_loglik(data, (1, 4), coding, theta),
+                                                            rel=1e-12)
+
+
+def test_exposure_codings_differ_only_when_windows_overlap():
+    data = simulate_sccs(400, 30, [step_effect(5, 2.0)], exposures_per_case="multiple", exposure_rate=3.0, seed=5)
+    a = SCCS(risk_windows=[[0, 5]], exposure_coding="starts").fit(data).coef_
+    b = SCCS(risk_windows=[[0, 5]], exposure_coding="exposed").fit(data).coef_
+    assert abs(a[0] - b[0]) > 0.05  # frequent overlaps: different designs, different estimates
+    single = simulate_sccs(400, 30, [step_effect(5, 2.0)], exposure_prob=0.8, seed=5)
+    a = SCCS(risk_windows=[[0, 5]], exposure_coding="starts").fit(single).coef_
+    b = SCCS(risk_windows=[[0, 5]], exposure_coding="exposed").fit(single).coef_
+    np.testing.assert_allclose(a, b, rtol=1e-10)
+    with pytest.raises(PathwaysInputError, match="exposure_coding"):
+        SCCS(exposure_coding="ever").fit(single)
+
+
+@pytest.mark.parametrize("coding", ["starts", "exposed"])
+def test_estimand_of_observed_counts_is_the_fit(coding):
+    """The projection of the observed counts is the maximum-likelihood estimate itself."""
+    data = simulate_sccs(300, 25, [step_effect(4, 2.0), np.zeros(5)], exposures_per_case="multiple",
+                         exposure_rate=1.5, censoring_prob=0.3, censoring_scale=5, seed=8)
+    fit = SCCS(risk_windows=[[0, 4]], exposure_coding=coding, tol=1e-12).fit(data)
+    est = sccs_estimand(data, data.label_matrix(), [[0, 4]], exposure_coding=coding)
+    np.testing.assert_allclose(est["log_ri"].to_numpy(), fit.coef_, atol=1e-8)
+    np.testing.assert_allclose(est["expected_outcomes"].to_numpy(), fit.results_["n_outcomes"].to_numpy())
+
+
+def test_estimand_of_an_additive_intensity_by_hand(overlapping):
+    """Exposed coding: the ratio of expected counts per exposed bucket to those per reference bucket."""
+    one = overlapping.subset([0])
+    rate = np.array([[1.0, 2.0, 3.0, 3.0, 2.0, 1.0, 1.0, 1.0]])  # 1 + #active windows: overlaps add
+    est = sccs_estimand(one, rate, [[0, 2]], exposure_coding="exposed")
+    assert est["ri"].iloc[0] == pytest.approx((2 + 3 + 3 + 2) / 4 / 1.0)
+    assert est["expected_outcomes"].iloc[0] == pytest.approx(10.0)
+    # starts coding: exp(b x) with x = 0,1,2,2,1,0,0,0 cannot fit 1,2,3,3,2,1,1,1 exactly: a projection in between
+    ri = sccs_estimand(one, rate, [[0, 2]], exposure_coding="starts")["ri"].iloc[0]
+    assert 1.5 < ri < 2.5 and ri ** 2 < 3.0 + 1e-9
+
+
+def test_estimand_bad_inputs(overlapping):
+    with pytest.raises(PathwaysInputError, match="shape"):
+        sccs_estimand(overlapping, np.ones((2, 7)))
+    with pytest.raises(PathwaysInputError, match="finite and >= 0"):
+        sccs_estimand(overlapping, -np.ones((2, 8)))
+    with pytest.raises(PathwaysInputError, match="buckets >= censoring"):
+        sccs_estimand(overlapping, np.ones((2, 8)))

@@ -51,3 +51,73 @@ def test_bad_arguments(kwargs, match):
     args = {"n_cases": 10, "n_buckets": 20, "coeffs": [np.zeros(3)]} | kwargs
     with pytest.raises(PathwaysInputError, match=match):
         simulate_sccs(**args, seed=0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# SCCS view of a simulated cohort with its expected outcome counts
+# ----------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cohort():
+    from pathways.synthetic.cohort import simulate_cohort
+
+    return simulate_cohort(1500, seed=3, n_drugs=5, n_outcomes=2, n_strong=1, n_weak=1, frailty=0.5)
+
+
+def test_cohort_sccs_data_matches_the_encoder_on_cases(cohort):
+    from pathways.encode.sccs import sccs_data
+    from pathways.synthetic.sccs import cohort_sccs_expected
+
+    log, truth = cohort
+    outcome = truth.drug_effects["event"].iloc[0]
+    data, expected = cohort_sccs_expected(log, truth, outcome, 7.0)
+    assert data.n_cases == log.n_patients and expected.shape == (log.n_patients, data.n_buckets)
+    drugs = list(data.feature_names)
+    ref = sccs_data(log, {d: [d] for d in drugs}, [outcome], 7.0, outcome_mode="all")
+    cases = data.subset(data.outcomes_per_case() > 0)
+    for name in ("censoring", "exposure_case", "exposure_bucket", "exposure_feature", "outcome_case",
+                 "outcome_bucket", "outcome_count"):
+        np.testing.assert_array_equal(getattr(cases, name), getattr(ref, name), err_msg=name)
+    np.testing.assert_array_equal(data.case_patient[data.outcomes_per_case() > 0], ref.case_patient)
+    # the observed total is a Poisson draw around the expected one
+    total, observed = expected.sum(), data.outcome_count.sum()
+    assert abs(observed - total) < 4 * np.sqrt(total)
+    assert np.all(expected[np.arange(data.n_buckets)[None, :] >= data.censoring[:, None]] == 0)
+
+
+def test_cohort_expected_counts_integrate_the_true_intensity(cohort):
+    """Naive reference: the simulator's intensity summed on a fine time grid, one patient at a time."""
+    from pathways.synthetic.sccs import cohort_sccs_expected
+
+    log, truth = cohort
+    outcome = truth.drug_effects["event"].iloc[0]
+    steps = truth.drug_effects[truth.drug_effects["event"] == outcome]
+    _, expected = cohort_sccs_expected(log, truth, outcome, 7.0)
+    drug_codes = truth.index(steps["drug"].tolist())
+    exposed = np.unique(log.patient[np.isin(log.code, drug_codes)])
+    i = truth.index(outcome)[0]
+    start, end = log.patients["start"].to_numpy(), log.patients["end"].to_numpy()
+    dt = 0.002
+    for p in exposed[:6]:
+        n = int(np.ceil((end[p] - start[p]) / dt))
+        width = np.full(n, dt)
+        width[-1] = end[p] - start[p] - (n - 1) * dt  # the last cell stops at the window end
+        grid = start[p] + np.arange(n) * dt + width / 2
+        rate = np.ones_like(grid)
+        rows = slice(log.offsets[p], log.offsets[p + 1])
+        for drug, lo, hi, ri in steps[["drug", "lag_start", "lag_end", "relative_incidence"]].itertuples(index=False):
+            for t_k in log.time[rows][log.code[rows] == truth.index(drug)[0]]:
+                rate += (ri - 1.0) * ((grid - t_k >= lo) & (grid - t_k < hi))
+        rate *= truth.baseline[i] * truth.patient_scale[p] * width
+        ref = np.bincount(np.floor((grid - start[p]) / 7.0).astype(int), weights=rate,
+                          minlength=expected.shape[1])
+        np.testing.assert_allclose(expected[p], ref, rtol=1e-3, atol=1e-5)
+
+
+def test_cohort_expected_rejects_a_foreign_truth(cohort):
+    from pathways.synthetic.cohort import simulate_cohort
+    from pathways.synthetic.sccs import cohort_sccs_expected
+
+    log, _ = cohort
+    _, other = simulate_cohort(20, seed=0, n_drugs=5, n_outcomes=2, n_strong=1, n_weak=1)
+    with pytest.raises(PathwaysInputError, match="truth"):
+        cohort_sccs_expected(log, other, other.outcomes[0], 7.0)
