@@ -29,7 +29,7 @@ from pathways.encode.sequences import Sequences
 from pathways.errors import PathwaysDataWarning
 from pathways.models.params import check_real
 from pathways.models.tpp.base import TPPBase, _gaps
-from pathways.models.tpp.modules import BatchTensors, Carry, TPPModule, time_features, unpack_batch
+from pathways.models.tpp.modules import BatchTensors, Carry, TPPModule, run_gru, time_features, unpack_batch
 
 
 class LogNormMixModule(TPPModule):
@@ -55,8 +55,7 @@ class LogNormMixModule(TPPModule):
 
     def encode(self, bt: BatchTensors) -> torch.Tensor:
         marks = F.pad(bt.marks, (1, 0), value=self.n_marks)
-        out, _ = self.rnn(self._inputs(marks, F.pad(bt.dt, (1, 0))))
-        return out
+        return run_gru(self.rnn, self._inputs(marks, F.pad(bt.dt, (1, 0))))
 
     def _mixture(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Log weights, means and scales ``(..., M)`` of the standardised log-gap mixture."""
@@ -67,13 +66,18 @@ class LogNormMixModule(TPPModule):
         return (torch.log(tau.clamp_min(self.min_gap)) - self.log_mean) / self.log_std
 
     def _log_density(self, states: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-        """``log f(τ)`` ``(..., G)`` for states ``(..., S)`` and gaps ``(..., G)`` (normalised units)."""
-        logw, loc, scale = (x[..., None, :] for x in self._mixture(states))
-        y = self._standardise(tau)[..., None]
-        z = (y - loc) / scale
-        log_normal = -0.5 * z * z - torch.log(scale) - 0.5 * math.log(2 * math.pi)
-        return (torch.logsumexp(logw + log_normal, -1) - torch.log(self.log_std)
-                - torch.log(tau.clamp_min(self.min_gap)))
+        """``log f(τ)`` ``(..., G)`` for states ``(..., S)`` and gaps ``(..., G)`` (normalised units).
+
+        One fused expression: ``logsumexp_m(logit_m - z_m²/2 - log σ_m) - logsumexp_m(logit_m)`` replaces the
+        log-softmax of the weights, and ``log σ`` is used as is (never ``log(exp(.))``).
+        """
+        logits, loc, log_scale = (x[..., None, :] for x in self.mix_head(states).chunk(3, dim=-1))
+        log_scale = log_scale.clamp(-5.0, 3.0)
+        log_tau = torch.log(tau.clamp_min(self.min_gap))
+        z = ((log_tau - self.log_mean) / self.log_std)[..., None] - loc
+        z = z * torch.exp(-log_scale)
+        mixed = torch.logsumexp(logits - 0.5 * z * z - log_scale, -1) - torch.logsumexp(logits, -1)
+        return mixed - (0.5 * math.log(2 * math.pi) + torch.log(self.log_std)) - log_tau
 
     def _log_survival(self, states: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         logw, loc, scale = (x[..., None, :] for x in self._mixture(states))

@@ -109,6 +109,76 @@ def next_event_from_grid(lam_k: torch.Tensor, grid: torch.Tensor,
     return mean, probs / probs.sum(-1, keepdim=True).clamp_min(1e-30)
 
 
+class _GRUScan(torch.autograd.Function):
+    """A one-layer ``nn.GRU`` over whole sequences with a hand-written backward through time.
+
+    torch's CPU GRU records about fifteen autograd nodes per position; their backward dominates a training step.
+    Here the forward runs torch's GRU kernel without recording, then recomputes every gate for all positions at
+    once (the previous hidden states are known after the scan: one matmul). The backward builds, for all positions
+    at once, the coefficients that map the gradient of ``h_t`` to the gate pre-activations; its loop over positions
+    is then three ops; every weight gradient is one matmul after it.
+
+    Gates (torch's layout ``[r, z, n]``): ``r, z = σ(x W_i + b_i + h W_h + b_h)``, ``n = tanh(x W_in + b_in +
+    r ⊙ (h W_hn + b_hn))``, ``h' = (1 - z) ⊙ n + z ⊙ h``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, h0: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
+                b_ih: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+        hid = h0.shape[-1]
+        x = x.transpose(0, 1).contiguous()  # time-major: every per-position slice below is contiguous
+        out = torch.gru(x, h0[None], [w_ih, w_hh, b_ih, b_hh], True, 1, 0.0, False, False, False)[0]
+        states = torch.cat([h0[None], out])  # (T + 1, B, H): h_0 .. h_T
+        # the gates of every position at once, now that every previous state is known
+        gi = F.linear(x, w_ih, b_ih)
+        gh = F.linear(states[:-1], w_hh, b_hh)
+        rz = torch.sigmoid(gi[..., :2 * hid] + gh[..., :2 * hid])
+        n = torch.tanh(torch.addcmul(gi[..., 2 * hid:], rz[..., :hid], gh[..., 2 * hid:]))
+        ctx.save_for_backward(x, states, rz, n, gh, w_ih, w_hh)
+        return out.transpose(0, 1)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x, states, rz, n, gh, w_ih, w_hh = ctx.saved_tensors
+        hid = states.shape[-1]
+        prev = states[:-1]
+        r, z = rz[..., :hid], rz[..., hid:]
+        # coef[t] maps the gradient g of h_t to ∂/∂gh (r, z, n parts) and to h_{t-1} directly (z):
+        # the recurrent gradient is (g ⊗ coef) @ [W_hh; I]
+        coef = x.new_empty(*z.shape[:2], 4, hid)
+        d_n = (1 - z) * (1 - n * n)  # ∂h'/∂(pre-activation of n) = ∂h'/∂gi_n
+        torch.mul(d_n * gh[..., 2 * hid:], r * (1 - r), out=coef[:, :, 0])
+        torch.mul(prev - n, z * (1 - z), out=coef[:, :, 1])
+        torch.mul(d_n, r, out=coef[:, :, 2])
+        coef[:, :, 3] = z
+        w_ext = torch.cat([w_hh, torch.eye(hid, dtype=w_hh.dtype, device=w_hh.device)], dim=0)  # (4H, H)
+        grad_out = grad_out.transpose(0, 1)
+        g_all = torch.empty_like(prev)  # gradient reaching each h_t
+        carry = torch.zeros_like(states[0])
+        for t in range(prev.shape[0] - 1, -1, -1):  # three ops per position
+            g = torch.add(grad_out[t], carry, out=g_all[t])
+            carry = (coef[t] * g[:, None]).flatten(1) @ w_ext
+        grad_gh = (coef[:, :, :3] * g_all[:, :, None]).flatten(2)
+        grad_gi = grad_gh.clone()
+        torch.mul(d_n, g_all, out=grad_gi[..., 2 * hid:])
+        grad_x = (grad_gi @ w_ih).transpose(0, 1)
+        grad_w_ih = grad_gi.flatten(0, 1).t() @ x.flatten(0, 1)
+        grad_w_hh = grad_gh.flatten(0, 1).t() @ prev.flatten(0, 1)
+        return grad_x, carry, grad_w_ih, grad_w_hh, grad_gi.sum((0, 1)), grad_gh.sum((0, 1))
+
+
+def run_gru(rnn: nn.GRU, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
+    """Outputs ``(B, T, H)`` of a one-layer batch-first ``nn.GRU`` on ``x``; same values, cheaper backward.
+
+    Without gradients (evaluation, prediction) this is ``rnn(x)``; with them, :class:`_GRUScan`.
+    """
+    if h0 is None:
+        h0 = x.new_zeros(x.shape[0], rnn.hidden_size)
+    if not (torch.is_grad_enabled() and (x.requires_grad or rnn.weight_hh_l0.requires_grad)):
+        return rnn(x, h0[None])[0]
+    return _GRUScan.apply(x, h0, rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
+
+
 class TPPModule(nn.Module, metaclass=ABCMeta):
     """Base of every neural TPP module: training objective and the trajectory sampling loop.
 
