@@ -78,9 +78,8 @@ def test_evaluation_likelihood_matches_float64_reference(cls: type) -> None:
     assert n.tolist() == [5, 0, 4]
 
 
-@pytest.mark.parametrize("cls", [NeuralHawkesModule, TransformerHawkesModule], ids=lambda c: c.__name__)
-def test_monte_carlo_compensator_is_unbiased(cls: type) -> None:
-    module, seqs = _tiny(cls), _data()
+def test_monte_carlo_compensator_is_unbiased() -> None:
+    module, seqs = _tiny(NeuralHawkesModule), _data()
     batch = seqs.pad(np.arange(len(seqs)), dtype=torch.float64)
     torch.manual_seed(1)
     draws = torch.stack([module.log_likelihood(batch, method="mc")[0] for _ in range(400)]).detach().numpy()
@@ -135,6 +134,49 @@ def test_rmtpp_compensator_is_exact_when_w_vanishes() -> None:
     np.testing.assert_allclose(ll.detach().numpy(), _reference(module, seqs), rtol=1e-7)
 
 
+def test_softplus_area_difference_matches_the_dilogarithm() -> None:
+    from scipy.special import spence
+
+    from pathways.models.tpp.thp import _SoftplusAreaDifference
+
+    def area(x: np.ndarray) -> np.ndarray:  # G(x) = -Li2(-e^x) = -spence(1 + e^x)
+        return -spence(1 + np.exp(x))
+
+    rng = np.random.default_rng(0)
+    x0 = np.concatenate([rng.uniform(-30, 30, 200), [-5.0, 0.0, 0.0, 20.0, -0.3]])
+    x1 = np.concatenate([x0[:200] + rng.uniform(-8, 8, 200), [0.0, 3.0, -3.0, 20.5, 0.3]])
+    got = _SoftplusAreaDifference.apply(torch.tensor(x0), torch.tensor(x1)).numpy()
+    np.testing.assert_allclose(got, area(x1) - area(x0), rtol=1e-12, atol=1e-13)
+    args = (torch.tensor(x0[:20], requires_grad=True), torch.tensor(x1[:20], requires_grad=True))
+    assert torch.autograd.gradcheck(_SoftplusAreaDifference.apply, args)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-10), (torch.float32, 2e-6)])
+def test_thp_interval_integral_is_exact_for_every_slope(dtype: torch.dtype, rtol: float) -> None:
+    from pathways.models.tpp.thp import softplus_interval_integral
+
+    # slopes on both sides of the narrow/wide switch, zero, tiny, steep; spans from 0 to long; large arguments
+    pre = np.array([-3.0, 0.5, 0.5, 2.0, 10.0, -20.0, 1.0, 1.0, 1.0, 40.0, -1.0])
+    slope = np.array([-0.1, 0.24, 0.26, -2.0, 5.0, 3.0, 0.0, 1e-9, -0.2, -1.0, 0.125])
+    beta = np.array([0.7, 1.0, 1.0, 1.0, 2.0, 0.5, 1.0, 1.0, 1.0, 1.5, 0.5])
+    span = np.array([2.0, 1.0, 1.0, 5.0, 0.3, 10.0, 3.0, 3.0, 0.0, 30.0, 1.0])
+    ref = [integrate.quad(lambda t: b * np.logaddexp(0, (p + s * t) / b), 0, d, epsabs=0, epsrel=1e-13)[0]
+           for p, s, b, d in zip(pre, slope, beta, span)]
+    got = softplus_interval_integral(*(torch.tensor(a, dtype=dtype) for a in (pre, slope, beta, span)))
+    np.testing.assert_allclose(got.double().numpy(), ref, rtol=rtol, atol=1e-30)
+    args = tuple(torch.tensor(a, requires_grad=True) for a in (pre, slope, beta, span))
+    assert torch.autograd.gradcheck(softplus_interval_integral, args)
+
+
+def test_thp_compensator_is_exact_when_alpha_vanishes() -> None:
+    module = _tiny(TransformerHawkesModule)
+    with torch.no_grad():
+        module.alpha.copy_(torch.tensor([0.0, 1e-9]))
+    seqs = _data()
+    ll, _ = module.log_likelihood(seqs.pad(np.arange(3), dtype=torch.float64))
+    np.testing.assert_allclose(ll.detach().numpy(), _reference(module, seqs), rtol=1e-7)
+
+
 def test_training_objective_is_summed_nll_and_event_count() -> None:
     module, seqs = _tiny(RMTPPModule), _data()
     batch = seqs.pad(np.arange(3), dtype=torch.float64)
@@ -156,3 +198,21 @@ def test_rmtpp_hand_written_rnn_backward_matches_autograd() -> None:
     mine = _TanhRNN.apply(torch.nn.functional.linear(x, rnn.weight_ih_l0, rnn.bias_ih_l0 + rnn.bias_hh_l0),
                           torch.zeros(3, 4, dtype=torch.float64), rnn.weight_hh_l0)
     torch.testing.assert_close(mine, rnn(x)[0])
+
+
+def test_gru_scan_matches_torch_gru_values_and_gradients() -> None:
+    from pathways.models.tpp.modules import _GRUScan, run_gru
+
+    torch.manual_seed(4)
+    rnn = torch.nn.GRU(4, 5, batch_first=True).double()
+    x = torch.randn(3, 7, 4, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    params = (rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
+    assert torch.autograd.gradcheck(_GRUScan.apply, (x, h0, *params))
+    mine, ref = run_gru(rnn, x, h0), rnn(x, h0[None])[0]
+    torch.testing.assert_close(mine, ref)
+    weights = torch.randn_like(ref)
+    grads_mine = torch.autograd.grad((mine * weights).sum(), (x, h0, *params))
+    grads_ref = torch.autograd.grad((ref * weights).sum(), (x, h0, *params))
+    for a, b in zip(grads_mine, grads_ref):
+        torch.testing.assert_close(a, b)
