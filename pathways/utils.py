@@ -93,3 +93,23 @@ def offsets_from_sorted(segment: np.ndarray, n_segments: int) -> np.ndarray:
     out = np.zeros(n_segments + 1, dtype=np.int64)
     np.cumsum(counts, out=out[1:])
     return out
+
+
+def compact(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``values[keep]`` written over the front of ``values``, returned as a view (no second full-size array).
+
+    ``values`` is overwritten: use it only on arrays the caller owns. At 10 M events this keeps one 80 MB
+    temporary alive at a time instead of a second copy of every column.
+
+    Examples
+    --------
+    >>> a = np.array([1., 2., 3., 4.])
+    >>> compact(a, np.array([True, False, True, False])).tolist()
+    [1.0, 3.0]
+    """
+    keep = np.asarray(keep, dtype=bool)
+    if keep.all():
+        return values
+    m = int(np.count_nonzero(keep))
+    values[:m] = values[keep]
+    return values[:m]

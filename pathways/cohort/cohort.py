@@ -40,13 +40,20 @@ def derived_events(base: EventLog, patient: np.ndarray, time: np.ndarray, codes:
         code_names, codes = np.array([codes], dtype=object), np.zeros(patient.size, dtype=np.int64)
     elif code_names is None:
         code_names, codes = np.unique(np.asarray(codes, dtype=object).astype(str), return_inverse=True)
-    used, inverse = np.unique(np.asarray(codes, dtype=np.int64).reshape(-1), return_inverse=True)
-    names = np.asarray(code_names, dtype=object)[used].astype(str)
+    codes = np.asarray(codes, dtype=np.int64).reshape(-1)
+    code_names = np.asarray(code_names, dtype=object)
+    if codes.size and (codes.min() < 0 or codes.max() >= code_names.size):
+        raise PathwaysInputError(f"codes: indices must lie in [0, {code_names.size}) (code_names), got "
+                                 f"[{int(codes.min())}, {int(codes.max())}]")
+    # Code indices are bounded by len(code_names): counting finds the used ones in linear time (no sort of events).
+    counts = np.bincount(codes, minlength=code_names.size) if codes.size else np.zeros(code_names.size, np.int64)
+    used = np.flatnonzero(counts)
+    names = code_names[used].astype(str)
     order = np.argsort(names, kind="stable")  # vocabulary sorted by code, as Vocabulary.from_codes does
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    code = rank[inverse.reshape(-1)].astype(np.int64)
-    vocab = Vocabulary(names[order].tolist(), np.bincount(code, minlength=names.size))
+    new_index = np.zeros(code_names.size, dtype=np.int64)
+    new_index[used[order]] = np.arange(order.size)
+    code = new_index[codes]
+    vocab = Vocabulary(names[order].tolist(), counts[used[order]])
     cat = None
     if category is not None:
         if isinstance(category, str):
@@ -87,16 +94,17 @@ class Cohort:
             if sel.shape != (events.n_patients,):
                 raise PathwaysInputError(f"subjects: mask of {sel.shape} for {events.n_patients} patients")
             sel = np.flatnonzero(sel)
-        sel = np.unique(sel.astype(np.int64))
-        if sel.size and (sel[0] < 0 or sel[-1] >= events.n_patients):
-            bad = (sel < 0) | (sel >= events.n_patients)
+        sel = np.asarray(sel, dtype=np.int64).reshape(-1)
+        bad = (sel < 0) | (sel >= events.n_patients)
+        if bad.any():
             raise PathwaysInputError(f"subjects: {int(bad.sum())} indices outside [0, {events.n_patients}), "
                                      f"e.g. {int(sel[bad][0])}")
-        self.name = name
-        self.description = description
-        self.subjects = sel
+        # A mask over patients dedups and sorts the subjects in linear time (they may repeat once per event).
         mask = np.zeros(events.n_patients, dtype=bool)
         mask[sel] = True
+        self.name = name
+        self.description = description
+        self.subjects = np.flatnonzero(mask)
         inside = mask[events.patient]
         self.events = events if inside.all() else subset_events(events, inside)
 

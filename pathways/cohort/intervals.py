@@ -15,12 +15,17 @@ from pathways.errors import PathwaysInputError, describe_bad_rows
 
 @dataclass(frozen=True)
 class Intervals:
-    """Grouped intervals sorted by (group, start): ``count`` = input intervals merged into each one."""
+    """Grouped intervals sorted by (group, start).
+
+    ``count`` = input intervals merged into each one; ``source`` = input row of the earliest interval merged into
+    each one (ties: the first in sorted order), to carry per-row attributes or the input's order over.
+    """
 
     group: np.ndarray
     start: np.ndarray
     end: np.ndarray
     count: np.ndarray
+    source: np.ndarray
 
     def __len__(self) -> int:
         return int(self.start.size)
@@ -58,16 +63,17 @@ def merge_intervals(group: np.ndarray, start: np.ndarray, end: np.ndarray, gap: 
     Examples
     --------
     >>> m = merge_intervals([0, 0, 0, 1], [0., 5., 20., 0.], [10., 12., 25., 1.])
-    >>> m.start.tolist(), m.end.tolist(), m.count.tolist()
-    ([0.0, 20.0, 0.0], [12.0, 25.0, 1.0], [2, 1, 1])
+    >>> m.start.tolist(), m.end.tolist(), m.count.tolist(), m.source.tolist()
+    ([0.0, 20.0, 0.0], [12.0, 25.0, 1.0], [2, 1, 1], [0, 2, 3])
     """
     group, start, end = _as_arrays(group, start, end)
     if gap < 0 or not np.isfinite(gap):
         raise PathwaysInputError(f"gap: expected a finite value >= 0, got {gap!r}")
     weights = np.ones(start.size, dtype=np.int64) if count is None else np.asarray(count, dtype=np.int64)
     if start.size == 0:
-        return Intervals(group, start, end, weights)
+        return Intervals(group, start, end, weights, np.zeros(0, dtype=np.int64))
     if presorted:
+        order = None
         g, s, e, w = group, start, end, weights
     else:
         order = np.lexsort((start, group))  # ties in start need no order: the running max handles them
@@ -76,7 +82,8 @@ def merge_intervals(group: np.ndarray, start: np.ndarray, end: np.ndarray, gap: 
     new_run = np.ones(s.size, dtype=bool)
     new_run[1:] = (g[1:] != g[:-1]) | (s[1:] > run_end[:-1] + gap)
     first = np.flatnonzero(new_run)
-    return Intervals(g[first], s[first], np.maximum.reduceat(e, first), np.add.reduceat(w, first))
+    source = first if order is None else order[first]
+    return Intervals(g[first], s[first], np.maximum.reduceat(e, first), np.add.reduceat(w, first), source)
 
 
 def clip_intervals(group: np.ndarray, start: np.ndarray, end: np.ndarray, low: np.ndarray,

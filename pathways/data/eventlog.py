@@ -213,9 +213,9 @@ class EventLog:
         _check_event_arrays(patient, time, code, end, n_patients, len(vocab))
         if patients is None:
             patients = pd.DataFrame({"patient_id": np.arange(n_patients)})
-        order = _sort_order(patient, time, code)
         extras = {k: np.asarray(v) for k, v in (extras or {}).items()}
-        if not _is_identity(order):  # sorted input (the readers' usual case) is kept without a copy
+        if not _is_sorted(patient, time, code):  # sorted input (the readers' usual case) is kept without a copy
+            order = np.lexsort((code, time, patient))
             extras = {k: v[order] for k, v in extras.items()}
             patient, time, code, end, value = (a[order] for a in (patient, time, code, end, value))
             category = category[order]
@@ -601,7 +601,7 @@ def _complete_patients(patients: pd.DataFrame, patient: np.ndarray, time: np.nda
     first = np.full(n, np.nan)
     last = np.full(n, np.nan)
     if patient.size:
-        stop = np.where(np.isnan(end), time, np.maximum(end, time))
+        stop = np.fmax(end, time)  # fmax ignores a NaN end: the event's own time
         np.fmin.at(first, patient, time)
         np.fmax.at(last, patient, stop)
     out = patients.copy()
@@ -626,7 +626,11 @@ def _window_violations(patients: pd.DataFrame, patient: np.ndarray, time: np.nda
     return (time < start) | (time > stop)
 
 
-def _check_windows(patients: pd.DataFrame, patient: np.ndarray, time: np.ndarray) -> None:
+def _check_windows(patients: pd.DataFrame, patient: np.ndarray, time: np.ndarray, chunk: int = 1 << 20) -> None:
+    # By chunks: the gathered window bounds of 10 M events would be two 80 MB temporaries.
+    if not any(_window_violations(patients, patient[lo:lo + chunk], time[lo:lo + chunk]).any()
+               for lo in range(0, time.size, chunk)):
+        return
     outside = _window_violations(patients, patient, time)
     if outside.any():
         raise PathwaysInputError(describe_bad_rows("time", outside, time, "lie outside the patient's observation "
@@ -660,26 +664,29 @@ def _check_event_arrays(patient: np.ndarray, time: np.ndarray, code: np.ndarray,
         ("time", ~np.isfinite(time), time, "are not finite"),
         ("patient", (patient < 0) | (patient >= n_patients), patient, f"are outside [0, {n_patients})"),
         ("code", (code < 0) | (code >= n_codes), code, f"are outside the vocabulary [0, {n_codes})"),
-        ("end", np.nan_to_num(end, nan=np.inf) < time, end, "end before time"),
+        ("end", end < time, end, "end before time"),  # a NaN end (no end) compares False
     ]
     for name, bad, values, what in checks:
         if bad.any():
             raise PathwaysInputError(describe_bad_rows(name, bad, values, what))
 
 
-def _is_identity(order: np.ndarray) -> bool:
-    return bool(order.size == 0 or (order[0] == 0 and order[-1] == order.size - 1 and np.all(np.diff(order) == 1)))
-
-
 def _sort_order(patient: np.ndarray, time: np.ndarray, code: np.ndarray) -> np.ndarray:
     """Stable order by (patient, time, code); skips the sort when already sorted (the common case)."""
-    if patient.size < 2:
-        return np.arange(patient.size)
-    dp, dt, dc = np.diff(patient), np.diff(time), np.diff(code)
-    sorted_already = np.all((dp > 0) | ((dp == 0) & ((dt > 0) | ((dt == 0) & (dc >= 0)))))
-    if sorted_already:
+    if patient.size < 2 or _is_sorted(patient, time, code):
         return np.arange(patient.size)
     return np.lexsort((code, time, patient))
+
+
+def _is_sorted(patient: np.ndarray, time: np.ndarray, code: np.ndarray, chunk: int = 1 << 20) -> bool:
+    """Whether rows are in (patient, time, code) order; checked by chunks so that the temporaries stay small."""
+    for lo in range(0, patient.size - 1, chunk):
+        hi = min(lo + chunk + 1, patient.size)  # chunks overlap by one row: every adjacent pair is compared
+        p, t, c = patient[lo:hi], time[lo:hi], code[lo:hi]
+        dp, dt = p[1:] - p[:-1], t[1:] - t[:-1]
+        if not np.all((dp > 0) | ((dp == 0) & ((dt > 0) | ((dt == 0) & (c[1:] >= c[:-1]))))):
+            return False
+    return True
 
 
 def _as_categorical(category: Any, n: int) -> pd.Categorical:

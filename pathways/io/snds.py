@@ -127,8 +127,11 @@ def read_snds(
             parts.append(reader.death_events(patients))
         if not parts:
             raise PathwaysInputError("sources: no event source selected")
-        events = ts.temp_view(" UNION ALL ".join(f"SELECT pid, t, e, value, code, cat FROM {p}" for p in parts),
-                              "snds_events")
+        # Materialised once: the patient check and the EventLog build each read it, and the staged joins behind
+        # it can then be dropped before the big sort.
+        events = ts.temp_table(" UNION ALL ".join(f"SELECT pid, t, e, value, code, cat FROM {p}" for p in parts),
+                               "snds_events")
+        ts.drop_temps(keep=[events])
         patients = reader.complete_patients(events, patients, unknown_patients)
         if unknown_patients == "drop":
             events = reader.keep_known(events, patients)
@@ -479,13 +482,14 @@ class _SndsReader:
         # Arrow-registered ids: DuckDB hashes them without Python string objects.
         self.ts.con.register("pw_known", pa.table({"pid": pa.array(patients["patient_id"].astype(str), pa.string())}))
         try:
-            n, n_unknown, extra = self.ts.con.execute(
-                f"SELECT count(*), count(*) FILTER (WHERE k.pid IS NULL), "
-                f"list(DISTINCT e.pid) FILTER (WHERE k.pid IS NULL AND e.pid IS NOT NULL) FROM {events} e "
-                f"LEFT JOIN pw_known k ON e.pid = k.pid").fetchall()[0]
+            unknown = self.ts.con.execute(
+                f"SELECT e.pid, count(*) FROM {events} e ANTI JOIN pw_known k ON e.pid = k.pid "
+                f"WHERE e.pid IS NOT NULL GROUP BY e.pid").fetchall()
         finally:
             self.ts.con.unregister("pw_known")
-        extra = sorted(extra or [])
+        n = self.ts.scalar(f"SELECT count(*) FROM {events}")
+        n_unknown = sum(r[1] for r in unknown)
+        extra = sorted(r[0] for r in unknown)
         decision = "kept, birth/sex unknown" if rule == "keep" else "dropped"
         self.decide("events of patients absent from IR_BEN_R", decision, n_unknown, n,
                     f"{len(extra)} patients")

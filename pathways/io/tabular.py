@@ -7,7 +7,9 @@ numpy. String identifiers and codes are mapped to integer indices inside DuckDB 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,7 @@ import pyarrow as pa
 
 from pathways.data import EventLog, Vocabulary
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
+from pathways.utils import compact
 
 logger = logging.getLogger("pathways")
 
@@ -29,7 +32,15 @@ _TABLE_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv")
 
 
 def import_duckdb() -> Any:
-    """Import duckdb lazily, with an actionable message when the optional extra is missing."""
+    """Import duckdb lazily, with an actionable message when the optional extra is missing.
+
+    DuckDB's allocator (jemalloc on Linux) keeps freed pages for about ten seconds by default, so the memory of a
+    finished join still counts while NumPy fills the EventLog: the readers' peak would be the sum of both. Unless
+    the user configured it, freed pages go back to the system at once (``DUCKDB_JE_MALLOC_CONF``, read when
+    DuckDB loads: it has no effect if duckdb was imported before).
+    """
+    if "duckdb" not in sys.modules:
+        os.environ.setdefault("DUCKDB_JE_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
     try:
         import duckdb
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -266,11 +277,13 @@ class TableSet:
         self._temps.append(("VIEW", name))
         return name
 
-    def drop_temps(self) -> None:
-        """Drop the temporary tables and views made so far (newest first), releasing DuckDB memory."""
-        while self._temps:
-            kind, name = self._temps.pop()
-            self.con.execute(f"DROP {kind} IF EXISTS {name}")
+    def drop_temps(self, keep: Iterable[str] = ()) -> None:
+        """Drop the temporary tables and views made so far (newest first) except ``keep``, releasing memory."""
+        kept = set(keep)
+        for kind, name in reversed(self._temps):
+            if name not in kept:
+                self.con.execute(f"DROP {kind} IF EXISTS {name}")
+        self._temps = [(kind, name) for kind, name in self._temps if name in kept]
 
     def close(self) -> None:
         """Close the connection if this object opened it."""
@@ -363,34 +376,14 @@ def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, catego
     """
     if duplicates not in ("drop", "keep", "raise"):
         raise PathwaysInputError(f"duplicates: expected 'drop', 'keep' or 'raise', got {duplicates!r}")
-    con = tables.con
-    code_rows = con.execute(f"SELECT code, count(*) FROM {events} GROUP BY code").fetchall()
+    code_rows = tables.con.execute(f"SELECT code, count(*) FROM {events} GROUP BY code").fetchall()
     code_rows.sort(key=lambda r: r[0])
     vocab = Vocabulary([r[0] for r in code_rows], [r[1] for r in code_rows])
-    # Arrow lookups: DuckDB scans them without touching Python string objects.
-    lookup_codes = pa.table({"code": pa.array(vocab.codes.astype(str).tolist(), pa.string()),
-                             "cidx": np.arange(len(vocab), dtype=np.int64)})
-    lookup_pids = pa.table({"pid": pa.array(patients["patient_id"].astype(str), pa.string()),
-                            "pidx": np.arange(len(patients), dtype=np.int64)})
-    con.register("pw_lookup_codes", lookup_codes)
-    con.register("pw_lookup_pids", lookup_pids)
-    try:
-        # Sorting in DuckDB (parallel, out of core) lets EventLog.from_arrays skip its own lexsort; sorting on
-        # every field puts identical events next to each other for the duplicate check below.
-        arrays = con.execute(
-            f"SELECT p.pidx, e.t, c.cidx, e.e, e.value, e.cat FROM {events} e "
-            f"JOIN pw_lookup_pids p ON e.pid = p.pid JOIN pw_lookup_codes c ON e.code = c.code "
-            f"ORDER BY p.pidx, e.t, c.cidx, e.cat, e.e NULLS FIRST, e.value NULLS FIRST"
-        ).fetchnumpy()
-    finally:
-        con.unregister("pw_lookup_codes")
-        con.unregister("pw_lookup_pids")
-    tables.drop_temps()  # the staged joins are no longer needed: free DuckDB memory before the numpy work
-    patient = np.asarray(arrays["pidx"], dtype=np.int64)
-    time, code = _float(arrays["t"]), np.asarray(arrays["cidx"], dtype=np.int64)
-    end, value = _float(arrays["e"]), _float(arrays["value"])
-    cat = np.asarray(arrays["cat"], dtype=np.int64)
-    # One keep-mask for duplicates and filters, applied once: a single copy of the 10M-row arrays, not one per rule.
+    encoded = _encode_events(tables, events, patients, vocab, sum(r[1] for r in code_rows))
+    # The staged joins are no longer needed: free DuckDB memory before the sort and the numpy work.
+    tables.drop_temps(keep=[encoded])
+    patient, time, code, end, value, cat = _fetch_sorted(tables.con, encoded)
+    tables.drop_temps()
     drop = np.zeros(time.size, dtype=bool)
     if duplicates != "keep" and time.size > 1:
         drop[1:] = ((patient[1:] == patient[:-1]) & (time[1:] == time[:-1]) & (code[1:] == code[:-1])
@@ -406,8 +399,8 @@ def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, catego
         report.decide(step, decision, int(new.sum()), int(time.size - drop.sum()), "documented rule")
         drop |= new
     if drop.any():
-        keep = ~drop
-        patient, time, code, end, value, cat = (a[keep] for a in (patient, time, code, end, value, cat))
+        # One keep-mask for duplicates and filters, applied in place: one column at a time is copied, never all.
+        patient, time, code, end, value, cat = (compact(a, ~drop) for a in (patient, time, code, end, value, cat))
     category = pd.Categorical.from_codes(cat, categories=list(categories))
     log = EventLog.from_arrays(
         patient, time, code, vocab, patients.reset_index(drop=True), end=end, value=value, category=category,
@@ -419,17 +412,54 @@ def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, catego
     return log
 
 
+def _encode_events(tables: TableSet, events: str, patients: pd.DataFrame, vocab: Vocabulary, n_events: int) -> str:
+    """Temp table of the events with patient and code indices (narrow integers) instead of their text."""
+    con = tables.con
+    # Arrow lookups: DuckDB scans them without touching Python string objects.
+    con.register("pw_lookup_codes", pa.table({"code": pa.array(vocab.codes.astype(str).tolist(), pa.string()),
+                                              "cidx": np.arange(len(vocab), dtype=np.int32)}))
+    con.register("pw_lookup_pids", pa.table({"pid": pa.array(patients["patient_id"].astype(str), pa.string()),
+                                             "pidx": np.arange(len(patients), dtype=np.int32)}))
+    try:
+        encoded = tables.temp_table(
+            f"SELECT p.pidx, e.t, c.cidx, e.e, e.value, CAST(e.cat AS TINYINT) AS cat FROM {events} e "
+            f"JOIN pw_lookup_pids p ON e.pid = p.pid JOIN pw_lookup_codes c ON e.code = c.code", "encoded")
+    finally:
+        con.unregister("pw_lookup_codes")
+        con.unregister("pw_lookup_pids")
+    n_encoded = tables.scalar(f"SELECT count(*) FROM {encoded}")
+    if n_encoded != n_events:
+        raise PathwaysInputError(f"events: {n_events - n_encoded} of {n_events} rows have a patient id absent from "
+                                 f"the patients table or a missing code")
+    return encoded
+
+
+def _fetch_sorted(con: Any, encoded: str, batch_rows: int = 1 << 20) -> tuple[np.ndarray, ...]:
+    """The encoded events sorted by (patient, time, code, category, end, value), streamed into numpy arrays.
+
+    Sorting in DuckDB (parallel, out of core) lets EventLog.from_arrays skip its own lexsort; sorting on every
+    field puts identical events next to each other for the duplicate check. Batches are copied into arrays
+    allocated once, so the result never exists twice in memory.
+    """
+    n = int(con.execute(f"SELECT count(*) FROM {encoded}").fetchall()[0][0])
+    dtypes = (np.int64, np.float64, np.int64, np.float64, np.float64, np.int8)
+    out = [np.empty(n, dtype=d) for d in dtypes]
+    reader = con.sql(f"SELECT pidx, t, cidx, e, value, cat FROM {encoded} "
+                     f"ORDER BY pidx, t, cidx, cat, e NULLS FIRST, value NULLS FIRST").to_arrow_reader(batch_rows)
+    pos = 0
+    for batch in reader:
+        stop = pos + batch.num_rows
+        for j, array in enumerate(out):
+            # Missing floats (e.g. no end date) become NaN.
+            array[pos:stop] = batch.column(j).to_numpy(zero_copy_only=False)
+        pos = stop
+    return tuple(out)
+
+
 def _same_or_nan(a: np.ndarray) -> np.ndarray:
     """Adjacent equality where two NaNs count as equal."""
     left, right = a[1:], a[:-1]
     return (left == right) | (np.isnan(left) & np.isnan(right))
-
-
-def _float(values: Any) -> np.ndarray:
-    """Masked / nullable numeric column -> float64 with NaN for missing."""
-    if isinstance(values, np.ma.MaskedArray):
-        return values.astype(np.float64).filled(np.nan)
-    return np.asarray(values, dtype=np.float64)
 
 
 __all__ = [
