@@ -216,3 +216,21 @@ def test_gru_scan_matches_torch_gru_values_and_gradients() -> None:
     grads_ref = torch.autograd.grad((ref * weights).sum(), (x, h0, *params))
     for a, b in zip(grads_mine, grads_ref):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("n_heads", [1, 2])
+def test_thp_written_out_layers_equal_torch_transformer_encoder(n_heads: int) -> None:
+    torch.manual_seed(5)
+    module = TransformerHawkesModule(3, SCALE, hidden_size=8, n_layers=2, n_heads=n_heads).double().eval()
+    x = torch.randn(4, 9, 8, dtype=torch.float64)
+    causal = torch.nn.Transformer.generate_square_subsequent_mask(9, dtype=torch.float64)
+    ref = module.encoder(x, mask=causal, is_causal=True)
+    from pathways.models.tpp.thp import _causal_layer
+
+    mine = x
+    for layer in module.encoder.layers:
+        mine = _causal_layer(layer, mine)
+    torch.testing.assert_close(mine, ref, rtol=1e-12, atol=1e-12)
+    module.train()  # dropout 0: training mode computes the same
+    torch.testing.assert_close(_causal_layer(module.encoder.layers[0], x),
+                               module.encoder.layers[0](x, src_mask=causal, is_causal=True), rtol=1e-12, atol=1e-12)

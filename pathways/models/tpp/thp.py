@@ -95,6 +95,27 @@ def softplus_interval_integral(pre: torch.Tensor, slope: torch.Tensor, beta: tor
     return beta * span * torch.where(wide, mean_wide, mean_narrow)
 
 
+def _causal_layer(layer: nn.TransformerEncoderLayer, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x, is_causal=True)`` for a batch-first, pre-norm ``nn.TransformerEncoderLayer``, written out.
+
+    Same parameters, same operations (layer norm, packed QKV projection, causal scaled dot-product attention, output
+    projection, residual, layer norm, ReLU feed-forward, residual, with the layer's dropouts), without the generic
+    module's detours: no sequence-first transposes and copies of the packed projection, no mask tensor (the causal
+    structure is the attention kernel's ``is_causal``).
+    """
+    attn = layer.self_attn
+    n_batch, width, hidden = x.shape
+    heads = attn.num_heads
+    y = F.layer_norm(x, (hidden,), layer.norm1.weight, layer.norm1.bias, layer.norm1.eps)
+    qkv = F.linear(y, attn.in_proj_weight, attn.in_proj_bias).view(n_batch, width, 3, heads, hidden // heads)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, heads, l, head size) views
+    out = F.scaled_dot_product_attention(q, k, v, dropout_p=attn.dropout if layer.training else 0.0, is_causal=True)
+    out = F.linear(out.transpose(1, 2).reshape(n_batch, width, hidden), attn.out_proj.weight, attn.out_proj.bias)
+    x = x + layer.dropout1(out)
+    y = F.layer_norm(x, (hidden,), layer.norm2.weight, layer.norm2.bias, layer.norm2.eps)
+    return x + layer.dropout2(layer.linear2(layer.dropout(F.relu(layer.linear1(y)))))
+
+
 class TransformerHawkesModule(IntensityTPPModule):
     """Torch module of :class:`pathways.models.TransformerHawkes` (see the module docstring for the model)."""
 
@@ -126,8 +147,9 @@ class TransformerHawkesModule(IntensityTPPModule):
     def _encode_full(self, marks: torch.Tensor, dt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Encoder outputs ``(B, l, H)`` for token rows that already include BOS in column 0."""
         x = self.embed(marks) + self._temporal(t) + self.time_in(time_features(dt))
-        causal = nn.Transformer.generate_square_subsequent_mask(marks.shape[1], device=x.device, dtype=x.dtype)
-        return self.norm(self.encoder(x, mask=causal, is_causal=True))
+        for layer in self.encoder.layers:
+            x = _causal_layer(layer, x)
+        return self.norm(x)
 
     def encode(self, bt: BatchTensors) -> torch.Tensor:
         # padding sits after the real events and the mask is causal, so real rows never see it
