@@ -101,3 +101,19 @@ def test_flowchart_counts_successive_intersections():
     assert len(chart.append(Cohort("none", [], LOG))) == 4
     with pytest.raises(PathwaysInputError):
         Flowchart([])
+
+
+def test_derived_events_reject_code_indices_outside_the_names():
+    import numpy as np
+    import pandas as pd
+
+    from pathways.cohort.cohort import derived_events
+    from pathways.data import EventLog
+    from pathways.errors import PathwaysInputError
+
+    base = EventLog.from_pandas(pd.DataFrame({"patient_id": ["a"], "time": [1.0], "code": ["x"]}))
+    with pytest.raises(PathwaysInputError, match=r"codes: indices must lie in \[0, 2\)"):
+        derived_events(base, np.array([0]), np.array([1.0]), np.array([2]), code_names=np.array(["u", "v"]))
+    out = derived_events(base, np.array([0, 0]), np.array([1.0, 1.0]), np.array([1, 1]),
+                         code_names=np.array(["u", "v"]))
+    assert out.vocab.codes.tolist() == ["v"] and out.code.tolist() == [0, 0]

@@ -88,3 +88,20 @@ def test_limited_exposures_equal_a_per_patient_reference(seed):
         m = merge_intervals(np.zeros(len(grp), int), grp["time"].to_numpy(), grp["time"].to_numpy() + 30.0, gap=7.0)
         expected += [(int(p), c, s, e, float(k)) for s, e, k in zip(m.start, m.end, m.count)]
     assert sorted(ex) == sorted(expected)
+
+
+def test_rolled_up_exposures_come_back_in_eventlog_order():
+    """Exposures are reordered by their first purchase's row; a roll-up that reorders codes still sorts right."""
+    import pandas as pd
+    from pathways.data import EventLog
+
+    events = pd.DataFrame({"patient_id": ["p", "p", "p", "q"], "time": [5.0, 5.0, 1.0, 2.0],
+                           "code": ["a1", "b1", "b2", "a1"]})
+    log = EventLog.from_pandas(events)
+    # 'a*' -> 'z' and 'b*' -> 'c': the rolled-up codes sort the other way round from the purchases
+    ex = limited_exposures(log, duration=1.0, rollup=lambda c: "z" if c.startswith("a") else "c").events
+    frame, _ = ex.to_pandas()
+    # at time 5 the purchases' order (a1 before b1) is the reverse of the exposure codes' order (c before z)
+    assert frame[["patient_id", "time", "code"]].values.tolist() == [["p", 1.0, "c"], ["p", 5.0, "c"],
+                                                                       ["p", 5.0, "z"], ["q", 2.0, "z"]]
+    assert frame["end"].tolist() == [2.0, 6.0, 6.0, 3.0]  # b2 [1, 2] and b1 [5, 6] do not overlap: not merged

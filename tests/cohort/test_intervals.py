@@ -117,3 +117,15 @@ def test_presorted_path_matches_the_sorting_path(items):
     b = merge_intervals(g[order], s[order], e[order], gap=1.0, presorted=True)
     for x, y in zip((a.group, a.start, a.end, a.count), (b.group, b.start, b.end, b.count)):
         np.testing.assert_array_equal(x, y)
+
+
+@settings(max_examples=40, deadline=None)
+@given(intervals)
+def test_source_is_the_earliest_input_row_of_each_merged_interval(items):
+    g, s, e = _arrays(items)
+    m = merge_intervals(g, s, e, gap=1.0)
+    # the source row belongs to the merged interval's group and opens it
+    np.testing.assert_array_equal(g[m.source], m.group)
+    np.testing.assert_array_equal(s[m.source], m.start)
+    inside = [(g == grp) & (s >= lo) & (s <= hi) for grp, lo, hi in zip(m.group, m.start, m.end)]
+    assert all(s[src] == s[mask].min() for src, mask in zip(m.source, inside))

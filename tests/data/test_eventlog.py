@@ -193,3 +193,28 @@ def test_summary_has_counts_not_identifiers():
     summary = log.summary()
     assert summary["n_events"] == 5 and summary["n_patients"] == 3
     assert "p1" not in repr(summary)
+
+
+def test_sortedness_check_compares_pairs_across_chunk_edges():
+    from pathways.data.eventlog import _is_sorted
+
+    patient = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    time = np.array([1.0, 2.0, 2.0, 0.0, 3.0, 3.0, 1.0, 1.0])
+    code = np.array([0, 0, 1, 5, 0, 2, 1, 1])
+    assert _is_sorted(patient, time, code, chunk=3)
+    for i in range(patient.size - 1):  # swap each adjacent unequal pair: found whichever chunk it straddles
+        p = patient.copy(); t = time.copy(); c = code.copy()
+        if (p[i], t[i], c[i]) == (p[i + 1], t[i + 1], c[i + 1]):
+            continue
+        for a in (p, t, c):
+            a[[i, i + 1]] = a[[i + 1, i]]
+        assert not _is_sorted(p, t, c, chunk=3), i
+
+
+def test_from_arrays_sorts_unsorted_input_and_keeps_sorted_input_without_copy():
+    vocab = Vocabulary(["a", "b"])
+    patient, time, code = np.array([0, 0, 1]), np.array([1.0, 2.0, 0.5]), np.array([1, 0, 0])
+    log = EventLog.from_arrays(patient, time, code, vocab)
+    assert np.shares_memory(log.time, time)
+    log = EventLog.from_arrays(patient[::-1].copy(), time[::-1].copy(), code[::-1].copy(), vocab)
+    assert log.patient.tolist() == [0, 0, 1] and log.time.tolist() == [1.0, 2.0, 0.5]

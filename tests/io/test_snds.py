@@ -175,3 +175,28 @@ def test_memory_limit_and_threads_are_applied(tmp_path):
         read_snds(folder, memory_limit="lots")
     with pytest.raises(PathwaysInputError, match="threads"):
         read_snds(folder, threads=0)
+
+
+def test_sorted_fetch_streams_batches_and_keeps_missing_values_as_nan():
+    from pathways.io.tabular import _fetch_sorted
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE enc AS SELECT * FROM (VALUES (1, 3.0, 0, NULL, 2.0, 1), (0, 5.0, 1, 6.0, NULL, 0), "
+                "(0, 5.0, 0, NULL, NULL, 0), (1, 1.0, 2, 1.5, 1.0, 1), (0, 2.0, 0, NULL, 7.0, 0)) "
+                "t(pidx, t, cidx, e, value, cat)")
+    patient, time, code, end, value, cat = _fetch_sorted(con, "enc", batch_rows=2)  # three batches
+    assert patient.tolist() == [0, 0, 0, 1, 1] and time.tolist() == [2.0, 5.0, 5.0, 1.0, 3.0]
+    assert code.tolist() == [0, 0, 1, 2, 0] and cat.tolist() == [0, 0, 0, 1, 1]
+    np.testing.assert_array_equal(end, [np.nan, np.nan, 6.0, 1.5, np.nan])
+    np.testing.assert_array_equal(value, [7.0, np.nan, np.nan, 1.0, 2.0])
+
+
+def test_events_of_patients_missing_from_the_patients_table_are_an_error():
+    from pathways.io.tabular import ReadReport, TableSet, build_eventlog
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE ev AS SELECT * FROM (VALUES ('a', 1.0, NULL::DOUBLE, NULL::DOUBLE, 'x', 0), "
+                "('zz', 2.0, NULL, NULL, 'x', 0)) t(pid, t, e, value, code, cat)")
+    patients = pd.DataFrame({"patient_id": ["a"]})
+    with TableSet(con) as ts, pytest.raises(PathwaysInputError, match="1 of 2 rows have a patient id absent"):
+        build_eventlog(ts, "ev", patients, ["drug"], ReadReport("test"))
