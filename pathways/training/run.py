@@ -691,7 +691,8 @@ def _write_signal_outputs(out: Path, log: EventLog, table: pd.DataFrame, node: D
     if not flagged.empty:
         curves = relative_incidence_curves(log, list(zip(flagged["exposure"], flagged["outcome"])),
                                            bucket_days=float(node.get("bucket_days", 7.0)),
-                                           outcome_mode=str(node.get("outcome_mode", "first")))
+                                           outcome_mode=str(node.get("outcome_mode", "first")),
+                                           exposure_coding=str(node.get("exposure_coding", "exposed")))
         curves = suppress_small_counts(curves, min_cell_count)
         files["ri_curves"] = _write_parquet(curves, out / "relative_incidence_curves.parquet")
     if figures:
