@@ -12,10 +12,10 @@ from pathways.data.eventlog import EventLog
 from pathways.encode.sequences import Sequences, to_sequences
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.models import NotFittedError, PathwaysEstimator
-from pathways.models.tpp import RMTPP, LogNormMix, NeuralHawkes, TransformerHawkes
+from pathways.models.tpp import RMTPP, LogNormMix, NeuralHawkes, SelfAttentiveHawkes, TransformerHawkes
 from pathways.synthetic.hawkes import simulate_hawkes
 
-MODELS = [RMTPP, NeuralHawkes, TransformerHawkes, LogNormMix]
+MODELS = [RMTPP, NeuralHawkes, TransformerHawkes, LogNormMix, SelfAttentiveHawkes]
 TINY = dict(hidden_size=4, max_epochs=2, batch_size=16, device="cpu")
 
 
@@ -25,7 +25,7 @@ def _seqs(n: int = 24, seed: int = 0) -> Sequences:
 
 @pytest.fixture(scope="module", params=MODELS, ids=lambda c: c.__name__)
 def fitted(request: pytest.FixtureRequest) -> PathwaysEstimator:
-    extra = {"n_heads": 2} if request.param is TransformerHawkes else {}
+    extra = {"n_heads": 2} if request.param in (TransformerHawkes, SelfAttentiveHawkes) else {}
     return request.param(**TINY, **extra).fit(_seqs())
 
 
@@ -66,6 +66,9 @@ def test_fit_rejects_bad_input() -> None:
     (TransformerHawkes, {"hidden_size": 5, "n_heads": 2}, "hidden_size: 5 is not a multiple of n_heads=2"),
     (TransformerHawkes, {"dropout": 1.5}, r"dropout: expected a number in \[0, 1\)"),
     (TransformerHawkes, {"n_layers": 0}, "n_layers"),
+    (SelfAttentiveHawkes, {"hidden_size": 6, "n_heads": 4}, "hidden_size: 6 is not a multiple of n_heads=4"),
+    (SelfAttentiveHawkes, {"n_mc_samples": 0}, "n_mc_samples"),
+    (SelfAttentiveHawkes, {"dropout": -0.1}, "dropout"),
     (LogNormMix, {"n_components": 0}, "n_components"),
     (LogNormMix, {"min_gap": -1.0}, "min_gap"),
 ])

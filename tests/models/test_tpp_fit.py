@@ -5,16 +5,16 @@ import numpy as np
 import pytest
 
 from pathways.encode.sequences import Sequences
-from pathways.models.tpp import RMTPP, LogNormMix, NeuralHawkes, TransformerHawkes
+from pathways.models.tpp import RMTPP, LogNormMix, NeuralHawkes, SelfAttentiveHawkes, TransformerHawkes
 from pathways.synthetic.hawkes import simulate_hawkes
 
 RATES = np.array([0.4, 0.8])
 WINDOW = 50.0
-MODELS = [RMTPP, NeuralHawkes, TransformerHawkes, LogNormMix]
+MODELS = [RMTPP, NeuralHawkes, TransformerHawkes, LogNormMix, SelfAttentiveHawkes]
 
 
 def _settings(cls: type) -> dict:
-    extra = {"n_heads": 2, "n_layers": 1} if cls is TransformerHawkes else {}
+    extra = {"n_heads": 2, "n_layers": 1} if cls in (TransformerHawkes, SelfAttentiveHawkes) else {}
     return dict(hidden_size=8, max_epochs=12, lr=1e-2, batch_size=8, patience=3, device="cpu", seed=0, **extra)
 
 

@@ -11,6 +11,7 @@ from pathways.models.tpp.lognormmix import LogNormMixModule
 from pathways.models.tpp.modules import unpack_batch
 from pathways.models.tpp.nhp import NeuralHawkesModule
 from pathways.models.tpp.rmtpp import RMTPPModule
+from pathways.models.tpp.sahp import SelfAttentiveHawkesModule
 from pathways.models.tpp.thp import TransformerHawkesModule
 
 SCALE = 2.5  # a non-unit time scale checks the unit conversions
@@ -19,7 +20,7 @@ SCALE = 2.5  # a non-unit time scale checks the unit conversions
 def _tiny(cls: type) -> torch.nn.Module:
     torch.manual_seed(0)
     kwargs = {"hidden_size": 4}
-    if cls is TransformerHawkesModule:
+    if cls in (TransformerHawkesModule, SelfAttentiveHawkesModule):
         kwargs.update(n_layers=1, n_heads=2)
     if cls is LogNormMixModule:
         kwargs.update(n_components=3, log_mean=0.2, log_std=0.9)
@@ -67,7 +68,7 @@ def _reference(module: torch.nn.Module, seqs: Sequences) -> np.ndarray:
     return np.array(out)
 
 
-MODULES = [RMTPPModule, NeuralHawkesModule, TransformerHawkesModule, LogNormMixModule]
+MODULES = [RMTPPModule, NeuralHawkesModule, TransformerHawkesModule, LogNormMixModule, SelfAttentiveHawkesModule]
 
 
 @pytest.mark.parametrize("cls", MODULES, ids=lambda c: c.__name__)
@@ -78,8 +79,9 @@ def test_evaluation_likelihood_matches_float64_reference(cls: type) -> None:
     assert n.tolist() == [5, 0, 4]
 
 
-def test_monte_carlo_compensator_is_unbiased() -> None:
-    module, seqs = _tiny(NeuralHawkesModule), _data()
+@pytest.mark.parametrize("cls", [NeuralHawkesModule, SelfAttentiveHawkesModule], ids=lambda c: c.__name__)
+def test_monte_carlo_compensator_is_unbiased(cls: type) -> None:
+    module, seqs = _tiny(cls), _data()
     batch = seqs.pad(np.arange(len(seqs)), dtype=torch.float64)
     torch.manual_seed(1)
     draws = torch.stack([module.log_likelihood(batch, method="mc")[0] for _ in range(400)]).detach().numpy()
@@ -109,7 +111,7 @@ def test_one_event_steps_reproduce_batched_encoding(cls: type) -> None:
     torch.testing.assert_close(stepped[valid], states[valid], rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("cls", [RMTPPModule, NeuralHawkesModule, TransformerHawkesModule],
+@pytest.mark.parametrize("cls", [RMTPPModule, NeuralHawkesModule, TransformerHawkesModule, SelfAttentiveHawkesModule],
                          ids=lambda c: c.__name__)
 def test_thinning_bound_dominates_intensity(cls: type) -> None:
     module = _tiny(cls)

@@ -27,6 +27,7 @@ Thinning bound: for each k the argument of the softplus is affine in τ, so λ_k
 from __future__ import annotations
 
 import math
+from abc import ABCMeta, abstractmethod
 from typing import Any
 
 import torch
@@ -116,7 +117,62 @@ def _causal_layer(layer: nn.TransformerEncoderLayer, x: torch.Tensor) -> torch.T
     return x + layer.dropout2(layer.linear2(layer.dropout(F.relu(layer.linear1(y)))))
 
 
-class TransformerHawkesModule(IntensityTPPModule):
+class CausalAttentionEncoder(metaclass=ABCMeta):
+    """History encoder shared by the attention models (THP, SAHP): tokens ``[BOS, e_1, ..., e_n]``, pre-norm causal
+    transformer layers (:func:`_causal_layer`), a final layer norm; sampling re-encodes the growing prefix.
+
+    Mixed into an :class:`IntensityTPPModule`; the subclass calls :meth:`_init_encoder` and gives
+    :meth:`_token_inputs` (token embeddings from marks, normalised gaps and times since the window start).
+    """
+
+    def _init_encoder(self, n_marks: int, hidden_size: int, n_layers: int, n_heads: int, dropout: float) -> None:
+        self.hidden_size = hidden_size
+        self.embed = nn.Embedding(n_marks + 1, hidden_size)
+        self.time_in = nn.Linear(2, hidden_size)
+        layer = nn.TransformerEncoderLayer(hidden_size, n_heads, dim_feedforward=2 * hidden_size, dropout=dropout,
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(hidden_size)
+
+    @abstractmethod
+    def _token_inputs(self, marks: torch.Tensor, dt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Token embeddings ``(B, l, H)``: ``_base_inputs`` plus the model's own time encoding."""
+
+    def _base_inputs(self, marks: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
+        return self.embed(marks) + self.time_in(time_features(dt))
+
+    def _encode_full(self, marks: torch.Tensor, dt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Encoder outputs ``(B, l, H)`` for token rows that already include BOS in column 0."""
+        x = self._token_inputs(marks, dt, t)
+        for layer in self.encoder.layers:
+            x = _causal_layer(layer, x)
+        return self.norm(x)
+
+    def encode(self, bt: BatchTensors) -> torch.Tensor:
+        # padding sits after the real events and the attention is causal, so real rows never see it
+        return self._encode_full(F.pad(bt.marks, (1, 0), value=self.n_marks), F.pad(bt.dt, (1, 0)),
+                                 F.pad(bt.t, (1, 0)))
+
+    def init_carry(self, n: int, capacity: int) -> Carry:
+        device, dtype = self.time_scale.device, self.time_scale.dtype
+        width = capacity + 1  # BOS + events
+        return (torch.zeros(n, width, device=device, dtype=torch.long),
+                torch.zeros(n, width, device=device, dtype=dtype),
+                torch.zeros(n, width, device=device, dtype=dtype),
+                torch.zeros(n, device=device, dtype=torch.long))
+
+    def step(self, carry: Carry, marks: torch.Tensor, dt: torch.Tensor, t: torch.Tensor) -> tuple[Carry, torch.Tensor]:
+        # attention needs the whole prefix: append the event, re-encode up to the longest prefix, read each last row
+        mk, gaps, times, length = (c.clone() for c in carry)
+        rows = torch.arange(mk.shape[0], device=mk.device)
+        mk[rows, length], gaps[rows, length], times[rows, length] = marks, dt, t
+        length = length + 1
+        width = int(length.max())
+        out = self._encode_full(mk[:, :width], gaps[:, :width], times[:, :width])
+        return (mk, gaps, times, length), out[rows, length - 1]
+
+
+class TransformerHawkesModule(CausalAttentionEncoder, IntensityTPPModule):
     """Torch module of :class:`pathways.models.TransformerHawkes` (see the module docstring for the model)."""
 
     exact_likelihood = True
@@ -124,17 +180,11 @@ class TransformerHawkesModule(IntensityTPPModule):
     def __init__(self, n_marks: int, time_scale: float, hidden_size: int = 32, n_layers: int = 2, n_heads: int = 2,
                  dropout: float = 0.0, thinning_window: float = 2.0) -> None:
         super().__init__(n_marks, time_scale, thinning_window=thinning_window)
-        self.hidden_size = hidden_size
-        self.embed = nn.Embedding(n_marks + 1, hidden_size)
-        self.time_in = nn.Linear(2, hidden_size)
+        self._init_encoder(n_marks, hidden_size, n_layers, n_heads, dropout)
         # frequencies from 1 to 1/1000 per mean gap: the encoding resolves single gaps and whole windows
         n_freq = hidden_size // 2
         freq = torch.exp(-math.log(1000.0) * torch.arange(n_freq, dtype=torch.float32) / max(n_freq - 1, 1))
         self.register_buffer("freq", freq)
-        layer = nn.TransformerEncoderLayer(hidden_size, n_heads, dim_feedforward=2 * hidden_size, dropout=dropout,
-                                           batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(hidden_size)
         self.head = nn.Linear(hidden_size, n_marks)
         self.alpha = nn.Parameter(torch.full((n_marks,), -0.1))
         self.log_beta = nn.Parameter(torch.zeros(n_marks))
@@ -144,17 +194,8 @@ class TransformerHawkesModule(IntensityTPPModule):
         enc = torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1)
         return F.pad(enc, (0, self.hidden_size - enc.shape[-1]))
 
-    def _encode_full(self, marks: torch.Tensor, dt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Encoder outputs ``(B, l, H)`` for token rows that already include BOS in column 0."""
-        x = self.embed(marks) + self._temporal(t) + self.time_in(time_features(dt))
-        for layer in self.encoder.layers:
-            x = _causal_layer(layer, x)
-        return self.norm(x)
-
-    def encode(self, bt: BatchTensors) -> torch.Tensor:
-        # padding sits after the real events and the mask is causal, so real rows never see it
-        return self._encode_full(F.pad(bt.marks, (1, 0), value=self.n_marks), F.pad(bt.dt, (1, 0)),
-                                 F.pad(bt.t, (1, 0)))
+    def _token_inputs(self, marks: torch.Tensor, dt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self._base_inputs(marks, dt) + self._temporal(t)
 
     def _beta(self) -> torch.Tensor:
         return torch.exp(self.log_beta)
@@ -188,24 +229,6 @@ class TransformerHawkesModule(IntensityTPPModule):
     def upper_bound(self, states: torch.Tensor, tau0: torch.Tensor, tau1: torch.Tensor) -> torch.Tensor:
         slope = torch.maximum(self.alpha * tau0[:, None], self.alpha * tau1[:, None])
         return scaled_softplus(self.head(states) + slope, self._beta()).sum(-1)
-
-    def init_carry(self, n: int, capacity: int) -> Carry:
-        device, dtype = self.time_scale.device, self.time_scale.dtype
-        width = capacity + 1  # BOS + events
-        return (torch.zeros(n, width, device=device, dtype=torch.long),
-                torch.zeros(n, width, device=device, dtype=dtype),
-                torch.zeros(n, width, device=device, dtype=dtype),
-                torch.zeros(n, device=device, dtype=torch.long))
-
-    def step(self, carry: Carry, marks: torch.Tensor, dt: torch.Tensor, t: torch.Tensor) -> tuple[Carry, torch.Tensor]:
-        # attention needs the whole prefix: append the event, re-encode up to the longest prefix, read each last row
-        mk, gaps, times, length = (c.clone() for c in carry)
-        rows = torch.arange(mk.shape[0], device=mk.device)
-        mk[rows, length], gaps[rows, length], times[rows, length] = marks, dt, t
-        length = length + 1
-        width = int(length.max())
-        out = self._encode_full(mk[:, :width], gaps[:, :width], times[:, :width])
-        return (mk, gaps, times, length), out[rows, length - 1]
 
 
 class TransformerHawkes(TPPBase):
