@@ -18,6 +18,7 @@ _LAZY = {
     "NeuralHawkes": "pathways.models.tpp",
     "TransformerHawkes": "pathways.models.tpp",
     "LogNormMix": "pathways.models.tpp",
+    "SelfAttentiveHawkes": "pathways.models.tpp",
     "GRUOutcome": "pathways.models.recurrent",
     "RETAIN": "pathways.models.recurrent",
     "CountsLogisticBaseline": "pathways.models.recurrent",

@@ -23,7 +23,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 # model config -> the experiment it is exercised in (every model named in the issue, plus any other file present)
 MODEL_EXPERIMENT = {
     "hawkes_exp": "care_pathway_drivers", "hawkes_sumexp": "care_pathway_drivers", "hawkes_em": "care_pathway_drivers",
-    "rmtpp": "next_event", "nhp": "next_event", "thp": "next_event", "lognormmix": "next_event",
+    "rmtpp": "next_event", "nhp": "next_event", "thp": "next_event", "lognormmix": "next_event", "sahp": "next_event",
     "gru": "outcome_risk", "retain": "outcome_risk", "logistic": "outcome_risk", "convsccs": "care_pathway_drivers",
 }
 MODELS = sorted(set(MODEL_EXPERIMENT) | {p.stem for p in (CONFIG_DIR / "model").glob("*.yaml")})
