@@ -200,3 +200,19 @@ def test_events_of_patients_missing_from_the_patients_table_are_an_error():
     patients = pd.DataFrame({"patient_id": ["a"]})
     with TableSet(con) as ts, pytest.raises(PathwaysInputError, match="1 of 2 rows have a patient id absent"):
         build_eventlog(ts, "ev", patients, ["drug"], ReadReport("test"))
+
+
+def test_rows_tied_on_patient_time_code_are_ordered_by_category_end_value():
+    from pathways.io.tabular import _order_ties
+
+    patient = np.array([0, 0, 0, 0, 1, 1])
+    time = np.array([1.0, 1.0, 1.0, 1.0, 2.0, 2.0])
+    code = np.array([3, 3, 3, 4, 0, 0])
+    end = np.array([5.0, np.nan, 5.0, 9.0, np.nan, np.nan])
+    value = np.array([2.0, 1.0, np.nan, 0.0, 7.0, 7.0])
+    cat = np.array([0, 0, 0, 1, 2, 1], dtype=np.int8)
+    _order_ties(patient, time, code, end, value, cat)
+    # run (0, 1, 3): NaN end first, then end 5 with NaN value before 2; code 4 alone; run (1, 2, 0): cat 1 first
+    np.testing.assert_array_equal(end, [np.nan, 5.0, 5.0, 9.0, np.nan, np.nan])
+    np.testing.assert_array_equal(value, [1.0, np.nan, 2.0, 0.0, 7.0, 7.0])
+    assert cat.tolist() == [0, 0, 0, 1, 1, 2]
