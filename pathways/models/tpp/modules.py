@@ -325,18 +325,21 @@ class IntensityTPPModule(TPPModule):
         ``method="mc"``: stratified uniform sampling, ``u_m = (m + U_m) / M``, estimate ``span · mean λ(u_m span)``
         (unbiased; ``n_mc_samples`` points). ``method="quad"``: Gauss-Legendre with ``n_quadrature`` nodes.
         """
+        u, weights = self.integration_points(span, method)
+        lam = self.intensity(states, u * span[..., None]).sum(-1)  # (B, L+1, M)
+        return span * (lam * weights).sum(-1)
+
+    def integration_points(self, span: torch.Tensor, method: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Points ``u`` ``(*span.shape, M)`` in [0, 1] and weights ``(M,)`` of the compensator estimator."""
         if method == "mc":
             m = self.n_mc_samples
             u = (torch.arange(m, device=span.device, dtype=span.dtype) + torch.rand(
                 *span.shape, m, device=span.device, dtype=span.dtype)) / m
-            weights = torch.full((m,), 1.0 / m, device=span.device, dtype=span.dtype)
-        elif method == "quad":
+            return u, torch.full((m,), 1.0 / m, device=span.device, dtype=span.dtype)
+        if method == "quad":
             u, weights = gauss_legendre(self.n_quadrature, span.device, span.dtype)
-            u = u.expand(*span.shape, -1)
-        else:
-            raise ValueError(f"method must be 'mc' or 'quad', got {method!r}")
-        lam = self.intensity(states, u * span[..., None]).sum(-1)  # (B, L+1, M)
-        return span * (lam * weights).sum(-1)
+            return u.expand(*span.shape, -1), weights
+        raise ValueError(f"method must be 'mc' or 'quad', got {method!r}")
 
     def terms(self, batch: Any, method: str = "mc") -> tuple[torch.Tensor, torch.Tensor]:
         """``log λ_{k_i}(t_i)`` per event and compensator per interval; ``method`` picks its estimator."""
