@@ -33,7 +33,7 @@ from torch.nn import functional as F
 from pathways.errors import PathwaysInputError
 from pathways.models.params import check_fraction
 from pathways.models.tpp.base import TPPBase
-from pathways.models.tpp.modules import IntensityTPPModule, scaled_softplus
+from pathways.models.tpp.modules import IntensityTPPModule, scaled_softplus, unpack_batch
 from pathways.models.tpp.thp import CausalAttentionEncoder
 
 
@@ -73,19 +73,30 @@ class SelfAttentiveHawkesModule(CausalAttentionEncoder, IntensityTPPModule):
         return scaled_softplus(pre, torch.exp(self.log_beta))
 
     def compensator(self, states: torch.Tensor, span: torch.Tensor, method: str) -> torch.Tensor:
-        """``∫ Σ_k λ_k`` per interval with the base class's estimators (stratified Monte Carlo or Gauss-Legendre).
+        """``∫ Σ_k λ_k`` per interval with the base class's estimators (stratified Monte Carlo or Gauss-Legendre)."""
+        return self._compensator_of(self._parameters_of(states), span, method)
 
-        Same estimate as evaluating :meth:`intensity` at the points, with the per-interval factors applied on the
+    def _compensator_of(self, params: tuple[torch.Tensor, ...], span: torch.Tensor, method: str) -> torch.Tensor:
+        """Same estimate as evaluating :meth:`intensity` at the points, with the per-interval factors applied on the
         ``(B, L + 1, K)`` parameters (``1/s``, ``-γ``) and the sum over types as one product with ``s``: five ops
-        on the ``(B, L + 1, points, K)`` grid instead of nine.
-        """
+        on the ``(B, L + 1, points, K)`` grid instead of nine."""
         u, weights = self.integration_points(span, method)
         beta = torch.exp(self.log_beta)
-        mu, jump, gamma = (x[..., None, :] for x in self._parameters_of(states))
+        mu, jump, gamma = (x[..., None, :] for x in params)
         tau = (u * span[..., None])[..., None]  # (B, L + 1, points, 1)
         pre = torch.addcmul(mu / beta, jump / beta, torch.exp(tau * -gamma))
         lam = F.softplus(pre) @ beta  # Σ_k s_k softplus(pre_k / s_k)
         return span * (lam @ weights)
+
+    def terms(self, batch: Any, method: str = "mc") -> tuple[torch.Tensor, torch.Tensor]:
+        """``log λ_{k_i}(t_i)`` per event and compensator per interval; ``μ, η, γ`` are computed once for both and
+        only the observed type's intensity is evaluated at each event."""
+        bt = unpack_batch(batch, self.time_scale)
+        params = self._parameters_of(self.encode(bt))
+        mu, jump, gamma = (torch.gather(x[:, :-1], -1, bt.marks[..., None])[..., 0] for x in params)
+        lam = scaled_softplus(torch.addcmul(mu, jump, torch.exp(-gamma * bt.dt)), torch.exp(self.log_beta)[bt.marks])
+        log_lam = (torch.log(lam.clamp_min(1e-30)) - torch.log(self.time_scale)) * bt.mask
+        return log_lam, self._compensator_of(params, bt.span, method) * bt.interval_mask
 
     def upper_bound(self, states: torch.Tensor, tau0: torch.Tensor, tau1: torch.Tensor) -> torch.Tensor:
         mu, jump, gamma = self._parameters_of(states)
