@@ -66,12 +66,16 @@ class LogNormMixModule(TPPModule):
         return (torch.log(tau.clamp_min(self.min_gap)) - self.log_mean) / self.log_std
 
     def _log_density(self, states: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-        """``log f(τ)`` ``(..., G)`` for states ``(..., S)`` and gaps ``(..., G)`` (normalised units).
+        """``log f(τ)`` ``(..., G)`` for states ``(..., S)`` and gaps ``(..., G)`` (normalised units)."""
+        return self._log_density_of(self.mix_head(states), tau)
+
+    def _log_density_of(self, raw: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        """``log f(τ)`` from the mixture head's output ``raw`` ``(..., 3M)``.
 
         One fused expression: ``logsumexp_m(logit_m - z_m²/2 - log σ_m) - logsumexp_m(logit_m)`` replaces the
         log-softmax of the weights, and ``log σ`` is used as is (never ``log(exp(.))``).
         """
-        logits, loc, log_scale = (x[..., None, :] for x in self.mix_head(states).chunk(3, dim=-1))
+        logits, loc, log_scale = (x[..., None, :] for x in raw.chunk(3, dim=-1))
         log_scale = log_scale.clamp(-5.0, 3.0)
         log_tau = torch.log(tau.clamp_min(self.min_gap))
         z = ((log_tau - self.log_mean) / self.log_std)[..., None] - loc
@@ -80,18 +84,29 @@ class LogNormMixModule(TPPModule):
         return mixed - (0.5 * math.log(2 * math.pi) + torch.log(self.log_std)) - log_tau
 
     def _log_survival(self, states: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-        logw, loc, scale = (x[..., None, :] for x in self._mixture(states))
-        y = self._standardise(tau)[..., None]
-        return torch.logsumexp(logw + torch.special.log_ndtr(-(y - loc) / scale), -1)
+        return self._log_survival_of(self.mix_head(states), tau)
+
+    def _log_survival_of(self, raw: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        """``log S(τ)`` from the mixture head's output ``raw`` ``(..., 3M)``."""
+        logits, loc, log_scale = (x[..., None, :] for x in raw.chunk(3, dim=-1))
+        z = (self._standardise(tau)[..., None] - loc) * torch.exp(-log_scale.clamp(-5.0, 3.0))
+        return torch.logsumexp(logits + torch.special.log_ndtr(-z), -1) - torch.logsumexp(logits, -1)
 
     def terms(self, batch: Any, method: str = "exact") -> tuple[torch.Tensor, torch.Tensor]:
-        """Exact pieces: ``log f(τ_i) + log p(k_i)`` per event; ``-log S`` on the last interval (``method`` unused)."""
+        """Exact pieces: ``log f(τ_i) + log p(k_i)`` per event; ``-log S`` on the last interval (``method`` unused).
+
+        Both heads run once on all ``L + 1`` states (contiguous); events use rows ``0..L-1``, the survival term the
+        row after each sequence's last event.
+        """
         bt = unpack_batch(batch, self.time_scale)
         states = self.encode(bt)
-        log_time = self._log_density(states[:, :-1], bt.dt[..., None])[..., 0] - torch.log(self.time_scale)
-        log_mark = torch.gather(F.log_softmax(self.mark_head(states[:, :-1]), -1), -1, bt.marks[..., None])[..., 0]
+        raw, mark_logits = self.mix_head(states), self.mark_head(states)
+        log_time = self._log_density_of(raw[:, :-1], bt.dt[..., None])[..., 0] - torch.log(self.time_scale)
+        mark_logits = mark_logits[:, :-1]
+        log_mark = (torch.gather(mark_logits, -1, bt.marks[..., None])[..., 0]
+                    - torch.logsumexp(mark_logits, -1))
         rows = torch.arange(states.shape[0], device=states.device)
-        tail = -self._log_survival(states[rows, bt.lengths], bt.span[rows, bt.lengths][:, None])[:, 0]
+        tail = -self._log_survival_of(raw[rows, bt.lengths], bt.span[rows, bt.lengths][:, None])[:, 0]
         interval = torch.zeros_like(bt.span).index_put((rows, bt.lengths), tail)
         return (log_time + log_mark) * bt.mask, interval
 

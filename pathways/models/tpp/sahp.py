@@ -13,10 +13,11 @@ embedding and a linear map of the gap features, as in every pathways TPP. From t
     λ_k(τ) = s_k log(1 + exp((μ_ik + (η_ik - μ_ik) exp(-γ_ik τ)) / s_k)),
 
 an intensity that starts at ``softplus(η)`` right after the event and relaxes to ``softplus(μ)`` at rate ``γ``:
-the Hawkes-like excitation (``η > μ``) or inhibition (``η < μ``) of the paper, with a learned per-type softplus
-scale ``s_k``, initialised at ``1 / (K log 2)`` so that the initial total intensity is about one event per mean gap
-(with ``s = 1`` the GELU floor would start every type at ``softplus(-0.17) = 0.6`` events per mean gap). No closed-form compensator: training uses an unbiased stratified Monte-Carlo estimate
-(``n_mc_samples`` points per interval, default 5), evaluation a Gauss-Legendre rule (``n_quadrature`` nodes).
+the Hawkes-like excitation (``η > μ``) or inhibition (``η < μ``) of the paper, with a learned per-type softplus scale
+``s_k``, initialised at ``1 / (K log 2)`` so that the initial total intensity is about one event per mean gap (with
+``s = 1`` the GELU floor would start every type at ``softplus(-0.17) = 0.6`` events per mean gap). No closed-form
+compensator: training uses an unbiased stratified Monte-Carlo estimate (``n_mc_samples`` points per interval, default
+5), evaluation a Gauss-Legendre rule (``n_quadrature`` nodes).
 
 Thinning bound: the argument of each softplus is ``μ + (η - μ) e^{-γτ}`` with ``γ >= 0``, monotone in τ, so each
 ``λ_k`` is monotone on ``[τ0, τ1]`` and the bound is ``Σ_k max(λ_k(τ0), λ_k(τ1))``.
