@@ -116,7 +116,7 @@ class _GRUScan(torch.autograd.Function):
     Here the forward runs torch's GRU kernel without recording, then recomputes every gate for all positions at
     once (the previous hidden states are known after the scan: one matmul). The backward builds, for all positions
     at once, the coefficients that map the gradient of ``h_t`` to the gate pre-activations; its loop over positions
-    is then three ops; every weight gradient is one matmul after it.
+    is then two ops; every weight gradient is one matmul after it.
 
     Gates (torch's layout ``[r, z, n]``): ``r, z = σ(x W_i + b_i + h W_h + b_h)``, ``n = tanh(x W_in + b_in +
     r ⊙ (h W_hn + b_hn))``, ``h' = (1 - z) ⊙ n + z ⊙ h``.
@@ -153,11 +153,11 @@ class _GRUScan(torch.autograd.Function):
         coef[:, :, 3] = z
         w_ext = torch.cat([w_hh, torch.eye(hid, dtype=w_hh.dtype, device=w_hh.device)], dim=0)  # (4H, H)
         grad_out = grad_out.transpose(0, 1)
-        g_all = torch.empty_like(prev)  # gradient reaching each h_t
-        carry = torch.zeros_like(states[0])
-        for t in range(prev.shape[0] - 1, -1, -1):  # three ops per position
-            g = torch.add(grad_out[t], carry, out=g_all[t])
-            carry = (coef[t] * g[:, None]).flatten(1) @ w_ext
+        g_all = torch.empty_like(prev)  # gradient reaching each h_t: its own output's plus the recurrent one
+        g_all[-1] = grad_out[-1]
+        for t in range(prev.shape[0] - 1, 0, -1):  # two ops per position
+            torch.addmm(grad_out[t - 1], (coef[t] * g_all[t, :, None]).flatten(1), w_ext, out=g_all[t - 1])
+        carry = (coef[0] * g_all[0, :, None]).flatten(1) @ w_ext  # gradient of h_0
         grad_gh = (coef[:, :, :3] * g_all[:, :, None]).flatten(2)
         grad_gi = grad_gh.clone()
         torch.mul(d_n, g_all, out=grad_gi[..., 2 * hid:])
