@@ -170,11 +170,13 @@ class _GRUScan(torch.autograd.Function):
 def run_gru(rnn: nn.GRU, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
     """Outputs ``(B, T, H)`` of a one-layer batch-first ``nn.GRU`` on ``x``; same values, cheaper backward.
 
-    Without gradients (evaluation, prediction) this is ``rnn(x)``; with them, :class:`_GRUScan`.
+    Without gradients (evaluation, prediction) or off CPU this is ``rnn(x)`` (cuDNN's fused GRU backward beats a
+    loop of per-position kernel launches); training on CPU uses :class:`_GRUScan`.
     """
     if h0 is None:
         h0 = x.new_zeros(x.shape[0], rnn.hidden_size)
-    if not (torch.is_grad_enabled() and (x.requires_grad or rnn.weight_hh_l0.requires_grad)):
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or rnn.weight_hh_l0.requires_grad)
+    if not needs_grad or x.device.type != "cpu":
         return rnn(x, h0[None])[0]
     return _GRUScan.apply(x, h0, rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
 
