@@ -57,7 +57,7 @@ def derived_events(base: EventLog, patient: np.ndarray, time: np.ndarray, codes:
     cat = None
     if category is not None:
         if isinstance(category, str):
-            cat = pd.Categorical.from_codes(np.zeros(patient.size, dtype=np.int64), categories=[category])
+            cat = pd.Categorical.from_codes(np.zeros(patient.size, dtype=np.int8), categories=[category])
         elif isinstance(category, pd.Categorical):
             cat = category
         else:

@@ -131,12 +131,12 @@ def limited_exposures(
     del order
     start = log.time[rows]
     days += start + float(end_delay)  # now the covered period's end
-    merged = merge_intervals(key, start, days, gap=float(grace), presorted=True)
+    merged = merge_intervals(key, start, days, gap=float(grace), presorted=True, overwrite_input=True)
     del key, start, days
-    source = rows[merged.source]
-    del rows
-    return _exposure_cohort(log, merged.group, merged.start, merged.end, merged.count.astype(float), n_groups,
-                            group_codes, follow_up, name, source,
+    spans = {"key": merged.group, "start": merged.start, "end": merged.end, "count": merged.count.astype(float),
+             "source": rows[merged.source]}
+    del merged, rows
+    return _exposure_cohort(log, spans, n_groups, group_codes, follow_up, name,
                             f"limited exposures ({'mapped' if isinstance(duration, Mapping) else duration} days, "
                             f"grace {grace:g}, end delay {end_delay:g})")
 
@@ -183,21 +183,25 @@ def unlimited_exposures(
         _, hi = follow_up_windows(follow_up, log.n_patients)
     else:
         hi = log.patients["end"].to_numpy(float)
-    end = np.fmax(hi[patient], start)
-    return _exposure_cohort(log, key, start, end, np.full(key.size, float(n_min)), n_groups, group_codes,
-                            follow_up, name, source, f"unlimited exposures from purchase {n_min} within "
+    spans = {"key": key, "start": start, "end": np.fmax(hi[patient], start),
+             "count": np.full(key.size, float(n_min)), "source": source}
+    del key, start, source, patient
+    return _exposure_cohort(log, spans, n_groups, group_codes, follow_up, name, f"unlimited exposures from purchase {n_min} within "
                                               f"{purchase_window:g} days (+{start_delay:g})")
 
 
-def _exposure_cohort(log: EventLog, key: np.ndarray, start: np.ndarray, end: np.ndarray, count: np.ndarray,
-                     n_groups: int, group_codes: np.ndarray, follow_up: Cohort | None, name: str,
-                     source: np.ndarray, description: str) -> Cohort:
-    """Cohort of exposures given in (patient x code, start) order; ``source`` = each one's first purchase row.
+def _exposure_cohort(log: EventLog, spans: dict[str, np.ndarray], n_groups: int, group_codes: np.ndarray,
+                     follow_up: Cohort | None, name: str, description: str) -> Cohort:
+    """Cohort of exposures given in (patient x code, start) order.
 
-    The purchases' rows follow the log's (patient, time, code) order, so ordering exposures by them is the
-    EventLog order already (up to ties of rolled-up codes): one integer argsort instead of a three-key lexsort.
+    ``spans`` holds fresh arrays ``key`` (patient x code group), ``start``, ``end``, ``count`` and ``source`` (each
+    exposure's first purchase row); they are popped (the caller hands them over, so each is freed as soon as it
+    is used) and modified in place. The purchases' rows follow the log's (patient, time, code) order, so ordering
+    exposures by them is the EventLog order already (up to ties of rolled-up codes): one integer argsort instead
+    of a three-key lexsort.
     """
-    by_source = np.argsort(source, kind="stable")
+    by_source = np.argsort(spans.pop("source"), kind="stable")
+    key, start, end, count = (spans.pop(k) for k in ("key", "start", "end", "count"))
     for values in (key, start, end, count):
         values[:] = values[by_source]  # in place: these arrays are fresh, one temporary at a time
     del by_source

@@ -11,6 +11,7 @@ Codes carry a namespace prefix so that one vocabulary holds them all without col
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -65,6 +66,7 @@ def read_snds(
     return_report: bool = False,
     memory_limit: str | None = None,
     threads: int | None = None,
+    join_partition_rows: int | None = 4_000_000,
 ) -> EventLog | tuple[EventLog, ReadReport]:
     """Read SNDS tables into an EventLog (times in days since 1970-01-01, patient id = ``BEN_NIR_PSA``).
 
@@ -95,6 +97,11 @@ def read_snds(
     errors : ``"warn"`` (counted decisions) or ``"raise"`` (any drop or repair raises).
     memory_limit, threads : DuckDB ``memory_limit`` (e.g. ``"2GB"``; joins and sorts spill to disk beyond it) and
         thread count for connections the reader opens (default: DuckDB's, 80 % of RAM and every core).
+    join_partition_rows : DCIR joins run by ranges of ``FLX_DIS_DTD`` (the flux month, one of the nine keys, so
+        matching lines always fall in the same range) holding about this many ``ER_PRS_F`` rows each: the join's
+        hash table then holds one range at a time (~120 bytes per row) instead of the whole table. Each range
+        rescans the tables (row groups of other months are skipped when the files are sorted or partitioned by
+        flux, as SNDS extracts usually are). ``None``: one join.
     return_report : also return the :class:`~pathways.io.tabular.ReadReport`.
 
     Returns
@@ -111,34 +118,29 @@ def read_snds(
         raise PathwaysInputError(f"sources: unknown source(s) {bad_sources}; choose among {list(SOURCES)}")
     if atc_level is not None and atc_level not in _ATC_LEVELS:
         raise PathwaysInputError(f"atc_level: expected one of {sorted(_ATC_LEVELS)}, got {atc_level!r}")
+    if join_partition_rows is not None and int(join_partition_rows) < 1:
+        raise PathwaysInputError(f"join_partition_rows: expected >= 1 or None, got {join_partition_rows!r}")
     report = ReadReport("read_snds")
     with TableSet(folder, tables=tables, config=duckdb_config(memory_limit, threads)) as ts:
-        reader = _SndsReader(ts, report, errors, date_bounds(date_range))
-        parts: list[str] = []
+        reader = _SndsReader(ts, report, errors, date_bounds(date_range), join_partition_rows)
         if "dcir_drugs" in sources:
-            parts.append(reader.dcir_drugs(exclude_information_lines, drop_nonpositive_quantity,
-                                           _load_mapping(cip_to_atc, cip_column, atc_column), atc_level))
+            reader.dcir_drugs(exclude_information_lines, drop_nonpositive_quantity,
+                              _load_mapping(cip_to_atc, cip_column, atc_column), atc_level)
         if "dcir_acts" in sources:
-            parts.append(reader.dcir_acts(exclude_information_lines))
+            reader.dcir_acts(exclude_information_lines)
         if "mco" in sources:
-            parts.extend(reader.mco(mco_exclude_errors))
+            reader.mco(mco_exclude_errors)
         patients = reader.patients()
         if "deaths" in sources and death_events:
-            parts.append(reader.death_events(patients))
-        if not parts:
+            reader.death_events(patients)
+        if reader.events is None:
             raise PathwaysInputError("sources: no event source selected")
-        # Materialised once: the patient check and the EventLog build each read it, and the staged joins behind
-        # it can then be dropped before the big sort.
-        events = ts.temp_table(" UNION ALL ".join(f"SELECT pid, t, e, value, code, cat FROM {p}" for p in parts),
-                               "snds_events")
-        ts.drop_temps(keep=[events])
-        patients = reader.complete_patients(events, patients, unknown_patients)
-        if unknown_patients == "drop":
-            events = reader.keep_known(events, patients)
+        patients = reader.complete_patients(reader.events, patients, unknown_patients)
         filters = _filters(patients, window, events_after_death, report, errors)
         if window is not None:
             patients = _apply_window(patients, window, events_after_death)
-        log = build_eventlog(ts, events, patients, CATEGORIES, report, duplicates, errors, filters)
+        log = build_eventlog(ts, reader.events, patients, CATEGORIES, report, duplicates, errors, filters,
+                             pid_dictionary=reader.pids)
     return (log, report) if return_report else log
 
 
@@ -174,9 +176,88 @@ def _load_mapping(mapping: pd.DataFrame | str | Path | None, cip: str, atc: str)
 class _SndsReader:
     """The steps of :func:`read_snds`; each builds a DuckDB temp table and records its counted decisions."""
 
-    def __init__(self, ts: TableSet, report: ReadReport, errors: str, bounds: tuple[float, float]):
+    def __init__(self, ts: TableSet, report: ReadReport, errors: str, bounds: tuple[float, float],
+                 partition_rows: int | None = None):
         self.ts, self.report, self.errors, self.bounds = ts, report, errors, bounds
+        self.partition_rows = partition_rows
         self._placeholder_days = [_days_since_epoch(d) for d in PLACEHOLDER_DATES]
+        #: the one events table every source appends to (pid, t, e, value, code, cat); None until the first
+        self.events: str | None = None
+        #: patient id dictionary (pid text, id integer) for the integer ``pid`` of :attr:`events`
+        self.pids: str | None = None
+
+    def seed_patient_ids(self) -> None:
+        """Start the patient id dictionary with IR_BEN_R's ids, so that joins can map most ids in passing."""
+        if self.ts.has("IR_BEN_R"):
+            self.ts.require("IR_BEN_R", ["BEN_NIR_PSA"])
+            source = (f"SELECT DISTINCT CAST(BEN_NIR_PSA AS VARCHAR) AS pid FROM {self.ts.ref('IR_BEN_R')} "
+                      f"WHERE BEN_NIR_PSA IS NOT NULL")
+        else:
+            source = "SELECT CAST(NULL AS VARCHAR) AS pid WHERE FALSE"
+        self.pids = self.ts.temp_table(f"SELECT pid, CAST(row_number() OVER () - 1 AS INTEGER) AS id "
+                                       f"FROM ({source})", "pids")
+
+    def emit(self, query: str, drop: bool = True, with_ids: bool = False) -> None:
+        """Append a source's events to :attr:`events`, then (``drop``) drop the source's staging tables.
+
+        One table filled in place: a union of the sources built at the end would hold every event twice. Patient
+        ids are stored as integers of the :attr:`pids` dictionary (4 bytes instead of a 17-character string
+        per event); ids not yet in it are added first. ``with_ids``: the query already gives ``pid_id`` (the
+        dictionary id, mapped in its own join) and ``pid`` only where ``pid_id`` is missing.
+        """
+        if self.pids is None:
+            self.seed_patient_ids()
+        pid_id = "CAST(pid_id AS INTEGER)" if with_ids else "CAST(NULL AS INTEGER)"
+        rows = self.ts.temp_view(
+            f"SELECT {pid_id} AS pid_id, CAST(pid AS VARCHAR) AS pid, CAST(t AS DOUBLE) AS t, "
+            f"CAST(e AS DOUBLE) AS e, CAST(value AS DOUBLE) AS value, CAST(code AS VARCHAR) AS code, "
+            f"CAST(cat AS INTEGER) AS cat FROM {query}", "emit")
+        n_known = self.ts.scalar(f"SELECT count(*) FROM {self.pids}")
+        self.ts.con.execute(
+            f"INSERT INTO {self.pids} SELECT pid, {n_known} + row_number() OVER () - 1 FROM "
+            f"(SELECT DISTINCT r.pid FROM {rows} r ANTI JOIN {self.pids} d ON r.pid = d.pid "
+            f"WHERE r.pid_id IS NULL AND r.pid IS NOT NULL)")
+        encoded = (f"SELECT coalesce(r.pid_id, d.id) AS pid, r.t, r.e, r.value, r.code, r.cat FROM {rows} r "
+                   f"LEFT JOIN {self.pids} d ON r.pid = d.pid")
+        if self.events is None:
+            self.events = self.ts.compressed_table(encoded, "snds_events")
+        else:
+            self.ts.con.execute(f"INSERT INTO {self.events} {encoded}")
+        self.ts.compress()  # about a tenth of the plain size: the events never hold much memory
+        if drop:
+            self.ts.drop_temps(keep=[self.events, self.pids])
+
+    def _flux_ranges(self, detail: str) -> list[tuple[str, str]]:
+        """(detail, ER_PRS_F) predicates splitting a DCIR join into ranges of FLX_DIS_DTD (aliases h and p)."""
+        n = self.ts.scalar(f"SELECT count(*) FROM {self.ts.ref('ER_PRS_F')}")
+        n_parts = 1 if self.partition_rows is None else math.ceil(n / int(self.partition_rows))
+        if n_parts <= 1:
+            return [("TRUE", "TRUE")]
+        dtype_h = self.ts.columns(detail)["FLX_DIS_DTD"]
+        dtype_p = self.ts.columns("ER_PRS_F")["FLX_DIS_DTD"]
+        # Typed alike, the raw column keeps parquet's row-group statistics usable; else both sides as text.
+        typ = dtype_h if dtype_h == dtype_p else "VARCHAR"
+        col_h, col_p = (("h.FLX_DIS_DTD", "p.FLX_DIS_DTD") if dtype_h == dtype_p else
+                        ("CAST(h.FLX_DIS_DTD AS VARCHAR)", "CAST(p.FLX_DIS_DTD AS VARCHAR)"))
+        probs = ", ".join(f"{k / n_parts!r}" for k in range(1, n_parts))
+        cuts = self.ts.scalar(f"SELECT quantile_disc({col_p.replace('p.', '')}, [{probs}]) "
+                              f"FROM {self.ts.ref('ER_PRS_F')}") or []
+        cuts = sorted({c for c in cuts if c is not None})
+        literals = [f"CAST({sql_literal(str(c))} AS {typ})" for c in cuts]
+        ranges = []
+        for i in range(len(literals) + 1):
+            conds_h, conds_p = [], []
+            if i > 0:
+                conds_h.append(f"{col_h} >= {literals[i - 1]}")
+                conds_p.append(f"{col_p} >= {literals[i - 1]}")
+            if i < len(literals):
+                conds_h.append(f"{col_h} < {literals[i]}")
+                conds_p.append(f"{col_p} < {literals[i]}")
+            where_h = " AND ".join(conds_h)
+            if i == 0:  # detail lines without a flux date match nothing, but are counted: they go in one range
+                where_h = f"({where_h} OR {col_h} IS NULL)"
+            ranges.append((where_h, " AND ".join(conds_p)))
+        return ranges
 
     def decide(self, step: str, decision: str, count: int, total: int | None = None, detail: str = "") -> None:
         self.report.decide(step, decision, count, total, detail, errors=self.errors)
@@ -207,9 +288,34 @@ class _SndsReader:
             raise PathwaysInputError("table 'ER_PRS_F': missing column DPN_QLF needed by exclude_information_lines")
         return "coalesce(TRY_CAST(p.DPN_QLF AS INTEGER), 0) <> 71" if exclude_info else "TRUE"
 
+    def _dcir_join(self, detail: str, alias: str, columns: str, extra_join: str, counts: Sequence[str],
+                   keep: str, label: str) -> list[int]:
+        """Join ``detail`` to ER_PRS_F on the nine keys range by range; append kept rows; return summed counts.
+
+        ``columns`` (the staged columns, over aliases ``alias`` and ``p``), ``counts`` (SQL aggregates over the
+        stage) and ``keep`` (the SELECT of kept events from the stage, with ``{stage}`` for its name).
+        """
+        cond = self._join(detail.upper(), "ER_PRS_F", alias, "p", DCIR_KEYS)
+        if self.pids is None:
+            self.seed_patient_ids()
+        # Patient ids are mapped to the dictionary in the join itself; the text stays only for unknown ones.
+        ids = (f"d.id AS pid_id, CASE WHEN d.id IS NULL THEN CAST(p.BEN_NIR_PSA AS VARCHAR) END AS pid, "
+               f"p.BEN_NIR_PSA IS NULL AS unmatched")
+        id_join = f"LEFT JOIN {self.pids} d ON d.pid = CAST(p.BEN_NIR_PSA AS VARCHAR)"
+        totals = [0] * len(counts)
+        for where_h, where_p in self._flux_ranges(detail.upper()):
+            stage = self.ts.temp_table(
+                f"SELECT {ids}, {columns} FROM (SELECT * FROM {self.ts.ref(detail)} h WHERE {where_h}) {alias} "
+                f"LEFT JOIN (SELECT * FROM {self.ts.ref('ER_PRS_F')} p WHERE {where_p}) p ON {cond} {extra_join} "
+                f"{id_join}", label)
+            row = self.ts.con.execute(f"SELECT {', '.join(counts)} FROM {stage}").fetchall()[0]
+            totals = [t + int(c or 0) for t, c in zip(totals, row)]
+            self.emit(f"({keep.format(stage=stage)})", with_ids=True)
+        return totals
+
     def dcir_drugs(self, exclude_info: bool, drop_nonpositive: bool, mapping: pd.DataFrame | None,
-                   atc_level: int | None) -> str:
-        """Temp table of dispensations: ER_PHA_F joined to ER_PRS_F on the nine DCIR keys."""
+                   atc_level: int | None) -> None:
+        """Dispensations: ER_PHA_F joined to ER_PRS_F on the nine DCIR keys."""
         pha_cols = self.ts.require("ER_PHA_F", ["PHA_PRS_C13", *DCIR_KEYS])
         info = f"NOT ({self._prs_filter(exclude_info)})"
         qty = "TRY_CAST(h.PHA_ACT_QSN AS DOUBLE)" if "PHA_ACT_QSN" in pha_cols else "NULL"
@@ -221,19 +327,23 @@ class _SndsReader:
             atc = "m.atc" if atc_level is None else f"left(m.atc, {_ATC_LEVELS[atc_level]})"
             code = f"CASE WHEN m.atc IS NULL THEN {code} ELSE 'ATC:' || {atc} END"
             join_map = f"LEFT JOIN pw_cip_atc m ON m.cip = {cip}"
-        stage = self.ts.temp_table(
-            f"SELECT p.BEN_NIR_PSA AS pid, {days_sql('p.EXE_SOI_DTD', _DT_FORMATS)} AS t, {qty} AS value, "
-            f"{code} AS code, p.BEN_NIR_PSA IS NULL AS unmatched, {info} AS info, "
-            f"{'m.atc IS NULL' if mapping is not None else 'FALSE'} AS unmapped "
-            f"FROM {self.ts.ref('ER_PHA_F')} h LEFT JOIN {self.ts.ref('ER_PRS_F')} p "
-            f"ON {self._join('ER_PHA_F', 'ER_PRS_F', 'h', 'p', DCIR_KEYS)} {join_map}", "dcir_pha")
-        if mapping is not None:
-            self.ts.con.unregister("pw_cip_atc")
-        n, unmatched, info, bad_date, nonpos, unmapped = self.ts.con.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE unmatched), count(*) FILTER (WHERE NOT unmatched AND info), "
-            f"count(*) FILTER (WHERE NOT unmatched AND NOT info AND (t IS NULL OR NOT ({in_range_sql('t', self.bounds)}))), "
-            f"count(*) FILTER (WHERE NOT unmatched AND NOT info AND value <= 0), "
-            f"count(*) FILTER (WHERE NOT unmatched AND unmapped) FROM {stage}").fetchall()[0]
+        columns = (f"{days_sql('p.EXE_SOI_DTD', _DT_FORMATS)} AS t, {qty} AS value, "
+                   f"{code} AS code, {info} AS info, "
+                   f"{'m.atc IS NULL' if mapping is not None else 'FALSE'} AS unmapped")
+        valid = in_range_sql('t', self.bounds)
+        pos = "coalesce(value, 1) > 0" if drop_nonpositive else "TRUE"
+        try:
+            n, unmatched, info, bad_date, nonpos, unmapped = self._dcir_join(
+                "er_pha_f", "h", columns, join_map,
+                ["count(*)", "count(*) FILTER (WHERE unmatched)", "count(*) FILTER (WHERE NOT unmatched AND info)",
+                 f"count(*) FILTER (WHERE NOT unmatched AND NOT info AND (t IS NULL OR NOT ({valid})))",
+                 "count(*) FILTER (WHERE NOT unmatched AND NOT info AND value <= 0)",
+                 "count(*) FILTER (WHERE NOT unmatched AND unmapped)"],
+                f"SELECT pid_id, pid, t, NULL AS e, value, code, {CATEGORIES.index('drug')} AS cat FROM {{stage}} "
+                f"WHERE NOT unmatched AND NOT info AND t IS NOT NULL AND {valid} AND {pos}", "dcir_pha")
+        finally:
+            if mapping is not None:
+                self.ts.con.unregister("pw_cip_atc")
         self.report.note("ER_PHA_F rows", n)
         self.decide("ER_PHA_F: no matching ER_PRS_F line on the 9 DCIR keys", "dropped", unmatched, n)
         self.rule("ER_PHA_F: information line (DPN_QLF = 71)", "dropped", info, n)
@@ -241,49 +351,39 @@ class _SndsReader:
         self.rule("ER_PHA_F: PHA_ACT_QSN <= 0", "dropped" if drop_nonpositive else "kept", nonpos, n)
         if mapping is not None:
             self.decide("ER_PHA_F: CIP13 absent from cip_to_atc", "kept as CIP13 code", unmapped, n)
-        pos = "coalesce(value, 1) > 0" if drop_nonpositive else "TRUE"
-        return self.ts.temp_view(
-            f"SELECT pid, t, CAST(NULL AS DOUBLE) AS e, value, code, {CATEGORIES.index('drug')} AS cat FROM {stage} "
-            f"WHERE NOT unmatched AND NOT info AND t IS NOT NULL AND {in_range_sql('t', self.bounds)} AND {pos}",
-            "dcir_drugs")
 
-    def dcir_acts(self, exclude_info: bool) -> str:
-        """Temp table of CCAM acts: ER_CAM_F joined to ER_PRS_F."""
+    def dcir_acts(self, exclude_info: bool) -> None:
+        """CCAM acts: ER_CAM_F joined to ER_PRS_F on the nine DCIR keys."""
         self.ts.require("ER_CAM_F", ["CAM_PRS_IDE", *DCIR_KEYS])
         info = f"NOT ({self._prs_filter(exclude_info)})"
-        stage = self.ts.temp_table(
-            f"SELECT p.BEN_NIR_PSA AS pid, {days_sql('p.EXE_SOI_DTD', _DT_FORMATS)} AS t, "
-            f"'CCAM:' || upper(trim(CAST(c.CAM_PRS_IDE AS VARCHAR))) AS code, p.BEN_NIR_PSA IS NULL AS unmatched, "
-            f"{info} AS info, "
-            f"coalesce(trim(CAST(c.CAM_PRS_IDE AS VARCHAR)), '') = '' AS no_code "
-            f"FROM {self.ts.ref('ER_CAM_F')} c LEFT JOIN {self.ts.ref('ER_PRS_F')} p "
-            f"ON {self._join('ER_CAM_F', 'ER_PRS_F', 'c', 'p', DCIR_KEYS)}", "dcir_cam")
-        n, unmatched, info, no_code, bad_date = self.ts.con.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE unmatched), count(*) FILTER (WHERE NOT unmatched AND info), "
-            f"count(*) FILTER (WHERE NOT unmatched AND NOT info AND no_code), "
-            f"count(*) FILTER (WHERE NOT unmatched AND NOT info AND NOT no_code AND "
-            f"(t IS NULL OR NOT ({in_range_sql('t', self.bounds)}))) FROM {stage}").fetchall()[0]
+        columns = (f"{days_sql('p.EXE_SOI_DTD', _DT_FORMATS)} AS t, "
+                   f"'CCAM:' || upper(trim(CAST(c.CAM_PRS_IDE AS VARCHAR))) AS code, {info} AS info, "
+                   f"coalesce(trim(CAST(c.CAM_PRS_IDE AS VARCHAR)), '') = '' AS no_code")
+        valid = in_range_sql('t', self.bounds)
+        n, unmatched, info, no_code, bad_date = self._dcir_join(
+            "er_cam_f", "c", columns, "",
+            ["count(*)", "count(*) FILTER (WHERE unmatched)", "count(*) FILTER (WHERE NOT unmatched AND info)",
+             "count(*) FILTER (WHERE NOT unmatched AND NOT info AND no_code)",
+             f"count(*) FILTER (WHERE NOT unmatched AND NOT info AND NOT no_code AND (t IS NULL OR NOT ({valid})))"],
+            f"SELECT pid_id, pid, t, NULL AS e, NULL AS value, code, {CATEGORIES.index('act')} AS cat FROM {{stage}} "
+            f"WHERE NOT unmatched AND NOT info AND NOT no_code AND t IS NOT NULL AND {valid}", "dcir_cam")
         self.report.note("ER_CAM_F rows", n)
         self.decide("ER_CAM_F: no matching ER_PRS_F line on the 9 DCIR keys", "dropped", unmatched, n)
         self.rule("ER_CAM_F: information line (DPN_QLF = 71)", "dropped", info, n)
         self.decide("ER_CAM_F: CAM_PRS_IDE empty", "dropped", no_code, n)
         self.decide("ER_CAM_F: EXE_SOI_DTD missing, invalid or out of date_range", "dropped", bad_date, n)
-        return self.ts.temp_view(
-            f"SELECT pid, t, CAST(NULL AS DOUBLE) AS e, CAST(NULL AS DOUBLE) AS value, code, "
-            f"{CATEGORIES.index('act')} AS cat FROM {stage} WHERE NOT unmatched AND NOT info AND NOT no_code "
-            f"AND t IS NOT NULL AND {in_range_sql('t', self.bounds)}", "dcir_acts")
 
     # -- PMSI MCO -----------------------------------------------------------------------------------------------
     def _mco_tables(self, letter: str) -> list[str]:
         return self.ts.matching(rf"t_mco(aa|\d\d){letter.lower()}")
 
-    def mco(self, exclude_errors: bool) -> list[str]:
-        """Temp tables of stays, main/linked diagnoses, associated diagnoses and acts (stacked, never crossed)."""
+    def mco(self, exclude_errors: bool) -> None:
+        """Stays, main/linked diagnoses, associated diagnoses and acts (stacked, never crossed), year by year."""
         stays_b = self._mco_tables("B")
         if not stays_b:
             raise PathwaysInputError("source 'mco': no T_MCOaaB table found (expected T_MCOaaB or T_MCO<yy>B)")
-        parts: list[str] = []
         for b in stays_b:
+            parts: list[str] = []
             year = b[5:-1]
             c = f"t_mco{year}c"
             if not self.ts.has(c):
@@ -299,7 +399,9 @@ class _SndsReader:
                 parts.append(self._acts(a, stays))
             else:
                 self.report.note(f"{_mco_label(a)} absent: no hospital acts", 0)
-        return parts
+            for part in parts:  # the parts share the year's stays: staging is dropped after the last one
+                self.emit(part, drop=False)
+            self.ts.drop_temps(keep=[self.events, self.pids])
 
     def _stays(self, b: str, c: str, exclude_errors: bool) -> str:
         bcols = self.ts.require(b, [*MCO_KEYS, "DGN_PAL"])
@@ -462,8 +564,8 @@ class _SndsReader:
         patients["death"] = death
         return patients.drop(columns="_idt")
 
-    def death_events(self, patients: pd.DataFrame) -> str:
-        """Temp table of one death event per known death (code CIM10:<cause> or DEATH)."""
+    def death_events(self, patients: pd.DataFrame) -> None:
+        """One death event per known death (code CIM10:<cause> or DEATH)."""
         dead = patients[patients["death"].notna()]
         frame = pd.DataFrame({"pid": dead["patient_id"].astype(str).to_numpy(),
                               "t": dead["death"].to_numpy(float),
@@ -471,44 +573,37 @@ class _SndsReader:
                                                "DEATH")})
         self.ts.con.register("pw_deaths", frame)
         try:
-            return self.ts.temp_table(
-                f"SELECT pid, t, CAST(NULL AS DOUBLE) AS e, CAST(NULL AS DOUBLE) AS value, code, "
-                f"{CATEGORIES.index('death')} AS cat FROM pw_deaths", "deaths")
+            self.emit(f"(SELECT pid, t, NULL AS e, NULL AS value, code, {CATEGORIES.index('death')} AS cat "
+                      f"FROM pw_deaths)")
         finally:
             self.ts.con.unregister("pw_deaths")
 
     def complete_patients(self, events: str, patients: pd.DataFrame, rule: str) -> pd.DataFrame:
         """Add patients seen in events but absent from IR_BEN_R (rule 'keep'); sort by patient id."""
-        # Arrow-registered ids: DuckDB hashes them without Python string objects.
+        # Arrow-registered ids: DuckDB hashes them without Python string objects. The id dictionary has one row
+        # per patient with events: the unknown ones are found there, not among the events.
         self.ts.con.register("pw_known", pa.table({"pid": pa.array(patients["patient_id"].astype(str), pa.string())}))
         try:
-            unknown = self.ts.con.execute(
-                f"SELECT e.pid, count(*) FROM {events} e ANTI JOIN pw_known k ON e.pid = k.pid "
-                f"WHERE e.pid IS NOT NULL GROUP BY e.pid").fetchall()
+            unknown = self.ts.temp_table(f"SELECT d.pid, d.id FROM {self.pids} d ANTI JOIN pw_known k "
+                                         f"ON d.pid = k.pid", "unknown")
         finally:
             self.ts.con.unregister("pw_known")
         n = self.ts.scalar(f"SELECT count(*) FROM {events}")
-        n_unknown = sum(r[1] for r in unknown)
-        extra = sorted(r[0] for r in unknown)
+        n_unknown = self.ts.scalar(f"SELECT count(*) FROM {events} e SEMI JOIN {unknown} u ON e.pid = u.id")
+        extra = sorted(r[0] for r in self.ts.con.execute(f"SELECT pid FROM {unknown}").fetchall())
         decision = "kept, birth/sex unknown" if rule == "keep" else "dropped"
         self.decide("events of patients absent from IR_BEN_R", decision, n_unknown, n,
                     f"{len(extra)} patients")
-        if rule == "keep" and extra:
+        if rule == "drop":
+            self.events = self.ts.temp_table(f"SELECT e.* FROM {events} e ANTI JOIN {unknown} u ON e.pid = u.id",
+                                             "snds_known")
+        elif extra:
             add = pd.DataFrame({"patient_id": np.asarray(extra, dtype=object), "birth": np.nan,
                                 "sex": pd.Categorical([None] * len(extra), categories=["F", "M"]),
                                 "death": np.nan, "BEN_RNG_GEM": pd.NA, "death_cause": None})
             patients = pd.concat([patients, add], ignore_index=True)
             patients["sex"] = pd.Categorical(patients["sex"], categories=["F", "M"])
         return patients.sort_values("patient_id", kind="stable").reset_index(drop=True)
-
-    def keep_known(self, events: str, patients: pd.DataFrame) -> str:
-        """Events restricted to the patients table (drops unknown patients under unknown_patients='drop')."""
-        self.ts.con.register("pw_known", pa.table({"pid": pa.array(patients["patient_id"].astype(str), pa.string())}))
-        try:
-            return self.ts.temp_table(
-                f"SELECT e.* FROM {events} e SEMI JOIN pw_known k ON e.pid = k.pid", "snds_known")
-        finally:
-            self.ts.con.unregister("pw_known")
 
 
 def _days_since_epoch(date: str) -> float:

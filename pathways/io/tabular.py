@@ -178,6 +178,7 @@ class TableSet:
             self._add(name, value)
         self._n_temp = 0
         self._temps: list[tuple[str, str]] = []
+        self._scratch: str | None = None  # compressed in-memory database, attached on first use
 
     # -- construction helpers -----------------------------------------------------------------------------------
     def _index_database(self, schema: str | None) -> None:
@@ -277,6 +278,32 @@ class TableSet:
         self._temps.append(("VIEW", name))
         return name
 
+    def compressed_table(self, sql: str, prefix: str = "t") -> str:
+        """Like :meth:`temp_table`, in a compressed in-memory database when DuckDB allows one.
+
+        DuckDB compresses in-memory tables only in a database attached with ``COMPRESS``, at each
+        :meth:`compress` (a checkpoint): an event table of mostly missing, repeated or small values then takes
+        about a tenth of its plain size. Read-only connections cannot attach one: a plain temp table then.
+        """
+        if self._scratch is None:
+            try:
+                self.con.execute("ATTACH ':memory:' AS pw_scratch (COMPRESS)")
+                self._scratch = "pw_scratch"
+            except Exception:  # noqa: BLE001 - any refusal (read-only, old DuckDB) falls back to temp tables
+                self._scratch = ""
+        if not self._scratch:
+            return self.temp_table(sql, prefix)
+        self._n_temp += 1
+        name = f"{self._scratch}.{quote(f'pw_{prefix}_{self._n_temp}')}"
+        self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
+        self._temps.append(("TABLE", name))
+        return name
+
+    def compress(self) -> None:
+        """Compress the tables of :meth:`compressed_table` made or grown since the last call."""
+        if self._scratch:
+            self.con.execute(f"CHECKPOINT {self._scratch}")
+
     def drop_temps(self, keep: Iterable[str] = ()) -> None:
         """Drop the temporary tables and views made so far (newest first) except ``keep``, releasing memory."""
         kept = set(keep)
@@ -286,9 +313,13 @@ class TableSet:
         self._temps = [(kind, name) for kind, name in self._temps if name in kept]
 
     def close(self) -> None:
-        """Close the connection if this object opened it."""
+        """Close the connection if this object opened it (else detach what it attached)."""
         if self._owned:
             self.con.close()
+        elif self._scratch:
+            self.drop_temps()
+            self.con.execute(f"DETACH {self._scratch}")
+            self._scratch = None
 
     def __enter__(self) -> "TableSet":
         return self
@@ -361,7 +392,7 @@ EventFilter = Callable[[np.ndarray, np.ndarray], tuple[str, str, np.ndarray]]
 
 def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, categories: Sequence[str],
                    report: ReadReport, duplicates: str = "drop", errors: str = "warn",
-                   filters: Sequence[EventFilter] = ()) -> EventLog:
+                   filters: Sequence[EventFilter] = (), pid_dictionary: str | None = None) -> EventLog:
     """Turn a DuckDB events table into an EventLog, mapping ids and codes to indices inside DuckDB.
 
     Parameters
@@ -373,17 +404,16 @@ def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, catego
     duplicates : events identical in every field: "drop" (counted), "keep" or "raise".
     filters : callables ``(patient index, time) -> (step, decision, rows to drop)`` applied in numpy once the
         patient indices are known (e.g. events after death); each drop is a counted decision.
+    pid_dictionary : table ``(pid VARCHAR, id INTEGER)`` when the events' ``pid`` holds integer ids from it.
     """
     if duplicates not in ("drop", "keep", "raise"):
         raise PathwaysInputError(f"duplicates: expected 'drop', 'keep' or 'raise', got {duplicates!r}")
     code_rows = tables.con.execute(f"SELECT code, count(*) FROM {events} GROUP BY code").fetchall()
     code_rows.sort(key=lambda r: r[0])
     vocab = Vocabulary([r[0] for r in code_rows], [r[1] for r in code_rows])
-    encoded = _encode_events(tables, events, patients, vocab, sum(r[1] for r in code_rows))
-    # The staged joins are no longer needed: free DuckDB memory before the sort and the numpy work.
-    tables.drop_temps(keep=[encoded])
-    patient, time, code, end, value, cat = _fetch_sorted(tables.con, encoded)
-    tables.drop_temps()
+    arrays = _fetch_encoded(tables, events, patients, vocab, sum(r[1] for r in code_rows), pid_dictionary)
+    tables.drop_temps()  # DuckDB's copy goes before the sort: the sort then needs the arrays and one key only
+    patient, time, code, end, value, cat = _sort_events(*arrays)
     drop = np.zeros(time.size, dtype=bool)
     if duplicates != "keep" and time.size > 1:
         drop[1:] = ((patient[1:] == patient[:-1]) & (time[1:] == time[:-1]) & (code[1:] == code[:-1])
@@ -412,51 +442,80 @@ def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, catego
     return log
 
 
-def _encode_events(tables: TableSet, events: str, patients: pd.DataFrame, vocab: Vocabulary, n_events: int) -> str:
-    """Temp table of the events with patient and code indices (narrow integers) instead of their text."""
+def _fetch_encoded(tables: TableSet, events: str, patients: pd.DataFrame, vocab: Vocabulary, n_events: int,
+                   pid_dictionary: str | None = None, batch_rows: int = 1 << 20) -> tuple[np.ndarray, ...]:
+    """The events with patient and code indices instead of their text, streamed into numpy arrays.
+
+    Returns (patient, time, code, end, value, category) in DuckDB's order. Batches are copied into arrays
+    allocated once, so the result never exists twice in memory; missing floats (e.g. no end date) become NaN.
+    """
     con = tables.con
     # Arrow lookups: DuckDB scans them without touching Python string objects.
     con.register("pw_lookup_codes", pa.table({"code": pa.array(vocab.codes.astype(str).tolist(), pa.string()),
                                               "cidx": np.arange(len(vocab), dtype=np.int32)}))
     con.register("pw_lookup_pids", pa.table({"pid": pa.array(patients["patient_id"].astype(str), pa.string()),
                                              "pidx": np.arange(len(patients), dtype=np.int32)}))
+    pids = "pw_lookup_pids" if pid_dictionary is None else (
+        f"(SELECT d.id AS pid, l.pidx FROM {pid_dictionary} d JOIN pw_lookup_pids l ON d.pid = l.pid)")
+    dtypes = (np.int64, np.float64, np.int64, np.float64, np.float64, np.int8)
+    out = [np.empty(n_events, dtype=d) for d in dtypes]
+    pos = 0
     try:
-        encoded = tables.temp_table(
-            f"SELECT p.pidx, e.t, c.cidx, e.e, e.value, CAST(e.cat AS TINYINT) AS cat FROM {events} e "
-            f"JOIN pw_lookup_pids p ON e.pid = p.pid JOIN pw_lookup_codes c ON e.code = c.code", "encoded")
+        reader = con.sql(f"SELECT p.pidx, e.t, c.cidx, e.e, e.value, CAST(e.cat AS TINYINT) AS cat FROM {events} e "
+                         f"JOIN {pids} p ON e.pid = p.pid JOIN pw_lookup_codes c ON e.code = c.code"
+                         ).to_arrow_reader(batch_rows)
+        for batch in reader:
+            stop = pos + batch.num_rows
+            if stop > n_events:
+                raise PathwaysInputError(f"events: more rows joined ({stop}) than events ({n_events}): patient ids "
+                                         f"repeat in the patients table")
+            for j, array in enumerate(out):
+                array[pos:stop] = batch.column(j).to_numpy(zero_copy_only=False)
+            pos = stop
     finally:
         con.unregister("pw_lookup_codes")
         con.unregister("pw_lookup_pids")
-    n_encoded = tables.scalar(f"SELECT count(*) FROM {encoded}")
-    if n_encoded != n_events:
-        raise PathwaysInputError(f"events: {n_events - n_encoded} of {n_events} rows have a patient id absent from "
+    if pos != n_events:
+        raise PathwaysInputError(f"events: {n_events - pos} of {n_events} rows have a patient id absent from "
                                  f"the patients table or a missing code")
-    return encoded
-
-
-def _fetch_sorted(con: Any, encoded: str, batch_rows: int = 1 << 20) -> tuple[np.ndarray, ...]:
-    """The encoded events sorted by (patient, time, code, category, end, value), streamed into numpy arrays.
-
-    Sorting in DuckDB (parallel, out of core) lets EventLog.from_arrays skip its own lexsort. DuckDB sorts on
-    (patient, time, code) only: the nullable end/value keys would more than double its sort time, and rows that
-    tie on those three are few; :func:`_order_ties` orders them on the rest, which also puts identical events
-    next to each other for the duplicate check. Batches are copied into arrays allocated once, so the result
-    never exists twice in memory.
-    """
-    n = int(con.execute(f"SELECT count(*) FROM {encoded}").fetchall()[0][0])
-    dtypes = (np.int64, np.float64, np.int64, np.float64, np.float64, np.int8)
-    out = [np.empty(n, dtype=d) for d in dtypes]
-    reader = con.sql(f"SELECT pidx, t, cidx, e, value, cat FROM {encoded} "
-                     f"ORDER BY pidx, t, cidx").to_arrow_reader(batch_rows)
-    pos = 0
-    for batch in reader:
-        stop = pos + batch.num_rows
-        for j, array in enumerate(out):
-            # Missing floats (e.g. no end date) become NaN.
-            array[pos:stop] = batch.column(j).to_numpy(zero_copy_only=False)
-        pos = stop
-    _order_ties(*out)
     return tuple(out)
+
+
+def _sort_events(patient: np.ndarray, time: np.ndarray, code: np.ndarray, end: np.ndarray, value: np.ndarray,
+                 cat: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Sort the event arrays in place by (patient, time, code, category, end, value).
+
+    One stable argsort of a single integer key (patient, time rank, code) instead of a multi-key sort: a sort in
+    DuckDB would hold the events a second time (plus its runs) beside the arrays. Rows tying on the key are few
+    and ordered by :func:`_order_ties`, which puts identical events next to each other for the duplicate check.
+    """
+    order = _event_order(patient, time, code)
+    if order is not None:
+        for array in (patient, time, code, end, value, cat):
+            array[:] = array[order]  # one temporary column at a time
+        del order
+    _order_ties(patient, time, code, end, value, cat)
+    return patient, time, code, end, value, cat
+
+
+def _event_order(patient: np.ndarray, time: np.ndarray, code: np.ndarray) -> np.ndarray | None:
+    """Stable order by (patient, time, code); None when already sorted."""
+    if time.size < 2:
+        return None
+    if np.all(time == np.round(time)) and time.max() - time.min() < 2 ** 31:  # whole days: the usual claims case
+        t_rank = (time - time.min()).astype(np.int64)
+    else:
+        t_rank = np.unique(time, return_inverse=True)[1].astype(np.int64).reshape(-1)
+    n_t, n_codes = int(t_rank.max()) + 1, int(code.max()) + 1
+    if (int(patient.max()) + 1) * n_t * n_codes >= 2 ** 62:  # the key would overflow: three-key sort
+        return np.lexsort((code, time, patient))
+    key = t_rank
+    key += patient * n_t  # in place: t_rank is ours
+    key *= n_codes
+    key += code
+    if np.all(key[1:] >= key[:-1]):
+        return None
+    return np.argsort(key, kind="stable")
 
 
 def _order_ties(patient: np.ndarray, time: np.ndarray, code: np.ndarray, end: np.ndarray, value: np.ndarray,

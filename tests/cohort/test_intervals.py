@@ -129,3 +129,24 @@ def test_source_is_the_earliest_input_row_of_each_merged_interval(items):
     np.testing.assert_array_equal(s[m.source], m.start)
     inside = [(g == grp) & (s >= lo) & (s <= hi) for grp, lo, hi in zip(m.group, m.start, m.end)]
     assert all(s[src] == s[mask].min() for src, mask in zip(m.source, inside))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(-50, 50)), min_size=1, max_size=40), st.booleans())
+def test_group_cummax_exact_path_and_pandas_path_agree_with_a_loop(rows, fractional):
+    from pathways.cohort.intervals import group_cummax
+
+    rows = sorted(rows, key=lambda r: r[0])  # sorted by group, values in any order
+    group = np.array([g for g, _ in rows])
+    values = np.array([v + (0.5 if fractional else 0.0) for _, v in rows], dtype=float)
+    expected, running, previous = [], None, None
+    for g, v in zip(group, values):
+        running = v if g != previous else max(running, v)
+        expected.append(running)
+        previous = g
+    np.testing.assert_array_equal(group_cummax(group, values), expected)
+
+
+def test_merge_with_fractional_times_takes_the_general_path():
+    m = merge_intervals([0, 0, 0], [0.5, 1.25, 9.75], [1.5, 2.0, 10.0], gap=0.25)
+    assert m.start.tolist() == [0.5, 9.75] and m.end.tolist() == [2.0, 10.0] and m.count.tolist() == [2, 1]

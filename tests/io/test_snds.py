@@ -177,18 +177,27 @@ def test_memory_limit_and_threads_are_applied(tmp_path):
         read_snds(folder, threads=0)
 
 
-def test_sorted_fetch_streams_batches_and_keeps_missing_values_as_nan():
-    from pathways.io.tabular import _fetch_sorted
+@pytest.mark.parametrize("whole_days", [True, False])
+def test_fetch_streams_batches_then_sort_orders_every_field(whole_days):
+    from pathways.data import Vocabulary
+    from pathways.io.tabular import TableSet, _fetch_encoded, _sort_events
 
+    shift = 0.0 if whole_days else 0.25  # fractional times take the rank path
     con = duckdb.connect()
-    con.execute("CREATE TABLE enc AS SELECT * FROM (VALUES (1, 3.0, 0, NULL, 2.0, 1), (0, 5.0, 1, 6.0, NULL, 0), "
-                "(0, 5.0, 0, NULL, NULL, 0), (1, 1.0, 2, 1.5, 1.0, 1), (0, 2.0, 0, NULL, 7.0, 0)) "
-                "t(pidx, t, cidx, e, value, cat)")
-    patient, time, code, end, value, cat = _fetch_sorted(con, "enc", batch_rows=2)  # three batches
-    assert patient.tolist() == [0, 0, 0, 1, 1] and time.tolist() == [2.0, 5.0, 5.0, 1.0, 3.0]
-    assert code.tolist() == [0, 0, 1, 2, 0] and cat.tolist() == [0, 0, 0, 1, 1]
-    np.testing.assert_array_equal(end, [np.nan, np.nan, 6.0, 1.5, np.nan])
-    np.testing.assert_array_equal(value, [7.0, np.nan, np.nan, 1.0, 2.0])
+    con.execute(f"CREATE TABLE ev AS SELECT pid, t + {shift} AS t, e, value, code, cat FROM (VALUES "
+                "('b', 3.0, NULL, 2.0, 'x', 1), ('a', 5.0, 6.0, NULL, 'y', 0), ('a', 5.0, NULL, NULL, 'x', 0), "
+                "('b', 1.0, 1.5, 1.0, 'z', 1), ('a', 2.0, NULL, 7.0, 'x', 0), ('a', 5.0, NULL, 3.0, 'x', 0)) "
+                "t(pid, t, e, value, code, cat)")
+    patients = pd.DataFrame({"patient_id": ["a", "b"]})
+    with TableSet(con) as ts:
+        arrays = _fetch_encoded(ts, "ev", patients, Vocabulary(["x", "y", "z"]), 6, batch_rows=2)  # 3 batches
+    assert sorted(arrays[0].tolist()) == [0, 0, 0, 0, 1, 1] and np.isnan(arrays[3]).sum() == 4
+    patient, time, code, end, value, cat = _sort_events(*arrays)
+    assert patient.tolist() == [0, 0, 0, 0, 1, 1]
+    assert (time - shift).tolist() == [2.0, 5.0, 5.0, 5.0, 1.0, 3.0]
+    assert code.tolist() == [0, 0, 0, 1, 2, 0] and cat.tolist() == [0, 0, 0, 0, 1, 1]
+    np.testing.assert_array_equal(end, [np.nan, np.nan, np.nan, 6.0, 1.5, np.nan])
+    np.testing.assert_array_equal(value, [7.0, np.nan, 3.0, np.nan, 1.0, 2.0])  # tie (0, 5, 0): missing first
 
 
 def test_events_of_patients_missing_from_the_patients_table_are_an_error():
@@ -216,3 +225,14 @@ def test_rows_tied_on_patient_time_code_are_ordered_by_category_end_value():
     np.testing.assert_array_equal(end, [np.nan, 5.0, 5.0, 9.0, np.nan, np.nan])
     np.testing.assert_array_equal(value, [1.0, np.nan, 2.0, 0.0, 7.0, 7.0])
     assert cat.tolist() == [0, 0, 0, 1, 1, 2]
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_dcir_join_by_flux_ranges_gives_the_same_eventlog_and_counts(tmp_path, kind):
+    folder = fx.write(tmp_path / kind, kind)
+    whole, whole_report = read_snds(folder, cip_to_atc=fx.CIP_TO_ATC, return_report=True, join_partition_rows=None)
+    ranged, ranged_report = read_snds(folder, cip_to_atc=fx.CIP_TO_ATC, return_report=True, join_partition_rows=2)
+    assert _events(ranged) == _events(whole) == _expected()
+    pd.testing.assert_frame_equal(ranged_report.to_frame(), whole_report.to_frame())
+    with pytest.raises(PathwaysInputError, match="join_partition_rows"):
+        read_snds(folder, join_partition_rows=0)
