@@ -120,16 +120,19 @@ def merge_intervals(group: np.ndarray, start: np.ndarray, end: np.ndarray, gap: 
     new_run[1:] |= g[1:] != g[:-1]
     first = np.flatnonzero(new_run)
     del new_run
-    # unweighted counts are run lengths: no array of ones
-    counts = np.diff(first, append=s.size) if w is None else np.add.reduceat(w, first)
-    source = first if order is None else order[first]
     ends = np.maximum.reduceat(e, first)
-    in_place = overwrite_input and presorted and all(a is b for a, b in zip(inputs, (g, s, e)))
-    if in_place:
+    if overwrite_input and presorted and all(a is b for a, b in zip(inputs, (g, s, e))):
         m = first.size
-        g[:m], s[:m], e[:m] = g[first], s[first], ends
-        return Intervals(g[:m], s[:m], e[:m], counts, source)
-    return Intervals(g[first], s[first], ends, counts, source)
+        g[:m] = g[first]  # one column at a time: a single temporary alive
+        s[:m] = s[first]
+        e[:m] = ends
+        del ends
+        g, s, ends = g[:m], s[:m], e[:m]
+    else:
+        g, s = g[first], s[first]
+    # unweighted counts are run lengths: no array of ones
+    counts = np.diff(first, append=start.size) if w is None else np.add.reduceat(w, first)
+    return Intervals(g, s, ends, counts, first if order is None else order[first])
 
 
 def clip_intervals(group: np.ndarray, start: np.ndarray, end: np.ndarray, low: np.ndarray,

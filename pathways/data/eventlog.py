@@ -600,10 +600,11 @@ def _complete_patients(patients: pd.DataFrame, patient: np.ndarray, time: np.nda
     n = len(patients)
     first = np.full(n, np.nan)
     last = np.full(n, np.nan)
-    if patient.size:
-        stop = np.fmax(end, time)  # fmax ignores a NaN end: the event's own time
-        np.fmin.at(first, patient, time)
-        np.fmax.at(last, patient, stop)
+    chunk = 1 << 20  # by chunks: a full-length "stop" array would be one more 80 MB temporary at 10 M events
+    for lo in range(0, patient.size, chunk):
+        p, t = patient[lo:lo + chunk], time[lo:lo + chunk]
+        np.fmin.at(first, p, t)
+        np.fmax.at(last, p, np.fmax(end[lo:lo + chunk], t))  # fmax ignores a NaN end: the event's own time
     out = patients.copy()
     for col in ("birth", "death"):
         if col not in out:
