@@ -15,10 +15,11 @@ Rows/s counts input rows of the tables read (ER_PHA_F + ER_PRS_F + PMSI tables) 
 The raw-table size is their Arrow in-memory size (fixed-width columns + string bytes + offsets), the smallest
 in-memory form of the raw tables.
 
-The DCIR run is repeated with DuckDB ``memory_limit`` values (default 1GB and 512MB): joins and sorts then spill
-to disk, which is how read_snds meets a memory budget smaller than the tables.
+The DCIR run is repeated with DuckDB ``memory_limit`` values (default 1GB, and 512MB with one thread: at 512MB two
+threads' scan and join buffers do not fit and DuckDB stops with an out-of-memory error, which read_snds turns into
+an error naming these remedies): joins then spill to disk.
 
-Usage: python benchmarks/claims.py [--rows 10000000] [--stays 1000000] [--memory-limit 1GB,512MB] [--dir DIR]
+Usage: python benchmarks/claims.py [--rows 10000000] [--stays 1000000] [--memory-limit 1GB,512MB:1] [--dir DIR]
 """
 from __future__ import annotations
 
@@ -149,7 +150,19 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run_pathways(folder: str, sources: tuple[str, ...], memory_limit: str | None, queue: mp.Queue) -> None:
+def _limit_threads(setting: str) -> tuple[str, int | None]:
+    """'512MB:1' -> ('512MB', 1); '1GB' -> ('1GB', None)."""
+    limit, _, threads = setting.partition(":")
+    return limit, int(threads) if threads else None
+
+
+def _label(setting: str) -> str:
+    limit, threads = _limit_threads(setting)
+    return limit if threads is None else f"{limit}, threads={threads}"
+
+
+def run_pathways(folder: str, sources: tuple[str, ...], memory_limit: str | None, threads: int | None,
+                 queue: mp.Queue) -> None:
     warnings.simplefilter("ignore")
     from pathways.cohort import limited_exposures
     from pathways.io import read_snds
@@ -157,7 +170,8 @@ def run_pathways(folder: str, sources: tuple[str, ...], memory_limit: str | None
     base = _peak_mb()
     c0 = time.process_time()
     t0 = time.perf_counter()
-    log = read_snds(folder, sources=sources, cip_to_atc=Path(folder) / "IR_PHA_R.csv", memory_limit=memory_limit)
+    log = read_snds(folder, sources=sources, cip_to_atc=Path(folder) / "IR_PHA_R.csv", memory_limit=memory_limit,
+                    threads=threads)
     t1 = time.perf_counter()
     ex = limited_exposures(log, categories=["drug"], duration=30.0, grace=15.0)
     t2 = time.perf_counter()
@@ -230,7 +244,13 @@ def _child(target, *args) -> dict:
     queue = ctx.Queue()
     proc = ctx.Process(target=target, args=(*args, queue))
     proc.start()
-    result = queue.get()
+    while True:  # a child that dies (e.g. out of memory) must stop the benchmark, not hang it
+        try:
+            result = queue.get(timeout=5)
+            break
+        except Exception:  # noqa: BLE001 - queue.Empty
+            if not proc.is_alive():
+                raise RuntimeError(f"{target.__name__}{args}: child process exited with code {proc.exitcode}")
     proc.join()
     return result
 
@@ -242,8 +262,8 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=1_000_000)
     parser.add_argument("--pandas-rows", type=int, default=2_000_000)
     parser.add_argument("--dir", default="/tmp/pathways_claims_bench")
-    parser.add_argument("--memory-limit", default="1GB,512MB",
-                        help="comma-separated DuckDB memory_limit values of the bounded runs")
+    parser.add_argument("--memory-limit", default="1GB,512MB:1",
+                        help="comma-separated DuckDB memory_limit[:threads] settings of the bounded runs")
     parser.add_argument("--keep", action="store_true", help="keep the generated parquet files")
     args = parser.parse_args()
     folder = Path(args.dir)
@@ -260,10 +280,10 @@ def main() -> None:
     parquet_mb = sum(p.stat().st_size for p in folder.rglob("*.parquet")) / 2**20
 
     load0 = os.getloadavg()[0]
-    full = _child(run_pathways, str(folder), ("dcir_drugs", "mco"), None)
-    dcir = _child(run_pathways, str(folder), ("dcir_drugs",), None)
-    bounded = [(limit, _child(run_pathways, str(folder), ("dcir_drugs",), limit))
-               for limit in args.memory_limit.split(",")]
+    full = _child(run_pathways, str(folder), ("dcir_drugs", "mco"), None, None)
+    dcir = _child(run_pathways, str(folder), ("dcir_drugs",), None, None)
+    bounded = [(setting, _child(run_pathways, str(folder), ("dcir_drugs",), *_limit_threads(setting)))
+               for setting in args.memory_limit.split(",")]
     arrow = _child(run_pyarrow, str(folder))
     pdas = _child(run_pandas, str(folder), args.pandas_rows)
 
@@ -296,7 +316,7 @@ def main() -> None:
         line("pathways read_snds + limited_exposures", "DCIR + IR_BEN_R", dcir_rows + rows["IR_BEN_R"], dcir,
              dcir_raw + raw["IR_BEN_R"] / 2**20, dcir_s,
              f"read {dcir['read_s']:.1f} s, exposures {dcir['exposure_s']:.1f} s"),
-        *[line(f"same, DuckDB memory_limit={limit}", "DCIR + IR_BEN_R", dcir_rows + rows["IR_BEN_R"], res,
+        *[line(f"same, DuckDB memory_limit={_label(limit)}", "DCIR + IR_BEN_R", dcir_rows + rows["IR_BEN_R"], res,
                dcir_raw + raw["IR_BEN_R"] / 2**20, res["read_s"] + res["exposure_s"],
                f"read {res['read_s']:.1f} s, exposures {res['exposure_s']:.1f} s (joins and sort spill)")
           for limit, res in bounded],

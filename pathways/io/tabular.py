@@ -151,6 +151,7 @@ class TableSet:
                  config: Mapping[str, Any] | None = None):
         duckdb = import_duckdb()
         self._owned = False
+        self._config = dict(config or {})
         self._views: dict[str, str] = {}
         if isinstance(source, duckdb.DuckDBPyConnection):
             self.con = source
@@ -324,8 +325,14 @@ class TableSet:
     def __enter__(self) -> "TableSet":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self.close()
+        if exc is not None and isinstance(exc, import_duckdb().OutOfMemoryException):
+            setting = self._config.get("memory_limit", "DuckDB's default (80% of RAM)")
+            raise PathwaysInputError(
+                f"DuckDB ran out of memory (memory_limit={setting}): {str(exc).splitlines()[0]}. Raise memory_limit, "
+                f"read with threads=1 (each thread holds its own buffers), or, for read_snds, lower "
+                f"join_partition_rows") from exc
 
 
 def _connect(duckdb: Any, config: Mapping[str, Any] | None) -> Any:

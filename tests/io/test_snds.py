@@ -236,3 +236,11 @@ def test_dcir_join_by_flux_ranges_gives_the_same_eventlog_and_counts(tmp_path, k
     pd.testing.assert_frame_equal(ranged_report.to_frame(), whole_report.to_frame())
     with pytest.raises(PathwaysInputError, match="join_partition_rows"):
         read_snds(folder, join_partition_rows=0)
+
+
+def test_duckdb_out_of_memory_becomes_an_error_with_advice(tmp_path):
+    from pathways.io.tabular import TableSet
+
+    with pytest.raises(PathwaysInputError, match=r"ran out of memory \(memory_limit=1MB\).*threads=1"):
+        with TableSet(None, tables={"x": pd.DataFrame({"a": [1]})}, config={"memory_limit": "1MB"}) as ts:
+            ts.con.execute("SELECT list(range) FROM range(10000000)").fetchall()
