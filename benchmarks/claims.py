@@ -150,6 +150,12 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _rss_mb() -> float:
+    """Current resident memory (the child's peak may start at the parent's size at fork, so not ru_maxrss)."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def _limit_threads(setting: str) -> tuple[str, int | None]:
     """'512MB:1' -> ('512MB', 1); '1GB' -> ('1GB', None)."""
     limit, _, threads = setting.partition(":")
@@ -167,7 +173,7 @@ def run_pathways(folder: str, sources: tuple[str, ...], memory_limit: str | None
     from pathways.cohort import limited_exposures
     from pathways.io import read_snds
 
-    base = _peak_mb()
+    base = _rss_mb()
     c0 = time.process_time()
     t0 = time.perf_counter()
     log = read_snds(folder, sources=sources, cip_to_atc=Path(folder) / "IR_PHA_R.csv", memory_limit=memory_limit,
@@ -185,7 +191,7 @@ def run_pyarrow(folder: str, queue: mp.Queue) -> None:
 
     from pathways.data import EventLog, Vocabulary
 
-    base = _peak_mb()
+    base = _rss_mb()
     c0 = time.process_time()
     t0 = time.perf_counter()
     prs = pq.read_table(Path(folder) / "DCIR" / "ER_PRS_F.parquet",
@@ -219,7 +225,7 @@ def run_pandas(folder: str, n: int, queue: mp.Queue) -> None:
     warnings.simplefilter("ignore")
     from pathways.data import EventLog
 
-    base = _peak_mb()
+    base = _rss_mb()
     c0 = time.process_time()
     t0 = time.perf_counter()
     prs = pq.ParquetFile(Path(folder) / "DCIR" / "ER_PRS_F.parquet")
@@ -304,9 +310,10 @@ def main() -> None:
         f"lines, {args.stays:,} stays (B, C, D, A), {args.patients:,} beneficiaries; parquet on disk "
         f"{parquet_mb:,.0f} MiB, generated in {gen_s:.0f} s. Raw = Arrow in-memory size of the tables read. "
         f"Peak = the process's max RSS (Python + libraries + DuckDB), each run in a fresh process "
-        f"(baseline after imports ~{full['base_mb']:,.0f} MiB). CPU s = process CPU time (all threads; DuckDB "
-        f"runs on every core, so CPU s can exceed wall s). Load average {load0:.1f} before the runs and "
-        f"{os.getloadavg()[0]:.1f} after (1-minute, {os.cpu_count()} cores): above ~0.5 other jobs shared the "
+        f"(resident after imports ~{full['base_mb']:,.0f} MiB; a fresh process's max RSS starts at the parent's "
+        f"size when forked, ~{_rss_mb():,.0f} MiB here, below every peak shown). CPU s = process CPU time "
+        f"(all threads; DuckDB runs on every core, so CPU s can exceed wall s). Load average {load0:.1f} before "
+        f"the runs and {os.getloadavg()[0]:.1f} after (1-minute, {os.cpu_count()} cores): above ~0.5 other jobs shared the "
         f"machine and wall times include waiting for a core.\n",
         "| run | scope | input rows | events | wall s | CPU s | M rows/s (wall) | M rows/s per CPU s | peak MiB | "
         "raw MiB | peak / raw | notes |",

@@ -186,8 +186,8 @@ def unlimited_exposures(
     spans = {"key": key, "start": start, "end": np.fmax(hi[patient], start),
              "count": np.full(key.size, float(n_min)), "source": source}
     del key, start, source, patient
-    return _exposure_cohort(log, spans, n_groups, group_codes, follow_up, name, f"unlimited exposures from purchase {n_min} within "
-                                              f"{purchase_window:g} days (+{start_delay:g})")
+    description = f"unlimited exposures from purchase {n_min} within {purchase_window:g} days (+{start_delay:g})"
+    return _exposure_cohort(log, spans, n_groups, group_codes, follow_up, name, description)
 
 
 def _exposure_cohort(log: EventLog, spans: dict[str, np.ndarray], n_groups: int, group_codes: np.ndarray,
