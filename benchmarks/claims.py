@@ -4,8 +4,9 @@ Writes SNDS-shaped parquet tables (``ER_PRS_F`` and ``ER_PHA_F`` with ``--rows``
 DCIR keys, 1 % information lines; ``T_MCOaaB/C/D/A`` with ``--stays`` stays; ``IR_BEN_R``), then, each in a fresh
 process so that peak memory (``ru_maxrss``) is its own:
 
-* **pathways**: ``read_snds`` (DuckDB joins out of core, CIP13 -> ATC mapping, dedup, after-death rule) + PMSI
-  stacking, then ``limited_exposures`` (30 days per purchase, 15 days grace);
+* **pathways**: ``read_snds`` (DuckDB joins out of core by flux-month ranges of 4 M rows, the default, CIP13 -> ATC
+  mapping, dedup, after-death rule) + PMSI stacking, then ``limited_exposures`` (30 days per purchase, 15 days
+  grace); the DCIR run is repeated with one join (``join_partition_rows=None``);
 * **pyarrow** peer (DCIR only): Acero hash join of the two parquet tables on the nine keys, dictionary encoding of
   ids/codes, ``np.lexsort`` and ``EventLog.from_arrays`` — the plain-Arrow way to the same EventLog;
 * **pandas** peer (DCIR only, on the first ``--pandas-rows`` rows: the full size does not fit beside the others
@@ -168,7 +169,7 @@ def _label(setting: str) -> str:
 
 
 def run_pathways(folder: str, sources: tuple[str, ...], memory_limit: str | None, threads: int | None,
-                 queue: mp.Queue) -> None:
+                 queue: mp.Queue, partition_rows: int | None = 4_000_000) -> None:
     warnings.simplefilter("ignore")
     from pathways.cohort import limited_exposures
     from pathways.io import read_snds
@@ -177,7 +178,7 @@ def run_pathways(folder: str, sources: tuple[str, ...], memory_limit: str | None
     c0 = time.process_time()
     t0 = time.perf_counter()
     log = read_snds(folder, sources=sources, cip_to_atc=Path(folder) / "IR_PHA_R.csv", memory_limit=memory_limit,
-                    threads=threads)
+                    threads=threads, join_partition_rows=partition_rows)
     t1 = time.perf_counter()
     ex = limited_exposures(log, categories=["drug"], duration=30.0, grace=15.0)
     t2 = time.perf_counter()
@@ -245,10 +246,10 @@ def run_pandas(folder: str, n: int, queue: mp.Queue) -> None:
                "peak_mb": _peak_mb(), "base_mb": base, "cpu_s": time.process_time() - c0})
 
 
-def _child(target, *args) -> dict:
+def _child(target, *args, **kwargs) -> dict:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(*args, queue))
+    proc = ctx.Process(target=target, args=(*args, queue), kwargs=kwargs)
     proc.start()
     while True:  # a child that dies (e.g. out of memory) must stop the benchmark, not hang it
         try:
@@ -288,6 +289,7 @@ def main() -> None:
     load0 = os.getloadavg()[0]
     full = _child(run_pathways, str(folder), ("dcir_drugs", "mco"), None, None)
     dcir = _child(run_pathways, str(folder), ("dcir_drugs",), None, None)
+    one_join = _child(run_pathways, str(folder), ("dcir_drugs",), None, None, partition_rows=None)
     bounded = [(setting, _child(run_pathways, str(folder), ("dcir_drugs",), *_limit_threads(setting)))
                for setting in args.memory_limit.split(",")]
     arrow = _child(run_pyarrow, str(folder))
@@ -323,6 +325,9 @@ def main() -> None:
         line("pathways read_snds + limited_exposures", "DCIR + IR_BEN_R", dcir_rows + rows["IR_BEN_R"], dcir,
              dcir_raw + raw["IR_BEN_R"] / 2**20, dcir_s,
              f"read {dcir['read_s']:.1f} s, exposures {dcir['exposure_s']:.1f} s"),
+        line("same, join_partition_rows=None (one DCIR join)", "DCIR + IR_BEN_R", dcir_rows + rows["IR_BEN_R"],
+             one_join, dcir_raw + raw["IR_BEN_R"] / 2**20, one_join["read_s"] + one_join["exposure_s"],
+             f"read {one_join['read_s']:.1f} s, exposures {one_join['exposure_s']:.1f} s"),
         *[line(f"same, DuckDB memory_limit={_label(limit)}", "DCIR + IR_BEN_R", dcir_rows + rows["IR_BEN_R"], res,
                dcir_raw + raw["IR_BEN_R"] / 2**20, res["read_s"] + res["exposure_s"],
                f"read {res['read_s']:.1f} s, exposures {res['exposure_s']:.1f} s (joins and sort spill)")

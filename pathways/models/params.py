@@ -55,3 +55,10 @@ def check_real(name: str, value: Any, ok: Callable[[float], bool], expected: str
 def check_fraction(name: str, value: Any) -> None:
     """A dropout-like probability: a number in ``[0, 1)``."""
     check_real(name, value, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def check_attention_heads(hidden_size: int, n_heads: int) -> None:
+    """Multi-head attention splits ``hidden_size`` into ``n_heads`` equal shares."""
+    if hidden_size % n_heads:
+        raise PathwaysInputError(f"hidden_size: {hidden_size} is not a multiple of n_heads={n_heads} "
+                                 "(each attention head takes an equal share)")

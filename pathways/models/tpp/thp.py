@@ -34,8 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pathways.errors import PathwaysInputError
-from pathways.models.params import check_fraction
+from pathways.models.params import check_attention_heads, check_fraction
 from pathways.models.tpp.base import TPPBase
 from pathways.models.tpp.modules import (BatchTensors, Carry, IntensityTPPModule, scaled_softplus, time_features,
                                          unpack_batch)
@@ -278,9 +277,7 @@ class TransformerHawkes(TPPBase):
     def _check_params(self) -> None:
         super()._check_params()
         check_fraction("dropout", self.dropout)
-        if self.hidden_size % self.n_heads:
-            raise PathwaysInputError(f"hidden_size: {self.hidden_size} is not a multiple of n_heads={self.n_heads} "
-                                     "(each attention head takes an equal share)")
+        check_attention_heads(self.hidden_size, self.n_heads)
 
     def _module_kwargs(self) -> dict[str, Any]:
         return {"hidden_size": self.hidden_size, "n_layers": self.n_layers, "n_heads": self.n_heads,
