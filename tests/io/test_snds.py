@@ -244,3 +244,20 @@ def test_duckdb_out_of_memory_becomes_an_error_with_advice(tmp_path):
     with pytest.raises(PathwaysInputError, match=r"ran out of memory \(memory_limit=1MB\).*threads=1"):
         with TableSet(None, tables={"x": pd.DataFrame({"a": [1]})}, config={"memory_limit": "1MB"}) as ts:
             ts.con.execute("SELECT list(range) FROM range(10000000)").fetchall()
+
+
+def test_duckdb_database_and_user_connection_sources_give_the_same_eventlog(tmp_path):
+    folder = fx.write(tmp_path / "parquet", "parquet")
+    db = tmp_path / "snds.duckdb"
+    con = duckdb.connect(str(db))
+    for path in sorted(Path(folder).rglob("*.parquet")):
+        con.execute(f"CREATE TABLE {path.stem} AS SELECT * FROM read_parquet('{path}')")
+    con.close()
+    from_file = read_snds(db, cip_to_atc=fx.CIP_TO_ATC, join_partition_rows=2)  # opened read-only
+    user = duckdb.connect(str(db), read_only=True)
+    from_connection = read_snds(user, cip_to_atc=fx.CIP_TO_ATC, join_partition_rows=2)
+    assert _events(from_file) == _events(from_connection) == _expected()
+    # the user's connection is left as it was: no scratch database, no temp tables
+    assert {r[0] for r in user.execute("SELECT database_name FROM duckdb_databases()").fetchall()} == \
+        {"snds", "system", "temp"}
+    assert user.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall()[0][0] == 0
