@@ -65,7 +65,9 @@ def _sorted_keys(log: EventLog, rows: np.ndarray, code_group: np.ndarray,
     The EventLog is sorted by (patient, time), so a stable sort on the key alone yields (key, time) order; timsort
     runs fast on these pre-sorted runs.
     """
-    key = log.patient[rows] * n_groups + code_group[log.code[rows]]
+    key = log.patient[rows]
+    key *= n_groups  # in place: one full-length temporary at a time
+    key += code_group[log.code[rows]]
     order = np.argsort(key, kind="stable")
     return key[order], order
 
@@ -76,7 +78,9 @@ def _select(source: Cohort | EventLog, codes: Iterable[str] | None, prefix: bool
     mask = event_mask(log, codes, prefix=prefix, categories=categories)
     if follow_up is not None:
         mask &= follow_up.subject_mask()[log.patient]
-    return log, np.flatnonzero(mask)
+    rows = np.flatnonzero(mask)
+    # Row numbers fit in 32 bits below 2**31 events: half the memory of the working index arrays.
+    return log, rows.astype(np.int32) if log.n_events < 2 ** 31 else rows
 
 
 def limited_exposures(
