@@ -265,18 +265,19 @@ class TableSet:
 
     def temp_table(self, sql: str, prefix: str = "t") -> str:
         """Materialise a query as a temporary table; return its quoted name."""
-        self._n_temp += 1
-        name = quote(f"pw_{prefix}_{self._n_temp}")
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
-        self._temps.append(("TABLE", name))
-        return name
+        return self._create("TEMP TABLE", "TABLE", sql, prefix)
 
     def temp_view(self, sql: str, prefix: str = "v") -> str:
         """Name a query as a temporary view (no copy: re-evaluated by each query using it)."""
+        return self._create("TEMP VIEW", "VIEW", sql, prefix)
+
+    def _create(self, statement: str, kind: str, sql: str, prefix: str, database: str = "") -> str:
+        """``CREATE OR REPLACE <statement>`` under a fresh name (in ``database`` if given), dropped by drop_temps."""
         self._n_temp += 1
         name = quote(f"pw_{prefix}_{self._n_temp}")
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
-        self._temps.append(("VIEW", name))
+        name = f"{database}.{name}" if database else name
+        self.con.execute(f"CREATE OR REPLACE {statement} {name} AS {sql}")
+        self._temps.append((kind, name))
         return name
 
     def compressed_table(self, sql: str, prefix: str = "t") -> str:
@@ -294,11 +295,7 @@ class TableSet:
                 self._scratch = ""
         if not self._scratch:
             return self.temp_table(sql, prefix)
-        self._n_temp += 1
-        name = f"{self._scratch}.{quote(f'pw_{prefix}_{self._n_temp}')}"
-        self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
-        self._temps.append(("TABLE", name))
-        return name
+        return self._create("TABLE", "TABLE", sql, prefix, self._scratch)
 
     def compress(self) -> None:
         """Compress the tables of :meth:`compressed_table` made or grown since the last call."""
