@@ -36,7 +36,8 @@ from pathways.factors.attribution import (
     retain_attributions,
 )
 from pathways.metrics import outcome_metrics
-from pathways.models.recurrent import RETAIN, CountsLogisticBaseline, GRUOutcome, OutcomeData, outcome_dataset
+from pathways.encode import OutcomeData, outcome_dataset
+from pathways.models.recurrent import RETAIN, CountsLogisticBaseline, GRUOutcome
 from pathways.utils import atomic_path
 
 

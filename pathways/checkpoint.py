@@ -374,7 +374,7 @@ def load(path: str | os.PathLike, device: str | torch.device | None = "cpu") -> 
     >>> model.adjacency_.shape                                         # doctest: +SKIP
     (12, 12)
     """
-    from pathways.training.device import resolve_device
+    from pathways.device import resolve_device
 
     dev = resolve_device(device or "cpu")
     ckpt = read(path, map_location=dev)

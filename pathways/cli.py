@@ -2,7 +2,8 @@
 ``pathways-simulate``) and the logic of ``scripts/*.py``: thin Hydra entry points over
 :mod:`pathways.training.run`.
 
-Configs are read from the ``configs/`` folder of the source tree (``--config-dir`` / ``-cd`` points elsewhere).
+Configs ship inside the package (``pathways/configs``), so an installed wheel finds them from any directory;
+``--config-dir`` / ``-cd`` adds a folder of the user's own.
 Every run writes into its Hydra run directory (``outputs/<name>/<date_time>``; sweeps: ``multirun/...``) and prints
 where its checkpoint, report and tables are.
 """
@@ -12,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def _entry(config_name: str, pipeline: str) -> Callable[[], Any]:

@@ -7,7 +7,8 @@ from pathways.cohort.cohort import Cohort, Flowchart
 from pathways.cohort.exposures import condition_eras, drug_eras, eras, limited_exposures, unlimited_exposures
 from pathways.cohort.followup import END_REASONS, follow_up
 from pathways.cohort.intervals import Intervals, clip_intervals, merge_intervals
-from pathways.cohort.outcomes import event_mask, exclude_prior, match_codes, outcomes
+from pathways.cohort.codes import event_mask, match_codes
+from pathways.cohort.outcomes import exclude_prior, outcomes
 
 __all__ = [
     "Cohort", "Flowchart", "follow_up", "END_REASONS", "limited_exposures", "unlimited_exposures", "eras",

@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from pathways.cohort.codes import event_mask
 from pathways.data import EventLog, Vocabulary
 from pathways.errors import PathwaysInputError
 
@@ -117,8 +118,6 @@ class Cohort:
     def with_codes(self, codes: Iterable[str], *, name: str | None = None, prefix: bool = True,
                    categories: Iterable[str] | None = None) -> "Cohort":
         """Subjects having at least one event whose code matches ``codes`` (prefix match by default)."""
-        from pathways.cohort.outcomes import event_mask
-
         rows = event_mask(self.events, codes, prefix=prefix, categories=categories)
         return Cohort(name or f"{self.name} with codes", np.unique(self.events.patient[rows]),
                       subset_events(self.events, rows), f"subjects with an event in {list(codes)[:5]}")

@@ -12,7 +12,8 @@ import pandas as pd
 
 from pathways.cohort.cohort import Cohort, derived_events
 from pathways.cohort.intervals import clip_intervals, merge_intervals
-from pathways.cohort.outcomes import as_events, event_mask, follow_up_windows
+from pathways.cohort.codes import event_mask
+from pathways.cohort.outcomes import as_events, follow_up_windows
 from pathways.data import EventLog, Vocabulary
 from pathways.errors import PathwaysInputError
 from pathways.utils import compact

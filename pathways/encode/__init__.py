@@ -1,6 +1,8 @@
 """Encoders from an EventLog to the shapes models eat."""
+from pathways.encode.outcomes import OutcomeData, as_outcome_data, outcome_dataset
 from pathways.encode.sequences import PaddedBatch, Sequences, to_sequences
 from pathways.encode.sparse import SparseSeries, to_sparse_series
 from pathways.encode.split import split_patients
 
-__all__ = ["PaddedBatch", "Sequences", "to_sequences", "SparseSeries", "to_sparse_series", "split_patients"]
+__all__ = ["OutcomeData", "PaddedBatch", "Sequences", "SparseSeries", "as_outcome_data", "outcome_dataset",
+           "split_patients", "to_sequences", "to_sparse_series"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from pathways.factors.table import FACTOR_COLUMNS, factors_frame, validate_factors
+from pathways.data.tables import FACTOR_COLUMNS, factors_frame, validate_factors
 
 _LAZY = {
     "excitation_graph": "pathways.factors.graph",

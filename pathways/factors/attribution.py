@@ -1,6 +1,6 @@
 """Attributions of outcome models -> factors table (which past codes, how long before, drove the predictions).
 
-Four methods, one output shape (:func:`pathways.factors.table.factors_frame`):
+Four methods, one output shape (:func:`pathways.data.tables.factors_frame`):
 
 * :func:`retain_attributions` -- RETAIN's exact decomposition of the logit into per-(bin, code) contributions
   ``alpha_j x_jk W (beta_j * W_emb[:, k])`` (Choi et al. 2016).
@@ -33,9 +33,9 @@ import torch
 from scipy import stats
 
 from pathways.errors import PathwaysInputError
-from pathways.factors.table import factors_frame
+from pathways.data.tables import factors_frame
 from pathways.metrics import auprc, auroc
-from pathways.models.recurrent.data import OutcomeData, as_outcome_data
+from pathways.encode.outcomes import OutcomeData, as_outcome_data
 from pathways.models.recurrent.modules import RETAINNet, reverse_padded
 
 __all__ = [

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from pathways.errors import PathwaysInputError
-from pathways.factors.table import factors_frame
+from pathways.data.tables import factors_frame
 from pathways.utils import SeedLike
 
 __all__ = ["excitation_graph", "top_drivers"]

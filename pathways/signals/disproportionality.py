@@ -169,6 +169,9 @@ def _posterior_weight(n: np.ndarray, e: np.ndarray, theta: np.ndarray) -> np.nda
     return np.exp(l1 - np.logaddexp(l1, l2))
 
 
+_MIN_COMPONENT_WEIGHT = 0.05
+
+
 def _fit_gps_prior(n: np.ndarray, e: np.ndarray, init: np.ndarray) -> np.ndarray:
     if n.size == 0:
         return init
@@ -182,8 +185,11 @@ def _fit_gps_prior(n: np.ndarray, e: np.ndarray, init: np.ndarray) -> np.ndarray
         l2 = np.log1p(-p) + _nb_logpmf(n, e, a2, b2)
         return -float(np.logaddexp(l1, l2).sum())
 
-    x0 = np.concatenate([np.log(init[:4]), [special.logit(init[4])]])
-    res = optimize.minimize(nll, x0, method="L-BFGS-B", bounds=[(-10, 10)] * 4 + [(-8, 8)])
+    # Each component keeps at least 5 % of the pairs: with a free weight the likelihood is maximised by spending
+    # one component on a lone outlying pair (a spike at its ratio), which then gets no shrinkage at all.
+    weight = special.logit(_MIN_COMPONENT_WEIGHT)
+    x0 = np.concatenate([np.log(init[:4]), [np.clip(special.logit(init[4]), weight, -weight)]])
+    res = optimize.minimize(nll, x0, method="L-BFGS-B", bounds=[(-10, 10)] * 4 + [(weight, -weight)])
     return unpack(res.x)
 
 

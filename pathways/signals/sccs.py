@@ -38,7 +38,7 @@ import torch
 from scipy import stats
 
 from pathways.encode.sccs import SCCSData, sccs_data
-from pathways.training.device import resolve_device
+from pathways.device import resolve_device
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.models.base import PathwaysEstimator
 from pathways.utils import ragged_arange, rng as make_rng
@@ -677,7 +677,7 @@ class ConvSCCS(PathwaysEstimator):
 
         ``lag_days`` is the lag in the data's time unit (days when the log was built from dates).
         """
-        from pathways.factors.table import factors_frame
+        from pathways.data.tables import factors_frame
 
         ri = self.relative_incidence()
         ri = ri[ri["kind"] == "exposure"]
@@ -922,7 +922,7 @@ class SCCS(PathwaysEstimator):
 
     def to_factors(self) -> pd.DataFrame:
         """Risk-window estimates as a factors table (``lag_days`` = window start in the data's time unit)."""
-        from pathways.factors.table import factors_frame
+        from pathways.data.tables import factors_frame
 
         r = self.results_[self.results_["kind"] == "exposure"]
         return factors_frame(r["feature"], [self.outcome_name_] * len(r), r["ri"], method="sccs",

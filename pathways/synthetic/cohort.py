@@ -168,7 +168,7 @@ class Truth:
     def factors(self) -> pd.DataFrame:
         """The truth in the factors-table shape: every non-zero ``adjacency`` entry (``lag_days`` NaN = whole
         kernel) and every planted step (``lag_days`` = step start, ``effect`` = relative incidence)."""
-        from pathways.factors.table import factors_frame
+        from pathways.data.tables import factors_frame
 
         tgt, src = np.nonzero(self.adjacency)
         steps = self.drug_effects

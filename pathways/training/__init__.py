@@ -5,7 +5,6 @@ on demand: it pulls in every model family.
 """
 from __future__ import annotations
 
-from pathways.training.device import resolve_device
 from pathways.training.trainer import Trainer, TrainingDivergedError
 
-__all__ = ["Trainer", "TrainingDivergedError", "resolve_device"]
+__all__ = ["Trainer", "TrainingDivergedError"]

@@ -32,7 +32,7 @@ from pathways.data.eventlog import EventLog
 from pathways.encode.sequences import Sequences, to_sequences
 from pathways.errors import PathwaysInputError
 from pathways.report import Report, code_counts, hawkes_factors, suppress_small_counts, write_report
-from pathways.training.device import resolve_device
+from pathways.device import resolve_device
 from pathways.training.schema import validate_config
 from pathways.training.sweep import SUMMARY_FILE
 from pathways.utils import atomic_path, logger
@@ -199,7 +199,7 @@ def _index_times(log: EventLog, labels_cfg: Mapping[str, Any]) -> Any:
 
 
 def _outcome_data(log: EventLog, outcomes: list[str], encode_cfg: Mapping[str, Any]) -> Any:
-    from pathways.models.recurrent import outcome_dataset
+    from pathways.encode.outcomes import outcome_dataset
 
     labels = dict(encode_cfg.get("labels") or {})
     series = dict(encode_cfg.get("sparse_series") or {})

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from pathways.errors import PathwaysInputError
-from pathways.training.device import resolve_device
+from pathways.device import resolve_device
 from pathways.training.loggers import MetricLogger, make_loggers
 from pathways.training.state import capture_rng, load_state, restore_rng, save_state
 

@@ -19,7 +19,7 @@ from pathways.checkpoint import load
 from pathways.training import run
 from pathways.training.schema import ConfigKeyError, validate_config
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "pathways" / "configs"
 # model config -> the experiment it is exercised in (every model named in the issue, plus any other file present)
 MODEL_EXPERIMENT = {
     "hawkes_exp": "care_pathway_drivers", "hawkes_sumexp": "care_pathway_drivers", "hawkes_em": "care_pathway_drivers",

@@ -15,8 +15,9 @@ from pathways.factors.attribution import (
     permutation_importance,
     retain_attributions,
 )
-from pathways.factors.table import FACTOR_COLUMNS
-from pathways.models.recurrent import RETAIN, CountsLogisticBaseline, GRUOutcome, OutcomeData
+from pathways.data.tables import FACTOR_COLUMNS
+from pathways.encode import OutcomeData
+from pathways.models.recurrent import RETAIN, CountsLogisticBaseline, GRUOutcome
 
 DRIVERS = {"code_0", "code_1", "code_2"}
 

@@ -15,14 +15,8 @@ from pathways.encode.sparse import to_sparse_series
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.metrics import auroc
 from pathways.models.base import PathwaysEstimator
-from pathways.models.recurrent import (
-    RETAIN,
-    CountsLogisticBaseline,
-    DenseBatcher,
-    GRUOutcome,
-    OutcomeData,
-    outcome_dataset,
-)
+from pathways.encode import OutcomeData, outcome_dataset
+from pathways.models.recurrent import RETAIN, CountsLogisticBaseline, DenseBatcher, GRUOutcome
 from pathways.models.recurrent.modules import reverse_padded
 
 

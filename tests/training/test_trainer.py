@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from pathways.errors import PathwaysInputError
-from pathways.training import Trainer, TrainingDivergedError, resolve_device
+from pathways.device import resolve_device
+from pathways.training import Trainer, TrainingDivergedError
 from pathways.training.state import STATE_FILE, load_state
 from pathways.training.trainer import training_defaults
 

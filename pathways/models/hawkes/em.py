@@ -32,7 +32,7 @@ import torch
 
 from pathways.encode.sequences import Sequences
 from pathways.errors import PathwaysInputError
-from pathways.training.device import resolve_device
+from pathways.device import resolve_device
 from pathways.models.hawkes.base import HawkesBase
 from pathways.synthetic.hawkes import simulate_hawkes
 from pathways.utils import SeedLike, ragged_arange

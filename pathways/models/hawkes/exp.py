@@ -45,7 +45,7 @@ from pathways.encode.sequences import Sequences
 from pathways.errors import PathwaysInputError
 from pathways.models.hawkes.base import HawkesBase
 from pathways.synthetic.hawkes import simulate_hawkes
-from pathways.training.device import resolve_device
+from pathways.device import resolve_device
 from pathways.utils import SeedLike, logger, offsets_from_sorted, segment_ids
 
 _PENALTIES = (None, "none", "l1", "l2", "elasticnet", "nuclear")

@@ -20,8 +20,9 @@ from pathways.errors import PathwaysInputError
 from pathways.metrics import mean_log_likelihood
 from pathways.models.base import NotFittedError, PathwaysEstimator
 from pathways.models.params import check_counts, check_fraction, check_real
-from pathways.models.recurrent.data import DenseBatcher, OutcomeData, as_outcome_data
-from pathways.training.device import resolve_device
+from pathways.encode.outcomes import OutcomeData, as_outcome_data
+from pathways.models.recurrent.data import DenseBatcher
+from pathways.device import resolve_device
 
 __all__ = ["OutcomeModelBase", "NeuralOutcomeModel"]
 

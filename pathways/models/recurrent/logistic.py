@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from pathways.errors import PathwaysInputError
 from pathways.models.params import check_counts, check_real
 from pathways.models.recurrent.base import OutcomeModelBase
-from pathways.models.recurrent.data import OutcomeData, as_outcome_data
+from pathways.encode.outcomes import OutcomeData, as_outcome_data
 
 __all__ = ["CountsLogisticBaseline"]
 

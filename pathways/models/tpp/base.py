@@ -31,7 +31,7 @@ from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.models.base import NotFittedError, PathwaysEstimator, as_sequences
 from pathways.models.params import check_counts, check_real
 from pathways.models.tpp.modules import TPPModule, unpack_batch
-from pathways.training.device import resolve_device
+from pathways.device import resolve_device
 from pathways.utils import SeedLike, logger, rng
 
 TPPData = EventLog | Sequences
