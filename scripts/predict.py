@@ -1,4 +1,4 @@
-"""`python scripts/predict.py [overrides]`: thin Hydra entry point, same as the console script of pathways.cli.predict.
+"""`python scripts/predict.py [overrides]`: thin Hydra entry point, same as the console script of pathways.pipelines.cli.predict.
 
 See docs/experiments.md for the configs and overrides.
 """
@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a source checkout runs without installing
 
-from pathways.cli import predict  # noqa: E402
+from pathways.pipelines.cli import predict  # noqa: E402
 
 if __name__ == "__main__":
     predict()

@@ -10,7 +10,7 @@ import pytest
 from pathways.encode import Sequences
 from pathways.errors import PathwaysInputError
 from pathways.report import code_counts, suppress_small_counts, write_report
-from pathways.training.sweep import SUMMARY_FILE, collect_results
+from pathways.pipelines.sweep import SUMMARY_FILE, collect_results
 
 
 def _factors() -> pd.DataFrame:

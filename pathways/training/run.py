@@ -33,8 +33,8 @@ from pathways.encode.sequences import Sequences, to_sequences
 from pathways.errors import PathwaysInputError
 from pathways.report import Report, code_counts, hawkes_factors, suppress_small_counts, write_report
 from pathways.device import resolve_device
-from pathways.training.schema import validate_config
-from pathways.training.sweep import SUMMARY_FILE
+from pathways.pipelines.schema import validate_config
+from pathways.pipelines.sweep import SUMMARY_FILE
 from pathways.utils import atomic_path, logger
 
 # trainer-group keys that become estimator parameters when the estimator has a parameter of that name

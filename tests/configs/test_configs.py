@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from pathways.checkpoint import load
 from pathways.training import run
-from pathways.training.schema import ConfigKeyError, validate_config
+from pathways.pipelines.schema import ConfigKeyError, validate_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "pathways" / "configs"
 # model config -> the experiment it is exercised in (every model named in the issue, plus any other file present)
