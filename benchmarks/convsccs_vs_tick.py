@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from pathways.encode.sccs import SCCSData
-from pathways.signals.sccs import ConvSCCS, ConvSCCSCV
+from pathways.models.sccs import ConvSCCS, ConvSCCSCV
 from pathways.synthetic.sccs import bell_effect, simulate_sccs, step_effect
 from pathways.utils import atomic_path
 

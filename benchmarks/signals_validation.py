@@ -15,7 +15,7 @@ risk-period coding estimates the rate ratio between risk-period time and other t
 the starts coding a multiplicative per-dispensation effect (``RI_s ** k`` fitted to ``1 + (RI - 1) k``). For every
 risky pair the *design-consistent truth* is computed from the generator's own dispensations and planted steps: the
 expected outcome count of every patient and bucket (``pathways.synthetic.sccs.cohort_sccs_expected``) projected on
-the same SCCS design (``pathways.signals.sccs.sccs_estimand``: the value the estimate converges to with many
+the same SCCS design (``pathways.models.sccs.sccs_estimand``: the value the estimate converges to with many
 patients). Coverage is reported against it (SCCS rows) and, for transparency, against the planted RI (all rows).
 Disproportionality compares exposed vs unexposed *patients' periods* (30-day exposure periods, between patients):
 no design truth is computed for it.
@@ -33,7 +33,7 @@ import pandas as pd
 
 from pathways.errors import PathwaysDataWarning
 from pathways.signals import StudyDesign, detect
-from pathways.signals.sccs import sccs_estimand
+from pathways.models.sccs import sccs_estimand
 from pathways.synthetic.cohort import simulate_cohort
 from pathways.synthetic.sccs import cohort_sccs_expected
 

@@ -1,4 +1,4 @@
-"""Models: Hawkes processes, neural temporal point processes, recurrent outcome models.
+"""Models: Hawkes processes, neural temporal point processes, recurrent outcome models, self-controlled case series.
 
 Submodules are imported lazily so that ``import pathways.models`` stays cheap and a model family under construction
 never breaks the others.
@@ -22,6 +22,9 @@ _LAZY = {
     "GRUOutcome": "pathways.models.recurrent",
     "RETAIN": "pathways.models.recurrent",
     "CountsLogisticBaseline": "pathways.models.recurrent",
+    "SCCS": "pathways.models.sccs",
+    "ConvSCCS": "pathways.models.sccs",
+    "ConvSCCSCV": "pathways.models.sccs",
 }
 
 __all__ = ["NotFittedError", "PathwaysEstimator", "as_sequences", *_LAZY]

@@ -3,7 +3,7 @@ from pathways.signals.anomalies import count_anomaly_scores, model_anomaly_score
 from pathways.signals.calibration import SystematicErrorNull, fit_null
 from pathways.signals.detect import StudyDesign, detect, negative_control_pairs
 from pathways.signals.disproportionality import contingency_tables, disproportionality, exposure_event_matrix
-from pathways.signals.sccs import SCCS, ConvSCCS, ConvSCCSCV
+from pathways.models.sccs import SCCS, ConvSCCS, ConvSCCSCV
 from pathways.signals.table import SIGNAL_COLUMNS, benjamini_hochberg, signal_table
 
 __all__ = [

@@ -14,7 +14,7 @@ from pathways.data.eventlog import EventLog
 from pathways.encode.sccs import sccs_data
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.signals.disproportionality import disproportionality, exposure_event_matrix
-from pathways.signals.sccs import EXPOSURE_CODINGS, SCCS
+from pathways.models.sccs import EXPOSURE_CODINGS, SCCS
 from pathways.signals.table import signal_table
 
 logger = logging.getLogger("pathways")
@@ -38,7 +38,7 @@ class StudyDesign:
     exposure_coding : SCCS covariate when risk windows of several dispensations overlap: ``"exposed"`` (classic
         risk period: inside the window of at least one dispensation, counted once; the estimate is the incidence
         ratio of risk-period time vs other time) or ``"starts"`` (one term per dispensation, so ``k`` overlapping
-        windows multiply the incidence by ``RI ** k``). See :class:`pathways.signals.sccs.SCCS`.
+        windows multiply the incidence by ``RI ** k``). See :class:`pathways.models.sccs.SCCS`.
     outcome_mode : SCCS keeps the ``"first"`` outcome per case (classic SCCS) or ``"all"``.
     negative_controls : (drug, outcome) pairs assumed without effect, for empirical calibration.
     methods : subset of ``("SCCS", "PRR", "ROR", "IC", "EBGM")``.
@@ -173,7 +173,7 @@ def relative_incidence_curves(log: EventLog, pairs: Sequence[tuple[str, str]], *
     For every outcome of ``pairs``, one classic SCCS with consecutive risk windows (``lag_edges_days``, cut to
     buckets) per drug of those pairs; each window's relative incidence and interval is one step of the curve.
     With ``exposure_coding="exposed"`` a bucket is in a step when it lies in that step's lags of at least one
-    dispensation (see :class:`pathways.signals.sccs.SCCS`).
+    dispensation (see :class:`pathways.models.sccs.SCCS`).
 
     Returns
     -------

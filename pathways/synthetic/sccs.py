@@ -156,7 +156,7 @@ def cohort_sccs_expected(log: EventLog, truth: Truth, outcome: str, bucket_size:
     The simulator's outcome intensity is ``mu s_p (1 + sum_steps (RI - 1) N_step(t))``, ``N_step(t)`` counting
     the dispensations of the step's drug whose lag window ``[lag_start, lag_end)`` holds ``t``; its integral over
     each bucket (exact, partial last bucket and window end included) is the expected count. With
-    :func:`pathways.signals.sccs.sccs_estimand` this gives the value an SCCS design converges to on this cohort.
+    :func:`pathways.models.sccs.sccs_estimand` this gives the value an SCCS design converges to on this cohort.
 
     Parameters
     ----------

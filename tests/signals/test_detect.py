@@ -90,7 +90,7 @@ def test_sccs_recovers_isolated_ri():
 
 def test_sccs_estimates_its_design_consistent_truth_under_each_exposure_coding(cohort):
     """Overlapping dispensations: each coding estimates its own projection of the simulator's additive truth."""
-    from pathways.signals.sccs import sccs_estimand
+    from pathways.models.sccs import sccs_estimand
     from pathways.synthetic.sccs import cohort_sccs_expected
 
     log, truth = cohort

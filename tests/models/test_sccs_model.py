@@ -8,8 +8,9 @@ import torch
 from pathways.encode.sccs import SCCSData
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.models.base import PathwaysEstimator
-from pathways.signals.sccs import (SCCS, ConvSCCS, ConvSCCSCV, _normalise, batched_loss, lag_design, penalty_prox,
-                                   sccs_estimand, tv1d)
+from pathways.models.sccs import SCCS, ConvSCCS, ConvSCCSCV, lag_design, sccs_estimand
+from pathways.models.sccs.convsccs import _normalise
+from pathways.models.sccs.solver import batched_loss, penalty_prox, tv1d
 from pathways.synthetic.sccs import simulate_sccs, step_effect
 
 

@@ -1,0 +1,310 @@
+"""Classic SCCS: one relative incidence per user-defined risk window, fitted by Newton's method, Wald intervals.
+
+:func:`sccs_estimand` gives the value the estimates converge to under a known outcome intensity.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from scipy import stats
+
+from pathways.data.tables import factors_frame
+from pathways.encode.sccs import SCCSData
+from pathways.errors import PathwaysDataWarning, PathwaysInputError
+from pathways.models.base import PathwaysEstimator
+from pathways.models.sccs.design import LagDesign, as_sccs_data, fitted_data, lag_design
+from pathways.utils import ragged_arange
+
+__all__ = ["EXPOSURE_CODINGS", "SCCS", "sccs_estimand"]
+
+#: Exposure codings of the classic :class:`SCCS` (see its ``exposure_coding`` parameter).
+EXPOSURE_CODINGS = ("exposed", "starts")
+
+
+class SCCS(PathwaysEstimator):
+    """Classic SCCS: one relative incidence per user-defined risk window, conditional Poisson likelihood.
+
+    Parameters
+    ----------
+    risk_windows : list of [start, end] or mapping exposure name -> list of [start, end]
+        Risk windows in buckets after the exposure start, both ends included (``[0, 0]`` = the start bucket).
+        A list applies to every exposure. Buckets outside every window (and unexposed buckets) are the reference.
+        Windows of one exposure must not overlap.
+    exposure_coding : {"exposed", "starts"}
+        How exposure starts whose windows overlap enter the model. ``"exposed"`` (default, the classic SCCS risk
+        period): a window's covariate is 1 in every bucket that lies in that window of at least one start, so
+        overlapping windows count once and ``exp(coef)`` is the incidence ratio between time inside the risk
+        period and reference time. ``"starts"``: the covariate counts the starts whose window holds the bucket
+        (the convolutional design of :class:`ConvSCCS`, tied across the window), so ``k`` overlapping windows
+        multiply the incidence by ``RI ** k``. Both coincide when windows never overlap. Age features are
+        indicators either way.
+    ci_level : float
+        Level of the Wald intervals.
+    tol : float
+        Newton stops when the largest step is below ``tol``.
+    max_iter : int
+        Maximum Newton iterations.
+
+    Attributes
+    ----------
+    coef_, std_err_ : ndarray (n_params,)
+        Log relative incidence per (exposure, window) then per age group, and Wald standard errors.
+    results_ : DataFrame
+        One row per parameter: ``feature``, ``kind``, ``window_start``, ``window_end`` (buckets), ``log_ri``,
+        ``std_err``, ``ri``, ``ci_low``, ``ci_high``, ``p`` (Wald test of RI = 1), ``n_outcomes`` (outcomes in the
+        window).
+
+    Notes
+    -----
+    ``score`` is the mean conditional log-likelihood per case-outcome, as for :class:`ConvSCCS`.
+    A window without any outcome has no finite estimate: it is reported as NaN with a warning.
+    :func:`sccs_estimand` gives the value the estimates converge to under a known outcome intensity.
+    """
+
+    input_kind: ClassVar[str] = "sccs"
+
+    def __init__(self, risk_windows: Sequence[Sequence[int]] | Mapping[str, Sequence[Sequence[int]]] = ((0, 0),),
+                 exposure_coding: str = "exposed", ci_level: float = 0.95, tol: float = 1e-8, max_iter: int = 100):
+        self.risk_windows = risk_windows
+        self.exposure_coding = exposure_coding
+        self.ci_level = ci_level
+        self.tol = tol
+        self.max_iter = max_iter
+
+    def fit(self, X: Any, labels: Sequence[Any] | None = None, censoring: Any | None = None,
+            **encode_kwargs: Any) -> SCCS:
+        """Fit by Newton's method on SCCSData, tick's format or an EventLog (+ encoder arguments)."""
+        if not 0.0 < float(self.ci_level) < 1.0:
+            raise PathwaysInputError(f"ci_level must lie in (0, 1), got {self.ci_level!r}")
+        data = as_sccs_data(X, labels, censoring, **encode_kwargs)
+        if not np.any(data.outcomes_per_case() > 0):
+            raise PathwaysInputError("X has no case with an outcome: nothing to fit")
+        self._structure(data)
+        X_s, design = self._design(data)
+        y_col = np.asarray(X_s.multiply(design.y_row.cpu().numpy()[:, None]).sum(0)).reshape(-1)
+        free = y_col > 0
+        if not free.all():
+            warnings.warn(f"SCCS: {int((~free).sum())} windows hold no outcome and get no estimate, e.g. "
+                          f"{self.param_names_[np.flatnonzero(~free)[0]]}", PathwaysDataWarning, stacklevel=2)
+        theta = np.zeros(X_s.shape[1])
+        theta[free], info, self.n_iter_ = _newton(X_s[:, free], design, float(self.tol), int(self.max_iter))
+        cov = np.linalg.pinv(info)
+        se = np.full(theta.size, np.nan)
+        se[free] = np.sqrt(np.clip(np.diag(cov), 0, None))
+        theta[~free] = np.nan
+        self.coef_, self.std_err_ = theta, se
+        z = stats.norm.ppf(0.5 + float(self.ci_level) / 2)
+        self.results_ = pd.DataFrame({
+            "feature": self.param_feature_, "kind": self.param_kind_, "window_start": self.param_window_[:, 0],
+            "window_end": self.param_window_[:, 1], "log_ri": theta, "std_err": se, "ri": np.exp(theta),
+            "ci_low": np.exp(theta - z * se), "ci_high": np.exp(theta + z * se),
+            "p": 2 * stats.norm.sf(np.abs(theta / se)), "n_outcomes": y_col})
+        return self
+
+    def score(self, X: Any, labels: Sequence[Any] | None = None, censoring: Any | None = None,
+              **encode_kwargs: Any) -> float:
+        """Mean conditional log-likelihood per case-outcome (windows without estimate count as reference)."""
+        data = fitted_data(self, X, labels, censoring, **encode_kwargs)
+        X_s, design = self._design(data)
+        ll = _case_loglik(X_s @ np.nan_to_num(self.coef_), design)[0]
+        return float(ll.sum() / design.n_outcomes.sum().item())
+
+    def to_factors(self) -> pd.DataFrame:
+        """Risk-window estimates as a factors table (``lag_days`` = window start in the data's time unit)."""
+        r = self.results_[self.results_["kind"] == "exposure"]
+        return factors_frame(r["feature"], [self.outcome_name_] * len(r), r["ri"], method="sccs",
+                             lag_days=r["window_start"] * self.bucket_size_, ci_low=r["ci_low"],
+                             ci_high=r["ci_high"], lag_end_days=(r["window_end"] + 1) * self.bucket_size_, p=r["p"])
+
+    # -- internals ------------------------------------------------------------------------------------------------
+    def _windows_for(self, name: str) -> list[tuple[int, int]]:
+        spec = self.risk_windows
+        if isinstance(spec, Mapping):
+            if name not in spec:
+                return []
+            spec = spec[name]
+        windows = [tuple(int(v) for v in w) for w in spec]
+        bad = [w for w in windows if len(w) != 2 or w[0] < 0 or w[1] < w[0]]
+        if bad:
+            raise PathwaysInputError(f"risk_windows of {name!r}: {len(bad)} windows are not [start, end] with "
+                                     f"0 <= start <= end, e.g. {bad[0]}")
+        ordered = sorted(windows)
+        overlap = [(a, b) for a, b in zip(ordered, ordered[1:]) if b[0] <= a[1]]
+        if overlap:
+            raise PathwaysInputError(f"risk_windows of {name!r} overlap: {len(overlap)} pairs, e.g. {overlap[0]}")
+        return ordered
+
+    def _structure(self, data: SCCSData) -> None:
+        """Parameters: one per (exposure, window), then one per age feature; lags needed per feature."""
+        if self.exposure_coding not in EXPOSURE_CODINGS:
+            raise PathwaysInputError(f"exposure_coding must be one of {EXPOSURE_CODINGS}, got "
+                                     f"{self.exposure_coding!r}")
+        if isinstance(self.risk_windows, Mapping):
+            unknown = sorted(set(self.risk_windows) - set(data.feature_names))
+            if unknown:
+                raise PathwaysInputError(f"risk_windows names {len(unknown)} unknown exposures, e.g. {unknown[0]!r}")
+        feat, kind, win, lags = [], [], [], np.zeros(data.n_features, dtype=np.int64)
+        for j, (name, k) in enumerate(zip(data.feature_names, data.feature_kind)):
+            windows = self._windows_for(name) if k == "exposure" else [(0, 0)]
+            if windows and windows[-1][1] >= data.n_buckets:
+                raise PathwaysInputError(f"risk window {windows[-1]} of {name!r} reaches beyond the "
+                                         f"{data.n_buckets} buckets")
+            lags[j] = windows[-1][1] if windows else 0
+            feat += [name] * len(windows)
+            kind += [k] * len(windows)
+            win += windows
+        if not feat:
+            raise PathwaysInputError("risk_windows defines no window for any exposure")
+        self.feature_names_ = np.asarray(data.feature_names, dtype=object)
+        self.param_feature_ = np.asarray(feat, dtype=object)
+        self.param_kind_ = np.asarray(kind, dtype=object)
+        self.param_window_ = np.asarray(win, dtype=np.int64).reshape(-1, 2)
+        self.param_names_ = np.asarray([f"{f}[{a},{b}]" for f, (a, b) in zip(feat, win)], dtype=object)
+        self.n_lags_ = lags
+        self.bucket_size_ = float(data.bucket_size)
+        self.outcome_name_ = data.outcome_name if data.outcome_name is not None else "outcome"
+
+    def _design(self, data: SCCSData) -> tuple[sp.csr_matrix, LagDesign]:
+        """Lagged design tied into window columns (lags outside windows map to no column: reference)."""
+        design = lag_design(data, self.n_lags_, "cpu", torch.float64)
+        offsets = np.concatenate([[0], np.cumsum(self.n_lags_ + 1)])
+        name_to_feature = {n: j for j, n in enumerate(data.feature_names)}
+        j_of_param = np.array([name_to_feature[f] for f in self.param_feature_], dtype=np.int64)
+        width = self.param_window_[:, 1] - self.param_window_[:, 0] + 1
+        rows = np.repeat(offsets[j_of_param] + self.param_window_[:, 0], width) + ragged_arange(width)
+        cols = np.repeat(np.arange(width.size), width)
+        tie = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(int(offsets[-1]), width.size))
+        X_s = (design.X_scipy @ tie).tocsr()
+        if self.exposure_coding == "exposed":
+            # inside the window of at least one start -> 1: overlapping windows count once (classic risk period)
+            capped = (self.param_kind_ == "exposure")[X_s.indices]
+            X_s.data = np.where(capped, (X_s.data != 0).astype(np.float64), X_s.data)
+            X_s.eliminate_zeros()
+        return X_s, design
+
+
+def sccs_estimand(data: SCCSData, expected: Any, risk_windows: Any = ((0, 0),), *,
+                  exposure_coding: str = "exposed", tol: float = 1e-10, max_iter: int = 100) -> pd.DataFrame:
+    """What :class:`SCCS` estimates when the outcome intensity is known: the design-consistent truth.
+
+    When outcomes follow a Poisson process given the exposure history (of any form, not necessarily the SCCS
+    model's), the SCCS estimate converges, as the number of patients grows, to the maximiser of the *expected*
+    conditional log-likelihood ``sum_i sum_t m_it log p_it(theta)``, with ``m_it`` the expected number of outcomes of
+    patient ``i`` in bucket ``t`` and ``p_it`` the model's share of bucket ``t`` (the Kullback-Leibler projection
+    of the true intensity on the model). Patients without any outcome drop out of the SCCS likelihood but carry
+    their expected counts here, so ``data`` holds every patient at risk, not only the cases. This function fits the
+    same design (windows, exposure coding) by the same Newton solver to those expected counts.
+
+    Parameters
+    ----------
+    data : SCCSData
+        Exposures and censoring of every patient at risk (its outcome rows are ignored).
+    expected : array-like or scipy sparse, shape (n_cases, n_buckets)
+        Expected outcome count of every patient and bucket under the true intensity (finite, >= 0; zero at
+        buckets >= censoring).
+    risk_windows, exposure_coding : as in :class:`SCCS`.
+    tol, max_iter : Newton's stopping rule.
+
+    Returns
+    -------
+    DataFrame
+        One row per parameter: ``feature``, ``kind``, ``window_start``, ``window_end``, ``log_ri``, ``ri``
+        (NaN for a window with no expected outcome), ``expected_outcomes`` (expected outcomes in the window).
+
+    Examples
+    --------
+    >>> from pathways.encode.sccs import SCCSData
+    >>> data = SCCSData(n_buckets=4, censoring=[4], exposure_case=[0], exposure_bucket=[1], exposure_feature=[0],
+    ...                 exposure_value=[1.0], outcome_case=[], outcome_bucket=[], outcome_count=[],
+    ...                 feature_names=["drug"])
+    >>> sccs_estimand(data, [[1.0, 3.0, 3.0, 1.0]], [[0, 1]])["ri"].round(6).tolist()
+    [3.0]
+    """
+    model = SCCS(risk_windows=risk_windows, exposure_coding=exposure_coding, tol=tol, max_iter=max_iter)
+    model._structure(data)
+    X_s, design = model._design(data)
+    m = _expected_matrix(expected, data)
+    row_case = design.row_case.cpu().numpy()
+    y_row = m[row_case, design.row_bucket]
+    as_t = (lambda a: torch.as_tensor(a, dtype=torch.float64))
+    design = replace(design, y_row=as_t(y_row), n_outcomes=as_t(m.sum(1)))
+    y_col = np.asarray(X_s.T @ y_row).reshape(-1)
+    free = y_col > 0
+    theta = np.full(X_s.shape[1], np.nan)
+    if m.sum() > 0:
+        theta[free] = _newton(X_s[:, free], design, float(tol), int(max_iter))[0]
+    return pd.DataFrame({
+        "feature": model.param_feature_, "kind": model.param_kind_, "window_start": model.param_window_[:, 0],
+        "window_end": model.param_window_[:, 1], "log_ri": theta, "ri": np.exp(theta), "expected_outcomes": y_col})
+
+
+def _expected_matrix(expected: Any, data: SCCSData) -> np.ndarray:
+    """Dense (n_cases, n_buckets) expected counts, checked: finite, >= 0, zero beyond each case's censoring."""
+    m = expected.toarray() if sp.issparse(expected) else np.asarray(expected, dtype=np.float64)
+    m = np.asarray(m, dtype=np.float64)
+    if m.shape != (data.n_cases, data.n_buckets):
+        raise PathwaysInputError(f"expected: shape {m.shape}, need (n_cases, n_buckets) = "
+                                 f"({data.n_cases}, {data.n_buckets})")
+    bad = np.argwhere(~np.isfinite(m) | (m < 0))
+    if bad.size:
+        raise PathwaysInputError(f"expected: counts must be finite and >= 0: {len(bad)} entries fail, e.g. "
+                                 f"case {bad[0, 0]}, bucket {bad[0, 1]} = {m[bad[0, 0], bad[0, 1]]}")
+    beyond = np.argwhere((m != 0) & (np.arange(data.n_buckets)[None, :] >= data.censoring[:, None]))
+    if beyond.size:
+        raise PathwaysInputError(f"expected: {len(beyond)} non-zero counts at buckets >= censoring, e.g. case "
+                                 f"{beyond[0, 0]}, bucket {beyond[0, 1]} (censoring {data.censoring[beyond[0, 0]]})")
+    return m
+
+
+def _case_loglik(eta: np.ndarray, d: LagDesign) -> tuple[np.ndarray, np.ndarray]:
+    """Per-case conditional log-likelihood and per-row probabilities for a linear predictor on active rows."""
+    row_case = d.row_case.cpu().numpy()
+    n_free = d.n_free.cpu().numpy()
+    m = np.where(n_free > 0, 0.0, -np.inf)
+    np.maximum.at(m, row_case, eta)
+    m = np.where(np.isfinite(m), m, 0.0)
+    e = np.exp(eta - m[row_case])
+    s = np.bincount(row_case, weights=e, minlength=d.n_cases) + n_free * np.exp(-m)
+    lse = m + np.log(s)
+    y_row, n_out = d.y_row.cpu().numpy(), d.n_outcomes.cpu().numpy()
+    ll = np.bincount(row_case, weights=y_row * eta, minlength=d.n_cases) - n_out * lse
+    return ll, e / s[row_case]
+
+
+def _newton(X_s: sp.csr_matrix, d: LagDesign, tol: float, max_iter: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Maximise the conditional log-likelihood; return estimate, Fisher information and iterations."""
+    q = X_s.shape[1]
+    row_case = d.row_case.cpu().numpy()
+    y_row, n_out = d.y_row.cpu().numpy(), d.n_outcomes.cpu().numpy()
+    case_of = sp.csr_matrix((np.ones(row_case.size), (row_case, np.arange(row_case.size))),
+                            shape=(d.n_cases, row_case.size))
+    theta = np.zeros(q)
+    if q == 0:
+        return theta, np.zeros((0, 0)), 0
+    ll, p = _case_loglik(X_s @ theta, d)
+    for it in range(1, max_iter + 1):
+        w_row = n_out[row_case] * p
+        grad = X_s.T @ (y_row - w_row)
+        v = case_of @ X_s.multiply(p[:, None]).tocsr()  # (n_cases, q): E_p[x] per case
+        info = (X_s.T @ X_s.multiply(w_row[:, None])).toarray() - (v.T @ v.multiply(n_out[:, None])).toarray()
+        step = np.linalg.lstsq(info, grad, rcond=None)[0]
+        for _ in range(30):  # halve until the log-likelihood does not decrease
+            cand_ll, cand_p = _case_loglik(X_s @ (theta + step), d)
+            if cand_ll.sum() >= ll.sum() - 1e-12 * abs(ll.sum()):
+                break
+            step = step / 2
+        theta, ll, p = theta + step, cand_ll, cand_p
+        if np.max(np.abs(step)) < tol:
+            break
+    w_row = n_out[row_case] * p
+    v = case_of @ X_s.multiply(p[:, None]).tocsr()
+    info = (X_s.T @ X_s.multiply(w_row[:, None])).toarray() - (v.T @ v.multiply(n_out[:, None])).toarray()
+    return theta, info, it
