@@ -4,6 +4,6 @@ duckdb is an optional dependency (``pip install 'pathways[omop]'``); it is impor
 """
 from pathways.io.omop import read_omop
 from pathways.io.snds import read_snds
-from pathways.io.tabular import ReadReport
+from pathways.io.report import ReadReport
 
 __all__ = ["read_omop", "read_snds", "ReadReport"]

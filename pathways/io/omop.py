@@ -3,7 +3,7 @@
 Each clinical domain table becomes one event category; concept ids become codes ``<vocabulary_id>:<concept_code>``
 through the ``concept`` table when present (else the concept id as text). All joins and filters run in DuckDB, so
 the source may be larger than memory; only numeric arrays come back. Every repair or drop of messy rows is a
-counted decision recorded in a :class:`~pathways.io.tabular.ReadReport`.
+counted decision recorded in a :class:`~pathways.io.report.ReadReport`.
 """
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import pandas as pd
 
 from pathways.data import EventLog
 from pathways.errors import PathwaysInputError
-from pathways.io.tabular import (
-    DEFAULT_DATE_RANGE, ReadReport, TableSet, build_eventlog, check_errors_arg, date_bounds, days_sql,
-    duckdb_config, in_range_sql,
-)
+from pathways.data.dates import DEFAULT_DATE_RANGE, date_bounds
+from pathways.io.build import build_eventlog
+from pathways.io.report import ReadReport, check_errors_arg
+from pathways.io.tabular import TableSet, days_sql, duckdb_config, in_range_sql
 
 #: OMOP gender concepts.
 GENDER_CONCEPTS = {8507: "M", 8532: "F"}

@@ -1,4 +1,6 @@
-"""Shared helpers of the claims readers: DuckDB access, table discovery, SQL date parsing and the read report.
+"""Shared helpers of the claims readers: DuckDB access, table discovery, SQL date parsing.
+
+The read report is in :mod:`pathways.io.report`, the EventLog assembly in :mod:`pathways.io.build`.
 
 The readers (:mod:`pathways.io.omop`, :mod:`pathways.io.snds`) push every join and filter into DuckDB, which runs
 out of core over CSV or parquet files, and only fetch numeric arrays (patient index, times, code index) back into
@@ -10,24 +12,16 @@ import logging
 import os
 import re
 import sys
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from pathways.data import EventLog, Vocabulary
-from pathways.errors import PathwaysDataWarning, PathwaysInputError
-from pathways.utils import compact
+from pathways.errors import PathwaysInputError
 
 logger = logging.getLogger("pathways")
 
-#: Plausible-date window used by the readers: dates outside are invalid (placeholders such as 1600-01-01).
-DEFAULT_DATE_RANGE = ("1900-01-01", "2100-12-31")
-_EPOCH = pd.Timestamp("1970-01-01")
 _TABLE_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv")
 
 
@@ -51,55 +45,6 @@ def import_duckdb() -> Any:
     return duckdb
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# read report
-# ----------------------------------------------------------------------------------------------------------------
-@dataclass
-class ReadReport:
-    """Counted decisions a reader took about the data, in the order taken.
-
-    Every decision that drops or changes rows is recorded with its count, warned once with
-    :class:`~pathways.errors.PathwaysDataWarning` (when the count is positive) and logged on the ``pathways``
-    logger; informational counts (rows read per table) are recorded without a warning. No identifier ever enters
-    the report. The report is attached to the returned EventLog as ``log.patients.attrs["read_report"]`` (a
-    DataFrame) and returned as a :class:`ReadReport` with ``return_report=True``.
-    """
-
-    reader: str
-    records: list[dict[str, Any]] = field(default_factory=list)
-
-    def note(self, step: str, count: int, detail: str = "") -> None:
-        """Record an informational count (no warning)."""
-        self.records.append({"step": step, "decision": "info", "count": int(count), "total": None,
-                             "detail": detail})
-        logger.info("%s: %s: %d %s", self.reader, step, int(count), detail)
-
-    def decide(self, step: str, decision: str, count: int, total: int | None = None, detail: str = "",
-               errors: str = "warn") -> None:
-        """Record a decision touching ``count`` of ``total`` rows; warn (or raise when ``errors='raise'``)."""
-        count = int(count)
-        self.records.append({"step": step, "decision": decision, "count": count,
-                             "total": None if total is None else int(total), "detail": detail})
-        if count <= 0:
-            return
-        share = f" of {int(total)} ({count / max(int(total), 1):.1%})" if total else ""
-        message = f"{self.reader}: {step}: {count}{share} rows -> {decision}" + (f" ({detail})" if detail else "")
-        if errors == "raise":
-            raise PathwaysInputError(message + " (pass errors='warn' to accept this decision)")
-        warnings.warn(message, PathwaysDataWarning, stacklevel=3)
-        logger.info(message)
-
-    def count(self, step: str) -> int:
-        """Total count recorded under ``step`` (0 when absent)."""
-        return int(sum(r["count"] for r in self.records if r["step"] == step))
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per record: step, decision, count, total, detail."""
-        return pd.DataFrame(self.records, columns=["step", "decision", "count", "total", "detail"])
-
-    def __repr__(self) -> str:
-        return f"ReadReport({self.reader}, {len(self.records)} records)\n{self.to_frame().to_string(index=False)}"
-
 
 def duckdb_config(memory_limit: str | None, threads: int | None) -> dict[str, Any]:
     """DuckDB connection settings from the readers' ``memory_limit`` / ``threads`` arguments."""
@@ -112,11 +57,6 @@ def duckdb_config(memory_limit: str | None, threads: int | None) -> dict[str, An
         config["threads"] = int(threads)
     return config
 
-
-def check_errors_arg(errors: str) -> None:
-    """Validate the readers' ``errors`` switch."""
-    if errors not in ("warn", "raise"):
-        raise PathwaysInputError(f"errors: expected 'warn' or 'raise', got {errors!r}")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -367,14 +307,6 @@ def days_sql(column: str, formats: Sequence[str] = (), pad: int | None = None) -
     return f"(epoch(COALESCE({', '.join(parts)})) / 86400.0)"
 
 
-def date_bounds(date_range: tuple[str, str] | None) -> tuple[float, float]:
-    """(low, high) of the plausible-date window in days since 1970-01-01 (infinite when None)."""
-    if date_range is None:
-        return -np.inf, np.inf
-    lo, hi = (pd.Timestamp(d) for d in date_range)
-    if lo > hi:
-        raise PathwaysInputError(f"date_range: start {date_range[0]} after end {date_range[1]}")
-    return float((lo - _EPOCH) / pd.Timedelta(days=1)), float((hi - _EPOCH) / pd.Timedelta(days=1))
 
 
 def in_range_sql(expr: str, bounds: tuple[float, float]) -> str:
@@ -388,164 +320,7 @@ def in_range_sql(expr: str, bounds: tuple[float, float]) -> str:
     return " AND ".join(conds) if conds else "TRUE"
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# assembling the EventLog
-# ----------------------------------------------------------------------------------------------------------------
-EventFilter = Callable[[np.ndarray, np.ndarray], tuple[str, str, np.ndarray]]
-
-
-def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, categories: Sequence[str],
-                   report: ReadReport, duplicates: str = "drop", errors: str = "warn",
-                   filters: Sequence[EventFilter] = (), pid_dictionary: str | None = None) -> EventLog:
-    """Turn a DuckDB events table into an EventLog, mapping ids and codes to indices inside DuckDB.
-
-    Parameters
-    ----------
-    events : quoted temp table with columns ``pid`` (VARCHAR), ``t``, ``e``, ``value`` (DOUBLE), ``code``
-        (VARCHAR), ``cat`` (INTEGER index into ``categories``).
-    patients : one row per patient, in index order, columns ``patient_id``, birth, sex, death, start, end and
-        covariates; every ``pid`` of ``events`` must be the text form of one of its ids.
-    duplicates : events identical in every field: "drop" (counted), "keep" or "raise".
-    filters : callables ``(patient index, time) -> (step, decision, rows to drop)`` applied in numpy once the
-        patient indices are known (e.g. events after death); each drop is a counted decision.
-    pid_dictionary : table ``(pid VARCHAR, id INTEGER)`` when the events' ``pid`` holds integer ids from it.
-    """
-    if duplicates not in ("drop", "keep", "raise"):
-        raise PathwaysInputError(f"duplicates: expected 'drop', 'keep' or 'raise', got {duplicates!r}")
-    code_rows = tables.con.execute(f"SELECT code, count(*) FROM {events} GROUP BY code").fetchall()
-    code_rows.sort(key=lambda r: r[0])
-    vocab = Vocabulary([r[0] for r in code_rows], [r[1] for r in code_rows])
-    arrays = _fetch_encoded(tables, events, patients, vocab, sum(r[1] for r in code_rows), pid_dictionary)
-    tables.drop_temps()  # DuckDB's copy goes before the sort: the sort then needs the arrays and one key only
-    patient, time, code, end, value, cat = _sort_events(*arrays)
-    drop = np.zeros(time.size, dtype=bool)
-    if duplicates != "keep" and time.size > 1:
-        drop[1:] = ((patient[1:] == patient[:-1]) & (time[1:] == time[:-1]) & (code[1:] == code[:-1])
-                    & (cat[1:] == cat[:-1]) & _same_or_nan(end) & _same_or_nan(value))
-        report.decide("duplicate events", "dropped" if duplicates == "drop" else "error", int(drop.sum()),
-                      time.size, "identical patient, time, end, code, value and category",
-                      errors="raise" if duplicates == "raise" else errors)
-    for rule in filters:
-        # Filters are rules the user chose (study window, events after death): counted, never an error; each
-        # counts only rows no earlier rule dropped.
-        step, decision, bad = rule(patient, time)
-        new = bad & ~drop
-        report.decide(step, decision, int(new.sum()), int(time.size - drop.sum()), "documented rule")
-        drop |= new
-    if drop.any():
-        # One keep-mask for duplicates and filters, applied in place: one column at a time is copied, never all.
-        patient, time, code, end, value, cat = (compact(a, ~drop) for a in (patient, time, code, end, value, cat))
-    category = pd.Categorical.from_codes(cat, categories=list(categories))
-    log = EventLog.from_arrays(
-        patient, time, code, vocab, patients.reset_index(drop=True), end=end, value=value, category=category,
-        time_unit="days", origin=_EPOCH,
-    )
-    report.note("events in EventLog", log.n_events)
-    report.note("patients in EventLog", log.n_patients)
-    log.patients.attrs["read_report"] = report.to_frame()
-    return log
-
-
-def _fetch_encoded(tables: TableSet, events: str, patients: pd.DataFrame, vocab: Vocabulary, n_events: int,
-                   pid_dictionary: str | None = None, batch_rows: int = 1 << 20) -> tuple[np.ndarray, ...]:
-    """The events with patient and code indices instead of their text, streamed into numpy arrays.
-
-    Returns (patient, time, code, end, value, category) in DuckDB's order. Batches are copied into arrays
-    allocated once, so the result never exists twice in memory; missing floats (e.g. no end date) become NaN.
-    """
-    con = tables.con
-    # Arrow lookups: DuckDB scans them without touching Python string objects.
-    con.register("pw_lookup_codes", pa.table({"code": pa.array(vocab.codes.astype(str).tolist(), pa.string()),
-                                              "cidx": np.arange(len(vocab), dtype=np.int32)}))
-    con.register("pw_lookup_pids", pa.table({"pid": pa.array(patients["patient_id"].astype(str), pa.string()),
-                                             "pidx": np.arange(len(patients), dtype=np.int32)}))
-    pids = "pw_lookup_pids" if pid_dictionary is None else (
-        f"(SELECT d.id AS pid, l.pidx FROM {pid_dictionary} d JOIN pw_lookup_pids l ON d.pid = l.pid)")
-    dtypes = (np.int64, np.float64, np.int64, np.float64, np.float64, np.int8)
-    out = [np.empty(n_events, dtype=d) for d in dtypes]
-    pos = 0
-    try:
-        reader = con.sql(f"SELECT p.pidx, e.t, c.cidx, e.e, e.value, CAST(e.cat AS TINYINT) AS cat FROM {events} e "
-                         f"JOIN {pids} p ON e.pid = p.pid JOIN pw_lookup_codes c ON e.code = c.code"
-                         ).to_arrow_reader(batch_rows)
-        for batch in reader:
-            stop = pos + batch.num_rows
-            if stop > n_events:
-                raise PathwaysInputError(f"events: more rows joined ({stop}) than events ({n_events}): patient ids "
-                                         f"repeat in the patients table")
-            for j, array in enumerate(out):
-                array[pos:stop] = batch.column(j).to_numpy(zero_copy_only=False)
-            pos = stop
-    finally:
-        con.unregister("pw_lookup_codes")
-        con.unregister("pw_lookup_pids")
-    if pos != n_events:
-        raise PathwaysInputError(f"events: {n_events - pos} of {n_events} rows have a patient id absent from "
-                                 f"the patients table or a missing code")
-    return tuple(out)
-
-
-def _sort_events(patient: np.ndarray, time: np.ndarray, code: np.ndarray, end: np.ndarray, value: np.ndarray,
-                 cat: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Sort the event arrays in place by (patient, time, code, category, end, value).
-
-    One stable argsort of a single integer key (patient, time rank, code) instead of a multi-key sort: a sort in
-    DuckDB would hold the events a second time (plus its runs) beside the arrays. Rows tying on the key are few
-    and ordered by :func:`_order_ties`, which puts identical events next to each other for the duplicate check.
-    """
-    order = _event_order(patient, time, code)
-    if order is not None:
-        for array in (patient, time, code, end, value, cat):
-            array[:] = array[order]  # one temporary column at a time
-        del order
-    _order_ties(patient, time, code, end, value, cat)
-    return patient, time, code, end, value, cat
-
-
-def _event_order(patient: np.ndarray, time: np.ndarray, code: np.ndarray) -> np.ndarray | None:
-    """Stable order by (patient, time, code); None when already sorted."""
-    if time.size < 2:
-        return None
-    if np.all(time == np.round(time)) and time.max() - time.min() < 2 ** 31:  # whole days: the usual claims case
-        t_rank = (time - time.min()).astype(np.int64)
-    else:
-        t_rank = np.unique(time, return_inverse=True)[1].astype(np.int64).reshape(-1)
-    n_t, n_codes = int(t_rank.max()) + 1, int(code.max()) + 1
-    if (int(patient.max()) + 1) * n_t * n_codes >= 2 ** 62:  # the key would overflow: three-key sort
-        return np.lexsort((code, time, patient))
-    key = t_rank
-    key += patient * n_t  # in place: t_rank is ours
-    key *= n_codes
-    key += code
-    if np.all(key[1:] >= key[:-1]):
-        return None
-    return np.argsort(key, kind="stable")
-
-
-def _order_ties(patient: np.ndarray, time: np.ndarray, code: np.ndarray, end: np.ndarray, value: np.ndarray,
-                cat: np.ndarray) -> None:
-    """In place: order rows that tie on (patient, time, code) by (category, end, value), missing values first."""
-    same = (patient[1:] == patient[:-1]) & (time[1:] == time[:-1]) & (code[1:] == code[:-1])
-    if not same.any():
-        return
-    same_as_previous = np.concatenate([[False], same])
-    in_tie = same_as_previous.copy()
-    in_tie[:-1] |= same
-    rows = np.flatnonzero(in_tie)
-    run = np.cumsum(~same_as_previous[rows])
-    e, v = end[rows], value[rows]
-    order = np.lexsort((np.nan_to_num(v), ~np.isnan(v), np.nan_to_num(e), ~np.isnan(e), cat[rows], run))
-    for array in (end, value, cat):  # patient, time and code are equal within each run
-        array[rows] = array[rows][order]
-
-
-def _same_or_nan(a: np.ndarray) -> np.ndarray:
-    """Adjacent equality where two NaNs count as equal."""
-    left, right = a[1:], a[:-1]
-    return (left == right) | (np.isnan(left) & np.isnan(right))
-
-
 __all__ = [
-    "DEFAULT_DATE_RANGE", "ReadReport", "TableSet", "build_eventlog", "date_bounds", "days_sql", "import_duckdb",
-    "in_range_sql", "quote", "sql_literal",
+    "TableSet", "days_sql", "duckdb_config", "import_duckdb", "in_range_sql",
+    "quote", "sql_literal",
 ]

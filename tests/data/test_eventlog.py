@@ -196,7 +196,7 @@ def test_summary_has_counts_not_identifiers():
 
 
 def test_sortedness_check_compares_pairs_across_chunk_edges():
-    from pathways.data.eventlog import _is_sorted
+    from pathways.data.order import is_sorted as _is_sorted
 
     patient = np.array([0, 0, 0, 1, 1, 1, 2, 2])
     time = np.array([1.0, 2.0, 2.0, 0.0, 3.0, 3.0, 1.0, 1.0])

@@ -180,7 +180,8 @@ def test_memory_limit_and_threads_are_applied(tmp_path):
 @pytest.mark.parametrize("whole_days", [True, False])
 def test_fetch_streams_batches_then_sort_orders_every_field(whole_days):
     from pathways.data import Vocabulary
-    from pathways.io.tabular import TableSet, _fetch_encoded, _sort_events
+    from pathways.io.build import _fetch_encoded, _sort_events
+    from pathways.io.tabular import TableSet
 
     shift = 0.0 if whole_days else 0.25  # fractional times take the rank path
     con = duckdb.connect()
@@ -201,7 +202,9 @@ def test_fetch_streams_batches_then_sort_orders_every_field(whole_days):
 
 
 def test_events_of_patients_missing_from_the_patients_table_are_an_error():
-    from pathways.io.tabular import ReadReport, TableSet, build_eventlog
+    from pathways.io.build import build_eventlog
+    from pathways.io.report import ReadReport
+    from pathways.io.tabular import TableSet
 
     con = duckdb.connect()
     con.execute("CREATE TABLE ev AS SELECT * FROM (VALUES ('a', 1.0, NULL::DOUBLE, NULL::DOUBLE, 'x', 0), "
@@ -212,7 +215,7 @@ def test_events_of_patients_missing_from_the_patients_table_are_an_error():
 
 
 def test_rows_tied_on_patient_time_code_are_ordered_by_category_end_value():
-    from pathways.io.tabular import _order_ties
+    from pathways.io.build import _order_ties
 
     patient = np.array([0, 0, 0, 0, 1, 1])
     time = np.array([1.0, 1.0, 1.0, 1.0, 2.0, 2.0])
