@@ -30,16 +30,14 @@ from __future__ import annotations
 import logging
 import re
 import warnings
-from typing import TYPE_CHECKING, Callable, Iterable, Literal
+from typing import Callable, Iterable, Literal
 
 import numpy as np
 import pandas as pd
 
+from pathways.data.eventlog import EventLog
 from pathways.data.vocabulary import Vocabulary  # noqa: F401  (used by the doctests)
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
-
-if TYPE_CHECKING:
-    from pathways.data.eventlog import EventLog
 
 logger = logging.getLogger("pathways")
 
@@ -314,8 +312,6 @@ def rollup_log(
     >>> rollup_log(EventLog.from_pandas(events), "atc", 3).code_strings().tolist()
     ['A10B', 'A10B', 'E119']
     """
-    from pathways.data.eventlog import EventLog
-
     if system not in SYSTEM_CATEGORIES:
         raise PathwaysInputError(f"system: expected 'atc' or 'icd10', got {system!r}")
     cats = None if categories is None else tuple(str(c) for c in categories)

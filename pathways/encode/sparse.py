@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Literal, Sequence
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
+from pathways.data.anchors import index_times
 from pathways.data.vocabulary import Vocabulary
 from pathways.errors import PathwaysDataWarning, PathwaysInputError, describe_bad_rows
 from pathways.utils import SeedLike, ragged_arange, rng, segment_ids
@@ -223,18 +223,8 @@ def _index_times(log: "EventLog", align: str, index_time: str | Sequence[float] 
         return np.zeros(log.n_patients)
     if index_time is None:
         index_time = "start"
-    if isinstance(index_time, str):
-        if index_time not in log.patients.columns:
-            raise PathwaysInputError(f"index_time: column {index_time!r} not in the patients table "
-                                     f"(columns: {list(log.patients.columns)})")
-        anchor = pd.to_numeric(log.patients[index_time], errors="coerce").to_numpy(dtype=np.float64)
-        name = f"patients.{index_time}"
-    else:
-        anchor = np.asarray(index_time, dtype=np.float64).reshape(-1)
-        name = "index_time"
-        if anchor.shape != (log.n_patients,):
-            raise PathwaysInputError(f"index_time: expected {log.n_patients} values (one per patient), "
-                                     f"got {anchor.size}")
+    anchor = index_times(log, index_time)
+    name = f"patients.{index_time}" if isinstance(index_time, str) else "index_time"
     bad = ~np.isfinite(anchor)
     if bad.any():
         raise PathwaysInputError(describe_bad_rows(name, bad, anchor, "have no finite index time") +
