@@ -1,6 +1,11 @@
-"""Device selection: CUDA when present, else CPU; an explicit GPU request fails clearly without one."""
+"""Device selection (CUDA when present, else CPU; an explicit GPU request fails clearly without one) and moving
+scipy sparse matrices to torch."""
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
 import torch
 
 from pathways.errors import PathwaysInputError
@@ -50,3 +55,21 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise PathwaysInputError(f"argument 'device': {device!r} requested but MPS is not available")
     return dev
+
+
+def torch_csr(matrix: sp.spmatrix, device: torch.device | str, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A scipy sparse matrix as a torch sparse CSR tensor on ``device`` (``dtype`` defaults to the matrix's).
+
+    Examples
+    --------
+    >>> m = torch_csr(sp.csr_matrix(np.array([[0.0, 2.0], [1.0, 0.0]])), "cpu")
+    >>> m.to_dense().tolist()
+    [[0.0, 2.0], [1.0, 0.0]]
+    """
+    m = sp.csr_matrix(matrix)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta" is noise here
+        return torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)),
+                                       torch.from_numpy(m.indices.astype(np.int64)),
+                                       torch.from_numpy(m.data), size=m.shape, dtype=dtype,
+                                       device=torch.device(device), check_invariants=False)
