@@ -27,159 +27,22 @@ Generative model (time in days)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
+from pathways.data.dates import EPOCH
 from pathways.data.eventlog import EventLog
-from pathways.data.vocabulary import Vocabulary
+from pathways.data.order import event_order
 from pathways.errors import PathwaysInputError
+from pathways.synthetic.codes import (
+    ACTS, ANOMALY_KINDS, DAYS_PER_YEAR, DEATH_CODE, DIAGNOSES, DRUGS, MISUSE_PRONE, OUTCOMES, STAYS, Catalogue,
+)
 from pathways.synthetic.hawkes import simulate_hawkes
+from pathways.synthetic.planted import adverse_events, draw_anomalies, draw_effects, prescribers
+from pathways.synthetic.truth import Truth, make_truth
 from pathways.utils import SeedLike, rng
-
-# ----------------------------------------------------------------------------------------------------------------
-# embedded code lists (real ATC / ICD-10 / CCAM codes; the package never reads ../shared at run time)
-# ----------------------------------------------------------------------------------------------------------------
-#: (ATC code, label); the order puts diverse classes first so small ``n_drugs`` still look like a real cohort.
-DRUGS: tuple[tuple[str, str], ...] = (
-    ("C09AA05", "ramipril"), ("A10BA02", "metformin"), ("N05BA12", "alprazolam"), ("B01AA03", "warfarin"),
-    ("M01AE01", "ibuprofen"), ("N02AX02", "tramadol"), ("C10AA05", "atorvastatin"), ("J01CA04", "amoxicillin"),
-    ("A02BC01", "omeprazole"), ("N06AB10", "escitalopram"), ("C07AB07", "bisoprolol"), ("N05CF02", "zolpidem"),
-    ("C03CA01", "furosemide"), ("A10BB12", "glimepiride"), ("N02BE01", "paracetamol"), ("B01AF01", "rivaroxaban"),
-    ("J01MA02", "ciprofloxacin"), ("H03AA01", "levothyroxine"), ("R03AC02", "salbutamol"), ("C08CA01", "amlodipine"),
-    ("N02AA05", "oxycodone"), ("J01CR02", "amoxicillin and beta-lactamase inhibitor"), ("H02AB06", "prednisolone"),
-    ("N03AX16", "pregabalin"), ("B01AC06", "acetylsalicylic acid"), ("C01BD01", "amiodarone"),
-    ("N05BA01", "diazepam"), ("M01AB05", "diclofenac"), ("R06AE07", "cetirizine"), ("G04CA02", "tamsulosin"),
-    ("C10AA01", "simvastatin"), ("N06AB06", "sertraline"), ("J01FA10", "azithromycin"), ("A02BC05", "esomeprazole"),
-    ("B01AF02", "apixaban"), ("L04AX03", "methotrexate"), ("N05AH04", "quetiapine"), ("C09CA01", "losartan"),
-    ("M04AA01", "allopurinol"), ("C01AA05", "digoxin"),
-)
-#: Drugs prone to misuse (opioids, benzodiazepines and Z-drugs, gabapentinoids): the class of "frequency" anomalies.
-MISUSE_PRONE: frozenset[str] = frozenset({"N05BA12", "N02AX02", "N05CF02", "N02AA05", "N03AX16", "N05BA01"})
-#: (ICD-10 code, label): chronic and common conditions.
-DIAGNOSES: tuple[tuple[str, str], ...] = (
-    ("I10", "essential hypertension"), ("E119", "type 2 diabetes without complication"),
-    ("F419", "anxiety disorder"), ("I489", "atrial fibrillation and flutter"), ("M545", "low back pain"),
-    ("E785", "hyperlipidaemia"), ("J069", "acute upper respiratory infection"), ("K219", "gastro-oesophageal reflux"),
-    ("F329", "depressive episode"), ("N390", "urinary tract infection"), ("I500", "congestive heart failure"),
-    ("J449", "chronic obstructive pulmonary disease"), ("J189", "pneumonia"), ("E039", "hypothyroidism"),
-    ("J459", "asthma"), ("M179", "gonarthrosis"), ("I214", "subendocardial myocardial infarction"),
-    ("I639", "cerebral infarction"), ("G473", "sleep apnoea"), ("H251", "senile nuclear cataract"),
-    ("G309", "Alzheimer disease"), ("C509", "malignant neoplasm of breast"), ("C61", "malignant neoplasm of prostate"),
-    ("F100", "acute alcohol intoxication"),
-)
-#: (ICD-10 code, label): adverse events that planted drug effects may raise.
-OUTCOMES: tuple[tuple[str, str], ...] = (
-    ("K922", "gastrointestinal haemorrhage"), ("S720", "fracture of neck of femur"), ("R001", "bradycardia"),
-    ("E871", "hyponatraemia"), ("E162", "hypoglycaemia"), ("N179", "acute kidney failure"),
-    ("K716", "toxic liver disease with hepatitis"), ("T783", "angioneurotic oedema"),
-    ("M766", "Achilles tendinitis"), ("L270", "generalised drug eruption"), ("R55", "syncope and collapse"),
-    ("A047", "Clostridium difficile enterocolitis"),
-)
-#: (CCAM code, label): medical acts.
-ACTS: tuple[tuple[str, str], ...] = (
-    ("DEQP003", "electrocardiogram, 12 leads"), ("ZBQK002", "chest X-ray"), ("DZQM006", "transthoracic echo-doppler"),
-    ("HHQE005", "total colonoscopy"), ("ZCQK002", "abdominal X-ray"), ("ZBQH001", "chest CT with contrast"),
-    ("NFKA007", "total knee replacement"), ("NEKA020", "total hip replacement"), ("HHFA016", "appendicectomy"),
-    ("DEQP005", "ambulatory electrocardiogram"), ("QZFA031", "excision of skin lesions"),
-    ("AHQB027", "electromyography"),
-)
-#: Hospital stay codes (PMSI fields: MCO = acute care, SSR = rehabilitation) and the death code.
-STAYS: tuple[tuple[str, str], ...] = (("MCO_STAY", "acute-care hospital stay"), ("SSR_STAY", "rehabilitation stay"))
-DEATH_CODE = "DEATH"
-
-ANOMALY_KINDS = ("frequency", "prescribers")
-DAYS_PER_YEAR = 365.25
-
-
-@dataclass
-class Truth:
-    """Everything that generated a :func:`simulate_cohort` draw, aligned with ``log.vocab`` (index = code index).
-
-    Attributes
-    ----------
-    codes, categories, labels : (D,) code strings, categories and human labels in vocabulary order.
-    baseline : (D,) population baseline intensity per day (``mu_i``; 0 for the death code).
-    adjacency : (D, D) total excitation ``adjacency[i, j]`` = L1 norm of ``phi_ij`` (effect of j on i), including
-        the planted step kernels at the population baseline (``mu_i (RI - 1) (lag_end - lag_start)`` summed).
-    kernel : ``"exp"`` or ``"sumexp"``: shape of the Hawkes kernels between drugs, diagnoses, acts and stays.
-    kernel_adjacency : (K, D, D) L1 norms of the exponential components (K = 1 for ``"exp"``).
-    decays : (D, D) decay of each exponential kernel (``"exp"``) or (K,) decays of the components (``"sumexp"``).
-    drug_effects : one row per planted step: ``drug``, ``event``, ``lag_start``, ``lag_end`` (days after the
-        dispensation), ``relative_incidence``, ``strength`` (``"strong"``/``"weak"``).
-    signal_pairs : every (drug, outcome) pair with ``strength`` in strong / weak / null and ``max_relative_incidence``
-        (1 for null pairs): the reference set for signal-detection validation.
-    risky_drugs, weak_drugs, null_drugs, outcomes : code lists.
-    patient_scale : (P,) frailty multiplier ``s_p`` of every patient's baselines.
-    anomalous : (P,) bool; anomaly_kind : (P,) ``""``, ``"frequency"`` or ``"prescribers"``.
-    anomaly_codes : drug codes whose baseline is multiplied by ``anomaly_strength`` in "frequency" anomalies.
-    anomaly_strength : that multiplier.
-    """
-
-    codes: np.ndarray
-    categories: np.ndarray
-    labels: np.ndarray
-    baseline: np.ndarray
-    adjacency: np.ndarray
-    kernel: str
-    kernel_adjacency: np.ndarray
-    decays: np.ndarray
-    drug_effects: pd.DataFrame
-    signal_pairs: pd.DataFrame
-    risky_drugs: list[str]
-    weak_drugs: list[str]
-    null_drugs: list[str]
-    outcomes: list[str]
-    patient_scale: np.ndarray
-    anomalous: np.ndarray
-    anomaly_kind: np.ndarray
-    anomaly_codes: list[str]
-    anomaly_strength: float
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def index(self, codes: str | Sequence[str]) -> np.ndarray:
-        """Vocabulary index of one or several codes."""
-        table = {c: i for i, c in enumerate(self.codes)}
-        wanted = [codes] if isinstance(codes, str) else list(codes)
-        missing = [c for c in wanted if c not in table]
-        if missing:
-            raise PathwaysInputError(f"codes: {len(missing)} codes not in this cohort, e.g. {missing[0]!r}")
-        return np.array([table[c] for c in wanted], dtype=np.int64)
-
-    def baseline_matrix(self) -> np.ndarray:
-        """(P, D) baseline of every patient: ``mu_i * s_p * m_pi`` (frailty and anomaly multipliers included)."""
-        out = self.patient_scale[:, None] * self.baseline[None, :]
-        if self.anomaly_codes:
-            rows = np.flatnonzero(self.anomaly_kind == "frequency")
-            out[np.ix_(rows, self.index(self.anomaly_codes))] *= self.anomaly_strength
-        return out
-
-    def relative_incidence(self, drug: str, event: str, lags: Sequence[float] | np.ndarray) -> np.ndarray:
-        """True relative incidence of ``event`` at the given lags (days) after one isolated dispensation of ``drug``."""
-        lags = np.asarray(lags, dtype=np.float64)
-        out = np.ones_like(lags)
-        rows = self.drug_effects[(self.drug_effects["drug"] == drug) & (self.drug_effects["event"] == event)]
-        for lo, hi, ri in rows[["lag_start", "lag_end", "relative_incidence"]].itertuples(index=False):
-            out += np.where((lags >= lo) & (lags < hi), ri - 1.0, 0.0)
-        return out
-
-    def factors(self) -> pd.DataFrame:
-        """The truth in the factors-table shape: every non-zero ``adjacency`` entry (``lag_days`` NaN = whole
-        kernel) and every planted step (``lag_days`` = step start, ``effect`` = relative incidence)."""
-        from pathways.data.tables import factors_frame
-
-        tgt, src = np.nonzero(self.adjacency)
-        steps = self.drug_effects
-        return pd.concat(
-            [
-                factors_frame(self.codes[src], self.codes[tgt], self.adjacency[tgt, src], method="truth"),
-                factors_frame(steps["drug"], steps["event"], steps["relative_incidence"], method="truth_ri",
-                              lag_days=steps["lag_start"]),
-            ],
-            ignore_index=True,
-        )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -248,14 +111,14 @@ def simulate_cohort(
                   anomaly_kinds)
     # Model parameters come from their own stream: one seed gives the same truth whatever the cohort size.
     param_gen, gen = gen.spawn(2)
-    codes = _Catalogue(n_drugs, n_diagnoses, n_acts, n_outcomes)
+    codes = Catalogue(n_drugs, n_diagnoses, n_acts, n_outcomes)
     mu = _draw_baselines(param_gen, codes, rate_scale)
     exp_adj, decays = _draw_excitation(param_gen, codes, kernel, max_branching)
-    effects = _draw_effects(param_gen, codes, n_strong, n_weak)
+    effects = draw_effects(param_gen, codes, n_strong, n_weak)
     patients = _draw_patients(gen, n_patients, study_start, entry_years, follow_up_years, mortality)
     mu[codes.index(effects.loc[effects["strength"] == "weak", "drug"].unique())] /= 5.0  # weak signals are rare
     scale = gen.gamma(1.0 / frailty, frailty, n_patients) if frailty > 0 else np.ones(n_patients)
-    kinds = _draw_anomalies(gen, n_patients, anomaly_fraction, anomaly_kinds)
+    kinds = draw_anomalies(gen, n_patients, anomaly_fraction, anomaly_kinds)
     anomaly_codes = [c for c in codes.codes[codes.drugs] if c in MISUSE_PRONE]
     if anomaly_fraction > 0 and "frequency" in anomaly_kinds and not anomaly_codes:
         raise PathwaysInputError(f"anomaly_kinds: 'frequency' anomalies need a misuse-prone drug among the first "
@@ -268,7 +131,7 @@ def simulate_cohort(
     seq = simulate_hawkes(baseline, kernel_adjacency_for(exp_adj, kernel), start=start, end=end,
                           decays=decays, kernel=kernel, seed=gen)
     patient, time, code = seq.sequence_ids, seq.times, seq.marks
-    ae_patient, ae_time, ae_code = _adverse_events(gen, patient, time, code, effects, codes, mu, scale, end)
+    ae_patient, ae_time, ae_code = adverse_events(gen, patient, time, code, effects, codes, mu, scale, end)
     dead = np.flatnonzero(patients["death"].notna().to_numpy())
     patient, time, code = _merge_sorted(
         (patient, time, code),
@@ -276,7 +139,7 @@ def simulate_cohort(
          np.concatenate([ae_code, np.full(dead.size, codes.death, dtype=np.int64)])),
     )
     log = _assemble(gen, codes, patients, patient, time, code, kinds)
-    truth = _make_truth(codes, mu, exp_adj, kernel, decays, effects, scale, kinds, anomaly_codes, anomaly_strength)
+    truth = make_truth(codes, mu, exp_adj, kernel, decays, effects, scale, kinds, anomaly_codes, anomaly_strength)
     truth.params = {"n_patients": n_patients, "kernel": kernel, "frailty": frailty, "rate_scale": rate_scale,
                     "anomaly_fraction": anomaly_fraction, "study_start": study_start}
     return log, truth
@@ -289,39 +152,10 @@ def kernel_adjacency_for(exp_adj: np.ndarray, kernel: str) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------------------------------
 # pieces
-# ----------------------------------------------------------------------------------------------------------------
-class _Catalogue:
-    """The codes of one cohort in vocabulary (sorted) order, with their kind."""
-
-    def __init__(self, n_drugs: int, n_diagnoses: int, n_acts: int, n_outcomes: int):
-        parts = [(DRUGS[:n_drugs], "drug", "drug"), (DIAGNOSES[:n_diagnoses], "diagnosis", "diagnosis"),
-                 (OUTCOMES[:n_outcomes], "diagnosis", "outcome"), (ACTS[:n_acts], "act", "act"),
-                 (STAYS, "stay", "stay"), (((DEATH_CODE, "death"),), "death", "death")]
-        rows = [(c, lab, cat, kind) for items, cat, kind in parts for c, lab in items]
-        rows.sort(key=lambda r: r[0])
-        self.codes = np.array([r[0] for r in rows], dtype=object)
-        self.labels = np.array([r[1] for r in rows], dtype=object)
-        self.categories = np.array([r[2] for r in rows], dtype=object)
-        self.kinds = np.array([r[3] for r in rows], dtype=object)
-        self.vocab = Vocabulary(self.codes.tolist())
-        self._pos = {c: i for i, c in enumerate(self.codes)}
-        of = lambda kind: np.flatnonzero(self.kinds == kind)  # noqa: E731
-        self.drugs, self.diagnoses, self.outcomes, self.acts, self.stays = (
-            of("drug"), of("diagnosis"), of("outcome"), of("act"), of("stay"))
-        self.death = int(of("death")[0])
-
-    def __len__(self) -> int:
-        return self.codes.size
-
-    def index(self, codes: Sequence[str] | np.ndarray) -> np.ndarray:
-        return np.array([self._pos[c] for c in codes], dtype=np.int64)
-
-
 def _draw_patients(gen: np.random.Generator, n: int, study_start: str, entry_years: float,
                    follow_up_years: tuple[float, float], mortality: float) -> pd.DataFrame:
     """Birth, sex, entry, administrative end and Gompertz death of every patient (days since 1970-01-01)."""
-    origin = pd.Timestamp("1970-01-01")
-    first = (pd.Timestamp(study_start) - origin) / pd.Timedelta(days=1)
+    first = (pd.Timestamp(study_start) - EPOCH) / pd.Timedelta(days=1)
     start = first + gen.uniform(0.0, entry_years * DAYS_PER_YEAR, n)
     age = np.clip(gen.normal(55.0, 18.0, n), 18.0, 95.0)
     male = gen.random(n) < 0.48
@@ -343,7 +177,7 @@ def _draw_patients(gen: np.random.Generator, n: int, study_start: str, entry_yea
     })
 
 
-def _draw_baselines(gen: np.random.Generator, codes: _Catalogue, rate_scale: float) -> np.ndarray:
+def _draw_baselines(gen: np.random.Generator, codes: Catalogue, rate_scale: float) -> np.ndarray:
     """Population baseline per day of every code (events per year / 365.25)."""
     per_year = np.zeros(len(codes))
     per_year[codes.drugs] = gen.uniform(0.1, 0.6, codes.drugs.size)
@@ -354,7 +188,7 @@ def _draw_baselines(gen: np.random.Generator, codes: _Catalogue, rate_scale: flo
     return per_year * rate_scale / DAYS_PER_YEAR
 
 
-def _draw_excitation(gen: np.random.Generator, codes: _Catalogue, kernel: str,
+def _draw_excitation(gen: np.random.Generator, codes: Catalogue, kernel: str,
                      max_branching: float) -> tuple[np.ndarray, np.ndarray]:
     """Sparse exponential excitation graph: (K, D, D) L1 norms and decays ((D, D) for exp, (K,) for sumexp)."""
     d = len(codes)
@@ -386,49 +220,6 @@ def _draw_excitation(gen: np.random.Generator, codes: _Catalogue, kernel: str,
     return weights * adj[None], sum_decays
 
 
-def _draw_effects(gen: np.random.Generator, codes: _Catalogue, n_strong: int, n_weak: int) -> pd.DataFrame:
-    """Planted drug -> outcome steps: strong drugs (two steps), weak rare drugs (one step); one outcome each."""
-    drugs = gen.permutation(codes.codes[codes.drugs])
-    rows = []
-    for k, drug in enumerate(drugs[:n_strong + n_weak]):
-        event = codes.codes[gen.choice(codes.outcomes)]
-        if k < n_strong:
-            lag = float(gen.choice([14.0, 30.0]))
-            rows.append((drug, event, 0.0, lag, float(gen.uniform(2.5, 4.0)), "strong"))
-            rows.append((drug, event, lag, 3 * lag, float(gen.uniform(1.3, 2.0)), "strong"))
-        else:
-            rows.append((drug, event, 0.0, 60.0, float(gen.uniform(1.3, 1.6)), "weak"))
-    return pd.DataFrame(rows, columns=["drug", "event", "lag_start", "lag_end", "relative_incidence", "strength"])
-
-
-def _draw_anomalies(gen: np.random.Generator, n: int, fraction: float, kinds: Sequence[str]) -> np.ndarray:
-    out = np.full(n, "", dtype=object)
-    anomalous = gen.random(n) < fraction
-    if anomalous.any():
-        out[anomalous] = np.asarray(list(kinds), dtype=object)[gen.integers(0, len(kinds), int(anomalous.sum()))]
-    return out
-
-
-def _adverse_events(gen: np.random.Generator, patient: np.ndarray, time: np.ndarray, code: np.ndarray,
-                    effects: pd.DataFrame, codes: _Catalogue, mu: np.ndarray, scale: np.ndarray,
-                    end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Children of the step kernels: Poisson(height * width) outcomes per dispensation, uniform in the lag window.
-
-    One vectorised draw per planted step (a handful), over all dispensations of its drug at once.
-    """
-    out_p, out_t, out_c = [np.zeros(0, np.int64)], [np.zeros(0)], [np.zeros(0, np.int64)]
-    for drug, event, lo, hi, ri in effects[["drug", "event", "lag_start", "lag_end", "relative_incidence"]].itertuples(
-            index=False):
-        j, i = codes.index([drug, event])
-        parents = np.flatnonzero(code == j)
-        height = mu[i] * scale[patient[parents]] * (ri - 1.0)
-        n_child = gen.poisson(height * (hi - lo))
-        child_p = np.repeat(patient[parents], n_child)
-        child_t = np.repeat(time[parents], n_child) + gen.uniform(lo, hi, int(n_child.sum()))
-        keep = child_t <= end[child_p]  # the intensity is exact inside the window; later children are censored
-        out_p.append(child_p[keep]), out_t.append(child_t[keep]), out_c.append(np.full(int(keep.sum()), i))
-    return np.concatenate(out_p), np.concatenate(out_t), np.concatenate(out_c).astype(np.int64)
-
 
 def _merge_sorted(base: tuple[np.ndarray, np.ndarray, np.ndarray],
                   extra: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, ...]:
@@ -437,8 +228,9 @@ def _merge_sorted(base: tuple[np.ndarray, np.ndarray, np.ndarray],
     Sorting the few extra events and inserting them by binary search on a (patient, time) key spares the full sort
     of every event; ``EventLog.from_arrays`` still checks the order (and sorts if a tie broke it).
     """
-    order = np.lexsort((extra[2], extra[1], extra[0]))
-    extra = tuple(a[order] for a in extra)
+    order = event_order(*extra)
+    if order is not None:
+        extra = tuple(a[order] for a in extra)
     t0 = min(base[1].min(initial=np.inf), extra[1].min(initial=np.inf))
     span = max(base[1].max(initial=-np.inf), extra[1].max(initial=-np.inf)) - t0 + 1.0
     if not np.isfinite(span):
@@ -447,7 +239,7 @@ def _merge_sorted(base: tuple[np.ndarray, np.ndarray, np.ndarray],
     return tuple(np.insert(b, pos, e) for b, e in zip(base, extra))
 
 
-def _assemble(gen: np.random.Generator, codes: _Catalogue, patients: pd.DataFrame, patient: np.ndarray,
+def _assemble(gen: np.random.Generator, codes: Catalogue, patients: pd.DataFrame, patient: np.ndarray,
               time: np.ndarray, code: np.ndarray, kinds: np.ndarray) -> EventLog:
     """Spans for stays, boxes and prescribers for dispensations, categories; one sort inside ``from_arrays``."""
     n = time.size
@@ -459,58 +251,12 @@ def _assemble(gen: np.random.Generator, codes: _Catalogue, patients: pd.DataFram
     value = np.full(n, np.nan)
     value[is_drug] = 1.0 + gen.poisson(0.3, int(is_drug.sum()))
     prescriber = np.full(n, -1, dtype=np.int64)
-    prescriber[is_drug] = _prescribers(gen, patient[is_drug], kinds, len(patients))
+    prescriber[is_drug] = prescribers(gen, patient[is_drug], kinds, len(patients))
     cat_names = np.array(sorted(set(codes.categories)), dtype=object)
     cat_index = np.searchsorted(cat_names, codes.categories)
     category = pd.Categorical.from_codes(cat_index[code], categories=cat_names)
     return EventLog.from_arrays(patient, time, code, codes.vocab, patients, end=end, value=value, category=category,
                                 time_unit="days", origin="1970-01-01", extras={"prescriber": prescriber})
-
-
-def _prescribers(gen: np.random.Generator, patient: np.ndarray, kinds: np.ndarray, n_patients: int) -> np.ndarray:
-    """Prescriber id of every dispensation.
-
-    Each patient has a pool of prescribers ``(base + k * stride) mod n_prescribers`` (distinct for k < 16): usually
-    a GP (k = 0, 85 % of dispensations) and 1-3 specialists; patients with a "prescribers" anomaly (doctor
-    shopping) draw every dispensation uniformly from a pool of 8-15 prescribers.
-    """
-    n_prescribers = max(64, n_patients // 20)
-    stride = n_prescribers // 16
-    base = gen.integers(0, n_prescribers, n_patients)
-    n_specialists = gen.integers(1, 4, n_patients)
-    k = np.where(gen.random(patient.size) < 0.85, 0,
-                 1 + np.floor(gen.random(patient.size) * n_specialists[patient]).astype(np.int64))
-    shopper = kinds[patient] == "prescribers"
-    if shopper.any():
-        pool = gen.integers(8, 16, n_patients)
-        k[shopper] = np.floor(gen.random(int(shopper.sum())) * pool[patient[shopper]]).astype(np.int64)
-    return (base[patient] + k * stride) % n_prescribers
-
-
-def _make_truth(codes: _Catalogue, mu: np.ndarray, exp_adj: np.ndarray, kernel: str, decays: np.ndarray,
-                effects: pd.DataFrame, scale: np.ndarray, kinds: np.ndarray, anomaly_codes: list[str],
-                anomaly_strength: float) -> Truth:
-    total = exp_adj.sum(axis=0).copy()
-    src, tgt = codes.index(effects["drug"]), codes.index(effects["event"])
-    width = (effects["lag_end"] - effects["lag_start"]).to_numpy()
-    np.add.at(total, (tgt, src), mu[tgt] * (effects["relative_incidence"].to_numpy() - 1.0) * width)
-    drug_codes = codes.codes[codes.drugs]
-    strong = sorted(effects.loc[effects["strength"] == "strong", "drug"].unique())
-    weak = sorted(effects.loc[effects["strength"] == "weak", "drug"].unique())
-    pairs = pd.MultiIndex.from_product([drug_codes, codes.codes[codes.outcomes]], names=["drug", "event"])
-    best = effects.groupby(["drug", "event"]).agg(max_relative_incidence=("relative_incidence", "max"),
-                                                  strength=("strength", "first"))
-    signal_pairs = best.reindex(pairs).reset_index()
-    signal_pairs["strength"] = signal_pairs["strength"].fillna("null")
-    signal_pairs["max_relative_incidence"] = signal_pairs["max_relative_incidence"].fillna(1.0)
-    return Truth(
-        codes=codes.codes.copy(), categories=codes.categories.copy(), labels=codes.labels.copy(), baseline=mu,
-        adjacency=total, kernel=kernel, kernel_adjacency=exp_adj, decays=decays, drug_effects=effects,
-        signal_pairs=signal_pairs, risky_drugs=strong + weak, weak_drugs=weak,
-        null_drugs=sorted(set(drug_codes) - set(strong) - set(weak)), outcomes=list(codes.codes[codes.outcomes]),
-        patient_scale=scale, anomalous=kinds != "", anomaly_kind=kinds, anomaly_codes=anomaly_codes,
-        anomaly_strength=float(anomaly_strength),
-    )
 
 
 def _check_params(n_patients: int, n_drugs: int, n_diagnoses: int, n_acts: int, n_outcomes: int, n_strong: int,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pathways.data.order import event_order
 from pathways.data.vocabulary import Vocabulary
 from pathways.encode.sequences import Sequences
 from pathways.errors import PathwaysInputError
@@ -135,10 +136,12 @@ def simulate_hawkes(
                                      f"(spectral radius of the total adjacency >= 1)?")
         all_seq.append(seq), all_code.append(code), all_time.append(time)
     seq, code, time = (np.concatenate(a) for a in (all_seq, all_code, all_time))
-    order = np.lexsort((code, time, seq))
+    order = event_order(seq, time, code)
+    if order is not None:
+        seq, code, time = seq[order], code[order], time[order]
     offsets = np.zeros(n_seq + 1, dtype=np.int64)
     np.cumsum(np.bincount(seq, minlength=n_seq), out=offsets[1:])
-    return Sequences(time[order], code[order], offsets, start_arr, end_arr, n_codes, vocab, validate=False)
+    return Sequences(time, code, offsets, start_arr, end_arr, n_codes, vocab, validate=False)
 
 
 def _next_generation(seq: np.ndarray, code: np.ndarray, time: np.ndarray, comps: list[KernelComponent],
