@@ -10,17 +10,14 @@ censoring) but draws everything with numpy in one pass, without a loop per case.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pathways.data.eventlog import EventLog
 from pathways.encode.sccs import SCCSData, _windows
 from pathways.errors import PathwaysInputError
+from pathways.synthetic.cohort import Truth
 from pathways.utils import ragged_arange, rng as make_rng
-
-if TYPE_CHECKING:
-    from pathways.data.eventlog import EventLog
-    from pathways.synthetic.cohort import Truth
 
 __all__ = ["simulate_sccs", "step_effect", "bell_effect", "cohort_sccs_expected"]
 

@@ -2,12 +2,13 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from pathways.encode.sccs import SCCSData
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
-from pathways.models.base import PathwaysEstimator
+from pathways.models.base import NotFittedError, PathwaysEstimator
 from pathways.models.sccs import SCCS, ConvSCCS, ConvSCCSCV, lag_design, sccs_estimand
 from pathways.models.sccs.convsccs import _normalise
 from pathways.models.sccs.solver import batched_loss, penalty_prox, tv1d
@@ -150,10 +151,10 @@ def test_penalised_fit_recovers_risky_curves_and_keeps_nulls_near_zero(simulated
     data, truth = simulated
     model = ConvSCCS(n_lags=9, C_tv=300.0, C_group_l1=1000.0).fit(data)
     assert isinstance(model, PathwaysEstimator) and model.input_kind == "sccs"
-    assert model.coeffs_.shape == (3, 10)
-    rmse = np.sqrt(np.mean((model.coeffs_ - truth) ** 2, axis=1))
+    assert model.lag_curves().shape == (3, 10)
+    rmse = np.sqrt(np.mean((model.lag_curves() - truth) ** 2, axis=1))
     assert rmse[0] < 0.25 and rmse[2] < 0.25, rmse
-    assert np.abs(model.coeffs_[1]).max() < 0.1
+    assert np.abs(model.lag_curves()[1]).max() < 0.1
     ri = model.relative_incidence()
     assert list(ri.columns[:6]) == ["feature", "kind", "lag", "lag_time", "log_ri", "ri"] and len(ri) == 30
     factors = model.to_factors()
@@ -166,7 +167,7 @@ def test_tick_format_and_sccsdata_give_the_same_fit(simulated):
     sub = data.subset(np.arange(300))
     a = ConvSCCS(n_lags=9, C_tv=100.0, C_group_l1=500.0).fit(sub)
     features, labels, censoring = sub.to_tick()
-    b = ConvSCCS(n_lags=[9, 9, 9], C_tv=100.0, C_group_l1=500.0).fit(features, labels, censoring)
+    b = ConvSCCS(n_lags=[9, 9, 9], C_tv=100.0, C_group_l1=500.0).fit(features, labels=labels, censoring=censoring)
     np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-10)
 
 
@@ -187,7 +188,7 @@ def test_cross_validation_prefers_an_informative_penalty(simulated):
     assert len(res) == 4 and set(res.columns) >= {"C_tv", "C_group_l1", "mean_test_score", "std_test_score"}
     # the strongest penalties flatten every curve to zero; CV must not pick them here
     assert model.best_params_ == {"C_tv": 300.0, "C_group_l1": 1000.0}
-    assert np.sqrt(np.mean((model.coeffs_ - truth) ** 2)) < 0.2
+    assert np.sqrt(np.mean((model.lag_curves() - truth) ** 2)) < 0.2
     cv = ConvSCCSCV(n_lags=9, C_tv_grid=[300.0], C_group_l1_grid=[1000.0], n_folds=2).fit(data)
     assert cv.best_params_ == {"C_tv": 300.0, "C_group_l1": 1000.0}
 
@@ -228,6 +229,23 @@ def test_state_round_trip(simulated):
     np.testing.assert_array_equal(restored.coef_, model.coef_)
     assert restored.score(data) == pytest.approx(model.score(data))
 
+
+
+@pytest.mark.parametrize("make", [lambda: ConvSCCS(n_lags=[3, 3, 2], C_tv=50.0),
+                                  lambda: SCCS(risk_windows=[[0, 1], [2, 3]])])
+def test_model_protocol_scores_per_case_per_outcome_and_in_total(small, make):
+    model = make()
+    with pytest.raises(NotFittedError):
+        model.score_samples(small)
+    model.fit(small, validation=small.subset(np.arange(5)))  # full-batch: validation is ignored
+    np.testing.assert_array_equal(model.coef_, make().fit(small).coef_)
+    per_case = model.score_samples(small)
+    assert per_case.dtype == np.float64 and per_case.shape == (small.n_cases,)
+    assert model.log_likelihood(small) == pytest.approx(per_case.sum())
+    assert model.score(small) == pytest.approx(per_case.sum() / small.outcomes_per_case().sum())
+    pd.testing.assert_frame_equal(model.to_factors(small), model.to_factors())
+    if isinstance(model, ConvSCCS):
+        np.testing.assert_allclose(per_case, naive_loglik(small, model.n_lags_, model.coef_), atol=1e-10)
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"C_tv": -1.0}, "C_tv must be None or a positive"),
@@ -306,9 +324,9 @@ def test_age_features_are_unlagged_and_unpenalised():
                     feature_names=["drug_0", "drug_1", "late"], feature_kind=["exposure", "exposure", "age"])
     model = ConvSCCS(n_lags=4, C_tv=100.0, C_group_l1=1e4).fit(data)
     assert list(model.n_lags_) == [4, 4, 0] and list(model.penalized_) == [True, True, False]
-    assert model.coeffs_[2, 0] == pytest.approx(np.log(2), abs=0.12)
-    assert np.isnan(model.coeffs_[2, 1:]).all()
-    assert np.sqrt(np.mean((model.coeffs_[0] - truth[0]) ** 2)) < 0.2
+    assert model.lag_curves()[2, 0] == pytest.approx(np.log(2), abs=0.12)
+    assert np.isnan(model.lag_curves()[2, 1:]).all()
+    assert np.sqrt(np.mean((model.lag_curves()[0] - truth[0]) ** 2)) < 0.2
 
 
 @pytest.mark.slow

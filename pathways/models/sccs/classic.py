@@ -8,7 +8,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,8 +19,8 @@ from scipy import stats
 from pathways.data.tables import factors_frame
 from pathways.encode.sccs import SCCSData
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
-from pathways.models.base import PathwaysEstimator
-from pathways.models.sccs.design import LagDesign, as_sccs_data, fitted_data, lag_design
+from pathways.models.sccs.base import SCCSEstimator
+from pathways.models.sccs.design import LagDesign, as_sccs_data, lag_design
 from pathways.utils import ragged_arange
 
 __all__ = ["EXPOSURE_CODINGS", "SCCS", "sccs_estimand"]
@@ -29,7 +29,7 @@ __all__ = ["EXPOSURE_CODINGS", "SCCS", "sccs_estimand"]
 EXPOSURE_CODINGS = ("exposed", "starts")
 
 
-class SCCS(PathwaysEstimator):
+class SCCS(SCCSEstimator):
     """Classic SCCS: one relative incidence per user-defined risk window, conditional Poisson likelihood.
 
     Parameters
@@ -69,8 +69,6 @@ class SCCS(PathwaysEstimator):
     :func:`sccs_estimand` gives the value the estimates converge to under a known outcome intensity.
     """
 
-    input_kind: ClassVar[str] = "sccs"
-
     def __init__(self, risk_windows: Sequence[Sequence[int]] | Mapping[str, Sequence[Sequence[int]]] = ((0, 0),),
                  exposure_coding: str = "exposed", ci_level: float = 0.95, tol: float = 1e-8, max_iter: int = 100):
         self.risk_windows = risk_windows
@@ -79,14 +77,15 @@ class SCCS(PathwaysEstimator):
         self.tol = tol
         self.max_iter = max_iter
 
-    def fit(self, X: Any, labels: Sequence[Any] | None = None, censoring: Any | None = None,
-            **encode_kwargs: Any) -> SCCS:
-        """Fit by Newton's method on SCCSData, tick's format or an EventLog (+ encoder arguments)."""
+    def fit(self, data: Any, validation: Any | None = None, *, labels: Sequence[Any] | None = None,
+            censoring: Any | None = None, **encode_kwargs: Any) -> SCCS:
+        """Fit by Newton's method on SCCSData, tick's features (with ``labels=``, ``censoring=``) or an EventLog
+        (+ encoder arguments). ``validation`` is ignored: the fit is full-batch and unpenalised."""
         if not 0.0 < float(self.ci_level) < 1.0:
             raise PathwaysInputError(f"ci_level must lie in (0, 1), got {self.ci_level!r}")
-        data = as_sccs_data(X, labels, censoring, **encode_kwargs)
+        data = as_sccs_data(data, labels, censoring, **encode_kwargs)
         if not np.any(data.outcomes_per_case() > 0):
-            raise PathwaysInputError("X has no case with an outcome: nothing to fit")
+            raise PathwaysInputError("data has no case with an outcome: nothing to fit")
         self._structure(data)
         X_s, design = self._design(data)
         y_col = np.asarray(X_s.multiply(design.y_row.cpu().numpy()[:, None]).sum(0)).reshape(-1)
@@ -109,22 +108,23 @@ class SCCS(PathwaysEstimator):
             "p": 2 * stats.norm.sf(np.abs(theta / se)), "n_outcomes": y_col})
         return self
 
-    def score(self, X: Any, labels: Sequence[Any] | None = None, censoring: Any | None = None,
-              **encode_kwargs: Any) -> float:
-        """Mean conditional log-likelihood per case-outcome (windows without estimate count as reference)."""
-        data = fitted_data(self, X, labels, censoring, **encode_kwargs)
-        X_s, design = self._design(data)
-        ll = _case_loglik(X_s @ np.nan_to_num(self.coef_), design)[0]
-        return float(ll.sum() / design.n_outcomes.sum().item())
+    def to_factors(self, data: Any | None = None) -> pd.DataFrame:
+        """Risk-window estimates as a factors table (``lag_days`` = window start in the data's time unit).
 
-    def to_factors(self) -> pd.DataFrame:
-        """Risk-window estimates as a factors table (``lag_days`` = window start in the data's time unit)."""
+        ``data`` is ignored: the estimates do not depend on it.
+        """
+        self.check_fitted()
         r = self.results_[self.results_["kind"] == "exposure"]
         return factors_frame(r["feature"], [self.outcome_name_] * len(r), r["ri"], method="sccs",
                              lag_days=r["window_start"] * self.bucket_size_, ci_low=r["ci_low"],
                              ci_high=r["ci_high"], lag_end_days=(r["window_end"] + 1) * self.bucket_size_, p=r["p"])
 
     # -- internals ------------------------------------------------------------------------------------------------
+    def _case_scores(self, data: SCCSData) -> np.ndarray:
+        """Per-case conditional log-likelihood (windows without estimate count as reference)."""
+        X_s, design = self._design(data)
+        return _case_loglik(X_s @ np.nan_to_num(self.coef_), design)[0]
+
     def _windows_for(self, name: str) -> list[tuple[int, int]]:
         spec = self.risk_windows
         if isinstance(spec, Mapping):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,9 +26,8 @@ from pathways.data.tables import factors_frame
 from pathways.device import resolve_device
 from pathways.encode.sccs import SCCSData
 from pathways.errors import PathwaysInputError
-from pathways.models.base import PathwaysEstimator
-from pathways.models.sccs.design import (LagDesign, as_sccs_data, fitted_data, lag_design, resolve_lags,
-                                         resolve_penalized)
+from pathways.models.sccs.base import SCCSEstimator
+from pathways.models.sccs.design import LagDesign, as_sccs_data, lag_design, resolve_lags, resolve_penalized
 from pathways.models.sccs.solver import (batched_loss, curvature, fista, penalty_prox, penalty_value, project,
                                          support_projection)
 from pathways.utils import ragged_arange, rng as make_rng
@@ -54,7 +53,7 @@ def _normalise(counts: torch.Tensor, n_outcomes: torch.Tensor) -> torch.Tensor:
     return w / total
 
 
-class ConvSCCS(PathwaysEstimator):
+class ConvSCCS(SCCSEstimator):
     """Convolutional SCCS: lagged relative-incidence curves penalised by total variation and group lasso.
 
     Parameters
@@ -93,8 +92,6 @@ class ConvSCCS(PathwaysEstimator):
     ----------
     coef_ : ndarray (n_coeffs,)
         All coefficients, feature after feature (``offsets_`` marks the blocks).
-    coeffs_ : ndarray (n_features, max_lags + 1)
-        Log relative incidence per feature and lag, NaN beyond a feature's lags.
     refit_coef_, ci_low_, ci_high_ : ndarray (n_coeffs,)
         Present after a bootstrap (log scale).
     cv_results_ : DataFrame
@@ -106,8 +103,6 @@ class ConvSCCS(PathwaysEstimator):
     ``sum_i sum_t y_it log P_i(t) / sum_i sum_t y_it`` with ``P_i`` the multinomial law of case ``i``'s outcome over
     its observed buckets (higher is better; ``-log(n_buckets)`` for a model without effects and full windows).
     """
-
-    input_kind: ClassVar[str] = "sccs"
 
     def __init__(self, n_lags: int | Sequence[int] = 49, C_tv: float | None = None,
                  C_group_l1: float | None = None, penalized_features: Sequence[int] | None = None,
@@ -129,11 +124,14 @@ class ConvSCCS(PathwaysEstimator):
         self.dtype = dtype
 
     # -- public API -----------------------------------------------------------------------------------------------
-    def fit(self, X: Any, labels: Sequence[Any] | None = None, censoring: Any | None = None,
-            **encode_kwargs: Any) -> ConvSCCS:
-        """Fit on SCCSData, tick's ``(features, labels, censoring)`` or an EventLog (+ ``exposures``, ``outcome``,
-        ``bucket_size`` and other :func:`~pathways.encode.sccs.sccs_data` arguments)."""
-        data = as_sccs_data(X, labels, censoring, **encode_kwargs)
+    def fit(self, data: Any, validation: Any | None = None, *, labels: Sequence[Any] | None = None,
+            censoring: Any | None = None, **encode_kwargs: Any) -> ConvSCCS:
+        """Fit on SCCSData, tick's features (with ``labels=``, ``censoring=``) or an EventLog (+ ``exposures``,
+        ``outcome``, ``bucket_size`` and other :func:`~pathways.encode.sccs.sccs_data` arguments).
+
+        ``validation`` is ignored: the fit is full-batch, penalties are chosen by :meth:`fit_kfold_cv`.
+        """
+        data = as_sccs_data(data, labels, censoring, **encode_kwargs)
         design = self._prepare(data)
         self.C_tv_ = _check_penalty("C_tv", self.C_tv)
         self.C_group_l1_ = _check_penalty("C_group_l1", self.C_group_l1)
@@ -144,7 +142,7 @@ class ConvSCCS(PathwaysEstimator):
         self._maybe_bootstrap(design)
         return self
 
-    def fit_kfold_cv(self, X: Any, labels: Sequence[Any] | None = None, censoring: Any | None = None, *,
+    def fit_kfold_cv(self, data: Any, *, labels: Sequence[Any] | None = None, censoring: Any | None = None,
                      C_tv_grid: Sequence[float | None] | None = None,
                      C_group_l1_grid: Sequence[float | None] | None = None, n_folds: int = 3,
                      **encode_kwargs: Any) -> ConvSCCS:
@@ -158,7 +156,7 @@ class ConvSCCS(PathwaysEstimator):
 
         Defaults: ``C_tv_grid = logspace(1, 4, 7)``, ``C_group_l1_grid = logspace(2, 5, 7)`` (tick's example ranges).
         """
-        data = as_sccs_data(X, labels, censoring, **encode_kwargs)
+        data = as_sccs_data(data, labels, censoring, **encode_kwargs)
         design = self._prepare(data)
         tv_grid = sorted(_grid(C_tv_grid, np.logspace(1, 4, 7), "C_tv_grid"), key=_strength_order)
         gl_grid = sorted(_grid(C_group_l1_grid, np.logspace(2, 5, 7), "C_group_l1_grid"), key=_strength_order)
@@ -189,18 +187,14 @@ class ConvSCCS(PathwaysEstimator):
         self._maybe_bootstrap(design)
         return self
 
-    def score(self, X: Any, labels: Sequence[Any] | None = None, censoring: Any | None = None,
-              **encode_kwargs: Any) -> float:
-        """Mean conditional log-likelihood per case-outcome of the fitted coefficients (higher is better)."""
-        data = fitted_data(self, X, labels, censoring, **encode_kwargs)
-        design = lag_design(data, self.n_lags_, resolve_device(self.device), self._dtype())
-        beta = torch.as_tensor(self.coef_, dtype=self._dtype(), device=design.X.device)[:, None]
-        ll = batched_loss(design, beta, torch.zeros(data.n_cases, 1, dtype=beta.dtype, device=beta.device),
-                          grad=False)[2]
-        total = float(design.n_outcomes.sum())
-        if total <= 0:
-            raise PathwaysInputError("X has no outcome: the conditional likelihood is undefined")
-        return float(ll.sum()) / total
+    def lag_curves(self) -> np.ndarray:
+        """``coef_`` as curves: log relative incidence per feature and lag, shape (n_features, max_lags + 1), NaN
+        beyond a feature's lags."""
+        self.check_fitted()
+        curves = np.full((self.n_lags_.size, int(self.n_lags_.max()) + 1), np.nan)
+        feat = np.repeat(np.arange(self.n_lags_.size), self.n_lags_ + 1)
+        curves[feat, ragged_arange(self.n_lags_ + 1)] = self.coef_
+        return curves
 
     def relative_incidence(self) -> pd.DataFrame:
         """Long table of the fitted curves: one row per (feature, lag).
@@ -220,10 +214,11 @@ class ConvSCCS(PathwaysEstimator):
             frame["ci_high"] = np.exp(self.ci_high_)
         return frame
 
-    def to_factors(self) -> pd.DataFrame:
+    def to_factors(self, data: Any | None = None) -> pd.DataFrame:
         """The fitted curves as a factors table (source = exposure, target = outcome, effect = relative incidence).
 
-        ``lag_days`` is the lag in the data's time unit (days when the log was built from dates).
+        ``lag_days`` is the lag in the data's time unit (days when the log was built from dates). ``data`` is
+        ignored: the curves do not depend on it.
         """
         ri = self.relative_incidence()
         ri = ri[ri["kind"] == "exposure"]
@@ -233,6 +228,14 @@ class ConvSCCS(PathwaysEstimator):
                              ci_high=ri["ci_high"] if has_ci else None, lag=ri["lag"])
 
     # -- internals ------------------------------------------------------------------------------------------------
+    def _case_scores(self, data: SCCSData) -> np.ndarray:
+        """Per-case conditional log-likelihood of the fitted coefficients."""
+        design = lag_design(data, self.n_lags_, resolve_device(self.device), self._dtype())
+        beta = torch.as_tensor(self.coef_, dtype=self._dtype(), device=design.X.device)[:, None]
+        ll = batched_loss(design, beta, torch.zeros(data.n_cases, 1, dtype=beta.dtype, device=beta.device),
+                          grad=False)[2]
+        return ll[:, 0].detach().cpu().numpy().astype(np.float64)
+
     def _dtype(self) -> torch.dtype:
         if self.dtype not in ("float64", "float32"):
             raise PathwaysInputError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
@@ -256,7 +259,7 @@ class ConvSCCS(PathwaysEstimator):
         self.bucket_size_ = float(data.bucket_size)
         self.outcome_name_ = data.outcome_name if data.outcome_name is not None else "outcome"
         if self.n_cases_ == 0:
-            raise PathwaysInputError("X has no case with an outcome: nothing to fit")
+            raise PathwaysInputError("data has no case with an outcome: nothing to fit")
         return lag_design(data, self.n_lags_, resolve_device(self.device), self._dtype())
 
     def _solve(self, design: LagDesign, weights: torch.Tensor, beta0: torch.Tensor | None, C_tv: float | None,
@@ -288,13 +291,7 @@ class ConvSCCS(PathwaysEstimator):
         return beta
 
     def _store(self, beta: torch.Tensor) -> None:
-        coef = beta.detach().cpu().numpy().astype(np.float64)
-        self.coef_ = coef
-        width = int(self.n_lags_.max()) + 1
-        curves = np.full((self.n_lags_.size, width), np.nan)
-        feat = np.repeat(np.arange(self.n_lags_.size), self.n_lags_ + 1)
-        curves[feat, ragged_arange(self.n_lags_ + 1)] = coef
-        self.coeffs_ = curves
+        self.coef_ = beta.detach().cpu().numpy().astype(np.float64)
 
     def _folds(self, data: SCCSData, n_folds: int) -> np.ndarray:
         if int(n_folds) < 2:
@@ -368,9 +365,10 @@ class ConvSCCSCV(ConvSCCS):
         self.C_group_l1_grid = C_group_l1_grid
         self.n_folds = n_folds
 
-    def fit(self, X: Any, labels: Sequence[Any] | None = None, censoring: Any | None = None,
-            **encode_kwargs: Any) -> ConvSCCSCV:
-        """Cross-validate the penalties on the grids, then refit on all cases."""
-        return self.fit_kfold_cv(X, labels, censoring, C_tv_grid=self.C_tv_grid,
+    def fit(self, data: Any, validation: Any | None = None, *, labels: Sequence[Any] | None = None,
+            censoring: Any | None = None, **encode_kwargs: Any) -> ConvSCCSCV:
+        """Cross-validate the penalties on the grids, then refit on all cases (``validation`` is ignored: the
+        folds are drawn from ``data``)."""
+        return self.fit_kfold_cv(data, labels=labels, censoring=censoring, C_tv_grid=self.C_tv_grid,
                                  C_group_l1_grid=self.C_group_l1_grid, n_folds=self.n_folds, **encode_kwargs)
 

@@ -17,13 +17,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from pathways.cohort import Cohort
 from pathways.data.eventlog import EventLog
 from pathways.encode.sccs import SCCSData, sccs_data
 from pathways.errors import PathwaysInputError
-from pathways.models.base import PathwaysEstimator
 from pathways.utils import ragged_arange
 
-__all__ = ["LagDesign", "as_sccs_data", "fitted_data", "lag_design", "resolve_lags", "resolve_penalized"]
+__all__ = ["LagDesign", "as_sccs_data", "lag_design", "resolve_lags", "resolve_penalized"]
 
 
 @dataclass
@@ -98,29 +98,30 @@ def lag_design(data: SCCSData, n_lags: np.ndarray, device: torch.device | str = 
                      offsets=offsets, n_cases=data.n_cases)
 
 
-def as_sccs_data(X: Any, labels: Sequence[Any] | None = None, censoring: Any | None = None,
+def as_sccs_data(data: Any, labels: Sequence[Any] | None = None, censoring: Any | None = None,
                  **encode_kwargs: Any) -> SCCSData:
-    """Coerce pathways' :class:`SCCSData`, tick's lists or an EventLog (with encoder arguments) into SCCSData."""
-    if isinstance(X, SCCSData):
+    """Coerce pathways' :class:`SCCSData`, tick's lists or an EventLog / Cohort (with encoder arguments) into
+    SCCSData."""
+    if isinstance(data, SCCSData):
         if labels is not None or censoring is not None or encode_kwargs:
             raise PathwaysInputError("labels/censoring/encoder arguments must not be given with SCCSData")
-        return X
-    if isinstance(X, EventLog) or hasattr(X, "to_eventlog"):  # an EventLog or a pathways.cohort.Cohort
+        return data
+    if isinstance(data, (EventLog, Cohort)):
         if labels is not None or censoring is not None:
             raise PathwaysInputError("labels/censoring must not be given with an EventLog: pass exposures=, "
                                      "outcome=, bucket_size= to encode it")
         missing = [k for k in ("exposures", "outcome", "bucket_size") if k not in encode_kwargs]
         if missing:
             raise PathwaysInputError(f"fitting on an EventLog needs encoder arguments {missing}")
-        return sccs_data(X, **encode_kwargs)
-    if isinstance(X, (list, tuple)):
+        return sccs_data(data, **encode_kwargs)
+    if isinstance(data, (list, tuple)):
         if labels is None:
             raise PathwaysInputError("labels: required with tick-format features (a list of per-case arrays)")
         if encode_kwargs:
             raise PathwaysInputError(f"unexpected arguments with tick-format input: {sorted(encode_kwargs)}")
-        return SCCSData.from_tick(X, labels, censoring)
-    raise PathwaysInputError(f"X: expected SCCSData, an EventLog or tick's list of feature matrices, got "
-                             f"{type(X).__name__}")
+        return SCCSData.from_tick(data, labels, censoring)
+    raise PathwaysInputError(f"data: expected SCCSData, an EventLog or tick's list of feature matrices, got "
+                             f"{type(data).__name__}")
 
 
 def resolve_lags(n_lags: Any, data: SCCSData) -> np.ndarray:
@@ -154,15 +155,4 @@ def resolve_penalized(penalized: Any, data: SCCSData) -> np.ndarray:
                                  f"e.g. {idx[bad[0]]}")
     mask[idx] = True
     return mask
-
-
-def fitted_data(model: PathwaysEstimator, X: Any, labels: Sequence[Any] | None, censoring: Any | None,
-                 **encode_kwargs: Any) -> SCCSData:
-    """SCCS data to score with a fitted model, checked to carry the features it was fitted on."""
-    model.check_fitted()
-    data = as_sccs_data(X, labels, censoring, **encode_kwargs)
-    if data.n_features != model.feature_names_.size:
-        raise PathwaysInputError(f"X has {data.n_features} features, the model was fitted on "
-                                 f"{model.feature_names_.size}")
-    return data
 
