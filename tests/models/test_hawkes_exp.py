@@ -15,7 +15,8 @@ from pathways.encode.sequences import Sequences
 from pathways.errors import PathwaysInputError
 from pathways.models.base import NotFittedError, PathwaysEstimator
 from pathways.models.hawkes import HawkesExpKernel
-from pathways.models.hawkes.exp import _Layout, _Objective, _Tensors, build_design, least_squares_stats
+from pathways.models.hawkes.design import _Tensors, build_design, least_squares_stats
+from pathways.models.hawkes.solvers import _Layout, _Objective
 from pathways.synthetic.hawkes import simulate_hawkes
 
 ADJ3 = np.array([[0.3, 0.0, 0.0], [0.4, 0.2, 0.0], [0.0, 0.0, 0.1]])
@@ -287,13 +288,13 @@ def test_cuda_fit_matches_cpu(small_data: Sequences, fitted: HawkesExpKernel) ->
 
 def test_dense_and_sparse_em_paths_agree(small_data: Sequences, fitted: HawkesExpKernel,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import pathways.models.hawkes.exp as exp_module
+    import pathways.models.hawkes.design as design_module
 
     tensors = _Tensors(build_design(small_data), torch.device("cpu"))
     x, _ = tensors.values(torch.tensor([2.0], dtype=torch.float64))
-    assert exp_module._DenseBlocks.maybe(tensors, x) is not None  # few codes, long sequences: the dense path
-    assert exp_module._DenseBlocks.maybe(tensors, x[:10]) is None  # a sparse design stays sparse
-    monkeypatch.setattr(exp_module, "_DENSE_MAX", 0)  # force the entry-wise path
+    assert design_module._DenseBlocks.maybe(tensors, x) is not None  # few codes, long sequences: the dense path
+    assert design_module._DenseBlocks.maybe(tensors, x[:10]) is None  # a sparse design stays sparse
+    monkeypatch.setattr(design_module, "_DENSE_MAX", 0)  # force the entry-wise path
     sparse = HawkesExpKernel(decay=2.0).fit(small_data)
     np.testing.assert_allclose(sparse.adjacency_, fitted.adjacency_, rtol=1e-9, atol=1e-12)
     assert sparse.n_iter_ == fitted.n_iter_
@@ -304,7 +305,7 @@ def test_dense_pair_construction_equals_the_general_one(seed):
     """_dense_pairs (cumulative counts) and _sparse_pairs (binary searches) give identical arrays and order,
     with tied times, several sequences, an empty sequence and codes absent from some sequences."""
     from pathways.encode import Sequences
-    from pathways.models.hawkes import exp as hx
+    from pathways.models.hawkes import design as hx
     from pathways.utils import segment_ids
 
     gen = np.random.default_rng(seed)

@@ -9,7 +9,8 @@ from hawkes_reference import naive_terms, random_sequences
 from pathways.encode.sequences import Sequences
 from pathways.errors import PathwaysInputError
 from pathways.models.hawkes import HawkesExpKernel, HawkesSumExpKernel
-from pathways.models.hawkes.exp import _Layout, _Objective, _Tensors, build_design, least_squares_stats
+from pathways.models.hawkes.design import _Tensors, build_design, least_squares_stats
+from pathways.models.hawkes.solvers import _Layout, _Objective
 from pathways.synthetic.hawkes import simulate_hawkes
 
 DECAYS = np.array([0.5, 4.0])

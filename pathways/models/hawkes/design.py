@@ -1,0 +1,343 @@
+"""Design of the exponential-kernel Hawkes likelihood: β-independent index structure, β-dependent values, and
+the least-squares sufficient statistics.
+
+How the likelihood is computed without a Python loop per event and in memory linear in events
+------------------------------------------------------------------------------------------------
+Sort the events of each sequence by code: each (sequence, code) pair is a *stream*. Along a stream, the decayed
+count S_l = Σ_{l' ≤ l} e^{-β(t_l - t_l')} obeys the linear recurrence S_l = e^{-β(t_l - t_{l-1})} S_{l-1} + 1, solved
+for all streams at once by a log-depth parallel scan (products of decays never overflow). The design feature of event
+k for source code j, g_j(t_k) = β Σ_{t_l < t_k, c_l = j} e^{-β(t_k - t_l)}, is then β e^{-β(t_k - t_l*)} S_{l*} with l*
+the last event of stream (seq(k), j) strictly before t_k, found by one integer ``searchsorted`` (or, when nearly
+every event sees every code, read off one cumulative count of the one-hot marks). Only pairs (event, code present
+earlier in the same sequence) are stored: memory is Σ_p n_p d_p (n_p events and d_p distinct codes of patient p), at
+most N·D, and far less on patient data. The index structure does not depend on β, so learning the
+decays reuses it and differentiates through the scan with torch autograd.
+
+Dense designs (long realizations over few codes, every event sees every code) are kept as one dense block per target
+code (:class:`_DenseBlocks`): the least-squares statistics and the EM maps are then matrix products per code (BLAS),
+no scatters.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pathways.encode.sequences import Sequences
+from pathways.utils import offsets_from_sorted, segment_ids
+
+_DENSE_MAX = 30_000_000  # largest dense design (values) the EM keeps as per-code blocks
+
+
+def linear_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Solve h_l = a_l h_{l-1} + b_l (h_{-1} = 0) along dim 0 by Hillis-Steele doubling (log2(n) vector steps).
+
+    Setting a_l = 0 restarts the recurrence, so one call scans many segments. Differentiable (no in-place ops).
+    """
+    n, off = a.shape[0], 1
+    while off < n:
+        b = torch.cat([b[:off], b[off:] + a[off:] * b[:-off]])
+        a = torch.cat([a[:off], a[off:] * a[:-off]])
+        off *= 2
+    return b
+
+
+@dataclass
+class _Design:
+    """Sparse design of the exponential recurrences for one Sequences object (see module docstring)."""
+
+    n_events: int
+    n_codes: int
+    code: np.ndarray        # (N,) mark of each event
+    seq: np.ndarray         # (N,) sequence of each event
+    time: np.ndarray        # (N,) event times
+    since_start: np.ndarray  # (N,) t_k - start_p
+    to_end: np.ndarray      # (N,) end_p - t_k
+    duration: np.ndarray    # (P,) window lengths
+    stream_gap: np.ndarray  # (N,) gap to previous event of the same stream (stream-sorted order), inf at starts
+    row: np.ndarray         # (M,) event of each entry
+    col: np.ndarray         # (M,) source code of each entry
+    lag: np.ndarray         # (M,) t_k - t_{l*}
+    last: np.ndarray        # (M,) stream-sorted position of l*
+    count: np.ndarray       # (M,) number of source events strictly before t_k
+
+    @property
+    def n_entries(self) -> int:
+        return int(self.row.size)
+
+
+def build_design(seqs: Sequences, max_pairs: int = 1 << 22) -> _Design:
+    """Index structure of the design features of ``seqs`` (vectorised; chunks bound temporary memory)."""
+    n, d = seqs.n_events, seqs.n_codes
+    t, c = seqs.times, seqs.marks
+    seq = segment_ids(seqs.offsets)
+    # first event of each tie group (same sequence, same time): its history is strictly earlier events
+    new = np.ones(n, dtype=bool)
+    new[1:] = (seq[1:] != seq[:-1]) | (t[1:] != t[:-1])
+    group_first = np.maximum.accumulate(np.where(new, np.arange(n), 0))
+    # streams = (sequence, code) runs in stream-sorted order, keeping time order inside
+    order = np.lexsort((np.arange(n), c, seq))
+    s_seq, s_code, s_time = seq[order], c[order], t[order]
+    s_new = np.ones(n, dtype=bool)
+    s_new[1:] = (s_seq[1:] != s_seq[:-1]) | (s_code[1:] != s_code[:-1])
+    stream_start = np.flatnonzero(s_new)
+    gap = np.empty(n)
+    gap[0:1] = np.inf
+    gap[1:] = np.where(s_new[1:], np.inf, np.diff(s_time))
+    seq_streams = offsets_from_sorted(s_seq[stream_start], len(seqs))
+    reps = np.diff(seq_streams)[seq]
+    if 0 < n * d <= _DENSE_MAX and reps.sum() >= 0.5 * n * d:
+        row, col, last, count = _dense_pairs(seqs, seq, group_first, s_code, stream_start, seq_streams)
+    else:
+        row, col, last, count = _sparse_pairs(seq, group_first, order, s_code, stream_start, seq_streams, reps,
+                                              max_pairs)
+    return _Design(n, d, c, seq, t, t - seqs.start[seq], seqs.end[seq] - t, seqs.end - seqs.start, gap, row, col,
+                   t[row] - s_time[last], last, count)
+
+
+def _sparse_pairs(seq: np.ndarray, group_first: np.ndarray, order: np.ndarray, s_code: np.ndarray,
+                  stream_start: np.ndarray, seq_streams: np.ndarray, reps: np.ndarray, max_pairs: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(row, col, last, count) of the stored pairs, by one ``searchsorted`` per (event, stream of its sequence)."""
+    n = seq.size
+    stream_of = np.repeat(np.arange(stream_start.size), np.diff(np.append(stream_start, n)))
+    keys = stream_of * (n + 1) + order  # increasing: by stream, then by position in the flat order
+    rows, cols, lasts, counts = [], [], [], []
+    for lo, hi in _chunks(reps, max_pairs):  # loop over chunks of ~max_pairs pairs, not over events
+        rk = np.repeat(np.arange(lo, hi), reps[lo:hi])
+        first = np.repeat(np.cumsum(reps[lo:hi]) - reps[lo:hi], reps[lo:hi])
+        st = seq_streams[seq[rk]] + np.arange(rk.size) - first
+        pos = np.searchsorted(keys, st * (n + 1) + group_first[rk], side="left")
+        cnt = pos - stream_start[st]
+        keep = cnt > 0
+        rows.append(rk[keep]), cols.append(s_code[stream_start[st[keep]]])
+        lasts.append(pos[keep] - 1), counts.append(cnt[keep])
+    # astype(copy=False): the parts already have these dtypes, a copy of ~N·D entries is pure waste
+    cat = lambda parts, dt: (np.concatenate(parts) if len(parts) > 1 else parts[0]).astype(dt, copy=False) \
+        if parts else np.zeros(0, dt)  # noqa: E731
+    return cat(rows, np.int64), cat(cols, np.int64), cat(lasts, np.int64), cat(counts, np.float64)
+
+
+def _dense_pairs(seqs: Sequences, seq: np.ndarray, group_first: np.ndarray, s_code: np.ndarray,
+                 stream_start: np.ndarray, seq_streams: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Same pairs as :func:`_sparse_pairs` when nearly every event sees every code (long realizations, few codes).
+
+    Counts of earlier events per code come from one cumulative sum of the one-hot marks (N x D, bounded by
+    ``_DENSE_MAX``) instead of N·D binary searches: several times faster, identical output and order.
+    """
+    n, d = seqs.n_events, seqs.n_codes
+    cum = np.zeros((n + 1, d), dtype=np.int32 if n < 2 ** 31 - 1 else np.int64)
+    cum[np.arange(1, n + 1), seqs.marks] = 1
+    np.cumsum(cum, axis=0, out=cum)  # cum[k, j] = events of code j among the first k flat events
+    before = cum[group_first]
+    before -= cum[seqs.offsets[:-1][seq]]  # restart at each sequence
+    del cum
+    flat = np.flatnonzero(before)  # by event, then by code: the order of the sparse path
+    row = flat // d
+    col = flat - row * d
+    # l* = first stream-sorted position of stream (sequence, code) + count - 1, assembled in place on an N x D array
+    first_pos = np.zeros((len(seqs), d), dtype=np.int64)
+    stream_seq = np.repeat(np.arange(len(seqs)), np.diff(seq_streams))
+    first_pos[stream_seq, s_code[stream_start]] = stream_start - 1
+    last_all = first_pos[seq]
+    last_all += before
+    last = last_all.reshape(-1)[flat]
+    del last_all
+    count = before.reshape(-1)[flat].astype(np.float64)
+    return row, col, last, count
+
+
+def _chunks(reps: np.ndarray, max_pairs: int) -> list[tuple[int, int]]:
+    """Split event positions into ranges whose repeat counts sum to about ``max_pairs``."""
+    if reps.size == 0:
+        return []
+    cum = np.cumsum(reps)
+    cuts = np.searchsorted(cum, np.arange(max_pairs, int(cum[-1]), max_pairs), side="right")
+    bounds = np.unique(np.concatenate([[0], cuts, [reps.size]]))
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+
+
+class _Tensors:
+    """Design arrays moved to a torch device once, plus β-dependent values (cached for fixed decays)."""
+
+    def __init__(self, design: _Design, device: torch.device):
+        as_t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
+        self.design, self.device = design, device
+        self.code, self.seq, self.row, self.col = (as_t(design.code), as_t(design.seq), as_t(design.row),
+                                                   as_t(design.col))
+        self.flat = as_t(design.code[design.row] * design.n_codes + design.col)  # (target, source) of each entry
+        self.lag, self.last, self.count = as_t(design.lag), as_t(design.last), as_t(design.count)
+        self.gap, self.to_end = as_t(design.stream_gap), as_t(design.to_end)
+        self.duration, self.since_start = as_t(design.duration), as_t(design.since_start)
+        self._cache: tuple[tuple[float, ...], torch.Tensor, torch.Tensor] | None = None
+        self.blocks: tuple[torch.Tensor, _DenseBlocks] | None = None  # dense per-code blocks of cached X
+
+    def values(self, decays: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Design values X (M, K) and per-source integrals G (D, K) = Σ_l (1 - e^{-β (end - t_l)})."""
+        key = tuple(decays.detach().cpu().tolist())
+        if not decays.requires_grad and self._cache is not None and self._cache[0] == key:
+            return self._cache[1], self._cache[2]
+        decay_factor = torch.exp(-self.gap[:, None] * decays[None, :])  # 0 at stream starts (gap = inf)
+        s = linear_scan(decay_factor, torch.ones_like(decay_factor))
+        if decays.requires_grad:
+            x = decays[None, :] * torch.exp(-self.lag[:, None] * decays[None, :]) * s[self.last]
+        else:  # same values, in place: two (M, K) allocations instead of six on the N·D entries
+            x = self.lag[:, None] * -decays[None, :]
+            x.exp_().mul_(decays[None, :]).mul_(torch.index_select(s, 0, self.last))
+        tail = -torch.expm1(-self.to_end[:, None] * decays[None, :])
+        g = torch.zeros(self.design.n_codes, decays.numel(), dtype=x.dtype, device=self.device)
+        g = g.index_add(0, self.code, tail)
+        if not decays.requires_grad:
+            self._cache = (key, x, g)
+        return x, g
+
+
+
+class _DenseBlocks:
+    """The design as one dense block per target code (its events x D·K sources): BLAS products, no gathers.
+
+    Used when the design is dense anyway (long realizations over few codes, where every event sees every code), as
+    long as the N x D·K block fits in ``_DENSE_MAX`` values; patient data keep the sparse entries.
+    """
+
+    def __init__(self, t: _Tensors, x: torch.Tensor):
+        d, k, n = t.design.n_codes, x.shape[1], t.design.n_events
+        order = torch.argsort(t.code, stable=True)
+        position = torch.empty_like(order)
+        position[order] = torch.arange(n, device=order.device)
+        dense = torch.zeros(n, d * k, dtype=x.dtype, device=x.device)
+        cols = (t.col * k)[:, None] + torch.arange(k, device=x.device)[None, :]
+        dense[position[t.row][:, None].expand(-1, k), cols] = x  # rows sorted by target code
+        counts = torch.bincount(t.code, minlength=d).tolist()
+        self.rows, self.blocks, self.k = torch.split(order, counts), torch.split(dense, counts), k
+
+    @staticmethod
+    def maybe(t: _Tensors, x: torch.Tensor) -> "_DenseBlocks | None":
+        full = t.design.n_events * t.design.n_codes * x.shape[1]
+        if not (0 < full <= _DENSE_MAX and x.numel() >= 0.5 * full):
+            return None
+        if t.blocks is None or t.blocks[0] is not x:  # built once per design values (least squares, then EM)
+            t.blocks = (x, _DenseBlocks(t, x))
+        return t.blocks[1]
+
+    def excitation(self, a: torch.Tensor) -> torch.Tensor:
+        """Σ_{j,u} a^u_{c_k j} X_{k,(j,u)} for every event (N,); one matrix-vector product per target code."""
+        out = torch.zeros(sum(r.numel() for r in self.rows), dtype=a.dtype, device=a.device)
+        for i, (rows, block) in enumerate(zip(self.rows, self.blocks)):  # loop over codes, not events
+            if rows.numel():
+                out[rows] = block @ a[i].reshape(-1)
+        return out
+
+    def gram_parts(self, to_end: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Least-squares statistics from the blocks: the strictly-earlier part P of :func:`_gram` (D·K, D·K) and
+        the sums Σ_{k: c_k = i} X_k (D, D·K), one matrix product per target code."""
+        k = self.k
+        dk = self.blocks[0].shape[1] if self.blocks else 0
+        bsum = beta[:, None] + beta[None, :]  # (K, K)
+        p = torch.zeros(len(self.blocks) * k, dk, dtype=beta.dtype, device=beta.device)
+        s = torch.zeros(len(self.blocks), dk, dtype=beta.dtype, device=beta.device)
+        for i, (rows, block) in enumerate(zip(self.rows, self.blocks)):  # loop over codes, not events
+            if not rows.numel():
+                continue
+            # later event l (component u), earlier source (component v): β_u/(β_u+β_v)(1-e^{-(β_u+β_v)τ_l})
+            weight = (beta[:, None] / bsum)[None] * -torch.expm1(-bsum[None] * to_end[rows][:, None, None])
+            by_v = block.reshape(block.shape[0], -1, k)  # (n_i, D, K)
+            for v in range(k):  # K components (one or a few)
+                p[i * k:(i + 1) * k, v::k] = weight[:, :, v].T @ by_v[:, :, v]
+            s[i] = block.sum(0)
+        return p, s
+
+    def em_sums(self, mu: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Σ_k log λ_k, baseline responsibilities Σ_{k: c_k = i} μ_i / λ_k (D,) and excitation responsibilities
+        (D, D, K) for a baseline constant per code: two matrix-vector products per target code, in block order."""
+        log_sum = mu.new_zeros(())
+        mu_resp, resp = torch.zeros_like(mu), torch.zeros_like(a)
+        for i, (rows, block) in enumerate(zip(self.rows, self.blocks)):  # loop over codes, not events
+            if not rows.numel():
+                continue
+            lam = block @ a[i].reshape(-1) + mu[i]
+            log_sum = log_sum + torch.log(lam).sum()
+            w = torch.reciprocal(lam)
+            mu_resp[i] = mu[i] * w.sum()
+            resp[i] = a[i] * (block.T @ w).reshape(a.shape[1], self.k)
+        return log_sum, mu_resp, resp
+
+    def responsibilities(self, a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Σ_{k: c_k = i} a^u_ij X_{k,(j,u)} / λ_k as (D, D, K)."""
+        resp = torch.zeros_like(a)
+        for i, (rows, block) in enumerate(zip(self.rows, self.blocks)):
+            if rows.numel():
+                resp[i] = a[i] * (block.T @ w[rows]).reshape(a.shape[1], self.k)
+        return resp
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# least squares: shared quadratic statistics + FISTA
+# ------------------------------------------------------------------------------------------------------------------
+def least_squares_stats(tensors: _Tensors, decays: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Q ((1+DK)², shared by all targets) and B (D, 1+DK) with contrast_i(θ_i) = θ_iᵀ Q θ_i - 2 θ_iᵀ b_i.
+
+    θ_i = (μ_i, a_i[j, u] for j, u): ∫λ_i² = μ_i² T + 2 μ_i Σ a G + aᵀ H a and
+    Σ_{k: c_k = i} λ_i(t_k) = N_i μ_i + a·S_i.
+    """
+    design, dev = tensors.design, tensors.device
+    d, k = design.n_codes, len(decays)
+    beta = torch.as_tensor(decays, dtype=torch.float64, device=dev)
+    x, g = tensors.values(beta)
+    p = 1 + d * k
+    q = torch.zeros(p, p, dtype=torch.float64, device=dev)
+    q[0, 0] = tensors.duration.sum()
+    q[0, 1:] = g.reshape(-1)
+    q[1:, 0] = g.reshape(-1)
+    b = torch.zeros(d, p, dtype=torch.float64, device=dev)
+    b[:, 0] = torch.bincount(tensors.code, minlength=d).to(torch.float64)
+    dense = None if x.requires_grad else _DenseBlocks.maybe(tensors, x)
+    if dense is not None:  # long realizations: per-code BLAS products instead of scatters over the N·D entries
+        upper, s = dense.gram_parts(tensors.to_end, beta)
+        q[1:, 1:] = upper + upper.T + _tie_gram(design, beta, dev)
+        b[:, 1:] = s
+        return q, b
+    q[1:, 1:] = _gram(tensors, x, beta)
+    s = torch.zeros(d * d, k, dtype=torch.float64, device=dev).index_add(0, tensors.flat, x)
+    b[:, 1:] = s.reshape(d, d * k)
+    return q, b
+
+
+def _gram(tensors: _Tensors, x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """H[(j,u),(j',v)] = ∫ g^u_j g^v_j' over all windows (strictly earlier pairs through X, ties explicitly)."""
+    design, dev = tensors.design, tensors.device
+    d, k = design.n_codes, beta.numel()
+    bsum = beta[:, None] + beta[None, :]  # (K, K)
+    to_end_row = tensors.to_end[tensors.row]
+    # later event l (row, component u) and earlier source (col, component v): β_u/(β_u+β_v)(1-e^{-(β_u+β_v)(T-t_l)}) X
+    weight = (beta[:, None] / bsum)[None] * -torch.expm1(-bsum[None] * to_end_row[:, None, None])  # (M, K, K)
+    vals = weight * x[:, None, :]
+    idx = ((tensors.code[tensors.row] * k)[:, None, None] + torch.arange(k, device=dev)[None, :, None]) * (d * k) \
+        + (tensors.col * k)[:, None, None] + torch.arange(k, device=dev)[None, None, :]
+    p = torch.zeros((d * k) ** 2, dtype=torch.float64, device=dev).index_add(0, idx.reshape(-1), vals.reshape(-1))
+    p = p.reshape(d * k, d * k)
+    return p + p.T + _tie_gram(design, beta, dev)
+
+
+def _tie_gram(design: _Design, beta: torch.Tensor, dev: torch.device) -> torch.Tensor:
+    """Pairs at the same time in the same sequence (including each event with itself)."""
+    d, k, n = design.n_codes, beta.numel(), design.n_events
+    new = np.ones(n, dtype=bool)
+    new[1:] = (design.seq[1:] != design.seq[:-1]) | (design.time[1:] != design.time[:-1])
+    group = np.cumsum(new) - 1
+    starts = np.flatnonzero(new)
+    size = np.diff(np.append(starts, n))[group]
+    left = np.repeat(np.arange(n), size)
+    right = np.repeat(starts[group], size) + np.arange(left.size) - np.repeat(np.cumsum(size) - size, size)
+    bsum = beta[:, None] + beta[None, :]
+    to_end = torch.as_tensor(design.to_end[left], device=dev)
+    vals = (beta[:, None] * beta[None, :] / bsum)[None] * -torch.expm1(-bsum[None] * to_end[:, None, None])
+    cl = torch.as_tensor(design.code[left], device=dev)
+    cr = torch.as_tensor(design.code[right], device=dev)
+    ar = torch.arange(k, device=dev)
+    idx = ((cl * k)[:, None, None] + ar[None, :, None]) * (d * k) + (cr * k)[:, None, None] + ar[None, None, :]
+    h = torch.zeros((d * k) ** 2, dtype=torch.float64, device=dev).index_add(0, idx.reshape(-1), vals.reshape(-1))
+    return h.reshape(d * k, d * k)
+
