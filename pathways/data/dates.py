@@ -48,6 +48,18 @@ def date_bounds(date_range: tuple[str, str] | None) -> tuple[float, float]:
     return float((lo - EPOCH) / pd.Timedelta(days=1)), float((hi - EPOCH) / pd.Timedelta(days=1))
 
 
+def days_from_parts(year: pd.Series, month: pd.Series | int = 1, day: pd.Series | int = 1) -> np.ndarray:
+    """Days since 1970-01-01 of year / month / day columns (NaN where they make no date).
+
+    Examples
+    --------
+    >>> days_from_parts(pd.Series([1970, 1970, None]), pd.Series([1, 2, 1])).tolist()
+    [0.0, 31.0, nan]
+    """
+    stamps = pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": day}), errors="coerce")
+    return ((stamps - EPOCH) / pd.Timedelta(days=1)).to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+
+
 @dataclass
 class TimeConverter:
     """Turns a column of datetimes or numbers into float times and tells which rows were invalid.
@@ -95,4 +107,4 @@ def looks_like_datetime(values: pd.Series) -> bool:
     return bool(parsed.notna().mean() > 0.5)
 
 
-__all__ = ["DEFAULT_DATE_RANGE", "EPOCH", "TimeConverter", "date_bounds", "date_window", "looks_like_datetime"]
+__all__ = ["DEFAULT_DATE_RANGE", "EPOCH", "TimeConverter", "date_bounds", "date_window", "days_from_parts", "looks_like_datetime"]

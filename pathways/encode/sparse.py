@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pathways.data.anchors import index_times
+from pathways.data.validate import check_choice
 from pathways.data.vocabulary import Vocabulary
 from pathways.errors import PathwaysDataWarning, PathwaysInputError, describe_bad_rows
 from pathways.utils import SeedLike, ragged_arange, rng, segment_ids
@@ -262,8 +263,7 @@ def _check_args(bin_days: float, align: str, value: str, spans: str, unknown: st
         raise PathwaysInputError(f"bin_days: expected a positive finite number, got {bin_days!r}")
     for name, got, allowed in (("align", align, ("calendar", "index")), ("value", value, ("count", "indicator")),
                                ("spans", spans, ("fill", "start")), ("unknown", unknown, ("error", "oov", "drop"))):
-        if got not in allowed:
-            raise PathwaysInputError(f"{name}: expected one of {allowed}, got {got!r}")
+        check_choice(name, got, allowed)
     if n_bins is not None and (isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1):
         raise PathwaysInputError(f"n_bins: expected a positive integer or None, got {n_bins!r}")
     return width

@@ -15,7 +15,7 @@ import pandas as pd
 
 from pathways.data import EventLog
 from pathways.errors import PathwaysInputError
-from pathways.data.dates import DEFAULT_DATE_RANGE, date_bounds
+from pathways.data.dates import DEFAULT_DATE_RANGE, date_bounds, days_from_parts
 from pathways.io.build import build_eventlog
 from pathways.io.report import ReadReport, check_errors_arg
 from pathways.io.tabular import TableSet, days_sql, duckdb_config, in_range_sql
@@ -417,9 +417,7 @@ def _birth_days(frame: pd.DataFrame, report: ReadReport, errors: str, bounds: tu
                   len(frame), errors=errors)
     report.decide("person: day_of_birth missing", "day 1 imputed", int((day_missing & ~month_missing).sum()),
                   len(frame), errors=errors)
-    stamps = pd.to_datetime(pd.DataFrame({"year": frame["y"], "month": frame["m"].fillna(1),
-                                          "day": frame["d"].fillna(1)}), errors="coerce")
-    days = ((stamps - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)).to_numpy(dtype=float, na_value=np.nan)
+    days = days_from_parts(frame["y"], frame["m"].fillna(1), frame["d"].fillna(1))
     days = np.where(frame["bdt"].notna(), frame["bdt"].to_numpy(dtype=float, na_value=np.nan), days)
     bad = np.isfinite(days) & ((days < bounds[0]) | (days > bounds[1]))
     bad |= np.isnan(days) & frame["y"].notna().to_numpy()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pathways.data.dates import EPOCH
+from pathways.data.dates import days_from_parts
 from pathways.io.snds_events import SndsEventReader
 from pathways.io.snds_tables import CATEGORIES, DT_FORMATS, SEX_CODES
 from pathways.io.tabular import days_sql
@@ -132,9 +132,7 @@ class SndsReader(SndsEventReader):
 def _birth(year: pd.Series, month: pd.Series, bounds: tuple[float, float]) -> np.ndarray:
     """Birth (days since 1970) from year and month (day 1; missing or invalid month -> January)."""
     m = month.where(month.between(1, 12), 1).fillna(1)
-    stamps = pd.to_datetime(pd.DataFrame({"year": year, "month": m, "day": 1}), errors="coerce")
-    days = ((stamps - EPOCH) / pd.Timedelta(days=1)).to_numpy(dtype=float, na_value=np.nan)
-    days = days.copy()
+    days = days_from_parts(year, m)
     days[(days < bounds[0]) | (days > bounds[1])] = np.nan
     return days
 
