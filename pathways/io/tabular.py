@@ -8,6 +8,7 @@ numpy. String identifiers and codes are mapped to integer indices inside DuckDB 
 """
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import re
@@ -282,8 +283,6 @@ def _connect(duckdb: Any, config: Mapping[str, Any] | None) -> Any:
 
 def _sniff_delimiter(path: Path) -> str:
     """Pick ',' or ';' (French exports) from the header line."""
-    import gzip
-
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
         header = fh.readline()
