@@ -134,3 +134,35 @@ def test_goodness_of_fit_accepts_the_true_model_on_many_short_windows():
     assert (gof["p_value"] > 0.01).all(), gof
     model.adjacency_, model.component_adjacency_ = np.zeros((2, 2)), np.zeros((1, 2, 2))  # wrong: no excitation
     assert (model.goodness_of_fit(seqs)["p_value"] < 1e-6).all()
+
+
+def test_model_protocol_score_samples_log_likelihood_and_factors(model, data: Sequences) -> None:
+    from pathways.data.tables import FACTOR_COLUMNS
+    from pathways.models.base import NotFittedError
+
+    per_seq = model.score_samples(data)
+    assert per_seq.dtype == np.float64 and per_seq.shape == (len(data),)
+    # the per-sequence values add up to the total, computed independently from the likelihood terms
+    seqs, base = model._prepared(data)
+    lam = model._event_intensities(seqs, base)
+    _, total = model._compensators(seqs, base)
+    ref = np.array([np.log(lam[data.offsets[p]:data.offsets[p + 1]]).sum() - total[p].sum()
+                    for p in range(len(data))])
+    np.testing.assert_allclose(per_seq, ref, rtol=1e-10)
+    assert model.log_likelihood(data) == pytest.approx(per_seq.sum(), rel=1e-12)
+    factors = model.to_factors()
+    assert list(factors.columns[:len(FACTOR_COLUMNS)]) == list(FACTOR_COLUMNS)
+    row = factors[(factors["source"] == "0") & (factors["target"] == "1")]
+    assert float(row["effect"].iloc[0]) == pytest.approx(model.adjacency_[1, 0])
+    assert factors["lag_days"].isna().all() and factors["ci_low"].isna().all()
+    model.check_fitted()
+    with pytest.raises(NotFittedError):
+        type(model)().check_fitted()
+    assert type(model)().fit(data, validation=data[0]).adjacency_.shape == (2, 2)
+
+
+def test_to_factors_reports_kept_intervals(data: Sequences) -> None:
+    fitted = HawkesExpKernel(decay=1.0).fit(data)
+    fitted.confidence_intervals_ = fitted.confidence_intervals(data, method="fisher")
+    factors = fitted.to_factors(data)
+    assert (factors["ci_low"] <= factors["effect"] + 1e-12).all() and (factors["ci_high"] >= factors["effect"]).all()

@@ -53,6 +53,7 @@ import pandas as pd
 from scipy import stats
 
 from pathways.data.eventlog import EventLog
+from pathways.data.tables import factors_frame
 from pathways.encode.sequences import Sequences, to_sequences
 from pathways.errors import PathwaysInputError
 from pathways.models.base import NotFittedError, PathwaysEstimator
@@ -173,7 +174,7 @@ class HawkesBase(PathwaysEstimator, abc.ABC):
 
     def _align_codes(self, seqs: Sequences) -> Sequences:
         """Re-index marks onto the fitted code order; unseen codes are an error."""
-        self._check_fitted()
+        self.check_fitted()
         if seqs.vocab is not None and getattr(self, "vocab_", None) is not None:
             if seqs.vocab == self.vocab_:
                 return seqs
@@ -190,7 +191,8 @@ class HawkesBase(PathwaysEstimator, abc.ABC):
             raise PathwaysInputError(f"data: {seqs.n_codes} codes, but the model was fitted on {self.n_codes_}")
         return seqs
 
-    def _check_fitted(self) -> None:
+    def check_fitted(self) -> None:
+        """Raise :class:`NotFittedError` unless ``fit`` has run (the fitted state is ``adjacency_``)."""
         if not hasattr(self, "adjacency_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit first")
 
@@ -207,13 +209,15 @@ class HawkesBase(PathwaysEstimator, abc.ABC):
     # ------------------------------------------------------------------------------------------------------------
     # estimator face
     # ------------------------------------------------------------------------------------------------------------
-    def fit(self, data: HawkesData, *, end_times: Any = None,
+    def fit(self, data: HawkesData, validation: Any = None, *, end_times: Any = None,
             covariate_values: np.ndarray | None = None) -> "HawkesBase":
         """Fit the process on all sequences of ``data``.
 
         Parameters
         ----------
         data : EventLog, Sequences, or tick's list (per realization) of lists (per code) of sorted times.
+        validation : ignored: the Hawkes learners are full-batch solvers with their own stopping rules (accepted
+            for the common model protocol).
         end_times : only for tick's format: observation end of each realization (default: its last event).
         covariate_values : (n_sequences, q) covariates for Sequences input of learners with covariates.
 
@@ -237,15 +241,25 @@ class HawkesBase(PathwaysEstimator, abc.ABC):
         covariates = self._sequence_covariates(data, seqs, covariate_values)
         return seqs, self._sequence_baselines(seqs, covariates)
 
-    def log_likelihood(self, data: HawkesData, covariate_values: np.ndarray | None = None) -> float:
-        """Total log-likelihood of ``data`` over its observation windows (see module docstring)."""
-        return self._log_likelihood(*self._prepared(data, covariate_values))
+    def score_samples(self, data: HawkesData, covariate_values: np.ndarray | None = None) -> np.ndarray:
+        """Log-likelihood of each sequence over its observation window (float64, one value per sequence).
 
-    def _log_likelihood(self, seqs: Sequences, baselines: np.ndarray) -> float:
+        ``Σ_k log λ_{c_k}(t_k) - Σ_i ∫_{start}^{end} λ_i``; ``-inf`` for a sequence with an event of zero intensity.
+        """
+        return self._sequence_log_likelihoods(*self._prepared(data, covariate_values))
+
+    def _sequence_log_likelihoods(self, seqs: Sequences, baselines: np.ndarray) -> np.ndarray:
         lam = self._event_intensities(seqs, baselines)
         _, total = self._compensators(seqs, baselines)
         with np.errstate(divide="ignore"):
-            return float(np.sum(np.log(lam)) - np.sum(total))
+            logs = np.log(lam)
+        per_seq = np.zeros(len(seqs))
+        np.add.at(per_seq, np.repeat(np.arange(len(seqs)), seqs.lengths), logs)
+        return per_seq - total.sum(axis=1)
+
+    def log_likelihood(self, data: HawkesData, covariate_values: np.ndarray | None = None) -> float:
+        """Total log-likelihood of ``data``: the sum of :meth:`score_samples` (see module docstring)."""
+        return float(np.sum(self.score_samples(data, covariate_values)))
 
     def score(self, data: HawkesData, y: Any = None, covariate_values: np.ndarray | None = None) -> float:
         """Mean log-likelihood per event: Σ_seq [Σ_k log λ(t_k) - ∫_start^end Σ_i λ_i] / n_events (higher is better).
@@ -255,11 +269,39 @@ class HawkesBase(PathwaysEstimator, abc.ABC):
         seqs, baselines = self._prepared(data, covariate_values)
         if seqs.n_events == 0:
             raise PathwaysInputError("data: no events to score")
-        return self._log_likelihood(seqs, baselines) / seqs.n_events
+        return float(np.sum(self._sequence_log_likelihoods(seqs, baselines))) / seqs.n_events
+
+    def to_factors(self, data: HawkesData | None = None) -> pd.DataFrame:
+        """Factors table of the excitation: one row per (source, target) with ``effect = adjacency_[target, source]``.
+
+        ``lag_days`` is NaN (the effect integrates the whole kernel); ``ci_low``/``ci_high`` come from
+        ``confidence_intervals_`` when the fit kept intervals, else NaN. ``data`` is accepted for the common model
+        protocol and not used (use :func:`pathways.factors.hawkes_factors` for data-based weights and intervals).
+
+        Examples
+        --------
+        >>> from pathways.synthetic import simulate_hawkes
+        >>> from pathways.models.hawkes import HawkesExpKernel
+        >>> seqs = simulate_hawkes(np.array([0.2, 0.1]), np.array([[0.3, 0.0], [0.5, 0.2]]), end=500.0,
+        ...                        n_sequences=5, seed=0)
+        >>> HawkesExpKernel(decay=1.0).fit(seqs).to_factors().shape
+        (4, 7)
+        """
+        self.check_fitted()
+        adjacency = np.asarray(self.adjacency_, dtype=np.float64)
+        d = adjacency.shape[0]
+        target, source = np.divmod(np.arange(d * d), d)
+        intervals = vars(self).get("confidence_intervals_")
+        low = high = None
+        if isinstance(intervals, HawkesIntervals):
+            low, high = intervals.adjacency_low.ravel(), intervals.adjacency_high.ravel()
+        codes = np.asarray(self.codes_, dtype=object)
+        return factors_frame(codes[source], codes[target], adjacency.ravel(), method=type(self).__name__,
+                             ci_low=low, ci_high=high)
 
     def get_kernel_values(self, i: int | str, j: int | str, t: np.ndarray) -> np.ndarray:
         """Values of the kernel φ_ij (effect of code j on code i) at lags ``t``; 0 for t <= 0."""
-        self._check_fitted()
+        self.check_fitted()
         i, j = self._code_index(i, "i"), self._code_index(j, "j")
         t = np.atleast_1d(np.asarray(t, dtype=np.float64))
         if np.isnan(t).any():  # a NaN lag compares false everywhere and would read as "no effect"
@@ -269,12 +311,12 @@ class HawkesBase(PathwaysEstimator, abc.ABC):
 
     def get_kernel_supports(self) -> np.ndarray:
         """(D, D) support of each kernel (``np.inf`` for exponential kernels)."""
-        self._check_fitted()
+        self.check_fitted()
         return self._kernel_support_array()
 
     def get_kernel_norms(self) -> np.ndarray:
         """(D, D) L1 norms of the kernels (equal to ``adjacency_``)."""
-        self._check_fitted()
+        self.check_fitted()
         return self._kernel_norms()
 
     def intensity(self, sequence: HawkesData, t: np.ndarray, *, covariate_values: np.ndarray | None = None,
@@ -313,7 +355,7 @@ class HawkesBase(PathwaysEstimator, abc.ABC):
 
     def simulate(self, end_time: float, n: int = 1, seed: SeedLike = None) -> Sequences:
         """Draw ``n`` realizations of the fitted process on [0, end_time], coded like the training data."""
-        self._check_fitted()
+        self.check_fitted()
         if not (np.isfinite(end_time) and end_time > 0):
             raise PathwaysInputError(f"end_time: must be finite and > 0, got {end_time!r}")
         if int(n) < 1:
@@ -365,7 +407,7 @@ class HawkesBase(PathwaysEstimator, abc.ABC):
         n_boot : bootstrap replicates.
         seed : randomness of the bootstrap.
         """
-        self._check_fitted()
+        self.check_fitted()
         if not 0 < alpha < 1:
             raise PathwaysInputError(f"alpha: must be in (0, 1), got {alpha!r}")
         if method == "fisher":

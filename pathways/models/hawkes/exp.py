@@ -159,13 +159,14 @@ class HawkesSumExpKernel(HawkesBase):
         return base
 
     # -- fitting --------------------------------------------------------------------------------------------------
-    def fit(self, data: Any, *, end_times: Any = None, covariate_values: np.ndarray | None = None
-            ) -> "HawkesSumExpKernel":
-        """Fit on an EventLog, Sequences or tick's format (see :meth:`HawkesBase.fit`). Returns self."""
+    def fit(self, data: Any, validation: Any = None, *, end_times: Any = None,
+            covariate_values: np.ndarray | None = None) -> "HawkesSumExpKernel":
+        """Fit on an EventLog, Sequences or tick's format (see :meth:`HawkesBase.fit`; ``validation`` is ignored).
+        Returns self."""
         self._check_params()
         self._fitting = True
         try:
-            return super().fit(data, end_times=end_times, covariate_values=covariate_values)
+            return super().fit(data, validation, end_times=end_times, covariate_values=covariate_values)
         finally:
             self._fitting = False
 
