@@ -2,8 +2,8 @@
 
 The solver is FISTA with backtracking and adaptive restart on a *batch* of coefficient vectors (columns), each with
 its own case weights: cross-validation folds and bootstrap replicates are fitted together, one sparse
-matrix-matrix product per iteration. The TV prox is Condat's exact direct algorithm per coefficient block; the
-group-lasso prox is vectorised.
+matrix-matrix product per iteration. The TV prox is Condat's exact direct algorithm per coefficient block and the
+group-lasso prox is vectorised (both in :mod:`pathways.optim.prox`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ import numpy as np
 import torch
 
 from pathways.models.sccs.design import LagDesign
+from pathways.optim import fista as optim_fista
+from pathways.optim import prox_group_l1
+from pathways.optim.prox import prox_tv1d as tv1d  # re-exported: the one Condat TV prox
 
 __all__ = ["batched_loss", "curvature", "fista", "penalty_prox", "penalty_value", "project", "support_projection",
            "tv1d"]
@@ -73,76 +76,6 @@ def _case_shift(d: LagDesign, eta: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------------------------
 # Proximal operators
 # ----------------------------------------------------------------------------------------------------------------
-def tv1d(y: list[float], lam: float) -> list[float]:
-    """Exact proximal operator of ``lam * sum |x[k+1] - x[k]|`` (Condat's direct algorithm, 2013/2017 version).
-
-    Condat's algorithm is inherently sequential (it scans the signal once, occasionally restarting at the last
-    segment start) and linear in the length, so it runs over the coefficients of one block — never over events or
-    patients; blocks hold ``n_lags + 1`` values.
-    """
-    n = len(y)
-    if n == 0 or lam <= 0.0:
-        return list(y)
-    out = [0.0] * n
-    k = k0 = kplus = kminus = 0
-    umin, umax = lam, -lam
-    vmin, vmax = y[0] - lam, y[0] + lam
-    twolam, minlam = 2.0 * lam, -lam
-    while True:
-        while k == n - 1:  # right boundary
-            if umin < 0.0:  # vmin too high: negative jump
-                while k0 <= kminus:
-                    out[k0] = vmin
-                    k0 += 1
-                k = kminus = k0
-                vmin = y[k]
-                umin = lam
-                umax = vmin + umin - vmax
-            elif umax > 0.0:  # vmax too low: positive jump
-                while k0 <= kplus:
-                    out[k0] = vmax
-                    k0 += 1
-                k = kplus = k0
-                vmax = y[k]
-                umax = minlam
-                umin = vmax + umax - vmin
-            else:
-                vmin += umin / (k - k0 + 1)
-                while k0 <= k:
-                    out[k0] = vmin
-                    k0 += 1
-                return out
-        umin += y[k + 1] - vmin
-        if umin < minlam:  # negative jump
-            while k0 <= kminus:
-                out[k0] = vmin
-                k0 += 1
-            k = kplus = kminus = k0
-            vmin = y[k]
-            vmax = vmin + twolam
-            umin, umax = lam, minlam
-            continue
-        umax += y[k + 1] - vmax
-        if umax > lam:  # positive jump
-            while k0 <= kplus:
-                out[k0] = vmax
-                k0 += 1
-            k = kplus = kminus = k0
-            vmax = y[k]
-            vmin = vmax - twolam
-            umin, umax = lam, minlam
-            continue
-        k += 1  # no jump
-        if umin >= lam:
-            kminus = k
-            vmin += (umin - lam) / (kminus - k0 + 1)
-            umin = lam
-        if umax <= minlam:
-            kplus = k
-            vmax += (umax + lam) / (kplus - k0 + 1)
-            umax = minlam
-
-
 def penalty_prox(beta: torch.Tensor, precision: torch.Tensor, offsets: np.ndarray, penalized: np.ndarray,
                  C_tv: float | None, C_group_l1: float | None) -> torch.Tensor:
     """Prox of ``TV / C_tv + sqrt(block size) * ||block||_2 / C_group_l1`` over penalised blocks.
@@ -168,12 +101,8 @@ def penalty_prox(beta: torch.Tensor, precision: torch.Tensor, offsets: np.ndarra
     if C_group_l1 is not None:
         block_id = np.repeat(np.arange(len(blocks)), blocks[:, 1] - blocks[:, 0])
         rows = np.concatenate([np.arange(lo, hi) for lo, hi in blocks])
-        norms = np.sqrt(np.add.reduceat(out[rows] ** 2, np.searchsorted(block_id, np.arange(len(blocks))),
-                                        axis=0))  # (n_blocks, B)
-        thr = np.sqrt(blocks[:, 1] - blocks[:, 0])[:, None] * steps / C_group_l1
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(norms > thr, 1.0 - thr / norms, 0.0)
-        out[rows] *= scale[block_id]
+        thr = np.sqrt(blocks[:, 1] - blocks[:, 0])[:, None] * steps / C_group_l1  # (n_blocks, B)
+        out[rows] = prox_group_l1(out[rows], block_id, thr)
     return torch.as_tensor(out, dtype=beta.dtype, device=beta.device)
 
 
@@ -232,15 +161,17 @@ def project(beta: torch.Tensor, seg: torch.Tensor, keep: torch.Tensor,
 def fista(d: LagDesign, weights: torch.Tensor, beta0: torch.Tensor, prox, penalty, *, lipschitz: torch.Tensor,
           metric: torch.Tensor | None = None, tol: float = 1e-6,
           max_iter: int = 500) -> tuple[torch.Tensor, int, torch.Tensor]:
-    """Minimise ``loss + penalty`` for every column, all columns in one sparse product per iteration.
+    """Minimise ``loss + penalty`` for every column, all columns in one sparse product per iteration
+    (:func:`pathways.optim.fista` with ``columns=True``).
 
     ``prox(beta, precision)`` and ``penalty(beta)`` act column-wise; ``precision`` (n_coeffs, B) is the inverse
     step of every coefficient, ``lipschitz * metric``. The diagonal ``metric`` (default: ones) preconditions the
     gradient steps — the loss curvature differs by orders of magnitude between a drug taken by most cases and a rare
-    one. Each column keeps its own Lipschitz estimate (backtracking in the metric's norm, slowly relaxed so steps grow
-    back), momentum, restart (objective increase) and stopping test (``||x_k - x_{k-1}||_2 / max(1, ||x_{k-1}||_2)``
-    below ``tol``, tick's criterion, or a relative objective change below ``tol**2``); converged columns are
-    frozen.
+    one. Each column keeps its own Lipschitz estimate (backtracking in the metric's norm, relaxed by 0.9 per
+    iteration so steps grow back), momentum, restart (objective increase) and stopping test
+    (``||x_k - x_{k-1}||_2 / max(1, ||x_{k-1}||_2)`` below ``tol``, tick's criterion, or a relative objective change
+    below ``tol**2``: flat directions — coefficients that no case informs — can keep the iterates drifting without
+    any effect on the fit); converged columns are frozen.
 
     Returns
     -------
@@ -249,44 +180,15 @@ def fista(d: LagDesign, weights: torch.Tensor, beta0: torch.Tensor, prox, penalt
     lipschitz : tensor (B,), reusable as a warm start
     """
     metric = torch.ones_like(beta0) if metric is None else metric
-    lip = lipschitz.clone()
-    x = prox(beta0, lip * metric)
-    z, t_mom = x.clone(), torch.ones_like(lipschitz)
-    f_x = batched_loss(d, x, weights, grad=False)[0] + penalty(x)
-    active = torch.ones_like(lip, dtype=torch.bool)
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):
-        f_z, g_z, _ = batched_loss(d, z, weights)
-        lip = lip * 0.9  # let the step grow back when the curvature is lower here
-        while True:  # backtracking: quadratic upper bound must hold for every column
-            precision = lip * metric
-            x_new = prox(z - g_z / precision, precision)
-            diff = x_new - z
-            f_new = batched_loss(d, x_new, weights, grad=False)[0]
-            bound = f_z + (g_z * diff).sum(0) + 0.5 * (precision * diff * diff).sum(0)
-            bad = (f_new > bound + 1e-12 * f_z.abs().clamp_min(1.0)) & active
-            if not bool(bad.any()):
-                break
-            lip = torch.where(bad, lip * 2.0, lip)
-        obj_new = f_new + penalty(x_new)
-        f_prev = f_x
-        restart = obj_new > f_x
-        change = torch.linalg.vector_norm(x_new - x, dim=0) / torch.linalg.vector_norm(x, dim=0).clamp_min(1.0)
-        t_next = (1.0 + torch.sqrt(1.0 + 4.0 * t_mom * t_mom)) / 2.0
-        momentum = torch.where(restart, torch.zeros_like(t_mom), (t_mom - 1.0) / t_next)
-        z_new = x_new + momentum * (x_new - x)
-        # frozen columns keep their iterate
-        x = torch.where(active, x_new, x)
-        z = torch.where(active, z_new, z)
-        f_x = torch.where(active, obj_new, f_x)
-        t_mom = torch.where(restart, torch.ones_like(t_next), t_next)
-        # converged: iterates settled, or the objective no longer moves (flat directions — coefficients that no
-        # case informs — can keep the iterates drifting without any effect on the fit)
-        stalled = (obj_new - f_prev).abs() <= tol * tol * f_prev.abs().clamp_min(1.0)
-        active = active & (change > tol) & ~stalled
-        if not bool(active.any()):
-            break
-    return x, n_iter, lip
+
+    def smooth(beta: torch.Tensor, need_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        loss, grad, _ = batched_loss(d, beta, weights, grad=need_grad)
+        return loss, grad
+
+    res = optim_fista(smooth, prox, prox(beta0, lipschitz * metric), penalty=penalty, lipschitz=lipschitz,
+                      metric=metric, columns=True, relax=0.9, restart="objective", tol=tol, objective_tol=tol * tol,
+                      max_iter=max_iter)
+    return res.x, res.n_iter, res.lipschitz
 
 
 def curvature(d: LagDesign, beta: torch.Tensor, weights: torch.Tensor, offsets: np.ndarray,
