@@ -40,6 +40,10 @@ def objective(metrics: Mapping[str, Any], key: str) -> float:
     Traceback (most recent call last):
     ...
     pathways.errors.PathwaysInputError: optimized_metric 'val_loss' is not a metric of this run; available: fit_seconds
+    >>> objective({"val_loglik_per_event": float("nan")}, "val_loglik_per_event")
+    Traceback (most recent call last):
+    ...
+    pathways.errors.PathwaysInputError: optimized_metric 'val_loglik_per_event' is nan (not finite): the run diverged or the metric is undefined for this data; numeric metrics: val_loglik_per_event
     """
     numeric = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
     if key not in metrics:

@@ -1,9 +1,13 @@
 """Validation of composed run configs: a misspelt key fails with a message naming it (and the closest known key).
 
 Hydra already refuses command-line overrides of keys that do not exist (struct mode). This module covers what
-Hydra cannot see: keys written in YAML files (an experiment, a user's own model file) that no code reads. Known
-sections are checked against the dataclasses below; every node with a ``_target_`` is checked against the
-signature of the callable it names (unless that callable takes ``**kwargs``).
+Hydra cannot see: keys written in YAML files (an experiment, a user's own model file) that no code reads.
+
+Each default lives once, in a signature: every node with a ``_target_`` (data, model, encode, trainer, signals,
+logger, and any nested one) is checked against the signature of the callable it names (unless that callable takes
+``**kwargs``); a ``trainer`` or ``logger`` group written without ``_target_`` is checked against the signature of
+the callable that receives its keys (:data:`SECTION_TARGETS`). Only the plain sections (split, report, checkpoint,
+paths and the top-level keys) are described by the dataclasses below.
 """
 from __future__ import annotations
 
@@ -22,30 +26,22 @@ class ConfigKeyError(PathwaysInputError):
     """A config key that no part of pathways reads (usually a typo)."""
 
 
-@dataclass
-class TrainerConfig:
-    """``trainer`` group: arguments of :class:`pathways.training.Trainer` (see its docstring)."""
+@dataclass(frozen=True)
+class SectionKeys:
+    """The known keys of a group written without ``_target_``: the parameters of ``target`` (all of them, or those
+    in ``only``) plus ``extra``."""
 
-    max_epochs: Optional[int] = None
-    max_iter: Optional[int] = None
-    lr: Optional[float] = None
-    weight_decay: Optional[float] = None
-    batch_size: Optional[int] = None
-    patience: Optional[int] = None
-    device: str = "cpu"
-    grad_clip: Optional[float] = None
-    lr_schedule: Optional[str] = None
-    precision: str = "32"
-    deterministic: bool = False
-    progress: Optional[bool] = None
-    resume: bool = False
+    target: str
+    only: Optional[tuple] = None
+    extra: tuple = ()
 
 
-@dataclass
-class LoggerConfig:
-    """``logger`` group: which metric loggers write under the run directory."""
-
-    loggers: list = field(default_factory=lambda: ["csv"])
+SECTION_TARGETS: dict[str, SectionKeys] = {
+    # trainer settings are Trainer arguments; max_iter is the iteration budget handed to full-batch learners
+    "trainer": SectionKeys("pathways.training.Trainer", extra=("max_iter",)),
+    # the logger group chooses the Trainer's `loggers` argument
+    "logger": SectionKeys("pathways.training.Trainer", only=("loggers",)),
+}
 
 
 @dataclass
@@ -80,41 +76,20 @@ class CheckpointConfig:
 
 
 @dataclass
-class SparseSeriesConfig:
-    bin_days: float = 30.0
-    value: str = "count"
-
-
-@dataclass
-class LabelsConfig:
-    outcomes: Any = None
-    horizon_days: float = 180.0
-    lookback_days: float = 365.0
-    index_time: Optional[str] = None
-    censoring: str = "keep"
-
-
-@dataclass
-class EncodeConfig:
-    sequences: dict = field(default_factory=dict)
-    sparse_series: SparseSeriesConfig = field(default_factory=SparseSeriesConfig)
-    labels: LabelsConfig = field(default_factory=LabelsConfig)
-    sccs: dict = field(default_factory=dict)
-
-
-@dataclass
 class TrainConfig:
-    """Top level of ``configs/config.yaml``. ``data``, ``model`` and ``signals`` are ``_target_`` nodes."""
+    """Top level of ``configs/config.yaml``. ``data``, ``model``, ``encode``, ``trainer``, ``signals`` and ``logger``
+    are checked against signatures (see :data:`SECTION_TARGETS`); the other sections against the dataclasses here."""
 
     task: str = "drivers"
     name: str = "run"
     seed: int = 0
+    optimized_metric: Optional[str] = None
     data: Any = None
     model: Any = None
     signals: Any = None
-    encode: EncodeConfig = field(default_factory=EncodeConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    encode: Any = None
+    trainer: Any = None
+    logger: Any = None
     paths: PathsConfig = field(default_factory=PathsConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
@@ -196,6 +171,9 @@ def _check_node(node: Any, schema: Any, prefix: str) -> None:
     if "_target_" in node:
         _check_target(node, prefix)
         return
+    if prefix[:-1] in SECTION_TARGETS:
+        _check_section(node, SECTION_TARGETS[prefix[:-1]], prefix)
+        return
     if not (isinstance(schema, type) and hasattr(schema, "__dataclass_fields__")):
         return  # free-form section (dict / Any): nothing to check
     known = {f.name: f for f in fields(schema)}
@@ -212,17 +190,32 @@ def _field_type(f: Any) -> Any:
     return None
 
 
+def _check_section(node: dict, keys: SectionKeys, prefix: str) -> None:
+    allowed = _parameters(keys.target, prefix)
+    if allowed is None:
+        return
+    allowed = [n for n in allowed if keys.only is None or n in keys.only] + list(keys.extra)
+    for key in node:
+        if key not in allowed:
+            _fail(prefix, key, allowed, f"section '{prefix[:-1]}' (arguments of '{keys.target}')")
+
+
+def _parameters(target: str, prefix: str) -> list[str] | None:
+    """Keyword names accepted by ``target``; None when it takes ``**kwargs`` or has no readable signature."""
+    try:
+        params = inspect.signature(_locate(target, prefix)).parameters
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL and n != "self"]
+
+
 def _check_target(node: dict, prefix: str) -> None:
     target = node["_target_"]
-    fn = _locate(str(target), prefix)
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
+    allowed = _parameters(str(target), prefix)
+    if allowed is None:
         return
-    params = sig.parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    allowed = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL and n != "self"]
     for key in node:
         if key.startswith("_") and key.endswith("_"):
             continue  # Hydra's own keys: _target_, _partial_, _convert_, _recursive_, _args_

@@ -5,6 +5,7 @@ arguments is the slow test at the end (also timed by benchmarks/main_job.py).
 """
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["data.n_patients=60", "+data.n_drugs=6", "+data.n_diagnoses=3", "+data.n_acts=1", "+data.n_outcomes=2",
@@ -58,6 +60,28 @@ def test_sweep_writes_results_table_at_sweep_root(tmp_path):
     assert set(table["model"]) == {"hawkes_exp", "hawkes_em"} and set(table["seed"]) == {0, 1}
     assert "test_loglik_per_event" in table.columns and (sweep / "results.md").is_file()
     assert len(list((tmp_path / "ckpt").glob("care_pathway_drivers-*.pt"))) == 4  # one export per job
+
+
+def test_optuna_sweep_returns_the_optimized_metric(tmp_path):
+    """hparams_search=hawkes_optuna: 3 trials in debug mode; the best value Optuna records is a float."""
+    sweep = tmp_path / "sweep"
+    _run("train", "hparams_search=hawkes_optuna", "hydra.sweeper.n_trials=3", *TINY, f"hydra.sweep.dir={sweep}",
+         f"paths.checkpoint_dir={tmp_path}/ckpt", cwd=tmp_path, timeout=600)
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert isinstance(best["best_value"], float) and math.isfinite(best["best_value"])
+    assert set(best["best_params"]) == {"model.decay", "model.C"}
+    table = pd.read_csv(sweep / "results.csv")  # every trial also lands in the results table
+    assert len(table) == 3 and best["best_value"] == pytest.approx(table["val_loglik_per_event"].max())
+
+
+def test_optimized_metric_missing_names_the_key_and_the_metrics(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), *TINY, "optimized_metric=val_auroc",
+                           "checkpoint.export=false", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "optimized_metric 'val_auroc' is not a metric of this run" in proc.stderr
+    assert "val_loglik_per_event" in proc.stderr  # the available metrics are listed
 
 
 def test_simulate_then_train_on_the_parquet(tmp_path):
