@@ -16,7 +16,7 @@ import numpy as np
 from pathways.data.eventlog import EventLog
 from pathways.encode.sccs import SCCSData, _windows
 from pathways.errors import PathwaysInputError
-from pathways.synthetic.cohort import Truth
+from pathways.synthetic.truth import Truth
 from pathways.utils import ragged_arange, rng as make_rng
 
 __all__ = ["simulate_sccs", "step_effect", "bell_effect", "cohort_sccs_expected"]
