@@ -355,10 +355,17 @@ def mean_log_likelihood(y_true: np.ndarray, y_prob: np.ndarray, eps: float = 1e-
     This is the ``score`` of :class:`pathways.models.recurrent.GRUOutcome`, ``RETAIN`` and
     ``CountsLogisticBaseline``.
     """
+    return float(sample_log_likelihood(y_true, y_prob, eps).mean())
+
+
+def sample_log_likelihood(y_true: np.ndarray, y_prob: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Bernoulli log-likelihood of each sample, summed over labels (float64, one value per sample).
+
+    Probabilities are clipped to ``[eps, 1 - eps]``; :func:`mean_log_likelihood` is the mean of these values.
+    """
     y, p = _as_label_matrix(y_true, y_prob, probabilities=True, score_name="y_prob")
     p = np.clip(p, eps, 1.0 - eps)
-    ll = y * np.log(p) + (1.0 - y) * np.log1p(-p)
-    return float(ll.sum(axis=1).mean())
+    return (y * np.log(p) + (1.0 - y) * np.log1p(-p)).sum(axis=1)
 
 
 def outcome_metrics(y_true: np.ndarray, y_prob: np.ndarray, n_bins: int = 10) -> dict[str, float]:

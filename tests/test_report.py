@@ -9,7 +9,7 @@ import pytest
 
 from pathways.encode import Sequences
 from pathways.errors import PathwaysInputError
-from pathways.report import code_counts, suppress_small_counts, write_report
+from pathways.pipelines.report import code_counts, suppress_small_counts, write_report
 from pathways.pipelines.sweep import SUMMARY_FILE, collect_results
 
 

@@ -28,20 +28,44 @@ class NotFittedError(PathwaysInputError):
 
 
 class PathwaysEstimator(BaseEstimator):
-    """Base class of all pathways models.
+    """Base class of all pathways models: the one protocol every family implements.
 
-    Subclasses set ``input_kind`` (``"sequences"``, ``"sparse_series"`` or ``"sccs"``) so that training entry points
-    know which encoder feeds them. Neural models keep their network in ``module_`` and implement
+    ``input_kind`` (class attribute)
+        ``"sequences"`` (Hawkes, neural TPPs), ``"sparse_series"`` (recurrent outcome models) or ``"sccs"``: which
+        encoder feeds the model (the pipelines check it).
+    ``fit(data, validation=None) -> self``
+        The first argument is called ``data`` in every family; full-batch learners accept ``validation`` and
+        document that they ignore it.
+    ``score(data) -> float``
+        Mean log-likelihood per event (per sample for outcome models, per case-event for SCCS); higher is better.
+    ``score_samples(data) -> ndarray``
+        Log-likelihood per sequence / patient / case (float64, one value each).
+    ``log_likelihood(data) -> float``
+        Total log-likelihood, ``score_samples(data).sum()`` (defined here, once).
+    ``to_factors(data=None) -> DataFrame``
+        The factors table (:func:`pathways.data.tables.factors_frame`).
+    ``check_fitted() -> None``
+        The one fitted check: raises :class:`NotFittedError` (a ``PathwaysInputError``) before ``fit``.
+
+    Learned attributes end in ``_``. Neural models keep their network in ``module_`` and implement
     ``_build_module()`` that rebuilds it (untrained) from learned metadata, so a checkpoint can restore it.
     """
 
     input_kind: ClassVar[str] = "sequences"
 
-    # -- fitted-state helpers -------------------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
+    # -- protocol -------------------------------------------------------------------------------------------------
+    def check_fitted(self) -> None:
+        """Raise :class:`NotFittedError` unless ``fit`` has run (some learned attribute ``*_`` exists).
+
+        Families whose fitted state is one attribute (e.g. ``module_``) override this with that test.
+        """
         fitted = [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]
         if not fitted:
             raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit first")
+
+    def log_likelihood(self, data: Any) -> float:
+        """Total log-likelihood of ``data``: the sum of :meth:`score_samples` (one meaning for every family)."""
+        return float(np.sum(self.score_samples(data)))
 
     def _learned_attributes(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
@@ -54,7 +78,7 @@ class PathwaysEstimator(BaseEstimator):
         Vocabulary and DataFrame attributes go to ``meta``; ``module_`` contributes its ``state_dict`` as
         ``module_.<key>`` arrays. Anything else is an error (it could not be restored without pickling).
         """
-        self._check_fitted()
+        self.check_fitted()
         meta: dict[str, Any] = {}
         arrays: dict[str, torch.Tensor] = {}
         for name, value in self._learned_attributes().items():

@@ -1,27 +1,19 @@
 """Pipelines: the Hydra task functions ``train``, ``evaluate``, ``predict``, ``simulate`` and ``detect_signals``.
 
-Each takes ``(cfg, output_dir)`` and returns a ``RunResult``. They are resolved on first access (``__getattr__``):
-``import pathways.pipelines`` stays light, the model families load when a pipeline is first used.
+Each takes ``(cfg, output_dir)`` and returns a :class:`~pathways.pipelines.common.RunResult`. Importing this package
+loads the model families (``import pathways`` alone does not).
+
+Modules: ``common`` (run result, data loading, split, encoding, summary), ``train``, ``infer`` (evaluate + predict),
+``simulate``, ``signals`` (detect_signals), ``report``; ``schema``, ``sweep`` and ``cli`` drive them from Hydra.
+The functions are imported here eagerly: the submodules ``train``, ``simulate`` share their names, and the function
+must be what ``pathways.pipelines.train`` refers to once both are loaded.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from pathways.pipelines.common import RunResult
+from pathways.pipelines.infer import evaluate, predict
+from pathways.pipelines.signals import detect_signals
+from pathways.pipelines.simulate import simulate
+from pathways.pipelines.train import train
 
-# pipeline name -> module that defines it
-_PIPELINES = {
-    "train": "pathways.training.run",
-    "evaluate": "pathways.training.run",
-    "predict": "pathways.training.run",
-    "simulate": "pathways.training.run",
-    "detect_signals": "pathways.training.run",
-    "RunResult": "pathways.training.run",
-}
-
-__all__ = sorted(_PIPELINES)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _PIPELINES:
-        raise AttributeError(f"module 'pathways.pipelines' has no attribute '{name}'")
-    return getattr(importlib.import_module(_PIPELINES[name]), name)
+__all__ = ["RunResult", "detect_signals", "evaluate", "predict", "simulate", "train"]

@@ -1,8 +1,4 @@
-"""Training engine: the mini-batch :class:`Trainer`, devices, loggers, config validation and run pipelines.
-
-``pathways.training.run`` (train / evaluate / predict / simulate / detect-signals from a Hydra config) is imported
-on demand: it pulls in every model family.
-"""
+"""Training engine: the mini-batch :class:`Trainer`, its resumable state and its metric loggers."""
 from __future__ import annotations
 
 from pathways.training.trainer import Trainer, TrainingDivergedError

@@ -16,7 +16,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from pathways.checkpoint import load
-from pathways.training import run
+from pathways import pipelines
+from pathways.pipelines.common import encode_for, load_data
 from pathways.pipelines.schema import ConfigKeyError, validate_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "pathways" / "configs"
@@ -60,7 +61,7 @@ def test_other_entry_point_configs_compose_and_validate(name):
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_runs_end_to_end(experiment, tmp_path):
     cfg = _compose(overrides=[f"experiment={experiment}", *TINY])
-    result = run.train(cfg, tmp_path)
+    result = pipelines.train(cfg, tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "ok" and result.metrics
     assert result.report is not None and result.report.markdown.is_file()
@@ -76,12 +77,12 @@ def test_model_config_runs_end_to_end(model, tmp_path):
     assert "_target_" in OmegaConf.load(path), f"configs/model/{model}.yaml has no _target_"
     experiment = MODEL_EXPERIMENT.get(model, "care_pathway_drivers")
     cfg = _compose(overrides=[f"experiment={experiment}", f"model={model}", *TINY])
-    result = run.train(cfg, tmp_path)
+    result = pipelines.train(cfg, tmp_path)
     assert result.checkpoint.is_file() and result.metrics
     # the checkpoint written by the pipeline predicts exactly like the in-memory model
     loaded = load(result.checkpoint)
-    data, truth = run.load_data(cfg.data)
-    encoded = run.encode_for(loaded, [data], dict(loaded.checkpoint_["extra"]["encode"]), truth)[0]
+    data, truth = load_data(cfg.data)
+    encoded = encode_for(loaded, [data], dict(loaded.checkpoint_["extra"]["encode"]), truth)[0]
     for face in ("predict_proba", "score"):
         if hasattr(result.model, face):
             expected, got = getattr(result.model, face)(encoded), getattr(loaded, face)(encoded)
@@ -114,7 +115,7 @@ def test_typo_in_a_user_yaml_file_fails(tmp_path):
     (tmp_path / "experiment" / "mine.yaml").write_text("# @package _global_\ntrainr:\n  max_epochs: 3\n")
     cfg = _compose(overrides=["experiment=mine", f"hydra.searchpath=[file://{tmp_path}]"])
     with pytest.raises(ConfigKeyError, match=r"'trainr'.*did you mean 'trainer'"):
-        run.train(cfg, tmp_path / "out")
+        pipelines.train(cfg, tmp_path / "out")
 
 
 def test_unknown_target_fails_clearly():
@@ -132,7 +133,7 @@ def test_gpu_trainer_without_cuda_fails_before_work(tmp_path):
 
     cfg = _compose(overrides=["trainer=gpu"])
     with pytest.raises(PathwaysInputError, match="CUDA is not available"):
-        run.train(cfg, tmp_path)
+        pipelines.train(cfg, tmp_path)
     assert not (tmp_path / "model.pt").exists()
 
 
@@ -145,7 +146,7 @@ def test_snds_data_config_reads_the_shared_tables():
     cfg = _compose(overrides=["data=snds", f"data.folder={SNDS}"])
     validate_config(cfg)
     with pytest.warns(Warning):  # the faker's random values trigger documented, counted drops
-        log, truth = run.load_data(cfg.data)
+        log, truth = load_data(cfg.data)
     assert log.n_patients > 0 and truth is None
 
 
@@ -157,13 +158,13 @@ def test_omop_and_parquet_configs_validate():
 def test_predict_reindexes_new_patients_onto_the_model_vocabulary(tmp_path):
     from pathways.errors import PathwaysInputError
 
-    trained = run.train(_compose(overrides=["experiment=care_pathway_drivers", *TINY]), tmp_path / "train")
+    trained = pipelines.train(_compose(overrides=["experiment=care_pathway_drivers", *TINY]), tmp_path / "train")
     data_overrides = [o for o in TINY if o.startswith(("data.", "+data."))]
     # 5 new patients use only part of the codes: their own vocabulary differs, the model's is applied
     cfg = _compose("predict", [f"checkpoint={trained.checkpoint}", *data_overrides, "data.n_patients=5"])
-    result = run.predict(cfg, tmp_path / "predict")
+    result = pipelines.predict(cfg, tmp_path / "predict")
     frame = pd.read_parquet(result.files["predictions"])
     assert len(frame) == 5 and np.isfinite(frame["loglik"]).all()
     # the default cohort has codes this model never saw: the error names one
     with pytest.raises(PathwaysInputError, match="unknown to the vocabulary"):
-        run.predict(_compose("predict", [f"checkpoint={trained.checkpoint}"]), tmp_path / "predict2")
+        pipelines.predict(_compose("predict", [f"checkpoint={trained.checkpoint}"]), tmp_path / "predict2")

@@ -7,7 +7,6 @@ import scipy.sparse as sp
 
 from pathways.errors import PathwaysInputError
 from pathways.factors.attribution import (
-    _ig_completeness,
     _permute_columns,
     attribution_factors,
     integrated_gradients,
@@ -16,6 +15,7 @@ from pathways.factors.attribution import (
     retain_attributions,
 )
 from pathways.data.tables import FACTOR_COLUMNS
+from pathways.models.recurrent.attribution import _ig_completeness
 from pathways.encode import OutcomeData
 from pathways.models.recurrent import RETAIN, CountsLogisticBaseline, GRUOutcome
 

@@ -6,6 +6,10 @@ Score convention
 ``mean_i sum_k [y_ik log p_ik + (1 - y_ik) log(1 - p_ik)]``. For one binary outcome it equals minus
 scikit-learn's ``log_loss``. See :func:`pathways.metrics.mean_log_likelihood`.
 
+``score_samples(data)`` gives each sample's log-likelihood (the same sum over labels), ``log_likelihood(data)`` their
+total. ``to_factors(data)`` explains the predictions with the model's exact attribution
+(:mod:`pathways.models.recurrent.attribution`: RETAIN contributions, integrated gradients, the logistic decomposition).
+
 ``predict_proba`` follows scikit-learn: ``(n, 2)`` columns ``[P(y=0), P(y=1)]`` for one binary outcome, ``(n, K)``
 probabilities for ``K`` labels. ``predict`` thresholds at ``threshold``.
 """
@@ -14,13 +18,17 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import torch
 
 from pathways.errors import PathwaysInputError
-from pathways.metrics import mean_log_likelihood
+from pathways.metrics import sample_log_likelihood
+from pathways.training.trainer import Trainer
+from pathways.utils import rng
 from pathways.models.base import NotFittedError, PathwaysEstimator
 from pathways.models.params import check_counts, check_fraction, check_real
 from pathways.encode.outcomes import OutcomeData, as_outcome_data
+from pathways.models.recurrent.attribution import integrated_gradients
 from pathways.models.recurrent.data import DenseBatcher
 from pathways.device import resolve_device
 
@@ -61,10 +69,14 @@ class OutcomeModelBase(PathwaysEstimator):
                 f"({int(positives[k])} positives); a classifier needs both"
             )
 
+    def check_fitted(self) -> None:
+        """Raise :class:`NotFittedError` before ``fit`` (the fitted state starts with the learned layout)."""
+        if "n_codes_" not in vars(self):
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit(...) first")
+
     def _check_input(self, X: Any, y: Any = None, static: Any = None, *, require_y: bool = False) -> OutcomeData:
         """Validate new input against the fitted layout."""
-        if not hasattr(self, "n_codes_"):
-            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit(...) first")
+        self.check_fitted()
         data = as_outcome_data(X, y, static, require_y=require_y)
         if data.n_codes != self.n_codes_:
             raise PathwaysInputError(
@@ -104,10 +116,39 @@ class OutcomeModelBase(PathwaysEstimator):
         out = (p >= self.threshold).astype(np.int64)
         return out[:, 0] if self.n_labels_ == 1 else out
 
-    def score(self, X: Any, y: Any = None, static: Any = None) -> float:
+    def score(self, data: Any, y: Any = None, static: Any = None) -> float:
         """Mean Bernoulli log-likelihood per sample, summed over labels (higher is better; module docstring)."""
-        data = self._check_input(X, y, static, require_y=True)
-        return mean_log_likelihood(data.y, self._positive_proba(data))
+        return float(np.mean(self.score_samples(data, y, static)))
+
+    def score_samples(self, data: Any, y: Any = None, static: Any = None) -> np.ndarray:
+        """Bernoulli log-likelihood of each sample, summed over labels (float64, one value per sample)."""
+        checked = self._check_input(data, y, static, require_y=True)
+        return sample_log_likelihood(checked.y, self._positive_proba(checked))
+
+    def to_factors(self, data: Any = None, static: Any = None, *, max_samples: int | None = 5000,
+                   seed: int | np.random.Generator | None = 0, **kwargs: Any) -> pd.DataFrame:
+        """Factors table: which past codes, how long before the index time, drove the predictions on ``data``.
+
+        Parameters
+        ----------
+        data : OutcomeData or SparseSeries
+            The histories to explain (e.g. the training data).
+        static : array-like, optional
+            Static covariates when ``data`` does not carry them.
+        max_samples : int or None
+            Explain a random subset of at most this many samples (integrated gradients cost about ``n_steps``
+            training epochs over the samples explained); None = all.
+        seed : int or Generator
+            Draws the subset.
+        **kwargs
+            Passed to the model's attribution (see :mod:`pathways.models.recurrent.attribution`).
+        """
+        if data is None:
+            raise PathwaysInputError(f"{type(self).__name__}.to_factors: pass the histories to explain")
+        checked = self._check_input(data, static=static)
+        if max_samples is not None and len(checked) > int(max_samples):
+            checked = checked.subset(np.sort(rng(seed).choice(len(checked), int(max_samples), replace=False)))
+        return self._attributions(checked, **kwargs)
 
 
 class NeuralOutcomeModel(OutcomeModelBase):
@@ -146,29 +187,27 @@ class NeuralOutcomeModel(OutcomeModelBase):
             static_scale=self.static_scale_, device=device,
         )
 
-    def fit(self, X: Any, y: Any = None, *, validation: Any = None, static: Any = None) -> "NeuralOutcomeModel":
+    def fit(self, data: Any, y: Any = None, *, validation: Any = None, static: Any = None) -> "NeuralOutcomeModel":
         """Fit on binned histories.
 
         Parameters
         ----------
-        X : OutcomeData or SparseSeries
+        data : OutcomeData or SparseSeries
             Training histories (see :func:`pathways.models.recurrent.outcome_dataset`).
         y : array-like (n,) or (n, K), optional
-            Outcome indicators when ``X`` does not carry them.
+            Outcome indicators when ``data`` does not carry them.
         validation : OutcomeData or (SparseSeries, y), optional
             Held-out data for early stopping (``patience`` epochs without improvement of the validation loss).
         static : array-like (n, S), optional
-            Static covariates when ``X`` does not carry them.
+            Static covariates when ``data`` does not carry them.
 
         Returns
         -------
         self
         """
-        from pathways.training import Trainer  # imported here: training depends on models, not the reverse
-
         self._check_params()
-        data = as_outcome_data(X, y, static, require_y=True)
-        self._learn_layout(data)
+        train = as_outcome_data(data, y, static, require_y=True)
+        self._learn_layout(train)
         val = None
         if validation is not None:
             val = self._check_input(*validation) if isinstance(validation, tuple) else self._check_input(validation)
@@ -177,7 +216,7 @@ class NeuralOutcomeModel(OutcomeModelBase):
         device = resolve_device(self.device)
         torch.manual_seed(int(self.seed))
         self.module_ = self._build_module().to(device)
-        train_b = self._batcher(data, device)
+        train_b = self._batcher(train, device)
         val_b = None if val is None else self._batcher(val, device)
         bs = int(self.batch_size)
         trainer = Trainer(
@@ -201,6 +240,10 @@ class NeuralOutcomeModel(OutcomeModelBase):
         """Evaluation batches (no shuffle, length-bucketed) on the module's device."""
         batcher = self._batcher(data, self._device())
         return batcher.iterate(int(batch_size or max(self.batch_size, 256)))
+
+    def _attributions(self, data: OutcomeData, **kwargs: Any) -> pd.DataFrame:
+        """Integrated gradients of the logit (RETAIN overrides with its exact contributions)."""
+        return integrated_gradients(self, data, **kwargs)
 
     def _positive_proba(self, data: OutcomeData) -> np.ndarray:
         out = np.empty((len(data), self.n_labels_), dtype=np.float64)

@@ -4,11 +4,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 
 from pathways.errors import PathwaysInputError
 from pathways.models.params import check_counts, check_real
+from pathways.models.recurrent.attribution import logistic_attributions
 from pathways.models.recurrent.base import OutcomeModelBase
 from pathways.encode.outcomes import OutcomeData, as_outcome_data
 
@@ -79,12 +81,12 @@ class CountsLogisticBaseline(OutcomeModelBase):
             feats.append(sp.csr_matrix((data.static - self.static_mean_) / self.static_scale_))
         return sp.hstack(feats, format="csr")
 
-    def fit(self, X: Any, y: Any = None, *, validation: Any = None, static: Any = None) -> "CountsLogisticBaseline":
+    def fit(self, data: Any, y: Any = None, *, validation: Any = None, static: Any = None) -> "CountsLogisticBaseline":
         """Fit one logistic regression per outcome label.
 
         Parameters
         ----------
-        X : OutcomeData or SparseSeries
+        data : OutcomeData or SparseSeries
         y : array-like (n,) or (n, K), optional
         validation : ignored
             Accepted for a uniform ``fit`` face; the penalty ``C`` is the only regularisation.
@@ -97,13 +99,13 @@ class CountsLogisticBaseline(OutcomeModelBase):
         check_real("C", self.C, lambda v: v > 0, "a number > 0")
         check_real("threshold", self.threshold, lambda v: 0 <= v <= 1, "a probability in [0, 1]")
         check_counts(self, ("max_iter",))
-        data = as_outcome_data(X, y, static, require_y=True)
-        self._learn_layout(data)
+        train = as_outcome_data(data, y, static, require_y=True)
+        self._learn_layout(train)
         windows = np.asarray(tuple(self.windows_days), dtype=np.float64)
         if windows.size and (~np.isfinite(windows) | (windows <= 0)).any():
             raise PathwaysInputError(f"windows_days: expected positive finite windows, got {tuple(self.windows_days)}")
         self.window_bins_ = [int(np.ceil(w / self.bin_width_ - 1e-9)) for w in windows]
-        features = self._raw_features(data)
+        features = self._raw_features(train)
         sq_mean = np.asarray(features.multiply(features).mean(axis=0)).ravel()
         mean = np.asarray(features.mean(axis=0)).ravel()
         sd = np.sqrt(np.maximum(sq_mean - mean**2, 0.0))
@@ -112,7 +114,7 @@ class CountsLogisticBaseline(OutcomeModelBase):
         coefs, intercepts, n_iter = [], [], []
         for k in range(self.n_labels_):  # one regression per label (a handful), not per sample
             lr = LogisticRegression(C=float(self.C), class_weight=self.class_weight, max_iter=int(self.max_iter))
-            lr.fit(xs, data.y[:, k].astype(np.int64))
+            lr.fit(xs, train.y[:, k].astype(np.int64))
             coefs.append(lr.coef_[0])
             intercepts.append(lr.intercept_[0])
             n_iter.append(int(lr.n_iter_[0]))
@@ -134,3 +136,7 @@ class CountsLogisticBaseline(OutcomeModelBase):
     def _positive_proba(self, data: OutcomeData) -> np.ndarray:
         z = self._logits(data)
         return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic
+
+    def _attributions(self, data: OutcomeData, **kwargs: Any) -> pd.DataFrame:
+        """The exact linear decomposition of the logit (one ``lag_days = NaN`` row per code and label)."""
+        return logistic_attributions(self, data, **kwargs)

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 from torch import nn
 
+from pathways.encode.outcomes import OutcomeData
+from pathways.models.recurrent.attribution import retain_attributions
 from pathways.models.recurrent.base import NeuralOutcomeModel
 from pathways.models.recurrent.modules import RETAINNet
 
@@ -90,3 +93,7 @@ class RETAIN(NeuralOutcomeModel):
             beta_hidden=int(self.beta_hidden), dropout_emb=float(self.dropout_emb),
             dropout_context=float(self.dropout_context),
         )
+
+    def _attributions(self, data: OutcomeData, **kwargs: Any) -> pd.DataFrame:
+        """RETAIN's exact decomposition of the logit into per-(bin, code) contributions."""
+        return retain_attributions(self, data, **kwargs)

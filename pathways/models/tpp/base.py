@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import torch
 
 from pathways.data.eventlog import EventLog
@@ -30,8 +31,10 @@ from pathways.encode.sequences import Sequences
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.models.base import NotFittedError, PathwaysEstimator, as_sequences
 from pathways.models.params import check_counts, check_real
-from pathways.models.tpp.modules import TPPModule, unpack_batch
+from pathways.data.tables import factors_frame
+from pathways.models.tpp.modules import IntensityTPPModule, TPPModule, unpack_batch
 from pathways.device import resolve_device
+from pathways.training.trainer import Trainer
 from pathways.utils import SeedLike, logger, rng
 
 TPPData = EventLog | Sequences
@@ -119,8 +122,9 @@ class TPPBase(PathwaysEstimator):
         return self._module_class(self.n_codes_, self.time_scale_, **self._module_kwargs())
 
     # -- data -----------------------------------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "module_"):
+    def check_fitted(self) -> None:
+        """Raise :class:`NotFittedError` before ``fit`` (the fitted state is ``module_``)."""
+        if "module_" not in vars(self):
             raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit first")
 
     def _aligned(self, data: Any, name: str) -> Sequences:
@@ -143,24 +147,22 @@ class TPPBase(PathwaysEstimator):
                             dtype=self.module_.time_scale.dtype)
 
     # -- fitting --------------------------------------------------------------------------------------------------
-    def fit(self, train: TPPData, validation: TPPData | None = None) -> "TPPBase":
+    def fit(self, data: TPPData, validation: TPPData | None = None) -> "TPPBase":
         """Train by maximum likelihood with :class:`pathways.training.Trainer`.
 
         Parameters
         ----------
-        train : EventLog or Sequences with at least one event.
+        data : EventLog or Sequences with at least one event.
         validation : optional held-out data for early stopping (``patience`` epochs without improvement).
 
         Returns
         -------
         self
         """
-        from pathways.training.trainer import Trainer  # training imports models lazily: keep the graph acyclic
-
         self._check_params()
-        seqs = _as_sequences(train, "train")
+        seqs = _as_sequences(data, "data")
         if seqs.n_events == 0:
-            raise PathwaysInputError(f"argument 'train': {len(seqs)} sequences but no event to learn from")
+            raise PathwaysInputError(f"argument 'data': {len(seqs)} sequences but no event to learn from")
         self._learn_data_meta(seqs)
         val = None if validation is None else self._aligned(validation, "validation")
         device = resolve_device(self.device)
@@ -184,12 +186,12 @@ class TPPBase(PathwaysEstimator):
 
     # -- likelihood -----------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def log_likelihood(self, data: TPPData) -> np.ndarray:
+    def score_samples(self, data: TPPData) -> np.ndarray:
         """Log-likelihood of every sequence over its window (float64 array, data's time unit).
 
         Exact for RMTPP and LogNormMix, Gauss-Legendre compensator (``n_quadrature`` nodes per interval) otherwise.
         """
-        self._check_fitted()
+        self.check_fitted()
         seqs = self._aligned(data, "data")
         self.module_.eval()
         parts = [self.module_.log_likelihood(b, method="quad")[0] for b in self._eval_batches(seqs)]
@@ -197,11 +199,59 @@ class TPPBase(PathwaysEstimator):
 
     def score(self, data: TPPData) -> float:
         """Log-likelihood per event (higher is better); see the module docstring for the convention."""
-        self._check_fitted()
+        self.check_fitted()
         seqs = self._aligned(data, "data")
         if seqs.n_events == 0:
             raise PathwaysInputError("argument 'data': no event to score (the score is per event)")
-        return float(self.log_likelihood(seqs).sum() / seqs.n_events)
+        return self.log_likelihood(seqs) / seqs.n_events
+
+    # -- factors --------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def to_factors(self, data: TPPData | None = None, z: float = 1.96) -> pd.DataFrame:
+        """Average multiplicative jump of each type's intensity right after an event of each type.
+
+        ``effect`` of the row (source ``j``, target ``i``) is the mean over the events of type ``j`` in ``data`` of
+        ``λ_i(t+) / λ_i(t-)``: above 1 an event of type ``j`` raises the rate of ``i``, below 1 it lowers it. The
+        interval is normal, over those events; ``n`` counts them (method ``"tpp_intensity_jump"``).
+
+        Raises
+        ------
+        PathwaysInputError
+            Without ``data`` (the jumps are averaged over its events), or for LogNormMix, which models the gap
+            distribution: its hazard restarts at zero after every event, so it has no jump to report.
+        """
+        self.check_fitted()
+        if data is None:
+            raise PathwaysInputError(f"{type(self).__name__}.to_factors: pass the data whose events the intensity "
+                                     "jumps are averaged over")
+        if not isinstance(self.module_, IntensityTPPModule):
+            raise PathwaysInputError(
+                f"{type(self).__name__} has no factors view (its hazard restarts at zero after each event); models "
+                "with one: Hawkes models, RMTPP, NeuralHawkes, TransformerHawkes, SelfAttentiveHawkes, outcome "
+                "models and SCCS")
+        seqs = self._aligned(data, "data")
+        k = self.n_codes_
+        total, square, count = np.zeros((k, k)), np.zeros((k, k)), np.zeros(k)
+        self.module_.eval()
+        for batch in self._eval_batches(seqs):
+            bt = unpack_batch(batch, self.module_.time_scale)
+            states = self.module_.encode(bt)
+            before = self.module_.intensity(states[:, :-1], bt.dt[..., None])[..., 0, :]
+            after = self.module_.intensity(states[:, 1:], torch.zeros_like(bt.dt)[..., None])[..., 0, :]
+            ratio = (after / before.clamp_min(1e-30))[bt.mask].double().cpu().numpy()  # (events, K)
+            marks = bt.marks[bt.mask].cpu().numpy()
+            np.add.at(total, marks, ratio)
+            np.add.at(square, marks, ratio * ratio)
+            count += np.bincount(marks, minlength=k)
+        n = count[:, None]
+        mean = np.divide(total, n, out=np.full_like(total, np.nan), where=n > 0)
+        var = np.divide(square - n * mean**2, n - 1, out=np.full_like(total, np.nan), where=n > 1)
+        half = z * np.sqrt(np.maximum(var, 0.0) / np.maximum(n, 1))
+        codes = np.asarray(self.vocab_.codes if self.vocab_ is not None else np.arange(k), dtype=object).astype(str)
+        src, tgt = np.divmod(np.arange(k * k), k)
+        return factors_frame(codes[src], codes[tgt], mean.ravel(), method="tpp_intensity_jump",
+                             ci_low=(mean - half).ravel(), ci_high=(mean + half).ravel(),
+                             n=np.repeat(count, k).astype(np.int64))
 
     # -- prediction -----------------------------------------------------------------------------------------------
     def _grid(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -218,7 +268,7 @@ class TPPBase(PathwaysEstimator):
         grid of ``predict_grid_size`` points up to twice the largest training gap); the expectation is conditional
         on the event falling in that range. LogNormMix uses the exact mixture mean.
         """
-        self._check_fitted()
+        self.check_fitted()
         seqs = self._aligned(data, "data")
         self.module_.eval()
         scale = self.module_.time_scale
@@ -239,7 +289,7 @@ class TPPBase(PathwaysEstimator):
     @torch.no_grad()
     def intensities(self, data: TPPData) -> np.ndarray:
         """Left-limit intensities ``λ_k(t_i^-)`` ``(N, K)`` at every event, in events per data time unit."""
-        self._check_fitted()
+        self.check_fitted()
         seqs = self._aligned(data, "data")
         self.module_.eval()
         scale = self.module_.time_scale
@@ -258,7 +308,7 @@ class TPPBase(PathwaysEstimator):
         docstring); LogNormMix draws gaps directly. ``max_events`` caps each sequence (a guard against explosive
         fits); sequences reaching it are truncated and a warning says how many.
         """
-        self._check_fitted()
+        self.check_fitted()
         if int(n) < 1 or not np.isfinite(end_time) or end_time <= 0:
             raise PathwaysInputError(f"arguments 'n'/'end_time': need n >= 1 and a finite end_time > 0, "
                                      f"got n={n}, end_time={end_time}")

@@ -24,7 +24,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from pathways.checkpoint import to_jsonable
 from pathways.errors import PathwaysInputError
+from pathways.factors.graph import excitation_graph
 from pathways.utils import atomic_path, logger
 
 FACTOR_COLUMNS = ["source", "target", "lag_days", "effect", "ci_low", "ci_high", "method"]
@@ -120,8 +122,6 @@ def hawkes_factors(model: Any, counts: pd.DataFrame | None = None, intervals: An
     model kept them (else NaN). ``counts`` (from :func:`code_counts`) fills ``n_source_events`` and
     ``n_target_events``, the basis of small-count suppression.
     """
-    from pathways.factors.graph import excitation_graph
-
     ci = intervals if intervals is not None else getattr(model, "confidence_intervals_", None)
     frame = excitation_graph(model, intervals=ci)
     position = {code: i for i, code in enumerate(np.asarray(model.codes_, dtype=object).astype(str))}
@@ -135,8 +135,6 @@ def hawkes_factors(model: Any, counts: pd.DataFrame | None = None, intervals: An
 
 
 def _jsonable_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    from pathways.checkpoint import to_jsonable
-
     return to_jsonable(dict(metrics))
 
 

@@ -1,0 +1,120 @@
+"""The signal-detection pipeline: screen an EventLog for drug-safety signals with ``cfg.signals``.
+
+Writes the signal table (parquet and report), count anomaly scores per patient (and prescriber / pharmacy when the
+log carries them), relative-incidence curves of the flagged SCCS pairs and, with matplotlib, a volcano plot.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig
+
+from pathways.data.eventlog import EventLog
+from pathways.errors import PathwaysInputError
+from pathways.pipelines.common import RunResult, instantiate, load_data, write_parquet, write_summary
+from pathways.pipelines.report import suppress_small_counts, write_report
+from pathways.signals import count_anomaly_scores
+from pathways.signals.detect import relative_incidence_curves
+from pathways.synthetic.cohort import Truth
+from pathways.utils import logger
+
+
+def detect_signals(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
+    """Screen the data of ``cfg.data`` for drug-safety signals with ``cfg.signals`` (``pathways.signals.detect``)."""
+    out = Path(output_dir)
+    node = cfg.get("signals")
+    if node is None or "_target_" not in node:
+        raise PathwaysInputError("config 'signals': needs a _target_ (e.g. pathways.signals.detect)")
+    data, truth = load_data(cfg.data)
+    if not isinstance(data, EventLog):
+        raise PathwaysInputError("detect_signals: the data config must give an EventLog (drugs and events)")
+    table = instantiate(node, log=data, **_signal_defaults(node, truth))
+    if isinstance(table, tuple):
+        table = table[0]
+    if not isinstance(table, pd.DataFrame):
+        raise PathwaysInputError(f"config 'signals': {node.get('_target_')} returned {type(table).__name__}, "
+                                 "expected the signal table")
+    metrics = {"n_signals": int(len(table)),
+               "n_flagged": int(table["flag"].sum()) if "flag" in table.columns else None}
+    metrics.update(_signal_truth_metrics(table, truth))
+    result = RunResult(output_dir=out, metrics=metrics)
+    report_cfg = cfg.get("report") or {}
+    min_cell = report_cfg.get("min_cell_count")
+    figures = bool(report_cfg.get("figures", True))
+    result.report = write_report(out / "report", title=f"{cfg.get('name', 'signals')}: signal table",
+                                 metrics=metrics, signals=table, min_cell_count=min_cell,
+                                 top_k=int(report_cfg.get("top_k", 20)), figures=figures)
+    result.files.update(_write_signal_outputs(out, data, table, node, min_cell, figures))
+    write_summary(out, result, "ok")
+    return result
+
+
+def _write_signal_outputs(out: Path, log: EventLog, table: pd.DataFrame, node: DictConfig,
+                          min_cell_count: int | None, figures: bool) -> dict[str, Path]:
+    """signals.parquet, anomalies.parquet, relative-incidence curves of the flagged SCCS pairs, volcano plot."""
+    files: dict[str, Path] = {}
+    signals = suppress_small_counts(table, min_cell_count)
+    signals.attrs = {}  # parquet metadata must stay JSON: the fitted nulls live in the report's metrics
+    files["signals_parquet"] = write_parquet(signals, out / "signals.parquet")
+    units = ["patient"] + [u for u in ("prescriber", "pharmacy") if u in log.extras]
+    anomalies = pd.concat([count_anomaly_scores(log, unit=u) for u in units], ignore_index=True)
+    anomalies["unit_index"] = anomalies["unit_index"].astype(str)
+    if min_cell_count is not None:  # per-code counts inside the explanation could be small: keep the codes only
+        anomalies["top_codes"] = anomalies["top_codes"].str.replace(r" \([^)]*\)", "", regex=True)
+    files["anomalies"] = write_parquet(suppress_small_counts(anomalies, min_cell_count), out / "anomalies.parquet")
+    flagged = table[(table["method"] == "SCCS") & table["flag"].astype(bool)].sort_values("rank").head(12)
+    curves = pd.DataFrame()
+    if not flagged.empty:
+        curves = relative_incidence_curves(log, list(zip(flagged["exposure"], flagged["outcome"])),
+                                           bucket_days=float(node.get("bucket_days", 7.0)),
+                                           outcome_mode=str(node.get("outcome_mode", "first")),
+                                           exposure_coding=str(node.get("exposure_coding", "exposed")))
+        curves = suppress_small_counts(curves, min_cell_count)
+        files["ri_curves"] = write_parquet(curves, out / "relative_incidence_curves.parquet")
+    if figures:
+        files.update(_signal_figures(out / "report" / "figures", signals, curves))
+    return files
+
+
+def _signal_figures(fig_dir: Path, signals: pd.DataFrame, curves: pd.DataFrame) -> dict[str, Path]:
+    try:  # matplotlib is optional (pathways[plot])
+        from pathways import plots
+        import matplotlib  # noqa: F401
+    except ImportError:
+        logger.info("detect_signals: matplotlib not installed, figures skipped (pip install 'pathways[plot]')")
+        return {}
+    files = {"volcano": fig_dir / "volcano.png"}
+    plots.plot_volcano(signals, files["volcano"])
+    if not curves.empty:
+        files["ri_curves_figure"] = fig_dir / "relative_incidence.png"
+        plots.plot_relative_incidence(curves, files["ri_curves_figure"])
+    return files
+
+
+def _signal_defaults(node: DictConfig, truth: Truth | None) -> dict[str, Any]:
+    """Outcomes and negative controls from the synthetic truth when the signals config leaves them unset."""
+    if not isinstance(truth, Truth):
+        return {}
+    extra: dict[str, Any] = {}
+    outcomes = list(truth.outcomes or [])
+    if node.get("outcomes") is None and outcomes:
+        extra["outcomes"] = outcomes
+    nulls = list(truth.null_drugs or [])
+    if node.get("negative_controls") is None and nulls and outcomes:
+        extra["negative_controls"] = [(d, o) for d in nulls for o in outcomes]
+    return extra
+
+
+def _signal_truth_metrics(table: pd.DataFrame, truth: Truth | None) -> dict[str, Any]:
+    """When the synthetic truth lists risky drug-event pairs: how many flagged pairs are true."""
+    if not isinstance(truth, Truth) or not isinstance(truth.drug_effects, pd.DataFrame) or "flag" not in table:
+        return {}
+    effects = truth.drug_effects
+    true_pairs = set(zip(effects["drug"].astype(str), effects["event"].astype(str)))
+    flagged = table[table["flag"].astype(bool)]
+    pairs = set(zip(flagged["exposure"].astype(str), flagged["outcome"].astype(str)))
+    hits = len(pairs & true_pairs)
+    return {"flagged_true_pairs": hits, "flagged_pairs": len(pairs), "true_pairs": len(true_pairs)}
