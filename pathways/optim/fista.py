@@ -7,8 +7,8 @@ momentum, restart and stopping test, and the smooth part is evaluated for all co
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -70,10 +70,10 @@ def fista(smooth: Smooth, prox: Prox, x0: torch.Tensor, *,
     """
     if restart not in _RESTARTS:
         raise ValueError(f"restart must be one of {_RESTARTS}, got {restart!r}")
-    red = (lambda t: t.sum(0)) if columns else (lambda t: t.sum())  # noqa: E731
-    as_t = lambda v: torch.as_tensor(v, dtype=x0.dtype, device=x0.device)  # noqa: E731
-    nonsmooth = (lambda x: as_t(0.0)) if penalty is None else (lambda x: as_t(penalty(x)))  # noqa: E731
-    objective = lambda x: as_t(smooth(x, False)[0]) + nonsmooth(x)  # noqa: E731
+    red = (lambda t: t.sum(0)) if columns else (lambda t: t.sum())
+    as_t = lambda v: torch.as_tensor(v, dtype=x0.dtype, device=x0.device)
+    nonsmooth = (lambda x: as_t(0.0)) if penalty is None else (lambda x: as_t(penalty(x)))
+    objective = lambda x: as_t(smooth(x, False)[0]) + nonsmooth(x)
     need_objective = backtrack or restart != "gradient" or objective_tol > 0 or record_every > 0
     lip = as_t(lipschitz).clone()
     x, y = x0, x0.clone()

@@ -40,7 +40,7 @@ def test_least_squares_minimiser_to_1e8(restart):
     a, y = _problem()
     exact = torch.linalg.lstsq(a, y).solution[:, 0]
     lip = float(torch.linalg.eigvalsh(a.T @ a)[-1])
-    kwargs = dict(backtrack=False, lipschitz=lip) if restart == "gradient" else dict(relax=1.0)
+    kwargs = {"backtrack": False, "lipschitz": lip} if restart == "gradient" else {"relax": 1.0}
     res = fista(_smooth(a, y), lambda v, prec: v, torch.zeros(6, dtype=torch.float64), restart=restart,
                 tol=1e-13, max_iter=5000, **kwargs)
     assert res.converged

@@ -5,8 +5,15 @@ import numpy as np
 import torch
 from scipy import optimize
 
-from pathways.optim import (prox_elastic_net, prox_group_l1, prox_l1, prox_l2, prox_nuclear_positive,
-                            prox_positive, prox_tv1d)
+from pathways.optim import (
+    prox_elastic_net,
+    prox_group_l1,
+    prox_l1,
+    prox_l2,
+    prox_nuclear_positive,
+    prox_positive,
+    prox_tv1d,
+)
 
 
 def _rand(shape, seed=0):
@@ -27,7 +34,9 @@ def test_elastic_net_prox_minimises_its_objective():
     v = _rand(7, seed=1).numpy()
     got = prox_elastic_net(torch.as_tensor(v), 0.2, 0.4, positive=True).numpy()
     for i, vi in enumerate(v):  # one-dimensional problems: bounded scalar minimisation
-        f = lambda x: 0.5 * (x - vi) ** 2 + 0.2 * abs(x) + 0.2 * x * x  # noqa: E731
+        def f(x: float, vi: float = vi) -> float:
+            return 0.5 * (x - vi) ** 2 + 0.2 * abs(x) + 0.2 * x * x
+
         ref = optimize.minimize_scalar(f, bounds=(0.0, 10.0), method="bounded", options={"xatol": 1e-12}).x
         assert abs(got[i] - ref) < 1e-8
 
@@ -42,7 +51,7 @@ def test_nuclear_positive_prox_is_feasible_and_optimal():
     tau = 0.3
     x = prox_nuclear_positive(m, tau, n_iter=500)
     assert float(x.min()) >= 0.0
-    obj = lambda y: 0.5 * float(((y - m) ** 2).sum()) + tau * float(torch.linalg.matrix_norm(y, "nuc"))  # noqa
+    obj = lambda y: 0.5 * float(((y - m) ** 2).sum()) + tau * float(torch.linalg.matrix_norm(y, "nuc"))
     gen = np.random.default_rng(3)
     for _ in range(50):  # no feasible perturbation does better
         y = torch.clamp(x + 1e-3 * torch.as_tensor(gen.normal(size=(4, 4))), min=0.0)

@@ -33,7 +33,7 @@ def test_reaches_the_fixed_point_faster_than_the_plain_map():
 
 def test_safeguard_falls_back_to_the_double_step():
     # the extrapolation lands on the fixed point 0, where this objective is made worse: the cycle keeps F(F(x0))
-    fmap = lambda x: (0.5 * x, 100.0 if np.abs(x).sum() < 1e-9 else float(np.abs(x).sum()))  # noqa: E731
+    fmap = lambda x: (0.5 * x, 100.0 if np.abs(x).sum() < 1e-9 else float(np.abs(x).sum()))
     x0 = np.array([1.0, -2.0])
     step = squarem_step(fmap, x0)
     np.testing.assert_allclose(step.x, 0.25 * x0)
@@ -59,7 +59,7 @@ def test_monotone_on_an_em_map_with_feasibility_and_projection():
 
 
 def test_torch_tensors_and_a_precomputed_first_map():
-    fmap = lambda x: (0.5 * x + 1.0, float(((x - 2.0) ** 2).sum()))  # noqa: E731
+    fmap = lambda x: (0.5 * x + 1.0, float(((x - 2.0) ** 2).sum()))
     x0 = torch.zeros(3, dtype=torch.float64)
     step = squarem_step(fmap, x0, first=fmap(x0))
     assert step.n_maps == 2 and step.accepted

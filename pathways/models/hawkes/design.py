@@ -115,7 +115,7 @@ def _sparse_pairs(seq: np.ndarray, group_first: np.ndarray, order: np.ndarray, s
         lasts.append(pos[keep] - 1), counts.append(cnt[keep])
     # astype(copy=False): the parts already have these dtypes, a copy of ~N·D entries is pure waste
     cat = lambda parts, dt: (np.concatenate(parts) if len(parts) > 1 else parts[0]).astype(dt, copy=False) \
-        if parts else np.zeros(0, dt)  # noqa: E731
+        if parts else np.zeros(0, dt)
     return cat(rows, np.int64), cat(cols, np.int64), cat(lasts, np.int64), cat(counts, np.float64)
 
 
@@ -163,7 +163,7 @@ class _Tensors:
     """Design arrays moved to a torch device once, plus β-dependent values (cached for fixed decays)."""
 
     def __init__(self, design: _Design, device: torch.device):
-        as_t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
+        as_t = lambda a: torch.as_tensor(a, device=device)
         self.design, self.device = design, device
         self.code, self.seq, self.row, self.col = (as_t(design.code), as_t(design.seq), as_t(design.row),
                                                    as_t(design.col))
@@ -214,7 +214,7 @@ class _DenseBlocks:
         self.rows, self.blocks, self.k = torch.split(order, counts), torch.split(dense, counts), k
 
     @staticmethod
-    def maybe(t: _Tensors, x: torch.Tensor) -> "_DenseBlocks | None":
+    def maybe(t: _Tensors, x: torch.Tensor) -> _DenseBlocks | None:
         full = t.design.n_events * t.design.n_codes * x.shape[1]
         if not (0 < full <= _DENSE_MAX and x.numel() >= 0.5 * full):
             return None

@@ -25,8 +25,9 @@ start point is deterministic (no random kernel start), which is safe because the
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence as TypingSequence
 from dataclasses import dataclass
-from typing import Any, Sequence as TypingSequence
+from typing import Any
 
 import numpy as np
 
@@ -34,9 +35,19 @@ from pathways.device import resolve_device
 from pathways.encode.sequences import Sequences
 from pathways.errors import PathwaysInputError
 from pathways.models.hawkes.base import HawkesBase
-from pathways.models.hawkes.em_design import (EMDesign, PairMatrix, bin_index, build_design, iter_pairs,
-                                              kernel_edges, kernel_primitive_tables, observed_information_se,
-                                              own_compensators, window_bounds, window_compensators)
+from pathways.models.hawkes.em_design import (
+    EMDesign,
+    PairMatrix,
+    bin_index,
+    build_design,
+    iter_pairs,
+    kernel_edges,
+    kernel_primitive_tables,
+    observed_information_se,
+    own_compensators,
+    window_bounds,
+    window_compensators,
+)
 from pathways.optim import squarem_step
 from pathways.synthetic.hawkes import simulate_hawkes
 from pathways.utils import SeedLike

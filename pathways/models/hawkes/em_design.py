@@ -7,8 +7,10 @@ with its transpose: memory is linear in events x mean number of neighbours withi
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from collections.abc import Sequence as TypingSequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence as TypingSequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -172,7 +174,7 @@ class PairMatrix:
         """``lam = mu[marks] + M @ phi`` as a numpy array (CPU) or a tensor on the device."""
         if self.device.type == "cpu":
             return mu[self.marks] + self.csr @ phi
-        as_t = lambda a: torch.as_tensor(a, dtype=torch.float64, device=self.device)  # noqa: E731
+        as_t = lambda a: torch.as_tensor(a, dtype=torch.float64, device=self.device)
         return as_t(mu).index_select(0, self._marks) + torch.mv(self._m, as_t(phi))
 
     def to_numpy(self, lam: Any) -> np.ndarray:

@@ -10,7 +10,8 @@ search over the decays, nuclear-penalised FISTA) in :mod:`pathways.models.hawkes
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,8 +24,15 @@ from pathways.encode.sequences import Sequences
 from pathways.errors import PathwaysInputError
 from pathways.models.hawkes.base import HawkesBase
 from pathways.models.hawkes.design import _Tensors, build_design, least_squares_stats
-from pathways.models.hawkes.solvers import (_EM, _Layout, _Objective, _State, fista_least_squares, profile_decays,
-                                            solve_nuclear)
+from pathways.models.hawkes.solvers import (
+    _EM,
+    _Layout,
+    _Objective,
+    _State,
+    fista_least_squares,
+    profile_decays,
+    solve_nuclear,
+)
 from pathways.synthetic.hawkes import simulate_hawkes
 from pathways.utils import SeedLike, logger
 
@@ -160,7 +168,7 @@ class HawkesSumExpKernel(HawkesBase):
 
     # -- fitting --------------------------------------------------------------------------------------------------
     def fit(self, data: Any, validation: Any = None, *, end_times: Any = None,
-            covariate_values: np.ndarray | None = None) -> "HawkesSumExpKernel":
+            covariate_values: np.ndarray | None = None) -> HawkesSumExpKernel:
         """Fit on an EventLog, Sequences or tick's format (see :meth:`HawkesBase.fit`; ``validation`` is ignored).
         Returns self."""
         self._check_params()

@@ -19,7 +19,13 @@ import scipy.optimize
 import torch
 
 from pathways.models.hawkes.design import _DenseBlocks, _Tensors
-from pathways.optim import fista, prox_elastic_net, prox_nuclear_positive, prox_positive, squarem_step
+from pathways.optim import (
+    fista,
+    prox_elastic_net,
+    prox_nuclear_positive,
+    prox_positive,
+    squarem_step,
+)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -349,7 +355,7 @@ class _EM:
         r = torch.zeros(mu.shape[0], zt.shape[1], dtype=z.dtype, device=z.device).index_add(
             0, t.code, resp[:, None] * zt[t.seq])
         theta = torch.cat([torch.log(torch.clamp(mu, min=1e-300))[:, None], gamma], 1)
-        gain = lambda th: (r * th).sum(1) - (torch.exp(zt @ th.T) * t.duration[:, None]).sum(0)  # noqa: E731
+        gain = lambda th: (r * th).sum(1) - (torch.exp(zt @ th.T) * t.duration[:, None]).sum(0)
         for _ in range(2):
             e = torch.exp(zt @ theta.T) * t.duration[:, None]  # (P, D)
             grad = r - e.T @ zt
