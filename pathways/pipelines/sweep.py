@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from pathways.utils import atomic_path, logger
@@ -88,8 +89,6 @@ class CollectResults(Callback):
         self.filename = filename
 
     def on_job_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
-        from hydra.types import RunMode
-
         if config.hydra.mode == RunMode.MULTIRUN:
             collect_results(Path(str(config.hydra.sweep.dir)), self.filename)
 
