@@ -1,0 +1,189 @@
+"""Costs per patient-year by care category, and the allocation of each patient's spending to their groups.
+
+Amounts are event-level extras columns (default ``paid``: the reimbursed amount, SNDS ``PRS_PAI_MNT``, and
+``base``: the reimbursement base, ``BSE_REM_MNT``); hospital stays carry their cost on the ``stay`` event.
+Regularisation rows (negative amounts) are summed with the rows they correct, so they net out. All sums are done
+in integer cents, so totals are exact.
+
+Allocation (documented in ``docs/cartography.md``): for each year, the yearly paid amount of every patient is
+regressed (least squares) on the group indicators, an intercept, age bands and sex. Each patient's spending is then
+split between their groups in proportion to the positive group coefficients, and the ``unattributed`` part (in
+proportion to the positive intercept + age + sex prediction); patients whose components are all zero give
+everything to ``unattributed``. Shares are rounded to the cent by largest remainders, so the allocated amounts of a
+patient add up to their spending exactly, and group totals (with ``unattributed``) to total spending.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from pathways.cartography.identify import AGE_BANDS, PatientYears, age_band, day_years, epoch_days
+from pathways.data.eventlog import EventLog
+from pathways.errors import PathwaysInputError
+
+#: care category -> EventLog categories whose amounts it sums (anything else goes to ``other``)
+CARE_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "hospital": ("stay", "hospital_act"),
+    "drugs": ("drug",),
+    "consultations_acts": ("act", "consultation", "visit"),
+}
+UNATTRIBUTED = "unattributed"
+
+
+@dataclass
+class Allocation:
+    """Allocated spending in cents: ``cents`` (rows x groups CSR, int64), ``unattributed`` (per row), the per-year
+    regression ``coefficients`` (year, term, coefficient) and the ``amount`` column allocated."""
+
+    cents: sp.csr_matrix
+    unattributed: np.ndarray
+    coefficients: pd.DataFrame
+    amount: str
+
+
+def patient_year_costs(log: EventLog, py: PatientYears, amounts: Sequence[str] = ("paid", "base"),
+                       care_categories: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
+    """Spending per patient-year row of ``py``: ``<amount>_<care category>`` and ``<amount>_total`` in cents.
+
+    Events outside the rows of ``py`` (other years, outside the population) are ignored; missing amounts count 0.
+
+    Raises
+    ------
+    PathwaysInputError : an amount column absent from ``log.extras``.
+    """
+    cats = dict(CARE_CATEGORIES if care_categories is None else care_categories)
+    missing = [a for a in amounts if a not in log.extras]
+    if missing:
+        raise PathwaysInputError(f"cartography costs: amount column(s) {missing} not in the log's extras "
+                                 f"(available: {sorted(log.extras)}); pass amounts=[...] or add them")
+    row = event_rows(log, py)
+    has = row >= 0
+    names = list(cats) + ["other"]
+    care = np.full(len(log.category.categories), len(cats), dtype=np.int64)
+    for k, (_, members) in enumerate(cats.items()):
+        care[[i for i, c in enumerate(log.category.categories) if str(c) in set(members)]] = k
+    event_care = care[np.asarray(log.category.codes)[has]] if len(log.category.categories) else \
+        np.full(int(has.sum()), len(cats), dtype=np.int64)
+    out = {}
+    for a in amounts:
+        cents = to_cents(np.asarray(log.extras[a], dtype=float)[has])
+        flat = row[has] * len(names) + event_care
+        sums = np.bincount(flat, weights=cents, minlength=py.n_rows * len(names))
+        table = np.rint(sums).astype(np.int64).reshape(py.n_rows, len(names))
+        for k, name in enumerate(names):
+            out[f"{a}_{name}"] = table[:, k]
+        out[f"{a}_total"] = table.sum(axis=1)
+    return pd.DataFrame(out)
+
+
+def to_cents(amounts: np.ndarray) -> np.ndarray:
+    """Amounts (euros, NaN = 0) as integer cents.
+
+    Examples
+    --------
+    >>> to_cents(np.array([12.345, -0.1, np.nan])).tolist()
+    [1235, -10, 0]
+    """
+    return np.rint(np.nan_to_num(np.asarray(amounts, dtype=float), nan=0.0) * 100).astype(np.int64)
+
+
+def event_rows(log: EventLog, py: PatientYears) -> np.ndarray:
+    """Row of ``py`` each event falls in (its patient and calendar year), or -1."""
+    years = np.unique(py.year)
+    if not years.size:
+        return np.full(log.n_events, -1, dtype=np.int64)
+    y0, n_years = int(years[0]), int(years[-1]) - int(years[0]) + 1
+    row_key = py.patient.astype(np.int64) * n_years + (py.year - y0)
+    ev_year = day_years(epoch_days(log, log.time)).astype(np.int64)
+    inside = (ev_year >= y0) & (ev_year < y0 + n_years)
+    ev_key = log.patient.astype(np.int64) * n_years + (ev_year - y0)
+    pos = np.minimum(np.searchsorted(row_key, ev_key), max(row_key.size - 1, 0))
+    found = inside & (row_key[pos] == ev_key)
+    return np.where(found, pos, -1)
+
+
+def allocate(py: PatientYears, costs: pd.DataFrame, amount: str = "paid_total",
+             bands: Sequence[int] = AGE_BANDS) -> Allocation:
+    """Split each patient-year's ``costs[amount]`` (cents) between its groups and ``unattributed`` (see module)."""
+    if amount not in costs.columns:
+        raise PathwaysInputError(f"allocate: no column {amount!r} in the costs (have {list(costs.columns)})")
+    y = costs[amount].to_numpy(np.int64)
+    n_groups = len(py.groups)
+    flags = py.flags.tocsr()
+    nz_row = np.repeat(np.arange(py.n_rows), np.diff(flags.indptr))
+    nz_col = flags.indices.astype(np.int64)
+    per_entry = np.zeros(nz_col.size)  # positive group coefficient of each (row, group) flag
+    base_comp = np.zeros(py.n_rows)
+    records = []
+    bands_of = age_band(py.age, bands)
+    for year in np.unique(py.year):
+        rows = np.flatnonzero(py.year == year)
+        beta, base, terms = _regress(flags[rows], y[rows], bands_of[rows], py.sex[rows], py.groups)
+        base_comp[rows] = np.maximum(base, 0.0)
+        records += [{"year": int(year), "term": t, "coefficient": float(b) / 100} for t, b in zip(terms, beta)]
+        in_year = py.year[nz_row] == year
+        per_entry[in_year] = np.maximum(beta[:n_groups][nz_col[in_year]], 0.0)
+    entry_row = np.concatenate([nz_row, np.arange(py.n_rows)])
+    entry_col = np.concatenate([nz_col, np.full(py.n_rows, n_groups)])
+    comp = np.concatenate([per_entry, base_comp])
+    total = np.bincount(entry_row, weights=comp, minlength=py.n_rows)
+    none = total <= 0  # nothing to share by: all to unattributed
+    comp = np.where(none[entry_row], (entry_col == n_groups).astype(float), comp)
+    total = np.where(none, 1.0, total)
+    cents = largest_remainder(y, entry_row, comp / total[entry_row])
+    grp = entry_col < n_groups
+    matrix = sp.csr_matrix((cents[grp], (entry_row[grp], entry_col[grp])), shape=(py.n_rows, n_groups),
+                           dtype=np.int64)
+    unattributed = np.bincount(entry_row[~grp], weights=cents[~grp], minlength=py.n_rows)
+    return Allocation(matrix, np.rint(unattributed).astype(np.int64), pd.DataFrame(records), amount)
+
+
+def largest_remainder(total: np.ndarray, row: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """Integer split of ``total[r]`` between the entries of row ``r`` by ``share`` (summing to 1 per row): floors,
+    then one more cent to the entries with the largest fractional parts, until the row adds up exactly.
+
+    Examples
+    --------
+    >>> largest_remainder(np.array([100]), np.array([0, 0, 0]), np.array([1/3, 1/3, 1/3])).tolist()
+    [34, 33, 33]
+    """
+    raw = total[row].astype(float) * share
+    floor = np.floor(raw)
+    missing = total - np.rint(np.bincount(row, weights=floor, minlength=total.size)).astype(np.int64)
+    order = np.lexsort((-(raw - floor), row))
+    starts = np.searchsorted(row[order], row[order], side="left")
+    rank = np.arange(order.size) - starts
+    extra = np.zeros(row.size, dtype=np.int64)
+    extra[order] = (rank < missing[row[order]]).astype(np.int64)
+    return floor.astype(np.int64) + extra
+
+
+def _regress(flags: sp.csr_matrix, y: np.ndarray, bands: np.ndarray, sex: np.ndarray, groups: Sequence[str]
+             ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Least squares of ``y`` on [groups, intercept, age bands (first dropped), sex=M]; returns the coefficients
+    (groups first), each row's base prediction (intercept + age + sex) and the term names. Columns without any
+    variation get a zero coefficient."""
+    n, n_groups = flags.shape
+    band_levels = sorted(set(bands.tolist()))
+    band_idx = np.searchsorted(np.asarray(band_levels, dtype=object), bands)
+    cov = [np.ones(n)] + [(band_idx == k).astype(float) for k in range(1, len(band_levels))] + \
+        [(sex == "M").astype(float)]
+    x = sp.hstack([flags.astype(float), sp.csr_matrix(np.column_stack(cov))], format="csr")
+    xtx = (x.T @ x).toarray()
+    xty = x.T @ y.astype(float)
+    used = np.diag(xtx) > 0
+    beta = np.zeros(x.shape[1])
+    if used.any():
+        beta[used] = np.linalg.lstsq(xtx[np.ix_(used, used)], xty[used], rcond=None)[0]
+    base = np.column_stack(cov) @ beta[n_groups:]
+    terms = [f"group:{g}" for g in groups] + ["intercept"] + \
+        [f"age:{b}" for b in band_levels[1:]] + ["sex:M"]
+    return beta, base, terms
+
+
+__all__ = ["Allocation", "CARE_CATEGORIES", "UNATTRIBUTED", "allocate", "event_rows", "largest_remainder",
+           "patient_year_costs", "to_cents"]
