@@ -1,0 +1,5 @@
+"""Synthetic raw SNDS tables (DCIR, PMSI MCO, referentials, causes of death) with planted truth, at any scale."""
+from pathways.synthetic.snds.truth import SndsTruth
+from pathways.synthetic.snds.writer import chunk_seed, write_snds
+
+__all__ = ["SndsTruth", "chunk_seed", "write_snds"]

@@ -1,0 +1,157 @@
+"""DCIR tables of one chunk: ``ER_PRS_F`` (one line per service and flux) with its detail tables ``ER_PHA_F``
+(CIP13 dispensations) and ``ER_CAM_F`` (CCAM acts) on the nine join keys, and the real DCIR quirks:
+
+* several flux lines per service: each dispensation has a dispensing-fee line (``PRS_NAT_REF`` 3336, no detail);
+* regularisations: 1 % of dispensations are cancelled in a later flux (negative quantity and amounts,
+  ``BSE_REM_SGN`` = -1) and billed again identically;
+* information lines: 2 % of services are repeated with ``DPN_QLF`` = 71 (with their detail line);
+* sentinel dates: ``EXE_SOI_DTF`` = 1600-01-01 on dispensations, ``PRE_PRE_DTD`` = 1600-01-01 without a
+  prescription.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from pathways.synthetic.snds.care import ACT, GP, PHARMACY, SPECIALIST
+from pathways.synthetic.snds.catalogue import Catalogue
+from pathways.synthetic.snds.model import SERVICES
+from pathways.synthetic.snds.population import DEPARTMENTS, Population
+from pathways.synthetic.snds.providers import Providers, hospital_id, pharmacy_id, prescriber_id
+
+SENTINEL = -135140  # 1600-01-01 in days since 1970-01-01
+INFO_SHARE, REGUL_SHARE = 0.02, 0.01
+#: Line types of ER_PRS_F (truth of the quirks).
+MAIN, FEE, INFO, CANCEL, REBILL = 0, 1, 2, 3, 4
+
+
+def _month_after(day: np.ndarray, months: int = 1) -> np.ndarray:
+    """First day of the month ``months`` after each day's month (days since 1970)."""
+    m = day.astype("datetime64[D]").astype("datetime64[M]") + months
+    return m.astype("datetime64[D]").astype(np.int64)
+
+
+def dictionary(values: np.ndarray, mask: np.ndarray | None = None) -> pa.DictionaryArray:
+    """Dictionary-encoded strings (ids repeat a lot: small files, fast writes); ``mask``: nulls."""
+    uniq, inv = np.unique(values.astype(str), return_inverse=True)
+    idx = pa.array(inv.astype(np.int32), mask=mask)
+    return pa.DictionaryArray.from_arrays(idx, pa.array(uniq, pa.string()))
+
+
+def amounts(cat: Catalogue, pop: Population, s: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Paid amount (price x quantity) and reimbursement rate (100 % under the ALD of the service's pathology)."""
+    kind = s["kind"]
+    price = np.select([kind == PHARMACY, kind == GP, kind == SPECIALIST, kind == ACT],
+                      [cat.price[np.where(kind == PHARMACY, s["item"], 0)], SERVICES["gp"][1],
+                       SERVICES["specialist"][1], cat.ccam_price[np.where(kind == ACT, s["item"], 0)]])
+    base_rate = np.select([kind == PHARMACY, kind == ACT], [SERVICES["pharmacy"][2], SERVICES["acts"][2]],
+                          SERVICES["gp"][2])
+    ald = pop.ald_active(s["day"], s["pat"], s["path"])
+    return np.round(price * s["qty"], 2), np.where(ald, 1.0, base_rate)
+
+
+def lines(gen: np.random.Generator, s: dict[str, np.ndarray], chunk: int) -> dict[str, np.ndarray]:
+    """Expand services into ER_PRS_F lines: (service row, line type, flux date, emitter order, PRS_ORD_NUM)."""
+    n = s["day"].size
+    pha = s["kind"] == PHARMACY
+    info = np.flatnonzero(gen.random(n) < INFO_SHARE)
+    regul = np.flatnonzero(pha & (gen.random(n) < REGUL_SHARE))
+    fee = np.flatnonzero(pha)
+    row = np.concatenate([np.arange(n), fee, info, regul, regul])
+    typ = np.concatenate([np.full(n, MAIN), np.full(fee.size, FEE), np.full(info.size, INFO),
+                          np.full(regul.size, CANCEL), np.full(regul.size, REBILL)])
+    late = (gen.random(n) < 0.05).astype(np.int64)  # 5 % of services reach the flux a month late
+    flux_line = _month_after(s["day"][row], 1 + late[row] + (typ >= CANCEL))
+    emt_ord = np.select([typ == CANCEL, typ == REBILL], [2, 3], 1)
+    prs_ord = np.select([typ == FEE, typ == INFO], [2, 3], 1)
+    return {"row": row, "type": typ, "flux": flux_line, "emt_ord": emt_ord, "prs_ord": prs_ord,
+            "dct": chunk * 10**10 + row.astype(np.int64)}
+
+
+def tables(gen: np.random.Generator, cat: Catalogue, pop: Population, prov: Providers, s: dict[str, np.ndarray],
+           chunk: int) -> tuple[dict[str, pa.Table], dict[str, np.ndarray]]:
+    """ER_PRS_F, ER_PHA_F, ER_CAM_F of the chunk and the per-service paid / reimbursed amounts (truth)."""
+    paid, rate = amounts(cat, pop, s)
+    ln = lines(gen, s, chunk)
+    r, typ = ln["row"], ln["type"]
+    kind = s["kind"][r]
+    sign = np.where(typ == CANCEL, -1, 1)
+    fee_nat, fee_price, fee_rate = SERVICES["dispensing_fee"]
+    nat_of_kind = np.array([SERVICES["pharmacy"][0], SERVICES["gp"][0], SERVICES["specialist"][0],
+                            SERVICES["acts"][0]])
+    line_paid = np.where(typ == FEE, fee_price * s["qty"][r], paid[r]) * sign
+    line_rate = np.where(typ == FEE, fee_rate, rate[r])
+    reimbursed = np.round(line_paid * line_rate, 2)
+    pat = s["pat"][r]
+    day = s["day"][r]
+    presc = s["prescriber"][r]
+    pre_day = s["pre_day"][r]
+    executor = s["executor"][r]
+    exe = np.where(kind == PHARMACY, pharmacy_id(np.maximum(executor, 0)), prescriber_id(executor, prov.n_gp))
+    keys = _keys(ln, pop, pat)
+    prs = pa.table({
+        "BEN_NIR_PSA": dictionary(pop.pid[pat]), "BEN_RNG_GEM": pa.array(np.ones(r.size, np.int32)),
+        "BEN_NAI_ANN": pa.array(_birth_year(pop)[pat]), "BEN_SEX_COD": pa.array(pop.sex[pat]),
+        "BEN_RES_DPT": dictionary(DEPARTMENTS[pop.dept[pat]]),
+        "EXE_SOI_DTD": pa.array(day.astype(np.int32), pa.date32()),
+        "EXE_SOI_DTF": pa.array(np.where(kind == PHARMACY, SENTINEL, day).astype(np.int32), pa.date32()),
+        "PRE_PRE_DTD": pa.array(np.where(np.isnan(pre_day), SENTINEL, np.nan_to_num(pre_day)).astype(np.int32),
+                                pa.date32()),
+        "PRS_NAT_REF": pa.array(np.where(typ == FEE, fee_nat, nat_of_kind[kind]).astype(np.int32)),
+        "PRS_ACT_QTE": pa.array((s["qty"][r] * sign).astype(float)),
+        "PRS_PAI_MNT": pa.array(line_paid), "BSE_REM_BSE": pa.array(line_paid), "BSE_REM_MNT": pa.array(reimbursed),
+        "BSE_REM_SGN": pa.array(sign.astype(np.int32)), "RGO_REM_TAU": pa.array(np.round(line_rate * 100)),
+        "DPN_QLF": pa.array(np.where(typ == INFO, 71, 0).astype(np.int32)),
+        "EXO_MTF": pa.array(np.where(line_rate >= 1.0, 41, 0).astype(np.int32)),
+        "PFS_PRE_NUM": dictionary(prescriber_id(np.maximum(presc, 0), prov.n_gp), mask=presc < 0),
+        "PFS_EXE_NUM": dictionary(exe),
+        "ETB_PRE_FIN": dictionary(hospital_id(np.maximum(s["etb"][r], 0)).astype(str), mask=s["etb"][r] < 0),
+        "PSE_SPE_COD": pa.array(np.select([kind == PHARMACY, kind == GP], [50, 1], 3).astype(np.int32)),
+        "PSP_SPE_COD": pa.array(np.where(presc < 0, 0, np.where(presc < prov.n_gp, 1, 3)).astype(np.int32)),
+        **keys,
+    })
+    out = {"ER_PRS_F": prs}
+    for name, k in (("ER_PHA_F", PHARMACY), ("ER_CAM_F", ACT)):
+        det = np.flatnonzero((kind == k) & (typ != FEE))
+        dkeys = {c: v.take(pa.array(det)) for c, v in keys.items()}
+        item = s["item"][r[det]]
+        if k == PHARMACY:
+            out[name] = pa.table({**dkeys, "PHA_PRS_C13": pa.array(cat.cip[item]),
+                                  "PHA_PRS_IDE": pa.array((cat.cip[item] // 10 % 10**7).astype(np.int32)),
+                                  "PHA_ACT_QSN": pa.array((s["qty"][r[det]] * sign[det]).astype(np.int32)),
+                                  "PHA_ACT_PRU": pa.array(cat.price[item]),
+                                  "PHA_SEQ_RNV": pa.array(s["seq"][r[det]].astype(np.int32)),
+                                  "PHA_ORD_NUM": pa.array(np.ones(det.size, np.int32))})
+        else:
+            out[name] = pa.table({**dkeys, "CAM_PRS_IDE": dictionary(cat.ccam_codes[item]),
+                                  "CAM_ACT_COD": dictionary(np.full(det.size, "1")),
+                                  "CAM_ACT_PRU": pa.array(cat.ccam_price[item]),
+                                  "CAM_REM_BSE": pa.array(cat.ccam_price[item] * sign[det]),
+                                  "CAM_ORD_NUM": pa.array(np.ones(det.size, np.int32))})
+    fee_total = np.zeros(s["day"].size)
+    fee_rows = typ == FEE
+    np.add.at(fee_total, r[fee_rows], reimbursed[fee_rows])
+    return out, {"reimbursed": np.round(paid * rate, 2) + fee_total, "paid": paid}
+
+
+def _birth_year(pop: Population) -> np.ndarray:
+    return (pop.birth.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970).astype(np.int32)
+
+
+def _keys(ln: dict[str, np.ndarray], pop: Population, pat: np.ndarray) -> dict[str, pa.Array]:
+    """The nine DCIR join keys of each line (unique per line: décompte, flux, emitter order, line order)."""
+    n = ln["row"].size
+    flux = ln["flux"]
+    return {
+        "DCT_ORD_NUM": pa.array(ln["dct"]), "FLX_DIS_DTD": pa.array(flux.astype(np.int32), pa.date32()),
+        "FLX_EMT_NUM": pa.array((1 + pop.dept[pat] % 20).astype(np.int32)),
+        "FLX_EMT_ORD": pa.array(ln["emt_ord"].astype(np.int32)),
+        "FLX_EMT_TYP": pa.array(np.ones(n, np.int32)),
+        "FLX_TRT_DTD": pa.array((flux - 3).astype(np.int32), pa.date32()),
+        "ORG_CLE_NUM": dictionary(np.char.add("01C", DEPARTMENTS[pop.dept[pat]].astype(str)).astype(object)),
+        "PRS_ORD_NUM": pa.array(ln["prs_ord"].astype(np.int32)),
+        "REM_TYP_AFF": pa.array(np.ones(n, np.int32)),
+    }
+
+
+__all__ = ["CANCEL", "FEE", "INFO", "MAIN", "REBILL", "SENTINEL", "dictionary", "tables"]

@@ -1,0 +1,189 @@
+"""The planted truth of a synthetic SNDS: per chunk (patients, pathologies by year with the evidence revealing
+them, reimbursed costs by patient, year and care category, the events ``read_snds`` must give, the abusing
+patients) and global (pathology rules, drug -> adverse-event steps, fraudulent providers). :class:`SndsTruth` reads
+the per-chunk parts lazily (bounded memory at any size)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pathways.synthetic.snds.care import ACT, FRAUD, GP, PHARMACY, SPECIALIST
+from pathways.synthetic.snds.catalogue import Catalogue
+from pathways.synthetic.snds.model import COST_CATEGORIES, PATHOLOGIES
+from pathways.synthetic.snds.population import DEPARTMENTS, Population, year_start
+from pathways.synthetic.snds.providers import Providers, pharmacy_id, prescriber_id
+
+PER_CHUNK = ("patients", "pathologies", "costs", "events", "abusers")
+
+
+def _year(days: np.ndarray) -> np.ndarray:
+    return np.asarray(days, dtype=np.int64).astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
+
+
+def patients_frame(pop: Population, prov: Providers, cause: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"patient_id": pop.pid.astype(str), "index": pop.index, "birth": pop.birth,
+                         "sex": np.where(pop.sex == 2, "F", "M"), "department": DEPARTMENTS[pop.dept],
+                         "death": pop.death, "death_cause": cause, "shopper": pop.shopper.astype(str),
+                         "gp": prescriber_id(prov.gp(pop.index), prov.n_gp).astype(str),
+                         "pharmacy": pharmacy_id(prov.pharmacy(pop.index)).astype(str)})
+
+
+def pathologies_frame(pop: Population, years: tuple[int, ...], services: dict[str, np.ndarray],
+                      stays: dict[str, np.ndarray], kept: np.ndarray) -> pd.DataFrame:
+    """One row per (patient, year, pathology) active in the year: onset/remission/death flags and the evidence in
+    the tables that year (an open ALD, a kept stay with the pathology's diagnosis as principal or related
+    diagnosis, a tracer-drug dispensation)."""
+    n_k = len(PATHOLOGIES)
+    frames = []
+    evidence = {}
+    for name, pat, day, path in (
+            ("drug", services["pat"], services["day"], np.where(services["kind"] == PHARMACY, services["path"], -1)),
+            ("hospital", stays["pat"][kept], stays["entry"][kept], stays["path"][kept])):
+        ok = path >= 0
+        evidence[name] = np.unique((pat[ok] * n_k + path[ok]) * 10000 + _year(day[ok]))
+    for y in years:
+        y0, y1 = year_start(y), year_start(y + 1)
+        pat, k = np.nonzero((pop.onset < y1) & (pop.end > y0) & (pop.onset < np.inf))
+        died = ~np.isnan(pop.death[pat]) & (pop.death[pat] >= y0) & (pop.death[pat] < y1)
+        key = (pat * n_k + k) * 10000 + y
+        ald = (pop.ald_start[pat, k] < y1) & (np.nan_to_num(pop.ald_end[pat, k], nan=-np.inf) > y0)
+        frames.append(pd.DataFrame({
+            "patient_id": pop.pid[pat].astype(str), "year": y, "pathology": np.array([p.key for p in PATHOLOGIES])[k],
+            "icd10": np.array([PATHOLOGIES[j].icd[i] for j, i in zip(k, pop.icd[pat, k])], dtype=object).astype(str),
+            "onset": pop.onset[pat, k], "incident": pop.onset[pat, k] >= y0,
+            "remission": pop.remission[pat, k] & (pop.end[pat, k] < y1), "died": died, "ald": ald,
+            "hospital": np.isin(key, evidence["hospital"]), "drug": np.isin(key, evidence["drug"])}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def costs_frame(pop: Population, services: dict[str, np.ndarray], reimbursed: np.ndarray,
+                stays: dict[str, np.ndarray], kept: np.ndarray) -> pd.DataFrame:
+    """Reimbursed amounts by (patient, year, care category), net of regularisations, without information lines;
+    hospital = GHS-like cost of the kept stays (by discharge year)."""
+    cat_of_kind = np.array([COST_CATEGORIES.index(c) for c in ("pharmacy", "gp", "specialist", "acts")])
+    pat = np.concatenate([services["pat"], stays["pat"][kept]])
+    year = np.concatenate([_year(services["day"]), _year(stays["entry"][kept] + stays["los"][kept])])
+    cat = np.concatenate([cat_of_kind[services["kind"]], np.full(int(kept.sum()), COST_CATEGORIES.index("hospital"))])
+    amount = np.concatenate([reimbursed, stays["cost"][kept]])
+    frame = pd.DataFrame({"p": pat, "year": year, "c": cat, "reimbursed": amount})
+    out = frame.groupby(["p", "year", "c"], sort=True)["reimbursed"].sum().reset_index()
+    return pd.DataFrame({"patient_id": pop.pid[out["p"].to_numpy()].astype(str), "year": out["year"].to_numpy(),
+                         "category": np.array(COST_CATEGORIES)[out["c"].to_numpy()],
+                         "reimbursed": out["reimbursed"].round(2).to_numpy()})
+
+
+def events_frame(cat: Catalogue, pop: Population, services: dict[str, np.ndarray], stays: dict[str, np.ndarray],
+                 detail: dict[str, np.ndarray], cause: np.ndarray) -> pd.DataFrame:
+    """The events read_snds must give (its categories and codes, times in days since 1970, identical events once)."""
+    parts = []
+    s = services
+    for kind, category in ((PHARMACY, "drug"), (ACT, "act")):
+        m = s["kind"] == kind
+        code = ("CIP13:" + cat.cip[s["item"][m]].astype(str).astype(object) if kind == PHARMACY
+                else "CCAM:" + cat.ccam_codes[s["item"][m]])
+        parts.append(pd.DataFrame({"p": s["pat"][m], "time": s["day"][m].astype(float), "end": np.nan,
+                                   "value": s["qty"][m].astype(float) if kind == PHARMACY else np.nan,
+                                   "code": code, "category": category}))
+    kept = ~detail["error"]
+    k = np.flatnonzero(kept)
+    entry = stays["entry"].astype(float)
+    parts.append(pd.DataFrame({"p": stays["pat"][k], "time": entry[k], "end": entry[k] + stays["los"][k],
+                               "value": np.nan, "code": "MCO:stay", "category": "stay"}))
+    parts.append(pd.DataFrame({"p": stays["pat"][k], "time": entry[k], "end": np.nan, "value": np.nan,
+                               "code": "CIM10:" + stays["dp"][k], "category": "main_diagnosis"}))
+    r = k[stays["dr"][k] != ""]
+    parts.append(pd.DataFrame({"p": stays["pat"][r], "time": entry[r], "end": np.nan, "value": np.nan,
+                               "code": "CIM10:" + stays["dr"][r], "category": "linked_diagnosis"}))
+    d = detail["d_row"][kept[detail["d_row"]]]
+    parts.append(pd.DataFrame({"p": stays["pat"][d], "time": entry[d], "end": np.nan, "value": np.nan,
+                               "code": "CIM10:" + detail["d_code"][kept[detail["d_row"]]],
+                               "category": "associated_diagnosis"}))
+    am = kept[detail["a_row"]]
+    a = detail["a_row"][am]
+    parts.append(pd.DataFrame({"p": stays["pat"][a], "time": entry[a] + detail["a_delay"][am], "end": np.nan,
+                               "value": np.nan, "code": "CCAM:" + detail["a_code"][am], "category": "hospital_act"}))
+    dead = np.flatnonzero(~np.isnan(pop.death))
+    parts.append(pd.DataFrame({"p": dead, "time": pop.death[dead], "end": np.nan, "value": np.nan,
+                               "code": np.where(pd.isna(cause[dead]), "DEATH", "CIM10:" + cause[dead].astype(str)),
+                               "category": "death"}))
+    ev = pd.concat(parts, ignore_index=True)
+    ev.insert(0, "patient_id", pop.pid[ev.pop("p").to_numpy()].astype(str))
+    ev = ev.drop_duplicates(["patient_id", "time", "end", "value", "code", "category"])
+    return ev.sort_values(["patient_id", "time", "category", "code"], kind="stable").reset_index(drop=True)
+
+
+def abusers_frame(pop: Population, prov: Providers, s: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Shopping patients with their class and how many prescribers / pharmacies served them."""
+    m = s["fraud"] == FRAUD.index("shopping")
+    if not m.any():
+        return pd.DataFrame({"patient_id": pd.Series([], dtype=str), "pattern": pd.Series([], dtype=str),
+                             "dispensations": pd.Series([], dtype=np.int64),
+                             "prescribers": pd.Series([], dtype=np.int64), "pharmacies": pd.Series([], dtype=np.int64)})
+    f = pd.DataFrame({"p": s["pat"][m], "pre": s["prescriber"][m], "pha": s["executor"][m]})
+    g = f.groupby("p").agg(dispensations=("pre", "size"), prescribers=("pre", "nunique"),
+                           pharmacies=("pha", "nunique")).reset_index()
+    return pd.DataFrame({"patient_id": pop.pid[g["p"].to_numpy()].astype(str),
+                         "pattern": "shopping:" + pop.shopper[g["p"].to_numpy()].astype(str),
+                         **{c: g[c].to_numpy() for c in ("dispensations", "prescribers", "pharmacies")}})
+
+
+def rules_frame() -> pd.DataFrame:
+    """How each planted pathology shows in the tables: ALD number, ICD-10 codes, tracer drugs, acts, rates."""
+    return pd.DataFrame([{"pathology": p.key, "label": p.label, "ald_number": p.ald[0], "ald_probability": p.ald[1],
+                          "icd10": " ".join(p.icd), "tracer_atc": " ".join(p.drugs), "ccam": " ".join(p.acts),
+                          "stays_per_year": p.stays_per_year, "sessions_per_year": p.sessions[1],
+                          "session_icd10": p.sessions[0], "death_hazard_ratio": p.death_hr,
+                          "yearly_remission": p.remission} for p in PATHOLOGIES])
+
+
+@dataclass
+class SndsTruth:
+    """What :func:`~pathways.synthetic.snds.write_snds` planted; big tables are read from ``folder/truth``.
+
+    Attributes: ``folder``, ``meta`` (parameters, chunks, row counts), ``rules`` (pathology -> ALD, ICD-10,
+    tracer drugs), ``effects`` (drug ATC -> adverse-event ICD-10 steps: lag window and relative incidence),
+    ``fraud_providers`` (over-prescribing prescribers and fraudulent pharmacies with their pattern).
+    Methods ``patients()``, ``pathologies()``, ``costs()``, ``events()``, ``abusers()`` read the per-chunk parts.
+    """
+
+    folder: Path
+    meta: dict[str, Any]
+    rules: pd.DataFrame
+    effects: pd.DataFrame
+    fraud_providers: pd.DataFrame
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "SndsTruth":
+        """The truth written beside the tables of ``folder``."""
+        root = Path(folder) / "truth"
+        meta = json.loads((root / "meta.json").read_text())
+        return cls(Path(folder), meta, pd.read_parquet(root / "rules.parquet"), pd.read_parquet(root / "effects.parquet"),
+                   pd.read_parquet(root / "fraud_providers.parquet"))
+
+    def _read(self, name: str) -> pd.DataFrame:
+        parts = sorted((self.folder / "truth" / name).glob("part-*.parquet"))
+        return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+
+    def patients(self) -> pd.DataFrame:
+        return self._read("patients")
+
+    def pathologies(self) -> pd.DataFrame:
+        return self._read("pathologies")
+
+    def costs(self) -> pd.DataFrame:
+        return self._read("costs")
+
+    def events(self) -> pd.DataFrame:
+        return self._read("events")
+
+    def abusers(self) -> pd.DataFrame:
+        return self._read("abusers")
+
+
+__all__ = ["PER_CHUNK", "SndsTruth", "abusers_frame", "costs_frame", "events_frame", "pathologies_frame",
+           "patients_frame", "rules_frame"]
