@@ -21,17 +21,22 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import importlib
 import json
 import os
 import pickle
 import zipfile
+from importlib.metadata import PackageNotFoundError, version
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
+import pathways
+from pathways.device import resolve_device
 from pathways.errors import PathwaysInputError
 from pathways.utils import atomic_path, logger
 
@@ -46,12 +51,8 @@ class CheckpointError(PathwaysInputError):
 
 def _pathways_version() -> str:
     try:
-        from importlib.metadata import version
-
         return version("pathways")
-    except Exception:  # not installed (source checkout): fall back to the package attribute
-        import pathways
-
+    except PackageNotFoundError:  # not installed (source checkout): fall back to the package attribute
         return str(getattr(pathways, "__version__", "0.0.0+unknown"))
 
 
@@ -64,13 +65,8 @@ def to_jsonable(obj: Any) -> Any:
     Arrays become (nested) lists; objects JSON cannot express become their ``repr`` so that a header never fails
     to serialise because of an exotic parameter value.
     """
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(obj, (DictConfig, ListConfig)):
-            return to_jsonable(OmegaConf.to_container(obj, resolve=True))
-    except ImportError:  # pragma: no cover - hydra is a hard dependency
-        pass
+    if isinstance(obj, (DictConfig, ListConfig)):
+        return to_jsonable(OmegaConf.to_container(obj, resolve=True))
     if obj is None or isinstance(obj, (bool, str)):
         return obj
     if isinstance(obj, (int, np.integer)):
@@ -335,10 +331,12 @@ def _verify(p: Path, payload: Any) -> Checkpoint:
     return Checkpoint(path=p, header=header, arrays=arrays)
 
 
-def _import_class(class_path: str) -> type:
-    """Import ``package.module.Class``; only classes inside the pathways package are allowed."""
-    import importlib
+def import_class(class_path: str) -> type:
+    """Import ``package.module.Class`` of a stored estimator: the one allow-list of restorable classes.
 
+    Only classes inside the pathways package that implement the checkpoint protocol (``import_state``) are allowed;
+    checkpoints never unpickle code.
+    """
     if not class_path.startswith("pathways."):
         raise CheckpointError(
             f"checkpoint class '{class_path}' is outside the pathways package; refusing to import it"
@@ -350,7 +348,7 @@ def _import_class(class_path: str) -> type:
         raise CheckpointError(
             f"checkpoint class '{class_path}' is not available in this pathways ({_pathways_version()}): {exc}"
         ) from None
-    if not isinstance(cls, type) or not hasattr(cls, "import_state"):
+    if not isinstance(cls, type) or not callable(getattr(cls, "import_state", None)):
         raise CheckpointError(f"checkpoint class '{class_path}' is not a pathways estimator")
     return cls
 
@@ -374,11 +372,9 @@ def load(path: str | os.PathLike, device: str | torch.device | None = "cpu") -> 
     >>> model.adjacency_.shape                                         # doctest: +SKIP
     (12, 12)
     """
-    from pathways.device import resolve_device
-
     dev = resolve_device(device or "cpu")
     ckpt = read(path, map_location=dev)
-    cls = _import_class(ckpt.class_path)
+    cls = import_class(ckpt.class_path)
     try:
         est = cls.import_state(ckpt.state())
     except Exception as exc:

@@ -6,7 +6,6 @@ into plain JSON + tensors (no pickled code), which :mod:`pathways.checkpoint` wr
 """
 from __future__ import annotations
 
-import importlib
 import json
 from typing import Any, ClassVar
 
@@ -15,6 +14,7 @@ import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
 
+from pathways.checkpoint import import_class
 from pathways.data.eventlog import EventLog
 from pathways.data.vocabulary import Vocabulary
 from pathways.encode.sequences import Sequences, to_sequences
@@ -116,8 +116,8 @@ class PathwaysEstimator(BaseEstimator):
         for key in ("class", "params", "meta", "arrays"):
             if key not in state:
                 raise PathwaysInputError(f"estimator state lacks '{key}'")
-        klass = _resolve_class(state["class"])
-        if not (isinstance(klass, type) and issubclass(klass, PathwaysEstimator)):
+        klass = import_class(state["class"])  # the allow-list of pathways.checkpoint
+        if not issubclass(klass, PathwaysEstimator):
             raise PathwaysInputError(f"{state['class']} is not a pathways estimator")
         est = klass(**state["params"])
         for name, value in state["meta"].items():
@@ -132,8 +132,6 @@ class PathwaysEstimator(BaseEstimator):
             module = est._build_module()
             module.load_state_dict(module_state)
             est.module_ = module.to(device).eval()
-        if hasattr(est, "_after_import"):
-            est._after_import(device)
         return est
 
     def _build_module(self) -> torch.nn.Module:
@@ -187,14 +185,3 @@ def _restore_array(est: PathwaysEstimator, name: str, tensor: torch.Tensor) -> A
     """numpy for attributes that were numpy (the default), tensors where the estimator says so."""
     keep_tensor = getattr(est, "_tensor_attributes", ())
     return tensor if name in keep_tensor else tensor.numpy()
-
-
-def _resolve_class(path: str) -> type:
-    module_name, _, qualname = path.rpartition(".")
-    if not module_name.startswith("pathways."):
-        raise PathwaysInputError(f"refusing to import class {path!r}: only pathways classes can be restored")
-    try:
-        module = importlib.import_module(module_name)
-        return getattr(module, qualname)
-    except (ImportError, AttributeError) as exc:
-        raise PathwaysInputError(f"cannot find estimator class {path!r}: {exc}") from exc

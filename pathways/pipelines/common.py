@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from pathways.checkpoint import to_jsonable
@@ -79,8 +82,6 @@ def resolved(cfg: DictConfig) -> dict[str, Any]:
 
 def instantiate(node: DictConfig, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate`` with the real cause surfaced as a PathwaysInputError naming the target."""
-    from hydra.utils import instantiate as hydra_instantiate  # hydra stays out of `import pathways`
-
     try:
         return hydra_instantiate(node, _convert_="all", **kwargs)
     except Exception as exc:  # Hydra wraps the real error: surface the cause with the target's name
@@ -93,8 +94,6 @@ def instantiate(node: DictConfig, **kwargs: Any) -> Any:
 def run_overrides() -> list[str]:
     """Command-line overrides of the current Hydra job ([] outside Hydra)."""
     try:
-        from hydra.core.hydra_config import HydraConfig
-
         return list(HydraConfig.get().overrides.task)
     except Exception:  # not inside a Hydra job (tests, library use)
         return []
@@ -252,9 +251,6 @@ def export_checkpoint(checkpoint: Path, directory: Path, name: str) -> Path:
 def _override_tag(overrides: Sequence[str]) -> str:
     """File-name-safe tag of the overrides of a sweep job (empty for single runs without overrides)."""
     try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             return ""
     except Exception:  # not inside a Hydra job

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from pathways.errors import PathwaysInputError
 from pathways.device import resolve_device
@@ -405,11 +406,7 @@ class Trainer:
 
 
 def _progress_bar(enabled: bool, total: int, initial: int) -> Any:
-    """A tqdm bar over epochs on stderr, or None (disabled, or tqdm not installed: log lines instead)."""
+    """A tqdm bar over epochs on stderr, or None (disabled: log lines instead)."""
     if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
         return None
     return tqdm(total=total, initial=initial, desc="epochs", unit="epoch", file=sys.stderr, leave=False)
