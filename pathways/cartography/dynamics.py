@@ -2,7 +2,7 @@
 group (life table), and the transitions as a factors table (source state -> target state, one year later).
 
 A patient-year's *state* is the first group it holds in ``order`` (default: the rule set's order, which puts acute
-and active states first), else ``none``. From a row of year Y the next state is ``death`` when the patient died
+and active states first), else ``none``. From a row of year Y (before the last table year) the next state is ``death`` when the patient died
 during Y, the state of their row of Y + 1 when there is one, else ``lost`` (left the population).
 """
 from __future__ import annotations
@@ -82,7 +82,7 @@ def next_states(py: PatientYears, state: np.ndarray) -> np.ndarray:
     idx = np.flatnonzero(following)
     nxt[idx] = state[idx + 1]
     nxt[py.died] = DEATH
-    nxt[(py.year == last_year) & ~py.died] = ""
+    nxt[py.year == last_year] = ""  # the last year's deaths alone would inflate its death rates: no next year
     return nxt
 
 
