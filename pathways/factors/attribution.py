@@ -1,28 +1,14 @@
 """Attributions of outcome models -> factors table (which past codes, how long before, drove the predictions).
 
-Four methods, one output shape (:func:`pathways.data.tables.factors_frame`):
+Four methods, one output shape (:func:`pathways.data.tables.factors_frame`). The three exact ones --
+:func:`retain_attributions`, :func:`integrated_gradients`, :func:`logistic_attributions` -- live beside the models
+(:mod:`pathways.models.recurrent.attribution`, behind each outcome model's ``to_factors``, where they are described
+with the reading of their tables); this module adds the model-agnostic one and the ``method`` switch:
 
-The three exact ones live beside the models (:mod:`pathways.models.recurrent.attribution`, behind each outcome
-model's ``to_factors``); permutation importance and the ``method`` switch live here.
-
-* :func:`retain_attributions` -- RETAIN's exact decomposition of the logit into per-(bin, code) contributions
-  ``alpha_j x_jk W (beta_j * W_emb[:, k])`` (Choi et al. 2016).
-* :func:`integrated_gradients` -- integrated gradients (Sundararajan et al. 2017) of the logit with respect to the
-  binned inputs, from an all-zero history (static covariates kept), for :class:`GRUOutcome` (or RETAIN). The path
-  integral uses Gauss-Legendre nodes, all of them evaluated in one batched forward/backward pass; the completeness
-  gap (how much of the logit change the attributions miss) is measured and reported.
-* :func:`logistic_attributions` -- the exact linear decomposition of :class:`CountsLogisticBaseline`'s logit.
-* :func:`permutation_importance` -- model-agnostic: the drop of a score (AUROC by default) when one code group's
-  histories are shuffled across patients (bins keep their lag), averaged over repeats.
-
-Reading the table
------------------
-For the two gradient/attention methods, ``effect`` is the mean contribution to the **logit** (log-odds) of the
-``target`` outcome among the patients who have the code (in that bin for lag rows, anywhere in the history for the
-``lag_days = NaN`` rows), with a normal 95% interval over those patients; ``lag_days`` is the midpoint of the bin,
-counted back from the index date. Extra columns: ``n`` (patients with the code) and ``mean_abs`` (mean absolute
-contribution). For permutation importance ``effect`` is the mean score drop (``lag_days`` NaN) with a t interval
-over repeats, and ``n`` counts the patients who have the group.
+* :func:`permutation_importance` -- the drop of a score (AUROC by default) when one code group's histories are
+  shuffled across patients (bins keep their lag), averaged over repeats. ``effect`` is the mean score drop
+  (``lag_days`` NaN) with a t interval over repeats, and ``n`` counts the patients who have the group.
+* :func:`attribution_factors` -- ``method="auto"`` asks the model (``model.to_factors``), or names a method.
 """
 from __future__ import annotations
 
