@@ -10,6 +10,8 @@
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 
@@ -32,10 +34,22 @@ def _month_after(day: np.ndarray, months: int = 1) -> np.ndarray:
 
 
 def dictionary(values: np.ndarray, mask: np.ndarray | None = None) -> pa.DictionaryArray:
-    """Dictionary-encoded strings (ids repeat a lot: small files, fast writes); ``mask``: nulls."""
-    uniq, inv = np.unique(values.astype(str), return_inverse=True)
-    idx = pa.array(inv.astype(np.int32), mask=mask)
-    return pa.DictionaryArray.from_arrays(idx, pa.array(uniq, pa.string()))
+    """Dictionary-encoded strings (ids repeat a lot: small files, fast writes); ``mask``: nulls. For short
+    arrays; long ones are built from integer codes with :func:`coded`."""
+    uniq, inv = np.unique(np.asarray(values).astype(str), return_inverse=True)
+    return coded(inv, uniq, mask)
+
+
+def coded(index: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None) -> pa.DictionaryArray:
+    """Dictionary array of ``labels[index]`` without building the strings of every row."""
+    idx = pa.array(np.asarray(index).astype(np.int32), mask=mask)
+    return pa.DictionaryArray.from_arrays(idx, pa.array(np.asarray(labels).astype(str), pa.string()))
+
+
+def coded_ids(values: np.ndarray, label: Any, mask: np.ndarray | None = None) -> pa.DictionaryArray:
+    """Dictionary array of integer ids formatted by ``label`` (called on the distinct values only)."""
+    uniq, inv = np.unique(values, return_inverse=True)
+    return coded(inv, label(uniq), mask)
 
 
 def amounts(cat: Catalogue, pop: Population, s: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -87,12 +101,15 @@ def tables(gen: np.random.Generator, cat: Catalogue, pop: Population, prov: Prov
     presc = s["prescriber"][r]
     pre_day = s["pre_day"][r]
     executor = s["executor"][r]
-    exe = np.where(kind == PHARMACY, pharmacy_id(np.maximum(executor, 0)), prescriber_id(executor, prov.n_gp))
+
+    def exe_label(u: np.ndarray) -> np.ndarray:  # pharmacies coded -1 - index, professionals by their index
+        return np.where(u < 0, pharmacy_id(np.maximum(-1 - u, 0)), prescriber_id(np.maximum(u, 0), prov.n_gp))
+
     keys = _keys(ln, pop, pat)
     prs = pa.table({
-        "BEN_NIR_PSA": dictionary(pop.pid[pat]), "BEN_RNG_GEM": pa.array(np.ones(r.size, np.int32)),
+        "BEN_NIR_PSA": coded(pat, pop.pid), "BEN_RNG_GEM": pa.array(np.ones(r.size, np.int32)),
         "BEN_NAI_ANN": pa.array(_birth_year(pop)[pat]), "BEN_SEX_COD": pa.array(pop.sex[pat]),
-        "BEN_RES_DPT": dictionary(DEPARTMENTS[pop.dept[pat]]),
+        "BEN_RES_DPT": coded(pop.dept[pat], DEPARTMENTS),
         "EXE_SOI_DTD": pa.array(day.astype(np.int32), pa.date32()),
         "EXE_SOI_DTF": pa.array(np.where(kind == PHARMACY, SENTINEL, day).astype(np.int32), pa.date32()),
         "PRE_PRE_DTD": pa.array(np.where(np.isnan(pre_day), SENTINEL, np.nan_to_num(pre_day)).astype(np.int32),
@@ -103,9 +120,10 @@ def tables(gen: np.random.Generator, cat: Catalogue, pop: Population, prov: Prov
         "BSE_REM_SGN": pa.array(sign.astype(np.int32)), "RGO_REM_TAU": pa.array(np.round(line_rate * 100)),
         "DPN_QLF": pa.array(np.where(typ == INFO, 71, 0).astype(np.int32)),
         "EXO_MTF": pa.array(np.where(line_rate >= 1.0, 41, 0).astype(np.int32)),
-        "PFS_PRE_NUM": dictionary(prescriber_id(np.maximum(presc, 0), prov.n_gp), mask=presc < 0),
-        "PFS_EXE_NUM": dictionary(exe),
-        "ETB_PRE_FIN": dictionary(hospital_id(np.maximum(s["etb"][r], 0)).astype(str), mask=s["etb"][r] < 0),
+        "PFS_PRE_NUM": coded_ids(np.maximum(presc, 0), lambda u: prescriber_id(u, prov.n_gp), mask=presc < 0),
+        "PFS_EXE_NUM": coded_ids(np.where(kind == PHARMACY, -1 - np.maximum(executor, 0), executor), exe_label),
+        "ETB_PRE_FIN": coded_ids(np.maximum(s["etb"][r], 0), lambda u: hospital_id(u).astype(str),
+                                 mask=s["etb"][r] < 0),
         "PSE_SPE_COD": pa.array(np.select([kind == PHARMACY, kind == GP], [50, 1], 3).astype(np.int32)),
         "PSP_SPE_COD": pa.array(np.where(presc < 0, 0, np.where(presc < prov.n_gp, 1, 3)).astype(np.int32)),
         **keys,
@@ -123,8 +141,8 @@ def tables(gen: np.random.Generator, cat: Catalogue, pop: Population, prov: Prov
                                   "PHA_SEQ_RNV": pa.array(s["seq"][r[det]].astype(np.int32)),
                                   "PHA_ORD_NUM": pa.array(np.ones(det.size, np.int32))})
         else:
-            out[name] = pa.table({**dkeys, "CAM_PRS_IDE": dictionary(cat.ccam_codes[item]),
-                                  "CAM_ACT_COD": dictionary(np.full(det.size, "1")),
+            out[name] = pa.table({**dkeys, "CAM_PRS_IDE": coded(item, cat.ccam_codes),
+                                  "CAM_ACT_COD": coded(np.zeros(det.size), np.array(["1"])),
                                   "CAM_ACT_PRU": pa.array(cat.ccam_price[item]),
                                   "CAM_REM_BSE": pa.array(cat.ccam_price[item] * sign[det]),
                                   "CAM_ORD_NUM": pa.array(np.ones(det.size, np.int32))})
@@ -148,10 +166,10 @@ def _keys(ln: dict[str, np.ndarray], pop: Population, pat: np.ndarray) -> dict[s
         "FLX_EMT_ORD": pa.array(ln["emt_ord"].astype(np.int32)),
         "FLX_EMT_TYP": pa.array(np.ones(n, np.int32)),
         "FLX_TRT_DTD": pa.array((flux - 3).astype(np.int32), pa.date32()),
-        "ORG_CLE_NUM": dictionary(np.char.add("01C", DEPARTMENTS[pop.dept[pat]].astype(str)).astype(object)),
+        "ORG_CLE_NUM": coded(pop.dept[pat], np.char.add("01C", DEPARTMENTS.astype(str))),
         "PRS_ORD_NUM": pa.array(ln["prs_ord"].astype(np.int32)),
         "REM_TYP_AFF": pa.array(np.ones(n, np.int32)),
     }
 
 
-__all__ = ["CANCEL", "FEE", "INFO", "MAIN", "REBILL", "SENTINEL", "dictionary", "tables"]
+__all__ = ["CANCEL", "FEE", "INFO", "MAIN", "REBILL", "SENTINEL", "coded", "coded_ids", "dictionary", "tables"]

@@ -84,10 +84,11 @@ def _adverse(gen: np.random.Generator, cat: Catalogue, pop: Population, start: i
     """Outcome stays: background Poisson(OUTCOME_RATE a day) per outcome, plus the children of planted drug steps
     over the chunk's dispensations of the simulator's drugs."""
     pha = services["kind"] == PHARMACY
-    atc = cat.atc[services["item"][pha]]
-    known = np.isin(atc, sim.codes)
     pos = {c: i for i, c in enumerate(sim.codes)}
-    code = np.array([pos[a] for a in atc[known]], dtype=np.int64)
+    sim_row = np.array([pos.get(a, -1) for a in cat.atc], dtype=np.int64)  # catalogue row -> simulator code
+    code = sim_row[services["item"][pha]]
+    known = code >= 0
+    code = code[known]
     mu = np.full(len(sim), OUTCOME_RATE)
     c_pat, c_t, c_code = adverse_events(gen, services["pat"][pha][known], services["day"][pha][known].astype(float),
                                         code, effects, sim, mu, np.ones(pop.n), stop_p - 1)

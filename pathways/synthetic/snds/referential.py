@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from pathways.synthetic.snds.catalogue import Catalogue
-from pathways.synthetic.snds.dcir import SENTINEL, _birth_year, dictionary
+from pathways.synthetic.snds.dcir import SENTINEL, _birth_year, coded, dictionary
 from pathways.synthetic.snds.hospital import ghm
 from pathways.synthetic.snds.model import BACKGROUND_DEATH_ICD, PATHOLOGIES
 from pathways.synthetic.snds.population import DEPARTMENTS, Population, year_start
@@ -132,7 +132,7 @@ def pmsi(gen: np.random.Generator, cat: Catalogue, pop: Population, prov: Provid
             "SOR_MOD": dictionary(np.full(s.size, "8")), "BDI_DEP": dictionary(DEPARTMENTS[pop.dept[pat]]),
         })
         out[f"T_MCO{yy}C"] = pa.table({
-            "ETA_NUM": pa.array(eta[s]), "RSA_NUM": pa.array(rsa[s]), "NIR_ANO_17": dictionary(pop.pid[pat]),
+            "ETA_NUM": pa.array(eta[s]), "RSA_NUM": pa.array(rsa[s]), "NIR_ANO_17": coded(pat, pop.pid),
             "EXE_SOI_DTD": pa.array(st["entry"][s].astype("datetime64[D]").astype("datetime64[s]")),
             "EXE_SOI_DTF": pa.array(exit_[s].astype("datetime64[D]").astype("datetime64[s]")),
             "ENT_DAT": pa.array(_dmy(st["entry"][s])), "SOR_DAT": pa.array(_dmy(exit_[s])),

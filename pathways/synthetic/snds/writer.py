@@ -59,7 +59,10 @@ class _Sink:
         base = self.path(name)
         if self.fmt == "parquet" or base.parent.name == "truth":
             base.mkdir(parents=True, exist_ok=True)
-            pq.write_table(table, base / f"part-{chunk:05d}.parquet", compression=self.compression)
+            # dictionary pages only for the dictionary-encoded (string) columns: numbers write faster plain
+            strings = [f.name for f in table.schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)]
+            pq.write_table(table, base / f"part-{chunk:05d}.parquet", compression=self.compression,
+                           use_dictionary=strings or False)
             return
         path = base.with_suffix(".csv")
         path.parent.mkdir(parents=True, exist_ok=True)
