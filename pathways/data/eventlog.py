@@ -13,10 +13,14 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from pathways.data.arrow import (
+    arrow_events_frame, arrow_patients_frame, as_arrow_table, events_to_arrow, patients_to_arrow, stored_time,
+)
 from pathways.data.dates import DEFAULT_DATE_RANGE, TimeConverter, date_window, looks_like_datetime
 from pathways.data.order import event_order
-from pathways.data.parquet import is_own_parquet, own_parquet_fields, read_parquet_table, read_table, write_parquet
+from pathways.data.parquet import own_parquet_fields, parquet_format, read_parquet_table, read_table, write_parquet
 from pathways.data.validate import (
     EVENT_COLUMNS, OPTIONAL_EVENT_COLUMNS, PATIENT_COLUMNS, apply_invalid, apply_window_rule, as_categorical,
     canonical_frame, check_choice, check_event_arrays, check_windows, complete_patients, handle_duplicates,
@@ -265,14 +269,13 @@ class EventLog:
         if not keep.all():
             frame, time, end, patient_index = frame[keep], time[keep], end[keep], patient_index[keep]
 
-        codes_str = frame["code"].astype(str).to_numpy(dtype=object)
         if vocab is None:
-            vocab = Vocabulary.from_codes(codes_str, min_count=min_count, oov_token="<OOV>" if min_count > 1 else None)
-            code = vocab.encode(codes_str, unknown="oov" if min_count > 1 else "error")
-        else:
-            code = vocab.encode(codes_str, unknown=unknown_codes)
+            counts = frame["code"].value_counts(sort=False)
+            vocab = Vocabulary.from_counts(counts[counts > 0], min_count, "<OOV>" if min_count > 1 else None)
+            unknown_codes = "oov" if min_count > 1 else "error"
+        code = vocab.encode_column(frame["code"], unknown=unknown_codes)
         value = pd.to_numeric(frame["value"], errors="coerce").to_numpy(np.float64) if "value" in frame else None
-        category = frame["category"].to_numpy() if "category" in frame else None
+        category = frame["category"].array if "category" in frame else None
         extras = {c: frame[c].to_numpy() for c in extra_columns}
         cat = as_categorical(category, time.size)
         order = event_order(patient_index, time, code)
@@ -292,6 +295,39 @@ class EventLog:
         return log._apply_empty_rule(empty_patients)
 
     @classmethod
+    def from_arrow(cls, events: Any, patients: Any = None, *, columns: Mapping[str, str] | None = None,
+                   extra_columns: Iterable[str] = (), **kwargs: Any) -> "EventLog":
+        """Build an EventLog from an Arrow table or anything exporting ``__arrow_c_stream__``.
+
+        A pyarrow table, a polars DataFrame, a DuckDB relation or a Spark 4 ``toArrow()`` result; ``patients`` may
+        be Arrow too. String ids and codes are dictionary-encoded (no per-row Python strings) and kept as written;
+        validation, options and counted drops are those of :meth:`from_pandas`. A table written by
+        :meth:`to_arrow` carries its time unit and origin, so numeric times keep their meaning.
+
+        Examples
+        --------
+        >>> import pyarrow as pa
+        >>> table = pa.table({"patient_id": ["a", "a", "b"], "time": [0.0, 2.5, 1.0], "code": ["x", "y", "x"]})
+        >>> log = EventLog.from_arrow(table)
+        >>> log.n_events, log.patients["patient_id"].tolist(), log.vocab.codes.tolist()
+        (3, ['a', 'b'], ['x', 'y'])
+        >>> EventLog.from_arrow(log.to_arrow()).code_strings().tolist()
+        ['x', 'y', 'x']
+        """
+        table = as_arrow_table(events)
+        extra_columns = list(extra_columns)
+        frame = arrow_events_frame(table, columns, extra_columns)
+        stored = stored_time(table)
+        numeric = "time" in frame and pd.api.types.is_numeric_dtype(frame[dict(columns or {}).get("time", "time")])
+        if numeric and stored:
+            kwargs.setdefault("time_unit", stored["time_unit"])
+        log = cls.from_pandas(frame, arrow_patients_frame(patients), columns=columns, extra_columns=extra_columns,
+                              **kwargs)
+        if numeric and stored.get("origin") is not None:  # float days since the stored origin
+            log.origin = pd.Timestamp(stored["origin"])
+        return log
+
+    @classmethod
     def read_csv(cls, path: str | PathLike, *, patients: str | PathLike | pd.DataFrame | None = None,
                  read_kwargs: Mapping[str, Any] | None = None, **kwargs: Any) -> "EventLog":
         """Read an events CSV (and optional patients CSV) and build an EventLog with :meth:`from_pandas`."""
@@ -305,8 +341,8 @@ class EventLog:
                      **kwargs: Any) -> "EventLog":
         """Read a parquet file written by :meth:`to_parquet` (lossless) or any events parquet (via from_pandas)."""
         table = read_parquet_table(path)
-        if is_own_parquet(table) and not kwargs and patients is None:
-            return cls(**own_parquet_fields(table))
+        if parquet_format(table) and not kwargs and patients is None:
+            return cls(**own_parquet_fields(table, path))
         events = table.to_pandas()
         if patients is not None and not isinstance(patients, pd.DataFrame):
             patients = read_table(patients, "parquet", None)
@@ -329,10 +365,26 @@ class EventLog:
             events[k] = v
         return events, self.patients.copy()
 
-    def to_parquet(self, path: str | PathLike) -> None:
-        """Write one parquet file (flat events table; patients, vocabulary and units in its metadata), atomically.
+    def to_arrow(self, table: str = "events") -> "pa.Table":
+        """The events (``table="events"``, the :meth:`from_arrow` input) or the patients as an Arrow table.
 
-        :meth:`read_parquet` restores the identical EventLog.
+        Events: ``patient_id`` and ``code`` dictionary-encoded as written, float ``time`` / ``end`` in
+        ``time_unit`` since ``origin`` (both in the schema metadata), ``value``, ``category`` and the extras.
+        """
+        check_choice("table", table, ("events", "patients"))
+        return events_to_arrow(self) if table == "events" else patients_to_arrow(self)
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        """Arrow PyCapsule export of the events table: ``polars.DataFrame(log)``, ``pa.table(log)``, DuckDB."""
+        return self.to_arrow().__arrow_c_stream__(requested_schema)
+
+    def to_parquet(self, path: str | PathLike) -> None:
+        """Write the events to ``path`` and the patients and codes beside it, each atomically.
+
+        ``<stem>.parquet`` holds the events as :meth:`to_arrow` does (dictionary-encoded string ids and codes);
+        ``<stem>.patients.parquet`` the patients table and ``<stem>.codes.parquet`` the vocabulary (code, count);
+        each is a plain parquet file that DuckDB and polars read as it is. :meth:`read_parquet` restores the
+        identical EventLog (and still reads the single-file format of pathways 0.1).
         """
         write_parquet(self, path)
 

@@ -1,16 +1,23 @@
-"""EventLog files: the lossless parquet format (flat events; patients, vocabulary and units in the metadata) and
-the reading of user CSV / parquet tables."""
+"""EventLog files: the lossless parquet format and the reading of user CSV / parquet tables.
+
+Format 2 (this version): ``<stem>.parquet`` holds the events (string ids and codes dictionary-encoded, float times),
+``<stem>.patients.parquet`` the patients and ``<stem>.codes.parquet`` the vocabulary; a few hundred bytes of schema
+metadata (format version, unit, origin, OOV token). Format 1 (pathways 0.1: integer codes, the vocabulary and the
+patients table inside the schema metadata) is still read.
+"""
 from __future__ import annotations
 
 import io
 import json
 from os import PathLike
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pathways.data.arrow import dictionary_positions, events_to_arrow, patients_to_arrow, stored_time
 from pathways.data.vocabulary import Vocabulary
 from pathways.errors import PathwaysInputError
 from pathways.utils import atomic_path
@@ -19,24 +26,37 @@ if TYPE_CHECKING:
     from pathways.data.eventlog import EventLog
 
 META_KEY = b"pathways.eventlog"
-PATIENTS_KEY = b"pathways.patients"
-FORMAT_VERSION = 1
+PATIENTS_KEY = b"pathways.patients"  # format 1 only: the patients table as a parquet blob in the schema metadata
+FORMAT_VERSION = 2
+
+
+def sidecar(path: str | PathLike, name: str) -> Path:
+    """``<stem>.<name>.parquet`` beside an events file ``<stem>.parquet``.
+
+    Examples
+    --------
+    >>> sidecar("/data/log.parquet", "patients").name
+    'log.patients.parquet'
+    """
+    path = Path(path)
+    stem = path.name[:-len(".parquet")] if path.name.endswith(".parquet") else path.name
+    return path.with_name(f"{stem}.{name}.parquet")
 
 
 def write_parquet(log: "EventLog", path: str | PathLike) -> None:
-    """Write ``log`` as one parquet file, atomically (see :meth:`EventLog.to_parquet`)."""
-    table = pa.table({
-        "patient": log.patient, "time": log.time, "code": log.code, "end": log.end, "value": log.value,
-        "category": pa.DictionaryArray.from_pandas(pd.Categorical(log.category)),
-        **{f"extra.{k}": v for k, v in log.extras.items()},
-    })
-    buf = io.BytesIO()
-    log.patients.to_parquet(buf, index=False)
-    meta = {
-        "format_version": FORMAT_VERSION, "vocab": log.vocab.to_dict(), "time_unit": log.time_unit,
-        "origin": None if log.origin is None else log.origin.isoformat(),
-    }
-    table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode(), PATIENTS_KEY: buf.getvalue()})
+    """Write ``log`` as three parquet files, each atomically (see :meth:`EventLog.to_parquet`).
+
+    The sidecars go first: a reader never finds a new events file beside old patients or codes.
+    """
+    codes = pa.table({"code": pa.array(log.vocab.codes.astype(str)), "count": log.vocab.counts})
+    with atomic_path(sidecar(path, "codes")) as tmp:
+        pq.write_table(codes, tmp)
+    with atomic_path(sidecar(path, "patients")) as tmp:
+        pq.write_table(patients_to_arrow(log), tmp)
+    table = events_to_arrow(log)
+    meta = {"format_version": FORMAT_VERSION, "oov_token": log.vocab.oov_token,
+            "extras": list(log.extras), "n_patients": log.n_patients}
+    table = table.replace_schema_metadata({**table.schema.metadata, META_KEY: json.dumps(meta).encode()})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 
@@ -49,17 +69,43 @@ def read_parquet_table(path: str | PathLike) -> pa.Table:
         raise PathwaysInputError(f"cannot read parquet file {str(path)!r}: {exc}") from exc
 
 
-def is_own_parquet(table: pa.Table) -> bool:
-    """Whether ``table`` was written by :func:`write_parquet`."""
-    return META_KEY in (table.schema.metadata or {})
+def parquet_format(table: pa.Table) -> int:
+    """The pathways format version of a parquet table (0: a foreign events table)."""
+    raw = (table.schema.metadata or {}).get(META_KEY)
+    version = 0 if raw is None else int(json.loads(raw).get("format_version", 1))
+    if version > FORMAT_VERSION:
+        raise PathwaysInputError(f"parquet written by a newer pathways (format {version})")
+    return version
 
 
-def own_parquet_fields(table: pa.Table) -> dict[str, Any]:
-    """The EventLog constructor arguments stored in a table written by :func:`write_parquet`."""
+def own_parquet_fields(table: pa.Table, path: str | PathLike) -> dict[str, Any]:
+    """The EventLog constructor arguments stored by :func:`write_parquet` (format 2) or pathways 0.1 (format 1)."""
+    if parquet_format(table) == 1:
+        return _format1_fields(table)
+    info = json.loads(table.schema.metadata[META_KEY])
+    codes = read_parquet_table(sidecar(path, "codes"))
+    patients = read_parquet_table(sidecar(path, "patients")).to_pandas()
+    if len(patients) != info["n_patients"]:
+        raise PathwaysInputError(f"{sidecar(path, 'patients').name}: {len(patients)} patients, the events file "
+                                 f"expects {info['n_patients']} (files from different writes)")
+    vocab = Vocabulary(codes.column("code").to_pylist(), codes.column("count").to_numpy(), info["oov_token"])
+    time = stored_time(table)
+    return {
+        "patient": dictionary_positions(table.column("patient_id"), pd.Index(patients["patient_id"]), "patient_id"),
+        "time": table.column("time").to_numpy(), "end": table.column("end").to_numpy(),
+        "code": dictionary_positions(table.column("code"), pd.Index(vocab.codes), "code"),
+        "value": table.column("value").to_numpy(),
+        "category": pd.Categorical(table.column("category").to_pandas()),
+        "patients": patients, "vocab": vocab, "time_unit": time["time_unit"],
+        "origin": None if time["origin"] is None else pd.Timestamp(time["origin"]),
+        "extras": {k: table.column(k).to_numpy() for k in info["extras"]},
+    }
+
+
+def _format1_fields(table: pa.Table) -> dict[str, Any]:
+    """Format 1 (pathways 0.1): integer codes; vocabulary, units and the patients table in the schema metadata."""
     meta = table.schema.metadata
     info = json.loads(meta[META_KEY])
-    if info.get("format_version", 0) > FORMAT_VERSION:
-        raise PathwaysInputError(f"parquet written by a newer pathways (format {info['format_version']})")
     cols = {name: table.column(name) for name in table.column_names}
     return {
         "patient": cols["patient"].to_numpy(), "time": cols["time"].to_numpy(), "code": cols["code"].to_numpy(),
@@ -84,5 +130,5 @@ def read_table(path: str | PathLike, kind: str, kwargs: Mapping[str, Any] | None
         raise PathwaysInputError(f"cannot read {kind} file {str(path)!r}: {exc}") from exc
 
 
-__all__ = ["FORMAT_VERSION", "is_own_parquet", "own_parquet_fields", "read_parquet_table", "read_table",
-           "write_parquet"]
+__all__ = ["FORMAT_VERSION", "own_parquet_fields", "parquet_format", "read_parquet_table", "read_table",
+           "sidecar", "write_parquet"]

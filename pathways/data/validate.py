@@ -40,7 +40,12 @@ def canonical_frame(frame: pd.DataFrame, mapping: Mapping[str, str] | None, requ
         raise PathwaysInputError(
             f"{what}: missing column(s) {', '.join(missing)}; available: {list(map(str, frame.columns))[:20]}"
         )
-    return pd.DataFrame({c: frame[mapping.get(c, c)].to_numpy() for c in wanted})
+    # Categoricals stay categoricals: Arrow ids and codes arrive dictionary-encoded (no per-row strings)
+    return pd.DataFrame({c: _values(frame[mapping.get(c, c)]) for c in wanted})
+
+
+def _values(column: pd.Series) -> Any:
+    return column.array if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()
 
 
 def apply_invalid(checks: Mapping[str, tuple[np.ndarray, Any, str]], rule: str) -> np.ndarray:
@@ -114,13 +119,24 @@ def _normalise_sex(values: pd.Series) -> pd.Series:
 def index_patients(ids: pd.Series, patients: pd.DataFrame | None,
                     on_invalid: str) -> tuple[np.ndarray, pd.DataFrame]:
     """Integer patient index per event (-1 = unknown patient, dropped) and the patients table in index order."""
+    categorical = isinstance(ids.dtype, pd.CategoricalDtype)
+    if categorical:  # work on the distinct ids, then gather by category code
+        codes = ids.cat.codes.to_numpy(np.int64)
+        used = np.flatnonzero(np.bincount(codes, minlength=len(ids.cat.categories)))
+        distinct = pd.Series(ids.cat.categories[used])
     if patients is None:
-        codes, uniques = pd.factorize(ids, sort=True)
-        return codes.astype(np.int64), pd.DataFrame({"patient_id": uniques})
-    index = pd.Index(patients["patient_id"])
-    if ids.dtype != index.dtype and pd.api.types.is_numeric_dtype(index) != pd.api.types.is_numeric_dtype(ids):
-        ids, index = ids.astype(str), pd.Index(index.astype(str))
-    pos = index.get_indexer(ids).astype(np.int64)
+        rank, uniques = pd.factorize(distinct if categorical else ids, sort=True)
+        if not categorical:
+            return rank.astype(np.int64), pd.DataFrame({"patient_id": uniques})
+        lookup = np.full(len(ids.cat.categories), -1, dtype=np.int64)
+        lookup[used] = rank
+        return lookup[codes], pd.DataFrame({"patient_id": uniques})
+    if categorical:
+        lookup = np.full(len(ids.cat.categories), -1, dtype=np.int64)
+        lookup[used] = _positions(distinct, pd.Index(patients["patient_id"]))
+        pos = lookup[codes]
+    else:
+        pos = _positions(ids, pd.Index(patients["patient_id"]))
     unknown = pos < 0
     if unknown.any():
         message = describe_bad_rows("patient_id", unknown, None, "refer to patients absent from the patients table")
@@ -128,6 +144,12 @@ def index_patients(ids: pd.Series, patients: pd.DataFrame | None,
             raise PathwaysInputError(message + " (pass on_invalid='drop' to drop them with a warning)")
         warnings.warn("dropped: " + message, PathwaysDataWarning, stacklevel=4)
     return pos, patients
+
+
+def _positions(ids: pd.Series, index: pd.Index) -> np.ndarray:
+    if ids.dtype != index.dtype and pd.api.types.is_numeric_dtype(index) != pd.api.types.is_numeric_dtype(ids):
+        ids, index = ids.astype(str), pd.Index(index.astype(str))
+    return index.get_indexer(ids).astype(np.int64)
 
 
 def complete_patients(patients: pd.DataFrame, patient: np.ndarray, time: np.ndarray,

@@ -57,7 +57,12 @@ class Vocabulary:
         With ``oov_token=None`` rare codes are dropped from the vocabulary (encoding them later is an error).
         """
         values = pd.Series(np.asarray(values, dtype=object)).astype(str)
-        counts = values.value_counts(sort=False).sort_index()
+        return cls.from_counts(values.value_counts(sort=False), min_count, oov_token)
+
+    @classmethod
+    def from_counts(cls, counts: pd.Series, min_count: int = 1, oov_token: str | None = "<OOV>") -> "Vocabulary":
+        """Build from code -> count (the index holds the codes), like :meth:`from_codes` on the counted values."""
+        counts = counts.groupby(counts.index.astype(str)).sum().sort_index()
         keep = counts[counts >= min_count]
         rare_total = int(counts[counts < min_count].sum())
         if oov_token is None:
@@ -130,6 +135,16 @@ class Vocabulary:
                     f"e.g. {uniques[missing][0]!r}{hint}"
                 )
         return idx[inverse.reshape(-1)]
+
+    def encode_column(self, values: pd.Series, unknown: str = "error") -> np.ndarray:
+        """:meth:`encode` a column; a Categorical is encoded through its distinct values only."""
+        if not isinstance(values.dtype, pd.CategoricalDtype):
+            return self.encode(values.astype(str).to_numpy(dtype=object), unknown=unknown)
+        codes = values.cat.codes.to_numpy(np.int64)
+        used = np.flatnonzero(np.bincount(codes, minlength=len(values.cat.categories)))
+        lookup = np.full(len(values.cat.categories), -1, dtype=np.int64)
+        lookup[used] = self.encode(values.cat.categories[used].astype(str).to_numpy(dtype=object), unknown=unknown)
+        return lookup[codes]
 
     def decode(self, indices: Iterable[int]) -> np.ndarray:
         """Map indices back to code strings."""

@@ -143,7 +143,7 @@ def test_failed_write_leaves_previous_file_intact(tmp_path, monkeypatch):
     log = EventLog.from_pandas(_events())
     path = tmp_path / "log.parquet"
     log.to_parquet(path)
-    before = path.read_bytes()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     import pyarrow.parquet as pq
 
     def boom(*a, **k):
@@ -152,8 +152,8 @@ def test_failed_write_leaves_previous_file_intact(tmp_path, monkeypatch):
     monkeypatch.setattr(pq, "write_table", boom)
     with pytest.raises(OSError, match="disk full"):
         log.to_parquet(path)
-    assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.parquet"]
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert sorted(before) == ["log.codes.parquet", "log.parquet", "log.patients.parquet"]
 
 
 def test_read_csv_with_mapping_and_bad_file(tmp_path):

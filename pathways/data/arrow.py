@@ -1,0 +1,149 @@
+"""Arrow in and out of an EventLog: any Arrow-speaking table (pyarrow, polars, DuckDB, Spark 4 ``toArrow()``).
+
+Input columns cross into the EventLog builder without a row-wise pandas detour: string ids and codes become
+dictionary-encoded (one Python string per distinct value, never one per row), timestamps stay datetime64 arrays.
+The validation is the one of :meth:`EventLog.from_pandas`, so drops are counted and warned the same way.
+Output is one events table whose ``patient_id`` and ``code`` columns are dictionary-encoded strings (ids and codes
+exactly as written), float times in the log's unit, and a small schema metadata entry with the unit and origin.
+"""
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pathways.data.validate import EVENT_COLUMNS, OPTIONAL_EVENT_COLUMNS
+from pathways.errors import PathwaysInputError
+
+if TYPE_CHECKING:
+    from pathways.data.eventlog import EventLog
+
+#: Schema metadata key holding {"time_unit", "origin"} of an events table written by :func:`events_to_arrow`.
+TIME_KEY = b"pathways.time"
+_ENCODED = ("patient_id", "code", "category")
+
+
+def as_arrow_table(data: Any) -> pa.Table:
+    """A ``pa.Table`` from a pyarrow table / batch / reader, anything with ``__arrow_c_stream__`` (polars, DuckDB
+    relations), a DuckDB relation's ``.arrow()`` or a Spark DataFrame's ``toArrow()``.
+
+    Examples
+    --------
+    >>> as_arrow_table(pa.record_batch({"a": [1, 2]})).num_rows
+    2
+    """
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if isinstance(data, pa.RecordBatchReader):
+        return data.read_all()
+    if hasattr(data, "__arrow_c_stream__"):
+        return pa.RecordBatchReader.from_stream(data).read_all()
+    for method in ("arrow", "toArrow"):  # DuckDB relations of old versions, Spark 4 DataFrames
+        if callable(getattr(data, method, None)):
+            return as_arrow_table(getattr(data, method)())
+    raise PathwaysInputError(f"expected an Arrow table or an object exporting __arrow_c_stream__, got "
+                             f"{type(data).__name__}")
+
+
+def _plain_type(kind: pa.DataType) -> pa.DataType | None:
+    """The type to cast a column to before pandas sees it (None: keep it)."""
+    if kind == pa.string_view():
+        return pa.large_string()
+    if pa.types.is_dictionary(kind) and kind.value_type == pa.string_view():
+        return pa.dictionary(kind.index_type, pa.large_string())
+    if pa.types.is_date(kind):
+        return pa.timestamp("ms")
+    if pa.types.is_timestamp(kind) and kind.tz is not None:  # same instants, naive UTC (as from_pandas does)
+        return pa.timestamp(kind.unit)
+    return None
+
+
+def column_series(column: pa.ChunkedArray, encode: bool) -> pd.Series:
+    """One Arrow column as a pandas Series; strings become a Categorical when ``encode`` (ids, codes)."""
+    target = _plain_type(column.type)
+    if target is not None:
+        column = column.cast(target)
+    if encode and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        column = pc.dictionary_encode(column)
+    return column.to_pandas()
+
+
+def arrow_events_frame(table: pa.Table, columns: Mapping[str, str] | None,
+                       extra_columns: Iterable[str]) -> pd.DataFrame:
+    """The event columns :meth:`EventLog.from_pandas` reads, under the user's names, ids and codes dictionary-encoded.
+
+    Absent columns are left out: from_pandas names every missing required column.
+    """
+    mapping = dict(columns or {})
+    names = {c: mapping.get(c, c) for c in (*EVENT_COLUMNS, *OPTIONAL_EVENT_COLUMNS, *extra_columns)}
+    present = {c: n for c, n in names.items() if n in table.column_names}
+    return pd.DataFrame({n: column_series(table.column(n), c in _ENCODED) for c, n in present.items()})
+
+
+def arrow_patients_frame(patients: Any) -> pd.DataFrame | None:
+    """A patients table given as Arrow (or already as pandas) as the DataFrame from_pandas reads."""
+    if patients is None or isinstance(patients, pd.DataFrame):
+        return patients
+    table = as_arrow_table(patients)
+    return pd.DataFrame({n: column_series(table.column(n), False) for n in table.column_names})
+
+
+def stored_time(table: pa.Table) -> dict[str, Any]:
+    """``time_unit`` and ``origin`` stored by :func:`events_to_arrow` (empty for foreign tables)."""
+    raw = (table.schema.metadata or {}).get(TIME_KEY)
+    return {} if raw is None else json.loads(raw)
+
+
+def dictionary(indices: np.ndarray, values: Any) -> pa.DictionaryArray:
+    """A dictionary-encoded Arrow column from integer indices into ``values``."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(indices, dtype=np.int32)), pa.array(values))
+
+
+def events_to_arrow(log: "EventLog") -> pa.Table:
+    """The events of ``log`` as an Arrow table (see the module docstring)."""
+    table = pa.table({
+        "patient_id": dictionary(log.patient, log.patients["patient_id"].to_numpy()),
+        "time": log.time,
+        "code": dictionary(log.code, log.vocab.codes.astype(str)),
+        "end": log.end,
+        "value": log.value,
+        "category": pa.DictionaryArray.from_pandas(pd.Categorical(log.category)),
+        **{k: v for k, v in log.extras.items()},
+    })
+    meta = {"time_unit": log.time_unit, "origin": None if log.origin is None else log.origin.isoformat()}
+    return table.replace_schema_metadata({TIME_KEY: json.dumps(meta).encode()})
+
+
+def patients_to_arrow(log: "EventLog") -> pa.Table:
+    """The patients table of ``log`` as Arrow (row i = patient index i)."""
+    frame = log.patients.copy(deep=False)
+    frame.attrs = {}  # pandas attrs (a reader's notes) are not part of the table and need not be JSON
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def dictionary_positions(column: pa.ChunkedArray, index: pd.Index, what: str) -> np.ndarray:
+    """Positions in ``index`` of every value of a dictionary-encoded column, chunk by chunk (no per-row strings)."""
+    out = np.empty(len(column), dtype=np.int64)
+    start = 0
+    for chunk in column.chunks:
+        if not pa.types.is_dictionary(chunk.type):
+            chunk = pc.dictionary_encode(chunk)
+        if chunk.null_count:
+            raise PathwaysInputError(f"{what}: {chunk.null_count} values are missing")
+        lookup = index.get_indexer(pd.Index(chunk.dictionary.to_numpy(zero_copy_only=False)))
+        positions = lookup[chunk.indices.to_numpy()]
+        if (positions < 0).any():
+            raise PathwaysInputError(f"{what}: {int((positions < 0).sum())} values are absent from its table")
+        out[start:start + len(chunk)] = positions
+        start += len(chunk)
+    return out
+
+
+__all__ = ["TIME_KEY", "arrow_events_frame", "arrow_patients_frame", "as_arrow_table", "column_series",
+           "dictionary", "dictionary_positions", "events_to_arrow", "patients_to_arrow", "stored_time"]
