@@ -1,0 +1,376 @@
+"""MEDS (Medical Event Data Standard) datasets in and out: ``read_meds`` / ``write_meds``.
+
+Layout written (MEDS 0.3): ``data/<i>.parquet`` shards (each subject in one shard, rows sorted by subject and time)
+with ``subject_id`` (int64), ``time`` (timestamp[us], null for static rows), ``code`` (string) and
+``numeric_value`` (float32, null), plus the extra columns MEDS allows: ``end`` (timestamp[us]), ``category`` and the
+log's extras; ``metadata/dataset.json``, ``metadata/codes.parquet`` (code, description, parent_codes) and
+``metadata/subject_splits.parquet`` (subject_id, split).
+
+Patients: birth and death become ``MEDS_BIRTH`` / ``MEDS_DEATH`` events, static covariates static rows (``sex//F``
+for text, ``BEN_RNG_GEM`` with its numeric_value for numbers). ``metadata/subjects.parquet`` keeps the whole
+patients table (ids as written, observation windows, exact covariates); other MEDS tools ignore it.
+
+Lossless: where microsecond timestamps or float32 values cannot hold the log's float64 times or values exactly,
+``pathways_time`` / ``pathways_end`` / ``pathways_value`` float64 columns carry them (only then). subject_id is the
+patient id when ids are integers, else the patient index (the id itself stays in subjects.parquet). A foreign MEDS
+dataset (without pathways' files) reads with patients built from its birth, death and static rows.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from os import PathLike
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+import pathways
+from pathways.data import EventLog, Vocabulary
+from pathways.data.dates import EPOCH
+from pathways.data.order import event_order
+from pathways.errors import PathwaysInputError
+from pathways.utils import atomic_path
+
+BIRTH, DEATH = "MEDS_BIRTH", "MEDS_DEATH"
+MEDS_VERSION = "0.3.3"
+#: Microseconds per time unit the MEDS timestamps can express.
+UNIT_US = {"days": 86_400_000_000, "hours": 3_600_000_000, "minutes": 60_000_000, "seconds": 1_000_000}
+_WINDOW = ("patient_id", "birth", "death", "start", "end")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# times: float times in a unit since an origin <-> int64 microseconds since 1970
+# ----------------------------------------------------------------------------------------------------------------
+def to_microseconds(times: np.ndarray, unit_us: int, origin_us: int) -> np.ndarray:
+    """Microseconds since 1970 of float times (NaN -> 0; mask them). Whole units are split off first so the
+    rounding error stays below half a microsecond however large the times.
+
+    Examples
+    --------
+    >>> to_microseconds(np.array([0.5, 1.0]), 86_400_000_000, 0).tolist()
+    [43200000000, 86400000000]
+    """
+    finite = np.where(np.isfinite(times), times, 0.0)
+    whole = np.floor(finite)
+    return whole.astype(np.int64) * unit_us + np.rint((finite - whole) * unit_us).astype(np.int64) + origin_us
+
+
+def from_microseconds(us: np.ndarray, unit_us: int, origin_us: int) -> np.ndarray:
+    """Float times in the unit since the origin of microseconds since 1970 (inverse of :func:`to_microseconds`)."""
+    whole, rest = np.divmod(np.asarray(us, dtype=np.int64) - origin_us, unit_us)
+    return whole.astype(np.float64) + rest / unit_us
+
+
+def _unit_us(time_unit: str) -> int:
+    if time_unit not in UNIT_US:
+        raise PathwaysInputError(f"MEDS times are timestamps: time_unit must be one of {sorted(UNIT_US)}, "
+                                 f"got {time_unit!r}")
+    return UNIT_US[time_unit]
+
+
+def _origin_us(origin: pd.Timestamp | None) -> int:
+    return int(((EPOCH if origin is None else pd.Timestamp(origin)) - EPOCH) // pd.Timedelta(microseconds=1))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# writing
+# ----------------------------------------------------------------------------------------------------------------
+def _subject_ids(patients: pd.DataFrame) -> np.ndarray:
+    ids = patients["patient_id"]
+    if pd.api.types.is_integer_dtype(ids):
+        return ids.to_numpy(np.int64)
+    return np.arange(len(patients), dtype=np.int64)
+
+
+def _static_rows(patients: pd.DataFrame, subject: np.ndarray) -> dict[str, np.ndarray]:
+    """Static covariates as (subject, code, numeric_value) rows: ``col//text`` or ``col`` with its number."""
+    subjects, codes, values = [], [], []
+    for col in [c for c in patients.columns if c not in _WINDOW]:
+        column = patients[col]
+        present = column.notna().to_numpy()
+        subjects.append(subject[present])
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            codes.append(np.full(present.sum(), col, dtype=object))
+            values.append(column.to_numpy(np.float64, na_value=np.nan)[present])
+        else:
+            codes.append((col + "//" + column[present].astype(str)).to_numpy(dtype=object))
+            values.append(np.full(present.sum(), np.nan))
+    if not codes:
+        return {"subject": np.zeros(0, np.int64), "code": np.zeros(0, object), "value": np.zeros(0)}
+    return {"subject": np.concatenate(subjects), "code": np.concatenate(codes), "value": np.concatenate(values)}
+
+
+def _timestamps(times: np.ndarray, unit_us: int, origin_us: int) -> tuple[pa.Array, bool]:
+    """Timestamp[us] column of float times (null where NaN) and whether it holds them exactly."""
+    us = to_microseconds(times, unit_us, origin_us)
+    nan = np.isnan(times)
+    exact = bool(np.array_equal(from_microseconds(us, unit_us, origin_us)[~nan], times[~nan]))
+    return pa.array(us, type=pa.timestamp("us"), mask=nan), exact
+
+
+def meds_table(log: EventLog) -> tuple[pa.Table, list[str]]:
+    """All MEDS rows of ``log`` (events, births, deaths, static rows) sorted by subject and time, and the names of
+    the exact float64 columns added."""
+    unit_us, origin_us = _unit_us(log.time_unit), _origin_us(log.origin)
+    subject_of = _subject_ids(log.patients)
+    patients = log.patients
+    birth = patients["birth"].to_numpy(np.float64)
+    death = patients["death"].to_numpy(np.float64)
+    static = _static_rows(patients, subject_of)
+    has_birth, has_death = np.flatnonzero(~np.isnan(birth)), np.flatnonzero(~np.isnan(death))
+    n_static, n_birth, n_death = static["subject"].size, has_birth.size, has_death.size
+    n_ev = log.n_events
+    subject = np.concatenate([static["subject"], subject_of[has_birth], subject_of[log.patient],
+                              subject_of[has_death]])
+    times = np.concatenate([np.full(n_static, np.nan), birth[has_birth], log.time, death[has_death]])
+    pad = np.full(n_static + n_birth, np.nan), np.full(n_death, np.nan)
+    codes = np.concatenate([static["code"], np.full(n_birth, BIRTH, dtype=object), log.code_strings(),
+                            np.full(n_death, DEATH, dtype=object)])
+    value = np.concatenate([static["value"], pad[0][n_static:], log.value, pad[1]])
+    end = np.concatenate([pad[0], log.end, pad[1]])
+    time_col, time_exact = _timestamps(times, unit_us, origin_us)
+    end_col, end_exact = _timestamps(end, unit_us, origin_us)
+    value32 = value.astype(np.float32)
+    columns: dict[str, Any] = {
+        "subject_id": subject, "time": time_col, "code": pa.array(codes, type=pa.string()),
+        "numeric_value": pa.array(value32, mask=np.isnan(value)), "end": end_col,
+        "category": pa.array(np.concatenate([np.full(n_static + n_birth, None, object),
+                                             np.asarray(log.category, dtype=object), np.full(n_death, None, object)]),
+                             type=pa.string(), from_pandas=True),
+    }
+    for name, values in log.extras.items():
+        if name in columns or name.startswith("pathways_"):
+            raise PathwaysInputError(f"extra column {name!r} clashes with a MEDS column")
+        columns[name] = _padded(values, n_static + n_birth, n_death)
+    exact = {"pathways_time": (times, time_exact), "pathways_end": (end, end_exact),
+             "pathways_value": (value, np.array_equal(value32.astype(np.float64), value, equal_nan=True))}
+    added = [name for name, (_, ok) in exact.items() if not ok]
+    columns.update({name: exact[name][0] for name in added})
+    # static rows first, then by time; stable so events keep the log's (time, code) order
+    order = np.lexsort((np.where(np.isnan(times), -np.inf, times), subject))
+    return pa.table(columns).take(pa.array(order)), added
+
+
+def _padded(values: np.ndarray, before: int, after: int) -> pa.Array:
+    arr = pa.array(values)
+    return pa.concat_arrays([pa.nulls(before, arr.type), arr, pa.nulls(after, arr.type)])
+
+
+def shard_bounds(subject: np.ndarray, shard_size: int) -> list[tuple[int, int]]:
+    """Row ranges of shards of about ``shard_size`` rows that never split a subject.
+
+    Examples
+    --------
+    >>> shard_bounds(np.array([0, 0, 1, 1, 1, 2]), 3)
+    [(0, 5), (5, 6)]
+    """
+    if shard_size < 1:
+        raise PathwaysInputError(f"shard_size must be >= 1, got {shard_size}")
+    starts = np.flatnonzero(np.diff(subject) != 0) + 1
+    cuts, lo = [], 0
+    while lo < subject.size:
+        nxt = starts[np.searchsorted(starts, lo + shard_size)] if lo + shard_size < subject.size else subject.size
+        nxt = subject.size if nxt <= lo else int(nxt)
+        cuts.append((lo, nxt))
+        lo = nxt
+    return cuts
+
+
+def write_meds(log: EventLog, folder: str | PathLike, *, shard_size: int = 1_000_000,
+               splits: Mapping[Any, str] | None = None, dataset_name: str = "pathways") -> Path:
+    """Write ``log`` as a MEDS dataset in ``folder`` (see the module docstring); returns the folder.
+
+    Parameters
+    ----------
+    shard_size : rows per ``data/<i>.parquet`` shard (a subject is never split across shards).
+    splits : patient id -> split name (``train``, ``tuning``, ``held_out``); default: every subject in ``train``.
+    dataset_name : ``dataset_name`` of ``metadata/dataset.json``.
+    """
+    folder = Path(folder)
+    table, exact = meds_table(log)
+    subject = table.column("subject_id").to_numpy()
+    for old in (folder / "data").glob("*.parquet"):
+        old.unlink()  # a rewrite with fewer shards must not leave stale ones
+    for i, (lo, hi) in enumerate(shard_bounds(subject, shard_size)):
+        with atomic_path(folder / "data" / f"{i}.parquet") as tmp:
+            pq.write_table(table.slice(lo, hi - lo), tmp)
+    _write_metadata(log, folder / "metadata", splits, dataset_name, exact)
+    return folder
+
+
+def _write_metadata(log: EventLog, meta: Path, splits: Mapping[Any, str] | None, dataset_name: str,
+                    exact: list[str]) -> None:
+    subject = _subject_ids(log.patients)
+    split = (np.full(subject.size, "train", dtype=object) if splits is None
+             else log.patients["patient_id"].map(dict(splits)).fillna("train").to_numpy(dtype=object))
+    subjects = log.patients.copy(deep=False)
+    subjects.attrs = {}
+    subjects.insert(0, "subject_id", subject)
+    n = len(log.vocab)
+    tables = {
+        "codes": pa.table({"code": pa.array(log.vocab.codes.astype(str)), "description": pa.nulls(n, pa.string()),
+                           "parent_codes": pa.nulls(n, pa.list_(pa.string())), "pathways_count": log.vocab.counts}),
+        "subject_splits": pa.table({"subject_id": subject, "split": pa.array(split, type=pa.string())}),
+        "subjects": pa.Table.from_pandas(subjects, preserve_index=False),
+    }
+    for name, table in tables.items():
+        with atomic_path(meta / f"{name}.parquet") as tmp:
+            pq.write_table(table, tmp)
+    dataset = {
+        "dataset_name": dataset_name, "dataset_version": "1", "etl_name": "pathways", "etl_version": pathways.__version__,
+        "meds_version": MEDS_VERSION, "created_at": datetime.now(timezone.utc).isoformat(),
+        "pathways": {"time_unit": log.time_unit, "origin": None if log.origin is None else log.origin.isoformat(),
+                     "oov_token": log.vocab.oov_token, "extras": list(log.extras), "exact": exact},
+    }
+    with atomic_path(meta / "dataset.json") as tmp:
+        tmp.write_text(json.dumps(dataset, indent=1))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# reading
+# ----------------------------------------------------------------------------------------------------------------
+def _read_shards(folder: Path, split: str | None) -> pa.Table:
+    shards = sorted((folder / "data").rglob("*.parquet"))
+    if not shards:
+        raise PathwaysInputError(f"MEDS folder {str(folder)!r}: no data/*.parquet shards")
+    try:
+        table = pa.concat_tables([pq.read_table(p, read_dictionary=["code"]) for p in shards], promote_options="default")
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise PathwaysInputError(f"MEDS folder {str(folder)!r}: cannot read a shard: {exc}") from exc
+    missing = {"subject_id", "time", "code"} - set(table.column_names)
+    if missing:
+        raise PathwaysInputError(f"MEDS shards lack column(s) {sorted(missing)}")
+    if split is not None:
+        splits = pq.read_table(folder / "metadata" / "subject_splits.parquet")
+        keep = splits.filter(pc.equal(splits.column("split"), split)).column("subject_id")
+        table = table.filter(pc.is_in(table.column("subject_id"), value_set=keep))
+    return table
+
+
+def _code_positions(column: pa.ChunkedArray, index: pd.Index) -> np.ndarray:
+    """Position in ``index`` of every code (-1 when absent), through each chunk's dictionary."""
+    out = np.empty(len(column), dtype=np.int64)
+    start = 0
+    for chunk in column.chunks:
+        if not pa.types.is_dictionary(chunk.type):
+            chunk = pc.dictionary_encode(chunk)
+        if chunk.null_count:
+            raise PathwaysInputError(f"MEDS code: {chunk.null_count} rows have no code")
+        lookup = index.get_indexer(pd.Index(chunk.dictionary.to_numpy(zero_copy_only=False).astype(str)))
+        out[start:start + len(chunk)] = lookup[chunk.indices.to_numpy()]
+        start += len(chunk)
+    return out
+
+
+def _float_times(table: pa.Table, name: str, exact: str, unit_us: int, origin_us: int) -> np.ndarray:
+    if exact in table.column_names:
+        return table.column(exact).to_numpy()
+    column = table.column(name).cast(pa.timestamp("us")).cast(pa.int64())
+    out = from_microseconds(column.fill_null(0).to_numpy(), unit_us, origin_us)
+    out[column.is_null().to_numpy(zero_copy_only=False)] = np.nan
+    return out
+
+
+def _foreign_patients(table: pa.Table, subject: np.ndarray, rows: dict[str, np.ndarray], times: np.ndarray,
+                      codes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+    """Patients of a MEDS dataset not written by pathways: ids = subject ids, birth / death / static rows."""
+    ids, patient = np.unique(subject, return_inverse=True)
+    patients = pd.DataFrame({"patient_id": ids})
+    for col, mask in (("birth", rows["birth"]), ("death", rows["death"])):
+        out = np.full(ids.size, np.nan)
+        np.fmin.at(out, patient[mask], times[mask])
+        patients[col] = out
+    static = rows["static"]
+    for code, pid, value in zip(codes[static], patient[static], values[static]):
+        col, sep, text = str(code).partition("//")
+        if col not in patients:
+            patients[col] = pd.Series([None] * ids.size, dtype=object if sep else np.float64)
+        patients.loc[pid, col] = text if sep else value
+    return patient, patients
+
+
+def read_meds(folder: str | PathLike, *, split: str | None = None) -> EventLog:
+    """Read a MEDS dataset into an EventLog (lossless for a dataset written by :func:`write_meds`).
+
+    ``split`` keeps the subjects of one split of ``metadata/subject_splits.parquet``. A foreign dataset's times
+    become float days since 1970-01-01, its patients come from its MEDS_BIRTH / MEDS_DEATH and static rows
+    (``col//text`` codes and numeric codes), and its vocabulary holds the codes of its timed rows.
+    """
+    folder = Path(folder)
+    meta = folder / "metadata"
+    info = json.loads((meta / "dataset.json").read_text()).get("pathways") if (meta / "dataset.json").exists() else None
+    own = info is not None and (meta / "subjects.parquet").exists()
+    table = _read_shards(folder, split)
+    time_unit = info["time_unit"] if own else "days"
+    origin = pd.Timestamp(info["origin"]) if own and info["origin"] is not None else None
+    unit_us, origin_us = _unit_us(time_unit), _origin_us(origin if own else EPOCH)
+    times = _float_times(table, "time", "pathways_time", unit_us, origin_us)
+    vocab = None
+    if own:
+        code_table = pq.read_table(meta / "codes.parquet")
+        vocab = Vocabulary(code_table.column("code").to_pylist(), code_table.column("pathways_count").to_numpy(),
+                           info["oov_token"])
+    special = pd.Index([BIRTH, DEATH])
+    kind = _code_positions(table.column("code"), special)
+    rows = {"birth": kind == 0, "death": kind == 1, "static": np.isnan(times) & (kind < 0)}
+    event = (kind < 0) & ~rows["static"]
+    subject = table.column("subject_id").to_numpy()
+    if own:
+        patients = pq.read_table(meta / "subjects.parquet").to_pandas()
+        index = patients.pop("subject_id").to_numpy()
+        patient = (subject if np.array_equal(index, np.arange(index.size))
+                   else pd.Index(index).get_indexer(subject))
+        if split is not None:
+            patient, patients = _keep_split(patient, patients, np.unique(patient))
+    else:
+        codes = table.column("code").cast(pa.string()).to_numpy(zero_copy_only=False)
+        values = table.column("numeric_value").cast(pa.float64()).fill_null(np.nan).to_numpy()
+        patient, patients = _foreign_patients(table, subject, rows, times, codes, values)
+    events = table.filter(pa.array(event)) if not event.all() else table
+    if not own:  # the codes of timed rows, sorted
+        distinct = pc.unique(events.column("code").cast(pa.string())).to_numpy(zero_copy_only=False)
+        vocab = Vocabulary(sorted(str(c) for c in distinct))
+    return _build(events, patient[event], times[event], vocab, patients, own, info, time_unit, origin, unit_us,
+                  origin_us)
+
+
+def _keep_split(patient: np.ndarray, patients: pd.DataFrame, kept: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+    new = np.full(len(patients), -1, dtype=np.int64)
+    new[kept] = np.arange(kept.size)
+    return new[patient], patients.iloc[kept].reset_index(drop=True)
+
+
+def _build(events: pa.Table, patient: np.ndarray, time: np.ndarray, vocab: Vocabulary, patients: pd.DataFrame,
+           own: bool, info: dict | None, time_unit: str, origin: pd.Timestamp | None, unit_us: int,
+           origin_us: int) -> EventLog:
+    code = _code_positions(events.column("code"), pd.Index(vocab.codes))
+    if (code < 0).any():
+        raise PathwaysInputError(f"MEDS code: {int((code < 0).sum())} rows carry codes absent from codes.parquet")
+    names = events.column_names
+    end = (_float_times(events, "end", "pathways_end", unit_us, origin_us) if "end" in names
+           else np.full(time.size, np.nan))
+    value_col = "pathways_value" if "pathways_value" in names else "numeric_value"
+    value = (events.column(value_col).cast(pa.float64()).fill_null(np.nan).to_numpy() if value_col in names
+             else np.full(time.size, np.nan))
+    category = (pd.Categorical(events.column("category").to_pandas()) if "category" in names
+                else pd.Categorical(np.full(time.size, np.nan, dtype=object)))
+    extras = {k: events.column(k).to_numpy() for k in (info or {}).get("extras", [])} if own else {}
+    if not own:
+        counts = np.bincount(code, minlength=len(vocab))
+        vocab = Vocabulary(vocab.codes, counts)
+        return EventLog.from_arrays(patient, time, code, vocab, patients, end, value, category,
+                                    time_unit=time_unit, origin=EPOCH, extras=extras)
+    order = event_order(patient, time, code)  # rows come sorted by subject and time: usually None
+    if order is not None:
+        patient, time, code, end, value = (a[order] for a in (patient, time, code, end, value))
+        category, extras = category[order], {k: v[order] for k, v in extras.items()}
+    return EventLog(patient, time, code, end, value, category, patients, vocab, time_unit, origin, extras)
+
+
+__all__ = ["BIRTH", "DEATH", "MEDS_VERSION", "from_microseconds", "meds_table", "read_meds", "shard_bounds", "to_microseconds",
+           "write_meds"]

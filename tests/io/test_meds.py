@@ -1,0 +1,131 @@
+"""MEDS datasets: write_meds / read_meds layout, lossless round trips, splits, and a foreign MEDS dataset."""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pathways.data import EventLog
+from pathways.errors import PathwaysDataWarning, PathwaysInputError
+from pathways.io import read_meds, write_meds
+from pathways.io.meds import from_microseconds, shard_bounds, to_microseconds
+from pathways.synthetic import simulate_cohort
+from tests.data.test_arrow import assert_same_log
+
+SNDS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "snds"
+
+
+@pytest.fixture(scope="module")
+def cohort() -> EventLog:
+    return simulate_cohort(120, seed=5)[0]
+
+
+@pytest.fixture(scope="module")
+def snds_log() -> EventLog:
+    if not SNDS.is_dir():
+        pytest.skip(f"shared SNDS sample not found at {SNDS} (../shared is beside the project checkout only)")
+    from pathways.io import read_snds
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PathwaysDataWarning)
+        return read_snds(SNDS)
+
+
+@pytest.mark.parametrize("which", ["cohort", "snds_log"])
+def test_round_trip_is_lossless(which, request, tmp_path):
+    log = request.getfixturevalue(which)
+    write_meds(log, tmp_path, shard_size=2000)
+    assert_same_log(read_meds(tmp_path), log)
+
+
+def test_layout_follows_the_meds_schema(cohort, tmp_path):
+    write_meds(cohort, tmp_path, shard_size=3000)
+    shards = sorted((tmp_path / "data").glob("*.parquet"))
+    assert len(shards) > 1
+    schema = pq.read_schema(shards[0])
+    assert schema.field("subject_id").type == pa.int64() and schema.field("time").type == pa.timestamp("us")
+    assert schema.field("code").type == pa.string() and schema.field("numeric_value").type == pa.float32()
+    seen: set[int] = set()
+    for shard in shards:  # each subject in one shard; rows sorted by subject then time (static rows first)
+        frame = pd.read_parquet(shard)
+        subjects = set(frame["subject_id"])
+        assert not subjects & seen
+        seen |= subjects
+        key = frame["time"].astype("int64").where(frame["time"].notna(), np.iinfo(np.int64).min)
+        assert (frame.assign(k=key).sort_values(["subject_id", "k"], kind="stable").index == frame.index).all()
+    assert seen == set(range(cohort.n_patients))
+    frame = pl.read_parquet(tmp_path / "data" / "*.parquet")
+    births = frame.filter(pl.col("code") == "MEDS_BIRTH")
+    assert births.height == cohort.patients["birth"].notna().sum()
+    assert frame.filter(pl.col("code") == "sex//F").height == (cohort.patients["sex"] == "F").sum()
+    meta = json.loads((tmp_path / "metadata" / "dataset.json").read_text())
+    assert {"dataset_name", "dataset_version", "etl_name", "etl_version", "meds_version", "created_at"} <= set(meta)
+    codes = pq.read_table(tmp_path / "metadata" / "codes.parquet")
+    assert codes.column_names[:3] == ["code", "description", "parent_codes"]
+    splits = duckdb.sql(f"select split, count(*) from read_parquet('{tmp_path}/metadata/subject_splits.parquet') "
+                        "group by split").fetchall()
+    assert splits == [("train", cohort.n_patients)]
+
+
+def test_splits_select_subjects(cohort, tmp_path):
+    ids = cohort.patients["patient_id"]
+    write_meds(cohort, tmp_path, splits={ids[0]: "held_out", ids[3]: "held_out"})
+    held = read_meds(tmp_path, split="held_out")
+    assert held.patients["patient_id"].tolist() == [ids[0], ids[3]]
+    assert_same_log(held, cohort.select_patients([0, 3]))
+
+
+def test_integer_ids_and_day_times_need_no_extra_columns(tmp_path):
+    events = pd.DataFrame({"patient_id": [42, 42, 7], "time": ["2020-01-01", "2020-01-05", "2020-02-01"],
+                           "code": ["a", "b", "a"], "value": [1.5, np.nan, 2.0]})
+    patients = pd.DataFrame({"patient_id": [7, 42], "birth": ["1950-01-01", "1960-06-01"], "sex": ["F", "M"]})
+    log = EventLog.from_pandas(events, patients)
+    write_meds(log, tmp_path)
+    table = pq.read_table(tmp_path / "data" / "0.parquet")
+    assert sorted(set(table.column("subject_id").to_pylist())) == [7, 42]
+    assert not [c for c in table.column_names if c.startswith("pathways_")]
+    assert_same_log(read_meds(tmp_path), log)
+    hours = EventLog.from_arrays([0], [1.25], [0], log.vocab, time_unit="hours")
+    write_meds(hours, tmp_path / "h")
+    assert_same_log(read_meds(tmp_path / "h"), hours)
+    with pytest.raises(PathwaysInputError, match="time_unit must be one of"):
+        write_meds(EventLog.from_arrays([0], [1.0], [0], log.vocab, time_unit="visits"), tmp_path / "v")
+
+
+def test_foreign_meds_dataset(tmp_path):
+    """A dataset another ETL wrote: no pathways metadata, births, deaths and static rows become the patients."""
+    us = pa.timestamp("us")
+    data = pa.table({
+        "subject_id": pa.array([1, 1, 1, 1, 2, 2, 2], pa.int64()),
+        "time": pa.array([None, "1980-01-01", "2020-01-01 12:00", "2020-01-03", None, "2020-01-02", "2021-01-01"],
+                         pa.string()).cast(us),
+        "code": ["GENDER//F", "MEDS_BIRTH", "LAB//K", "ICD10//I10", "GENDER//M", "ICD10//I10", "MEDS_DEATH"],
+        "numeric_value": pa.array([None, None, 4.5, None, None, None, None], pa.float32()),
+    })
+    (tmp_path / "data").mkdir()
+    pq.write_table(data, tmp_path / "data" / "train_0.parquet")
+    log = read_meds(tmp_path)
+    assert log.code_strings().tolist() == ["LAB//K", "ICD10//I10", "ICD10//I10"]
+    assert log.patients["patient_id"].tolist() == [1, 2] and log.patients["GENDER"].tolist() == ["F", "M"]
+    assert log.patients["birth"].iloc[0] == 3652.0 and log.patients["death"].iloc[1] == 18628.0
+    np.testing.assert_array_equal(log.time, [18262.5, 18264.0, 18263.0])
+    assert log.value[0] == 4.5 and log.origin == pd.Timestamp("1970-01-01") and log.vocab.counts.tolist() == [2, 1]
+    with pytest.raises(PathwaysInputError, match="no data"):
+        read_meds(tmp_path / "empty")
+
+
+def test_microsecond_conversion_is_exact_at_microsecond_resolution():
+    rng = np.random.default_rng(0)
+    us = rng.integers(-10**15, 10**15, size=10_000)
+    day = 86_400_000_000
+    np.testing.assert_array_equal(to_microseconds(from_microseconds(us, day, 0), day, 0), us)
+    assert shard_bounds(np.array([0, 0, 0, 1]), 1) == [(0, 3), (3, 4)]
+    with pytest.raises(PathwaysInputError, match="shard_size"):
+        shard_bounds(np.zeros(3), 0)
