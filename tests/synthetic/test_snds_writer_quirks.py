@@ -159,3 +159,22 @@ def test_embedded_codes_are_real():
     assert (cim.loc[cat.icd10["icd10"], "CIM_LIB"].to_numpy() == cat.icd10["label"].to_numpy()).all()
     assert (ccam.loc[cat.ccam["ccam"], "CAM_PRS_IDE_LIB"].to_numpy() == cat.ccam["label"].to_numpy()).all()
     assert 200 <= len(cat.drugs) <= 400 and cat.drugs["cip13"].is_unique
+
+
+def test_read_synthetic_snds_generates_once_then_reuses(tmp_path, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from pathways.synthetic.snds import read_synthetic_snds
+
+    monkeypatch.setenv("PATHWAYS_CACHE", str(tmp_path))
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[2] / "pathways" / "configs" / "data" / "snds_synthetic.yaml")
+    assert cfg["_target_"] == "pathways.synthetic.snds.read_synthetic_snds"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        log = read_synthetic_snds(200, years=(2021,), seed=4, sources=("dcir_drugs", "deaths"))
+        folder = next(tmp_path.glob("snds_n200_*"))
+        stamp = (folder / "truth" / "meta.json").stat().st_mtime_ns
+        again = read_synthetic_snds(200, years=(2021,), seed=4, sources=("dcir_drugs", "deaths"))
+    assert (folder / "truth" / "meta.json").stat().st_mtime_ns == stamp
+    assert log.n_events == again.n_events > 0 and log.n_patients == 200
+    assert pd.Series(log.code_strings()[np.asarray(log.category) == "drug"]).str.startswith("ATC:").all()
