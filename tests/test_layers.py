@@ -2,7 +2,7 @@
 function-level imports only for optional or heavy dependencies.
 
 Layers, top to bottom (a module may import its own layer and the layers below it):
-pipelines > factors, signals, plots > models > training, checkpoint > encode, cohort, io, synthetic > data >
+pipelines > factors, signals, plots, abuse, cartography, studies > models > training, checkpoint > encode, cohort, io, synthetic > data >
 device, utils, errors, metrics, optim.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ LAYERS = [
     ("encode", "cohort", "io", "synthetic"),
     ("training", "checkpoint"),
     ("models",),
-    ("factors", "signals", "plots"),
+    ("factors", "signals", "plots", "abuse", "cartography", "studies"),
     ("pipelines",),
 ]
 RANK = {top: rank for rank, names in enumerate(LAYERS) for top in names}

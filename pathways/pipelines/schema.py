@@ -87,6 +87,7 @@ class TrainConfig:
     data: Any = None
     model: Any = None
     signals: Any = None
+    cartography: Any = None
     encode: Any = None
     trainer: Any = None
     logger: Any = None
@@ -202,8 +203,9 @@ def _check_section(node: dict, keys: SectionKeys, prefix: str) -> None:
 
 def _parameters(target: str, prefix: str) -> list[str] | None:
     """Keyword names accepted by ``target``; None when it takes ``**kwargs`` or has no readable signature."""
+    fn = _locate(target, prefix)  # outside the try: ConfigKeyError is a ValueError
     try:
-        params = inspect.signature(_locate(target, prefix)).parameters
+        params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
