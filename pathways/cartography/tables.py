@@ -153,7 +153,7 @@ def suppress(frame: pd.DataFrame, min_cell_count: int | None) -> pd.DataFrame:
         raise PathwaysInputError(f"argument 'min_cell_count': must be >= 1 or None, got {min_cell_count!r}")
     small = {c: ((out[c] > 0) & (out[c] < k)).to_numpy() for c in SUPPRESSION if c in out.columns}
     keys = [c for c in out.columns if c in ("group", "age_band", "sex", "department")]
-    if "prevalent" in small and "year" in out.columns:
+    if "prevalent" in small and "year" in out.columns and pd.api.types.is_numeric_dtype(out["year"]):
         prev = out[keys + ["year"]].assign(year=out["year"] + 1, _small=small["prevalent"])
         merged = out[keys + ["year"]].merge(prev, on=keys + ["year"], how="left")
         small_before = merged["_small"].fillna(False).to_numpy(bool)

@@ -26,6 +26,7 @@ from pathways.models.hawkes.base import HawkesBase
 from pathways.models.recurrent.base import OutcomeModelBase
 from pathways.models.sccs import SCCS, ConvSCCS
 from pathways.models.tpp.base import TPPBase
+from pathways.pipelines.cartography import run_cartography
 from pathways.pipelines.common import (RunResult, encode_for, export_checkpoint, instantiate, load_data,
                                        n_patients, plain, resolved, run_overrides, split_data, write_summary)
 from pathways.pipelines.infer import evaluate_model
@@ -166,6 +167,8 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
     resolve_device(cfg.trainer.device)  # trainer=gpu without CUDA fails here, before any work
     if cfg.task == "signals":
         return detect_signals(cfg, out)
+    if cfg.task == "cartography":
+        return run_cartography(cfg, out)
     data, truth = load_data(cfg.data)
     model = build_model(cfg)
     train_part, val_part, test_part = split_data(data, list(cfg.split.fractions), int(cfg.seed))
