@@ -2,8 +2,8 @@
 function-level imports only for optional or heavy dependencies.
 
 Layers, top to bottom (a module may import its own layer and the layers below it):
-pipelines > factors, signals, plots, abuse, cartography, studies > models > training, checkpoint > encode, cohort, io, synthetic > data >
-device, utils, errors, metrics, optim.
+pipelines > factors, signals, plots, abuse, cartography, studies > models > training, checkpoint >
+encode, cohort, io, synthetic > data > device, utils, errors, metrics, optim.
 """
 from __future__ import annotations
 
@@ -58,19 +58,28 @@ def _resolve(node: ast.ImportFrom | ast.Import, module: str, is_package: bool) -
     return list(dict.fromkeys(sub if sub in MODULES else base for sub in names))
 
 
-def _imports(path: Path) -> list[tuple[str, int, bool]]:
-    """(imported module, line, at function level) for every import of ``path``."""
+def _type_checking(node: ast.AST) -> bool:
+    """An ``if TYPE_CHECKING:`` block: imports for type hints only, never executed."""
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (getattr(test, "id", None) == "TYPE_CHECKING"
+                                         or getattr(test, "attr", None) == "TYPE_CHECKING")
+
+
+def _imports(path: Path) -> list[tuple[str, int, bool, bool]]:
+    """(imported module, line, at function level, for type hints only) for every import of ``path``."""
     tree = ast.parse(path.read_text(), filename=str(path))
     module, is_package = _module_name(path), path.name == "__init__.py"
-    found: list[tuple[str, int, bool]] = []
+    found: list[tuple[str, int, bool, bool]] = []
 
-    def visit(node: ast.AST, in_function: bool) -> None:
+    def visit(node: ast.AST, in_function: bool, typing_only: bool) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, (ast.Import, ast.ImportFrom)):
-                found.extend((name, child.lineno, in_function) for name in _resolve(child, module, is_package))
-            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+                found.extend((name, child.lineno, in_function, typing_only)
+                             for name in _resolve(child, module, is_package))
+            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)),
+                  typing_only or _type_checking(child))
 
-    visit(tree, False)
+    visit(tree, False, False)
     return found
 
 
@@ -90,7 +99,7 @@ def test_no_upward_imports():
     upward = []
     for module, imports in IMPORTS.items():
         own = _layer(module)
-        for name, line, _ in imports:
+        for name, line, _, _ in imports:
             theirs = _layer(name) if name.startswith("pathways.") else None
             if own is not None and theirs is not None and theirs > own:
                 upward.append(f"{_where(module, line)}: {module} imports {name} (layer {theirs} > {own})")
@@ -102,7 +111,7 @@ def test_function_level_imports_only_for_optional_dependencies():
     for module, imports in IMPORTS.items():
         rel = str(MODULES[module].relative_to(PACKAGE))
         allowed = LAZY_ALLOWED | LAZY_ALLOWED_IN.get(rel, set())
-        for name, line, lazy in imports:
+        for name, line, lazy, _ in imports:
             ok = any(name == a or name.startswith(a + ".") for a in allowed) or (rel, name) in FACADE_LAZY
             if lazy and not ok:
                 offenders.append(f"{_where(module, line)}: import of {name} inside a function")
@@ -155,14 +164,14 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_import_cycles_between_modules():
-    # a package's __init__ re-exporting its own submodules is not a cycle of concepts: a submodule importing a
-    # sibling through the package is reported instead as the edge it really is (submodule -> sibling)
+    # a package's __init__ re-exporting its own submodules is not a cycle of concepts; imports under
+    # `if TYPE_CHECKING:` (type hints only, never executed) do not count either
     graph: dict[str, set[str]] = {m: set() for m in MODULES if m != "pathways"}
     for module, imports in IMPORTS.items():
         if module == "pathways":
             continue
-        for name, _, _ in imports:
-            if name in graph and name != module and not module.startswith(name + "."):
+        for name, _, _, typing_only in imports:
+            if not typing_only and name in graph and name != module and not module.startswith(name + "."):
                 graph[module].add(name)
     cycles = _cycles(graph)
     assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
