@@ -48,8 +48,18 @@ def coded(index: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None)
 
 def coded_ids(values: np.ndarray, label: Any, mask: np.ndarray | None = None) -> pa.DictionaryArray:
     """Dictionary array of integer ids formatted by ``label`` (called on the distinct values only)."""
-    uniq, inv = np.unique(values, return_inverse=True)
-    return coded(inv, label(uniq), mask)
+    values = np.asarray(values, dtype=np.int64)
+    if values.size == 0:
+        return coded(values, label(values), mask)
+    lo = int(values.min())
+    span = int(values.max()) - lo + 1
+    if span > 4 * values.size + 1_000_000:  # sparse ids: sort
+        uniq, inv = np.unique(values, return_inverse=True)
+        return coded(inv, label(uniq), mask)
+    present = np.zeros(span, bool)  # dense ids (providers): a linear-time ranking instead of a sort
+    present[values - lo] = True
+    rank = np.cumsum(present) - 1
+    return coded(rank[values - lo], label(np.flatnonzero(present) + lo), mask)
 
 
 def amounts(cat: Catalogue, pop: Population, s: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

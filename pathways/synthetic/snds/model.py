@@ -14,7 +14,7 @@ AGE_BANDS = np.array([0, 10, 20, 30, 40, 50, 60, 70, 80, 90])
 AGE_PYRAMID = np.array([0.113, 0.123, 0.113, 0.121, 0.128, 0.132, 0.122, 0.091, 0.047, 0.010])
 SHARE_FEMALE = 0.516
 #: Annual death probability outside any pathology: exp(a + b * age) (Gompertz fit of French life tables, rounded).
-GOMPERTZ = (-10.2, 0.088)
+GOMPERTZ = (-10.6, 0.088)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -162,20 +163,24 @@ def write_chunk(sink: _Sink, gen: np.random.Generator, index: np.ndarray, k: int
 
 
 def _write_global(sink: _Sink, cat: Any, prov: Providers, effects: pd.DataFrame, meta: dict[str, Any]) -> None:
-    """Files every writer writes identically: the CIP13 -> ATC referential, rules, effects, providers, meta."""
-    pha = pa.Table.from_pandas(cat.cip_to_atc(), preserve_index=False)
+    """Files every writer writes identically (the CIP13 -> ATC referential, rules, effects, providers) and the
+    meta of this call, each written beside and renamed: parallel writers never leave a half-written file."""
+    pha = cat.cip_to_atc()
     path = sink.path("IR_PHA_R")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if sink.fmt == "parquet":
-        pq.write_table(pha, path.with_suffix(".parquet"))
-    else:
-        pacsv.write_csv(pha, path.with_suffix(".csv"))
     root = sink.folder / "truth"
     root.mkdir(parents=True, exist_ok=True)
-    rules_frame().to_parquet(root / "rules.parquet", index=False)
-    effects.to_parquet(root / "effects.parquet", index=False)
-    prov.actors().to_parquet(root / "fraud_providers.parquet", index=False)
-    (root / "meta.json").write_text(json.dumps(meta, indent=1))
+    csv = sink.fmt == "csv"
+    files = [(path.with_suffix(".csv" if csv else ".parquet"),
+              (lambda f: pha.to_csv(f, index=False)) if csv else (lambda f: pha.to_parquet(f, index=False))),
+             (root / "rules.parquet", lambda f: rules_frame().to_parquet(f, index=False)),
+             (root / "effects.parquet", lambda f: effects.to_parquet(f, index=False)),
+             (root / "fraud_providers.parquet", lambda f: prov.actors().to_parquet(f, index=False)),
+             (root / "meta.json", lambda f: Path(f).write_text(json.dumps(meta, indent=1)))]
+    for target, write in files:
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        write(tmp)
+        os.replace(tmp, target)
 
 
 __all__ = ["FOLDERS", "chunk_seed", "write_chunk", "write_snds"]
