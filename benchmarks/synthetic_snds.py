@@ -4,7 +4,8 @@ Writes about ``--rows`` ER_PRS_F lines (with their ER_PHA_F / ER_CAM_F details, 
 ``--years`` of PMSI MCO and the per-chunk truth, expected events off) as parquet, with ``--workers`` processes
 each writing a share of the chunks (chunks are independent: same output whatever the split). The number of
 patients comes from a pilot run (ER_PRS_F lines per patient-year). Peak memory = max RSS of each worker process
-(``ru_maxrss``); the sum over workers is the machine's total. Prints a markdown table and writes it to
+(``ru_maxrss``); the sum over workers is the machine's total. CPU s = user + system time of the workers: rows
+per CPU second do not depend on how busy the machine is, and bound what more cores give. Prints a markdown table and writes it to
 ``benchmarks/results/synthetic_snds.md`` (``--append`` adds the run to the file).
 
 Usage: python benchmarks/synthetic_snds.py [--rows 10000000] [--workers 1] [--years 1] [--chunk-patients 20000]
@@ -28,8 +29,9 @@ def _worker(folder: str, n_patients: int, years: tuple[int, ...], chunk_patients
     t0 = time.perf_counter()
     truth = write_snds(folder, n_patients, years=years, seed=0, chunk_patients=chunk_patients, chunks=chunks,
                        truth_events=False)
-    queue.put({"rows": truth.meta["rows"], "seconds": time.perf_counter() - t0,
-               "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0})
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    queue.put({"rows": truth.meta["rows"], "seconds": time.perf_counter() - t0, "peak_mb": usage.ru_maxrss / 1024.0,
+               "cpu_s": usage.ru_utime + usage.ru_stime})
 
 
 def _run(folder: Path, n_patients: int, years: tuple[int, ...], chunk_patients: int, workers: int) -> dict:
@@ -51,7 +53,8 @@ def _run(folder: Path, n_patients: int, years: tuple[int, ...], chunk_patients: 
     for r in results:
         for name, n in r["rows"].items():
             rows[name] = rows.get(name, 0) + n
-    return {"rows": rows, "wall": wall, "peaks": [r["peak_mb"] for r in results], "chunks": n_chunks}
+    return {"rows": rows, "wall": wall, "peaks": [r["peak_mb"] for r in results], "chunks": n_chunks,
+            "cpu_s": sum(r["cpu_s"] for r in results)}
 
 
 def main() -> None:
@@ -65,8 +68,9 @@ def main() -> None:
     args = parser.parse_args()
     years = tuple(range(2022 - args.years, 2022))
     root = Path(args.dir or tempfile.mkdtemp(prefix="pathways_snds_bench_"))
-    pilot = _run(root / "pilot", 4_000, years, 4_000, 1)
-    per_patient = pilot["rows"]["ER_PRS_F"] / 4_000
+    n_pilot = min(args.chunk_patients, 20_000)
+    pilot = _run(root / "pilot", n_pilot, years, n_pilot, 1)
+    per_patient = pilot["rows"]["ER_PRS_F"] / n_pilot
     n_patients = max(1, round(args.rows / per_patient))
     shutil.rmtree(root / "pilot", ignore_errors=True)
     load0 = os.getloadavg()[0]
@@ -80,16 +84,17 @@ def main() -> None:
     wall = res["wall"]
     text = "\n".join([
         f"### {rows['ER_PRS_F']:,} ER_PRS_F lines, {args.workers} worker(s), {os.cpu_count()} CPU cores\n",
-        f"{n_patients:,} patients ({per_patient:.1f} ER_PRS_F lines per patient over {len(years)} year(s), pilot), "
-        f"years {years[0]}-{years[-1]}, {res['chunks']} chunks of {args.chunk_patients:,} patients, parquet "
-        f"(snappy) {disk:,.0f} MiB on disk, truth parts included, expected events off. Load average "
-        f"{load0:.1f} before and {os.getloadavg()[0]:.1f} after (1 min).\n",
-        "| ER_PRS_F | ER_PHA_F | ER_CAM_F | PMSI rows (B/C/D/A/UM) | all table rows | wall s | "
-        "M ER_PRS_F rows/s | M table rows/s | peak MiB per worker (max) | peak MiB all workers |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {dcir['ER_PRS_F']:,} | {dcir['ER_PHA_F']:,} | {dcir['ER_CAM_F']:,} | {pmsi:,} | {total:,} | {wall:.1f} | "
-        f"{dcir['ER_PRS_F'] / wall / 1e6:.2f} | {total / wall / 1e6:.2f} | {max(res['peaks']):,.0f} | "
-        f"{sum(res['peaks']):,.0f} |",
+        (f"{n_patients:,} patients ({per_patient:.1f} ER_PRS_F lines per patient over {len(years)} year(s), "
+         f"pilot), years {years[0]}-{years[-1]}, {res['chunks']} chunks of {args.chunk_patients:,} patients, "
+         f"parquet (snappy) {disk:,.0f} MiB on disk, truth parts included, expected events off. Load average "
+         f"{load0:.1f} before and {os.getloadavg()[0]:.1f} after (1 min).\n"),
+        ("| ER_PRS_F | ER_PHA_F | ER_CAM_F | PMSI rows (B/C/D/A/UM) | all table rows | wall s | "
+         "M ER_PRS_F rows/s | M table rows/s | CPU s (all workers) | M ER_PRS_F rows per CPU s | "
+         "peak MiB per worker (max) | peak MiB all workers |"),
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        (f"| {dcir['ER_PRS_F']:,} | {dcir['ER_PHA_F']:,} | {dcir['ER_CAM_F']:,} | {pmsi:,} | {total:,} | "
+         f"{wall:.1f} | {dcir['ER_PRS_F'] / wall / 1e6:.2f} | {total / wall / 1e6:.2f} | {res['cpu_s']:.0f} | "
+         f"{dcir['ER_PRS_F'] / res['cpu_s'] / 1e6:.2f} | {max(res['peaks']):,.0f} | {sum(res['peaks']):,.0f} |"),
     ])
     print(text)
     out = Path(__file__).parent / "results" / "synthetic_snds.md"

@@ -53,7 +53,7 @@ def test_eventlog_matches_truth_exactly(snds):
     got = _frame(log)
     assert log.origin == pd.Timestamp("1970-01-01") and log.time_unit == "days"
     pd.testing.assert_frame_equal(_sorted(got), _sorted(expected), check_dtype=False)
-    counts = lambda f: f.groupby(["patient_id", "category"]).size()  # noqa: E731
+    counts = lambda f: f.groupby(["patient_id", "category"]).size()
     pd.testing.assert_series_equal(counts(got), counts(expected))
     assert set(got["category"]) == {"drug", "act", "stay", "main_diagnosis", "linked_diagnosis",
                                     "associated_diagnosis", "hospital_act", "death"}
@@ -120,7 +120,7 @@ def test_fraud_actors_are_visible_in_tables(snds):
                          "p.PRE_PRE_DTD > p.EXE_SOI_DTD AS late, h.PHA_ACT_QSN AS q, CAST(p.BEN_NIR_PSA AS VARCHAR) "
                          "AS pid FROM prs p JOIN pha h USING (DCT_ORD_NUM, FLX_DIS_DTD, FLX_EMT_NUM, FLX_EMT_ORD, "
                          "FLX_EMT_TYP, FLX_TRT_DTD, ORG_CLE_NUM, PRS_ORD_NUM, REM_TYP_AFF) WHERE p.DPN_QLF <> 71")
-    kind = lambda p: set(actors.loc[actors["pattern"] == p, "id"])  # noqa: E731
+    kind = lambda p: set(actors.loc[actors["pattern"] == p, "id"])
     assert set(lines.loc[lines["pre"].isna(), "exe"]) <= kind("no_prescription")
     assert set(lines.loc[lines["late"], "exe"]) <= kind("impossible_dates")
     q = lines[lines["q"] > 0].groupby(lines["exe"].isin(kind("inflated_quantity")))["q"].mean()

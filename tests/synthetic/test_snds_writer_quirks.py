@@ -106,7 +106,7 @@ def test_error_ghm_stays_are_left_out_of_the_truth(small):
     n_error = int((b["GRG_GHM"].astype(str) == "90Z00Z").sum())
     kept = _read(folder, sources=("mco",))
     loose = _read(folder, sources=("mco",), mco_exclude_errors=False)
-    stays = lambda log: int((np.asarray(log.category) == "stay").sum())  # noqa: E731
+    stays = lambda log: int((np.asarray(log.category) == "stay").sum())
     assert stays(loose) - stays(kept) == n_error
     assert stays(kept) == int((truth.events()["category"] == "stay").sum()) == len(b) - n_error
 

@@ -19,7 +19,12 @@ from pathways.synthetic.snds.care import ACT, GP, PHARMACY, SPECIALIST
 from pathways.synthetic.snds.catalogue import Catalogue
 from pathways.synthetic.snds.model import SERVICES
 from pathways.synthetic.snds.population import DEPARTMENTS, Population
-from pathways.synthetic.snds.providers import Providers, hospital_id, pharmacy_id, prescriber_id
+from pathways.synthetic.snds.providers import (
+    Providers,
+    hospital_id,
+    pharmacy_id,
+    prescriber_id,
+)
 
 SENTINEL = -135140  # 1600-01-01 in days since 1970-01-01
 INFO_SHARE, REGUL_SHARE = 0.02, 0.01

@@ -121,6 +121,19 @@ def prevalence_matrix() -> np.ndarray:
     return np.array([p.prevalence for p in PATHOLOGIES])
 
 
-__all__ = ["AGE_BANDS", "AGE_PYRAMID", "BACKGROUND_ACTS", "BACKGROUND_DEATH_ICD", "BACKGROUND_STAY_ICD",
-           "COST_CATEGORIES", "GOMPERTZ", "MISUSE", "PATHOLOGIES", "Pathology", "SERVICES", "SHARE_FEMALE",
-           "age_band", "prevalence_matrix"]
+__all__ = [
+    "AGE_BANDS",
+    "AGE_PYRAMID",
+    "BACKGROUND_ACTS",
+    "BACKGROUND_DEATH_ICD",
+    "BACKGROUND_STAY_ICD",
+    "COST_CATEGORIES",
+    "GOMPERTZ",
+    "MISUSE",
+    "PATHOLOGIES",
+    "SERVICES",
+    "SHARE_FEMALE",
+    "Pathology",
+    "age_band",
+    "prevalence_matrix",
+]

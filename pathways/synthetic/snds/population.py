@@ -7,7 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from pathways.synthetic.snds.model import (
-    AGE_BANDS, AGE_PYRAMID, GOMPERTZ, MISUSE, PATHOLOGIES, SHARE_FEMALE, age_band, prevalence_matrix,
+    AGE_BANDS,
+    AGE_PYRAMID,
+    GOMPERTZ,
+    MISUSE,
+    PATHOLOGIES,
+    SHARE_FEMALE,
+    age_band,
+    prevalence_matrix,
 )
 
 DAY0 = np.datetime64("1970-01-01", "D")

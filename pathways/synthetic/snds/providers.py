@@ -32,7 +32,7 @@ class Providers:
     fraud_pharmacies: dict[str, np.ndarray]
 
     @classmethod
-    def draw(cls, gen: np.random.Generator, n_patients: int) -> "Providers":
+    def draw(cls, gen: np.random.Generator, n_patients: int) -> Providers:
         n_gp, n_spe = max(8, math.ceil(n_patients / 1000)), max(8, math.ceil(n_patients / 800))
         n_pha, n_hos = max(6, math.ceil(n_patients / 2500)), max(3, math.ceil(n_patients / 40000))
         over = np.sort(gen.choice(n_gp, max(1, round(0.01 * n_gp)), replace=False))

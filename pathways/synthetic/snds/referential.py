@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from pathways.synthetic.codes import ACTS
 from pathways.synthetic.snds.catalogue import Catalogue
 from pathways.synthetic.snds.dcir import SENTINEL, _birth_year, coded, dictionary
 from pathways.synthetic.snds.hospital import ghm
 from pathways.synthetic.snds.model import BACKGROUND_DEATH_ICD, PATHOLOGIES
-from pathways.synthetic.snds.population import DEPARTMENTS, Population, year_start
+from pathways.synthetic.snds.population import DEPARTMENTS, Population
 from pathways.synthetic.snds.providers import Providers, hospital_id
-from pathways.synthetic.codes import ACTS
 
 ERROR_GHM_SHARE = 0.003
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pathways.synthetic.snds.care import ACT, FRAUD, GP, PHARMACY, SPECIALIST
+from pathways.synthetic.snds.care import ACT, FRAUD, PHARMACY
 from pathways.synthetic.snds.catalogue import Catalogue
 from pathways.synthetic.snds.model import COST_CATEGORIES, PATHOLOGIES
 from pathways.synthetic.snds.population import DEPARTMENTS, Population, year_start
@@ -158,7 +158,7 @@ class SndsTruth:
     fraud_providers: pd.DataFrame
 
     @classmethod
-    def load(cls, folder: str | Path) -> "SndsTruth":
+    def load(cls, folder: str | Path) -> SndsTruth:
         """The truth written beside the tables of ``folder``."""
         root = Path(folder) / "truth"
         meta = json.loads((root / "meta.json").read_text())

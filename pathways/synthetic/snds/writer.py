@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,9 +21,20 @@ from pathways.synthetic.snds.dcir import tables as dcir_tables
 from pathways.synthetic.snds.hospital import effects_model, stays
 from pathways.synthetic.snds.population import draw_population, year_start
 from pathways.synthetic.snds.providers import Providers
-from pathways.synthetic.snds.referential import beneficiaries, causes_of_death, long_term_illnesses, pmsi
+from pathways.synthetic.snds.referential import (
+    beneficiaries,
+    causes_of_death,
+    long_term_illnesses,
+    pmsi,
+)
 from pathways.synthetic.snds.truth import (
-    SndsTruth, abusers_frame, costs_frame, events_frame, pathologies_frame, patients_frame, rules_frame,
+    SndsTruth,
+    abusers_frame,
+    costs_frame,
+    events_frame,
+    pathologies_frame,
+    patients_frame,
+    rules_frame,
 )
 
 #: Sub-folder of each table (the layout of the shared SNDS sample).
@@ -116,7 +128,7 @@ def write_snds(folder: str | Path, n_patients: int, years: Iterable[int] = (2019
     if not years or list(years) != list(range(years[0], years[0] + len(years))):
         raise PathwaysInputError(f"years: expected consecutive calendar years, got {list(years)}")
     n_chunks = math.ceil(int(n_patients) / int(chunk_patients))
-    todo = range(n_chunks) if chunks is None else sorted(set(int(c) for c in chunks))
+    todo = range(n_chunks) if chunks is None else sorted({int(c) for c in chunks})
     if any(c < 0 or c >= n_chunks for c in todo):
         raise PathwaysInputError(f"chunks: expected chunk numbers in [0, {n_chunks})")
     if fmt == "csv" and chunks is not None:
