@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from pathways.cartography.identify import AGE_BANDS, PatientYears, age_band, day_years, epoch_days
+from pathways.cartography.identify import AGE_BANDS, PatientYears, age_band, band_labels, day_years, epoch_days
 from pathways.data.eventlog import EventLog
 from pathways.errors import PathwaysInputError
 
@@ -107,18 +107,27 @@ def event_rows(log: EventLog, py: PatientYears) -> np.ndarray:
 
 
 def allocate(py: PatientYears, costs: pd.DataFrame, amount: str = "paid_total", bands: Sequence[int] = AGE_BANDS,
-             coefficients: Mapping[str, float] | None = None) -> Allocation:
+             coefficients: Mapping[str, float] | None = None, fit: pd.DataFrame | None = None) -> Allocation:
     """Split each patient-year's ``costs[amount]`` (cents) between its groups and ``unattributed`` (see module).
 
     ``coefficients``: fixed attributable costs in euros per patient-year (group id -> cost, ``unattributed`` -> the
-    base of every row) instead of the regression, e.g. published ones; groups left out get 0.
+    base of every row) instead of the regression, e.g. published ones; groups left out get 0. ``fit``: the
+    regression already solved (:func:`solve_allocation`, e.g. over every chunk of a population); by default it is
+    fitted on ``py`` itself.
     """
     if amount not in costs.columns:
         raise PathwaysInputError(f"allocate: no column {amount!r} in the costs (have {list(costs.columns)})")
+    terms = design_terms(py.groups, bands)
     if coefficients is not None:
         unknown = sorted(set(coefficients) - set(py.groups) - {UNATTRIBUTED})
         if unknown:
             raise PathwaysInputError(f"allocate: coefficients for unknown group(s) {unknown}")
+        fixed = {f"group:{g}": float(v) for g, v in coefficients.items() if g != UNATTRIBUTED}
+        fixed["intercept"] = float(coefficients.get(UNATTRIBUTED, 0.0))
+        fit = pd.DataFrame([{"year": int(y), "term": t, "coefficient": fixed.get(t, 0.0)}
+                            for y in np.unique(py.year) for t in terms])
+    elif fit is None:
+        fit = solve_allocation(normal_equations(py, costs, amount, bands), terms)
     y = costs[amount].to_numpy(np.int64)
     n_groups = len(py.groups)
     flags = py.flags.tocsr()
@@ -126,18 +135,11 @@ def allocate(py: PatientYears, costs: pd.DataFrame, amount: str = "paid_total", 
     nz_col = flags.indices.astype(np.int64)
     per_entry = np.zeros(nz_col.size)  # positive group coefficient of each (row, group) flag
     base_comp = np.zeros(py.n_rows)
-    records = []
-    bands_of = age_band(py.age, bands)
+    cov = _covariate_design(py, bands)
     for year in np.unique(py.year):
+        beta = 100.0 * _beta(fit, int(year), terms)
         rows = np.flatnonzero(py.year == year)
-        if coefficients is None:
-            beta, base, terms = _regress(flags[rows], y[rows], bands_of[rows], py.sex[rows], py.groups)
-        else:
-            beta = np.array([100.0 * float(coefficients.get(g, 0.0)) for g in py.groups] +
-                            [100.0 * float(coefficients.get(UNATTRIBUTED, 0.0))])
-            base, terms = np.full(rows.size, beta[-1]), [f"group:{g}" for g in py.groups] + ["intercept"]
-        base_comp[rows] = np.maximum(base, 0.0)
-        records += [{"year": int(year), "term": t, "coefficient": float(b) / 100} for t, b in zip(terms, beta)]
+        base_comp[rows] = np.maximum(cov[rows] @ beta[n_groups:], 0.0)
         in_year = py.year[nz_row] == year
         per_entry[in_year] = np.maximum(beta[:n_groups][nz_col[in_year]], 0.0)
     entry_row = np.concatenate([nz_row, np.arange(py.n_rows)])
@@ -152,7 +154,52 @@ def allocate(py: PatientYears, costs: pd.DataFrame, amount: str = "paid_total", 
     matrix = sp.csr_matrix((cents[grp], (entry_row[grp], entry_col[grp])), shape=(py.n_rows, n_groups),
                            dtype=np.int64)
     unattributed = np.bincount(entry_row[~grp], weights=cents[~grp], minlength=py.n_rows)
-    return Allocation(matrix, np.rint(unattributed).astype(np.int64), pd.DataFrame(records), amount)
+    return Allocation(matrix, np.rint(unattributed).astype(np.int64), fit, amount)
+
+
+def design_terms(groups: Sequence[str], bands: Sequence[int] = AGE_BANDS) -> list[str]:
+    """Terms of the allocation regression: the groups, an intercept, the age bands but the first, sex M."""
+    return [f"group:{g}" for g in groups] + ["intercept"] + [f"age:{b}" for b in band_labels(bands)[1:]] + ["sex:M"]
+
+
+def normal_equations(py: PatientYears, costs: pd.DataFrame, amount: str = "paid_total",
+                     bands: Sequence[int] = AGE_BANDS) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per year, ``(X'X, X'y)`` of the allocation regression (y in cents): sums over rows, so the equations of
+    chunks of patients add up to those of the whole population."""
+    y = costs[amount].to_numpy(np.int64).astype(float)
+    x = sp.hstack([py.flags.astype(float), sp.csr_matrix(_covariate_design(py, bands))], format="csr")
+    out = {}
+    for year in np.unique(py.year):
+        rows = np.flatnonzero(py.year == year)
+        xs = x[rows]
+        out[int(year)] = ((xs.T @ xs).toarray(), np.asarray(xs.T @ y[rows]).ravel())
+    return out
+
+
+def add_equations(total: dict[int, tuple[np.ndarray, np.ndarray]], part: dict[int, tuple[np.ndarray, np.ndarray]]
+                  ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Sum two sets of per-year normal equations."""
+    out = dict(total)
+    for year, (xtx, xty) in part.items():
+        if year in out:
+            out[year] = (out[year][0] + xtx, out[year][1] + xty)
+        else:
+            out[year] = (xtx, xty)
+    return out
+
+
+def solve_allocation(equations: Mapping[int, tuple[np.ndarray, np.ndarray]], terms: Sequence[str]) -> pd.DataFrame:
+    """Least-squares coefficients (euros) per year and term; terms without any observation, or aliased with earlier
+    ones (intercept first, then groups, age bands, sex), get 0."""
+    records = []
+    first = [terms.index("intercept")] + [i for i, t in enumerate(terms) if t != "intercept"]
+    for year, (xtx, xty) in sorted(equations.items()):
+        used = _independent_columns(xtx, first)
+        beta = np.zeros(len(terms))
+        if used.any():
+            beta[used] = np.linalg.solve(xtx[np.ix_(used, used)], xty[used])
+        records += [{"year": int(year), "term": t, "coefficient": float(b) / 100} for t, b in zip(terms, beta)]
+    return pd.DataFrame(records, columns=["year", "term", "coefficient"])
 
 
 def largest_remainder(total: np.ndarray, row: np.ndarray, share: np.ndarray) -> np.ndarray:
@@ -175,28 +222,39 @@ def largest_remainder(total: np.ndarray, row: np.ndarray, share: np.ndarray) -> 
     return floor.astype(np.int64) + extra
 
 
-def _regress(flags: sp.csr_matrix, y: np.ndarray, bands: np.ndarray, sex: np.ndarray, groups: Sequence[str]
-             ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Least squares of ``y`` on [groups, intercept, age bands (first dropped), sex=M]; returns the coefficients
-    (groups first), each row's base prediction (intercept + age + sex) and the term names. Columns without any
-    variation get a zero coefficient."""
-    n, n_groups = flags.shape
-    band_levels = sorted(set(bands.tolist()))
-    band_idx = np.searchsorted(np.asarray(band_levels, dtype=object), bands)
-    cov = [np.ones(n)] + [(band_idx == k).astype(float) for k in range(1, len(band_levels))] + \
-        [(sex == "M").astype(float)]
-    x = sp.hstack([flags.astype(float), sp.csr_matrix(np.column_stack(cov))], format="csr")
-    xtx = (x.T @ x).toarray()
-    xty = x.T @ y.astype(float)
-    used = np.diag(xtx) > 0
-    beta = np.zeros(x.shape[1])
-    if used.any():
-        beta[used] = np.linalg.lstsq(xtx[np.ix_(used, used)], xty[used], rcond=None)[0]
-    base = np.column_stack(cov) @ beta[n_groups:]
-    terms = [f"group:{g}" for g in groups] + ["intercept"] + \
-        [f"age:{b}" for b in band_levels[1:]] + ["sex:M"]
-    return beta, base, terms
+def _independent_columns(xtx: np.ndarray, order: Sequence[int]) -> np.ndarray:
+    """Columns kept, in ``order``, while they add to the rank: an absent reference age band or a group held by
+    everyone with the same covariates drops a column instead of splitting an effect between aliases."""
+    kept: list[int] = []
+    for j in order:
+        if xtx[j, j] <= 0:
+            continue
+        trial = kept + [j]
+        if np.linalg.matrix_rank(xtx[np.ix_(trial, trial)]) == len(trial):
+            kept = trial
+    mask = np.zeros(xtx.shape[0], dtype=bool)
+    mask[kept] = True
+    return mask
 
 
-__all__ = ["Allocation", "CARE_CATEGORIES", "UNATTRIBUTED", "allocate", "event_rows", "largest_remainder",
-           "patient_year_costs", "to_cents"]
+def _covariate_design(py: PatientYears, bands: Sequence[int]) -> np.ndarray:
+    """Dense [intercept, age band indicators but the first, sex M] per row (fixed columns whatever the data)."""
+    labels = band_labels(bands)
+    idx = np.searchsorted(np.asarray(labels, dtype=object), age_band(py.age, bands), sorter=np.argsort(labels))
+    idx = np.argsort(labels)[idx]
+    cov = np.zeros((py.n_rows, len(labels) + 1))
+    cov[:, 0] = 1.0
+    hit = idx > 0
+    cov[np.flatnonzero(hit), idx[hit]] = 1.0
+    cov[:, -1] = py.sex == "M"
+    return cov
+
+
+def _beta(fit: pd.DataFrame, year: int, terms: Sequence[str]) -> np.ndarray:
+    """The coefficients (euros) of ``year`` in the order of ``terms`` (0 for a term or year absent from ``fit``)."""
+    rows = fit[fit["year"] == year].set_index("term")["coefficient"]
+    return rows.reindex(list(terms)).fillna(0.0).to_numpy(float)
+
+
+__all__ = ["Allocation", "CARE_CATEGORIES", "UNATTRIBUTED", "add_equations", "allocate", "design_terms",
+           "event_rows", "largest_remainder", "normal_equations", "patient_year_costs", "solve_allocation", "to_cents"]

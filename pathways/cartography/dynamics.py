@@ -49,7 +49,9 @@ def wilson(k: np.ndarray, n: np.ndarray, level: float = 0.95) -> tuple[np.ndarra
         p = k / n
         centre = (p + z * z / (2 * n)) / (1 + z * z / n)
         half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return np.where(n > 0, centre - half, np.nan), np.where(n > 0, centre + half, np.nan)
+    low = np.where(k > 0, centre - half, 0.0)  # exact bounds at 0 and n (no rounding just inside them)
+    high = np.where(k < n, centre + half, 1.0)
+    return np.where(n > 0, low, np.nan), np.where(n > 0, high, np.nan)
 
 
 def transitions(py: PatientYears, order: Sequence[str] | None = None, by_year: bool = False) -> pd.DataFrame:
@@ -60,14 +62,24 @@ def transitions(py: PatientYears, order: Sequence[str] | None = None, by_year: b
     DataFrame: (``year`` when ``by_year``) ``from_state``, ``to_state``, ``n`` (transitions), ``n_from`` (rows in
     the from state, excluding the last year), ``rate`` = n / n_from, ``ci_low``, ``ci_high``.
     """
+    return transition_rates(transition_counts(py, order, by_year))
+
+
+def transition_counts(py: PatientYears, order: Sequence[str] | None = None, by_year: bool = False) -> pd.DataFrame:
+    """Counts ``n`` per (year,) from_state, to_state: additive over chunks of patients."""
     state = pathology_states(py, order)
     nxt = next_states(py, state)
     keep = nxt != ""
     frame = pd.DataFrame({"year": py.year[keep], "from_state": state[keep], "to_state": nxt[keep]})
-    keys = (["year"] if by_year else []) + ["from_state"]
-    counts = frame.groupby(keys + ["to_state"], sort=True).size().rename("n").reset_index()
-    totals = frame.groupby(keys).size().rename("n_from").reset_index()
-    out = counts.merge(totals, on=keys)
+    keys = (["year"] if by_year else []) + ["from_state", "to_state"]
+    return frame.groupby(keys, sort=True).size().rename("n").reset_index()
+
+
+def transition_rates(counts: pd.DataFrame) -> pd.DataFrame:
+    """Rates and Wilson intervals from (summed) transition counts."""
+    keys = [c for c in ("year", "from_state") if c in counts.columns]
+    out = counts.groupby(keys + ["to_state"], sort=True)["n"].sum().reset_index()
+    out["n_from"] = out.groupby(keys)["n"].transform("sum")
     out["rate"] = out["n"] / out["n_from"]
     out["ci_low"], out["ci_high"] = wilson(out["n"].to_numpy(), out["n_from"].to_numpy())
     return out
@@ -90,9 +102,14 @@ def time_to_death(py: PatientYears) -> pd.DataFrame:
     """Life table of death after entry in each group: entry = first table year the patient holds the group;
     years_since_entry k = 0, 1, ...; ``at_risk`` rows, ``deaths`` in the year, ``survival`` S(k) (Kaplan-Meier on
     yearly steps, end of year k) and its Greenwood 95 % interval. Patients leaving without death are censored."""
+    return survival_table(survival_counts(py))
+
+
+def survival_counts(py: PatientYears) -> pd.DataFrame:
+    """(group, years_since_entry, at_risk, deaths): additive over chunks of patients."""
     flags = py.flags.tocsc()
     records = []
-    starts = np.flatnonzero(np.r_[True, py.patient[1:] != py.patient[:-1]])
+    starts = np.flatnonzero(np.r_[True, py.patient[1:] != py.patient[:-1]]) if py.n_rows else np.zeros(0, int)
     first_row = np.repeat(starts, np.diff(np.r_[starts, py.n_rows]))
     for j, g in enumerate(py.groups):
         rows = flags.indices[flags.indptr[j]:flags.indptr[j + 1]]
@@ -105,17 +122,25 @@ def time_to_death(py: PatientYears) -> pd.DataFrame:
         k = (py.year[follow] - entry[follow]).astype(np.int64)
         at_risk = np.bincount(k)
         deaths = np.bincount(k, weights=py.died[follow].astype(float), minlength=at_risk.size)
-        ok = at_risk > 0
-        q = np.where(ok, deaths / np.maximum(at_risk, 1), 0.0)
-        surv = np.cumprod(1 - q)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            var = surv ** 2 * np.cumsum(np.where(ok & (at_risk > deaths), deaths / (at_risk * (at_risk - deaths)), 0))
-        half = 1.96 * np.sqrt(var)
         records.append(pd.DataFrame({"group": g, "years_since_entry": np.arange(at_risk.size), "at_risk": at_risk,
-                                     "deaths": deaths.astype(np.int64), "survival": surv,
-                                     "ci_low": np.clip(surv - half, 0, 1), "ci_high": np.clip(surv + half, 0, 1)}))
-    columns = ["group", "years_since_entry", "at_risk", "deaths", "survival", "ci_low", "ci_high"]
+                                     "deaths": deaths.astype(np.int64)}))
+    columns = ["group", "years_since_entry", "at_risk", "deaths"]
     return pd.concat(records, ignore_index=True) if records else pd.DataFrame(columns=columns)
+
+
+def survival_table(counts: pd.DataFrame) -> pd.DataFrame:
+    """Kaplan-Meier survival and Greenwood intervals per group from (summed) life-table counts."""
+    counts = counts.groupby(["group", "years_since_entry"], sort=False)[["at_risk", "deaths"]].sum().reset_index()
+    parts = []
+    for _, part in counts.groupby("group", sort=False):
+        n, d = part["at_risk"].to_numpy(float), part["deaths"].to_numpy(float)
+        surv = np.cumprod(1 - np.where(n > 0, d / np.maximum(n, 1), 0.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            var = surv ** 2 * np.cumsum(np.where(n > d, d / (n * (n - d)), 0.0))
+        half = 1.96 * np.sqrt(var)
+        parts.append(part.assign(survival=surv, ci_low=np.clip(surv - half, 0, 1), ci_high=np.clip(surv + half, 0, 1)))
+    columns = ["group", "years_since_entry", "at_risk", "deaths", "survival", "ci_low", "ci_high"]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 
 
 def transition_factors(table: pd.DataFrame) -> pd.DataFrame:
@@ -125,5 +150,5 @@ def transition_factors(table: pd.DataFrame) -> pd.DataFrame:
                          n_from=table["n_from"])
 
 
-__all__ = ["DEATH", "LOST", "NONE", "next_states", "pathology_states", "time_to_death", "transition_factors",
-           "transitions", "wilson"]
+__all__ = ["DEATH", "LOST", "NONE", "next_states", "pathology_states", "survival_counts", "survival_table",
+           "time_to_death", "transition_counts", "transition_factors", "transition_rates", "transitions", "wilson"]

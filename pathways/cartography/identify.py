@@ -80,10 +80,22 @@ def age_band(age: np.ndarray, bands: Sequence[int] = AGE_BANDS) -> np.ndarray:
     ['0-14', '15-64', '65+', 'unknown']
     """
     bands = [int(b) for b in bands]
-    labels = [f"{lo}-{hi - 1}" for lo, hi in zip(bands[:-1], bands[1:])] + [f"{bands[-1]}+", "unknown"]
+    labels = band_labels(bands)
     idx = np.searchsorted(np.asarray(bands), np.asarray(age), side="right") - 1
     idx = np.where(np.asarray(age) < 0, len(bands), np.maximum(idx, 0))
     return np.asarray(labels, dtype=object)[idx]
+
+
+def band_labels(bands: Sequence[int] = AGE_BANDS) -> list[str]:
+    """Labels of the age bands starting at ``bands``, then ``"unknown"``.
+
+    Examples
+    --------
+    >>> band_labels((0, 15, 65))
+    ['0-14', '15-64', '65+', 'unknown']
+    """
+    bands = [int(b) for b in bands]
+    return [f"{lo}-{hi - 1}" for lo, hi in zip(bands[:-1], bands[1:])] + [f"{bands[-1]}+", "unknown"]
 
 
 def day_years(days: np.ndarray) -> np.ndarray:
@@ -285,4 +297,4 @@ def _covariates(log: EventLog, patient: np.ndarray, year: np.ndarray) -> dict[st
     return {"age": age, "sex": sex, "department": dept, "died": death == year}
 
 
-__all__ = ["AGE_BANDS", "PatientYears", "age_band", "day_years", "epoch_days", "identify", "year_start"]
+__all__ = ["AGE_BANDS", "PatientYears", "age_band", "band_labels", "day_years", "epoch_days", "identify", "year_start"]

@@ -40,6 +40,9 @@ COSTS = {"chronic_heart_failure": 4000.0, "dialysis": 30000.0, "dementia": 6000.
 TRACER = {"dementia": "ATC:N06DA02", "parkinson": "ATC:N04BA02", "diabetes": "ATC:A10BA02",
           "chronic_respiratory": "ATC:R03AC02"}
 ALD = {"chronic_heart_failure": "CIM10:I500", "dementia": "CIM10:G309"}
+#: every code the generator emits: one vocabulary whatever the draw, so that chunks drawn apart concatenate
+CODES = tuple(sorted({"CCAM:YYYY001", "CCAM:DEQP003", "CCAM:JVJF008", "MCO:stay", "CIM10:Z491", "DEATH",
+                      *TRACER.values(), *ALD.values()}))
 
 
 @dataclass
@@ -152,7 +155,7 @@ class _Events:
     def log(self, n: int, female: np.ndarray, age0: np.ndarray, first_day: float, death_day: np.ndarray,
             last_day: float) -> EventLog:
         frame = pd.concat(self.parts, ignore_index=True)
-        vocab = Vocabulary(sorted(frame["code"].unique()))
+        vocab = Vocabulary(list(CODES))
         birth = first_day - 365.25 * age0 - 180
         patients = pd.DataFrame({"patient_id": np.arange(n), "birth": birth, "sex": np.where(female, "F", "M"),
                                  "death": death_day, "start": first_day,
@@ -202,4 +205,4 @@ def _transition_frame() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["COSTS", "CartographyTruth", "PRIMARY", "SECONDARY", "STATES", "simulate_cartography"]
+__all__ = ["CODES", "COSTS", "CartographyTruth", "PRIMARY", "SECONDARY", "STATES", "simulate_cartography"]

@@ -11,6 +11,7 @@ cell: ``unattributed`` (the spending not allocated to a group) and ``total`` (al
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -35,101 +36,101 @@ def cartography_table(py: PatientYears, allocation: Allocation, by: Sequence[str
                       bands: Sequence[int] = AGE_BANDS, min_cell_count: int | None = None) -> pd.DataFrame:
     """The yearly table over ``by`` (any of ``age_band``, ``sex``, ``department``; ``()`` = one row per year and
     group); cells without population are left out. See the module docstring for the columns."""
+    return finish_table(table_sums(py, allocation, by, bands), min_cell_count)
+
+
+def table_sums(py: PatientYears, allocation: Allocation, by: Sequence[str] = ("age_band", "sex", "department"),
+               bands: Sequence[int] = AGE_BANDS) -> TableSums:
+    """The additive part of the table: population per (year, stratum) and, per (year, group, stratum) with any
+    patient or cost, prevalent and incident counts and cost cents. Sums of chunks of patients add up
+    (:meth:`TableSums.add`)."""
     unknown = [b for b in by if b not in ("age_band", "sex", "department")]
     if unknown:
         raise PathwaysInputError(f"argument 'by': unknown column(s) {unknown}; use age_band, sex, department")
     by = [b for b in by if b != "department" or py.department is not None]
-    years = np.unique(py.year)
-    year_idx = np.searchsorted(years, py.year)
-    levels, codes = [], []
+    keys = pd.DataFrame({"year": py.year})
     for b in by:
-        values = {"age_band": lambda: age_band(py.age, bands), "sex": lambda: py.sex,
-                  "department": lambda: py.department}[b]()
-        lv, cd = np.unique(np.asarray(values, dtype=str), return_inverse=True)
-        levels.append(lv)
-        codes.append(cd.astype(np.int64))
-    n_groups = len(py.groups)
-    group_names = list(py.groups) + [UNATTRIBUTED, TOTAL]
-    cell_shape = (years.size, len(group_names), *[lv.size for lv in levels])
-    stratum = np.zeros(py.n_rows, dtype=np.int64)
-    for lv, cd in zip(levels, codes):
-        stratum = stratum * lv.size + cd
-    n_strata = int(np.prod([lv.size for lv in levels], dtype=np.int64))
-    grid = _counts(py, allocation, year_idx, stratum, n_strata, len(group_names), years.size)
-    population = np.bincount(year_idx * n_strata + stratum, minlength=years.size * n_strata).reshape(
-        years.size, 1, n_strata)
-    frame = _assemble(grid, population, years, group_names, by, levels, cell_shape)
-    return suppress(frame, min_cell_count)
-
-
-def _counts(py: PatientYears, allocation: Allocation, year_idx: np.ndarray, stratum: np.ndarray, n_strata: int,
-            n_cols: int, n_years: int) -> dict[str, np.ndarray]:
-    """Dense (years, groups, strata) arrays of prevalent, incident (NaN in the first year) and cost cents."""
+        keys[b] = {"age_band": lambda: age_band(py.age, bands), "sex": lambda: py.sex,
+                   "department": lambda: py.department}[b]()
+    population = keys.groupby(["year", *by], sort=False).size().rename("population").reset_index()
     flags = py.flags.tocsr()
-    n_groups = flags.shape[1]
     row = np.repeat(np.arange(py.n_rows), np.diff(flags.indptr))
     col = flags.indices.astype(np.int64)
+    group_names = np.asarray(list(py.groups) + [UNATTRIBUTED, TOTAL], dtype=object)
     cents = np.asarray(allocation.cents[row, col]).ravel() if row.size else np.zeros(0)
-    # incident: the same patient's previous-year row does not hold the group
-    key = (py.patient[row].astype(np.int64) * n_years + year_idx[row]) * n_groups + col
+    totals = allocation.unattributed + np.asarray(allocation.cents.sum(axis=1)).ravel()
+    everyone = np.arange(py.n_rows)
+    entries = pd.concat([
+        keys.iloc[row].assign(group=group_names[col], prevalent=1, incident=_incident(py, row, col).astype(int),
+                              cost=cents),
+        keys.assign(group=UNATTRIBUTED, prevalent=1, incident=0, cost=allocation.unattributed[everyone]),
+        keys.assign(group=TOTAL, prevalent=1, incident=0, cost=totals)], ignore_index=True)
+    cells = entries.groupby(["year", "group", *by], sort=False)[["prevalent", "incident", "cost"]].sum()
+    return TableSums(population, cells.reset_index(), list(by), list(group_names))
+
+
+def _incident(py: PatientYears, row: np.ndarray, col: np.ndarray) -> np.ndarray:
+    """True where the patient's row of the year before does not hold the group (or does not exist)."""
+    n_groups = py.flags.shape[1]
+    key = (py.patient[row].astype(np.int64) * 10_000 + py.year[row]) * n_groups + col
     held = np.sort(key)
     prev = key - n_groups
-    pos = np.minimum(np.searchsorted(held, prev), max(held.size - 1, 0))
-    incident = ~((held.size > 0) & (held[pos] == prev)) if held.size else np.zeros(0, bool)
-    size = n_years * n_cols * n_strata
-    cell = (year_idx[row] * n_cols + col) * n_strata + stratum[row]
-    all_rows = np.arange(py.n_rows)
-    unattr = (year_idx * n_cols + n_groups) * n_strata + stratum
-    total = (year_idx * n_cols + n_groups + 1) * n_strata + stratum
-    totals = allocation.unattributed + np.asarray(allocation.cents.sum(axis=1)).ravel()
-    prevalent = (np.bincount(cell, minlength=size) + np.bincount(unattr, minlength=size)
-                 + np.bincount(total, minlength=size))
-    inc = np.bincount(cell[incident], minlength=size).astype(float)
-    cost = (np.bincount(cell, weights=cents, minlength=size)
-            + np.bincount(unattr, weights=allocation.unattributed[all_rows], minlength=size)
-            + np.bincount(total, weights=totals, minlength=size))
-    shape = (n_years, n_cols, n_strata)
-    inc = inc.reshape(shape)
-    inc[0] = np.nan
-    inc[:, n_groups:] = np.nan  # incidence is a group's notion
-    return {"prevalent": prevalent.reshape(shape), "incident": inc, "cost": np.rint(cost).reshape(shape)}
+    if not held.size:
+        return np.zeros(0, dtype=bool)
+    pos = np.minimum(np.searchsorted(held, prev), held.size - 1)
+    return held[pos] != prev
 
 
-def _assemble(grid: dict[str, np.ndarray], population: np.ndarray, years: np.ndarray, group_names: list[str],
-              by: Sequence[str], levels: list[np.ndarray], cell_shape: tuple[int, ...]) -> pd.DataFrame:
-    n = grid["prevalent"].astype(float)
-    cost = grid["cost"] / 100.0
-    pop = np.broadcast_to(population, n.shape).astype(float)
+@dataclass
+class TableSums:
+    """Additive sums of a table (see :func:`table_sums`): ``population`` (year, strata, population), ``cells``
+    (year, group, strata, prevalent, incident, cost in cents), the strata columns ``by`` and the ``groups``."""
+
+    population: pd.DataFrame
+    cells: pd.DataFrame
+    by: list[str]
+    groups: list[str]
+
+    def add(self, other: "TableSums") -> "TableSums":
+        """The sums of two disjoint sets of patients."""
+        keys = ["year", *self.by]
+        population = pd.concat([self.population, other.population]).groupby(keys, sort=False).sum().reset_index()
+        cells = pd.concat([self.cells, other.cells]).groupby(["year", "group", *self.by], sort=False).sum()
+        return TableSums(population, cells.reset_index(), self.by, self.groups)
+
+
+def finish_table(sums: TableSums, min_cell_count: int | None = None) -> pd.DataFrame:
+    """Rates, means, the year-on-year decomposition and suppression from the additive sums."""
+    full = sums.population.merge(pd.DataFrame({"group": sums.groups}), how="cross")
+    full = full.merge(sums.cells, on=["year", "group", *sums.by], how="left")
+    full[["prevalent", "incident", "cost"]] = full[["prevalent", "incident", "cost"]].fillna(0)
+    first = int(full["year"].min()) if len(full) else 0
+    pseudo = full["group"].isin([UNATTRIBUTED, TOTAL])
+    full["incident"] = full["incident"].astype(float).where((full["year"] != first) & ~pseudo)
+    n, cost = full["prevalent"].to_numpy(float), full["cost"].to_numpy(float) / 100
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(n > 0, cost / n, np.nan)
-        rate = np.where(pop > 0, n / pop, np.nan)
-    change, volume, per_patient = _decompose(n, mean, cost)
-    index = pd.MultiIndex.from_product([years, group_names, *levels], names=["year", "group", *by])
-    frame = pd.DataFrame({
-        "population": pop.ravel(), "prevalent": n.ravel(), "incident": grid["incident"].ravel(),
-        "prevalence_rate": rate.ravel(), "total_cost": cost.ravel(), "mean_cost": mean.ravel(),
-        "cost_change": change.ravel(), "volume_effect": volume.ravel(), "cost_per_patient_effect": per_patient.ravel(),
-    }, index=index).reset_index()
-    frame = frame[frame["population"] > 0].reset_index(drop=True)
-    for col in ("population", "prevalent"):
-        frame[col] = frame[col].astype(np.int64)
-    return frame
-
-
-def _decompose(n: np.ndarray, mean: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Year-on-year change of the cost (axis 0 = years) and its volume / cost-per-patient split (NaN in year 1)."""
-    change = np.full(n.shape, np.nan)
-    volume = np.full(n.shape, np.nan)
-    per_patient = np.full(n.shape, np.nan)
-    if n.shape[0] < 2:
-        return change, volume, per_patient
-    n0, n1, c0, c1 = n[:-1], n[1:], cost[:-1], cost[1:]
-    m0 = np.where(n0 > 0, mean[:-1], np.where(n1 > 0, mean[1:], 0.0))
-    m1 = np.where(n1 > 0, mean[1:], m0)
-    change[1:] = c1 - c0
-    volume[1:] = (n1 - n0) * (m1 + m0) / 2
-    per_patient[1:] = (m1 - m0) * (n1 + n0) / 2
-    return change, volume, per_patient
+    prev = full[["year", "group", *sums.by, "prevalent", "cost"]].assign(year=full["year"] + 1)
+    before = full[["year", "group", *sums.by]].merge(prev, on=["year", "group", *sums.by], how="left")
+    n0 = before["prevalent"].fillna(0).to_numpy(float)
+    c0 = before["cost"].fillna(0).to_numpy(float) / 100
+    m0 = np.where(n0 > 0, c0 / np.maximum(n0, 1), np.where(n > 0, mean, 0.0))
+    m1 = np.where(n > 0, mean, m0)
+    later = (full["year"] != first).to_numpy()
+    out = full[["year", "group", *sums.by]].copy()
+    out["population"] = full["population"].astype(np.int64)
+    out["prevalent"] = full["prevalent"].astype(np.int64)
+    out["incident"] = full["incident"]
+    out["prevalence_rate"] = n / full["population"].to_numpy(float)
+    out["total_cost"] = cost
+    out["mean_cost"] = mean
+    out["cost_change"] = np.where(later, cost - c0, np.nan)
+    out["volume_effect"] = np.where(later, (n - n0) * (m1 + m0) / 2, np.nan)
+    out["cost_per_patient_effect"] = np.where(later, (m1 - m0) * (n + n0) / 2, np.nan)
+    order = {g: i for i, g in enumerate(sums.groups)}
+    out = out.assign(_g=out["group"].map(order)).sort_values(["year", "_g", *sums.by], kind="stable")
+    out = out.drop(columns="_g").reset_index(drop=True)
+    return suppress(out, min_cell_count)
 
 
 def suppress(frame: pd.DataFrame, min_cell_count: int | None) -> pd.DataFrame:
@@ -171,4 +172,4 @@ def suppress(frame: pd.DataFrame, min_cell_count: int | None) -> pd.DataFrame:
     return out
 
 
-__all__ = ["SUPPRESSION", "TOTAL", "cartography_table", "suppress"]
+__all__ = ["SUPPRESSION", "TOTAL", "TableSums", "cartography_table", "finish_table", "suppress", "table_sums"]

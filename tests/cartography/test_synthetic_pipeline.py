@@ -58,3 +58,23 @@ def test_pipeline_writes_tables_and_figures(tmp_path):
     for key in ("spending_figure", "trends_figure", "decomposition_figure", "transitions_figure"):
         assert result.files[key].stat().st_size > 0
     assert "Groups, 2021" in result.files["report"].read_text()
+
+
+def test_chunks_of_patients_give_the_same_tables():
+    log, _ = simulate_cartography(900, years=(2020, 2021, 2022), seed=5)
+    whole = build_cartography(log, by=("age_band", "sex"))
+    chunks = [log.select_patients(np.arange(lo, min(lo + 300, 900))) for lo in range(0, 900, 300)]
+    parts = build_cartography(chunks, years=[2020, 2021, 2022], by=("age_band", "sex"))
+    assert parts.patient_years is None and whole.patient_years is not None
+    assert parts.metrics == whole.metrics
+    for name in ("cells", "groups", "transitions", "survival"):
+        a, b = whole.tables()[name], parts.tables()[name]
+        assert a.shape == b.shape, name
+        for col in a.columns:
+            if pd.api.types.is_numeric_dtype(a[col]):
+                np.testing.assert_allclose(a[col].to_numpy(float), b[col].to_numpy(float), rtol=1e-9, atol=1e-6,
+                                           err_msg=f"{name}.{col}")
+            else:
+                assert a[col].tolist() == b[col].tolist(), f"{name}.{col}"
+    with pytest.raises(Exception, match="chunks of patients need years"):
+        build_cartography(chunks)
