@@ -61,8 +61,15 @@ def to_microseconds(times: np.ndarray, unit_us: int, origin_us: int) -> np.ndarr
 
 
 def from_microseconds(us: np.ndarray, unit_us: int, origin_us: int) -> np.ndarray:
-    """Float times in the unit since the origin of microseconds since 1970 (inverse of :func:`to_microseconds`)."""
-    whole, rest = np.divmod(np.asarray(us, dtype=np.int64) - origin_us, unit_us)
+    """Float times in the unit since the origin of microseconds since 1970 (inverse of :func:`to_microseconds`).
+
+    Below 2**53 microseconds from the origin (285 years) the offsets convert to float exactly and one division
+    gives the float nearest to the true time; beyond, whole units are split off first.
+    """
+    offset = np.asarray(us, dtype=np.int64) - origin_us
+    if offset.size == 0 or int(np.abs(offset).max()) < 2**53:
+        return offset.astype(np.float64) / unit_us
+    whole, rest = np.divmod(offset, unit_us)
     return whole.astype(np.float64) + rest / unit_us
 
 
@@ -239,7 +246,8 @@ def _read_shards(folder: Path, split: str | None) -> pa.Table:
     if not shards:
         raise PathwaysInputError(f"MEDS folder {str(folder)!r}: no data/*.parquet shards")
     try:
-        table = pa.concat_tables([pq.read_table(p, read_dictionary=["code"]) for p in shards], promote_options="default")
+        table = pa.concat_tables([pq.read_table(p, read_dictionary=["code", "category"]) for p in shards],
+                                 promote_options="default")
     except (OSError, pa.ArrowInvalid) as exc:
         raise PathwaysInputError(f"MEDS folder {str(folder)!r}: cannot read a shard: {exc}") from exc
     missing = {"subject_id", "time", "code"} - set(table.column_names)
@@ -270,14 +278,25 @@ def _code_positions(column: pa.ChunkedArray, index: pd.Index) -> np.ndarray:
 def _float_times(table: pa.Table, name: str, exact: str, unit_us: int, origin_us: int) -> np.ndarray:
     if exact in table.column_names:
         return table.column(exact).to_numpy()
-    column = table.column(name).cast(pa.timestamp("us")).cast(pa.int64())
-    out = from_microseconds(column.fill_null(0).to_numpy(), unit_us, origin_us)
-    out[column.is_null().to_numpy(zero_copy_only=False)] = np.nan
+    if name not in table.column_names or table.column(name).null_count == table.num_rows:
+        return np.full(table.num_rows, np.nan)
+    column = table.column(name)
+    if column.type != pa.timestamp("us"):
+        column = column.cast(pa.timestamp("us"))
+    out = from_microseconds(_int64_values(column), unit_us, origin_us)
+    if column.null_count:
+        out[column.is_null().to_numpy(zero_copy_only=False)] = np.nan
     return out
 
 
-def _foreign_patients(table: pa.Table, subject: np.ndarray, rows: dict[str, np.ndarray], times: np.ndarray,
-                      codes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+def _int64_values(column: pa.ChunkedArray) -> np.ndarray:
+    """The 64-bit storage of a timestamp column, nulls included (masked by the caller): no fill, no cast."""
+    parts = [np.frombuffer(c.buffers()[1], dtype=np.int64, count=len(c), offset=c.offset * 8) for c in column.chunks]
+    return np.concatenate(parts) if len(parts) != 1 else parts[0]
+
+
+def _foreign_patients(subject: np.ndarray, rows: dict[str, np.ndarray], times: np.ndarray, codes: pa.ChunkedArray,
+                      values: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
     """Patients of a MEDS dataset not written by pathways: ids = subject ids, birth / death / static rows."""
     ids, patient = np.unique(subject, return_inverse=True)
     patients = pd.DataFrame({"patient_id": ids})
@@ -285,13 +304,20 @@ def _foreign_patients(table: pa.Table, subject: np.ndarray, rows: dict[str, np.n
         out = np.full(ids.size, np.nan)
         np.fmin.at(out, patient[mask], times[mask])
         patients[col] = out
-    static = rows["static"]
-    for code, pid, value in zip(codes[static], patient[static], values[static]):
-        col, sep, text = str(code).partition("//")
+    static = np.flatnonzero(rows["static"])
+    texts = codes.take(pa.array(static)).cast(pa.string()).to_pylist()
+    for code, pid, value in zip(texts, patient[static], values[static]):
+        col, sep, text = code.partition("//")
         if col not in patients:
             patients[col] = pd.Series([None] * ids.size, dtype=object if sep else np.float64)
         patients.loc[pid, col] = text if sep else value
     return patient, patients
+
+
+def _foreign_vocab(codes: pa.ChunkedArray, event: np.ndarray) -> Vocabulary:
+    """The codes of a foreign dataset's timed rows, sorted, with their counts."""
+    distinct = pc.unique(codes.filter(pa.array(event)).cast(pa.string())).to_numpy(zero_copy_only=False)
+    return Vocabulary(sorted(str(c) for c in distinct))
 
 
 def read_meds(folder: str | PathLike, *, split: str | None = None) -> EventLog:
@@ -299,7 +325,8 @@ def read_meds(folder: str | PathLike, *, split: str | None = None) -> EventLog:
 
     ``split`` keeps the subjects of one split of ``metadata/subject_splits.parquet``. A foreign dataset's times
     become float days since 1970-01-01, its patients come from its MEDS_BIRTH / MEDS_DEATH and static rows
-    (``col//text`` codes and numeric codes), and its vocabulary holds the codes of its timed rows.
+    (``col//text`` codes and numeric codes), and its vocabulary holds the codes of its timed rows. The codes
+    MEDS_BIRTH and MEDS_DEATH are reserved for births and deaths.
     """
     folder = Path(folder)
     meta = folder / "metadata"
@@ -307,36 +334,41 @@ def read_meds(folder: str | PathLike, *, split: str | None = None) -> EventLog:
     own = info is not None and (meta / "subjects.parquet").exists()
     table = _read_shards(folder, split)
     time_unit = info["time_unit"] if own else "days"
-    origin = pd.Timestamp(info["origin"]) if own and info["origin"] is not None else None
-    unit_us, origin_us = _unit_us(time_unit), _origin_us(origin if own else EPOCH)
+    origin = (pd.Timestamp(info["origin"]) if info["origin"] is not None else None) if own else EPOCH
+    unit_us, origin_us = _unit_us(time_unit), _origin_us(origin)
     times = _float_times(table, "time", "pathways_time", unit_us, origin_us)
-    vocab = None
+    codes = table.column("code")
     if own:
         code_table = pq.read_table(meta / "codes.parquet")
         vocab = Vocabulary(code_table.column("code").to_pylist(), code_table.column("pathways_count").to_numpy(),
                            info["oov_token"])
-    special = pd.Index([BIRTH, DEATH])
-    kind = _code_positions(table.column("code"), special)
-    rows = {"birth": kind == 0, "death": kind == 1, "static": np.isnan(times) & (kind < 0)}
-    event = (kind < 0) & ~rows["static"]
+        position = _code_positions(codes, pd.Index([*vocab.codes, BIRTH, DEATH]))  # one pass over the codes
+        n = len(vocab)
+    else:
+        position, n = _code_positions(codes, pd.Index([BIRTH, DEATH])) + 1, 1  # 0: any other code
+    rows = {"birth": position == n, "death": position == n + 1}
+    rows["static"] = np.isnan(times) & ~rows["birth"] & ~rows["death"]
+    event = ~(rows["static"] | rows["birth"] | rows["death"])
     subject = table.column("subject_id").to_numpy()
     if own:
         patients = pq.read_table(meta / "subjects.parquet").to_pandas()
         index = patients.pop("subject_id").to_numpy()
-        patient = (subject if np.array_equal(index, np.arange(index.size))
-                   else pd.Index(index).get_indexer(subject))
+        info = {**info, "sorted": np.array_equal(index, np.arange(index.size)) and split is None}
+        patient = subject if info["sorted"] else pd.Index(index).get_indexer(subject)
         if split is not None:
             patient, patients = _keep_split(patient, patients, np.unique(patient))
     else:
-        codes = table.column("code").cast(pa.string()).to_numpy(zero_copy_only=False)
-        values = table.column("numeric_value").cast(pa.float64()).fill_null(np.nan).to_numpy()
-        patient, patients = _foreign_patients(table, subject, rows, times, codes, values)
-    events = table.filter(pa.array(event)) if not event.all() else table
-    if not own:  # the codes of timed rows, sorted
-        distinct = pc.unique(events.column("code").cast(pa.string())).to_numpy(zero_copy_only=False)
-        vocab = Vocabulary(sorted(str(c) for c in distinct))
-    return _build(events, patient[event], times[event], vocab, patients, own, info, time_unit, origin, unit_us,
-                  origin_us)
+        patient, patients = _foreign_patients(subject, rows, times, codes, _values(table, "numeric_value"))
+        vocab = _foreign_vocab(codes, event)
+        position = _code_positions(codes, pd.Index(vocab.codes))
+    return _build(table, event, patient, times, position, vocab, patients, info if own else None, origin,
+                  (time_unit, unit_us, origin_us))
+
+
+def _values(table: pa.Table, name: str) -> np.ndarray:
+    if name not in table.column_names:
+        return np.full(table.num_rows, np.nan)
+    return table.column(name).to_numpy().astype(np.float64, copy=False)  # nulls read as NaN
 
 
 def _keep_split(patient: np.ndarray, patients: pd.DataFrame, kept: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
@@ -345,27 +377,29 @@ def _keep_split(patient: np.ndarray, patients: pd.DataFrame, kept: np.ndarray) -
     return new[patient], patients.iloc[kept].reset_index(drop=True)
 
 
-def _build(events: pa.Table, patient: np.ndarray, time: np.ndarray, vocab: Vocabulary, patients: pd.DataFrame,
-           own: bool, info: dict | None, time_unit: str, origin: pd.Timestamp | None, unit_us: int,
-           origin_us: int) -> EventLog:
-    code = _code_positions(events.column("code"), pd.Index(vocab.codes))
+def _build(table: pa.Table, event: np.ndarray, patient: np.ndarray, time: np.ndarray, code: np.ndarray,
+           vocab: Vocabulary, patients: pd.DataFrame, info: dict | None, origin: pd.Timestamp | None,
+           units: tuple[str, int, int]) -> EventLog:
+    """The EventLog of the timed rows ``event``; a pathways dataset is trusted like :meth:`EventLog.read_parquet`
+    trusts its own files, a foreign one is validated by :meth:`EventLog.from_arrays`."""
+    time_unit, unit_us, origin_us = units
+    whole = bool(event.all())
+    take = (lambda a: a) if whole else (lambda a: a[event])  # noqa: E731  (no copy when every row is an event)
+    patient, time, code = take(patient), take(time), take(code)
     if (code < 0).any():
         raise PathwaysInputError(f"MEDS code: {int((code < 0).sum())} rows carry codes absent from codes.parquet")
-    names = events.column_names
-    end = (_float_times(events, "end", "pathways_end", unit_us, origin_us) if "end" in names
-           else np.full(time.size, np.nan))
-    value_col = "pathways_value" if "pathways_value" in names else "numeric_value"
-    value = (events.column(value_col).cast(pa.float64()).fill_null(np.nan).to_numpy() if value_col in names
-             else np.full(time.size, np.nan))
-    category = (pd.Categorical(events.column("category").to_pandas()) if "category" in names
+    end = take(_float_times(table, "end", "pathways_end", unit_us, origin_us))
+    value = take(_values(table, "pathways_value" if "pathways_value" in table.column_names else "numeric_value"))
+    category = (pd.Categorical(table.column("category").to_pandas())[event] if "category" in table.column_names
                 else pd.Categorical(np.full(time.size, np.nan, dtype=object)))
-    extras = {k: events.column(k).to_numpy() for k in (info or {}).get("extras", [])} if own else {}
-    if not own:
-        counts = np.bincount(code, minlength=len(vocab))
-        vocab = Vocabulary(vocab.codes, counts)
+    extras = {k: take(table.column(k).to_numpy()) for k in (info or {}).get("extras", [])}
+    if info is None:
+        vocab = Vocabulary(vocab.codes, np.bincount(code, minlength=len(vocab)))
         return EventLog.from_arrays(patient, time, code, vocab, patients, end, value, category,
-                                    time_unit=time_unit, origin=EPOCH, extras=extras)
-    order = event_order(patient, time, code)  # rows come sorted by subject and time: usually None
+                                    time_unit=time_unit, origin=origin, extras=extras)
+    # write_meds sorted the rows by subject and time, stably from the log's order: when subjects are the patient
+    # indices the events are in the log's order (trusted as read_parquet trusts its files), else sort them
+    order = None if info.get("sorted") else event_order(patient, time, code)
     if order is not None:
         patient, time, code, end, value = (a[order] for a in (patient, time, code, end, value))
         category, extras = category[order], {k: v[order] for k, v in extras.items()}
