@@ -21,7 +21,8 @@ EventFilter = Callable[[np.ndarray, np.ndarray], tuple[str, str, np.ndarray]]
 
 def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, categories: Sequence[str],
                    report: ReadReport, duplicates: str = "drop", errors: str = "warn",
-                   filters: Sequence[EventFilter] = (), pid_dictionary: str | None = None) -> EventLog:
+                   filters: Sequence[EventFilter] = (), pid_dictionary: str | None = None,
+                   extra_columns: Sequence[str] = ()) -> EventLog:
     """Turn a DuckDB events table into an EventLog, mapping ids and codes to indices inside DuckDB.
 
     Parameters
@@ -34,19 +35,25 @@ def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, catego
     filters : callables ``(patient index, time) -> (step, decision, rows to drop)`` applied in numpy once the
         patient indices are known (e.g. events after death); each drop is a counted decision.
     pid_dictionary : table ``(pid VARCHAR, id INTEGER)`` when the events' ``pid`` holds integer ids from it.
+    extra_columns : further columns of ``events`` kept as the EventLog's ``extras`` (VARCHAR as object arrays with
+        None, numbers as float64 with NaN), e.g. provider ids and amounts; they count in the duplicate check.
     """
     if duplicates not in ("drop", "keep", "raise"):
         raise PathwaysInputError(f"duplicates: expected 'drop', 'keep' or 'raise', got {duplicates!r}")
     code_rows = tables.con.execute(f"SELECT code, count(*) FROM {events} GROUP BY code").fetchall()
     code_rows.sort(key=lambda r: r[0])
     vocab = Vocabulary([r[0] for r in code_rows], [r[1] for r in code_rows])
-    arrays = _fetch_encoded(tables, events, patients, vocab, sum(r[1] for r in code_rows), pid_dictionary)
+    extras: dict[str, np.ndarray] = {}
+    arrays = _fetch_encoded(tables, events, patients, vocab, sum(r[1] for r in code_rows), pid_dictionary,
+                            extra_columns=extra_columns, extras_out=extras)
     tables.drop_temps()  # DuckDB's copy goes before the sort: the sort then needs the arrays and one key only
-    patient, time, code, end, value, cat = _sort_events(*arrays)
+    patient, time, code, end, value, cat = _sort_events(*arrays, extras=extras)
     drop = np.zeros(time.size, dtype=bool)
     if duplicates != "keep" and time.size > 1:
         drop[1:] = ((patient[1:] == patient[:-1]) & (time[1:] == time[:-1]) & (code[1:] == code[:-1])
                     & (cat[1:] == cat[:-1]) & _same_or_nan(end) & _same_or_nan(value))
+        for column in extras.values():
+            drop[1:] &= _same_or_nan(column)
         report.decide("duplicate events", "dropped" if duplicates == "drop" else "error", int(drop.sum()),
                       time.size, "identical patient, time, end, code, value and category",
                       errors="raise" if duplicates == "raise" else errors)
@@ -60,10 +67,11 @@ def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, catego
     if drop.any():
         # One keep-mask for duplicates and filters, applied in place: one column at a time is copied, never all.
         patient, time, code, end, value, cat = (compact(a, ~drop) for a in (patient, time, code, end, value, cat))
+        extras = {k: compact(v, ~drop) for k, v in extras.items()}
     category = pd.Categorical.from_codes(cat, categories=list(categories))
     log = EventLog.from_arrays(
         patient, time, code, vocab, patients.reset_index(drop=True), end=end, value=value, category=category,
-        time_unit="days", origin=EPOCH,
+        time_unit="days", origin=EPOCH, extras=extras,
     )
     report.note("events in EventLog", log.n_events)
     report.note("patients in EventLog", log.n_patients)
@@ -72,11 +80,14 @@ def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, catego
 
 
 def _fetch_encoded(tables: TableSet, events: str, patients: pd.DataFrame, vocab: Vocabulary, n_events: int,
-                   pid_dictionary: str | None = None, batch_rows: int = 1 << 20) -> tuple[np.ndarray, ...]:
+                   pid_dictionary: str | None = None, batch_rows: int = 1 << 20, *,
+                   extra_columns: Sequence[str] = (), extras_out: dict[str, np.ndarray] | None = None
+                   ) -> tuple[np.ndarray, ...]:
     """The events with patient and code indices instead of their text, streamed into numpy arrays.
 
     Returns (patient, time, code, end, value, category) in DuckDB's order. Batches are copied into arrays
     allocated once, so the result never exists twice in memory; missing floats (e.g. no end date) become NaN.
+    ``extra_columns`` of the events table are fetched in the same pass into ``extras_out`` (same row order).
     """
     con = tables.con
     # Arrow lookups: DuckDB scans them without touching Python string objects.
@@ -86,11 +97,14 @@ def _fetch_encoded(tables: TableSet, events: str, patients: pd.DataFrame, vocab:
                                              "pidx": np.arange(len(patients), dtype=np.int32)}))
     pids = "pw_lookup_pids" if pid_dictionary is None else (
         f"(SELECT d.id AS pid, l.pidx FROM {pid_dictionary} d JOIN pw_lookup_pids l ON d.pid = l.pid)")
-    dtypes = (np.int64, np.float64, np.int64, np.float64, np.float64, np.int8)
+    dtypes = [np.int64, np.float64, np.int64, np.float64, np.float64, np.int8]
+    types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {events})").fetchall())
+    dtypes += [object if types[c] == "VARCHAR" else np.float64 for c in extra_columns]
     out = [np.empty(n_events, dtype=d) for d in dtypes]
+    more = "".join(f", e.{c}" for c in extra_columns)
     pos = 0
     try:
-        reader = con.sql(f"SELECT p.pidx, e.t, c.cidx, e.e, e.value, CAST(e.cat AS TINYINT) AS cat FROM {events} e "
+        reader = con.sql(f"SELECT p.pidx, e.t, c.cidx, e.e, e.value, CAST(e.cat AS TINYINT) AS cat{more} FROM {events} e "
                          f"JOIN {pids} p ON e.pid = p.pid JOIN pw_lookup_codes c ON e.code = c.code"
                          ).to_arrow_reader(batch_rows)
         for batch in reader:
@@ -107,30 +121,35 @@ def _fetch_encoded(tables: TableSet, events: str, patients: pd.DataFrame, vocab:
     if pos != n_events:
         raise PathwaysInputError(f"events: {n_events - pos} of {n_events} rows have a patient id absent from "
                                  f"the patients table or a missing code")
-    return tuple(out)
+    if extras_out is not None:
+        extras_out.update(zip(extra_columns, out[6:]))
+    return tuple(out[:6])
 
 
 def _sort_events(patient: np.ndarray, time: np.ndarray, code: np.ndarray, end: np.ndarray, value: np.ndarray,
-                 cat: np.ndarray) -> tuple[np.ndarray, ...]:
+                 cat: np.ndarray, extras: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
     """Sort the event arrays in place by (patient, time, code, category, end, value).
 
     One stable argsort of a single integer key (patient, time rank, code) instead of a multi-key sort: a sort in
     DuckDB would hold the events a second time (plus its runs) beside the arrays. Rows tying on the key are few
     and ordered by :func:`_order_ties`, which puts identical events next to each other for the duplicate check.
+    ``extras`` (event columns such as provider ids and amounts) follow the same order, in place.
     """
+    extras = {} if extras is None else extras
     order = event_order(patient, time, code)
     if order is not None:
-        for array in (patient, time, code, end, value, cat):
+        for array in (patient, time, code, end, value, cat, *extras.values()):
             array[:] = array[order]  # one temporary column at a time
         del order
-    _order_ties(patient, time, code, end, value, cat)
+    _order_ties(patient, time, code, end, value, cat, extras)
     return patient, time, code, end, value, cat
 
 
 
 def _order_ties(patient: np.ndarray, time: np.ndarray, code: np.ndarray, end: np.ndarray, value: np.ndarray,
-                cat: np.ndarray) -> None:
-    """In place: order rows that tie on (patient, time, code) by (category, end, value), missing values first."""
+                cat: np.ndarray, extras: dict[str, np.ndarray] | None = None) -> None:
+    """In place: order rows that tie on (patient, time, code) by (category, end, value, extras), missing first."""
+    extras = {} if extras is None else extras
     same = (patient[1:] == patient[:-1]) & (time[1:] == time[:-1]) & (code[1:] == code[:-1])
     if not same.any():
         return
@@ -140,14 +159,19 @@ def _order_ties(patient: np.ndarray, time: np.ndarray, code: np.ndarray, end: np
     rows = np.flatnonzero(in_tie)
     run = np.cumsum(~same_as_previous[rows])
     e, v = end[rows], value[rows]
-    order = np.lexsort((np.nan_to_num(v), ~np.isnan(v), np.nan_to_num(e), ~np.isnan(e), cat[rows], run))
-    for array in (end, value, cat):  # patient, time and code are equal within each run
+    # extras last (least significant), as sortable codes: missing first, then the values' order
+    extra_keys = [pd.Series(a[rows]).rank(method="dense", na_option="top").to_numpy() for a in extras.values()]
+    order = np.lexsort((*reversed(extra_keys), np.nan_to_num(v), ~np.isnan(v), np.nan_to_num(e), ~np.isnan(e),
+                        cat[rows], run))
+    for array in (end, value, cat, *extras.values()):  # patient, time and code are equal within each run
         array[rows] = array[rows][order]
 
 
 def _same_or_nan(a: np.ndarray) -> np.ndarray:
-    """Adjacent equality where two NaNs count as equal."""
+    """Adjacent equality where two NaNs (or two Nones in an object column) count as equal."""
     left, right = a[1:], a[:-1]
+    if a.dtype == object:
+        return (left == right) | (pd.isna(left) & pd.isna(right))
     return (left == right) | (np.isnan(left) & np.isnan(right))
 
 

@@ -69,7 +69,9 @@ def read_snds(
     atc_level : truncate ATC codes to a level (1..5; 5 = full 7-character substance).
     exclude_information_lines : drop ER_PRS_F lines with ``DPN_QLF = 71`` ("for information" lines that
         duplicate a payment, the SNDS community rule).
-    drop_nonpositive_quantity : drop dispensations with ``PHA_ACT_QSN <= 0`` (cancellations, regularisations).
+    drop_nonpositive_quantity : drop dispensations with ``PHA_ACT_QSN <= 0`` (cancellations, regularisations);
+        when amounts are read, their ``PRS_PAI_MNT`` / ``BSE_REM_MNT`` are added to the dispensation they correct
+        (same patient, care date, code and executing provider), so amounts sum as in the table.
     mco_exclude_errors : drop stays in error GHMs (``GRG_GHM`` starting with ``90``) and stays whose
         ``T_MCOaaC`` quality checks (``NIR_RET``, ``SEJ_RET``, ... ) are not ``'0'``.
     window : study window ``(start, end)`` dates: events outside are dropped, patients' windows set to it
@@ -95,6 +97,10 @@ def read_snds(
     EventLog (and ReadReport); the report is also in ``log.patients.attrs["read_report"]``. Categories: drug,
     act (DCIR CCAM), stay, main_diagnosis, linked_diagnosis, associated_diagnosis, hospital_act, death.
     Patients carry ``birth`` (year + month, day 1), ``sex``, ``death``, ``death_cause`` and ``BEN_RNG_GEM``.
+    When ER_PRS_F has any of ``PFS_PRE_NUM``, ``PFS_EXE_NUM``, ``ETB_PRE_FIN``, ``PRS_PAI_MNT``, ``BSE_REM_MNT``,
+    the DCIR events carry the extras ``prescriber``, ``provider``, ``institution`` (pseudonymous ids as text, None
+    when absent; never logged) and ``paid``, ``base`` (euros, NaN when absent); PMSI and death events have them
+    missing. Abuse analyses (:mod:`pathways.abuse`) need ``events_after_death="keep"`` to see billing after death.
     """
     check_errors_arg(errors)
     check_choice("unknown_patients", unknown_patients, ("keep", "drop"))
@@ -109,6 +115,7 @@ def read_snds(
     report = ReadReport("read_snds")
     with TableSet(folder, tables=tables, config=duckdb_config(memory_limit, threads)) as ts:
         reader = SndsReader(ts, report, errors, date_bounds(date_range), join_partition_rows)
+        reader.use_provider_columns(sources)
         if "dcir_drugs" in sources:
             reader.dcir_drugs(exclude_information_lines, drop_nonpositive_quantity,
                               load_cip_to_atc(cip_to_atc, cip_column, atc_column), atc_level)
@@ -126,7 +133,7 @@ def read_snds(
         if window is not None:
             patients = _apply_window(patients, window, events_after_death)
         log = build_eventlog(ts, reader.events, patients, CATEGORIES, report, duplicates, errors, filters,
-                             pid_dictionary=reader.pids)
+                             pid_dictionary=reader.pids, extra_columns=reader.extra_names)
     return (log, report) if return_report else log
 
 

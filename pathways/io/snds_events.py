@@ -11,7 +11,8 @@ import pandas as pd
 from pathways.errors import PathwaysInputError
 from pathways.io.report import ReadReport
 from pathways.io.snds_tables import (
-    ATC_LEVELS, CATEGORIES, DCIR_KEYS, DT_FORMATS, MCO_KEYS, MCO_RET_COLUMNS, PLACEHOLDER_DATES, days_since_epoch,
+    ATC_LEVELS, CATEGORIES, DCIR_KEYS, DT_FORMATS, MCO_KEYS, MCO_RET_COLUMNS, PLACEHOLDER_DATES, PROVIDER_COLUMNS,
+    days_since_epoch,
 )
 from pathways.io.tabular import TableSet, days_sql, in_range_sql, sql_literal
 
@@ -29,6 +30,31 @@ class SndsEventReader:
         self.events: str | None = None
         #: patient id dictionary (pid text, id integer) for the integer ``pid`` of :attr:`events`
         self.pids: str | None = None
+        #: extra event columns (prescriber, provider, institution, paid, base) when ER_PRS_F carries any of them
+        self.extra_names: list[str] = []
+
+    def use_provider_columns(self, sources: Sequence[str]) -> None:
+        """Carry ER_PRS_F's provider ids and amounts as extras when a DCIR source is read and any is present."""
+        if not {"dcir_drugs", "dcir_acts"} & set(sources) or not self.ts.has("ER_PRS_F"):
+            return
+        present = set(self.ts.columns("ER_PRS_F"))
+        if any(col in present for col, _ in PROVIDER_COLUMNS.values()):
+            self.extra_names = list(PROVIDER_COLUMNS)
+
+    def _provider_sql(self) -> str:
+        """``, <extras>`` over ER_PRS_F (alias ``p``): ids trimmed (empty = missing), amounts as numbers."""
+        if not self.extra_names:
+            return ""
+        present = set(self.ts.columns("ER_PRS_F"))
+        parts = []
+        for name, (col, typ) in PROVIDER_COLUMNS.items():
+            if col not in present:
+                parts.append(f"CAST(NULL AS {typ}) AS {name}")
+            elif typ == "VARCHAR":
+                parts.append(f"NULLIF(trim(CAST(p.{col} AS VARCHAR)), '') AS {name}")
+            else:
+                parts.append(f"TRY_CAST(p.{col} AS DOUBLE) AS {name}")
+        return ", " + ", ".join(parts)
 
     def seed_patient_ids(self) -> None:
         """Start the patient id dictionary with IR_BEN_R's ids, so that joins can map most ids in passing."""
@@ -41,27 +67,31 @@ class SndsEventReader:
         self.pids = self.ts.temp_table(f"SELECT pid, CAST(row_number() OVER () - 1 AS INTEGER) AS id "
                                        f"FROM ({source})", "pids")
 
-    def emit(self, query: str, drop: bool = True, with_ids: bool = False) -> None:
+    def emit(self, query: str, drop: bool = True, with_ids: bool = False, with_extras: bool = False) -> None:
         """Append a source's events to :attr:`events`, then (``drop``) drop the source's staging tables.
 
         One table filled in place: a union of the sources built at the end would hold every event twice. Patient
         ids are stored as integers of the :attr:`pids` dictionary (4 bytes instead of a 17-character string
         per event); ids not yet in it are added first. ``with_ids``: the query already gives ``pid_id`` (the
-        dictionary id, mapped in its own join) and ``pid`` only where ``pid_id`` is missing.
+        dictionary id, mapped in its own join) and ``pid`` only where ``pid_id`` is missing. ``with_extras``: the
+        query gives the :attr:`extra_names` columns (other sources get NULLs there).
         """
         if self.pids is None:
             self.seed_patient_ids()
         pid_id = "CAST(pid_id AS INTEGER)" if with_ids else "CAST(NULL AS INTEGER)"
+        extras = "".join(f", CAST({name if with_extras else 'NULL'} AS {PROVIDER_COLUMNS[name][1]}) AS {name}"
+                         for name in self.extra_names)
         rows = self.ts.temp_view(
             f"SELECT {pid_id} AS pid_id, CAST(pid AS VARCHAR) AS pid, CAST(t AS DOUBLE) AS t, "
             f"CAST(e AS DOUBLE) AS e, CAST(value AS DOUBLE) AS value, CAST(code AS VARCHAR) AS code, "
-            f"CAST(cat AS INTEGER) AS cat FROM {query}", "emit")
+            f"CAST(cat AS INTEGER) AS cat{extras} FROM {query}", "emit")
         n_known = self.ts.scalar(f"SELECT count(*) FROM {self.pids}")
         self.ts.con.execute(
             f"INSERT INTO {self.pids} SELECT pid, {n_known} + row_number() OVER () - 1 FROM "
             f"(SELECT DISTINCT r.pid FROM {rows} r ANTI JOIN {self.pids} d ON r.pid = d.pid "
             f"WHERE r.pid_id IS NULL AND r.pid IS NOT NULL)")
-        encoded = (f"SELECT coalesce(r.pid_id, d.id) AS pid, r.t, r.e, r.value, r.code, r.cat FROM {rows} r "
+        more = "".join(f", r.{name}" for name in self.extra_names)
+        encoded = (f"SELECT coalesce(r.pid_id, d.id) AS pid, r.t, r.e, r.value, r.code, r.cat{more} FROM {rows} r "
                    f"LEFT JOIN {self.pids} d ON r.pid = d.pid")
         if self.events is None:
             self.events = self.ts.compressed_table(encoded, "snds_events")
@@ -133,11 +163,13 @@ class SndsEventReader:
         return "coalesce(TRY_CAST(p.DPN_QLF AS INTEGER), 0) <> 71" if exclude_info else "TRUE"
 
     def _dcir_join(self, detail: str, alias: str, columns: str, extra_join: str, counts: Sequence[str],
-                   keep: str, label: str) -> list[int]:
+                   keep: str, label: str, collect: str | None = None) -> list[int]:
         """Join ``detail`` to ER_PRS_F on the nine keys range by range; append kept rows; return summed counts.
 
         ``columns`` (the staged columns, over aliases ``alias`` and ``p``), ``counts`` (SQL aggregates over the
         stage) and ``keep`` (the SELECT of kept events from the stage, with ``{stage}`` for its name).
+        ``collect``: append the kept rows to this table instead of the events (a later step needs them all, e.g.
+        regularisations that arrive in a later flux month than the dispensation they correct).
         """
         cond = self._join(detail.upper(), "ER_PRS_F", alias, "p", DCIR_KEYS)
         if self.pids is None:
@@ -154,7 +186,11 @@ class SndsEventReader:
                 f"{id_join}", label)
             row = self.ts.con.execute(f"SELECT {', '.join(counts)} FROM {stage}").fetchall()[0]
             totals = [t + int(c or 0) for t, c in zip(totals, row)]
-            self.emit(f"({keep.format(stage=stage)})", with_ids=True)
+            if collect is None:
+                self.emit(f"({keep.format(stage=stage)})", with_ids=True, with_extras=bool(self.extra_names))
+            else:
+                self.ts.con.execute(f"INSERT INTO {collect} {keep.format(stage=stage)}")
+                self.ts.drop_temps(keep=[self.events, self.pids, collect])
         return totals
 
     def dcir_drugs(self, exclude_info: bool, drop_nonpositive: bool, mapping: pd.DataFrame | None,
@@ -173,9 +209,19 @@ class SndsEventReader:
             join_map = f"LEFT JOIN pw_cip_atc m ON m.cip = {cip}"
         columns = (f"{days_sql('p.EXE_SOI_DTD', DT_FORMATS)} AS t, {qty} AS value, "
                    f"{code} AS code, {info} AS info, "
-                   f"{'m.atc IS NULL' if mapping is not None else 'FALSE'} AS unmapped")
+                   f"{'m.atc IS NULL' if mapping is not None else 'FALSE'} AS unmapped{self._provider_sql()}")
         valid = in_range_sql('t', self.bounds)
-        pos = "coalesce(value, 1) > 0" if drop_nonpositive else "TRUE"
+        regularise = drop_nonpositive and bool(self.extra_names)
+        # with amounts, non-positive lines are kept until their amounts are added to the dispensation they correct
+        pos = "coalesce(value, 1) > 0" if drop_nonpositive and not regularise else "TRUE"
+        more = "".join(f", {name}" for name in self.extra_names)
+        collect = None
+        if regularise:
+            collect = self.ts.temp_table(
+                f"SELECT CAST(NULL AS INTEGER) AS pid_id, CAST(NULL AS VARCHAR) AS pid, CAST(NULL AS DOUBLE) AS t, "
+                f"CAST(NULL AS DOUBLE) AS e, CAST(NULL AS DOUBLE) AS value, CAST(NULL AS VARCHAR) AS code, "
+                f"CAST(NULL AS INTEGER) AS cat" + "".join(f", CAST(NULL AS {PROVIDER_COLUMNS[n][1]}) AS {n}"
+                                                         for n in self.extra_names) + " WHERE FALSE", "dcir_rows")
         try:
             n, unmatched, info, bad_date, nonpos, unmapped = self._dcir_join(
                 "er_pha_f", "h", columns, join_map,
@@ -183,8 +229,9 @@ class SndsEventReader:
                  f"count(*) FILTER (WHERE NOT unmatched AND NOT info AND (t IS NULL OR NOT ({valid})))",
                  "count(*) FILTER (WHERE NOT unmatched AND NOT info AND value <= 0)",
                  "count(*) FILTER (WHERE NOT unmatched AND unmapped)"],
-                f"SELECT pid_id, pid, t, NULL AS e, value, code, {CATEGORIES.index('drug')} AS cat FROM {{stage}} "
-                f"WHERE NOT unmatched AND NOT info AND t IS NOT NULL AND {valid} AND {pos}", "dcir_pha")
+                f"SELECT pid_id, pid, t, NULL AS e, value, code, {CATEGORIES.index('drug')} AS cat{more} "
+                f"FROM {{stage}} WHERE NOT unmatched AND NOT info AND t IS NOT NULL AND {valid} AND {pos}", "dcir_pha",
+                collect)
         finally:
             if mapping is not None:
                 self.ts.con.unregister("pw_cip_atc")
@@ -192,9 +239,43 @@ class SndsEventReader:
         self.decide("ER_PHA_F: no matching ER_PRS_F line on the 9 DCIR keys", "dropped", unmatched, n)
         self.rule("ER_PHA_F: information line (DPN_QLF = 71)", "dropped", info, n)
         self.decide("ER_PHA_F: EXE_SOI_DTD missing, invalid or out of date_range", "dropped", bad_date, n)
-        self.rule("ER_PHA_F: PHA_ACT_QSN <= 0", "dropped" if drop_nonpositive else "kept", nonpos, n)
+        if not regularise:
+            self.rule("ER_PHA_F: PHA_ACT_QSN <= 0", "dropped" if drop_nonpositive else "kept", nonpos, n)
         if mapping is not None:
             self.decide("ER_PHA_F: CIP13 absent from cip_to_atc", "kept as CIP13 code", unmapped, n)
+        if collect is not None:
+            self._regularised(collect, n)
+
+    def _regularised(self, rows: str, n: int) -> None:
+        """Emit the dispensations with the amounts of their regularisation lines added.
+
+        A line with ``PHA_ACT_QSN <= 0`` corrects (cancels or regularises) the dispensation of the same patient,
+        care date, code and executing provider: it is no event, but its ``PRS_PAI_MNT`` / ``BSE_REM_MNT`` are
+        added to that dispensation (shared equally when several lines match), so that the amounts of the EventLog
+        sum to the table's. Corrections matching no dispensation are counted; their amounts are dropped.
+        """
+        key = ("pos.pid_id IS NOT DISTINCT FROM reg.pid_id AND pos.pid IS NOT DISTINCT FROM reg.pid AND "
+               "pos.t = reg.t AND pos.code = reg.code AND pos.provider IS NOT DISTINCT FROM reg.provider")
+        pos = self.ts.temp_view(
+            f"SELECT *, count(*) OVER (PARTITION BY pid_id, pid, t, code, provider) AS n_same FROM {rows} "
+            f"WHERE coalesce(value, 1) > 0", "dcir_pos")
+        reg = self.ts.temp_table(
+            f"SELECT pid_id, pid, t, code, provider, sum(paid) AS paid, sum(base) AS base, count(*) AS n_lines "
+            f"FROM {rows} WHERE value <= 0 GROUP BY pid_id, pid, t, code, provider", "dcir_reg")
+        n_reg, lost = self.ts.con.execute(
+            f"SELECT (SELECT coalesce(sum(n_lines), 0) FROM {reg}), "
+            f"(SELECT coalesce(sum(n_lines), 0) FROM {reg} reg WHERE NOT EXISTS (SELECT 1 FROM {pos} pos "
+            f"WHERE {key}))"
+        ).fetchall()[0]
+        self.rule("ER_PHA_F: PHA_ACT_QSN <= 0 (regularisation)", "dropped, amounts added to the dispensation",
+                  int(n_reg) - int(lost), n)
+        self.rule("ER_PHA_F: PHA_ACT_QSN <= 0 matching no dispensation (patient, date, code, provider)",
+                  "dropped with its amounts", int(lost), n)
+        ids = "".join(f", pos.{c}" for c in ("prescriber", "provider", "institution"))
+        self.emit(f"(SELECT pos.pid_id, pos.pid, pos.t, pos.e, pos.value, pos.code, pos.cat{ids}, "
+                  f"pos.paid + coalesce(reg.paid, 0) / pos.n_same AS paid, "
+                  f"pos.base + coalesce(reg.base, 0) / pos.n_same AS base FROM {pos} pos LEFT JOIN {reg} reg "
+                  f"ON {key})", with_ids=True, with_extras=True)
 
     def dcir_acts(self, exclude_info: bool) -> None:
         """CCAM acts: ER_CAM_F joined to ER_PRS_F on the nine DCIR keys."""
@@ -202,14 +283,15 @@ class SndsEventReader:
         info = f"NOT ({self._prs_filter(exclude_info)})"
         columns = (f"{days_sql('p.EXE_SOI_DTD', DT_FORMATS)} AS t, "
                    f"'CCAM:' || upper(trim(CAST(c.CAM_PRS_IDE AS VARCHAR))) AS code, {info} AS info, "
-                   f"coalesce(trim(CAST(c.CAM_PRS_IDE AS VARCHAR)), '') = '' AS no_code")
+                   f"coalesce(trim(CAST(c.CAM_PRS_IDE AS VARCHAR)), '') = '' AS no_code{self._provider_sql()}")
+        more = "".join(f", {name}" for name in self.extra_names)
         valid = in_range_sql('t', self.bounds)
         n, unmatched, info, no_code, bad_date = self._dcir_join(
             "er_cam_f", "c", columns, "",
             ["count(*)", "count(*) FILTER (WHERE unmatched)", "count(*) FILTER (WHERE NOT unmatched AND info)",
              "count(*) FILTER (WHERE NOT unmatched AND NOT info AND no_code)",
              f"count(*) FILTER (WHERE NOT unmatched AND NOT info AND NOT no_code AND (t IS NULL OR NOT ({valid})))"],
-            f"SELECT pid_id, pid, t, NULL AS e, NULL AS value, code, {CATEGORIES.index('act')} AS cat FROM {{stage}} "
+            f"SELECT pid_id, pid, t, NULL AS e, NULL AS value, code, {CATEGORIES.index('act')} AS cat{more} FROM {{stage}} "
             f"WHERE NOT unmatched AND NOT info AND NOT no_code AND t IS NOT NULL AND {valid}", "dcir_cam")
         self.report.note("ER_CAM_F rows", n)
         self.decide("ER_CAM_F: no matching ER_PRS_F line on the 9 DCIR keys", "dropped", unmatched, n)

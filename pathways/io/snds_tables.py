@@ -22,6 +22,11 @@ PLACEHOLDER_DATES = ("1600-01-01", "2999-12-31", "9999-12-31", "0001-01-01")
 CATEGORIES = ("drug", "act", "stay", "main_diagnosis", "linked_diagnosis", "associated_diagnosis",
               "hospital_act", "death")
 SOURCES = ("dcir_drugs", "dcir_acts", "mco", "deaths")
+#: ER_PRS_F columns carried as EventLog extras: extra name -> (column, SQL type). Ids are pseudonymous: kept as
+#: text, never logged; amounts in euros.
+PROVIDER_COLUMNS = {"prescriber": ("PFS_PRE_NUM", "VARCHAR"), "provider": ("PFS_EXE_NUM", "VARCHAR"),
+                    "institution": ("ETB_PRE_FIN", "VARCHAR"), "paid": ("PRS_PAI_MNT", "DOUBLE"),
+                    "base": ("BSE_REM_MNT", "DOUBLE")}
 SEX_CODES = {1: "M", 2: "F"}
 ATC_LEVELS = {1: 1, 2: 3, 3: 4, 4: 5, 5: 7}
 DT_FORMATS = ("%d%b%Y:%H:%M:%S", "%d%m%Y", "%Y%m%d", "%d/%m/%Y")
@@ -63,6 +68,6 @@ def load_cip_to_atc(mapping: pd.DataFrame | str | Path | None, cip: str, atc: st
 
 
 __all__ = [
-    "ATC_LEVELS", "CATEGORIES", "DCIR_KEYS", "DT_FORMATS", "MCO_KEYS", "MCO_RET_COLUMNS", "PLACEHOLDER_DATES",
+    "ATC_LEVELS", "CATEGORIES", "DCIR_KEYS", "PROVIDER_COLUMNS", "DT_FORMATS", "MCO_KEYS", "MCO_RET_COLUMNS", "PLACEHOLDER_DATES",
     "SEX_CODES", "SOURCES", "days_since_epoch", "load_cip_to_atc",
 ]
