@@ -53,6 +53,9 @@ class AnalysisSettings:
             raise PathwaysInputError(f"method: expected one of {METHODS}, got {self.method!r}")
 
 
+_CRUDE = AnalysisSettings(method="none")
+
+
 @dataclass(frozen=True)
 class Adjustment:
     """Rows kept (positions into the study arrays), the Cox strata, Cox weights and the balance weights."""
@@ -169,7 +172,10 @@ def run_study(log: EventLog, design: CohortDesign, settings: AnalysisSettings | 
         treated = f["treated"].to_numpy(bool)
         logit_ps = np.log(ps / (1 - ps))
         adj = adjust(ps, logit_ps, treated, settings)
-        row = estimate_effect(f["time"].to_numpy(float), f["event"].to_numpy(bool), treated, adj, settings.alpha)
+        time, event = f["time"].to_numpy(float), f["event"].to_numpy(bool)
+        row = estimate_effect(time, event, treated, adj, settings.alpha)
+        crude = estimate_effect(time, event, treated, adjust(ps, logit_ps, treated, _CRUDE), settings.alpha)
+        row.update({f"{k}_crude": crude[k] for k in ("hr", "ci_low", "ci_high")})
         rows.append({"outcome": name, "negative_control": name != outcome_name, **row})
         if main is None:
             main = (pop, adj, ps, treated)
