@@ -33,7 +33,6 @@ import argparse
 import copy
 import io
 import os
-import pickle
 import sys
 import tempfile
 import time
@@ -46,6 +45,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pathways.encode.sequences import Sequences  # noqa: E402
+from pathways.io.easytpp import write_easytpp  # noqa: E402
 from pathways.models.tpp import (RMTPP, LogNormMix, NeuralHawkes, SelfAttentiveHawkes,  # noqa: E402
                                  TransformerHawkes)
 from pathways.models.tpp.modules import gauss_legendre, next_event_from_grid, unpack_batch  # noqa: E402
@@ -87,22 +87,6 @@ def simulate(seed: int = 0) -> dict[str, Sequences]:
     full = Sequences(times, marks, offsets, np.zeros(ok.size), end, K)
     cuts = np.cumsum([0, *SIZES.values()])
     return {name: full[np.arange(cuts[i], cuts[i + 1])] for i, name in enumerate(SIZES)}
-
-
-def write_easytpp_pickle(splits: dict[str, Sequences], path: Path) -> None:
-    """EasyTPP's format: {"dim_process", split: [[{time_since_start, time_since_last_event, type_event}]]}."""
-    payload: dict = {"dim_process": K}
-    for name, seqs in splits.items():
-        rel = seqs.relative_times()
-        rows = []
-        for b in range(len(seqs)):
-            t = rel[seqs.offsets[b]:seqs.offsets[b + 1]]
-            dt = np.diff(t, prepend=t[0])  # EasyTPP convention: the first event has gap 0
-            rows.append([{"time_since_start": float(a), "time_since_last_event": float(d), "type_event": int(k)}
-                         for a, d, k in zip(t, dt, seqs.marks[seqs.offsets[b]:seqs.offsets[b + 1]])])
-        payload[name] = rows
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        pickle.dump(payload, fh)
 
 
 def write_pathways_npz(splits: dict[str, Sequences], path: Path) -> None:
@@ -358,7 +342,7 @@ def main() -> None:
     splits = simulate(seed=0)
     workdir = Path(tempfile.mkdtemp(prefix="tpp_bench_"))
     pickle_path, npz_path = workdir / "hawkes5.pkl", workdir / "hawkes5.npz"
-    write_easytpp_pickle(splits, pickle_path)
+    write_easytpp(splits, pickle_path)
     write_pathways_npz(splits, npz_path)
     splits = read_pathways_npz(npz_path)
     train_events = splits["train"].n_events

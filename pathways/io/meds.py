@@ -46,13 +46,14 @@ _WINDOW = ("patient_id", "birth", "death", "start", "end")
 # ----------------------------------------------------------------------------------------------------------------
 # times: float times in a unit since an origin <-> int64 microseconds since 1970
 # ----------------------------------------------------------------------------------------------------------------
-def to_microseconds(times: np.ndarray, unit_us: int, origin_us: int) -> np.ndarray:
-    """Microseconds since 1970 of float times (NaN -> 0; mask them). Whole units are split off first so the
-    rounding error stays below half a microsecond however large the times.
+def to_ticks(times: np.ndarray, unit_us: int, origin_us: int) -> np.ndarray:
+    """Ticks (microseconds here; any integer tick such as nanoseconds works) since 1970 of float times in a unit of
+    ``unit_us`` ticks since ``origin_us`` (NaN -> 0; mask them). Whole units are split off first so the rounding
+    error stays below half a tick however large the times.
 
     Examples
     --------
-    >>> to_microseconds(np.array([0.5, 1.0]), 86_400_000_000, 0).tolist()
+    >>> to_ticks(np.array([0.5, 1.0]), 86_400_000_000, 0).tolist()
     [43200000000, 86400000000]
     """
     finite = np.where(np.isfinite(times), times, 0.0)
@@ -60,11 +61,11 @@ def to_microseconds(times: np.ndarray, unit_us: int, origin_us: int) -> np.ndarr
     return whole.astype(np.int64) * unit_us + np.rint((finite - whole) * unit_us).astype(np.int64) + origin_us
 
 
-def from_microseconds(us: np.ndarray, unit_us: int, origin_us: int) -> np.ndarray:
-    """Float times in the unit since the origin of microseconds since 1970 (inverse of :func:`to_microseconds`).
+def from_ticks(us: np.ndarray, unit_us: int, origin_us: int) -> np.ndarray:
+    """Float times in the unit since the origin of ticks since 1970 (inverse of :func:`to_ticks`).
 
-    Below 2**53 microseconds from the origin (285 years) the offsets convert to float exactly and one division
-    gives the float nearest to the true time; beyond, whole units are split off first.
+    Below 2**53 ticks from the origin (285 years of microseconds) the offsets convert to float exactly and one
+    division gives the float nearest to the true time; beyond, whole units are split off first.
     """
     offset = np.asarray(us, dtype=np.int64) - origin_us
     if offset.size == 0 or int(np.abs(offset).max()) < 2**53:
@@ -114,9 +115,9 @@ def _static_rows(patients: pd.DataFrame, subject: np.ndarray) -> dict[str, np.nd
 
 def _timestamps(times: np.ndarray, unit_us: int, origin_us: int) -> tuple[pa.Array, bool]:
     """Timestamp[us] column of float times (null where NaN) and whether it holds them exactly."""
-    us = to_microseconds(times, unit_us, origin_us)
+    us = to_ticks(times, unit_us, origin_us)
     nan = np.isnan(times)
-    exact = bool(np.array_equal(from_microseconds(us, unit_us, origin_us)[~nan], times[~nan]))
+    exact = bool(np.array_equal(from_ticks(us, unit_us, origin_us)[~nan], times[~nan]))
     return pa.array(us, type=pa.timestamp("us"), mask=nan), exact
 
 
@@ -283,7 +284,7 @@ def _float_times(table: pa.Table, name: str, exact: str, unit_us: int, origin_us
     column = table.column(name)
     if column.type != pa.timestamp("us"):
         column = column.cast(pa.timestamp("us"))
-    out = from_microseconds(_int64_values(column), unit_us, origin_us)
+    out = from_ticks(_int64_values(column), unit_us, origin_us)
     if column.null_count:
         out[column.is_null().to_numpy(zero_copy_only=False)] = np.nan
     return out
@@ -392,7 +393,9 @@ def _build(table: pa.Table, event: np.ndarray, patient: np.ndarray, time: np.nda
     value = take(_values(table, "pathways_value" if "pathways_value" in table.column_names else "numeric_value"))
     category = (pd.Categorical(table.column("category").to_pandas())[event] if "category" in table.column_names
                 else pd.Categorical(np.full(time.size, np.nan, dtype=object)))
-    extras = {k: take(table.column(k).to_numpy()) for k in (info or {}).get("extras", [])}
+    keep = None if whole else pa.array(event)  # extras filtered in Arrow: their null padding would make ints float
+    extras = {k: (table.column(k) if whole else table.column(k).filter(keep)).to_numpy()
+              for k in (info or {}).get("extras", [])}
     if info is None:
         vocab = Vocabulary(vocab.codes, np.bincount(code, minlength=len(vocab)))
         return EventLog.from_arrays(patient, time, code, vocab, patients, end, value, category,
@@ -406,5 +409,5 @@ def _build(table: pa.Table, event: np.ndarray, patient: np.ndarray, time: np.nda
     return EventLog(patient, time, code, end, value, category, patients, vocab, time_unit, origin, extras)
 
 
-__all__ = ["BIRTH", "DEATH", "MEDS_VERSION", "from_microseconds", "meds_table", "read_meds", "shard_bounds", "to_microseconds",
+__all__ = ["BIRTH", "DEATH", "MEDS_VERSION", "from_ticks", "meds_table", "read_meds", "shard_bounds", "to_ticks",
            "write_meds"]
