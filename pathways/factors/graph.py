@@ -26,8 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pathways.errors import PathwaysInputError
 from pathways.data.tables import factors_frame
+from pathways.errors import PathwaysInputError
+from pathways.models.base import NotFittedError
+from pathways.models.hawkes.base import HawkesBase
+from pathways.models.hawkes.em import HawkesEM
 from pathways.utils import SeedLike
 
 __all__ = ["excitation_graph", "top_drivers"]
@@ -37,10 +40,13 @@ _POINTS_PER_BIN = 256
 
 
 def _check_model(model: Any) -> None:
-    for name in ("adjacency_", "baseline_", "codes_"):
-        if not hasattr(model, name):
-            raise PathwaysInputError(
-                f"model: expected a fitted Hawkes model with '{name}' (call fit first); got {type(model).__name__}")
+    if not isinstance(model, HawkesBase):
+        raise PathwaysInputError(f"model: expected a fitted Hawkes model, got {type(model).__name__}")
+    try:
+        model.check_fitted()
+    except NotFittedError as err:
+        raise PathwaysInputError(f"model: expected a fitted Hawkes model with 'adjacency_' (call fit first); "
+                                 f"got an unfitted {type(model).__name__}") from err
 
 
 def _stationary_weights(adjacency: np.ndarray, baseline: np.ndarray) -> np.ndarray:
@@ -52,33 +58,6 @@ def _stationary_weights(adjacency: np.ndarray, baseline: np.ndarray) -> np.ndarr
     rates = np.linalg.solve(np.eye(d) - adjacency, baseline)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(rates[:, None] > 0, adjacency * rates[None, :] / rates[:, None], 0.0)
-
-
-def _excess_events(model: Any, data: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(excess[i, j] = target-i events attributed to source-j events in ``data``, events per code (D,)).
-
-    The compensator is additive over source events and the baseline term separates, so the window compensators of
-    the data restricted to code j's events, with a zero baseline, are exactly ``sum_{l of j} Phi_ij(end - t_l)``.
-    One call per source code, each vectorised over that code's events.
-    """
-    seqs, _ = model._prepared(data)
-    d = model.n_codes_
-    excess = np.zeros((d, d))
-    counts = np.bincount(seqs.marks, minlength=d)
-    zero = np.zeros((len(seqs), d))
-    for j in np.flatnonzero(counts):
-        _, total = model._compensators(_only_code(seqs, j), zero)
-        excess[:, j] = total.sum(axis=0)
-    return excess, counts
-
-
-def _only_code(seqs: Any, code: int) -> Any:
-    """The same sequences and windows with only the events of ``code``."""
-    keep = seqs.marks == code
-    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(seqs.sequence_ids[keep], minlength=len(seqs)), out=offsets[1:])
-    return type(seqs)(seqs.times[keep], seqs.marks[keep], offsets, seqs.start, seqs.end, seqs.n_codes, seqs.vocab,
-                      seqs.patient_index, validate=False)
 
 
 def _lag_masses(model: Any, edges: np.ndarray) -> np.ndarray:
@@ -93,7 +72,7 @@ def _lag_masses(model: Any, edges: np.ndarray) -> np.ndarray:
     width = np.repeat(np.diff(edges) / _POINTS_PER_BIN, _POINTS_PER_BIN)
     out = np.zeros((d, d, n_bins))
     for j in range(d):
-        values = model._kernel_columns(lags, np.full(lags.size, j, dtype=np.int64))  # (M, D targets)
+        values = model.kernel_values(lags, np.full(lags.size, j, dtype=np.int64))  # (M, D targets)
         out[:, j, :] = (values * width[:, None]).reshape(n_bins, _POINTS_PER_BIN, d).sum(axis=1).T
     return out
 
@@ -102,7 +81,7 @@ def _resolve_lag_edges(model: Any, lag_edges: Any) -> np.ndarray | None:
     if lag_edges is None:
         return None
     if isinstance(lag_edges, str):
-        if lag_edges != "model" or not hasattr(model, "kernel_edges_"):
+        if lag_edges != "model" or not isinstance(model, HawkesEM):
             raise PathwaysInputError("lag_edges: 'model' needs a step-kernel model (HawkesEM); otherwise pass edges")
         return np.asarray(model.kernel_edges_, dtype=np.float64)
     edges = np.asarray(lag_edges, dtype=np.float64).ravel()
@@ -167,7 +146,7 @@ def excitation_graph(
     low = np.asarray(intervals.adjacency_low) if intervals is not None else np.full((d, d), np.nan)
     high = np.asarray(intervals.adjacency_high) if intervals is not None else np.full((d, d), np.nan)
     if data is not None:
-        excess, counts = _excess_events(model, data)
+        excess, counts = model.expected_excess_events(data)
         with np.errstate(divide="ignore", invalid="ignore"):
             weight = np.where(counts[:, None] > 0, excess / counts[:, None], 0.0)
     else:

@@ -25,7 +25,7 @@ from scipy import stats
 
 from pathways.data.eventlog import EventLog
 from pathways.errors import PathwaysInputError
-from pathways.utils import segment_ids
+from pathways.models.hawkes.base import HawkesBase
 
 
 def count_anomaly_scores(log: EventLog, unit: str = "patient", top_codes: int = 3) -> pd.DataFrame:
@@ -92,11 +92,10 @@ def _top_codes(rows: np.ndarray, cols: np.ndarray, surprise: np.ndarray, observe
     return joined.reindex(np.arange(n_units), fill_value="").tolist()
 
 
-def model_anomaly_scores(model: Any, data: Any) -> pd.DataFrame:
+def model_anomaly_scores(model: HawkesBase, data: Any) -> pd.DataFrame:
     """Per-sequence log-likelihood per event and time-rescaling KS distance under a fitted Hawkes model.
 
-    Any model with a ``log_likelihood_per_sequence(data)`` method returning (total log-likelihood per sequence,
-    events per sequence, rescaled uniform times of the events, the sequence of each) works too.
+    Reads the model's public :meth:`~pathways.models.hawkes.HawkesBase.residuals`.
 
     Returns
     -------
@@ -104,41 +103,28 @@ def model_anomaly_scores(model: Any, data: Any) -> pd.DataFrame:
     ``loglik_per_event``, ``ks_distance`` and ``timing_score`` (KS of rescaled times vs Uniform(0, 1)),
     ``volume_score`` (counts vs compensators), ``score`` = max of the two.
     """
-    if hasattr(model, "log_likelihood_per_sequence"):
-        loglik, n_events, uniform, event_seq, volume = model.log_likelihood_per_sequence(data)
-    elif hasattr(model, "_prepared") and hasattr(model, "_event_intensities"):
-        loglik, n_events, uniform, event_seq, volume = _hawkes_per_sequence(model, data)
-    else:
-        raise PathwaysInputError(f"model: {type(model).__name__} gives no per-sequence log-likelihood")
-    per_event = loglik / np.maximum(n_events, 1)
-    ks = _ks_by_group(uniform, event_seq, n_events.size)
-    n_obs = np.bincount(event_seq, minlength=n_events.size)
+    if not isinstance(model, HawkesBase):
+        raise PathwaysInputError(f"model: {type(model).__name__} gives no per-sequence log-likelihood "
+                                 "(expected a fitted Hawkes model)")
+    res = model.residuals(data)
+    n_events = res.n_events
+    per_event = res.log_likelihood / np.maximum(n_events, 1)
+    ks = _ks_by_group(res.uniform, res.sequence, n_events.size)
+    n_obs = np.bincount(res.sequence, minlength=n_events.size)
     with np.errstate(divide="ignore", invalid="ignore"):
         timing = -stats.kstwo.logsf(ks, np.maximum(n_obs, 1)) / np.log(10)
     timing[n_obs == 0] = 0.0
+    volume = _volume_scores(res.sequence, res.marks, res.compensators)
     frame = pd.DataFrame({"sequence": np.arange(n_events.size), "n_events": n_events,
                           "loglik_per_event": per_event, "ks_distance": ks, "timing_score": timing,
                           "volume_score": volume, "score": np.fmax(timing, volume)})
     return frame.sort_values("score", ascending=False, kind="stable", na_position="last").reset_index(drop=True)
 
 
-def _hawkes_per_sequence(model: Any, data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    seqs, baselines = model._prepared(data)
-    lam = model._event_intensities(seqs, baselines)
-    own, total = model._compensators(seqs, baselines)
-    seq_id = segment_ids(seqs.offsets)
-    with np.errstate(divide="ignore"):
-        log_lam = np.bincount(seq_id, weights=np.log(lam), minlength=len(seqs))
-    loglik = log_lam - total.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        uniform = np.clip(own / total[seq_id, seqs.marks], 0.0, 1.0)
-    return loglik, seqs.lengths, uniform, seq_id, _volume_scores(seqs, seq_id, total)
-
-
-def _volume_scores(seqs: Any, seq_id: np.ndarray, total: np.ndarray) -> np.ndarray:
+def _volume_scores(seq_id: np.ndarray, marks: np.ndarray, total: np.ndarray) -> np.ndarray:
     """-log10 of the Bonferroni-corrected two-sided Poisson p-value of each sequence's code counts."""
     counts = np.zeros_like(total)
-    np.add.at(counts, (seq_id, seqs.marks), 1.0)
+    np.add.at(counts, (seq_id, marks), 1.0)
     log_upper = stats.poisson.logsf(counts - 1, np.maximum(total, 1e-300))
     log_lower = stats.poisson.logcdf(counts, np.maximum(total, 1e-300))
     log_p = np.minimum(np.log(2.0) + np.minimum(log_upper, log_lower), 0.0)

@@ -56,7 +56,8 @@ from pathways.data.eventlog import EventLog
 from pathways.data.tables import factors_frame
 from pathways.encode.sequences import Sequences, to_sequences
 from pathways.errors import PathwaysInputError
-from pathways.models.base import NotFittedError, PathwaysEstimator
+from pathways.models.base import NotFittedError, PathwaysEstimator, full_batch_fit
+from pathways.models.hawkes.residuals import HawkesResiduals, excess_events, residuals_from
 from pathways.utils import SeedLike, rng, segment_ids
 
 HawkesData = EventLog | Sequences | Sequence[Sequence[np.ndarray]]
@@ -209,6 +210,7 @@ class HawkesBase(PathwaysEstimator, abc.ABC):
     # ------------------------------------------------------------------------------------------------------------
     # estimator face
     # ------------------------------------------------------------------------------------------------------------
+    @full_batch_fit
     def fit(self, data: HawkesData, validation: Any = None, *, end_times: Any = None,
             covariate_values: np.ndarray | None = None) -> "HawkesBase":
         """Fit the process on all sequences of ``data``.
@@ -218,6 +220,8 @@ class HawkesBase(PathwaysEstimator, abc.ABC):
         data : EventLog, Sequences, or tick's list (per realization) of lists (per code) of sorted times.
         validation : ignored: the Hawkes learners are full-batch solvers with their own stopping rules (accepted
             for the common model protocol).
+        trainer : the run's :class:`~pathways.training.Trainer` (keyword, added by ``full_batch_fit``): its device
+            and iteration cap apply to this fit.
         end_times : only for tick's format: observation end of each realization (default: its last event).
         covariate_values : (n_sequences, q) covariates for Sequences input of learners with covariates.
 
@@ -318,6 +322,27 @@ class HawkesBase(PathwaysEstimator, abc.ABC):
         """(D, D) L1 norms of the kernels (equal to ``adjacency_``)."""
         self.check_fitted()
         return self._kernel_norms()
+
+    def kernel_values(self, lags: np.ndarray, sources: np.ndarray) -> np.ndarray:
+        """(M, D) values φ_{i, sources[m]}(lags[m]) for every target i; 0 for lags <= 0 or beyond the support."""
+        self.check_fitted()
+        return self._kernel_columns(np.asarray(lags, dtype=np.float64), np.asarray(sources, dtype=np.int64))
+
+    def residuals(self, data: HawkesData, covariate_values: np.ndarray | None = None) -> HawkesResiduals:
+        """Per-sequence log-likelihood, events and time-rescaled event times (:class:`HawkesResiduals`)."""
+        self.check_fitted()
+        seqs, baselines = self._prepared(data, covariate_values)
+        own, total = self._compensators(seqs, baselines)
+        return residuals_from(seqs, self._event_intensities(seqs, baselines), own, total)
+
+    def expected_excess_events(self, data: HawkesData) -> tuple[np.ndarray, np.ndarray]:
+        """(excess (D, D) [target, source] events attributed to the source's events in ``data``, events per code).
+
+        ``excess[i, j] = Σ_{code-j events l} Φ_ij(end - t_l)``: each kernel integrated over what remains of its
+        sequence's window.
+        """
+        self.check_fitted()
+        return excess_events(self._prepared(data)[0], self.n_codes_, self._compensators)
 
     def intensity(self, sequence: HawkesData, t: np.ndarray, *, covariate_values: np.ndarray | None = None,
                   chunk: int = 1 << 20) -> np.ndarray:
