@@ -2,18 +2,29 @@
 (:func:`build_cartography`, the ``cartography._target_`` of ``experiment=cartography``)."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pathways.cartography.costs import (
-    Allocation, add_equations, allocate, design_terms, normal_equations, patient_year_costs, solve_allocation,
+    Allocation,
+    add_equations,
+    allocate,
+    design_terms,
+    normal_equations,
+    patient_year_costs,
+    solve_allocation,
 )
 from pathways.cartography.dynamics import (
-    survival_counts, survival_table, transition_counts, transition_factors, transition_rates,
+    survival_counts,
+    survival_table,
+    transition_counts,
+    transition_factors,
+    transition_rates,
 )
 from pathways.cartography.identify import AGE_BANDS, PatientYears, identify
 from pathways.cartography.rules import RuleSet, load_rules

@@ -14,14 +14,21 @@ patient add up to their spending exactly, and group totals (with ``unattributed`
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from pathways.cartography.identify import AGE_BANDS, PatientYears, age_band, band_labels, day_years, epoch_days
+from pathways.cartography.identify import (
+    AGE_BANDS,
+    PatientYears,
+    age_band,
+    band_labels,
+    day_years,
+    epoch_days,
+)
 from pathways.data.eventlog import EventLog
 from pathways.errors import PathwaysInputError
 
@@ -256,5 +263,17 @@ def _beta(fit: pd.DataFrame, year: int, terms: Sequence[str]) -> np.ndarray:
     return rows.reindex(list(terms)).fillna(0.0).to_numpy(float)
 
 
-__all__ = ["Allocation", "CARE_CATEGORIES", "UNATTRIBUTED", "add_equations", "allocate", "design_terms",
-           "event_rows", "largest_remainder", "normal_equations", "patient_year_costs", "solve_allocation", "to_cents"]
+__all__ = [
+    "CARE_CATEGORIES",
+    "UNATTRIBUTED",
+    "Allocation",
+    "add_equations",
+    "allocate",
+    "design_terms",
+    "event_rows",
+    "largest_remainder",
+    "normal_equations",
+    "patient_year_costs",
+    "solve_allocation",
+    "to_cents",
+]

@@ -7,7 +7,7 @@ during Y, the state of their row of Y + 1 when there is one, else ``lost`` (left
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

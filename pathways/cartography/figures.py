@@ -29,6 +29,7 @@ def plot_spending(table: pd.DataFrame, path: str | Path, year: int | None = None
     frame = _groups_only(table)
     year = int(frame["year"].max()) if year is None else int(year)
     spend = frame[frame["year"] == year].groupby("group")["total_cost"].sum().sort_values()
+    spend = spend[spend != 0]  # groups nobody holds
     fig, ax = plt.subplots(figsize=(7, max(3, 0.25 * len(spend))))
     ax.barh(spend.index.astype(str), spend.to_numpy() / 1e6)
     ax.set_xlabel(f"allocated spending {year} (million euros)")
@@ -64,6 +65,7 @@ def plot_decomposition(table: pd.DataFrame, path: str | Path, year: int | None =
     year = int(frame["year"].max()) if year is None else int(year)
     per = frame[frame["year"] == year].groupby("group")[["volume_effect", "cost_per_patient_effect"]].sum()
     per = per.loc[per.abs().sum(axis=1).sort_values().index]
+    per = per[per.abs().sum(axis=1) > 0]  # groups nobody held either year
     fig, ax = plt.subplots(figsize=(7, max(3, 0.25 * len(per))))
     y = np.arange(len(per))
     ax.barh(y, per["volume_effect"] / 1e3, label="volume (patients)")
@@ -80,6 +82,8 @@ def plot_transitions(trans: pd.DataFrame, path: str | Path) -> Path:
     """Transition diagram as a matrix: rate from each state (rows) to each state one year later (columns)."""
     plt = _pyplot()
     matrix = trans.pivot_table(index="from_state", columns="to_state", values="rate", aggfunc="sum").fillna(0.0)
+    states = list(dict.fromkeys([*matrix.index, *matrix.columns]))  # square: a state on both axes
+    matrix = matrix.reindex(index=[s for s in states if s in matrix.index], columns=states, fill_value=0.0)
     fig, ax = plt.subplots(figsize=(0.35 * matrix.shape[1] + 3, 0.3 * matrix.shape[0] + 2))
     im = ax.imshow(matrix.to_numpy(), cmap="viridis", vmin=0, vmax=1)
     ax.set_xticks(range(matrix.shape[1]), matrix.columns.astype(str), rotation=90, fontsize=7)

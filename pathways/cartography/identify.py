@@ -12,8 +12,9 @@ years they are insured (the default, first to last event, drops the years withou
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -95,7 +96,7 @@ def band_labels(bands: Sequence[int] = AGE_BANDS) -> list[str]:
     ['0-14', '15-64', '65+', 'unknown']
     """
     bands = [int(b) for b in bands]
-    return [f"{lo}-{hi - 1}" for lo, hi in zip(bands[:-1], bands[1:])] + [f"{bands[-1]}+", "unknown"]
+    return [f"{lo}-{hi - 1}" for lo, hi in pairwise(bands)] + [f"{bands[-1]}+", "unknown"]
 
 
 def day_years(days: np.ndarray) -> np.ndarray:

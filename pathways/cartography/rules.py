@@ -20,9 +20,10 @@ year when any of its criteria holds, unless a group listed in ``excluded_by`` ho
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -239,4 +240,4 @@ def _priority_order(groups: tuple[Group, ...]) -> tuple[int, ...]:
     return tuple(order)
 
 
-__all__ = ["CODE_FORMATS", "Criterion", "Group", "ROLES", "RULES_DIR", "RuleSet", "load_rules", "validate_rules"]
+__all__ = ["CODE_FORMATS", "ROLES", "RULES_DIR", "Criterion", "Group", "RuleSet", "load_rules", "validate_rules"]

@@ -11,8 +11,8 @@ carried by the events as the ``paid`` extras column (``base`` = paid / 0.7).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -205,4 +205,4 @@ def _transition_frame() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["CODES", "COSTS", "CartographyTruth", "PRIMARY", "SECONDARY", "STATES", "simulate_cartography"]
+__all__ = ["CODES", "COSTS", "PRIMARY", "SECONDARY", "STATES", "CartographyTruth", "simulate_cartography"]

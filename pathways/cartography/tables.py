@@ -11,8 +11,8 @@ cell: ``unattributed`` (the spending not allocated to a group) and ``total`` (al
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -91,7 +91,7 @@ class TableSums:
     by: list[str]
     groups: list[str]
 
-    def add(self, other: "TableSums") -> "TableSums":
+    def add(self, other: TableSums) -> TableSums:
         """The sums of two disjoint sets of patients."""
         keys = ["year", *self.by]
         population = pd.concat([self.population, other.population]).groupby(keys, sort=False).sum().reset_index()

@@ -21,7 +21,13 @@ from pathways.cartography.synthetic import CartographyTruth
 from pathways.cartography.tables import suppress
 from pathways.data.eventlog import EventLog
 from pathways.errors import PathwaysInputError
-from pathways.pipelines.common import RunResult, instantiate, load_data, write_parquet, write_summary
+from pathways.pipelines.common import (
+    RunResult,
+    instantiate,
+    load_data,
+    write_parquet,
+    write_summary,
+)
 from pathways.pipelines.report import _markdown_table
 from pathways.utils import logger
 

@@ -8,7 +8,12 @@ import pytest
 
 from pathways import EventLog
 from pathways.cartography import PatientYears, allocate, identify, patient_year_costs
-from pathways.cartography.dynamics import time_to_death, transition_factors, transitions, wilson
+from pathways.cartography.dynamics import (
+    time_to_death,
+    transition_factors,
+    transitions,
+    wilson,
+)
 from pathways.errors import PathwaysInputError
 
 

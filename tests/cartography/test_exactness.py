@@ -6,8 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pathways.cartography import allocate, cartography_table, identify, patient_year_costs
-
+from pathways.cartography import (
+    allocate,
+    cartography_table,
+    identify,
+    patient_year_costs,
+)
 from tests.cartography.conftest import COEFFICIENTS
 
 GROUPS = ["acute_mi", "chronic_cad", "diabetes", "dialysis"]
@@ -40,7 +44,7 @@ def test_flags_every_rule_type(fixture_log, fixture_rules):
 
 
 def test_costs_by_care_category_net_regularisations(fixture_log, fixture_rules):
-    py, costs, _ = _run(fixture_log, fixture_rules)
+    _, costs, _ = _run(fixture_log, fixture_rules)
     assert costs["paid_hospital"].tolist() == [500000, 0, 0, 0, 0, 0, 0, 0, 0]
     assert costs["paid_drugs"].tolist() == [3000, 0, 4000, 0, 6000, 4000, 4500, 4500, 0]
     assert costs["paid_consultations_acts"].tolist() == [0, 2500, 0, 3000, 0, 30000, 0, 0, 2300]
@@ -50,7 +54,7 @@ def test_costs_by_care_category_net_regularisations(fixture_log, fixture_rules):
 
 
 def test_allocation_to_the_cent(fixture_log, fixture_rules):
-    py, costs, alloc = _run(fixture_log, fixture_rules)
+    _, costs, alloc = _run(fixture_log, fixture_rules)
     cents = alloc.cents.toarray()
     # P1 2020: 503000 by 4000:300:100 -> floors 457272, 34295, 11431 (+2 cents to the largest remainders:
     # unattributed .818, acute_mi .727)

@@ -7,7 +7,6 @@ import pytest
 
 from pathways.cartography import load_rules, validate_rules
 from pathways.errors import PathwaysInputError
-
 from tests.cartography.conftest import RULES
 
 
