@@ -9,31 +9,43 @@ Checks: prevalence per group and year within +-1 percentage point of the planted
 and year within +-5 % of the planted attributable cost; planted yearly transition probabilities inside the 95 %
 Wilson intervals of the estimated rates (pooled over years).
 
-The synthetic-SNDS generator of issue 14 (``pathways.synthetic.snds``) writes raw tables; ``read_snds`` does not yet
-emit ALD periods (IR_IMB_R) or amounts (PRS_PAI_MNT), so this benchmark draws its own population (see
-``docs/cartography.md``: what a user must provide).
+**Recovery on synthetic SNDS** (``--snds-patients``, default 3 000, 2019-2021): raw tables of
+``pathways.synthetic.snds.write_snds`` read back with ``read_snds`` (CIP13 -> ATC through its IR_PHA_R), plus the
+ALD periods of IR_IMB_R as ``ald`` events (``read_snds`` does not read IR_IMB_R yet), identified with a rule set
+derived from the generator's published rules (ALD and PMSI main/linked diagnoses on its ICD-10 codes, >= 1
+dispensation of the tracer drugs no other pathology shares). Checked: prevalence per pathology and year within
++-1 pp of the planted one (patient-years whose pathology left evidence: ALD, stay or tracer dispensation). No
+amounts: ``read_snds`` does not read PRS_PAI_MNT, so the cost and transition checks run on the population above;
+here the mean yearly reimbursed amount of the identified members (truth costs per patient-year) is compared with
+that of the planted members.
 
 **Scale** (``--scale``, patient-years, default 1e6 and 1e7): in a fresh process, ``build_cartography`` runs over
 the population drawn chunk by chunk (200 000 patients; identification, costs, allocation fitted on the summed
 normal equations, both tables, transitions, survival). Reported: drawing and cartography wall time, peak resident
 memory (``ru_maxrss``) of that process.
 
-Usage: python benchmarks/cartography.py [--patients 100000] [--scale 1e6,1e7] [--out benchmarks/results/cartography.md]
+Usage: python benchmarks/cartography.py [--patients 100000] [--snds-patients 3000] [--scale 1e6,1e7] [--out benchmarks/results/cartography.md]
 """
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
 import resource
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pathways import EventLog
+from pathways.cartography import identify
 from pathways.cartography.build import build_cartography
-from pathways.cartography.dynamics import transitions
+from pathways.cartography.dynamics import transitions, wilson
+from pathways.cartography.identify import year_start
 from pathways.cartography.synthetic import PRIMARY, simulate_cartography
+from pathways.io import read_snds
+from pathways.synthetic.snds import write_snds
 
 YEARS = (2019, 2020, 2021, 2022)
 PY_PER_PATIENT = 3.8  # patient-years per patient over 4 years (deaths)
@@ -64,7 +76,6 @@ def recovery(n_patients: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame
     trans["n_from"] = trans["from_state"].map(n_from)
     missing = trans["rate"].isna()
     if missing.any():  # a transition never observed: rate 0 with its Wilson interval
-        from pathways.cartography.dynamics import wilson
         lo, hi = wilson(np.zeros(int(missing.sum())), trans.loc[missing, "n_from"].to_numpy())
         trans.loc[missing, ["rate", "ci_low", "ci_high"]] = np.column_stack([np.zeros(lo.size), lo, hi])
     trans["covered"] = (trans["ci_low"] <= trans["probability"]) & (trans["probability"] <= trans["ci_high"])
@@ -72,6 +83,85 @@ def recovery(n_patients: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame
             "simulate_s": t1 - t0, "cartography_s": t2 - t1,
             "total_equals_allocated": carto.metrics["total_spending"] == carto.metrics["allocated_spending"]}
     return prevalence, trans, info
+
+
+SNDS_YEARS = (2019, 2020, 2021)
+
+
+def snds_rules(truth) -> dict:
+    """Rule set of the generator's pathologies: ALD and PMSI (main, linked) on their ICD-10 codes (and session
+    diagnosis), >= 1 dispensation of the tracer drugs that no other pathology shares."""
+    rules = truth.rules
+    atc = {p: set(str(r).split()) for p, r in zip(rules["pathology"], rules["tracer_atc"])}
+    groups = []
+    for r in rules.itertuples():
+        icd = str(r.icd10).split()
+        own = sorted(c for c in atc[r.pathology] if all(c not in atc[o] for o in atc if o != r.pathology))
+        group = {"id": r.pathology, "label": r.label,
+                 "hospital": {"codes": icd + ([r.session_icd10] if r.session_icd10 else []),
+                              "roles": ["main", "linked"], "lookback_years": 1}}
+        if r.ald_probability > 0:
+            group["ald"] = {"codes": icd}
+        if own:
+            group["drugs"] = {"codes": own, "min_dispensations": 1}
+        groups.append(group)
+    return {"name": "synthetic_snds", "version": "1", "groups": groups}
+
+
+def snds_log(folder: Path, truth) -> EventLog:
+    """read_snds events + IR_IMB_R periods as ``ald`` events; patients observed from 2019 (or their first ALD)."""
+    log = read_snds(folder, cip_to_atc=folder / "nomenclatures" / "IR_PHA_R.parquet", errors="warn")
+    events, _ = log.to_pandas()
+    events = events[["patient_id", "time", "end", "code", "category"]].assign(
+        patient_id=events["patient_id"].astype(str))
+    imb = pd.read_parquet(folder / "DCIR_DCIRS" / "IR_IMB_R")
+    origin = pd.Timestamp("1970-01-01")
+    start = pd.to_datetime(imb["IMB_ALD_DTD"].astype(str), errors="coerce")
+    stop = pd.to_datetime(imb["IMB_ALD_DTF"].astype(str).replace("1600-01-01", None), errors="coerce")
+    ald = pd.DataFrame({"patient_id": imb["BEN_NIR_PSA"].astype(str), "time": (start - origin).dt.days.astype(float),
+                        "end": (stop - origin).dt.days.astype(float),
+                        "code": "CIM10:" + imb["MED_MTF_COD"].astype(str), "category": "ald"})
+    events = pd.concat([events, ald], ignore_index=True)
+    patients = truth.patients()[["patient_id", "birth", "sex", "death", "department"]].copy()
+    first_ald = ald.groupby("patient_id")["time"].min()
+    patients["start"] = np.fmin(patients["patient_id"].map(first_ald).to_numpy(float), year_start(SNDS_YEARS[0]))
+    patients["end"] = np.where(patients["death"].notna(), patients["death"], year_start(SNDS_YEARS[-1] + 1) - 1)
+    return EventLog.from_pandas(events, patients, time_unit="days", outside_window="drop")
+
+
+def snds_recovery(n_patients: int) -> tuple[pd.DataFrame, dict]:
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        truth = write_snds(tmp, n_patients, years=SNDS_YEARS, seed=0)
+        t1 = time.perf_counter()
+        log = snds_log(Path(tmp), truth)
+        t2 = time.perf_counter()
+        py = identify(log, snds_rules(truth), years=SNDS_YEARS)
+        t3 = time.perf_counter()
+        planted = truth.pathologies()
+        costs = truth.costs().groupby(["patient_id", "year"])["reimbursed"].sum()
+        people = truth.patients()
+    frame = py.frame()
+    frame["patient_id"] = log.patients["patient_id"].astype(str).to_numpy()[frame["patient"]]
+    planted = planted[planted["ald"] | planted["hospital"] | planted["drug"]]
+    rows = []
+    for year in SNDS_YEARS:
+        alive = int((people["death"].isna() | (people["death"] >= year_start(year))).sum())
+        ours = frame[frame["year"] == year]
+        spend = costs.reindex(pd.MultiIndex.from_arrays([ours["patient_id"], ours["year"]])).fillna(0).to_numpy()
+        for group in py.groups:
+            held = planted[(planted["year"] == year) & (planted["pathology"] == group)]
+            true_spend = costs.reindex(pd.MultiIndex.from_arrays([held["patient_id"], held["year"]])).fillna(0)
+            mine = ours[group].to_numpy(bool)
+            rows.append({"pathology": group, "year": year, "population": len(ours), "planted_population": alive,
+                         "planted_prevalence_%": 100 * len(held) / alive, "prevalence_%": 100 * mine.mean(),
+                         "error_pp": 100 * (mine.mean() - len(held) / alive),
+                         "planted_members_mean_spend": true_spend.mean(), "members_mean_spend": spend[mine].mean()})
+    table = pd.DataFrame(rows)
+    table["spend_error_%"] = 100 * (table["members_mean_spend"] / table["planted_members_mean_spend"] - 1)
+    info = {"patients": n_patients, "events": log.n_events, "write_s": t1 - t0, "read_s": t2 - t1,
+            "identify_s": t3 - t2}
+    return table, info
 
 
 class SimulatedChunks:
@@ -104,7 +194,7 @@ def _scale_child(n_patients: int, queue: mp.Queue) -> None:
 
 
 def scale(patient_years: float) -> dict:
-    n_patients = int(round(patient_years / PY_PER_PATIENT))
+    n_patients = round(patient_years / PY_PER_PATIENT)
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_scale_child, args=(n_patients, queue))
@@ -115,38 +205,55 @@ def scale(patient_years: float) -> dict:
     return row
 
 
+def _markdown(frame: pd.DataFrame) -> str:
+    """A markdown table (header, separator, rows)."""
+    cols = [str(c) for c in frame.columns]
+    rows = ["|" + "|".join(str(v) for v in row) + "|" for row in frame.itertuples(index=False)]
+    return "\n".join(["|" + "|".join(cols) + "|", "|" + "|".join("---" for _ in cols) + "|", *rows])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--patients", type=int, default=100_000)
+    parser.add_argument("--snds-patients", type=int, default=3000)
     parser.add_argument("--scale", default="1e6,1e7", help="patient-year sizes, comma-separated ('' = none)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "cartography.md"))
     args = parser.parse_args()
     prevalence, trans, info = recovery(args.patients)
+    snds, snds_info = snds_recovery(args.snds_patients)
     scale_rows = []
     for size in [float(s) for s in args.scale.split(",") if s]:
         scale_rows.append(scale(size))
         print(scale_rows[-1], flush=True)
-    lines = ["# Cartography benchmark", "", f"`python benchmarks/cartography.py --patients {args.patients} "
-             f"--scale {args.scale}`", "", "## Recovery", "",
-             f"{info['patients']} patients, {info['patient_years']} patient-years, {info['events']} events; "
+    lines = ["# Cartography benchmark", "", (f"`python benchmarks/cartography.py --patients {args.patients} "
+             f"--snds-patients {args.snds_patients} --scale '{args.scale}'`"), "", "## Recovery", "",
+             (f"{info['patients']} patients, {info['patient_years']} patient-years, {info['events']} events; "
              f"simulation {info['simulate_s']:.1f} s, cartography {info['cartography_s']:.1f} s; allocated total "
-             f"equals total spending to the cent: {info['total_equals_allocated']}.", "",
+             f"equals total spending to the cent: {info['total_equals_allocated']}."), "",
              f"- prevalence: max |error| {prevalence['error_pp'].abs().max():.3f} pp (criterion 1 pp)",
              f"- mean cost: max |error| {prevalence['cost_error_%'].abs().max():.2f} % (criterion 5 %)",
-             f"- transitions: {int(trans['covered'].sum())} / {len(trans)} planted probabilities inside the 95 % "
-             "interval", "", "### Prevalence and mean allocated cost per group and year", "",
-             prevalence.round(3).to_csv(sep="|", index=False).replace("\n", "|\n|").join(["|", ""]).rstrip("|"),
+             (f"- transitions: {int(trans['covered'].sum())} / {len(trans)} planted probabilities inside the 95 % "
+             "interval"), "", "### Prevalence and mean allocated cost per group and year", "",
+             _markdown(prevalence.round(3)),
              "", "### Transitions (pooled 2019-2021 -> next year)", "",
-             trans[["from_state", "to_state", "probability", "n", "n_from", "rate", "ci_low", "ci_high",
-                    "covered"]].round(4).to_csv(sep="|", index=False).replace("\n", "|\n|").join(["|", ""]).rstrip("|")]
+             _markdown(trans[["from_state", "to_state", "probability", "n", "n_from", "rate", "ci_low", "ci_high",
+                              "covered"]].round(4))]
+    lines += ["", "## Recovery on synthetic SNDS (pathways.synthetic.snds)", "",
+              (f"{snds_info['patients']} beneficiaries, {snds_info['events']} events (read_snds + IR_IMB_R); write "
+              f"{snds_info['write_s']:.1f} s, read {snds_info['read_s']:.1f} s, identification "
+              f"{snds_info['identify_s']:.2f} s."), "",
+              f"- prevalence: max |error| {snds['error_pp'].abs().max():.3f} pp (criterion 1 pp)",
+              f"- population per year equals the planted one: {bool((snds['population'] == snds['planted_population']).all())}",
+              (f"- mean yearly reimbursement of the identified members vs the planted members: max |error| "
+              f"{snds['spend_error_%'].abs().max():.2f} %"), "", _markdown(snds.round(3))]
     if scale_rows:
         table = pd.DataFrame(scale_rows)[["patient_years", "patients", "events", "simulate_s", "cartography_s",
                                           "peak_rss_GiB", "exact_total"]]
-        lines += ["", "## Scale", "", "Fresh process per size: build_cartography over chunks of 200 000 patients "
+        lines += ["", "## Scale", "", ("Fresh process per size: build_cartography over chunks of 200 000 patients "
                   "(37 groups, paid amounts, cells by age band x sex x department); each chunk is drawn twice (the "
                   "regression pass and the allocation pass): simulate_s is the drawing time, cartography_s the "
-                  "rest. Peak RSS is the whole process's (chunks drawn included).", "",
-                  table.round(2).to_csv(sep="|", index=False).replace("\n", "|\n|").join(["|", ""]).rstrip("|")]
+                  "rest. Peak RSS is the whole process's (chunks drawn included)."), "",
+                  _markdown(table.round(2))]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
