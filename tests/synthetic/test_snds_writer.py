@@ -11,6 +11,7 @@ import pytest
 
 from pathways.io import read_snds
 from pathways.synthetic.snds import write_snds
+from pathways.synthetic.snds.truth import EVENT_COLUMNS
 
 duckdb = pytest.importorskip("duckdb")
 COLS = ["patient_id", "time", "category", "code", "end", "value"]
@@ -52,11 +53,40 @@ def test_eventlog_matches_truth_exactly(snds):
     expected = truth.events()
     got = _frame(log)
     assert log.origin == pd.Timestamp("1970-01-01") and log.time_unit == "days"
+    providers = [c for c in ("prescriber", "provider", "institution") if c in log.extras]
+    if not providers:  # a reader without provider columns merges services that differ only by them
+        expected = expected.drop_duplicates(EVENT_COLUMNS)
     pd.testing.assert_frame_equal(_sorted(got), _sorted(expected), check_dtype=False)
     counts = lambda f: f.groupby(["patient_id", "category"]).size()
     pd.testing.assert_series_equal(counts(got), counts(expected))
     assert set(got["category"]) == {"drug", "act", "stay", "main_diagnosis", "linked_diagnosis",
                                     "associated_diagnosis", "hospital_act", "death"}
+    if providers:
+        cols = COLS + providers
+        with_ids = got.assign(**{c: log.extras[c] for c in providers})
+        pd.testing.assert_frame_equal(with_ids[cols].astype("string").fillna("").sort_values(cols).reset_index(drop=True),
+                                      expected[cols].astype("string").fillna("").sort_values(cols).reset_index(drop=True))
+
+
+def test_amounts_in_the_eventlog_match_the_tables(snds):
+    _, truth, log = snds
+    if "paid" not in log.extras:
+        assert "base" not in log.extras  # this reader exposes no amounts
+        return
+    key = ["patient_id", "time", "code", "category", "provider"]
+    got = _frame(log).assign(provider=log.extras["provider"], paid=log.extras["paid"], base=log.extras["base"])
+    got = got[got["category"].isin(["drug", "act"])]
+    expected = truth.events()
+    expected = expected[expected["category"].isin(["drug", "act"])]
+    sums = lambda f: f.groupby(key)[["paid", "base"]].sum()
+    got_sums, want = sums(got), sums(expected)
+    assert got_sums.index.equals(want.index)
+    regularised = expected.groupby(key)["regularised"].any().reindex(want.index).to_numpy()
+    assert 0 < regularised.sum() < 0.05 * len(want)
+    np.testing.assert_allclose(got_sums.to_numpy()[~regularised], want.to_numpy()[~regularised], atol=0.01)
+    # Known read_snds limitation (reported): a cancellation is shared between the original line and its identical
+    # re-billing, which the duplicate rule then merges, so the EventLog keeps only part of the net amount.
+    assert (got_sums["paid"].to_numpy()[regularised] < want["paid"].to_numpy()[regularised]).all()
 
 
 def test_patients_match_truth(snds):

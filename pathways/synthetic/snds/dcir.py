@@ -164,7 +164,10 @@ def tables(gen: np.random.Generator, cat: Catalogue, pop: Population, prov: Prov
     fee_total = np.zeros(s["day"].size)
     fee_rows = typ == FEE
     np.add.at(fee_total, r[fee_rows], reimbursed[fee_rows])
-    return out, {"reimbursed": np.round(paid * rate, 2) + fee_total, "paid": paid}
+    base = np.round(paid * rate, 2)
+    regularised = np.zeros(s["day"].size, bool)
+    regularised[r[typ == CANCEL]] = True
+    return out, {"reimbursed": base + fee_total, "paid": paid, "base": base, "regularised": regularised}
 
 
 def _birth_year(pop: Population) -> np.ndarray:

@@ -16,9 +16,16 @@ from pathways.synthetic.snds.care import ACT, FRAUD, PHARMACY
 from pathways.synthetic.snds.catalogue import Catalogue
 from pathways.synthetic.snds.model import COST_CATEGORIES, PATHOLOGIES
 from pathways.synthetic.snds.population import DEPARTMENTS, Population, year_start
-from pathways.synthetic.snds.providers import Providers, pharmacy_id, prescriber_id
+from pathways.synthetic.snds.providers import (
+    Providers,
+    hospital_id,
+    pharmacy_id,
+    prescriber_id,
+)
 
 PER_CHUNK = ("patients", "pathologies", "costs", "events", "abusers")
+#: The event columns every reader gives (without provider and amount extras).
+EVENT_COLUMNS = ["patient_id", "time", "end", "value", "code", "category"]
 
 
 def _year(days: np.ndarray) -> np.ndarray:
@@ -77,18 +84,40 @@ def costs_frame(pop: Population, services: dict[str, np.ndarray], reimbursed: np
                          "reimbursed": out["reimbursed"].round(2).to_numpy()})
 
 
-def events_frame(cat: Catalogue, pop: Population, services: dict[str, np.ndarray], stays: dict[str, np.ndarray],
-                 detail: dict[str, np.ndarray], cause: np.ndarray) -> pd.DataFrame:
-    """The events read_snds must give (its categories and codes, times in days since 1970, identical events once)."""
+def _labels(values: np.ndarray, label: Any) -> np.ndarray:
+    """``label`` of each integer id, formatted once per distinct value; negative ids -> None."""
+    uniq, inv = np.unique(values, return_inverse=True)
+    names = np.asarray(label(np.maximum(uniq, 0)), dtype=object)
+    names[uniq < 0] = None
+    return names[inv]
+
+
+def events_frame(cat: Catalogue, pop: Population, prov: Providers, services: dict[str, np.ndarray],
+                 amounts: dict[str, np.ndarray], stays: dict[str, np.ndarray], detail: dict[str, np.ndarray],
+                 cause: np.ndarray) -> pd.DataFrame:
+    """The events read_snds must give (its categories and codes, times in days since 1970, identical events once).
+
+    DCIR events also carry their ``prescriber`` (PFS_PRE_NUM), ``provider`` (PFS_EXE_NUM), ``institution``
+    (ETB_PRE_FIN), ``paid`` (PRS_PAI_MNT) and ``base`` (BSE_REM_MNT) of the service (EUR, net of its
+    regularisation) and ``regularised`` (cancelled and billed again in a later flux); other events have them
+    missing. Rows identical in every column (a re-billed dispensation and its original) appear once;
+    two services that differ only by provider or amount stay two rows (a reader that drops those columns
+    merges them: ``drop_duplicates(EVENT_COLUMNS)`` gives its view).
+    """
     parts = []
     s = services
     for kind, category in ((PHARMACY, "drug"), (ACT, "act")):
         m = s["kind"] == kind
         code = ("CIP13:" + cat.cip[s["item"][m]].astype(str).astype(object) if kind == PHARMACY
                 else "CCAM:" + cat.ccam_codes[s["item"][m]])
-        parts.append(pd.DataFrame({"p": s["pat"][m], "time": s["day"][m].astype(float), "end": np.nan,
-                                   "value": s["qty"][m].astype(float) if kind == PHARMACY else np.nan,
-                                   "code": code, "category": category}))
+        exe = s["executor"][m]
+        parts.append(pd.DataFrame({
+            "p": s["pat"][m], "time": s["day"][m].astype(float), "end": np.nan,
+            "value": s["qty"][m].astype(float) if kind == PHARMACY else np.nan, "code": code, "category": category,
+            "prescriber": _labels(s["prescriber"][m], lambda u: prescriber_id(u, prov.n_gp)),
+            "provider": _labels(exe, pharmacy_id if kind == PHARMACY else lambda u: prescriber_id(u, prov.n_gp)),
+            "institution": _labels(s["etb"][m], lambda u: hospital_id(u).astype(str)), "paid": amounts["paid"][m],
+            "base": amounts["base"][m], "regularised": amounts["regularised"][m]}))
     kept = ~detail["error"]
     k = np.flatnonzero(kept)
     entry = stays["entry"].astype(float)
@@ -113,7 +142,10 @@ def events_frame(cat: Catalogue, pop: Population, services: dict[str, np.ndarray
                                "category": "death"}))
     ev = pd.concat(parts, ignore_index=True)
     ev.insert(0, "patient_id", pop.pid[ev.pop("p").to_numpy()].astype(str))
-    ev = ev.drop_duplicates(["patient_id", "time", "end", "value", "code", "category"])
+    same = [c for c in ev.columns if c != "regularised"]
+    ev["regularised"] = ev["regularised"].fillna(False).astype(bool)
+    ev["regularised"] = ev.groupby(same, dropna=False)["regularised"].transform("any")
+    ev = ev.drop_duplicates(same)
     return ev.sort_values(["patient_id", "time", "category", "code"], kind="stable").reset_index(drop=True)
 
 
@@ -185,5 +217,5 @@ class SndsTruth:
         return self._read("abusers")
 
 
-__all__ = ["PER_CHUNK", "SndsTruth", "abusers_frame", "costs_frame", "events_frame", "pathologies_frame",
+__all__ = ["EVENT_COLUMNS", "PER_CHUNK", "SndsTruth", "abusers_frame", "costs_frame", "events_frame", "pathologies_frame",
            "patients_frame", "rules_frame"]

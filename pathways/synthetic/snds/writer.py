@@ -169,7 +169,7 @@ def write_chunk(sink: _Sink, gen: np.random.Generator, index: np.ndarray, k: int
     truth = {"patients": patients_frame(pop, prov, cause), "pathologies": pathologies_frame(pop, years, serv, st, kept),
              "costs": costs_frame(pop, serv, amounts["reimbursed"], st, kept), "abusers": abusers_frame(pop, prov, serv)}
     if truth_events:
-        truth["events"] = events_frame(cat, pop, serv, st, detail, cause)
+        truth["events"] = events_frame(cat, pop, prov, serv, amounts, st, detail, cause)
     for name, frame in truth.items():
         sink.write(name, pa.Table.from_pandas(frame, preserve_index=False), k)
 
