@@ -127,8 +127,9 @@ def patients_to_arrow(log: "EventLog") -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def dictionary_positions(column: pa.ChunkedArray, index: pd.Index, what: str) -> np.ndarray:
-    """Positions in ``index`` of every value of a dictionary-encoded column, chunk by chunk (no per-row strings)."""
+def dictionary_positions(column: pa.ChunkedArray, index: pd.Index, what: str, *, absent: str = "raise") -> np.ndarray:
+    """Positions in ``index`` of every value of a (dictionary-encoded) column, chunk by chunk: one lookup per
+    distinct value, never one per row. Values absent from ``index`` raise, or give -1 with ``absent="keep"``."""
     out = np.empty(len(column), dtype=np.int64)
     start = 0
     for chunk in column.chunks:
@@ -137,11 +138,10 @@ def dictionary_positions(column: pa.ChunkedArray, index: pd.Index, what: str) ->
         if chunk.null_count:
             raise PathwaysInputError(f"{what}: {chunk.null_count} values are missing")
         lookup = index.get_indexer(pd.Index(chunk.dictionary.to_numpy(zero_copy_only=False)))
-        positions = lookup[chunk.indices.to_numpy()]
-        if (positions < 0).any():
-            raise PathwaysInputError(f"{what}: {int((positions < 0).sum())} values are absent from its table")
-        out[start:start + len(chunk)] = positions
+        out[start:start + len(chunk)] = lookup[chunk.indices.to_numpy()]
         start += len(chunk)
+    if absent == "raise" and (out < 0).any():
+        raise PathwaysInputError(f"{what}: {int((out < 0).sum())} values are absent from its table")
     return out
 
 

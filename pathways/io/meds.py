@@ -18,6 +18,7 @@ dataset (without pathways' files) reads with patients built from its birth, deat
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from os import PathLike
 from pathlib import Path
@@ -31,6 +32,7 @@ import pyarrow.parquet as pq
 
 import pathways
 from pathways.data import EventLog, Vocabulary
+from pathways.data.arrow import dictionary_positions
 from pathways.data.dates import EPOCH
 from pathways.data.order import event_order
 from pathways.errors import PathwaysInputError
@@ -243,7 +245,9 @@ def _write_metadata(log: EventLog, meta: Path, splits: Mapping[Any, str] | None,
 # reading
 # ----------------------------------------------------------------------------------------------------------------
 def _read_shards(folder: Path, split: str | None) -> pa.Table:
-    shards = sorted((folder / "data").rglob("*.parquet"))
+    # natural order: shard 10 after shard 9 (write_meds' order, which the trusted read relies on)
+    shards = sorted((folder / "data").rglob("*.parquet"),
+                    key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.as_posix())])
     if not shards:
         raise PathwaysInputError(f"MEDS folder {str(folder)!r}: no data/*.parquet shards")
     try:
@@ -259,21 +263,6 @@ def _read_shards(folder: Path, split: str | None) -> pa.Table:
         keep = splits.filter(pc.equal(splits.column("split"), split)).column("subject_id")
         table = table.filter(pc.is_in(table.column("subject_id"), value_set=keep))
     return table
-
-
-def _code_positions(column: pa.ChunkedArray, index: pd.Index) -> np.ndarray:
-    """Position in ``index`` of every code (-1 when absent), through each chunk's dictionary."""
-    out = np.empty(len(column), dtype=np.int64)
-    start = 0
-    for chunk in column.chunks:
-        if not pa.types.is_dictionary(chunk.type):
-            chunk = pc.dictionary_encode(chunk)
-        if chunk.null_count:
-            raise PathwaysInputError(f"MEDS code: {chunk.null_count} rows have no code")
-        lookup = index.get_indexer(pd.Index(chunk.dictionary.to_numpy(zero_copy_only=False).astype(str)))
-        out[start:start + len(chunk)] = lookup[chunk.indices.to_numpy()]
-        start += len(chunk)
-    return out
 
 
 def _float_times(table: pa.Table, name: str, exact: str, unit_us: int, origin_us: int) -> np.ndarray:
@@ -343,10 +332,12 @@ def read_meds(folder: str | PathLike, *, split: str | None = None) -> EventLog:
         code_table = pq.read_table(meta / "codes.parquet")
         vocab = Vocabulary(code_table.column("code").to_pylist(), code_table.column("pathways_count").to_numpy(),
                            info["oov_token"])
-        position = _code_positions(codes, pd.Index([*vocab.codes, BIRTH, DEATH]))  # one pass over the codes
+        position = dictionary_positions(codes, pd.Index([*vocab.codes, BIRTH, DEATH]), "MEDS code",
+                                        absent="keep")  # one pass over the codes
         n = len(vocab)
     else:
-        position, n = _code_positions(codes, pd.Index([BIRTH, DEATH])) + 1, 1  # 0: any other code
+        # 0: any other code, 1: birth, 2: death
+        position, n = dictionary_positions(codes, pd.Index([BIRTH, DEATH]), "MEDS code", absent="keep") + 1, 1
     rows = {"birth": position == n, "death": position == n + 1}
     rows["static"] = np.isnan(times) & ~rows["birth"] & ~rows["death"]
     event = ~(rows["static"] | rows["birth"] | rows["death"])
@@ -354,14 +345,17 @@ def read_meds(folder: str | PathLike, *, split: str | None = None) -> EventLog:
     if own:
         patients = pq.read_table(meta / "subjects.parquet").to_pandas()
         index = patients.pop("subject_id").to_numpy()
-        info = {**info, "sorted": np.array_equal(index, np.arange(index.size)) and split is None}
+        info = {**info, "sorted": np.array_equal(index, np.arange(index.size)) and split is None
+                and bool((np.diff(subject) >= 0).all())}  # shards renamed or reordered: sort the events
         patient = subject if info["sorted"] else pd.Index(index).get_indexer(subject)
+        if info["sorted"] and subject.size and (subject.min() < 0 or subject.max() >= index.size) or (patient < 0).any():
+            raise PathwaysInputError("MEDS subject_id: rows name subjects absent from metadata/subjects.parquet")
         if split is not None:
             patient, patients = _keep_split(patient, patients, np.unique(patient))
     else:
         patient, patients = _foreign_patients(subject, rows, times, codes, _values(table, "numeric_value"))
         vocab = _foreign_vocab(codes, event)
-        position = _code_positions(codes, pd.Index(vocab.codes))
+        position = dictionary_positions(codes, pd.Index(vocab.codes), "MEDS code", absent="keep")
     return _build(table, event, patient, times, position, vocab, patients, info if own else None, origin,
                   (time_unit, unit_us, origin_us))
 
