@@ -4,10 +4,11 @@ their groups, yearly tables (prevalence, incidence, allocated cost, volume / cos
 dynamics (transitions between pathology states, time to death). See ``docs/cartography.md``."""
 from __future__ import annotations
 
+from pathways.cartography.build import Cartography, build_cartography
 from pathways.cartography.costs import Allocation, allocate, patient_year_costs
 from pathways.cartography.identify import PatientYears, identify
 from pathways.cartography.rules import RuleSet, load_rules, validate_rules
 from pathways.cartography.tables import cartography_table, suppress
 
-__all__ = ["Allocation", "PatientYears", "RuleSet", "allocate", "cartography_table", "identify", "load_rules",
-           "patient_year_costs", "suppress", "validate_rules"]
+__all__ = ["Allocation", "Cartography", "PatientYears", "RuleSet", "allocate", "build_cartography",
+           "cartography_table", "identify", "load_rules", "patient_year_costs", "suppress", "validate_rules"]
