@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pathways.data import EventLog
+from pathways.io import read_snds
 from pathways.synthetic.snds.writer import write_snds
 
 
@@ -38,8 +39,6 @@ def read_synthetic_snds(n_patients: int = 2_000, years: Iterable[int] = (2019, 2
     atc : map dispensations to ATC codes through the generated ``IR_PHA_R`` (else they keep their CIP13).
     read_kwargs : passed to :func:`pathways.io.read_snds` (``sources``, ``window``, ``atc_level``, ...).
     """
-    from pathways.io import read_snds
-
     years = tuple(int(y) for y in years)
     target = Path(folder) if folder is not None else cache_folder(n_patients, years, seed, fmt, chunk_patients)
     params = {"n_patients": int(n_patients), "years": list(years), "seed": int(seed), "fmt": fmt,
