@@ -11,8 +11,8 @@ import pytest
 duckdb = pytest.importorskip("duckdb", reason="duckdb is the optional 'omop' extra")
 pytestmark = pytest.mark.filterwarnings("ignore::pathways.errors.PathwaysDataWarning")
 
-from pathways.io import read_snds  # noqa: E402
-from pathways.io.snds import DCIR_KEYS  # noqa: E402
+from pathways.io import read_snds
+from pathways.io.snds import DCIR_KEYS
 
 SNDS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "snds"
 A, B = "AAAAAAAAAAAAAAAA1", "BBBBBBBBBBBBBBBB2"
@@ -130,7 +130,7 @@ def _read_shared(folder: Path, **kwargs):
 def test_shared_sample_extras_match_pandas_on_every_line(shared_snds):
     joined = _joined(shared_snds)
     log = _read_shared(shared_snds, drop_nonpositive_quantity=False)
-    strip = lambda v: None if pd.isna(v) or not str(v).strip() else str(v).strip()  # noqa: E731
+    strip = lambda v: None if pd.isna(v) or not str(v).strip() else str(v).strip()
     expected = sorted((r.BEN_NIR_PSA, r.t, r.code, strip(r.PFS_PRE_NUM), strip(r.PFS_EXE_NUM), strip(r.ETB_PRE_FIN),
                        r.paid, r.base) for r in joined.itertuples())
     ev, _ = log.to_pandas()
