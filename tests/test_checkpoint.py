@@ -159,3 +159,31 @@ def test_load_on_unavailable_gpu_fails_clearly(tmp_path, hawkes_model):
 
     with pytest.raises(PathwaysInputError, match="CUDA is not available"):
         load(save(hawkes_model, tmp_path / "m.pt"), device="cuda")
+
+
+def test_checkpoint_written_before_the_encoder_objects_still_predicts(tmp_path, monkeypatch):
+    """A checkpoint of the former format: a ``trainer_kwargs`` parameter and the old ``encode`` dict in ``extra``
+    (written by the pipeline before the encoder objects). It loads and encodes new patients as it did then."""
+    from pathways.data.anchors import index_times
+    from pathways.encode import most_frequent_diagnosis, outcome_dataset
+    from pathways.models.recurrent import GRUOutcome
+    from pathways.pipelines.infer import encode_like
+    from pathways.synthetic import simulate_cohort
+
+    log, _ = simulate_cohort(60, seed=0, n_drugs=6, n_diagnoses=3, n_acts=1, n_outcomes=2, n_strong=1, n_weak=1,
+                             follow_up_years=[1.0, 2.0])
+    code = most_frequent_diagnosis(log)
+    old_encode = {"sequences": {}, "sparse_series": {"bin_days": 30.0, "value": "count"}, "sccs": {},
+                  "labels": {"outcomes": [code], "horizon_days": 180.0, "lookback_days": 365.0, "index_time": None,
+                             "censoring": "keep"}}
+    # the encoding the former pipeline computed from that dict
+    data = outcome_dataset(log, [code], 180.0, index_times(log, "midpoint"), lookback=365.0, bin_days=30.0,
+                           value="count", censoring="keep")
+    model = GRUOutcome(hidden_size=4, embedding_dim=4, max_epochs=1, device="cpu").fit(data)
+    state = model.export_state()
+    state["params"]["trainer_kwargs"] = None  # a parameter of the former GRUOutcome
+    monkeypatch.setattr(model, "export_state", lambda: state)
+    path = save(model, tmp_path / "old.pt", extra={"task": "outcome_risk", "encode": old_encode})
+    loaded = load(path)
+    assert loaded.input_kind == "outcome" and "trainer_kwargs" not in loaded.get_params()
+    np.testing.assert_array_equal(loaded.predict_proba(encode_like(loaded, log)), model.predict_proba(data))

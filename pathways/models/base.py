@@ -6,8 +6,11 @@ into plain JSON + tensors (no pickled code), which :mod:`pathways.checkpoint` wr
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
 import json
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, Iterator
 
 import numpy as np
 import pandas as pd
@@ -15,12 +18,17 @@ import torch
 from sklearn.base import BaseEstimator
 
 from pathways.checkpoint import import_class
+from pathways.device import resolve_device
 from pathways.data.eventlog import EventLog
 from pathways.data.vocabulary import Vocabulary
 from pathways.encode.sequences import Sequences, to_sequences
 from pathways.errors import PathwaysInputError
+from pathways.training.trainer import HPARAMS, Trainer
 
 _JSON_SCALARS = (bool, int, float, str, type(None))
+#: parameters of earlier versions, dropped when an old checkpoint is loaded (run-level trainer settings now reach
+#: the model through ``fit(..., trainer=)``; they never changed what a fitted model computes)
+_RETIRED_PARAMS = ("trainer_kwargs",)
 
 
 class NotFittedError(PathwaysInputError):
@@ -31,11 +39,14 @@ class PathwaysEstimator(BaseEstimator):
     """Base class of all pathways models: the one protocol every family implements.
 
     ``input_kind`` (class attribute)
-        ``"sequences"`` (Hawkes, neural TPPs), ``"sparse_series"`` (recurrent outcome models) or ``"sccs"``: which
+        ``"sequences"`` (Hawkes, neural TPPs), ``"outcome"`` (recurrent outcome models) or ``"sccs"``: which
         encoder feeds the model (the pipelines check it).
-    ``fit(data, validation=None) -> self``
+    ``fit(data, validation=None, trainer=None) -> self``
         The first argument is called ``data`` in every family; full-batch learners accept ``validation`` and
-        document that they ignore it.
+        document that they ignore it. ``trainer`` (a :class:`pathways.training.Trainer`) is the ONE route of the
+        run-level settings: neural models train with ``trainer.configured(<their hyper-parameters>)``
+        (:meth:`run_trainer`), full-batch learners take its device, progress and iteration cap
+        (:func:`full_batch_fit`). ``None`` keeps the estimator's own parameters (library use).
     ``score(data) -> float``
         Mean log-likelihood per event (per sample for outcome models, per case-event for SCCS); higher is better.
     ``score_samples(data) -> ndarray``
@@ -66,6 +77,33 @@ class PathwaysEstimator(BaseEstimator):
     def log_likelihood(self, data: Any) -> float:
         """Total log-likelihood of ``data``: the sum of :meth:`score_samples` (one meaning for every family)."""
         return float(np.sum(self.score_samples(data)))
+
+    def run_trainer(self, trainer: Trainer | None) -> Trainer:
+        """The Trainer a neural model fits with: the run's ``trainer`` configured with this estimator's
+        optimisation hyper-parameters (max_epochs, lr, weight_decay, batch_size, patience, seed), or, without a run
+        trainer, a default one on this estimator's ``device`` and ``progress``."""
+        params = self.get_params(deep=False)
+        if trainer is None:
+            trainer = Trainer(device=params.get("device", "auto"), progress=bool(params.get("progress", False)))
+        return trainer.configured(**{k: v for k, v in params.items() if k in HPARAMS})
+
+    @contextlib.contextmanager
+    def run_settings(self, trainer: Trainer) -> Iterator[None]:
+        """Within the block, a full-batch learner uses the run trainer's ``device`` and ``progress`` and its
+        ``max_iter`` capped by ``trainer.iterations`` (for the parameters it has); parameters are restored after."""
+        params = self.get_params(deep=False)
+        updates: dict[str, Any] = {}
+        if "device" in params:
+            updates["device"] = str(resolve_device(trainer.device))
+        if "progress" in params:
+            updates["progress"] = bool(trainer.progress)
+        if "max_iter" in params:
+            updates["max_iter"] = trainer.iterations(params["max_iter"])
+        self.set_params(**updates)
+        try:
+            yield
+        finally:
+            self.set_params(**{k: params[k] for k in updates})
 
     def _learned_attributes(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
@@ -119,7 +157,7 @@ class PathwaysEstimator(BaseEstimator):
         klass = import_class(state["class"])  # the allow-list of pathways.checkpoint
         if not issubclass(klass, PathwaysEstimator):
             raise PathwaysInputError(f"{state['class']} is not a pathways estimator")
-        est = klass(**state["params"])
+        est = klass(**{k: v for k, v in state["params"].items() if k not in _RETIRED_PARAMS})
         for name, value in state["meta"].items():
             setattr(est, name, _decode_meta(value))
         module_state = {}
@@ -136,6 +174,28 @@ class PathwaysEstimator(BaseEstimator):
 
     def _build_module(self) -> torch.nn.Module:
         raise PathwaysInputError(f"{type(self).__name__} holds a module_ but does not define _build_module()")
+
+
+def full_batch_fit(fit: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a full-batch learner's ``fit(self, data, ...)`` the protocol's keyword ``trainer=``.
+
+    Under a run's Trainer the fit runs inside :meth:`PathwaysEstimator.run_settings` (device, progress, iteration
+    cap); without one it is the plain fit.
+    """
+    @functools.wraps(fit)
+    def wrapper(self: PathwaysEstimator, data: Any, *args: Any, trainer: Trainer | None = None,
+                **kwargs: Any) -> Any:
+        if trainer is None:
+            return fit(self, data, *args, **kwargs)
+        with self.run_settings(trainer):
+            return fit(self, data, *args, **kwargs)
+
+    sig = inspect.signature(fit)
+    extra = inspect.Parameter("trainer", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="Trainer | None")
+    params = list(sig.parameters.values())
+    at = next((i for i, p in enumerate(params) if p.kind == inspect.Parameter.VAR_KEYWORD), len(params))
+    wrapper.__signature__ = sig.replace(parameters=params[:at] + [extra] + params[at:])  # type: ignore[attr-defined]
+    return wrapper
 
 
 def as_sequences(data: EventLog | Sequences | list, vocab: Vocabulary | None = None) -> Sequences:

@@ -1,11 +1,9 @@
 """What every pipeline shares: the run result, config helpers, data loading, the patient split, encoding, summary.
 
-Encoding follows the model's ``input_kind`` (the protocol of :class:`pathways.models.PathwaysEstimator`):
-
-- ``"sequences"`` (Hawkes, neural TPPs): each split encoded with ``to_sequences``;
-- ``"sparse_series"`` (recurrent outcome models): ``outcome_dataset`` bins histories before an index time and labels
-  an outcome within a horizon after it;
-- ``"sccs"`` (ConvSCCS): ``sccs_data`` builds the self-controlled case-series buckets.
+Encoding is an encoder object (:mod:`pathways.encode.encoders`) built from the ``encode`` config group
+(``configs/encode/{sequences,outcome,sccs}.yaml``); its ``output_kind`` must equal the model's ``input_kind``
+(checked by :func:`check_encoder`). The encoder is fitted on the training part (outcome codes, SCCS exposures) and
+its state is stored in the checkpoint, so that inference encodes new patients identically (:func:`encoder_of`).
 """
 from __future__ import annotations
 
@@ -14,7 +12,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
@@ -24,15 +22,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from pathways.checkpoint import to_jsonable
 from pathways.data.eventlog import EventLog
-from pathways.encode.outcomes import outcome_dataset
-from pathways.encode.sccs import sccs_data
-from pathways.encode.sequences import Sequences, to_sequences
+from pathways.encode.encoders import Encoder, encoder_from_state
+from pathways.encode.sequences import Sequences
 from pathways.encode.split import split_patients
 from pathways.errors import PathwaysInputError
 from pathways.pipelines.report import Report
 from pathways.pipelines.sweep import SUMMARY_FILE
 from pathways.synthetic.cohort import Truth
-from pathways.utils import atomic_path, logger
+from pathways.utils import atomic_path
 
 
 @dataclass
@@ -138,88 +135,40 @@ def split_data(data: EventLog | Sequences, fractions: Sequence[float], seed: int
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# encoders per input_kind
+# encoders
 # ----------------------------------------------------------------------------------------------------------------
-def encode_for(model: Any, parts: Sequence[Any], encode_cfg: dict[str, Any], truth: Truth | None = None) -> list[Any]:
-    """Encode train / val / test parts in the form ``model.input_kind`` asks for (None parts stay None).
+def build_encoder(node: DictConfig) -> Encoder:
+    """Instantiate the ``encode`` config node (an encoder of :mod:`pathways.encode.encoders`)."""
+    encoder = instantiate(node)
+    if not isinstance(encoder, Encoder):
+        raise PathwaysInputError(f"config 'encode': {node.get('_target_')!r} is not a pathways encoder "
+                                 "(pathways.encode.SequenceEncoder, OutcomeEncoder or SCCSEncoder)")
+    return encoder
 
-    ``truth`` (the synthetic cohort's) supplies SCCS exposures / outcome when ``encode.sccs`` leaves them unset.
-    Choices made here (outcome codes, SCCS exposures) are written back into ``encode_cfg`` (a plain dict), which
-    the checkpoint stores so that inference encodes new patients the same way.
+
+def check_encoder(encoder: Encoder, model: Any) -> None:
+    """Fail clearly when the encoder does not produce what the model eats."""
+    if encoder.output_kind != model.input_kind:
+        raise PathwaysInputError(
+            f"config 'encode': {type(encoder).__name__} produces {encoder.output_kind!r} input but "
+            f"{type(model).__name__} expects {model.input_kind!r}; select encode={model.input_kind} (e.g. in the "
+            "experiment's defaults: override /encode: " + model.input_kind + ")")
+
+
+def encode_for(encoder: Encoder, parts: Sequence[Any]) -> list[Any]:
+    """Encode the train / validation / test parts with a fitted encoder (None parts stay None)."""
+    return [None if p is None else encoder.transform(p) for p in parts]
+
+
+def encoder_of(model: Any) -> Encoder:
+    """The encoder a loaded model was trained with, rebuilt from its checkpoint.
+
+    Checkpoints store the encoder state in ``extra.encode``; those written before the encoder objects hold the old
+    ``encode`` dict (blocks per input kind), read for the model's ``input_kind``.
     """
-    kind = model.input_kind
-    if kind == "sequences":
-        return [None if p is None else (to_sequences(p) if isinstance(p, EventLog) else p) for p in parts]
-    if not isinstance(parts[0], EventLog):
-        raise PathwaysInputError(f"model input_kind '{kind}' needs an EventLog; the data config gave "
-                                 f"{type(parts[0]).__name__}")
-    if kind == "sparse_series":
-        labels = _outcome_spec(parts[0], encode_cfg)
-        encode_cfg.setdefault("labels", {})["outcomes"] = labels
-        return [None if p is None else _outcome_data(p, labels, encode_cfg) for p in parts]
-    if kind == "sccs":
-        spec = _sccs_spec(dict(encode_cfg.get("sccs") or {}), truth)
-        encode_cfg["sccs"] = spec
-        return [None if p is None else _sccs_data(p, spec) for p in parts]
-    raise PathwaysInputError(f"model input_kind {kind!r} is unknown; expected sequences, sparse_series or sccs")
-
-
-def _outcome_spec(log: EventLog, encode_cfg: Mapping[str, Any]) -> list[str]:
-    """Outcome codes from ``encode.labels.outcomes``, or the most frequent diagnosis code of the training log."""
-    chosen = (encode_cfg.get("labels") or {}).get("outcomes")
-    if chosen:
-        return [chosen] if isinstance(chosen, str) else [str(c) for c in chosen]
-    counts = np.bincount(log.code, minlength=log.n_codes)
-    category = np.asarray(log.category.astype(str)) if log.category is not None else np.array([])
-    diag = np.isin(category, ["diagnosis", "outcome", "event"]) if category.size else np.zeros(0, bool)
-    if diag.any():
-        counts = np.bincount(log.code[diag], minlength=log.n_codes)
-    code = str(log.vocab.codes[int(np.argmax(counts))])
-    logger.info("outcome_risk: no encode.labels.outcomes given, using the most frequent diagnosis code")
-    return [code]
-
-
-def _index_times(log: EventLog, labels_cfg: Mapping[str, Any]) -> Any:
-    column = labels_cfg.get("index_time")
-    if column:
-        return str(column)
-    start = log.patients["start"].to_numpy(float)
-    end = log.patients["end"].to_numpy(float)
-    return start + 0.5 * (end - start)  # middle of each observation window: history before, outcome after
-
-
-def _outcome_data(log: EventLog, outcomes: list[str], encode_cfg: Mapping[str, Any]) -> Any:
-    labels = dict(encode_cfg.get("labels") or {})
-    series = dict(encode_cfg.get("sparse_series") or {})
-    return outcome_dataset(log, outcomes, float(labels.get("horizon_days", 180.0)), _index_times(log, labels),
-                           lookback=float(labels.get("lookback_days", 365.0)),
-                           bin_days=float(series.get("bin_days", 30.0)), value=str(series.get("value", "count")),
-                           censoring=str(labels.get("censoring", "keep")))
-
-
-def _sccs_spec(spec: dict[str, Any], truth: Truth | None) -> dict[str, Any]:
-    """Complete ``encode.sccs`` from the synthetic truth: the first outcome and the drugs planted on it + 2 nulls."""
-    effects = truth.drug_effects if isinstance(truth, Truth) else None
-    if (not spec.get("exposures") or not spec.get("outcome")) and effects is not None:
-        outcome = spec.get("outcome") or str(effects["event"].iloc[0])
-        planted = [str(d) for d in effects.loc[effects["event"].astype(str) == outcome, "drug"].unique()]
-        spec.setdefault("outcome", outcome)
-        if not spec.get("exposures"):
-            spec["exposures"] = planted + [str(d) for d in list(truth.null_drugs)[:2]]
-    if not spec.get("exposures") or not spec.get("outcome"):
-        raise PathwaysInputError("config 'encode.sccs': set 'exposures' (drug codes) and 'outcome' (event code)")
-    return spec
-
-
-def _sccs_data(log: EventLog, spec: Mapping[str, Any]) -> Any:
-    spec = dict(spec)
-    return sccs_data(log, spec.pop("exposures"), spec.pop("outcome"), float(spec.pop("bucket_size", 7.0)), **spec)
-
-
-def encoding_of(model: Any) -> dict[str, Any]:
-    """The encode settings stored in a loaded model's checkpoint (what training chose), {} when none."""
     header = model.checkpoint_ or {}
-    return dict((header.get("extra") or {}).get("encode") or (header.get("config") or {}).get("encode") or {})
+    stored = (header.get("extra") or {}).get("encode") or (header.get("config") or {}).get("encode") or {}
+    return encoder_from_state(stored, model.input_kind)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from pathways.models.base import PathwaysEstimator
 from pathways.models.hawkes.base import HawkesBase
 from pathways.models.recurrent.base import OutcomeModelBase
 from pathways.models.tpp.base import TPPBase
-from pathways.pipelines.common import (RunResult, encode_for, encoding_of, load_data, write_csv, write_parquet,
+from pathways.pipelines.common import (RunResult, encoder_of, load_data, write_csv, write_parquet,
                                        write_summary)
 from pathways.pipelines.report import hawkes_factors, write_report
 from pathways.pipelines.schema import validate_config
@@ -217,7 +217,8 @@ def _loaded(cfg: DictConfig) -> tuple[PathwaysEstimator, Any]:
 
 
 def encode_like(model: PathwaysEstimator, data: Any) -> Any:
-    """Encode new data for a loaded model with the settings stored in its checkpoint.
+    """Encode new data for a loaded model with the encoder stored in its checkpoint (:func:`encoder_of`; old
+    checkpoints' ``encode`` dicts included).
 
     New patients carry their own code list: an EventLog is re-indexed onto the model's vocabulary (unknown codes
     fail, named).
@@ -225,7 +226,7 @@ def encode_like(model: PathwaysEstimator, data: Any) -> Any:
     vocab = vars(model).get("vocab_")  # the fitted vocabulary (absent for families that do not keep one)
     if isinstance(data, EventLog) and vocab is not None and not data.vocab == vocab:
         data = data.with_vocab(vocab, unknown="error")
-    return encode_for(model, [data], encoding_of(model))[0]
+    return encoder_of(model).transform(data)
 
 
 def evaluate(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:

@@ -1,10 +1,22 @@
 """The training pipeline: data -> split -> encode -> fit -> metrics -> checkpoint (+ export) -> report.
 
-The model is built from ``cfg.model``; run-level settings (``seed`` and the non-null trainer keys) become its
-parameters when it has parameters of those names. Fitting and the factors table are chosen by family
-(``functools.singledispatch``): full-batch learners (Hawkes, SCCS) fit on the training part alone, the mini-batch
-learners also receive the validation part for early stopping; Hawkes factors carry Wald intervals when affordable,
-other families give ``model.to_factors(train)``.
+Three config groups meet here, each a ``_target_`` node whose defaults live once, in a signature:
+
+- ``encode`` builds the encoder (:mod:`pathways.encode.encoders`); it is fitted on the training part, must produce
+  the model's ``input_kind``, and its state goes into the checkpoint;
+- ``model`` builds the estimator. Its parameters are its own: per-model optimisation hyper-parameters (max_epochs,
+  lr, weight_decay, batch_size, patience for neural models; max_iter for full-batch learners) have their ONE home
+  in the model config (``model.max_epochs=5``); ``seed: ${seed}`` there follows the run's seed;
+- ``trainer`` builds the run's :class:`pathways.training.Trainer` (device, precision, grad_clip, lr_schedule,
+  deterministic, progress, resume, epoch_cap, iter_cap); the pipeline adds log_dir, checkpoint_dir and the logger
+  group's loggers.
+
+The trainer reaches the model by ONE route: ``model.fit(train, validation=val, trainer=trainer)``. Neural models
+train with ``trainer.configured(<their hyper-parameters>)``; full-batch learners (Hawkes, EM, SCCS, the logistic
+baseline) take its device and progress and cap their ``max_iter`` with ``trainer.iterations`` (they ignore the
+validation part, which only enters the metrics). ``trainer=debug`` makes every model fast through the caps
+(2 epochs, 20 iterations). The factors table is chosen by family (``functools.singledispatch``): Hawkes factors
+carry Wald intervals when affordable, other families give ``model.to_factors(train)``.
 """
 from __future__ import annotations
 
@@ -24,76 +36,44 @@ from pathways.errors import PathwaysInputError
 from pathways.models.base import PathwaysEstimator
 from pathways.models.hawkes.base import HawkesBase
 from pathways.models.recurrent.base import OutcomeModelBase
-from pathways.models.sccs import SCCS, ConvSCCS
 from pathways.models.tpp.base import TPPBase
 from pathways.pipelines.cartography import run_cartography
-from pathways.pipelines.common import (RunResult, encode_for, export_checkpoint, instantiate, load_data,
-                                       n_patients, plain, resolved, run_overrides, split_data, write_summary)
+from pathways.pipelines.common import (RunResult, build_encoder, check_encoder, encode_for, export_checkpoint,
+                                       instantiate, load_data, n_patients, resolved, run_overrides, split_data,
+                                       write_summary)
 from pathways.pipelines.infer import evaluate_model
 from pathways.pipelines.report import code_counts, hawkes_factors, write_report
 from pathways.pipelines.schema import validate_config
 from pathways.pipelines.signals import detect_signals
-from pathways.training.trainer import training_defaults
+from pathways.training.trainer import Trainer
 from pathways.utils import logger
 
-# trainer-group keys that become estimator parameters when the estimator has a parameter of that name
-_MODEL_TRAINER_KEYS = ("max_epochs", "max_iter", "lr", "weight_decay", "batch_size", "patience", "device",
-                       "progress")
-
 
 # ----------------------------------------------------------------------------------------------------------------
-# model building and fitting
+# model, trainer and fitting
 # ----------------------------------------------------------------------------------------------------------------
 def build_model(cfg: DictConfig) -> PathwaysEstimator:
-    """Instantiate ``cfg.model`` and apply the run-level settings it has parameters for.
-
-    ``seed`` and the non-null ``trainer`` keys among max_epochs, max_iter (iteration budget of full-batch
-    learners), lr, weight_decay, batch_size, patience, device and progress override the model's own values (null
-    keeps the model config's value).
-    """
+    """Instantiate ``cfg.model`` (its parameters come from the model config alone)."""
     model = instantiate(cfg.model)
     if not isinstance(model, PathwaysEstimator):
         raise PathwaysInputError(f"config 'model': {cfg.model.get('_target_')!r} is not a pathways estimator")
-    params = model.get_params(deep=False)
-    updates: dict[str, Any] = {}
-    if "seed" in params:
-        updates["seed"] = int(cfg.seed)
-    for key in _MODEL_TRAINER_KEYS:
-        value = cfg.trainer.get(key)
-        if key in params and value is not None:
-            updates[key] = str(resolve_device(value)) if key == "device" else value
-    return model.set_params(**updates) if updates else model
+    return model
 
 
-def _trainer_context(cfg: DictConfig, out: Path) -> dict[str, Any]:
-    """Trainer settings applied to every Trainer the model builds during fit (see ``training_defaults``)."""
-    t = cfg.trainer
-    ctx = {"log_dir": str(out), "loggers": list(cfg.logger.loggers), "checkpoint_dir": str(out / "trainer"),
-           "resume": bool(t.get("resume", False)), "precision": str(t.get("precision", "32")),
-           "deterministic": bool(t.get("deterministic", False))}
-    for key in ("lr_schedule", "grad_clip"):
-        if t.get(key) is not None:
-            ctx[key] = t.get(key)
-    return ctx
+def build_trainer(cfg: DictConfig, out: Path) -> Trainer:
+    """The run's Trainer from ``cfg.trainer``, writing its logs in ``out`` and its resumable state in
+    ``out/trainer``."""
+    trainer = instantiate(cfg.trainer, log_dir=str(out), checkpoint_dir=str(out / "trainer"),
+                          loggers=list(cfg.logger.loggers))
+    if not isinstance(trainer, Trainer):
+        raise PathwaysInputError(f"config 'trainer': {cfg.trainer.get('_target_')!r} is not a "
+                                 "pathways.training.Trainer")
+    return trainer
 
 
-@singledispatch
-def fit_family(model: PathwaysEstimator, train: Any, validation: Any) -> PathwaysEstimator:
-    """Fit ``model`` on ``train``; mini-batch learners use ``validation`` for early stopping."""
-    return model.fit(train, validation=validation)
-
-
-@fit_family.register(HawkesBase)
-@fit_family.register(SCCS)
-@fit_family.register(ConvSCCS)
-def _(model: PathwaysEstimator, train: Any, validation: Any) -> PathwaysEstimator:
-    return model.fit(train)  # full-batch learners: the validation part only enters the metrics
-
-
-def fit_model(model: PathwaysEstimator, train: Any, val: Any, cfg: DictConfig, out: Path) -> PathwaysEstimator:
-    """Fit ``model`` under the run's trainer settings (log folder, loggers, precision, resume, ...)."""
-    with training_defaults(**_trainer_context(cfg, out)):
-        return fit_family(model, train, val)
+def fit_model(model: PathwaysEstimator, train: Any, val: Any, trainer: Trainer) -> PathwaysEstimator:
+    """Fit ``model`` under the run's trainer: the one route of the run-level settings (module docstring)."""
+    return model.fit(train, validation=val, trainer=trainer)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -164,18 +144,21 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
     t0 = time.perf_counter()
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    resolve_device(cfg.trainer.device)  # trainer=gpu without CUDA fails here, before any work
+    trainer = build_trainer(cfg, out)
+    resolve_device(trainer.device)  # trainer=gpu without CUDA fails here, before any work
     if cfg.task == "signals":
         return detect_signals(cfg, out)
     if cfg.task == "cartography":
         return run_cartography(cfg, out)
     data, truth = load_data(cfg.data)
     model = build_model(cfg)
+    encoder = build_encoder(cfg.encode)
+    check_encoder(encoder, model)
     train_part, val_part, test_part = split_data(data, list(cfg.split.fractions), int(cfg.seed))
-    encode_cfg = plain(cfg.encode)
-    train_x, val_x, test_x = encode_for(model, [train_part, val_part, test_part], encode_cfg, truth)
+    encoder.fit(train_part, truth)
+    train_x, val_x, test_x = encode_for(encoder, [train_part, val_part, test_part])
     t_fit = time.perf_counter()
-    fit_model(model, train_x, val_x, cfg, out)
+    fit_model(model, train_x, val_x, trainer)
     fit_seconds = time.perf_counter() - t_fit
     metrics = evaluate_model(model, {"train": train_x, "val": val_x, "test": test_x}, truth)
     metrics.update(fit_seconds=fit_seconds, data_seconds=t_fit - t0)
@@ -184,7 +167,7 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
     result.checkpoint = save(model, out / "model.pt", config=resolved(cfg), metrics=metrics,
                              fingerprint=data_fingerprint(train_x),
                              extra={"task": str(cfg.task), "name": str(cfg.name), "overrides": run_overrides(),
-                                    "encode": encode_cfg})
+                                    "encode": encoder.state()})
     if cfg.checkpoint.export:
         result.exported = export_checkpoint(result.checkpoint, Path(str(cfg.paths.checkpoint_dir)), str(cfg.name))
     if cfg.report.enabled:

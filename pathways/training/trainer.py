@@ -4,6 +4,12 @@ A model hands the trainer an ``nn.Module`` whose ``forward(batch)`` returns ``{"
 ``loss`` is the quantity to minimise for that batch (e.g. a summed negative log-likelihood) and ``n`` the number of
 events or samples it covers; the trainer steps on ``loss / n`` and reports ``sum(loss) / sum(n)`` over the epoch.
 
+One Trainer holds the settings of a run (device, precision, clipping, schedule, loggers, resume, progress, caps);
+the training pipeline builds it from ``configs/trainer/*.yaml`` and hands it to ``model.fit(data, validation,
+trainer=...)``. A neural estimator keeps its own optimisation hyper-parameters (max_epochs, lr, ...) and trains with
+``trainer.configured(**its hyper-parameters)``; full-batch learners read ``device``, ``progress`` and the
+iteration budget ``trainer.iterations(max_iter)`` from it.
+
 Beyond the loop itself the trainer offers: an LR schedule, gradient clipping, mixed precision on GPU, per-epoch CSV /
 TensorBoard logging, a progress bar, a stop on a non-finite loss that keeps the last good weights (and the last good
 ``trainer_state.pt``), and ``resume=True`` continuing from ``checkpoint_dir/trainer_state.pt`` with the same result
@@ -12,10 +18,8 @@ as an uninterrupted run (module, optimizer, scheduler, loss-scaler and RNG state
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import copy
 import dataclasses
-import inspect
 import logging
 import math
 import random
@@ -37,38 +41,10 @@ logger = logging.getLogger("pathways")
 BatchSource = Callable[[int], Iterable[Any]]
 _PRECISIONS = ("32", "bf16", "16-mixed")
 
-__all__ = ["Trainer", "TrainingDivergedError", "resolve_device", "seed_everything", "move_batch",
-           "training_defaults"]
+__all__ = ["Trainer", "TrainingDivergedError", "resolve_device", "seed_everything", "move_batch"]
 
-# run-level settings for trainers built inside estimators (see training_defaults)
-_RUN_DEFAULTS: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("pathways_trainer_defaults",
-                                                                               default={})
-_RUN_KEYS = ("log_dir", "loggers", "checkpoint_dir", "resume", "precision", "deterministic", "lr_schedule",
-             "grad_clip", "progress")
-
-
-@contextlib.contextmanager
-def training_defaults(**settings: Any) -> Any:
-    """Within the block, every :class:`Trainer` whose setting is left at its default takes the value given here.
-
-    Estimators build their own Trainer inside ``fit``; the training pipeline uses this to give them the run's log
-    folder, resume state folder, precision, ... without each estimator having to forward these arguments.
-    Settings explicitly passed to a Trainer win. Keys: log_dir, loggers, checkpoint_dir, resume, precision,
-    deterministic, lr_schedule, grad_clip, progress.
-
-    Examples
-    --------
-    >>> with training_defaults(log_dir=None, precision="32"):
-    ...     pass
-    """
-    unknown = sorted(set(settings) - set(_RUN_KEYS))
-    if unknown:
-        raise PathwaysInputError(f"training_defaults: unknown setting(s) {unknown}; known: {list(_RUN_KEYS)}")
-    token = _RUN_DEFAULTS.set({**_RUN_DEFAULTS.get(), **settings})
-    try:
-        yield
-    finally:
-        _RUN_DEFAULTS.reset(token)
+#: per-model optimisation hyper-parameters: estimator parameters, set on the run's Trainer by ``configured``
+HPARAMS = ("max_epochs", "lr", "weight_decay", "batch_size", "patience", "seed")
 
 
 class TrainingDivergedError(RuntimeError):
@@ -130,6 +106,8 @@ class Trainer:
     progress : show a progress bar on stderr (tqdm when installed, else one log line per epoch).
     checkpoint_dir : folder receiving ``trainer_state.pt`` after every epoch (None: nothing saved).
     resume : continue from ``checkpoint_dir/trainer_state.pt`` when present (same result as not stopping).
+    epoch_cap : upper bound on ``max_epochs`` whatever the model asks (None: no cap; ``trainer=debug`` sets 2).
+    iter_cap : upper bound on the iteration budget of full-batch learners (:meth:`iterations`; None: no cap).
 
     Attributes
     ----------
@@ -156,7 +134,8 @@ class Trainer:
                  device: str = "auto", patience: int | None = 5, grad_clip: float | None = 1.0,
                  lr_schedule: str | None = None, seed: int = 0, deterministic: bool = False, progress: bool = True,
                  precision: str = "32", log_dir: str | None = None, loggers: Sequence[str] = ("csv",),
-                 checkpoint_dir: str | None = None, resume: bool = False):
+                 checkpoint_dir: str | None = None, resume: bool = False, epoch_cap: int | None = None,
+                 iter_cap: int | None = None):
         self.max_epochs = max_epochs
         self.lr = lr
         self.weight_decay = weight_decay
@@ -173,7 +152,38 @@ class Trainer:
         self.loggers = loggers
         self.checkpoint_dir = checkpoint_dir
         self.resume = resume
+        self.epoch_cap = epoch_cap
+        self.iter_cap = iter_cap
         self.history: list[dict[str, Any]] = []
+
+    def configured(self, **hparams: Any) -> "Trainer":
+        """A copy of this run-level trainer with a model's optimisation hyper-parameters (see ``HPARAMS``).
+
+        ``max_epochs`` is capped by ``epoch_cap``. Run-level settings (device, precision, loggers, ...) stay.
+
+        Examples
+        --------
+        >>> Trainer(epoch_cap=2, progress=False).configured(max_epochs=30, lr=0.01).max_epochs
+        2
+        """
+        unknown = sorted(set(hparams) - set(HPARAMS))
+        if unknown:
+            raise PathwaysInputError(f"Trainer.configured: {unknown} are run-level settings, not model "
+                                     f"hyper-parameters (expected some of {list(HPARAMS)})")
+        out = copy.copy(self)
+        for key, value in hparams.items():
+            setattr(out, key, value)
+        out.max_epochs = _capped(out.max_epochs, self.epoch_cap)
+        out.history = []
+        return out
+
+    def iterations(self, max_iter: int) -> int:
+        """Iteration budget of a full-batch learner: ``max_iter`` capped by ``iter_cap``.
+
+        >>> Trainer(iter_cap=20).iterations(500)
+        20
+        """
+        return _capped(max_iter, self.iter_cap)
 
     # ------------------------------------------------------------------------------------------------------------
     def _scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
@@ -216,22 +226,7 @@ class Trainer:
         TrainingDivergedError : the loss became NaN/Inf; the module holds its last good weights and
             ``checkpoint_dir/trainer_state.pt`` still holds the last good epoch.
         """
-        replaced = self._apply_run_defaults()
-        try:
-            return self._fit(module, train_batches, val_batches)
-        finally:
-            for key, value in replaced.items():
-                setattr(self, key, value)
-
-    def _apply_run_defaults(self) -> dict[str, Any]:
-        """Take settings from ``training_defaults`` where this trainer kept the constructor default."""
-        defaults = {k: p.default for k, p in inspect.signature(type(self).__init__).parameters.items()}
-        replaced = {}
-        for key, value in _RUN_DEFAULTS.get().items():
-            if getattr(self, key) == defaults.get(key):
-                replaced[key] = getattr(self, key)
-                setattr(self, key, value)
-        return replaced
+        return self._fit(module, train_batches, val_batches)
 
     def _check_settings(self) -> None:
         """Reject settings that would otherwise surface as a torch error, a NaN loss or a silent no-op."""
@@ -403,6 +398,13 @@ class Trainer:
             total += float(out["loss"].float())
             count += int(out["n"])
         return total / max(count, 1)
+
+
+def _capped(value: Any, cap: int | None) -> Any:
+    """``value`` bounded by ``cap`` (None: no bound); non-integers pass through to the settings check."""
+    if cap is None or not isinstance(value, (int, np.integer)):
+        return value
+    return min(int(value), int(cap))
 
 
 def _progress_bar(enabled: bool, total: int, initial: int) -> Any:

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from pathways.checkpoint import load
 from pathways import pipelines
-from pathways.pipelines.common import encode_for, load_data
+from pathways.pipelines.common import encoder_of, load_data
 from pathways.pipelines.schema import ConfigKeyError, validate_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "pathways" / "configs"
@@ -27,6 +27,8 @@ MODEL_EXPERIMENT = {
     "rmtpp": "next_event", "nhp": "next_event", "thp": "next_event", "lognormmix": "next_event", "sahp": "next_event",
     "gru": "outcome_risk", "retain": "outcome_risk", "logistic": "outcome_risk", "convsccs": "care_pathway_drivers",
 }
+# models whose experiment encodes for another input kind: the encoder selected with them
+MODEL_ENCODE = {"convsccs": "sccs"}
 MODELS = sorted(set(MODEL_EXPERIMENT) | {p.stem for p in (CONFIG_DIR / "model").glob("*.yaml")})
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 # a small cohort (12 codes, 80 patients) and the debug trainer: each run takes seconds
@@ -76,13 +78,14 @@ def test_model_config_runs_end_to_end(model, tmp_path):
     assert path.is_file(), f"configs/model/{model}.yaml is missing (written by the model's engineer)"
     assert "_target_" in OmegaConf.load(path), f"configs/model/{model}.yaml has no _target_"
     experiment = MODEL_EXPERIMENT.get(model, "care_pathway_drivers")
-    cfg = _compose(overrides=[f"experiment={experiment}", f"model={model}", *TINY])
+    encode = [f"encode={MODEL_ENCODE[model]}"] if model in MODEL_ENCODE else []
+    cfg = _compose(overrides=[f"experiment={experiment}", f"model={model}", *encode, *TINY])
     result = pipelines.train(cfg, tmp_path)
     assert result.checkpoint.is_file() and result.metrics
     # the checkpoint written by the pipeline predicts exactly like the in-memory model
     loaded = load(result.checkpoint)
     data, truth = load_data(cfg.data)
-    encoded = encode_for(loaded, [data], dict(loaded.checkpoint_["extra"]["encode"]), truth)[0]
+    encoded = encoder_of(loaded).transform(data)
     for face in ("predict_proba", "score"):
         if hasattr(result.model, face):
             expected, got = getattr(result.model, face)(encoded), getattr(loaded, face)(encoded)

@@ -17,6 +17,7 @@ from pathways.metrics import auroc
 from pathways.models.base import PathwaysEstimator
 from pathways.encode import OutcomeData, outcome_dataset
 from pathways.models.recurrent import RETAIN, CountsLogisticBaseline, DenseBatcher, GRUOutcome
+from pathways.training import Trainer
 from pathways.models.recurrent.modules import reverse_padded
 
 
@@ -87,7 +88,7 @@ def test_faces_predict_proba_predict_score(data, gru):
     # the trained model beats predicting the training prevalence
     prev = data[0].y.mean()
     assert gru.score(test) > -log_loss(test.y[:, 0], np.full(len(test), prev)) + 0.05
-    assert gru.input_kind == "sparse_series"
+    assert gru.input_kind == "outcome"
     assert isinstance(gru, PathwaysEstimator) and "hidden_size" in gru.get_params()
 
 
@@ -335,9 +336,10 @@ def test_cuda_mixed_precision_fit_predict_and_attributions(data):
     from pathways.factors.attribution import integrated_gradients, retain_attributions
 
     train, val, (test, _) = data
-    kw = dict(FAST, device="cuda", trainer_kwargs={"precision": "16-mixed"})
-    gru = GRUOutcome(hidden_size=32, embedding_dim=32, **kw).fit(train, validation=val)
-    retain = RETAIN(embedding_dim=32, alpha_hidden=32, beta_hidden=32, **kw).fit(train, validation=val)
+    kw = dict(FAST, device="cuda")
+    run = Trainer(device="cuda", precision="16-mixed", progress=False)
+    gru = GRUOutcome(hidden_size=32, embedding_dim=32, **kw).fit(train, validation=val, trainer=run)
+    retain = RETAIN(embedding_dim=32, alpha_hidden=32, beta_hidden=32, **kw).fit(train, validation=val, trainer=run)
     for model in (gru, retain):
         assert next(model.module_.parameters()).is_cuda
         assert auroc(test.y, model.predict_proba(test)) >= 0.8

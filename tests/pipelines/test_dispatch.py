@@ -11,8 +11,9 @@ from hydra import compose, initialize_config_dir
 from pathways import pipelines
 from pathways.errors import PathwaysInputError
 from pathways.models.tpp import LogNormMix, RMTPP
-from pathways.pipelines.train import fit_family, model_factors
+from pathways.pipelines.train import fit_model, model_factors
 from pathways.synthetic import simulate_cohort
+from pathways.training import Trainer
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "pathways" / "configs"
 TINY = ["trainer=debug", "data.n_patients=80", "+data.n_drugs=6", "+data.n_diagnoses=3", "+data.n_acts=1",
@@ -25,8 +26,8 @@ def _compose(name: str, overrides: list[str]):
         return compose(name, overrides=overrides)
 
 
-def _train_then_predict(tmp_path: Path, experiment: str, model: str) -> tuple[object, pd.DataFrame]:
-    trained = pipelines.train(_compose("config", [f"experiment={experiment}", f"model={model}", *TINY]),
+def _train_then_predict(tmp_path: Path, experiment: str, model: str, *extra: str) -> tuple[object, pd.DataFrame]:
+    trained = pipelines.train(_compose("config", [f"experiment={experiment}", f"model={model}", *extra, *TINY]),
                               tmp_path / "train")
     cfg = _compose("predict", [f"checkpoint={trained.checkpoint}", "data.n_patients=20", "+data.n_drugs=6",
                                "+data.n_diagnoses=3", "+data.n_acts=1", "+data.n_outcomes=2", "+data.n_strong=1",
@@ -56,13 +57,26 @@ def test_outcome_model_predicts_one_risk_per_patient(tmp_path):
 
 def test_convsccs_trains_and_says_it_has_no_prediction_face(tmp_path):
     with pytest.raises(PathwaysInputError, match="ConvSCCS has no prediction face"):
-        _train_then_predict(tmp_path, "care_pathway_drivers", "convsccs")
+        _train_then_predict(tmp_path, "care_pathway_drivers", "convsccs", "encode=sccs")
+
+
+def test_encoder_and_model_kinds_must_match(tmp_path):
+    with pytest.raises(PathwaysInputError, match=r"SequenceEncoder produces 'sequences'.*expects 'sccs'.*encode=sccs"):
+        pipelines.train(_compose("config", ["experiment=care_pathway_drivers", "model=convsccs", *TINY]), tmp_path)
+
+
+def test_full_batch_learners_take_device_and_iteration_cap_from_the_trainer():
+    from pathways.models import HawkesExpKernel
+
+    log, _ = simulate_cohort(n_patients=40, seed=1)
+    model = fit_model(HawkesExpKernel(max_iter=500, device="auto"), log, None, Trainer(device="cpu", iter_cap=3))
+    assert model.n_iter_ <= 3 and model.get_params()["max_iter"] == 500 and model.device == "auto"
 
 
 def test_dispatch_is_by_family_type():
     log, _ = simulate_cohort(n_patients=40, seed=1)
-    model = fit_family(RMTPP(max_epochs=1, hidden_size=4, batch_size=16), log, log)
-    assert len(model.history_) == 1
+    model = fit_model(RMTPP(max_epochs=5, hidden_size=4, batch_size=16), log, log, Trainer(progress=False, epoch_cap=1))
+    assert len(model.history_) == 1 and model.max_epochs == 5  # the run's cap; the parameter is untouched
     factors = model_factors(model, log, None)
     assert factors is None  # next-event reports show metrics, not factors
 

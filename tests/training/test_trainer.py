@@ -1,4 +1,4 @@
-"""Trainer: resume equals uninterrupted, NaN stop keeps the last good state, loggers, devices, run defaults."""
+"""Trainer: resume equals uninterrupted, NaN stop keeps the last good state, loggers, devices, run-level settings and caps."""
 from __future__ import annotations
 
 import csv
@@ -11,7 +11,6 @@ from pathways.errors import PathwaysInputError
 from pathways.device import resolve_device
 from pathways.training import Trainer, TrainingDivergedError
 from pathways.training.state import STATE_FILE, load_state
-from pathways.training.trainer import training_defaults
 
 
 class _Net(torch.nn.Module):
@@ -146,20 +145,18 @@ def test_mixed_precision_falls_back_on_cpu(tmp_path, caplog):
         _trainer(tmp_path, precision="fp8").fit(_net(), _batches)
 
 
-def test_training_defaults_reach_estimator_trainers_but_explicit_wins(tmp_path):
-    with training_defaults(log_dir=str(tmp_path / "ctx"), checkpoint_dir=str(tmp_path / "ctx")):
-        Trainer(max_epochs=1, progress=False).fit(_net(), _batches)
-        explicit = Trainer(max_epochs=1, progress=False, log_dir=str(tmp_path / "mine"))
-        explicit.fit(_net(), _batches)
-    assert (tmp_path / "ctx" / "metrics.csv").exists() and (tmp_path / "ctx" / STATE_FILE).exists()
-    assert (tmp_path / "mine" / "metrics.csv").exists()
-    assert explicit.log_dir == str(tmp_path / "mine")
-    plain = Trainer(max_epochs=1, progress=False)
-    plain.fit(_net(), _batches)
-    assert plain.log_dir is None  # outside the block nothing leaks
-    with pytest.raises(PathwaysInputError, match="unknown setting"):
-        with training_defaults(max_epochs=3):
-            pass
+def test_configured_keeps_run_settings_and_caps_epochs(tmp_path):
+    run = Trainer(progress=False, log_dir=str(tmp_path / "run"), checkpoint_dir=str(tmp_path / "run"), epoch_cap=1,
+                  iter_cap=20, precision="bf16")
+    trainer = run.configured(max_epochs=30, lr=0.01, batch_size=8, seed=3)
+    assert (trainer.max_epochs, trainer.lr, trainer.batch_size, trainer.seed) == (1, 0.01, 8, 3)
+    assert trainer.precision == "bf16" and trainer.log_dir == run.log_dir and run.max_epochs == 50  # a copy
+    history = trainer.configured(max_epochs=3).fit(_net(), _batches)
+    assert len(history) == 1 and run.history == []
+    assert (tmp_path / "run" / "metrics.csv").exists() and (tmp_path / "run" / STATE_FILE).exists()
+    assert run.iterations(500) == 20 and Trainer().iterations(500) == 500
+    with pytest.raises(PathwaysInputError, match="run-level settings"):
+        run.configured(precision="32")
 
 
 @pytest.mark.parametrize("setting,value", [("lr", 0.0), ("lr", float("nan")), ("weight_decay", -1.0),

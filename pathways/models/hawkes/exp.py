@@ -22,6 +22,7 @@ from pathways.data.eventlog import EventLog
 from pathways.device import resolve_device
 from pathways.encode.sequences import Sequences
 from pathways.errors import PathwaysInputError
+from pathways.models.base import full_batch_fit
 from pathways.models.hawkes.base import HawkesBase
 from pathways.models.hawkes.design import _Tensors, build_design, least_squares_stats
 from pathways.models.hawkes.solvers import (
@@ -167,6 +168,7 @@ class HawkesSumExpKernel(HawkesBase):
         return base
 
     # -- fitting --------------------------------------------------------------------------------------------------
+    @full_batch_fit
     def fit(self, data: Any, validation: Any = None, *, end_times: Any = None,
             covariate_values: np.ndarray | None = None) -> HawkesSumExpKernel:
         """Fit on an EventLog, Sequences or tick's format (see :meth:`HawkesBase.fit`; ``validation`` is ignored).

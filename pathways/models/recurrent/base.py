@@ -38,7 +38,7 @@ __all__ = ["OutcomeModelBase", "NeuralOutcomeModel"]
 class OutcomeModelBase(PathwaysEstimator):
     """Input handling, probabilities, ``predict`` and ``score`` shared by every outcome model."""
 
-    input_kind = "sparse_series"
+    input_kind = "outcome"
     threshold: float
 
     # ------------------------------------------------------------------ learned layout
@@ -164,7 +164,6 @@ class NeuralOutcomeModel(OutcomeModelBase):
     device: str
     seed: int
     progress: bool
-    trainer_kwargs: dict | None
     # Each concrete model defines ``_build_module() -> torch.nn.Module`` from its parameters and learned layout.
     #: integer parameters that must be >= 1, and dropout probabilities (subclasses list their own)
     _count_params: ClassVar[tuple[str, ...]] = ("embedding_dim",)
@@ -187,7 +186,8 @@ class NeuralOutcomeModel(OutcomeModelBase):
             static_scale=self.static_scale_, device=device,
         )
 
-    def fit(self, data: Any, y: Any = None, *, validation: Any = None, static: Any = None) -> "NeuralOutcomeModel":
+    def fit(self, data: Any, y: Any = None, *, validation: Any = None, static: Any = None,
+            trainer: Trainer | None = None) -> "NeuralOutcomeModel":
         """Fit on binned histories.
 
         Parameters
@@ -200,6 +200,9 @@ class NeuralOutcomeModel(OutcomeModelBase):
             Held-out data for early stopping (``patience`` epochs without improvement of the validation loss).
         static : array-like (n, S), optional
             Static covariates when ``data`` does not carry them.
+        trainer : Trainer, optional
+            The run's :class:`~pathways.training.Trainer` (device, precision, loggers, caps, ...), configured with
+            this model's max_epochs, lr, weight_decay, batch_size, patience and seed; None trains on ``device``.
 
         Returns
         -------
@@ -213,17 +216,13 @@ class NeuralOutcomeModel(OutcomeModelBase):
             val = self._check_input(*validation) if isinstance(validation, tuple) else self._check_input(validation)
             if val.y is None:
                 raise PathwaysInputError("validation: outcome labels are required for early stopping")
-        device = resolve_device(self.device)
+        trainer = self.run_trainer(trainer)
+        device = resolve_device(trainer.device)
         torch.manual_seed(int(self.seed))
         self.module_ = self._build_module().to(device)
         train_b = self._batcher(train, device)
         val_b = None if val is None else self._batcher(val, device)
         bs = int(self.batch_size)
-        trainer = Trainer(
-            max_epochs=int(self.max_epochs), lr=float(self.lr), weight_decay=float(self.weight_decay),
-            batch_size=bs, device=str(device), patience=self.patience, seed=int(self.seed),
-            progress=bool(self.progress), **dict(self.trainer_kwargs or {}),
-        )
         self.history_ = trainer.fit(
             self.module_,
             lambda epoch: train_b.iterate(bs, shuffle=True, seed=int(self.seed) + 7919 * int(epoch)),

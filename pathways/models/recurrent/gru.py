@@ -1,7 +1,6 @@
 """GRUOutcome: a GRU or LSTM over binned histories predicting binary or multi-label outcomes."""
 from __future__ import annotations
 
-from typing import Any
 
 from torch import nn
 
@@ -46,10 +45,8 @@ class GRUOutcome(NeuralOutcomeModel):
     threshold : float
         Probability cut-off of :meth:`predict`.
     progress : bool
-        Log one line per epoch.
-    trainer_kwargs : dict, optional
-        Further :class:`~pathways.training.Trainer` arguments (``grad_clip``, ``lr_schedule``, ``precision``,
-        ``log_dir``, ...).
+        Log one line per epoch. Run-level Trainer settings (``grad_clip``, ``lr_schedule``, ``precision``,
+        ``log_dir``, ...) come with ``fit(..., trainer=Trainer(...))``.
 
     Attributes
     ----------
@@ -80,7 +77,6 @@ class GRUOutcome(NeuralOutcomeModel):
         seed: int = 0,
         threshold: float = 0.5,
         progress: bool = False,
-        trainer_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.embedding_dim = embedding_dim
         self.hidden_size = hidden_size
@@ -98,7 +94,6 @@ class GRUOutcome(NeuralOutcomeModel):
         self.seed = seed
         self.threshold = threshold
         self.progress = progress
-        self.trainer_kwargs = trainer_kwargs
 
     _count_params = ("embedding_dim", "hidden_size", "num_layers")
     _fraction_params = ("dropout",)

@@ -11,6 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from pathways.errors import PathwaysInputError
 from pathways.models.params import check_counts, check_real
 from pathways.models.recurrent.attribution import logistic_attributions
+from pathways.models.base import full_batch_fit
 from pathways.models.recurrent.base import OutcomeModelBase
 from pathways.encode.outcomes import OutcomeData, as_outcome_data
 
@@ -81,6 +82,7 @@ class CountsLogisticBaseline(OutcomeModelBase):
             feats.append(sp.csr_matrix((data.static - self.static_mean_) / self.static_scale_))
         return sp.hstack(feats, format="csr")
 
+    @full_batch_fit
     def fit(self, data: Any, y: Any = None, *, validation: Any = None, static: Any = None) -> "CountsLogisticBaseline":
         """Fit one logistic regression per outcome label.
 

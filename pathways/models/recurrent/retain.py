@@ -32,7 +32,7 @@ class RETAIN(NeuralOutcomeModel):
     dropout_emb, dropout_context : float
         Dropout on the embeddings and on the context vector (the paper's regularisation).
     transform, max_bins, max_epochs, lr, weight_decay, batch_size, patience, device, seed, threshold,
-    progress, trainer_kwargs : as in :class:`pathways.models.recurrent.GRUOutcome`.
+    progress : as in :class:`pathways.models.recurrent.GRUOutcome`.
 
     Attributes
     ----------
@@ -63,7 +63,6 @@ class RETAIN(NeuralOutcomeModel):
         seed: int = 0,
         threshold: float = 0.5,
         progress: bool = False,
-        trainer_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.embedding_dim = embedding_dim
         self.alpha_hidden = alpha_hidden
@@ -81,7 +80,6 @@ class RETAIN(NeuralOutcomeModel):
         self.seed = seed
         self.threshold = threshold
         self.progress = progress
-        self.trainer_kwargs = trainer_kwargs
 
     _count_params = ("embedding_dim", "alpha_hidden", "beta_hidden")
     _fraction_params = ("dropout_emb", "dropout_context")

@@ -19,6 +19,7 @@ from scipy import stats
 from pathways.data.tables import factors_frame
 from pathways.encode.sccs import SCCSData
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
+from pathways.models.base import full_batch_fit
 from pathways.models.sccs.base import SCCSEstimator
 from pathways.models.sccs.design import LagDesign, as_sccs_data, lag_design
 from pathways.utils import ragged_arange
@@ -77,6 +78,7 @@ class SCCS(SCCSEstimator):
         self.tol = tol
         self.max_iter = max_iter
 
+    @full_batch_fit
     def fit(self, data: Any, validation: Any | None = None, *, labels: Sequence[Any] | None = None,
             censoring: Any | None = None, **encode_kwargs: Any) -> SCCS:
         """Fit by Newton's method on SCCSData, tick's features (with ``labels=``, ``censoring=``) or an EventLog

@@ -26,6 +26,7 @@ from pathways.data.tables import factors_frame
 from pathways.device import resolve_device
 from pathways.encode.sccs import SCCSData
 from pathways.errors import PathwaysInputError
+from pathways.models.base import full_batch_fit
 from pathways.models.sccs.base import SCCSEstimator
 from pathways.models.sccs.design import LagDesign, as_sccs_data, lag_design, resolve_lags, resolve_penalized
 from pathways.models.sccs.solver import (batched_loss, curvature, fista, penalty_prox, penalty_value, project,
@@ -124,6 +125,7 @@ class ConvSCCS(SCCSEstimator):
         self.dtype = dtype
 
     # -- public API -----------------------------------------------------------------------------------------------
+    @full_batch_fit
     def fit(self, data: Any, validation: Any | None = None, *, labels: Sequence[Any] | None = None,
             censoring: Any | None = None, **encode_kwargs: Any) -> ConvSCCS:
         """Fit on SCCSData, tick's features (with ``labels=``, ``censoring=``) or an EventLog (+ ``exposures``,
@@ -365,6 +367,7 @@ class ConvSCCSCV(ConvSCCS):
         self.C_group_l1_grid = C_group_l1_grid
         self.n_folds = n_folds
 
+    @full_batch_fit
     def fit(self, data: Any, validation: Any | None = None, *, labels: Sequence[Any] | None = None,
             censoring: Any | None = None, **encode_kwargs: Any) -> ConvSCCSCV:
         """Cross-validate the penalties on the grids, then refit on all cases (``validation`` is ignored: the

@@ -147,13 +147,16 @@ class TPPBase(PathwaysEstimator):
                             dtype=self.module_.time_scale.dtype)
 
     # -- fitting --------------------------------------------------------------------------------------------------
-    def fit(self, data: TPPData, validation: TPPData | None = None) -> "TPPBase":
+    def fit(self, data: TPPData, validation: TPPData | None = None, trainer: Trainer | None = None) -> "TPPBase":
         """Train by maximum likelihood with :class:`pathways.training.Trainer`.
 
         Parameters
         ----------
         data : EventLog or Sequences with at least one event.
         validation : optional held-out data for early stopping (``patience`` epochs without improvement).
+        trainer : the run's :class:`~pathways.training.Trainer` (device, precision, loggers, caps, ...), configured
+            with this model's max_epochs, lr, weight_decay, batch_size, patience and seed; None trains on
+            ``device`` with a default Trainer.
 
         Returns
         -------
@@ -165,11 +168,9 @@ class TPPBase(PathwaysEstimator):
             raise PathwaysInputError(f"argument 'data': {len(seqs)} sequences but no event to learn from")
         self._learn_data_meta(seqs)
         val = None if validation is None else self._aligned(validation, "validation")
-        device = resolve_device(self.device)
+        trainer = self.run_trainer(trainer)
+        device = resolve_device(trainer.device)
         self.module_ = self._build_module().to(device)
-        trainer = Trainer(max_epochs=self.max_epochs, lr=self.lr, weight_decay=self.weight_decay,
-                          batch_size=self.batch_size, device=device, patience=self.patience, seed=self.seed,
-                          progress=self.progress)
 
         def train_batches(epoch: int) -> Any:
             gen = np.random.default_rng([int(self.seed), int(epoch)])
