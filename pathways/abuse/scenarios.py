@@ -172,8 +172,8 @@ class _World:
         counts = np.bincount(entity_region[eligible], minlength=region.max() + 1)
         first = np.searchsorted(entity_region[ranked], np.arange(counts.size))
         k = (self.g.random(region.size) * np.maximum(counts[region], 1)).astype(np.int64)
-        out = ranked[first[region] + k]
         lost = counts[region] == 0
+        out = ranked[np.minimum(first[region] + k, ranked.size - 1)]
         out[lost] = self.g.choice(np.flatnonzero(eligible), size=int(lost.sum()))
         return out
 

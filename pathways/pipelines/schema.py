@@ -88,6 +88,7 @@ class TrainConfig:
     model: Any = None
     signals: Any = None
     cartography: Any = None
+    abuse: Any = None
     encode: Any = None
     trainer: Any = None
     logger: Any = None

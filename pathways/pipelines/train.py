@@ -37,6 +37,7 @@ from pathways.models.base import PathwaysEstimator
 from pathways.models.hawkes.base import HawkesBase
 from pathways.models.recurrent.base import OutcomeModelBase
 from pathways.models.tpp.base import TPPBase
+from pathways.pipelines.abuse import run_abuse
 from pathways.pipelines.cartography import run_cartography
 from pathways.pipelines.common import (RunResult, build_encoder, check_encoder, encode_for, export_checkpoint,
                                        instantiate, load_data, n_patients, resolved, run_overrides, split_data,
@@ -148,6 +149,8 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
     resolve_device(trainer.device)  # trainer=gpu without CUDA fails here, before any work
     if cfg.task == "signals":
         return detect_signals(cfg, out)
+    if cfg.task == "abuse":
+        return run_abuse(cfg, out)
     if cfg.task == "cartography":
         return run_cartography(cfg, out)
     data, truth = load_data(cfg.data)
