@@ -132,13 +132,20 @@ def dictionary_positions(column: pa.ChunkedArray, index: pd.Index, what: str, *,
     distinct value, never one per row. Values absent from ``index`` raise, or give -1 with ``absent="keep"``."""
     out = np.empty(len(column), dtype=np.int64)
     start = 0
+    reference = None
     for chunk in column.chunks:
         if not pa.types.is_dictionary(chunk.type):
             chunk = pc.dictionary_encode(chunk)
         if chunk.null_count:
             raise PathwaysInputError(f"{what}: {chunk.null_count} values are missing")
-        lookup = index.get_indexer(pd.Index(chunk.dictionary.to_numpy(zero_copy_only=False)))
-        out[start:start + len(chunk)] = lookup[chunk.indices.to_numpy()]
+        if len(chunk.dictionary) == len(index):
+            reference = pa.array(index.to_numpy()) if reference is None else reference
+        if reference is not None and chunk.dictionary.type == reference.type and chunk.dictionary.equals(reference):
+            # the dictionary is the index itself (pathways' own files repeat it in every row group): no lookup
+            out[start:start + len(chunk)] = chunk.indices.to_numpy()
+        else:
+            lookup = index.get_indexer(pd.Index(chunk.dictionary.to_numpy(zero_copy_only=False)))
+            out[start:start + len(chunk)] = lookup[chunk.indices.to_numpy()]
         start += len(chunk)
     if absent == "raise" and (out < 0).any():
         raise PathwaysInputError(f"{what}: {int((out < 0).sum())} values are absent from its table")

@@ -102,6 +102,23 @@ def own_parquet_fields(table: pa.Table, path: str | PathLike) -> dict[str, Any]:
     }
 
 
+def write_parquet_format1(log: "EventLog", path: str | PathLike) -> None:
+    """Write the pathways 0.1 single-file format (integer codes; vocabulary, units and the whole patients table in
+    the schema metadata): the reader's compatibility tests and ``benchmarks/meds_read.py`` need such files."""
+    table = pa.table({
+        "patient": log.patient, "time": log.time, "code": log.code, "end": log.end, "value": log.value,
+        "category": pa.DictionaryArray.from_pandas(pd.Categorical(log.category)),
+        **{f"extra.{k}": v for k, v in log.extras.items()},
+    })
+    buf = io.BytesIO()
+    pq.write_table(patients_to_arrow(log), buf)
+    meta = {"format_version": 1, "vocab": log.vocab.to_dict(), "time_unit": log.time_unit,
+            "origin": None if log.origin is None else log.origin.isoformat()}
+    table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode(), PATIENTS_KEY: buf.getvalue()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
 def _format1_fields(table: pa.Table) -> dict[str, Any]:
     """Format 1 (pathways 0.1): integer codes; vocabulary, units and the patients table in the schema metadata."""
     meta = table.schema.metadata
@@ -131,4 +148,4 @@ def read_table(path: str | PathLike, kind: str, kwargs: Mapping[str, Any] | None
 
 
 __all__ = ["FORMAT_VERSION", "own_parquet_fields", "parquet_format", "read_parquet_table", "read_table",
-           "sidecar", "write_parquet"]
+           "sidecar", "write_parquet", "write_parquet_format1"]

@@ -1,4 +1,7 @@
-"""Readers of real-world claims and EHR sources (OMOP CDM, SNDS) into EventLogs.
+"""Readers of real-world claims and EHR sources (OMOP CDM, SNDS) into EventLogs, and MEDS datasets both ways.
+
+Peer formats live in their own modules: :mod:`pathways.io.easytpp`, :mod:`pathways.io.scalpel`,
+:mod:`pathways.io.ohdsi` (see ``docs/interop.md``).
 
 duckdb is an optional dependency (``pip install 'pathways[omop]'``); it is imported only when a reader runs.
 """

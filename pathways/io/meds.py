@@ -69,9 +69,10 @@ def from_ticks(us: np.ndarray, unit_us: int, origin_us: int) -> np.ndarray:
     Below 2**53 ticks from the origin (285 years of microseconds) the offsets convert to float exactly and one
     division gives the float nearest to the true time; beyond, whole units are split off first.
     """
-    offset = np.asarray(us, dtype=np.int64) - origin_us
-    if offset.size == 0 or int(np.abs(offset).max()) < 2**53:
-        return offset.astype(np.float64) / unit_us
+    offset = np.asarray(us, dtype=np.int64)
+    offset = offset - origin_us if origin_us else offset
+    if offset.size == 0 or max(-int(offset.min()), int(offset.max())) < 2**53:
+        return offset / unit_us  # one pass: int64 -> float64 is exact below 2**53
     whole, rest = np.divmod(offset, unit_us)
     return whole.astype(np.float64) + rest / unit_us
 
@@ -338,15 +339,15 @@ def read_meds(folder: str | PathLike, *, split: str | None = None) -> EventLog:
     else:
         # 0: any other code, 1: birth, 2: death
         position, n = dictionary_positions(codes, pd.Index([BIRTH, DEATH]), "MEDS code", absent="keep") + 1, 1
-    rows = {"birth": position == n, "death": position == n + 1}
-    rows["static"] = np.isnan(times) & ~rows["birth"] & ~rows["death"]
-    event = ~(rows["static"] | rows["birth"] | rows["death"])
+    timed = ~np.isnan(times)
+    event = timed & (position < n)  # codes absent from the vocabulary stay events (and raise in _build)
+    rows = {"birth": position == n, "death": position == n + 1, "static": ~timed}
     subject = table.column("subject_id").to_numpy()
     if own:
         patients = pq.read_table(meta / "subjects.parquet").to_pandas()
         index = patients.pop("subject_id").to_numpy()
         info = {**info, "sorted": np.array_equal(index, np.arange(index.size)) and split is None
-                and bool((np.diff(subject) >= 0).all())}  # shards renamed or reordered: sort the events
+                and bool((subject[1:] >= subject[:-1]).all())}  # shards renamed or reordered: sort the events
         patient = subject if info["sorted"] else pd.Index(index).get_indexer(subject)
         if info["sorted"] and subject.size and (subject.min() < 0 or subject.max() >= index.size) or (patient < 0).any():
             raise PathwaysInputError("MEDS subject_id: rows name subjects absent from metadata/subjects.parquet")

@@ -1,9 +1,7 @@
 """EventLog.from_arrow / to_arrow / __arrow_c_stream__ and the parquet format 2 (readable by DuckDB and polars)."""
 from __future__ import annotations
 
-import io
 from datetime import date
-import json
 import warnings
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pathways.data import EventLog
+from pathways.data.parquet import write_parquet_format1
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.synthetic import simulate_cohort
 
@@ -71,6 +70,18 @@ def test_pyarrow_polars_duckdb_give_the_pandas_log():
             log = EventLog.from_arrow(source())
         assert_same_log(log, expected)
         assert log.patients["patient_id"].tolist() == ["007", "b", "c"]  # ids kept as strings, as written
+
+
+class SparkLikeFrame:
+    """What Spark 4 hands over: a DataFrame whose ``toArrow()`` returns a pyarrow table."""
+
+    def toArrow(self) -> pa.Table:  # noqa: N802  (Spark's name)
+        return pa.table({"patient_id": ["a", "b"], "time": [1.0, 2.0], "code": ["x", "y"]})
+
+
+def test_spark_to_arrow_result():
+    log = EventLog.from_arrow(SparkLikeFrame(), time_unit="hours")
+    assert log.patients["patient_id"].tolist() == ["a", "b"] and log.time_unit == "hours"
 
 
 def test_polars_native_types_and_mapping():
@@ -138,24 +149,8 @@ def test_parquet_round_trip_and_foreign_readers(which, request, tmp_path):
     assert codes["code"].tolist() == log.vocab.codes.tolist()
 
 
-def _write_format1(log: EventLog, path: Path) -> None:
-    """The writer of pathways 0.1 (integer codes; vocabulary and patients in the schema metadata), verbatim."""
-    table = pa.table({
-        "patient": log.patient, "time": log.time, "code": log.code, "end": log.end, "value": log.value,
-        "category": pa.DictionaryArray.from_pandas(pd.Categorical(log.category)),
-        **{f"extra.{k}": v for k, v in log.extras.items()},
-    })
-    buf = io.BytesIO()
-    log.patients.to_parquet(buf, index=False)
-    meta = {"format_version": 1, "vocab": log.vocab.to_dict(), "time_unit": log.time_unit,
-            "origin": None if log.origin is None else log.origin.isoformat()}
-    table = table.replace_schema_metadata({b"pathways.eventlog": json.dumps(meta).encode(),
-                                           b"pathways.patients": buf.getvalue()})
-    pq.write_table(table, path)
-
-
 def test_format1_files_still_read(cohort, tmp_path):
-    _write_format1(cohort, tmp_path / "old.parquet")
+    write_parquet_format1(cohort, tmp_path / "old.parquet")  # the writer of pathways 0.1
     assert_same_log(EventLog.read_parquet(tmp_path / "old.parquet"), cohort)
 
 
