@@ -54,8 +54,8 @@ def run(n_patients: int, prevalence: float, seed: int) -> tuple[pd.DataFrame, di
                      "precision lift": round(full["precision_top"] - alone["precision_top"], 4),
                      "met": bool(full["auroc"] >= 0.95 and full["precision_top"] >= 0.8),
                      "best planted entity's behaviours": top["behaviours"].iloc[0] if len(top) else ""})
-    summary = f"{log.n_events} events, {log.n_patients} patients, " + ", ".join(
-        f"{len(t)} {k}s" for k, t in result.tables.items())
+    summary = f"{log.n_events} events; ranked " + ", ".join(
+        f"{len(t)} {k}" for k, t in zip(("patients", "prescribers", "pharmacies"), result.tables.values()))
     return pd.DataFrame(rows), timings, summary
 
 

@@ -4,16 +4,16 @@ Two sparse incidence matrices (patients x prescribers, patients x pharmacies) gi
 one sparse product (``P.T @ F``: patients a prescriber and a pharmacy share; ``P.T @ P``: prescribers sharing
 patients). A provider whose watched-class patients are often *multi-prescriber* patients (seen by
 ``multi_prescribers`` or more prescribers of the class) sits on shopping routes; providers tied by at least
-``min_shared`` shared patients form communities (networkx Louvain), candidate rings.
+``min_shared`` shared patients form communities (connected components of that graph, scipy), candidate rings.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import networkx as nx
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
 from pathways.abuse.entities import (
     DRUG_CLASSES,
@@ -90,18 +90,18 @@ def network_indicators(log: EventLog, classes: dict[str, DrugClass] | None = Non
     return out
 
 
-def communities(net: ProviderNetwork, min_shared: int = 3, min_size: int = 3, seed: int = 0) -> pd.DataFrame:
-    """Louvain communities of the provider graph (links of at least ``min_shared`` shared patients).
+def communities(net: ProviderNetwork, min_shared: int = 3, min_size: int = 3) -> pd.DataFrame:
+    """Communities of the provider graph: connected components of the links of at least ``min_shared`` shared
+    patients (a threshold high enough to cut the incidental links of one shared patient).
 
     Returns one row per provider of a community of ``min_size`` or more: ``kind`` (prescriber / pharmacy),
     ``entity`` (id), ``community``, ``community_size``, ``shared_patients`` (within the community).
     """
     graph = net.provider_graph(min_shared)
-    coo = sp.triu(graph, k=1).tocoo()
-    g = nx.Graph()
-    g.add_weighted_edges_from(zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist()))
-    groups = [sorted(c) for c in nx.community.louvain_communities(g, weight="weight", seed=seed)
-              if len(c) >= min_size] if g.number_of_edges() else []
+    _, label = connected_components(graph, directed=False)
+    sizes = np.bincount(label)
+    order = np.argsort(label, kind="stable")
+    groups = [members for members in np.split(order, np.cumsum(sizes)[:-1]) if members.size >= min_size]
     n_pre = net.prescriber_ids.size
     ids = np.concatenate([net.prescriber_ids.astype(object), net.pharmacy_ids.astype(object)])
     rows = []
