@@ -381,7 +381,8 @@ class EventLog:
     def to_parquet(self, path: str | PathLike) -> None:
         """Write the events to ``path`` and the patients and codes beside it, each atomically.
 
-        ``<stem>.parquet`` holds the events as :meth:`to_arrow` does (dictionary-encoded string ids and codes);
+        ``<stem>.parquet`` holds the events as :meth:`to_arrow` does (dictionary-encoded string codes), with
+        ``patient``, the row of the patients file, in place of the id;
         ``<stem>.patients.parquet`` the patients table and ``<stem>.codes.parquet`` the vocabulary (code, count);
         each is a plain parquet file that DuckDB and polars read as it is. :meth:`read_parquet` restores the
         identical EventLog (and still reads the single-file format of pathways 0.1).
