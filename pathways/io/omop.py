@@ -18,7 +18,7 @@ from pathways.errors import PathwaysInputError
 from pathways.data.dates import DEFAULT_DATE_RANGE, date_bounds, days_from_parts
 from pathways.io.build import build_eventlog
 from pathways.io.report import ReadReport, check_errors_arg
-from pathways.io.tabular import TableSet, days_sql, duckdb_config, in_range_sql
+from pathways.io.tabular import TableSet, days_sql, duckdb_config, in_range_sql, sql_literal
 
 #: OMOP gender concepts.
 GENDER_CONCEPTS = {8507: "M", 8532: "F"}
@@ -55,6 +55,13 @@ DEFAULT_DOMAINS = ("drug", "condition", "procedure", "visit", "measurement")
 #: A domain whose table is absent falls back to its era table (and the other way round).
 _FALLBACK = {"drug": "drug_era", "drug_era": "drug", "condition": "condition_era", "condition_era": "condition"}
 CATEGORIES = ("drug", "condition", "procedure", "visit", "measurement", "observation", "death")
+#: event id column and ``cost.cost_domain_id`` of each clinical table (provider_id and cost rows attach to them)
+EVENT_IDS = {"drug_exposure": ("drug_exposure_id", "Drug"),
+             "condition_occurrence": ("condition_occurrence_id", "Condition"), "procedure_occurrence": ("procedure_occurrence_id", "Procedure"),
+             "visit_occurrence": ("visit_occurrence_id", "Visit"), "measurement": ("measurement_id", "Measurement"),
+             "observation": ("observation_id", "Observation")}
+#: EventLog extras read from provider_id (prescriber of a drug, provider of anything else) and the cost table
+EXTRAS = {"prescriber": "VARCHAR", "provider": "VARCHAR", "paid": "DOUBLE", "base": "DOUBLE"}
 
 
 def read_omop(
@@ -101,7 +108,10 @@ def read_omop(
 
     Returns
     -------
-    EventLog (and ReadReport). The report is also in ``log.patients.attrs["read_report"]``. Patients: every
+    EventLog (and ReadReport). The report is also in ``log.patients.attrs["read_report"]``. When a domain table
+    has ``provider_id`` or a ``cost`` table exists, events carry the extras ``prescriber`` (provider_id of a drug
+    exposure), ``provider`` (provider_id of other events; pseudonymous ids as text, never logged), ``paid``
+    (sum of the event's ``cost.paid_by_payer`` rows) and ``base`` (sum of ``cost.amount_allowed``). Patients: every
     person of ``person`` in ``person_id`` order with birth, sex, death, observation window (first start, last
     end of their periods; first/last event when they have none) and ``n_observation_periods``.
     """
@@ -121,7 +131,8 @@ def read_omop(
         events = reader.drop_unknown_persons(events)
         persons, events = reader.observation(persons, events, outside_observation)
         patients = _patients_frame(persons, pid_is_int)
-        log = build_eventlog(ts, events, patients, CATEGORIES, report, duplicates, errors)
+        log = build_eventlog(ts, events, patients, CATEGORIES, report, duplicates, errors,
+                             extra_columns=reader.extra_names)
     return (log, report) if return_report else log
 
 
@@ -152,6 +163,39 @@ class _OmopReader:
 
     def __init__(self, ts: TableSet, report: ReadReport, errors: str, bounds: tuple[float, float]):
         self.ts, self.report, self.errors, self.bounds = ts, report, errors, bounds
+        self.extra_names: list[str] = []
+        self._costs: str | None = None
+
+    def _use_extras(self, domains: list[str]) -> None:
+        """Provider ids and amounts are read when a domain table has provider_id or a cost table exists."""
+        tables = [DOMAINS[d].table for d in domains]
+        if self.ts.has("cost") or any("PROVIDER_ID" in self.ts.columns(t) for t in tables if t in EVENT_IDS):
+            self.extra_names = list(EXTRAS)
+        if self.ts.has("cost"):
+            cols = self.ts.require("cost", ["cost_event_id", "cost_domain_id"])
+            paid, base = (f"sum(TRY_CAST({c} AS DOUBLE))" if c.upper() in cols else "CAST(NULL AS DOUBLE)"
+                          for c in ("paid_by_payer", "amount_allowed"))
+            self._costs = self.ts.temp_table(
+                f"SELECT CAST(cost_event_id AS VARCHAR) AS eid, CAST(cost_domain_id AS VARCHAR) AS dom, "
+                f"{paid} AS paid, {base} AS base FROM {self.ts.ref('cost')} GROUP BY 1, 2", "omop_costs")
+
+    def _extras_sql(self, table: str, cols: dict[str, str]) -> tuple[str, str, str]:
+        """(inner columns, outer columns, cost join) of the extras for one domain table (alias x outside)."""
+        if not self.extra_names:
+            return "", "", ""
+        event_id, dom = EVENT_IDS.get(table, (None, None))
+        # OMOP ids are integers (a float column when read with gaps: 501.0 is provider 501)
+        prov = ("coalesce(CAST(TRY_CAST(provider_id AS BIGINT) AS VARCHAR), CAST(provider_id AS VARCHAR))"
+                if event_id and "PROVIDER_ID" in cols else "CAST(NULL AS VARCHAR)")
+        eid = f"CAST({event_id} AS VARCHAR)" if event_id and event_id.upper() in cols else "CAST(NULL AS VARCHAR)"
+        drug = table == "drug_exposure"
+        outer = (f", {'x.prov' if drug else 'CAST(NULL AS VARCHAR)'} AS prescriber, "
+                 f"{'CAST(NULL AS VARCHAR)' if drug else 'x.prov'} AS provider")
+        if self._costs is None or dom is None:
+            return f", {prov} AS prov, {eid} AS eid", outer + ", CAST(NULL AS DOUBLE) AS paid, " \
+                "CAST(NULL AS DOUBLE) AS base", ""
+        return (f", {prov} AS prov, {eid} AS eid", outer + ", k.paid AS paid, k.base AS base",
+                f"LEFT JOIN {self._costs} k ON k.eid = x.eid AND k.dom = {sql_literal(dom)}")
 
     def decide(self, step: str, decision: str, count: int, total: int | None = None, detail: str = "") -> None:
         self.report.decide(step, decision, count, total, detail, errors=self.errors)
@@ -190,6 +234,7 @@ class _OmopReader:
     # -- clinical events ----------------------------------------------------------------------------------------
     def events(self, domains: list[str], concept_codes: bool, ingredients: bool, keep_unmapped: bool) -> str:
         """Temp table of events (pid, t, e, value, code, cat) from every domain table."""
+        self._use_extras(domains)
         has_concept = concept_codes and self.ts.has("concept")
         if concept_codes and not self.ts.has("concept"):
             self.report.note("concept table absent: codes are concept ids", 0)
@@ -230,13 +275,15 @@ class _OmopReader:
                 self.decide(f"{dom.table}: end date missing, days_supply given", "end = start + days_supply - 1",
                             stats[4], n)
             self.decide(f"{dom.table}: end before start", "end = start", stats[5], n)
-        keep_concept = "TRUE" if keep_unmapped else "coalesce(c, 0) <> 0"
+        keep_concept = "TRUE" if keep_unmapped else "coalesce(x.c, 0) <> 0"
+        inner, outer, cost_join = self._extras_sql(dom.table, cols)
         sql = (
-            f"SELECT pid, s AS t, CASE WHEN e IS NULL AND sup > 0 THEN s + sup - 1 WHEN e < s THEN s ELSE e END AS e, "
-            f"v AS value, coalesce(c, 0) AS c, {cat} AS cat FROM ("
+            f"SELECT x.pid, x.s AS t, CASE WHEN x.e IS NULL AND x.sup > 0 THEN x.s + x.sup - 1 WHEN x.e < x.s THEN x.s "
+            f"ELSE x.e END AS e, x.v AS value, coalesce(x.c, 0) AS c, {cat} AS cat{outer} FROM ("
             f"SELECT CAST(person_id AS VARCHAR) AS pid, {start} AS s, "
             f"CASE WHEN {in_range_sql(end, self.bounds)} THEN {end} END AS e, {value} AS v, {concept} AS c, "
-            f"{supply} AS sup FROM {ref}) WHERE s IS NOT NULL AND {in_range_sql('s', self.bounds)} AND {keep_concept}"
+            f"{supply} AS sup{inner} FROM {ref}) x {cost_join} "
+            f"WHERE x.s IS NOT NULL AND {in_range_sql('x.s', self.bounds)} AND {keep_concept}"
         )
         if name == "drug" and ingredients:
             sql = self._ingredients_sql(sql)
@@ -261,24 +308,33 @@ class _OmopReader:
         ).fetchall()[0]
         self.decide("drug_exposure: no ingredient in concept_ancestor", "own concept kept", no_ing, n)
         self.decide("drug_exposure: combination drugs", "one extra event per extra ingredient", extra, n)
-        return (f"SELECT d.pid, d.t, d.e, d.value, coalesce(i.ing, d.c) AS c, d.cat FROM {drugs} d "
-                f"LEFT JOIN {ing} i ON i.c = d.c")
+        # a combination drug's amounts go with its first ingredient only: they sum as in the cost table
+        first = "row_number() OVER (PARTITION BY d.rid ORDER BY i.ing) = 1"
+        extras = "".join(f", d.{n}" if EXTRAS[n] == "VARCHAR" else f", CASE WHEN {first} THEN d.{n} END AS {n}"
+                         for n in self.extra_names)
+        return (f"SELECT d.pid, d.t, d.e, d.value, coalesce(i.ing, d.c) AS c, d.cat{extras} FROM "
+                f"(SELECT *, row_number() OVER () AS rid FROM {drugs}) d LEFT JOIN {ing} i ON i.c = d.c")
 
     def _map_codes(self, raw: str, has_concept: bool) -> str:
         if not has_concept:
             return self.ts.temp_table(
-                f"SELECT pid, t, e, value, CAST(c AS VARCHAR) AS code, cat FROM {raw}", "omop_events")
+                f"SELECT pid, t, e, value, CAST(c AS VARCHAR) AS code, cat{self._extra_list('')} FROM {raw}",
+                "omop_events")
         self.ts.require("concept", ["concept_id", "vocabulary_id", "concept_code"])
         concept = self.ts.ref("concept")
         events = self.ts.temp_table(
             f"SELECT r.pid, r.t, r.e, r.value, CASE WHEN k.cid IS NULL THEN CAST(r.c AS VARCHAR) "
-            f"ELSE k.vocabulary_id || ':' || k.concept_code END AS code, r.cat, k.cid IS NULL AS unmapped "
+            f"ELSE k.vocabulary_id || ':' || k.concept_code END AS code, r.cat{self._extra_list('r.')}, "
+            f"k.cid IS NULL AS unmapped "
             f"FROM {raw} r LEFT JOIN (SELECT DISTINCT ON (cid) TRY_CAST(concept_id AS BIGINT) AS cid, "
             f"vocabulary_id, concept_code FROM {concept}) k ON k.cid = r.c", "omop_events")
         n, unmapped = self.ts.con.execute(
             f"SELECT count(*), count(*) FILTER (WHERE unmapped AND code <> '0') FROM {events}").fetchall()[0]
         self.decide("concept id absent from concept table", "concept id kept as code", unmapped, n)
         return events
+
+    def _extra_list(self, alias: str) -> str:
+        return "".join(f", {alias}{n}" for n in self.extra_names)
 
     # -- death --------------------------------------------------------------------------------------------------
     def deaths(self, concept_codes: bool, known: pd.Series) -> pd.DataFrame:
@@ -319,7 +375,7 @@ class _OmopReader:
         try:
             self.ts.con.execute(
                 f"INSERT INTO {events} SELECT pid, death, NULL, NULL, 'death', {CATEGORIES.index('death')}"
-                + (", FALSE" if _has_column(self.ts, events, "unmapped") else "") + " FROM pw_deaths")
+                + ", NULL" * len(self.extra_names) + (", FALSE" if _has_column(self.ts, events, "unmapped") else "") + " FROM pw_deaths")
         finally:
             self.ts.con.unregister("pw_deaths")
         return events
