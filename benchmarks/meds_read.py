@@ -24,9 +24,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pathways.data import EventLog, Vocabulary  # noqa: E402
-from pathways.data.parquet import write_parquet_format1  # noqa: E402
-from pathways.io import read_meds, write_meds  # noqa: E402
+from pathways.data import EventLog, Vocabulary
+from pathways.data.parquet import write_parquet_format1
+from pathways.io import read_meds, write_meds
 
 RESULTS = Path(__file__).resolve().parent / "results" / "meds_read.md"
 
@@ -80,12 +80,13 @@ def main() -> None:
     rows = [(name, min(reads[name]), writes[name]) for name in readers]
     t_meds = reads["pathways.io.read_meds"]
     t_parquet = min(min(v) for k, v in reads.items() if k != "pathways.io.read_meds")
-    lines = [f"Reading {log.n_events:,} events ({log.n_patients:,} patients, {log.n_codes} codes) into an EventLog; "
-             f"best of {args.repeats}, {platform.processor() or platform.machine()}, python {platform.python_version()}.",
+    lines = [(f"Reading {log.n_events:,} events ({log.n_patients:,} patients, {log.n_codes} codes) into an EventLog; "
+              f"best of {args.repeats}, {platform.processor() or platform.machine()}, "
+              f"python {platform.python_version()}."),
              "", "| reader | read s | events/s | write s |", "|---|---:|---:|---:|"]
     lines += [f"| {name} | {t:.2f} | {log.n_events / t:,.0f} | {w:.1f} |" for name, t, w in rows]
-    lines += ["", f"read_meds / fastest read_parquet time ratio: {min(t_meds) / t_parquet:.2f} "
-              f"(below 1: MEDS reads faster)"]
+    lines += ["", (f"read_meds / fastest read_parquet time ratio: {min(t_meds) / t_parquet:.2f} "
+                   "(below 1: MEDS reads faster)")]
     text = "\n".join(lines) + "\n"
     print(text)
     RESULTS.write_text("# MEDS read benchmark\n\n`python benchmarks/meds_read.py`\n\n" + text)

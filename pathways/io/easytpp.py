@@ -128,7 +128,7 @@ def from_easytpp(rows: Sequence[Any], dim_process: int | None = None, *, start: 
 def read_easytpp(path: str | PathLike) -> dict[str, Sequences]:
     """Read EasyTPP's pickle: one :class:`Sequences` per split (windows end at each sequence's last event)."""
     with open(path, "rb") as fh:
-        payload = pickle.load(fh)  # noqa: S301  (EasyTPP's own format is a pickle: read trusted files only)
+        payload = pickle.load(fh)
     if not isinstance(payload, Mapping) or "dim_process" not in payload:
         raise PathwaysInputError(f"{str(path)!r}: not an EasyTPP pickle (no 'dim_process')")
     k = int(payload["dim_process"])

@@ -135,7 +135,6 @@ def meds_table(log: EventLog) -> tuple[pa.Table, list[str]]:
     static = _static_rows(patients, subject_of)
     has_birth, has_death = np.flatnonzero(~np.isnan(birth)), np.flatnonzero(~np.isnan(death))
     n_static, n_birth, n_death = static["subject"].size, has_birth.size, has_death.size
-    n_ev = log.n_events
     subject = np.concatenate([static["subject"], subject_of[has_birth], subject_of[log.patient],
                               subject_of[has_death]])
     times = np.concatenate([np.full(n_static, np.nan), birth[has_birth], log.time, death[has_death]])
@@ -380,7 +379,7 @@ def _build(table: pa.Table, event: np.ndarray, patient: np.ndarray, time: np.nda
     trusts its own files, a foreign one is validated by :meth:`EventLog.from_arrays`."""
     time_unit, unit_us, origin_us = units
     whole = bool(event.all())
-    take = (lambda a: a) if whole else (lambda a: a[event])  # noqa: E731  (no copy when every row is an event)
+    take = (lambda a: a) if whole else (lambda a: a[event])
     patient, time, code = take(patient), take(time), take(code)
     if (code < 0).any():
         raise PathwaysInputError(f"MEDS code: {int((code < 0).sum())} rows carry codes absent from codes.parquet")

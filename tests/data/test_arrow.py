@@ -1,8 +1,8 @@
 """EventLog.from_arrow / to_arrow / __arrow_c_stream__ and the parquet format 2 (readable by DuckDB and polars)."""
 from __future__ import annotations
 
-from datetime import date
 import warnings
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -75,7 +75,7 @@ def test_pyarrow_polars_duckdb_give_the_pandas_log():
 class SparkLikeFrame:
     """What Spark 4 hands over: a DataFrame whose ``toArrow()`` returns a pyarrow table."""
 
-    def toArrow(self) -> pa.Table:  # noqa: N802  (Spark's name)
+    def toArrow(self) -> pa.Table:
         return pa.table({"patient_id": ["a", "b"], "time": [1.0, 2.0], "code": ["x", "y"]})
 
 

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import warnings
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -14,28 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pathways.data import EventLog
-from pathways.errors import PathwaysDataWarning, PathwaysInputError
+from pathways.errors import PathwaysInputError
 from pathways.io import read_meds, write_meds
 from pathways.io.meds import from_ticks, shard_bounds, to_ticks
-from pathways.synthetic import simulate_cohort
 from tests.data.test_arrow import assert_same_log
-
-SNDS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "snds"
-
-
-@pytest.fixture(scope="module")
-def cohort() -> EventLog:
-    return simulate_cohort(120, seed=5)[0]
-
-
-@pytest.fixture(scope="module")
-def snds_log() -> EventLog:
-    if not SNDS.is_dir():
-        pytest.skip(f"shared SNDS sample not found at {SNDS} (../shared is beside the project checkout only)")
-    from pathways.io import read_snds
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PathwaysDataWarning)
-        return read_snds(SNDS)
 
 
 @pytest.mark.parametrize("which", ["cohort", "snds_log"])

@@ -2,39 +2,29 @@
 from __future__ import annotations
 
 import pickle
-import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
 
-from pathways.data import EventLog
 from pathways.encode import Sequences, to_sequences
-from pathways.errors import PathwaysDataWarning, PathwaysInputError
-from pathways.io.easytpp import from_easytpp, read_easytpp, to_easytpp, to_easytpp_records, write_easytpp
-from pathways.io.ohdsi import from_ohdsi_cohort, signals_from_ohdsi, signals_to_ohdsi, to_ohdsi_cohort
+from pathways.errors import PathwaysInputError
+from pathways.io.easytpp import (
+    from_easytpp,
+    read_easytpp,
+    to_easytpp,
+    to_easytpp_records,
+    write_easytpp,
+)
+from pathways.io.ohdsi import (
+    from_ohdsi_cohort,
+    signals_from_ohdsi,
+    signals_to_ohdsi,
+    to_ohdsi_cohort,
+)
 from pathways.io.scalpel import from_scalpel, to_scalpel
-from pathways.synthetic import simulate_cohort
 from tests.data.test_arrow import assert_same_log
-
-SNDS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "snds"
-
-
-@pytest.fixture(scope="module")
-def cohort() -> EventLog:
-    return simulate_cohort(100, seed=7)[0]
-
-
-@pytest.fixture(scope="module")
-def snds_log() -> EventLog:
-    if not SNDS.is_dir():
-        pytest.skip(f"shared SNDS sample not found at {SNDS} (../shared is beside the project checkout only)")
-    from pathways.io import read_snds
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PathwaysDataWarning)
-        return read_snds(SNDS)
 
 
 def assert_same_sequences(a: Sequences, b: Sequences) -> None:
