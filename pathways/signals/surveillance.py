@@ -1,0 +1,332 @@
+"""Signal surveillance over time: screen cumulative data at each period and say when each alert came.
+
+At every look (end of a month or quarter) the data known by that date are analysed with the same design:
+
+* **sequential test** (``"maxsprt"``): a self-controlled risk interval count per (drug, outcome). Each *incident*
+  dispensation (no dispensation of the drug in the ``washout`` days before) whose risk and control windows are
+  fully observed by the look contributes its outcome events in the risk window ``[t + r0, t + r1)`` and in the
+  control window ``[t + c0, t + c1)`` (before the dispensation). Under the null each such event falls in the risk
+  window with probability ``1 / (1 + z)``, ``z`` = control length / risk length, so the risk-window count is
+  binomial given the total: the binomial MaxSPRT applies, with power alpha spending over the planned information
+  ``max_cases`` (:mod:`pathways.signals.sequential`) or the flat Wald boundary of the continuous test.
+* **repeated screen** (``"repeated"``): :func:`pathways.signals.detect` (SCCS, calibrated on negative controls)
+  on the cumulative data, a pair alerting when its calibrated q-value is below ``alpha / n_looks``. The Bonferroni
+  division by the number of planned looks bounds, for each pair, the probability of ever alerting under the null
+  by ``alpha`` (union bound over looks; conservative, since successive looks share most of their data).
+
+The history of every (pair, method) gives the first alert, how many looks alerted, persistence (share of looks
+alerted since the first alert) and dropped alerts (an alert followed by a look without). A sequential signal is
+final (the test stops), so it never drops.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from pathways.cohort import match_codes
+from pathways.data.dates import EPOCH
+from pathways.data.eventlog import EventLog
+from pathways.errors import PathwaysDataWarning, PathwaysInputError
+from pathways.signals.detect import StudyDesign, detect
+from pathways.signals.sequential import binomial_llr, binomial_maxsprt_cv, binomial_spending_thresholds
+
+__all__ = ["SurveillancePlan", "alert_history", "look_times", "plot_timeline", "scri_counts", "surveil"]
+
+PERIOD_MONTHS = {"month": 1, "quarter": 3, "semester": 6, "year": 12}
+LOOK_COLUMNS = ("look", "date", "exposure", "outcome", "n_cases", "n_risk", "estimate", "llr", "threshold",
+                "alert_maxsprt")
+
+
+@dataclass
+class SurveillancePlan:
+    """When to look and how to decide.
+
+    Parameters
+    ----------
+    start : date of the first day of surveillance; looks fall at the end of each period after it.
+    period : ``"month"``, ``"quarter"``, ``"semester"``, ``"year"`` or a number of days.
+    n_looks : planned number of looks (the repeated screen divides ``alpha`` by it).
+    methods : ``"maxsprt"`` and/or ``"repeated"``.
+    alpha : probability that a null pair ever alerts over the planned looks, per pair and method.
+    risk_window, control_window : days after (risk) and before (control, negative) an incident dispensation.
+    washout : days without the drug that make a dispensation incident.
+    max_cases : planned total of risk + control cases per pair (the information at which all alpha is spent).
+    spending : ``"power"`` (``alpha * t ** rho`` at information ``t = cases / max_cases``) or ``"flat"`` (the
+        continuous binomial MaxSPRT critical value at every look).
+    rho : exponent of power spending.
+    min_cases : fewest cases that may signal (``M``).
+    coexposure_days : an episode is dropped from the sequential count when another screened drug was dispensed
+        from ``coexposure_days`` before its control window to the end of its risk window (so that no other drug's
+        effect window overlaps it: co-medication would otherwise confound the self-controlled comparison); 0 keeps
+        every episode.
+    negative_controls : pairs for the repeated screen's calibration (default: the design's).
+    """
+
+    start: str = "2015-01-01"
+    period: str | float = "quarter"
+    n_looks: int = 12
+    methods: Sequence[str] = ("maxsprt", "repeated")
+    alpha: float = 0.05
+    risk_window: tuple[float, float] = (0.0, 60.0)
+    control_window: tuple[float, float] = (-120.0, -60.0)
+    washout: float = 180.0
+    max_cases: int = 200
+    spending: str = "power"
+    rho: float = 1.0
+    min_cases: int = 3
+    coexposure_days: float = 0.0
+    negative_controls: Sequence[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def z(self) -> float:
+        """Control-window length over risk-window length."""
+        return (self.control_window[1] - self.control_window[0]) / (self.risk_window[1] - self.risk_window[0])
+
+    def check(self) -> None:
+        """Raise :class:`PathwaysInputError` on an inconsistent plan."""
+        (r0, r1), (c0, c1) = self.risk_window, self.control_window
+        if not (r1 > r0 >= 0 and c0 < c1 <= 0):
+            raise PathwaysInputError("surveillance windows: need 0 <= risk start < risk end and control start < "
+                                     f"control end <= 0 (days), got {self.risk_window}, {self.control_window}")
+        if self.washout < -c0:
+            raise PathwaysInputError(f"washout: {self.washout} days is shorter than the control window reach {-c0}")
+        unknown = [m for m in self.methods if m not in ("maxsprt", "repeated")]
+        if unknown or self.spending not in ("power", "flat") or self.n_looks < 1:
+            raise PathwaysInputError(f"surveillance plan: methods {list(self.methods)} (maxsprt, repeated), "
+                                     f"spending {self.spending!r} (power, flat), n_looks {self.n_looks} (>= 1)")
+
+
+def look_times(plan: SurveillancePlan) -> pd.DataFrame:
+    """Date and time (days since 1970-01-01, the EventLog clock) of each look.
+
+    Examples
+    --------
+    >>> look_times(SurveillancePlan(start="2020-01-01", n_looks=2))["date"].dt.strftime("%Y-%m-%d").tolist()
+    ['2020-04-01', '2020-07-01']
+    """
+    start = pd.Timestamp(plan.start)
+    k = np.arange(1, plan.n_looks + 1)
+    if isinstance(plan.period, str):
+        if plan.period not in PERIOD_MONTHS:
+            raise PathwaysInputError(f"period: expected one of {sorted(PERIOD_MONTHS)} or days, got {plan.period!r}")
+        dates = pd.DatetimeIndex([start + pd.DateOffset(months=int(PERIOD_MONTHS[plan.period] * i)) for i in k])
+    else:
+        dates = pd.DatetimeIndex(start + pd.to_timedelta(k * float(plan.period), unit="D"))
+    return pd.DataFrame({"look": k, "date": dates, "time": (dates - EPOCH) / pd.Timedelta(days=1)})
+
+
+def _codes(log: EventLog, codes: Sequence[str] | None, category: str) -> np.ndarray:
+    if codes is None:
+        is_cat = pd.Series(log.category).astype(object).to_numpy() == category
+        return np.unique(log.code[is_cat])
+    return np.flatnonzero(match_codes(log.vocab, codes))
+
+
+def _incident(log: EventLog, drug: int, washout: float) -> tuple[np.ndarray, np.ndarray]:
+    """Patients and times of the dispensations of ``drug`` without one in the ``washout`` days before."""
+    rows = np.flatnonzero(log.code == drug)
+    patient, time = log.patient[rows], log.time[rows]  # sorted by (patient, time)
+    new = np.ones(rows.size, bool)
+    same = patient[1:] == patient[:-1]
+    new[1:] = ~same | (time[1:] - time[:-1] > washout)
+    return patient[new], time[new]
+
+
+def scri_counts(log: EventLog, at: float, plan: SurveillancePlan, drugs: Sequence[str] | None = None,
+                outcomes: Sequence[str] | None = None) -> pd.DataFrame:
+    """Self-controlled risk interval counts per (drug, outcome) with the data known at time ``at``.
+
+    Returns
+    -------
+    DataFrame ``exposure, outcome, n_cases`` (events in risk + control windows), ``n_risk``, ``n_exposures``
+    (incident dispensations with both windows observed).
+    """
+    drug_idx = _codes(log, drugs, "drug")
+    out_idx = _codes(log, outcomes, "outcome") if outcomes is not None else np.zeros(0, np.int64)
+    if out_idx.size == 0:
+        raise PathwaysInputError("scri_counts: no outcome code matches the log; name the outcomes")
+    (r0, r1), (c0, c1) = plan.risk_window, plan.control_window
+    p_start = log.patients["start"].to_numpy(float)
+    p_end = np.minimum(log.patients["end"].to_numpy(float), at)
+    scale = float(np.nanmax(np.abs(log.time))) * 4 + 1e6 if log.n_events else 1.0  # patient-major sort key
+    starts = {d: _incident(log, d, plan.washout) for d in drug_idx}
+    start_key = np.sort(np.concatenate([p * scale + t for p, t in starts.values()] + [np.zeros(0)]))
+    incident = {}
+    for d, (patient, time) in starts.items():  # episodes fully observed by ``at``, after a known washout
+        ok = (time - plan.washout >= p_start[patient]) & (time + r1 <= p_end[patient])
+        base = patient[ok] * scale + time[ok]
+        if plan.coexposure_days > 0:  # drop episodes where another screened drug starts around this one
+            lo, hi = base + c0 - plan.coexposure_days, base + r1
+            others = np.searchsorted(start_key, hi) - np.searchsorted(start_key, lo) - 1  # minus itself
+            base = base[others == 0]
+        incident[d] = (base, int(base.size))
+    rows = []
+    for o in out_idx:  # a handful of outcomes x a few dozen drugs: each count is two searchsorted calls
+        sel = (log.code == o) & (log.time < at)
+        key = log.patient[sel] * scale + log.time[sel]
+        for d in drug_idx:
+            base, n_exposures = incident[d]
+            risk = np.searchsorted(key, base + r1) - np.searchsorted(key, base + r0)
+            control = np.searchsorted(key, base + c1) - np.searchsorted(key, base + c0)
+            rows.append((log.vocab.codes[d], log.vocab.codes[o], int(risk.sum() + control.sum()),
+                         int(risk.sum()), n_exposures))
+    return pd.DataFrame(rows, columns=["exposure", "outcome", "n_cases", "n_risk", "n_exposures"])
+
+
+def _sequential(counts: pd.DataFrame, plan: SurveillancePlan) -> pd.DataFrame:
+    """Per pair and look: the SCRI estimate, LLR, threshold (risk count that signals) and the cumulative alert."""
+    counts = counts.sort_values(["exposure", "outcome", "look"]).reset_index(drop=True)
+    z = plan.z
+    n, k = counts["n_cases"].to_numpy(), counts["n_risk"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        counts["estimate"] = np.where(n - k > 0, z * k / (n - k), np.nan)  # incidence ratio risk vs control
+    counts["llr"] = binomial_llr(k, n, z)
+    if plan.spending == "flat":
+        cv = binomial_maxsprt_cv(plan.max_cases, z, plan.alpha, plan.min_cases)
+        counts["threshold"] = np.nan
+        counts["llr_threshold"] = cv
+        signal = (counts["llr"].to_numpy() >= cv) & (n >= plan.min_cases)
+    else:
+        thresholds = [binomial_spending_thresholds(np.maximum.accumulate(part["n_cases"].to_numpy()),
+                                                   plan.max_cases, z, plan.alpha, plan.rho, plan.min_cases)
+                      for _, part in counts.groupby(["exposure", "outcome"], sort=False)]
+        table = pd.concat(thresholds, ignore_index=True)
+        counts["threshold"] = table["threshold"].to_numpy()
+        counts["llr_threshold"] = table["llr_threshold"].to_numpy()
+        signal = k >= counts["threshold"].to_numpy()
+    counts["alert_maxsprt"] = pd.Series(signal).groupby([counts["exposure"], counts["outcome"]]).cummax().to_numpy()
+    return counts
+
+
+def _repeated(log: EventLog, design: StudyDesign, plan: SurveillancePlan, at: float) -> pd.DataFrame:
+    """The SCCS screen of the data known at ``at``, flagged at the Bonferroni-corrected level ``alpha / K``."""
+    sccs = replace(design, methods=("SCCS",), negative_controls=list(plan.negative_controls or
+                                                                        design.negative_controls))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PathwaysDataWarning)
+        table = detect(log.window(end=at), sccs, q_threshold=plan.alpha / plan.n_looks, alpha=plan.alpha)
+    calibrated = table["p_calibrated"].notna().any()
+    pick = (lambda c: table[f"{c}_calibrated"]) if calibrated else (lambda c: table[c])
+    return pd.DataFrame({"exposure": table["exposure"].astype(str), "outcome": table["outcome"].astype(str),
+                         "sccs_estimate": table["estimate"], "sccs_ci_low": pick("ci_low"),
+                         "sccs_ci_high": pick("ci_high"), "sccs_p": pick("p"),
+                         "n_sccs_events": table["n_exposed_events"], "alert_repeated": table["flag"].astype(bool)})
+
+
+def surveil(log: EventLog, design: StudyDesign, plan: SurveillancePlan | None = None) -> pd.DataFrame:
+    """Run the surveillance: one row per (look, drug, outcome) with the sequential and repeated-screen results.
+
+    Parameters
+    ----------
+    log : the full event log; each look only sees events before its date.
+    design : the screen's :class:`StudyDesign` (drugs, outcomes, SCCS design, negative controls).
+    plan : looks, tests and error control (:class:`SurveillancePlan`).
+
+    Returns
+    -------
+    DataFrame :data:`LOOK_COLUMNS` (+ ``llr_threshold``, ``n_exposures`` and, with ``"repeated"``, the SCCS
+    estimate and calibrated interval and ``alert_repeated``); ``attrs["plan"]`` keeps the plan's main fields.
+
+    Examples
+    --------
+    >>> from pathways.synthetic.cohort import simulate_cohort
+    >>> log, truth = simulate_cohort(300, seed=0)
+    >>> plan = SurveillancePlan(start="2015-01-01", n_looks=4, methods=("maxsprt",))
+    >>> looks = surveil(log, StudyDesign(outcomes=truth.outcomes), plan)
+    >>> sorted(looks["look"].unique().tolist())
+    [1, 2, 3, 4]
+    """
+    plan = plan or SurveillancePlan()
+    plan.check()
+    times = look_times(plan)
+    parts = []
+    for look, date, at in times.itertuples(index=False):  # 12 looks or so: each is one screen of the data
+        counts = scri_counts(log, at, plan, design.drugs, design.outcomes)
+        counts.insert(0, "look", look)
+        counts.insert(1, "date", date)
+        if "repeated" in plan.methods:
+            counts = counts.merge(_repeated(log, design, plan, at), on=["exposure", "outcome"], how="left")
+            counts["alert_repeated"] = counts["alert_repeated"].fillna(False).astype(bool)
+        parts.append(counts)
+    looks = _sequential(pd.concat(parts, ignore_index=True), plan)
+    if "maxsprt" not in plan.methods:
+        looks = looks.drop(columns=["alert_maxsprt"])
+    rest = [c for c in looks.columns if c not in LOOK_COLUMNS]
+    looks = looks[[c for c in LOOK_COLUMNS if c in looks.columns] + rest].sort_values(["look", "exposure", "outcome"])
+    looks = looks.reset_index(drop=True)
+    looks.attrs["plan"] = {"alpha": plan.alpha, "n_looks": plan.n_looks, "z": plan.z, "max_cases": plan.max_cases,
+                           "spending": plan.spending, "rho": plan.rho, "period": str(plan.period)}
+    return looks
+
+
+def alert_history(looks: pd.DataFrame) -> pd.DataFrame:
+    """The alert table: one row per (drug, outcome, method) that alerted at least once.
+
+    Columns ``exposure, outcome, method, first_alert_look, first_alert_date, n_looks_alerted, persistence``
+    (share of looks alerted from the first alert on), ``n_dropped`` (alerts followed by a look without),
+    ``alerted_last``, and at the last look ``n_cases``, ``n_risk``, ``estimate``.
+    """
+    rows = []
+    for method in ("maxsprt", "repeated"):
+        column = f"alert_{method}"
+        if column not in looks.columns:
+            continue
+        for (exposure, outcome), part in looks.sort_values("look").groupby(["exposure", "outcome"], sort=True):
+            alert = part[column].to_numpy(bool)
+            if not alert.any():
+                continue
+            first = int(np.argmax(alert))
+            last = part.iloc[-1]
+            rows.append({"exposure": exposure, "outcome": outcome, "method": method,
+                         "first_alert_look": int(part["look"].iloc[first]),
+                         "first_alert_date": part["date"].iloc[first],
+                         "n_looks_alerted": int(alert.sum()), "persistence": float(alert[first:].mean()),
+                         "n_dropped": int(np.sum(alert[:-1] & ~alert[1:])), "alerted_last": bool(alert[-1]),
+                         "n_cases": int(last["n_cases"]), "n_risk": int(last["n_risk"]),
+                         "estimate": float(last["estimate"])})
+    columns = ["exposure", "outcome", "method", "first_alert_look", "first_alert_date", "n_looks_alerted",
+               "persistence", "n_dropped", "alerted_last", "n_cases", "n_risk", "estimate"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def plot_timeline(looks: pd.DataFrame, exposure: str, outcome: str, path: str | Path | None = None) -> object:
+    """Timeline of one pair: estimate (and SCCS interval) by look, and the sequential LLR against its threshold.
+
+    matplotlib is imported here (optional dependency ``pathways[plot]``). Returns the figure.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    part = looks[(looks["exposure"] == exposure) & (looks["outcome"] == outcome)].sort_values("date")
+    if part.empty:
+        raise PathwaysInputError("plot_timeline: the pair is not in the surveillance table")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
+    dates = part["date"].to_numpy()
+    top.plot(dates, part["estimate"], "o-", label="SCRI incidence ratio")
+    if "sccs_estimate" in part:
+        low, high = part["sccs_ci_low"].to_numpy(float), part["sccs_ci_high"].to_numpy(float)
+        est = part["sccs_estimate"].to_numpy(float)
+        top.errorbar(dates, est, yerr=[np.clip(est - low, 0, None), np.clip(high - est, 0, None)], fmt="s",
+                     capsize=3, label="SCCS (calibrated interval)")
+    top.axhline(1.0, color="grey", lw=1)
+    top.set_yscale("log")
+    top.set_ylabel("relative incidence")
+    top.legend(fontsize=8)
+    top.set_title(f"{exposure} -> {outcome}")
+    bottom.plot(dates, part["llr"], "o-", label="log-likelihood ratio")
+    bottom.step(dates, part["llr_threshold"], where="mid", color="red", label="alert threshold")
+    bottom.set_ylabel("LLR")
+    bottom.legend(fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return fig
