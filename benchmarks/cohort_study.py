@@ -12,7 +12,9 @@ Scale (``--scale N P``): N patients x P sparse binary covariates (about 20 per p
 count that confound), from the propensity score to the hazard ratio: PS fit (L1, CV on a 250 000-patient sample),
 1:1 matching, balance of every covariate, stratified Cox. Peak memory is the process's maximum resident set size.
 
-Usage: python benchmarks/cohort_study.py [--reps 200] [--patients 3000] [--scale 1000000 5000] [--out FILE]
+Usage: python benchmarks/cohort_study.py [--reps 200] [--patients 5000] [--rows FILE] [--out FILE]
+       python benchmarks/cohort_study.py --summarize ROWS... [--out FILE]
+       python benchmarks/cohort_study.py --scale 1000000 5000
 """
 from __future__ import annotations
 
@@ -26,17 +28,26 @@ import pandas as pd
 import scipy.sparse as sp
 
 from pathways.errors import PathwaysDataWarning
-from pathways.studies import (AnalysisSettings, CohortDesign, Matching, balance_table, cox_fit, fit_propensity,
-                              match, run_study)
+from pathways.studies import (
+    AnalysisSettings,
+    CohortDesign,
+    Matching,
+    balance_table,
+    cox_fit,
+    fit_propensity,
+    match,
+    run_study,
+)
 from pathways.studies.simulate import simulate_study
 
 HRS = (1.0, 1.5, 2.0)
 N_CONTROLS, N_HELD_OUT = 8, 4
 
 
-def one_study(rep: int, n_patients: int) -> dict[str, float]:
+def one_study(rep: int, n_patients: int, n_noise_codes: int = 20) -> dict[str, float]:
     hr = HRS[rep % len(HRS)]
-    study = simulate_study(n_patients, hr=hr, seed=1000 + rep, n_negative_controls=N_CONTROLS + N_HELD_OUT)
+    study = simulate_study(n_patients, hr=hr, seed=1000 + rep, n_negative_controls=N_CONTROLS + N_HELD_OUT,
+                           n_noise_codes=n_noise_codes)
     design = CohortDesign([study.target], [study.comparator], [study.outcome], time_at_risk="itt")
     controls = {c: [c] for c in study.negative_controls[:N_CONTROLS]}
     held_out = {c: [c] for c in study.negative_controls[N_CONTROLS:]}
@@ -60,12 +71,28 @@ def one_study(rep: int, n_patients: int) -> dict[str, float]:
     }
 
 
-def validity(reps: int, n_patients: int) -> tuple[pd.DataFrame, str]:
-    start = time.perf_counter()
-    rows = [one_study(rep, n_patients) for rep in range(reps)]
-    frame = pd.DataFrame(rows)
-    seconds = time.perf_counter() - start
-    lines = [f"validity: {reps} studies x {n_patients} patients, {seconds:.0f} s; targets: adjusted coverage >= "
+def validity(reps: int, n_patients: int, n_noise_codes: int, rows_path: str | None = None,
+             first: int = 0) -> pd.DataFrame:
+    """Run studies ``first .. first + reps - 1``; each row is appended to ``rows_path`` (JSON lines) as it ends."""
+    rows = []
+    for rep in range(first, first + reps):
+        start = time.perf_counter()
+        row = {"rep": rep, **one_study(rep, n_patients, n_noise_codes), "patients": n_patients,
+               "noise_codes": n_noise_codes}
+        row["seconds"] = time.perf_counter() - start
+        rows.append(row)
+        if rows_path:
+            with open(rows_path, "a") as handle:
+                handle.write(pd.Series(row).to_json() + "\n")
+    return pd.DataFrame(rows)
+
+
+def summarize(frame: pd.DataFrame) -> str:
+    """The markdown report of a set of studies (rows of :func:`validity`)."""
+    reps, n_patients = len(frame), int(frame["patients"].iloc[0])
+    seconds = frame["seconds"].sum()
+    lines = [f"validity: {reps} studies x {n_patients} patients ({int(frame['noise_codes'].iloc[0])} background "
+             f"codes), {seconds:.0f} s of study time; targets: adjusted coverage >= "
              f"0.90, post-matching max |SMD| < 0.1, type-I error after calibration <= 0.05", "",
              "| true HR | studies | mean HR adjusted | coverage adjusted | coverage calibrated | mean HR crude | "
              "coverage crude | max abs SMD after (mean, worst) | studies with max abs SMD < 0.1 |",
@@ -84,7 +111,7 @@ def validity(reps: int, n_patients: int) -> tuple[pd.DataFrame, str]:
               f"uncalibrated, {frame['null_rejections_calibrated'].sum() / tests:.3f} calibrated; outcome of the "
               f"HR = 1 studies, calibrated: {frame.loc[frame['hr'] == 1, 'main_null_rejection_calibrated'].mean():.3f}"
               f"; mean fitted systematic-error sd {frame['null_sd'].mean():.3f}"]
-    return frame, "\n".join(lines)
+    return "\n".join(lines)
 
 
 def simulate_matrix(n: int, p: int, seed: int = 0, per_patient: int = 20) -> tuple[sp.csr_matrix, np.ndarray,
@@ -142,14 +169,20 @@ def scale(n: int, p: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=200)
-    parser.add_argument("--patients", type=int, default=3000)
+    parser.add_argument("--patients", type=int, default=5000)
+    parser.add_argument("--first", type=int, default=0, help="index of the first study (to run in chunks)")
+    parser.add_argument("--noise-codes", type=int, default=20)
+    parser.add_argument("--rows", default=None, help="append one JSON line per study here")
+    parser.add_argument("--summarize", nargs="+", default=None, help="report from JSON-line files of studies")
     parser.add_argument("--scale", type=int, nargs=2, metavar=("N", "P"), default=None)
     parser.add_argument("--out", default=None, help="also write the markdown report here")
     args = parser.parse_args()
     if args.scale:
         report = scale(*args.scale)
+    elif args.summarize:
+        report = summarize(pd.concat([pd.read_json(f, lines=True) for f in args.summarize], ignore_index=True))
     else:
-        frame, report = validity(args.reps, args.patients)
+        report = summarize(validity(args.reps, args.patients, args.noise_codes, args.rows, args.first))
     print(report)
     if args.out:
         with open(args.out, "w") as handle:

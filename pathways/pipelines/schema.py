@@ -89,6 +89,7 @@ class TrainConfig:
     signals: Any = None
     cartography: Any = None
     abuse: Any = None
+    study: Any = None
     encode: Any = None
     trainer: Any = None
     logger: Any = None

@@ -46,6 +46,7 @@ from pathways.pipelines.infer import evaluate_model
 from pathways.pipelines.report import code_counts, hawkes_factors, write_report
 from pathways.pipelines.schema import validate_config
 from pathways.pipelines.signals import detect_signals
+from pathways.pipelines.study import run_cohort_study
 from pathways.training.trainer import Trainer
 from pathways.utils import logger
 
@@ -153,6 +154,8 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
         return run_abuse(cfg, out)
     if cfg.task == "cartography":
         return run_cartography(cfg, out)
+    if cfg.task == "cohort_study":
+        return run_cohort_study(cfg, out)
     data, truth = load_data(cfg.data)
     model = build_model(cfg)
     encoder = build_encoder(cfg.encode)

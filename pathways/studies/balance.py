@@ -100,4 +100,4 @@ def effective_sample_size(weight: np.ndarray) -> float:
     return float(w.sum() ** 2 / (w**2).sum()) if (w > 0).any() else 0.0
 
 
-__all__ = ["standardized_differences", "balance_table", "preference_score", "equipoise", "effective_sample_size"]
+__all__ = ["balance_table", "effective_sample_size", "equipoise", "preference_score", "standardized_differences"]

@@ -8,8 +8,8 @@ product, so the cost is one pass over the events in the windows.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -46,7 +46,7 @@ CHARLSON: tuple[tuple[str, int, tuple[str, ...]], ...] = (
                        "G839")),
     ("renal", 2, ("I120", "I131", "N032", "N033", "N034", "N035", "N036", "N037", "N052", "N053", "N054", "N055",
                   "N056", "N057", "N18", "N19", "N250", "Z490", "Z491", "Z492", "Z940", "Z992")),
-    ("cancer", 2, tuple(f"C{i:02d}" for i in [*range(0, 27), *range(30, 35), *range(37, 42), 43,
+    ("cancer", 2, tuple(f"C{i:02d}" for i in [*range(27), *range(30, 35), *range(37, 42), 43,
                                                *range(45, 59), *range(60, 77), 81, 82, 83, 84, 85, 88,
                                                *range(90, 98)])),
     ("severe_liver", 3, ("I850", "I859", "I864", "I982", "K704", "K711", "K721", "K729", "K765", "K766", "K767")),
@@ -203,4 +203,4 @@ def baseline_covariates(log: EventLog, patient: np.ndarray, index_time: np.ndarr
     return Covariates(matrix, np.asarray(names, dtype=object))
 
 
-__all__ = ["Covariates", "baseline_covariates", "code_features", "charlson_index", "CHARLSON"]
+__all__ = ["CHARLSON", "Covariates", "baseline_covariates", "charlson_index", "code_features"]

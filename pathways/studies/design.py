@@ -221,4 +221,4 @@ def flowchart_by_arm(population: StudyPopulation) -> pd.DataFrame:
     return frame
 
 
-__all__ = ["CohortDesign", "StudyPopulation", "build_study_population", "flowchart_by_arm", "TIME_AT_RISK"]
+__all__ = ["TIME_AT_RISK", "CohortDesign", "StudyPopulation", "build_study_population", "flowchart_by_arm"]

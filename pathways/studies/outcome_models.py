@@ -280,4 +280,4 @@ def kaplan_meier(time: np.ndarray, event: np.ndarray, weight: np.ndarray | None 
                          "ci_low": np.nan_to_num(low, nan=1.0), "ci_high": np.nan_to_num(high, nan=1.0)})
 
 
-__all__ = ["CoxFit", "cox_fit", "poisson_rate_ratio", "kaplan_meier"]
+__all__ = ["CoxFit", "cox_fit", "kaplan_meier", "poisson_rate_ratio"]

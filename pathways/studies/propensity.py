@@ -260,5 +260,12 @@ def ps_weights(ps: np.ndarray, treated: np.ndarray, kind: str = "overlap", *, st
     return w
 
 
-__all__ = ["PropensityModel", "fit_propensity", "Matching", "match", "stratify", "stratum_weights",
-           "ps_weights"]
+__all__ = [
+    "Matching",
+    "PropensityModel",
+    "fit_propensity",
+    "match",
+    "ps_weights",
+    "stratify",
+    "stratum_weights",
+]

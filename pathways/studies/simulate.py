@@ -98,5 +98,19 @@ def simulate_study(n_patients: int = 2000, *, hr: float = 1.5, seed: int | np.ra
     return SimulatedStudy(log, float(hr), negative_controls=tuple(nc))
 
 
-__all__ = ["SimulatedStudy", "simulate_study", "TARGET", "COMPARATOR", "OUTCOME", "COMORBIDITIES",
-           "NEGATIVE_CONTROLS"]
+def simulated_study_log(n_patients: int = 4000, *, hr: float = 1.5, seed: int = 0,
+                        n_negative_controls: int = 10) -> EventLog:
+    """The EventLog of :func:`simulate_study` alone (a ``data`` target for ``experiment=cohort_study``)."""
+    return simulate_study(n_patients, hr=hr, seed=seed, n_negative_controls=n_negative_controls).log
+
+
+__all__ = [
+    "COMORBIDITIES",
+    "COMPARATOR",
+    "NEGATIVE_CONTROLS",
+    "OUTCOME",
+    "TARGET",
+    "SimulatedStudy",
+    "simulate_study",
+    "simulated_study_log",
+]

@@ -6,22 +6,38 @@ calibration with negative-control outcomes.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from pathways.data import EventLog
 from pathways.errors import PathwaysInputError
-from pathways.studies.balance import balance_table, effective_sample_size, equipoise, preference_score
+from pathways.studies.balance import (
+    balance_table,
+    effective_sample_size,
+    equipoise,
+    preference_score,
+)
 from pathways.studies.calibration import calibrate_estimates
 from pathways.studies.covariates import Covariates, baseline_covariates
-from pathways.studies.design import CohortDesign, StudyPopulation, build_study_population, flowchart_by_arm
+from pathways.studies.design import (
+    CohortDesign,
+    StudyPopulation,
+    build_study_population,
+    flowchart_by_arm,
+)
 from pathways.studies.outcome_models import cox_fit, kaplan_meier, poisson_rate_ratio
 from pathways.studies.power import minimum_detectable_rr
-from pathways.studies.propensity import (PropensityModel, fit_propensity, match, ps_weights, stratify,
-                                         stratum_weights)
+from pathways.studies.propensity import (
+    PropensityModel,
+    fit_propensity,
+    match,
+    ps_weights,
+    stratify,
+    stratum_weights,
+)
 
 METHODS = ("match", "stratify", "iptw", "overlap", "none")
 
@@ -205,4 +221,49 @@ def run_study(log: EventLog, design: CohortDesign, settings: AnalysisSettings | 
     return StudyResult(estimates, balance, flowchart_by_arm(pop), propensity, km, diagnostics, null)
 
 
-__all__ = ["AnalysisSettings", "Adjustment", "StudyResult", "adjust", "estimate_effect", "run_study", "METHODS"]
+def cohort_study(log: EventLog, *, target: Sequence[str], comparator: Sequence[str], outcome: Sequence[str],
+                 negative_controls: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+                 drug_categories: Sequence[str] | None = None, outcome_categories: Sequence[str] | None = None,
+                 washout: float = 365.0, outcome_lookback: float = np.inf, time_at_risk: str = "on_treatment",
+                 risk_start: float = 1.0, risk_end: float = 0.0, duration: float = 30.0, grace: float = 30.0,
+                 censor_at_switch: bool | None = None, max_follow_up: float = np.inf,
+                 study_end: float | str | None = None, method: str = "match", max_ratio: int = 1,
+                 caliper: float = 0.2, n_strata: int = 5, Cs: int = 7, cv: int = 3, max_fit: int = 250_000,
+                 windows: Sequence[float] = (365.0, 30.0), rollup: bool = True, seed: int = 0,
+                 alpha: float = 0.05) -> StudyResult:
+    """:func:`run_study` from flat settings (the ``study`` node of ``experiment=cohort_study``).
+
+    The first block of keywords is :class:`~pathways.studies.design.CohortDesign`'s, the second
+    :class:`AnalysisSettings`'. ``negative_controls``: a list of codes (each its own outcome) or a mapping
+    name -> code set.
+    """
+    design = CohortDesign(list(target), list(comparator), list(outcome),
+                          drug_categories=list(drug_categories) if drug_categories else None,
+                          outcome_categories=list(outcome_categories) if outcome_categories else None,
+                          washout=float(washout), outcome_lookback=float(outcome_lookback),
+                          time_at_risk=time_at_risk, risk_start=float(risk_start), risk_end=float(risk_end),
+                          duration=float(duration), grace=float(grace), censor_at_switch=censor_at_switch,
+                          max_follow_up=float(max_follow_up), study_end=study_end)
+    settings = AnalysisSettings(method=method, max_ratio=int(max_ratio), caliper=float(caliper),
+                                n_strata=int(n_strata), Cs=int(Cs), cv=int(cv), max_fit=int(max_fit),
+                                windows=tuple(float(w) for w in windows), rollup=bool(rollup), seed=int(seed),
+                                alpha=float(alpha))
+    if negative_controls is None:
+        controls = None
+    elif isinstance(negative_controls, Mapping):
+        controls = {str(k): list(v) for k, v in negative_controls.items()}
+    else:
+        controls = {str(c): [str(c)] for c in negative_controls}
+    return run_study(log, design, settings, negative_controls=controls)
+
+
+__all__ = [
+    "METHODS",
+    "Adjustment",
+    "AnalysisSettings",
+    "StudyResult",
+    "adjust",
+    "cohort_study",
+    "estimate_effect",
+    "run_study",
+]

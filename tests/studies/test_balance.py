@@ -4,8 +4,13 @@ import pytest
 import scipy.sparse as sp
 
 from pathways.errors import PathwaysInputError
-from pathways.studies.balance import (balance_table, effective_sample_size, equipoise, preference_score,
-                                      standardized_differences)
+from pathways.studies.balance import (
+    balance_table,
+    effective_sample_size,
+    equipoise,
+    preference_score,
+    standardized_differences,
+)
 
 
 def _hand_smd(x, t, w):

@@ -6,7 +6,11 @@ import scipy.sparse as sp
 
 from pathways.data import EventLog, Vocabulary
 from pathways.errors import PathwaysInputError
-from pathways.studies.covariates import baseline_covariates, charlson_index, code_features
+from pathways.studies.covariates import (
+    baseline_covariates,
+    charlson_index,
+    code_features,
+)
 
 
 def _log() -> EventLog:

@@ -5,7 +5,11 @@ import pytest
 
 from pathways.data import EventLog
 from pathways.errors import PathwaysInputError
-from pathways.studies.design import CohortDesign, build_study_population, flowchart_by_arm
+from pathways.studies.design import (
+    CohortDesign,
+    build_study_population,
+    flowchart_by_arm,
+)
 
 # One patient per scenario; observation from day 0 to day 2000 unless stated.
 EVENTS = [

@@ -4,7 +4,13 @@ import pytest
 import scipy.sparse as sp
 
 from pathways.errors import PathwaysInputError
-from pathways.studies.propensity import fit_propensity, match, ps_weights, stratify, stratum_weights
+from pathways.studies.propensity import (
+    fit_propensity,
+    match,
+    ps_weights,
+    stratify,
+    stratum_weights,
+)
 
 
 def test_fit_propensity_recovers_strong_predictor():
