@@ -5,8 +5,8 @@ Claims/EHR events -> EventLog -> encoders -> point-process and recurrent models 
 from pathways.data import EventLog, Vocabulary
 from pathways.encode import Sequences, to_sequences
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
+from pathways.version import __version__
 
-__version__ = "0.1.0"
 
 
 def load(path: str, device: str = "cpu") -> object:

@@ -35,10 +35,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-import pathways
 from pathways.device import resolve_device
 from pathways.errors import PathwaysInputError
 from pathways.utils import atomic_path, logger
+from pathways.version import __version__
 
 FORMAT = "pathways.checkpoint"
 FORMAT_VERSION = 1
@@ -53,7 +53,7 @@ def _pathways_version() -> str:
     try:
         return version("pathways")
     except PackageNotFoundError:  # not installed (source checkout): fall back to the package attribute
-        return str(getattr(pathways, "__version__", "0.0.0+unknown"))
+        return __version__
 
 
 # --------------------------------------------------------------------------------------------------------------

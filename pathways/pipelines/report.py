@@ -27,6 +27,7 @@ import pandas as pd
 from pathways.checkpoint import to_jsonable
 from pathways.errors import PathwaysInputError
 from pathways.factors.graph import excitation_graph
+from pathways.models.hawkes.base import HawkesBase
 from pathways.utils import atomic_path, logger
 
 FACTOR_COLUMNS = ["source", "target", "lag_days", "effect", "ci_low", "ci_high", "method"]
@@ -225,8 +226,8 @@ def _figures(fig_dir: Path, model: Any, history: Sequence[Mapping[str, Any]] | N
         logger.info("report: matplotlib not installed, figures skipped (pip install 'pathways[plot]')")
         return {}
     out: dict[str, Path] = {}
-    if factors is not None and not factors.empty and model is not None and hasattr(model, "adjacency_"):
-        codes = [str(c) for c in getattr(model, "codes_", range(np.asarray(model.adjacency_).shape[0]))]
+    if factors is not None and not factors.empty and isinstance(model, HawkesBase):
+        codes = [str(c) for c in model.codes_]
         d = len(codes)
         if len(factors) == d * d and "source" in factors.columns:
             adj = factors["effect"].to_numpy(float).reshape(d, d)

@@ -15,6 +15,7 @@ from pathways.cartography.dynamics import (
     wilson,
 )
 from pathways.errors import PathwaysInputError
+from tests.cartography.cartography_fixtures import fixture_log, fixture_rules  # noqa: F401 (fixtures)
 
 
 def _noiseless_log(n: int = 400, seed: int = 0) -> EventLog:

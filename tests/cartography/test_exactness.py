@@ -12,7 +12,7 @@ from pathways.cartography import (
     identify,
     patient_year_costs,
 )
-from tests.cartography.conftest import COEFFICIENTS
+from tests.cartography.cartography_fixtures import COEFFICIENTS, fixture_log, fixture_rules  # noqa: F401 (fixtures)
 
 GROUPS = ["acute_mi", "chronic_cad", "diabetes", "dialysis"]
 

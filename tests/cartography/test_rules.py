@@ -7,7 +7,7 @@ import pytest
 
 from pathways.cartography import load_rules, validate_rules
 from pathways.errors import PathwaysInputError
-from tests.cartography.conftest import RULES
+from tests.cartography.cartography_fixtures import RULES
 
 
 def _with(**group_changes):

@@ -16,6 +16,7 @@ from pathways.errors import PathwaysInputError
 from pathways.io import read_meds, write_meds
 from pathways.io.meds import from_ticks, shard_bounds, to_ticks
 from tests.data.test_arrow import assert_same_log
+from tests.io.format_fixtures import cohort, snds_log  # noqa: F401 (fixtures)
 
 
 @pytest.mark.parametrize("which", ["cohort", "snds_log"])

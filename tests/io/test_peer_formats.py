@@ -25,6 +25,7 @@ from pathways.io.ohdsi import (
 )
 from pathways.io.scalpel import from_scalpel, to_scalpel
 from tests.data.test_arrow import assert_same_log
+from tests.io.format_fixtures import cohort, snds_log  # noqa: F401 (fixtures)
 
 
 def assert_same_sequences(a: Sequences, b: Sequences) -> None:
