@@ -155,7 +155,7 @@ def _greedy_layer(t_pos: np.ndarray, t_score: np.ndarray, c_pos: np.ndarray, c_s
 
 
 def match(logit_ps: np.ndarray, treated: np.ndarray, *, max_ratio: int = 1, caliper: float = 0.2,
-          caliper_scale: str = "standardized_logit", max_rounds: int = 100) -> Matching:
+          caliper_scale: str = "standardized_logit", max_rounds: int = 1000) -> Matching:
     """Greedy nearest-neighbour matching on the logit propensity score, 1:1 or variable ratio up to ``max_ratio``.
 
     Parameters
