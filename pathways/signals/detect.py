@@ -155,12 +155,12 @@ def _sccs(log: EventLog, design: StudyDesign, drug_idx: np.ndarray, outcome_idx:
             "exposure": res["feature"].to_numpy(), "outcome": code, "method": "SCCS",
             "estimate": res["ri"].to_numpy(), "ci_low": res["ci_low"].to_numpy(),
             "ci_high": res["ci_high"].to_numpy(), "p": res["p"].to_numpy(), "se_log": res["std_err"].to_numpy(),
-            "n_exposed_events": res["n_outcomes"].to_numpy().astype(np.int64),
+            "n_exposed_events": res["n_outcomes"].to_numpy().astype(np.int64), "status": res["status"].to_numpy(),
         }))
     if not rows:
         warnings.warn("SCCS: no case with an outcome for any outcome code", PathwaysDataWarning, stacklevel=3)
         return pd.DataFrame(columns=["exposure", "outcome", "method", "estimate", "ci_low", "ci_high", "p",
-                                     "se_log", "n_exposed_events"])
+                                     "se_log", "n_exposed_events", "status"])
     return pd.concat(rows, ignore_index=True)
 
 
@@ -168,7 +168,7 @@ def relative_incidence_curves(log: EventLog, pairs: Sequence[tuple[str, str]], *
                                lag_edges_days: Sequence[float] = (0, 14, 28, 42, 56, 90), bucket_days: float = 7.0,
                                outcome_mode: str = "first", exposure_coding: str = "exposed",
                                alpha: float = 0.05) -> pd.DataFrame:
-    """Relative incidence as a step function of the lag after a dispensation, with Wald intervals.
+    """Relative incidence as a step function of the lag after a dispensation, with profile-likelihood intervals.
 
     For every outcome of ``pairs``, one classic SCCS with consecutive risk windows (``lag_edges_days``, cut to
     buckets) per drug of those pairs; each window's relative incidence and interval is one step of the curve.
@@ -177,7 +177,9 @@ def relative_incidence_curves(log: EventLog, pairs: Sequence[tuple[str, str]], *
 
     Returns
     -------
-    DataFrame ``exposure, outcome, lag_start, lag_end`` (days), ``ri, ci_low, ci_high, n_outcomes``.
+    DataFrame ``exposure, outcome, lag_start, lag_end`` (days), ``ri, ci_low, ci_high, n_outcomes, status``: a step
+    without outcome says ``"no exposed outcome"`` (penalised RI below 1, interval from 0), steps holding every
+    outcome of the cases say ``"separated"`` (see :class:`pathways.models.sccs.SCCS`).
     """
     edges = np.unique(np.round(np.asarray(lag_edges_days, dtype=float) / bucket_days).astype(int))
     if edges.size < 2:
@@ -198,9 +200,9 @@ def relative_incidence_curves(log: EventLog, pairs: Sequence[tuple[str, str]], *
             "lag_start": res["window_start"].to_numpy() * bucket_days,
             "lag_end": (res["window_end"].to_numpy() + 1) * bucket_days,
             "ri": res["ri"].to_numpy(), "ci_low": res["ci_low"].to_numpy(), "ci_high": res["ci_high"].to_numpy(),
-            "n_outcomes": res["n_outcomes"].to_numpy(),
+            "n_outcomes": res["n_outcomes"].to_numpy(), "status": res["status"].to_numpy(),
         }))
-    columns = ["exposure", "outcome", "lag_start", "lag_end", "ri", "ci_low", "ci_high", "n_outcomes"]
+    columns = ["exposure", "outcome", "lag_start", "lag_end", "ri", "ci_low", "ci_high", "n_outcomes", "status"]
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=columns)
 
 

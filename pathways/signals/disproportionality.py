@@ -101,19 +101,35 @@ def contingency_tables(exposed: sp.csr_matrix, outcome: np.ndarray, n_outcomes: 
 
 
 def prr(t: ContingencyTables, alpha: float = 0.05) -> pd.DataFrame:
-    """Proportional reporting ratio with the usual log-normal (Rothman) interval; chi-square-free Wald p-value."""
+    """Proportional reporting ratio with the usual log-normal (Rothman) interval; chi-square-free Wald p-value.
+
+    A table with exposed events and an empty cell (e.g. every event of the outcome exposed: separation) gets the
+    Haldane-Anscombe correction (0.5 added to its four cells) and ``status = "separated"``.
+    """
+    a, b, c, d = _haldane(t)
     with np.errstate(divide="ignore", invalid="ignore"):
-        est = (t.a / (t.a + t.b)) / (t.c / (t.c + t.d))
-        se = np.sqrt(1 / t.a - 1 / (t.a + t.b) + 1 / t.c - 1 / (t.c + t.d))
+        est = (a / (a + b)) / (c / (c + d))
+        se = np.sqrt(1 / a - 1 / (a + b) + 1 / c - 1 / (c + d))
     return _log_normal_frame(t, est, se, alpha, "PRR")
 
 
 def ror(t: ContingencyTables, alpha: float = 0.05) -> pd.DataFrame:
-    """Reporting odds ratio (a d) / (b c) with the Woolf log-normal interval."""
+    """Reporting odds ratio (a d) / (b c) with the Woolf log-normal interval (empty cells: as :func:`prr`)."""
+    a, b, c, d = _haldane(t)
     with np.errstate(divide="ignore", invalid="ignore"):
-        est = (t.a * t.d) / (t.b * t.c)
-        se = np.sqrt(1 / t.a + 1 / t.b + 1 / t.c + 1 / t.d)
+        est = (a * d) / (b * c)
+        se = np.sqrt(1 / a + 1 / b + 1 / c + 1 / d)
     return _log_normal_frame(t, est, se, alpha, "ROR")
+
+
+def _haldane(t: ContingencyTables) -> tuple[np.ndarray, ...]:
+    """Cells with 0.5 added to every table that has exposed events and an empty cell."""
+    fix = _separated(t) * 0.5
+    return t.a + fix, t.b + fix, t.c + fix, t.d + fix
+
+
+def _separated(t: ContingencyTables) -> np.ndarray:
+    return (t.a > 0) & ((t.b == 0) | (t.c == 0) | (t.d == 0))
 
 
 def information_component(t: ContingencyTables, alpha: float = 0.05) -> pd.DataFrame:
@@ -213,10 +229,12 @@ def _log_normal_frame(t: ContingencyTables, est: np.ndarray, se: np.ndarray, alp
         log_est = np.log(est)
         low, high = np.exp(log_est - z * se), np.exp(log_est + z * se)
         p = 2 * stats.norm.sf(np.abs(log_est / se))
-    valid = (t.a > 0) & (t.b > 0) & (t.c > 0) & (t.d > 0)
+    valid = t.a > 0  # cells made positive by _haldane where one was empty
     est, low, high, p = (np.where(valid, x, np.nan) for x in (est, low, high, p))
     frame = _frame(t, est, low, high, p, method)
     frame["se_log"] = np.where(valid, se, np.nan).ravel()
+    frame["status"] = np.select([t.a.ravel() == 0, _separated(t).ravel()], ["no exposed outcome", "separated"],
+                                "estimated")
     return frame
 
 

@@ -10,7 +10,10 @@ from pathways.errors import PathwaysInputError
 from pathways.signals.calibration import SystematicErrorNull, fit_null
 
 SIGNAL_COLUMNS = ("exposure", "outcome", "method", "estimate", "ci_low", "ci_high", "p", "q", "p_calibrated",
-                  "ci_low_calibrated", "ci_high_calibrated", "n_exposed_events", "rank", "flag")
+                  "ci_low_calibrated", "ci_high_calibrated", "n_exposed_events", "rank", "flag", "status")
+
+#: Every signal-table row carries one of these in ``status``.
+STATUSES = ("estimated", "separated", "no exposed outcome", "too few cases", "suppressed")
 
 
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
@@ -38,7 +41,7 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
 
 def signal_table(estimates: pd.DataFrame, *, negative_controls: Iterable[tuple[str, str]] | None = None,
                  q_threshold: float = 0.05, alpha: float = 0.05, min_events: int = 3,
-                 lower_bound_thresholds: dict[str, float] | None = None) -> pd.DataFrame:
+                 lower_bound_thresholds: dict[str, float] | None = None, suppress_below: int = 0) -> pd.DataFrame:
     """Assemble the signal table from stacked per-method estimates.
 
     Parameters
@@ -52,6 +55,13 @@ def signal_table(estimates: pd.DataFrame, *, negative_controls: Iterable[tuple[s
     min_events : pairs with fewer exposed events are never flagged.
     lower_bound_thresholds : Bayesian methods (no p-value) flag when ``ci_low`` exceeds this, by method.
         Defaults: IC -> 1 (IC025 > 0), EBGM -> 2 (EB05 > 2, the FDA's usual rule).
+    suppress_below : small-cell suppression: rows with 0 < exposed events < this get status ``"suppressed"`` and no
+        numbers (0: off).
+
+    ``status`` (one of :data:`STATUSES`) comes from ``estimates["status"]`` when given (SCCS), else: ``"no exposed
+    outcome"`` for a NaN estimate without exposed events, ``"too few cases"`` for another NaN estimate,
+    ``"estimated"`` otherwise. A separated pair has no Wald standard error to calibrate: its raw (likelihood-ratio)
+    q-value decides its flag. :func:`pair_summary` gives the methods' agreement per pair.
 
     Returns
     -------
@@ -63,6 +73,7 @@ def signal_table(estimates: pd.DataFrame, *, negative_controls: Iterable[tuple[s
         raise PathwaysInputError(f"estimates: missing column(s) {missing}")
     bounds = {"IC": 1.0, "EBGM": 2.0, **(lower_bound_thresholds or {})}
     controls = set(map(tuple, negative_controls or []))
+    estimates = _with_status(estimates, int(suppress_below))
     parts, nulls = [], {}
     for method, part in estimates.groupby("method", sort=False):
         part = part.copy()
@@ -112,7 +123,8 @@ def _flags(part: pd.DataFrame, method: str, q_threshold: float, min_events: int,
     above = part["estimate"].to_numpy() > 1.0
     if part["p"].notna().any():
         # With negative controls the calibrated q-values decide: raw p-values ignore systematic error.
-        q = part["q_calibrated"] if part["q_calibrated"].notna().any() else part["q"]
+        # (rows without a calibrated value, e.g. separated SCCS pairs, keep their raw q-value)
+        q = part["q_calibrated"].fillna(part["q"]) if part["q_calibrated"].notna().any() else part["q"]
         return enough & above & (np.nan_to_num(q.to_numpy(), nan=1.0) < q_threshold)
     threshold = bounds.get(method, 1.0)
     return enough & (np.nan_to_num(part["ci_low"].to_numpy(), nan=0.0) > threshold)
@@ -127,3 +139,47 @@ def _rank(part: pd.DataFrame) -> np.ndarray:
     rank = np.empty(len(part), dtype=np.int64)
     rank[order] = np.arange(1, len(part) + 1)
     return rank
+
+
+def _with_status(estimates: pd.DataFrame, suppress_below: int) -> pd.DataFrame:
+    """Fill ``status`` where missing and blank suppressed rows (see :func:`signal_table`)."""
+    out = estimates.copy()
+    est, n = out["estimate"].to_numpy(dtype=float), out["n_exposed_events"].to_numpy(dtype=float)
+    derived = np.select([np.isnan(est) & (n == 0), np.isnan(est)], ["no exposed outcome", "too few cases"],
+                        "estimated")
+    given = out["status"] if "status" in out else pd.Series(np.nan, index=out.index, dtype=object)
+    status = np.array(given.where(given.notna(), pd.Series(derived, index=out.index)), dtype=object)
+    hidden = (n > 0) & (n < suppress_below)
+    status[hidden] = "suppressed"
+    numbers = [c for c in ("estimate", "ci_low", "ci_high", "p", "se_log") if c in out]
+    out.loc[hidden, numbers] = np.nan
+    out["status"] = status
+    return out
+
+
+def pair_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (exposure, outcome) across methods: who flags it, each method's status, and the agreement.
+
+    Returns
+    -------
+    DataFrame ``exposure, outcome, n_methods, n_flagged, flagged_by, statuses`` ("SCCS: separated; PRR:
+    estimated"), ``agreement`` (``"all flag"``, ``"none flag"`` or ``"disagree"``) and ``best_rank`` (the
+    smallest rank over methods), sorted by flags then rank.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"exposure": ["d", "d"], "outcome": ["e", "e"], "method": ["SCCS", "PRR"],
+    ...                   "flag": [True, False], "status": ["separated", "estimated"], "rank": [1, 3]})
+    >>> pair_summary(t)[["n_flagged", "flagged_by", "agreement"]].iloc[0].tolist()
+    [1, 'SCCS', 'disagree']
+    """
+    t = table.assign(_flagged=np.where(table["flag"].astype(bool), table["method"].astype(str), None),
+                     _status=table["method"].astype(str) + ": " + table["status"].astype(str))
+    g = t.groupby(["exposure", "outcome"], sort=False)
+    out = pd.DataFrame({
+        "n_methods": g["method"].size(), "n_flagged": g["flag"].sum().astype(np.int64),
+        "flagged_by": g["_flagged"].agg(lambda s: ", ".join(s.dropna())),
+        "statuses": g["_status"].agg("; ".join), "best_rank": g["rank"].min()}).reset_index()
+    out["agreement"] = np.select([out["n_flagged"] == out["n_methods"], out["n_flagged"] == 0],
+                                 ["all flag", "none flag"], "disagree")
+    return out.sort_values(["n_flagged", "best_rank"], ascending=[False, True], kind="stable").reset_index(drop=True)

@@ -22,6 +22,12 @@ from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.models.base import full_batch_fit
 from pathways.models.sccs.base import SCCSEstimator
 from pathways.models.sccs.design import LagDesign, as_sccs_data, lag_design
+from pathways.models.sccs.likelihood import (
+    case_loglik,
+    newton,
+    profile_intervals,
+    separation,
+)
 from pathways.utils import ragged_arange
 
 __all__ = ["EXPOSURE_CODINGS", "SCCS", "sccs_estimand"]
@@ -48,7 +54,16 @@ class SCCS(SCCSEstimator):
         multiply the incidence by ``RI ** k``. Both coincide when windows never overlap. Age features are
         indicators either way.
     ci_level : float
-        Level of the Wald intervals.
+        Level of the intervals.
+    interval : {"profile", "wald"}
+        ``"profile"`` (default): profile-likelihood intervals and likelihood-ratio p-values for the exposure
+        windows (and any separated parameter), one-sided when a bound is infinite; ``"wald"``: Wald intervals and
+        tests from the observed information (NaN for separated parameters). Age parameters always get Wald.
+    prior_sd : float
+        Standard deviation of the weak normal prior on the log RI of *separated* parameters only (the remedy of
+        :mod:`pathways.models.sccs.likelihood`): their point estimate is the penalised one; every other parameter
+        keeps its maximum-likelihood estimate. The default (4) keeps the penalised estimate inside the profile
+        interval up to |log RI| = 30 (its log-likelihood deficit ``log RI / prior_sd^2`` stays below 1.92).
     tol : float
         Newton stops when the largest step is below ``tol``.
     max_iter : int
@@ -60,21 +75,29 @@ class SCCS(SCCSEstimator):
         Log relative incidence per (exposure, window) then per age group, and Wald standard errors.
     results_ : DataFrame
         One row per parameter: ``feature``, ``kind``, ``window_start``, ``window_end`` (buckets), ``log_ri``,
-        ``std_err``, ``ri``, ``ci_low``, ``ci_high``, ``p`` (Wald test of RI = 1), ``n_outcomes`` (outcomes in the
-        window).
+        ``std_err``, ``ri``, ``ci_low``, ``ci_high``, ``p`` (test of RI = 1), ``n_outcomes`` (outcomes in the
+        window), ``status`` and ``separation`` (``"upper"``: the MLE is +inf, ``"lower"``: -inf, ``"none"``).
+    status_ : ndarray of str (n_params,)
+        ``"estimated"``; ``"separated"`` (infinite MLE, penalised estimate, one-sided interval); ``"no exposed
+        outcome"`` (the window holds no outcome: penalised estimate below 1, interval from 0); ``"too few cases"``
+        (no case with an outcome has varying exposure: no estimate, NaN).
 
     Notes
     -----
     ``score`` is the mean conditional log-likelihood per case-outcome, as for :class:`ConvSCCS`.
-    A window without any outcome has no finite estimate: it is reported as NaN with a warning.
+    A window without any outcome, or with all outcomes of its informative cases inside it, has no finite MLE: its
+    ``status`` says so (with a warning) and its estimate is penalised (see ``prior_sd``), never a silent 0 or inf.
     :func:`sccs_estimand` gives the value the estimates converge to under a known outcome intensity.
     """
 
     def __init__(self, risk_windows: Sequence[Sequence[int]] | Mapping[str, Sequence[Sequence[int]]] = ((0, 0),),
-                 exposure_coding: str = "exposed", ci_level: float = 0.95, tol: float = 1e-8, max_iter: int = 100):
+                 exposure_coding: str = "exposed", ci_level: float = 0.95, tol: float = 1e-8, max_iter: int = 100,
+                 interval: str = "profile", prior_sd: float = 4.0):
         self.risk_windows = risk_windows
         self.exposure_coding = exposure_coding
         self.ci_level = ci_level
+        self.interval = interval
+        self.prior_sd = prior_sd
         self.tol = tol
         self.max_iter = max_iter
 
@@ -85,29 +108,23 @@ class SCCS(SCCSEstimator):
         (+ encoder arguments). ``validation`` is ignored: the fit is full-batch and unpenalised."""
         if not 0.0 < float(self.ci_level) < 1.0:
             raise PathwaysInputError(f"ci_level must lie in (0, 1), got {self.ci_level!r}")
+        if self.interval not in ("profile", "wald") or not float(self.prior_sd) > 0:
+            raise PathwaysInputError(f"interval must be 'profile' or 'wald' and prior_sd > 0, got "
+                                     f"{self.interval!r}, {self.prior_sd!r}")
         data = as_sccs_data(data, labels, censoring, **encode_kwargs)
         if not np.any(data.outcomes_per_case() > 0):
             raise PathwaysInputError("data has no case with an outcome: nothing to fit")
         self._structure(data)
         X_s, design = self._design(data)
         y_col = np.asarray(X_s.multiply(design.y_row.cpu().numpy()[:, None]).sum(0)).reshape(-1)
-        free = y_col > 0
-        if not free.all():
-            warnings.warn(f"SCCS: {int((~free).sum())} windows hold no outcome and get no estimate, e.g. "
-                          f"{self.param_names_[np.flatnonzero(~free)[0]]}", PathwaysDataWarning, stacklevel=2)
-        theta = np.zeros(X_s.shape[1])
-        theta[free], info, self.n_iter_ = _newton(X_s[:, free], design, float(self.tol), int(self.max_iter))
-        cov = np.linalg.pinv(info)
-        se = np.full(theta.size, np.nan)
-        se[free] = np.sqrt(np.clip(np.diag(cov), 0, None))
-        theta[~free] = np.nan
-        self.coef_, self.std_err_ = theta, se
-        z = stats.norm.ppf(0.5 + float(self.ci_level) / 2)
-        self.results_ = pd.DataFrame({
-            "feature": self.param_feature_, "kind": self.param_kind_, "window_start": self.param_window_[:, 0],
-            "window_end": self.param_window_[:, 1], "log_ri": theta, "std_err": se, "ri": np.exp(theta),
-            "ci_low": np.exp(theta - z * se), "ci_high": np.exp(theta + z * se),
-            "p": 2 * stats.norm.sf(np.abs(theta / se)), "n_outcomes": y_col})
+        sign, free = separation(X_s, design)
+        sign = self._joint_separation(X_s, design, sign)
+        if not free.all() or not y_col.all():
+            warnings.warn(f"SCCS: {int((~free | (y_col == 0)).sum())} windows hold no outcome or no informative "
+                          f"case, e.g. {self.param_names_[np.flatnonzero(~free | (y_col == 0))[0]]} (see the "
+                          f"status column)", PathwaysDataWarning, stacklevel=2)
+        theta, precision = self._penalised_fit(X_s, design, sign, free)
+        self._finish(X_s, design, theta, precision, sign, free, y_col)
         return self
 
     def to_factors(self, data: Any | None = None) -> pd.DataFrame:
@@ -121,11 +138,58 @@ class SCCS(SCCSEstimator):
                              lag_days=r["window_start"] * self.bucket_size_, ci_low=r["ci_low"],
                              ci_high=r["ci_high"], lag_end_days=(r["window_end"] + 1) * self.bucket_size_, p=r["p"])
 
+    def _joint_separation(self, X_s: sp.csr_matrix, design: LagDesign, sign: np.ndarray) -> np.ndarray:
+        """Windows of one exposure separated together (all outcomes of its cases inside its windows, spread over
+        several of them): every window of that exposure counts as separated upwards."""
+        sign = sign.copy()
+        for name in np.unique(self.param_feature_[self.param_kind_ == "exposure"]):
+            cols = np.flatnonzero((self.param_feature_ == name) & (self.param_kind_ == "exposure"))
+            if cols.size > 1:
+                joint, _ = separation(sp.csr_matrix(X_s[:, cols].sum(axis=1)), design)
+                sign[cols] = np.where((joint[0] > 0) & (sign[cols] == 0), 1, sign[cols])
+        return sign
+
+    def _penalised_fit(self, X_s: sp.csr_matrix, design: LagDesign, sign: np.ndarray, free: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Newton fit; the prior ``N(0, prior_sd^2)`` only on separated columns."""
+        precision = np.where(sign != 0, 1.0 / float(self.prior_sd) ** 2, 0.0)
+        theta = np.full(X_s.shape[1], np.nan)
+        X_f = X_s[:, free]
+        theta[free], _, self.n_iter_ = newton(X_f, design, float(self.tol), int(self.max_iter),
+                                              precision=precision[free])
+        return theta, precision
+
+    def _finish(self, X_s: sp.csr_matrix, design: LagDesign, theta: np.ndarray, precision: np.ndarray,
+                sign: np.ndarray, free: np.ndarray, y_col: np.ndarray) -> None:
+        """Status, standard errors, intervals (profile or Wald) and p-values of every parameter -> ``results_``."""
+        idx = np.flatnonzero(free)
+        info = newton(X_s[:, free], design, np.inf, 0, precision=precision[free], theta0=theta[free])[1]
+        se = np.full(theta.size, np.nan)
+        se[free] = np.sqrt(np.clip(np.diag(np.linalg.pinv(info + np.diag(precision[free]))), 0, None))
+        se[sign != 0] = np.nan  # no Wald standard error for an infinite MLE
+        z = stats.norm.ppf(0.5 + float(self.ci_level) / 2)
+        low, high = theta - z * se, theta + z * se
+        p = 2 * stats.norm.sf(np.abs(theta / se))
+        profiled = idx[(self.param_kind_[idx] == "exposure") | (sign[idx] != 0)]
+        if self.interval == "profile" and profiled.size:
+            local = np.searchsorted(idx, profiled)
+            prof = profile_intervals(X_s[:, free], design, theta[free], precision[free], sign[free], local,
+                                     float(self.ci_level), float(self.tol), int(self.max_iter))
+            low[profiled], high[profiled], p[profiled] = prof.low, prof.high, prof.p
+        status = np.select([~free, y_col == 0, sign != 0], ["too few cases", "no exposed outcome", "separated"],
+                           "estimated")
+        self.coef_, self.std_err_, self.status_ = theta, se, status.astype(object)
+        self.results_ = pd.DataFrame({
+            "feature": self.param_feature_, "kind": self.param_kind_, "window_start": self.param_window_[:, 0],
+            "window_end": self.param_window_[:, 1], "log_ri": theta, "std_err": se, "ri": np.exp(theta),
+            "ci_low": np.exp(low), "ci_high": np.exp(high), "p": p, "n_outcomes": y_col, "status": status,
+            "separation": np.select([sign > 0, sign < 0], ["upper", "lower"], "none")})
+
     # -- internals ------------------------------------------------------------------------------------------------
     def _case_scores(self, data: SCCSData) -> np.ndarray:
         """Per-case conditional log-likelihood (windows without estimate count as reference)."""
         X_s, design = self._design(data)
-        return _case_loglik(X_s @ np.nan_to_num(self.coef_), design)[0]
+        return case_loglik(X_s @ np.nan_to_num(self.coef_), design)[0]
 
     def _windows_for(self, name: str) -> list[tuple[int, int]]:
         spec = self.risk_windows
@@ -242,7 +306,7 @@ def sccs_estimand(data: SCCSData, expected: Any, risk_windows: Any = ((0, 0),), 
     free = y_col > 0
     theta = np.full(X_s.shape[1], np.nan)
     if m.sum() > 0:
-        theta[free] = _newton(X_s[:, free], design, float(tol), int(max_iter))[0]
+        theta[free] = newton(X_s[:, free], design, float(tol), int(max_iter))[0]
     return pd.DataFrame({
         "feature": model.param_feature_, "kind": model.param_kind_, "window_start": model.param_window_[:, 0],
         "window_end": model.param_window_[:, 1], "log_ri": theta, "ri": np.exp(theta), "expected_outcomes": y_col})
@@ -264,49 +328,3 @@ def _expected_matrix(expected: Any, data: SCCSData) -> np.ndarray:
         raise PathwaysInputError(f"expected: {len(beyond)} non-zero counts at buckets >= censoring, e.g. case "
                                  f"{beyond[0, 0]}, bucket {beyond[0, 1]} (censoring {data.censoring[beyond[0, 0]]})")
     return m
-
-
-def _case_loglik(eta: np.ndarray, d: LagDesign) -> tuple[np.ndarray, np.ndarray]:
-    """Per-case conditional log-likelihood and per-row probabilities for a linear predictor on active rows."""
-    row_case = d.row_case.cpu().numpy()
-    n_free = d.n_free.cpu().numpy()
-    m = np.where(n_free > 0, 0.0, -np.inf)
-    np.maximum.at(m, row_case, eta)
-    m = np.where(np.isfinite(m), m, 0.0)
-    e = np.exp(eta - m[row_case])
-    s = np.bincount(row_case, weights=e, minlength=d.n_cases) + n_free * np.exp(-m)
-    lse = m + np.log(s)
-    y_row, n_out = d.y_row.cpu().numpy(), d.n_outcomes.cpu().numpy()
-    ll = np.bincount(row_case, weights=y_row * eta, minlength=d.n_cases) - n_out * lse
-    return ll, e / s[row_case]
-
-
-def _newton(X_s: sp.csr_matrix, d: LagDesign, tol: float, max_iter: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Maximise the conditional log-likelihood; return estimate, Fisher information and iterations."""
-    q = X_s.shape[1]
-    row_case = d.row_case.cpu().numpy()
-    y_row, n_out = d.y_row.cpu().numpy(), d.n_outcomes.cpu().numpy()
-    case_of = sp.csr_matrix((np.ones(row_case.size), (row_case, np.arange(row_case.size))),
-                            shape=(d.n_cases, row_case.size))
-    theta = np.zeros(q)
-    if q == 0:
-        return theta, np.zeros((0, 0)), 0
-    ll, p = _case_loglik(X_s @ theta, d)
-    for it in range(1, max_iter + 1):
-        w_row = n_out[row_case] * p
-        grad = X_s.T @ (y_row - w_row)
-        v = case_of @ X_s.multiply(p[:, None]).tocsr()  # (n_cases, q): E_p[x] per case
-        info = (X_s.T @ X_s.multiply(w_row[:, None])).toarray() - (v.T @ v.multiply(n_out[:, None])).toarray()
-        step = np.linalg.lstsq(info, grad, rcond=None)[0]
-        for _ in range(30):  # halve until the log-likelihood does not decrease
-            cand_ll, cand_p = _case_loglik(X_s @ (theta + step), d)
-            if cand_ll.sum() >= ll.sum() - 1e-12 * abs(ll.sum()):
-                break
-            step = step / 2
-        theta, ll, p = theta + step, cand_ll, cand_p
-        if np.max(np.abs(step)) < tol:
-            break
-    w_row = n_out[row_case] * p
-    v = case_of @ X_s.multiply(p[:, None]).tocsr()
-    info = (X_s.T @ X_s.multiply(w_row[:, None])).toarray() - (v.T @ v.multiply(n_out[:, None])).toarray()
-    return theta, info, it

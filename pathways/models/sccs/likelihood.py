@@ -1,0 +1,193 @@
+"""Classic SCCS likelihood: penalised Newton, separation checks and profile-likelihood intervals.
+
+The conditional (multinomial) log-likelihood of a case's outcomes over its observed buckets has no finite maximum
+when the data *separate* a parameter: every outcome of the informative cases sits at the highest (or the lowest)
+value of that covariate within its case — all outcomes of the exposed cases inside the risk window (upper), or no
+outcome inside the window at all (lower: an empty cell). The maximum-likelihood estimate is then +-infinity and
+Wald intervals are meaningless (an unpenalised Newton fit returns a huge or zero RI with a zero-width interval).
+
+The remedy, as OHDSI's SCCS does through its regularised fitter: a weak normal prior ``N(0, prior_sd^2)`` on the
+log RI of the separated parameters only (the others keep their maximum-likelihood estimate), which gives a finite,
+shrunken point estimate. Intervals and p-values never use that prior on the parameter they describe: the interval
+is the profile-likelihood interval ``{b : 2 (l_max - l_p(b)) <= chi2_1(level)}`` (one-sided, with an infinite
+upper bound or a zero lower bound, when the profile stays within the threshold up to ``|log RI| = LOG_RI_LIMIT``),
+and the p-value the likelihood-ratio test of RI = 1 against ``l_max`` — the supremum, reached at infinity for a
+separated parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy import optimize, stats
+
+from pathways.models.sccs.design import LagDesign
+
+__all__ = ["LOG_RI_LIMIT", "ProfileResult", "case_loglik", "newton", "profile_intervals", "separation"]
+
+#: |log RI| beyond which a profile bound is reported as infinite (RI 7e10): the likelihood is flat there.
+LOG_RI_LIMIT = 25.0
+#: largest Newton step on log RI (a damped Newton: steps on a flat likelihood would overshoot by orders)
+_MAX_STEP = 2.0
+
+
+def case_loglik(eta: np.ndarray, d: LagDesign) -> tuple[np.ndarray, np.ndarray]:
+    """Per-case conditional log-likelihood and per-row probabilities for a linear predictor on active rows."""
+    row_case = d.row_case.cpu().numpy()
+    n_free = d.n_free.cpu().numpy()
+    m = np.where(n_free > 0, 0.0, -np.inf)
+    np.maximum.at(m, row_case, eta)
+    m = np.where(np.isfinite(m), m, 0.0)
+    e = np.exp(eta - m[row_case])
+    s = np.bincount(row_case, weights=e, minlength=d.n_cases) + n_free * np.exp(-m)
+    lse = m + np.log(s)
+    y_row, n_out = d.y_row.cpu().numpy(), d.n_outcomes.cpu().numpy()
+    ll = np.bincount(row_case, weights=y_row * eta, minlength=d.n_cases) - n_out * lse
+    return ll, e / s[row_case]
+
+
+def newton(X_s: sp.csr_matrix, d: LagDesign, tol: float, max_iter: int, *, precision: np.ndarray | None = None,
+           offset: np.ndarray | None = None, theta0: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Maximise ``loglik(X theta + offset) - sum(precision theta^2) / 2``.
+
+    Returns the estimate, the Fisher information of the *unpenalised* log-likelihood at it, and the iterations.
+    """
+    q = X_s.shape[1]
+    if q == 0:
+        return np.zeros(0), np.zeros((0, 0)), 0
+    row_case = d.row_case.cpu().numpy()
+    y_row, n_out = d.y_row.cpu().numpy(), d.n_outcomes.cpu().numpy()
+    case_of = sp.csr_matrix((np.ones(row_case.size), (row_case, np.arange(row_case.size))),
+                            shape=(d.n_cases, row_case.size))
+    prec = np.zeros(q) if precision is None else np.asarray(precision, dtype=np.float64)
+    off = np.zeros(X_s.shape[0]) if offset is None else offset
+    theta = np.zeros(q) if theta0 is None else np.array(theta0, dtype=np.float64)
+
+    def objective(th: np.ndarray) -> tuple[float, np.ndarray]:
+        ll, p = case_loglik(X_s @ th + off, d)
+        return float(ll.sum()) - 0.5 * float(prec @ th**2), p
+
+    def information(p: np.ndarray) -> np.ndarray:
+        w_row = n_out[row_case] * p
+        v = case_of @ X_s.multiply(p[:, None]).tocsr()  # (n_cases, q): E_p[x] per case
+        return (X_s.T @ X_s.multiply(w_row[:, None])).toarray() - (v.T @ v.multiply(n_out[:, None])).toarray()
+
+    obj, p = objective(theta)
+    it = 0
+    for it in range(1, max_iter + 1):
+        grad = X_s.T @ (y_row - n_out[row_case] * p) - prec * theta
+        step = np.linalg.lstsq(information(p) + np.diag(prec), grad, rcond=None)[0]
+        # a flat likelihood (near-separation) gives huge Newton steps: cap them, then halve until no decrease
+        step = step * min(1.0, _MAX_STEP / max(float(np.max(np.abs(step))), 1e-300))
+        for _ in range(40):
+            cand, cand_p = objective(theta + step)
+            if cand >= obj - 1e-12 * abs(obj):
+                break
+            step = step / 2
+        else:
+            break  # no ascent left at machine precision: converged
+        theta, obj, p = theta + step, cand, cand_p
+        if np.max(np.abs(step)) < tol:
+            break
+    return theta, information(p), it
+
+
+def separation(X_s: sp.csr_matrix, d: LagDesign) -> tuple[np.ndarray, np.ndarray]:
+    """Per column: (+1 upper / -1 lower / 0 no separation, identifiable).
+
+    A column is separated upwards when, in every case whose outcomes and covariate values let it inform the
+    column, all outcomes sit in buckets where the covariate is at its maximum over the case's observed buckets
+    (``loglik`` then increases without bound along that column); downwards likewise at the minimum — a window
+    holding no outcome is the common example. A column is not identifiable when no case with an outcome has
+    varying values of it.
+    """
+    row_case = d.row_case.cpu().numpy()
+    y_row, n_out = d.y_row.cpu().numpy(), d.n_outcomes.cpu().numpy()
+    n_obs = d.n_free.cpu().numpy() + np.bincount(row_case, minlength=d.n_cases)
+    csc = X_s.tocsc()
+    sign, identifiable = np.zeros(X_s.shape[1], dtype=np.int64), np.zeros(X_s.shape[1], dtype=bool)
+    for k in range(X_s.shape[1]):  # one pass per parameter (a handful of windows)
+        rows = csc.indices[csc.indptr[k]:csc.indptr[k + 1]]
+        vals, case = csc.data[csc.indptr[k]:csc.indptr[k + 1]], row_case[rows]
+        has_zero = n_obs > np.bincount(case, minlength=d.n_cases)
+        y_zero = n_out - np.bincount(case, weights=y_row[rows], minlength=d.n_cases)
+        at_ext = []
+        for func, fill in ((np.maximum, -np.inf), (np.minimum, np.inf)):
+            ext = np.full(d.n_cases, fill)
+            func.at(ext, case, vals)
+            ext = np.where(has_zero, func(ext, 0.0), ext)
+            y_ext = np.bincount(case, weights=y_row[rows] * (vals == ext[case]), minlength=d.n_cases)
+            at_ext.append((ext, y_ext + np.where(has_zero & (ext == 0), y_zero, 0.0)))
+        (hi, y_hi), (lo, y_lo) = at_ext
+        informs = (hi > lo) & (n_out > 0)
+        identifiable[k] = bool(informs.any())
+        if identifiable[k] and np.allclose(y_hi[informs], n_out[informs]):
+            sign[k] = 1
+        elif identifiable[k] and np.allclose(y_lo[informs], n_out[informs]):
+            sign[k] = -1
+    return sign, identifiable
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    """Profile-likelihood results of the profiled columns: bounds on log RI (+-inf when open) and LR p-values."""
+
+    low: np.ndarray
+    high: np.ndarray
+    p: np.ndarray
+    unbounded: np.ndarray  # (n,) the profile never crosses the threshold on at least one side
+
+
+def profile_intervals(X_s: sp.csr_matrix, d: LagDesign, theta: np.ndarray, precision: np.ndarray,
+                      sign: np.ndarray, columns: np.ndarray, level: float, tol: float,
+                      max_iter: int) -> ProfileResult:
+    """Profile-likelihood intervals and likelihood-ratio p-values for ``columns`` (see the module docstring).
+
+    ``theta`` is the fit with ``precision`` (the prior on separated columns); the profiled column is always free
+    of its prior, the other columns keep theirs.
+    """
+    crit = float(stats.chi2.ppf(level, 1))
+    out = np.array([_profile_column(X_s, d, theta, precision, int(sign[k]), int(k), crit, tol, max_iter)
+                    for k in columns], dtype=np.float64).reshape(-1, 3)
+    return ProfileResult(out[:, 0], out[:, 1], out[:, 2], ~np.isfinite(out[:, :2]).all(axis=1))
+
+
+def _profile_column(X_s: sp.csr_matrix, d: LagDesign, theta: np.ndarray, precision: np.ndarray, sign: int,
+                    k: int, crit: float, tol: float, max_iter: int) -> tuple[float, float, float]:
+    """(low, high, LR p-value) of column ``k`` on the log RI scale."""
+    others = np.arange(theta.size) != k
+    x_k, X_o, prec_o = X_s[:, k].toarray().ravel(), X_s[:, others], precision[others]
+    warm = [theta[others]]
+
+    def profile(b: float) -> float:
+        th, _, _ = newton(X_o, d, tol, max_iter, precision=prec_o, offset=x_k * b, theta0=warm[0])
+        warm[0] = th
+        return float(case_loglik(X_o @ th + x_k * b, d)[0].sum()) - 0.5 * float(prec_o @ th**2)
+
+    # the supremum: at infinity for a separated column, unless its prior-held neighbours (windows separated
+    # together) make the profile peak at a finite value
+    tops = [theta[k]] + ([LOG_RI_LIMIT * sign] if sign else [])
+    values = [profile(b) for b in tops]
+    top, l_max = tops[int(np.argmax(values))], max(values)
+
+    def excess(b: float) -> float:
+        return 2 * (l_max - profile(b)) - crit
+
+    low, high = _bound(excess, top, -1.0), _bound(excess, top, 1.0)
+    warm[0] = theta[others]
+    return low, high, float(stats.chi2.sf(max(2 * (l_max - profile(0.0)), 0.0), 1))
+
+
+def _bound(excess, start: float, direction: float) -> float:
+    """Where ``excess`` (< 0 at ``start``) crosses 0 going ``direction``; +-inf past ``LOG_RI_LIMIT``."""
+    x0, step = start, 0.25
+    while True:
+        x1 = x0 + direction * step
+        if abs(x1) > LOG_RI_LIMIT:
+            return direction * np.inf
+        if excess(x1) > 0:
+            return float(optimize.brentq(excess, min(x0, x1), max(x0, x1), xtol=1e-4))
+        x0, step = x1, step * 2
