@@ -170,8 +170,9 @@ def pair_summary(table: pd.DataFrame) -> pd.DataFrame:
     --------
     >>> t = pd.DataFrame({"exposure": ["d", "d"], "outcome": ["e", "e"], "method": ["SCCS", "PRR"],
     ...                   "flag": [True, False], "status": ["separated", "estimated"], "rank": [1, 3]})
-    >>> pair_summary(t)[["n_flagged", "flagged_by", "agreement"]].iloc[0].tolist()
-    [1, 'SCCS', 'disagree']
+    >>> row = pair_summary(t).iloc[0]
+    >>> int(row["n_flagged"]), row["flagged_by"], row["agreement"]
+    (1, 'SCCS', 'disagree')
     """
     t = table.assign(_flagged=np.where(table["flag"].astype(bool), table["method"].astype(str), None),
                      _status=table["method"].astype(str) + ": " + table["status"].astype(str))
