@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from pathways.data.eventlog import EventLog
 from pathways.errors import PathwaysInputError
@@ -48,6 +48,8 @@ def detect_signals(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
                                  metrics=metrics, signals=table, min_cell_count=min_cell,
                                  top_k=int(report_cfg.get("top_k", 20)), figures=figures)
     result.files.update(_write_signal_outputs(out, data, table, node, min_cell, figures))
+    if cfg.get("surveillance") is not None:
+        result.files.update(run_surveillance(cfg.surveillance, data, node, truth, out, min_cell, figures))
     write_summary(out, result, "ok")
     return result
 
@@ -118,3 +120,44 @@ def _signal_truth_metrics(table: pd.DataFrame, truth: Truth | None) -> dict[str,
     pairs = set(zip(flagged["exposure"].astype(str), flagged["outcome"].astype(str)))
     hits = len(pairs & true_pairs)
     return {"flagged_true_pairs": hits, "flagged_pairs": len(pairs), "true_pairs": len(true_pairs)}
+
+
+def run_surveillance(node: DictConfig, log: EventLog, signals_node: DictConfig, truth: Truth | None, out: Path,
+                     min_cell_count: int | None, figures: bool) -> dict[str, Path]:
+    """``cfg.surveillance``: periodic screening (:func:`pathways.signals.surveillance.surveil`); writes
+    ``surveillance_looks.parquet``, ``surveillance_alerts.csv`` (small counts suppressed) and one timeline figure
+    per alerted pair under ``report/figures/surveillance/``."""
+    from pathways.signals.detect import StudyDesign
+    from pathways.signals.negative_controls import default_negative_controls
+    from pathways.signals.surveillance import SurveillancePlan, alert_history, plot_timeline, surveil
+
+    params = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k != "max_figures"}
+    for key in ("risk_window", "control_window"):
+        params[key] = tuple(params[key])
+    defaults = _signal_defaults(signals_node, truth)
+    outcomes = signals_node.get("outcomes") or defaults.get("outcomes")
+    if outcomes is None:
+        raise PathwaysInputError("surveillance: set signals.outcomes (the outcome codes to monitor)")
+    controls = params.pop("negative_controls", None)
+    if controls is None:
+        controls = defaults.get("negative_controls") or default_negative_controls(
+            log.vocab.codes, log.vocab.codes)
+    elif isinstance(controls, str):
+        controls = default_negative_controls(log.vocab.codes, log.vocab.codes, controls)
+    design = StudyDesign(outcomes=list(outcomes), drugs=signals_node.get("drugs"),
+                         negative_controls=[tuple(map(str, c)) for c in controls])
+    looks = surveil(log, design, SurveillancePlan(**params))
+    alerts = alert_history(looks)
+    looks.attrs = {}
+    files = {"surveillance_looks": write_parquet(suppress_small_counts(looks, min_cell_count),
+                                                 out / "surveillance_looks.parquet")}
+    files["surveillance_alerts"] = out / "report" / "surveillance_alerts.csv"
+    files["surveillance_alerts"].parent.mkdir(parents=True, exist_ok=True)
+    suppress_small_counts(alerts, min_cell_count).to_csv(files["surveillance_alerts"], index=False)
+    if figures and not alerts.empty and min_cell_count is None:  # figures would show per-look counts
+        pairs = alerts[["exposure", "outcome"]].drop_duplicates().head(int(node.get("max_figures", 12)))
+        for exposure, outcome in pairs.itertuples(index=False):
+            path = out / "report" / "figures" / "surveillance" / f"{exposure}_{outcome}.png"
+            plot_timeline(looks, exposure, outcome, path)
+            files[f"timeline_{exposure}_{outcome}"] = path
+    return files
