@@ -9,6 +9,7 @@ import pytest
 
 from pathways.encode import Sequences
 from pathways.errors import PathwaysInputError
+from pathways.models.hawkes import HawkesExpKernel
 from pathways.pipelines.report import code_counts, suppress_small_counts, write_report
 from pathways.pipelines.sweep import SUMMARY_FILE, collect_results
 
@@ -42,12 +43,12 @@ def test_code_counts_from_sequences():
 def test_write_report_files_and_suppressed_heatmap(tmp_path):
     pytest.importorskip("matplotlib", reason="optional matplotlib (pathways[plot]) not installed")
 
-    class _Hawkes:
-        adjacency_ = np.array([[0.1, 0.5], [0.2, 0.0]])
-        codes_ = np.array(["a", "b"], dtype=object)
+    hawkes = HawkesExpKernel()  # the learned attributes a report reads, set by hand (no fit needed)
+    hawkes.adjacency_ = np.array([[0.1, 0.5], [0.2, 0.0]])
+    hawkes.codes_ = np.array(["a", "b"], dtype=object)
 
     history = [{"iteration": i, "objective": 1.0 / (i + 1)} for i in range(5)]
-    report = write_report(tmp_path, title="t", model=_Hawkes(), metrics={"ll": -1.0, "n": np.int64(3)},
+    report = write_report(tmp_path, title="t", model=hawkes, metrics={"ll": -1.0, "n": np.int64(3)},
                           history=history, factors=_factors(), min_cell_count=10, top_k=3)
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"ll": -1.0, "n": 3}
     for key in ("factors", "excitation_heatmap", "top_drivers", "training_curve", "report"):

@@ -14,10 +14,23 @@ from omegaconf import DictConfig, OmegaConf
 
 from pathways.data.eventlog import EventLog
 from pathways.errors import PathwaysInputError
-from pathways.pipelines.common import RunResult, instantiate, load_data, write_parquet, write_summary
+from pathways.pipelines.common import (
+    RunResult,
+    instantiate,
+    load_data,
+    write_parquet,
+    write_summary,
+)
 from pathways.pipelines.report import suppress_small_counts, write_report
 from pathways.signals import count_anomaly_scores
-from pathways.signals.detect import relative_incidence_curves
+from pathways.signals.detect import StudyDesign, relative_incidence_curves
+from pathways.signals.negative_controls import default_negative_controls
+from pathways.signals.surveillance import (
+    SurveillancePlan,
+    alert_history,
+    plot_timeline,
+    surveil,
+)
 from pathways.synthetic.cohort import Truth
 from pathways.utils import logger
 
@@ -83,8 +96,9 @@ def _write_signal_outputs(out: Path, log: EventLog, table: pd.DataFrame, node: D
 
 def _signal_figures(fig_dir: Path, signals: pd.DataFrame, curves: pd.DataFrame) -> dict[str, Path]:
     try:  # matplotlib is optional (pathways[plot])
-        from pathways import plots
         import matplotlib  # noqa: F401
+
+        from pathways import plots
     except ImportError:
         logger.info("detect_signals: matplotlib not installed, figures skipped (pip install 'pathways[plot]')")
         return {}
@@ -127,10 +141,6 @@ def run_surveillance(node: DictConfig, log: EventLog, signals_node: DictConfig, 
     """``cfg.surveillance``: periodic screening (:func:`pathways.signals.surveillance.surveil`); writes
     ``surveillance_looks.parquet``, ``surveillance_alerts.csv`` (small counts suppressed) and one timeline figure
     per alerted pair under ``report/figures/surveillance/``."""
-    from pathways.signals.detect import StudyDesign
-    from pathways.signals.negative_controls import default_negative_controls
-    from pathways.signals.surveillance import SurveillancePlan, alert_history, plot_timeline, surveil
-
     params = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k != "max_figures"}
     for key in ("risk_window", "control_window"):
         params[key] = tuple(params[key])

@@ -31,6 +31,7 @@ from pathways.pipelines.report import (
     suppress_small_counts,
     write_report,
 )
+from pathways.studies import plots
 from pathways.studies.study import StudyResult
 from pathways.utils import atomic_path, logger
 
@@ -166,8 +167,6 @@ def _write_markdown(path: Path, tables: dict[str, pd.DataFrame], metrics: dict[s
 def _figures(fig_dir: Path, tables: dict[str, pd.DataFrame], study: StudyResult) -> dict[str, Path]:
     try:  # matplotlib is optional (pathways[plot])
         import matplotlib  # noqa: F401
-
-        from pathways.studies import plots
     except ImportError:
         logger.info("cohort_study: matplotlib not installed, figures skipped (pip install 'pathways[plot]')")
         return {}

@@ -207,7 +207,7 @@ def power_spending(fraction: np.ndarray | float, alpha: float = 0.05, rho: float
     Examples
     --------
     >>> power_spending([0.25, 0.5, 1.0, 2.0], 0.05, 2.0).round(5).tolist()
-    [0.00313, 0.0125, 0.05, 0.05]
+    [0.00312, 0.0125, 0.05, 0.05]
     """
     t = np.clip(np.asarray(fraction, dtype=float), 0.0, 1.0)
     return alpha * t**rho
@@ -274,7 +274,7 @@ def binomial_spending_thresholds(cases: np.ndarray, max_cases: int, z: float, al
     Examples
     --------
     >>> binomial_spending_thresholds(np.array([10, 20]), 20, z=1.0)["threshold"].tolist()
-    [10, 15]
+    [9, 15]
     """
     _check_alpha(alpha)
     looks = np.asarray(cases, dtype=np.int64)
