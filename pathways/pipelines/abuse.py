@@ -25,11 +25,11 @@ from pathways.errors import PathwaysInputError
 from pathways.pipelines.common import (
     RunResult,
     instantiate,
-    load_data,
+    task_inputs,
     write_parquet,
     write_summary,
 )
-from pathways.pipelines.report import _markdown_table
+from pathways.pipelines.report import markdown_table
 from pathways.utils import logger
 
 TABLE_FILES = {"patient": "patients", "prescriber": "prescribers", "pharmacy": "pharmacies"}
@@ -39,13 +39,8 @@ def run_abuse(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
     """Detect abuse and fraud in ``cfg.data`` with ``cfg.abuse`` and write the ranked tables, report, figures."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    node = cfg.get("abuse")
-    if node is None or "_target_" not in node:
-        raise PathwaysInputError("config 'abuse': needs a _target_ (pathways.abuse.detect_abuse)")
-    data, truth = load_data(cfg.data)
-    if not isinstance(data, EventLog):
-        raise PathwaysInputError("abuse: the data config must give an EventLog with provider extras "
-                                 "(prescriber, provider, paid)")
+    node, data, truth = task_inputs(cfg, "abuse", "pathways.abuse.detect_abuse",
+                                    "provider extras: prescriber, provider, paid")
     report_cfg = cfg.get("report") or {}
     min_cell = int(report_cfg.get("min_cell_count") or 0)
     providers = truth.providers if isinstance(truth, AbuseTruth) else _providers(cfg)
@@ -100,7 +95,7 @@ def _write_report(path: Path, cfg: DictConfig, found: AbuseResult, metrics: dict
              "## Metrics", ""] + [f"- {k}: {v}" for k, v in metrics.items()]
     for kind, table in found.tables.items():
         shown = table[["rank", "score", "n_flags", "behaviours", "amount_at_stake"]]
-        lines += ["", f"## Top {TABLE_FILES[kind]}", "", _markdown_table(shown, max_rows=20)]
+        lines += ["", f"## Top {TABLE_FILES[kind]}", "", markdown_table(shown, max_rows=20)]
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -19,16 +19,15 @@ from pathways.cartography import figures
 from pathways.cartography.build import Cartography
 from pathways.cartography.synthetic import CartographyTruth
 from pathways.cartography.tables import suppress
-from pathways.data.eventlog import EventLog
 from pathways.errors import PathwaysInputError
 from pathways.pipelines.common import (
     RunResult,
     instantiate,
-    load_data,
+    task_inputs,
     write_parquet,
     write_summary,
 )
-from pathways.pipelines.report import _markdown_table
+from pathways.pipelines.report import markdown_table
 from pathways.utils import logger
 
 TRANSITION_COUNTS = ("n", "n_from")
@@ -38,13 +37,8 @@ def run_cartography(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult
     """Build the cartography of ``cfg.data`` with ``cfg.cartography`` and write its tables, report and figures."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    node = cfg.get("cartography")
-    if node is None or "_target_" not in node:
-        raise PathwaysInputError("config 'cartography': needs a _target_ (pathways.cartography.build_cartography)")
-    data, truth = load_data(cfg.data)
-    if not isinstance(data, EventLog):
-        raise PathwaysInputError("cartography: the data config must give an EventLog (events with categories and "
-                                 "amounts)")
+    node, data, truth = task_inputs(cfg, "cartography", "pathways.cartography.build_cartography",
+                                    "events with categories and amounts")
     report_cfg = cfg.get("report") or {}
     min_cell = report_cfg.get("min_cell_count")
     result_obj = instantiate(node, log=data, min_cell_count=min_cell)
@@ -107,7 +101,7 @@ def _write_report(path: Path, cfg: DictConfig, carto: Cartography, metrics: dict
              f"Rule set `{carto.rules.name}` version {carto.rules.version} ({len(carto.rules.groups)} groups).", "",
              "## Metrics", ""] + [f"- {k}: {v}" for k, v in metrics.items()] + [
              "", f"## Groups, {int(last['year'].max()) if len(last) else ''}", "",
-             _markdown_table(last[cols], max_rows=80), ""]
+             markdown_table(last[cols], max_rows=80), ""]
     path.write_text("\n".join(lines))
     return path
 

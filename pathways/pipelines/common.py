@@ -114,6 +114,20 @@ def load_data(node: DictConfig) -> tuple[EventLog | Sequences, Truth | None]:
     return data, truth
 
 
+def task_inputs(cfg: DictConfig, section: str, example: str, needs: str) -> tuple[DictConfig, EventLog, Truth | None]:
+    """The ``_target_`` node of ``cfg.<section>`` and the EventLog (with its truth) of ``cfg.data``.
+
+    ``example`` names a valid target and ``needs`` what the events must carry, for the error messages.
+    """
+    node = cfg.get(section)
+    if node is None or "_target_" not in node:
+        raise PathwaysInputError(f"config '{section}': needs a _target_ (e.g. {example})")
+    data, truth = load_data(cfg.data)
+    if not isinstance(data, EventLog):
+        raise PathwaysInputError(f"{section}: the data config must give an EventLog ({needs})")
+    return node, data, truth
+
+
 def n_patients(data: EventLog | Sequences) -> int:
     """Number of patients (sequences) of the data."""
     return data.n_patients if isinstance(data, EventLog) else len(data)

@@ -29,8 +29,14 @@ from pathways.models.base import PathwaysEstimator
 from pathways.models.hawkes.base import HawkesBase
 from pathways.models.recurrent.base import OutcomeModelBase
 from pathways.models.tpp.base import TPPBase
-from pathways.pipelines.common import (RunResult, encoder_of, load_data, write_csv, write_parquet,
-                                       write_summary)
+from pathways.pipelines.common import (
+    RunResult,
+    encoder_of,
+    load_data,
+    write_csv,
+    write_parquet,
+    write_summary,
+)
 from pathways.pipelines.report import hawkes_factors, write_report
 from pathways.pipelines.schema import validate_config
 from pathways.synthetic.cohort import Truth

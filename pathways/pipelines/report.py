@@ -139,7 +139,7 @@ def _jsonable_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return to_jsonable(dict(metrics))
 
 
-def _markdown_table(frame: pd.DataFrame, max_rows: int = 20) -> str:
+def markdown_table(frame: pd.DataFrame, max_rows: int = 20) -> str:
     if frame is None or frame.empty:
         return "_(empty)_"
     shown = frame.head(max_rows)
@@ -220,8 +220,9 @@ def write_report(out_dir: str | os.PathLike, *, title: str = "pathways run", mod
 def _figures(fig_dir: Path, model: Any, history: Sequence[Mapping[str, Any]] | None,
              factors: pd.DataFrame | None, signals: pd.DataFrame | None, top_k: int) -> dict[str, Path]:
     try:
-        from pathways import plots
         import matplotlib  # noqa: F401
+
+        from pathways import plots
     except ImportError:
         logger.info("report: matplotlib not installed, figures skipped (pip install 'pathways[plot]')")
         return {}
@@ -256,17 +257,17 @@ def _markdown(title: str, model: Any, metrics: dict[str, Any], factors: pd.DataF
         lines.append(f"- {key}: {value}")
     if min_cell_count is not None:
         lines.append(f"- small-count suppression: counts below {int(min_cell_count)} are hidden")
-    lines += ["", "## Metrics", "", _markdown_table(pd.DataFrame(
+    lines += ["", "## Metrics", "", markdown_table(pd.DataFrame(
         {"metric": list(metrics), "value": [metrics[k] for k in metrics]}), max_rows=100)]
     if factors is not None:
         top = factors.dropna(subset=["effect"]).nlargest(top_k, "effect")
-        lines += ["", f"## Top {min(top_k, len(top))} drivers", "", _markdown_table(top, top_k)]
+        lines += ["", f"## Top {min(top_k, len(top))} drivers", "", markdown_table(top, top_k)]
     if signals is not None:
         shown = signals.sort_values("rank") if "rank" in signals.columns else signals
-        lines += ["", "## Signals", "", _markdown_table(shown, top_k)]
+        lines += ["", "## Signals", "", markdown_table(shown, top_k)]
     if counts is not None:
         lines += ["", "## Events per code (training data)", "",
-                  _markdown_table(counts.sort_values("n_events", ascending=False, na_position="last"), top_k)]
+                  markdown_table(counts.sort_values("n_events", ascending=False, na_position="last"), top_k)]
     files = {k: v for k, v in report.files.items()}
     if files:
         lines += ["", "## Files", ""]

@@ -17,7 +17,7 @@ from pathways.errors import PathwaysInputError
 from pathways.pipelines.common import (
     RunResult,
     instantiate,
-    load_data,
+    task_inputs,
     write_parquet,
     write_summary,
 )
@@ -38,12 +38,7 @@ from pathways.utils import logger
 def detect_signals(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
     """Screen the data of ``cfg.data`` for drug-safety signals with ``cfg.signals`` (``pathways.signals.detect``)."""
     out = Path(output_dir)
-    node = cfg.get("signals")
-    if node is None or "_target_" not in node:
-        raise PathwaysInputError("config 'signals': needs a _target_ (e.g. pathways.signals.detect)")
-    data, truth = load_data(cfg.data)
-    if not isinstance(data, EventLog):
-        raise PathwaysInputError("detect_signals: the data config must give an EventLog (drugs and events)")
+    node, data, truth = task_inputs(cfg, "signals", "pathways.signals.detect", "drugs and events")
     table = instantiate(node, log=data, **_signal_defaults(node, truth))
     if isinstance(table, tuple):
         table = table[0]

@@ -9,7 +9,14 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from pathways.encode.sequences import Sequences
-from pathways.pipelines.common import RunResult, load_data, n_patients, write_csv, write_parquet, write_summary
+from pathways.pipelines.common import (
+    RunResult,
+    load_data,
+    n_patients,
+    write_csv,
+    write_parquet,
+    write_summary,
+)
 from pathways.pipelines.schema import validate_config
 from pathways.synthetic.cohort import Truth
 

@@ -16,18 +16,17 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from pathways.data.eventlog import EventLog
 from pathways.errors import PathwaysInputError
 from pathways.pipelines.common import (
     RunResult,
     instantiate,
-    load_data,
+    task_inputs,
     write_csv,
     write_parquet,
     write_summary,
 )
 from pathways.pipelines.report import (
-    _markdown_table,
+    markdown_table,
     suppress_small_counts,
     write_report,
 )
@@ -41,12 +40,7 @@ ESTIMATE_COUNTS = ["n_target", "n_comparator", "events_target", "events_comparat
 def run_cohort_study(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
     """Run the study of ``cfg.study`` (``pathways.studies.study.cohort_study``) on the data of ``cfg.data``."""
     out = Path(output_dir)
-    node = cfg.get("study")
-    if node is None or "_target_" not in node:
-        raise PathwaysInputError("config 'study': needs a _target_ (e.g. pathways.studies.study.cohort_study)")
-    data, _ = load_data(cfg.data)
-    if not isinstance(data, EventLog):
-        raise PathwaysInputError("cohort_study: the data config must give an EventLog")
+    node, data, _ = task_inputs(cfg, "study", "pathways.studies.study.cohort_study", "drugs and outcomes")
     study = instantiate(node, log=data)
     if not isinstance(study, StudyResult):
         raise PathwaysInputError(f"config 'study': {node.get('_target_')} returned {type(study).__name__}, "
@@ -156,9 +150,9 @@ def _write_markdown(path: Path, tables: dict[str, pd.DataFrame], metrics: dict[s
             if c in est]
     balance = tables["balance"].reindex(tables["balance"]["smd_before"].abs().sort_values(ascending=False).index)
     lines = ["# Cohort study", "", "## Metrics", "", "```json", json.dumps(metrics, indent=2, default=float), "```",
-             "", "## Attrition", "", _markdown_table(tables["flowchart"]), "", "## Estimates", "",
-             _markdown_table(est[cols], max_rows=50), "", "## Balance (20 most imbalanced before)", "",
-             _markdown_table(balance, max_rows=20)]
+             "", "## Attrition", "", markdown_table(tables["flowchart"]), "", "## Estimates", "",
+             markdown_table(est[cols], max_rows=50), "", "## Balance (20 most imbalanced before)", "",
+             markdown_table(balance, max_rows=20)]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return path

@@ -39,9 +39,20 @@ from pathways.models.recurrent.base import OutcomeModelBase
 from pathways.models.tpp.base import TPPBase
 from pathways.pipelines.abuse import run_abuse
 from pathways.pipelines.cartography import run_cartography
-from pathways.pipelines.common import (RunResult, build_encoder, check_encoder, encode_for, export_checkpoint,
-                                       instantiate, load_data, n_patients, resolved, run_overrides, split_data,
-                                       write_summary)
+from pathways.pipelines.common import (
+    RunResult,
+    build_encoder,
+    check_encoder,
+    encode_for,
+    export_checkpoint,
+    instantiate,
+    load_data,
+    n_patients,
+    resolved,
+    run_overrides,
+    split_data,
+    write_summary,
+)
 from pathways.pipelines.infer import evaluate_model
 from pathways.pipelines.report import code_counts, hawkes_factors, write_report
 from pathways.pipelines.schema import validate_config
