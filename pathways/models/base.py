@@ -23,6 +23,7 @@ from pathways.data.eventlog import EventLog
 from pathways.data.vocabulary import Vocabulary
 from pathways.encode.sequences import Sequences, to_sequences
 from pathways.errors import PathwaysInputError
+from pathways.models.params import check_param_types
 from pathways.training.trainer import HPARAMS, Trainer
 
 _JSON_SCALARS = (bool, int, float, str, type(None))
@@ -77,6 +78,14 @@ class PathwaysEstimator(BaseEstimator):
     def log_likelihood(self, data: Any) -> float:
         """Total log-likelihood of ``data``: the sum of :meth:`score_samples` (one meaning for every family)."""
         return float(np.sum(self.score_samples(data)))
+
+    def validate_params(self) -> None:
+        """Check every parameter before any work: the generic type check of :func:`check_param_types` (naming the
+        parameter), then the family's own ``_check_params`` (ranges, choices) when it has one."""
+        check_param_types(self)
+        own = getattr(self, "_check_params", None)
+        if callable(own):
+            own()
 
     def run_trainer(self, trainer: Trainer | None) -> Trainer:
         """The Trainer a neural model fits with: the run's ``trainer`` configured with this estimator's
@@ -185,6 +194,7 @@ def full_batch_fit(fit: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fit)
     def wrapper(self: PathwaysEstimator, data: Any, *args: Any, trainer: Trainer | None = None,
                 **kwargs: Any) -> Any:
+        check_param_types(self)  # before any work, naming the parameter (``decay="abc"``, ``n_lags=2.5``)
         if trainer is None:
             return fit(self, data, *args, **kwargs)
         with self.run_settings(trainer):

@@ -100,7 +100,10 @@ class HawkesSumExpKernel(HawkesBase):
 
     # -- parameters -----------------------------------------------------------------------------------------------
     def _init_decays(self) -> np.ndarray:
-        decays = np.atleast_1d(np.asarray(self.decays, dtype=np.float64))
+        try:
+            decays = np.atleast_1d(np.asarray(self.decays, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise PathwaysInputError(f"decays: expected positive finite values, got {self.decays!r}") from None
         if decays.ndim != 1 or decays.size == 0 or not np.all(np.isfinite(decays)) or np.any(decays <= 0):
             raise PathwaysInputError(f"decays: expected positive finite values, got {self.decays!r}")
         if np.unique(decays).size < decays.size:
@@ -123,6 +126,7 @@ class HawkesSumExpKernel(HawkesBase):
             raise PathwaysInputError("fit_method: learn_decay and covariates need fit_method='likelihood'")
         if self.learn_decay and self.penalty == "nuclear":
             raise PathwaysInputError("learn_decay: not available with penalty='nuclear'")
+        self._init_decays()  # decay(s) checked with the other parameters, before any work
 
     def _device(self) -> torch.device:
         # one device policy for every torch model: "auto", "cpu", "cuda[:N]", unknown names rejected by name
@@ -361,7 +365,10 @@ class HawkesExpKernel(HawkesSumExpKernel):
         self.verbose = verbose
 
     def _init_decays(self) -> np.ndarray:
-        decay = np.asarray(self.decay, dtype=np.float64)
+        try:
+            decay = np.asarray(self.decay, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise PathwaysInputError(f"decay: expected one positive finite number, got {self.decay!r}") from None
         if decay.ndim != 0 or not np.isfinite(decay) or decay <= 0:
             raise PathwaysInputError(f"decay: expected one positive finite number, got {self.decay!r}")
         return decay.reshape(1)

@@ -26,7 +26,7 @@ from pathways.metrics import sample_log_likelihood
 from pathways.training.trainer import Trainer
 from pathways.utils import rng
 from pathways.models.base import NotFittedError, PathwaysEstimator
-from pathways.models.params import check_counts, check_fraction, check_real
+from pathways.models.params import check_counts, check_fraction, check_param_types, check_real
 from pathways.encode.outcomes import OutcomeData, as_outcome_data
 from pathways.models.recurrent.attribution import integrated_gradients
 from pathways.models.recurrent.data import DenseBatcher
@@ -171,6 +171,7 @@ class NeuralOutcomeModel(OutcomeModelBase):
 
     def _check_params(self) -> None:
         """Reject invalid hyper-parameters before any work (see :mod:`pathways.models.params`)."""
+        check_param_types(self)
         check_counts(self, self._count_params + ("batch_size", "max_epochs"))
         for name in self._fraction_params:
             check_fraction(name, getattr(self, name))

@@ -126,6 +126,12 @@ def as_sccs_data(data: Any, labels: Sequence[Any] | None = None, censoring: Any 
 
 def resolve_lags(n_lags: Any, data: SCCSData) -> np.ndarray:
     """Per-feature lags: an int applies to exposures (age features get 0); an array gives one per feature."""
+    raw = np.asarray(n_lags, dtype=object).reshape(-1)
+    integral = [isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in raw]
+    if raw.size == 0 or not all(integral):  # 2.5 or "3" would be truncated or fail deep inside numpy
+        bad = next((v for v, ok in zip(raw, integral) if not ok), None)
+        raise PathwaysInputError(f"n_lags: expected an integer or a sequence of integers, got {bad!r}"
+                                 if raw.size else "n_lags: expected an integer or a sequence of integers, got []")
     if np.ndim(n_lags) == 0:
         lags = np.where(data.feature_kind == "exposure", int(n_lags), 0).astype(np.int64)
     else:

@@ -30,7 +30,7 @@ from pathways.data.eventlog import EventLog
 from pathways.encode.sequences import Sequences
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.models.base import NotFittedError, PathwaysEstimator, as_sequences
-from pathways.models.params import check_counts, check_real
+from pathways.models.params import check_counts, check_param_types, check_real
 from pathways.data.tables import factors_frame
 from pathways.models.tpp.modules import IntensityTPPModule, TPPModule, unpack_batch
 from pathways.device import resolve_device
@@ -99,6 +99,7 @@ class TPPBase(PathwaysEstimator):
     # -- hooks --------------------------------------------------------------------------------------------------
     def _check_params(self) -> None:
         """Reject invalid hyper-parameters before any work (see :mod:`pathways.models.params`)."""
+        check_param_types(self)
         check_counts(self, self._count_params + ("batch_size", "max_epochs"))
         check_real("lr", self.lr, lambda v: v > 0, "a number > 0")
         check_real("weight_decay", self.weight_decay, lambda v: v >= 0, "a number >= 0")
@@ -170,6 +171,7 @@ class TPPBase(PathwaysEstimator):
         val = None if validation is None else self._aligned(validation, "validation")
         trainer = self.run_trainer(trainer)
         device = resolve_device(trainer.device)
+        torch.manual_seed(int(self.seed))  # the initial weights follow `seed` (two runs with one seed are equal)
         self.module_ = self._build_module().to(device)
 
         def train_batches(epoch: int) -> Any:
