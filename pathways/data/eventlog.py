@@ -18,14 +18,15 @@ import pyarrow as pa
 from pathways.data.arrow import (
     arrow_events_frame, arrow_patients_frame, as_arrow_table, events_to_arrow, patients_to_arrow, stored_time,
 )
-from pathways.data.dates import DEFAULT_DATE_RANGE, TimeConverter, date_window, looks_like_datetime
+from pathways.data.dates import DEFAULT_DATE_RANGE, TimeConverter, date_window, looks_like_datetime, max_abs_time
 from pathways.data.order import event_order
 from pathways.data.parquet import own_parquet_fields, parquet_format, read_parquet_table, read_table, write_parquet
 from pathways.data.validate import (
     EVENT_COLUMNS, OPTIONAL_EVENT_COLUMNS, PATIENT_COLUMNS, apply_invalid, apply_window_rule, as_categorical,
-    canonical_frame, check_choice, check_event_arrays, check_windows, complete_patients, handle_duplicates,
-    index_patients, prepare_patients,
+    canonical_frame, check_choice, check_event_arrays, check_hashable, check_windows, complete_patients,
+    handle_duplicates, index_patients, life_checks, prepare_patients, text_codes,
 )
+from pathways.data.summary import log_summary
 from pathways.data.vocabulary import Vocabulary
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.utils import offsets_from_sorted
@@ -120,21 +121,8 @@ class EventLog:
         return self.patients["patient_id"].to_numpy()[self.patient]
 
     def summary(self) -> dict[str, Any]:
-        """Counts a study report needs (no identifiers)."""
-        per_patient = np.diff(self.offsets)
-        follow = (self.patients["end"] - self.patients["start"]).to_numpy(dtype=float)
-        return {
-            "n_events": self.n_events,
-            "n_patients": self.n_patients,
-            "n_codes": self.n_codes,
-            "n_patients_without_events": int((per_patient == 0).sum()),
-            "events_per_patient_median": float(np.median(per_patient)) if per_patient.size else 0.0,
-            "follow_up_median": float(np.nanmedian(follow)) if follow.size else 0.0,
-            "time_unit": self.time_unit,
-            "origin": None if self.origin is None else str(self.origin.date()),
-            "n_deaths": int(self.patients["death"].notna().sum()),
-            "categories": {str(k): int(v) for k, v in pd.Series(self.category).value_counts().items()},
-        }
+        """Counts a study report needs (no identifiers): see :func:`pathways.data.summary.log_summary`."""
+        return log_summary(self)
 
     # ------------------------------------------------------------------------------------------------------------
     # construction
@@ -171,7 +159,7 @@ class EventLog:
         value = np.full(n, np.nan) if value is None else np.asarray(value, dtype=np.float64)
         category = as_categorical(category, n)
         n_patients = (int(patient.max()) + 1 if n else 0) if patients is None else len(patients)
-        check_event_arrays(patient, time, code, end, n_patients, len(vocab))
+        check_event_arrays(patient, time, code, end, n_patients, len(vocab), max_abs_time(time_unit))
         if patients is None:
             patients = pd.DataFrame({"patient_id": np.arange(n_patients)})
         extras = {k: np.asarray(v) for k, v in (extras or {}).items()}
@@ -204,6 +192,7 @@ class EventLog:
         empty_patients: str = "keep",
         extra_columns: Iterable[str] = (),
         valid_dates: tuple[str, str] = DEFAULT_DATE_RANGE,
+        outside_life: str = "raise",
     ) -> "EventLog":
         """Validate and convert an events DataFrame (and optional patients DataFrame) into an EventLog.
 
@@ -225,18 +214,44 @@ class EventLog:
         outside_window : events outside the patient's observation [start, end]: "raise", "drop" or "extend".
         empty_patients : patients of the patients table without events: "keep" (default), "drop" or "raise".
         valid_dates : datetimes outside this range (e.g. 1600-01-01 placeholders) count as invalid.
+        outside_life : events before the patient's birth or after their death (patients table): "raise",
+            "drop" (warned and counted) or "keep" (warned and counted; billing after death is data to study).
         """
         check_choice("on_invalid", on_invalid, ("raise", "drop"))
         check_choice("duplicates", duplicates, ("drop", "raise", "keep"))
         check_choice("outside_window", outside_window, ("raise", "drop", "extend"))
         check_choice("empty_patients", empty_patients, ("keep", "drop", "raise"))
+        check_choice("outside_life", outside_life, ("raise", "drop", "keep"))
         if not isinstance(events, pd.DataFrame):
             raise PathwaysInputError(f"events: expected a pandas DataFrame, got {type(events).__name__}")
         extra_columns = list(extra_columns)
         frame = canonical_frame(events, columns, EVENT_COLUMNS, OPTIONAL_EVENT_COLUMNS, extra_columns, "events")
         if frame.empty:
             raise PathwaysInputError("events: the event table is empty (0 rows)")
+        try:
+            return cls._from_frame(frame, patients, patient_columns, time_unit, origin, vocab, min_count,
+                                   unknown_codes, on_invalid, duplicates, outside_window, empty_patients,
+                                   extra_columns, valid_dates, outside_life)
+        except TypeError:  # list or dict cells in an id column: name the column and row, never the value
+            check_hashable(frame, ["patient_id", *extra_columns])
+            if patients is not None:
+                check_hashable(patients.rename(columns={v: k for k, v in dict(patient_columns or {}).items()}),
+                               ["patient_id"])
+            raise
+
+    @classmethod
+    def _from_frame(cls, frame: pd.DataFrame, patients: pd.DataFrame | None, patient_columns: Any,
+                    time_unit: str | None, origin: Any, vocab: Vocabulary | None, min_count: int,
+                    unknown_codes: str, on_invalid: str, duplicates: str, outside_window: str,
+                    empty_patients: str, extra_columns: list[str], valid_dates: tuple[str, str],
+                    outside_life: str) -> "EventLog":
+        """:meth:`from_pandas` once the canonical columns are selected."""
+        frame["code"], blank_code = text_codes(frame["code"])
         is_datetime = looks_like_datetime(frame["time"])
+        if "end" in frame and frame["end"].notna().any() and looks_like_datetime(frame["end"]) != is_datetime:
+            raise PathwaysInputError(
+                f"column 'end' holds {'datetimes' if not is_datetime else 'numbers'} but 'time' holds "
+                f"{'numbers' if not is_datetime else 'datetimes'}: give both as datetimes or both as numbers")
         if is_datetime and time_unit not in (None, "days"):
             raise PathwaysInputError(f"time_unit={time_unit!r} given but 'time' holds datetimes (always days)")
         converter = TimeConverter(
@@ -249,11 +264,12 @@ class EventLog:
         bad_end = np.zeros(len(frame), bool)
         if "end" in frame:
             end, bad_end = converter.convert(frame["end"])
+        # no cell values in these messages: with swapped columns the time column holds patient ids
         invalid = {
             "patient_id": (frame["patient_id"].isna().to_numpy(), None, "have a missing patient id"),
-            "code": (frame["code"].isna().to_numpy(), None, "have a missing code"),
-            "time": (np.isnan(time), frame["time"].to_numpy(), "have a missing, unparseable or out-of-range time"),
-            "end": (bad_end, frame["end"].to_numpy() if "end" in frame else None, "have an unparseable end"),
+            "code": (frame["code"].isna().to_numpy(), None, "have a missing, empty or whitespace-only code"),
+            "time": (np.isnan(time), None, "have a missing, unparseable, out-of-range or implausible time"),
+            "end": (bad_end, None, "have an unparseable, out-of-range or implausible end"),
         }
         with np.errstate(invalid="ignore"):
             invalid["end < time"] = (end < time, None, "end before time")
@@ -266,6 +282,9 @@ class EventLog:
         patients_frame = prepare_patients(patients, patient_columns, converter)
         patient_index, patients_frame = index_patients(frame["patient_id"], patients_frame, on_invalid)
         keep = patient_index >= 0
+        lives = life_checks(patients_frame, patient_index, time) if patients is not None else []
+        if lives:  # plausibility against the patients table: events before birth, after death
+            keep &= apply_invalid(lives, outside_life, "outside_life")
         if not keep.all():
             frame, time, end, patient_index = frame[keep], time[keep], end[keep], patient_index[keep]
 
@@ -330,10 +349,17 @@ class EventLog:
     @classmethod
     def read_csv(cls, path: str | PathLike, *, patients: str | PathLike | pd.DataFrame | None = None,
                  read_kwargs: Mapping[str, Any] | None = None, **kwargs: Any) -> "EventLog":
-        """Read an events CSV (and optional patients CSV) and build an EventLog with :meth:`from_pandas`."""
-        events = read_table(path, "csv", read_kwargs)
+        """Read an events CSV (and optional patients CSV) and build an EventLog with :meth:`from_pandas`.
+
+        Ids, codes and ``extra_columns`` are read as text exactly as written (``0123`` and ``123`` are two
+        patients; only an empty cell is missing); the encoding (UTF-8, UTF-16, latin-1) is detected.
+        ``read_kwargs`` go to :func:`pandas.read_csv` (a ``dtype`` there replaces the text columns)."""
+        names = {"patient_id": "patient_id", "code": "code", **dict(kwargs.get("columns") or {})}
+        text = [names["patient_id"], names["code"], *kwargs.get("extra_columns", ())]
+        events = read_table(path, "csv", read_kwargs, text_columns=text)
         if patients is not None and not isinstance(patients, pd.DataFrame):
-            patients = read_table(patients, "csv", read_kwargs)
+            pid = dict(kwargs.get("patient_columns") or {}).get("patient_id", "patient_id")
+            patients = read_table(patients, "csv", read_kwargs, text_columns=[pid])
         return cls.from_pandas(events, patients, **kwargs)
 
     @classmethod

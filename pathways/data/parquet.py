@@ -12,13 +12,14 @@ import io
 import json
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pathways.data.textfiles import detect_encoding
 from pathways.data.arrow import dictionary_positions, events_to_arrow, patients_to_arrow, stored_time
 from pathways.data.vocabulary import Vocabulary
 from pathways.errors import PathwaysInputError
@@ -50,6 +51,10 @@ def write_parquet(log: "EventLog", path: str | PathLike) -> None:
 
     The sidecars go first: a reader never finds a new events file beside old patients or codes.
     """
+    for target in (Path(path), sidecar(path, "codes"), sidecar(path, "patients")):
+        if target.is_dir():
+            raise PathwaysInputError(f"path: {str(target)!r} is a directory; give a file path such as "
+                                     f"{str(Path(path) / 'log.parquet')!r}")
     codes = pa.table({"code": pa.array(log.vocab.codes.astype(str)), "count": log.vocab.counts})
     with atomic_path(sidecar(path, "codes")) as tmp:
         pq.write_table(codes, tmp)
@@ -140,16 +145,49 @@ def _format1_fields(table: pa.Table) -> dict[str, Any]:
     }
 
 
-def read_table(path: str | PathLike, kind: str, kwargs: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """A user's ``kind`` ("csv" or "parquet") table as a DataFrame; read errors name the file."""
+#: text read as missing in the non-identifier columns of a user CSV (pandas' usual missing markers)
+NA_STRINGS = ("", "NA", "N/A", "n/a", "NaN", "nan", "-NaN", "-nan", "NaT", "null", "NULL", "None", "<NA>", "#N/A")
+
+
+def read_table(path: str | PathLike, kind: str, kwargs: Mapping[str, Any] | None = None,
+               text_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """A user's ``kind`` ("csv" or "parquet") table as a DataFrame; read errors name the file.
+
+    CSV: the encoding is detected (UTF-8, UTF-16 with a byte-order mark, else latin-1) unless ``kwargs`` give
+    one, and ``text_columns`` (identifiers, codes) are read as text exactly as written: ``0123`` stays ``0123``,
+    ``1E10`` stays ``1E10``, ``NA`` stays ``NA``; only an empty cell is missing there.
+    """
+    path_text = str(path)
     try:
-        if kind == "csv":
-            return pd.read_csv(path, **dict(kwargs or {}))
-        return pd.read_parquet(path)
+        if kind != "csv":
+            return pd.read_parquet(path)
+        options = dict(kwargs or {})
+        options.setdefault("encoding", detect_encoding(path))
+        text = [c for c in text_columns if c is not None]
+        if text and "dtype" not in options and "keep_default_na" not in options and "na_values" not in options:
+            options.update(dtype={c: str for c in text}, keep_default_na=False, na_values=[""])
+            frame = pd.read_csv(path, **options)
+            others = [c for c in frame.columns if c not in text and frame[c].dtype == object]
+            for c in others:  # the usual missing markers stay missing outside the text columns
+                masked = frame[c].mask(frame[c].isin(NA_STRINGS))
+                numbers = pd.to_numeric(masked, errors="coerce")
+                frame[c] = numbers if numbers.notna().sum() == masked.notna().sum() else masked
+            return frame
+        return pd.read_csv(path, **options)
     except FileNotFoundError as exc:
-        raise PathwaysInputError(f"file not found: {str(path)!r}") from exc
+        raise PathwaysInputError(f"file not found: {path_text!r}") from exc
+    except UnicodeDecodeError as exc:
+        raise PathwaysInputError(f"cannot read {kind} file {path_text!r}: not valid {exc.encoding} at byte "
+                                 f"{exc.start}; pass read_kwargs={{'encoding': 'latin-1'}} (or the file's "
+                                 f"encoding)") from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, pa.ArrowInvalid) as exc:
-        raise PathwaysInputError(f"cannot read {kind} file {str(path)!r}: {exc}") from exc
+        raise PathwaysInputError(f"cannot read {kind} file {path_text!r}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of a parser's message (pandas names line numbers and counts, never the line's text)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 __all__ = ["FORMAT_VERSION", "own_parquet_fields", "parquet_format", "read_parquet_table", "read_table",

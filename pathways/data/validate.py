@@ -48,19 +48,25 @@ def _values(column: pd.Series) -> Any:
     return column.array if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()
 
 
-def apply_invalid(checks: Mapping[str, tuple[np.ndarray, Any, str]], rule: str) -> np.ndarray:
-    """Raise on the first invalid check (rule 'raise') or return the mask of rows to keep (rule 'drop')."""
-    n = len(next(iter(checks.values()))[0])
-    keep = np.ones(n, dtype=bool)
-    for name, (bad, values, what) in checks.items():
+def apply_invalid(checks: Mapping[str, tuple[np.ndarray, Any, str]] | list[tuple[str, tuple[np.ndarray, Any, str]]],
+                  rule: str, argument: str = "on_invalid") -> np.ndarray:
+    """Raise on the first invalid check (rule 'raise') or return the mask of rows to keep (rule 'drop'; rule
+    'keep' warns and keeps them). ``argument`` is the user's switch named in the message."""
+    items = list(checks.items() if isinstance(checks, Mapping) else checks)
+    if not items:
+        return np.ones(0, dtype=bool)
+    keep = np.ones(len(items[0][1][0]), dtype=bool)
+    for name, (bad, values, what) in items:
         if not bad.any():
             continue
         message = describe_bad_rows(name, bad, values, what)
         if rule == "raise":
-            raise PathwaysInputError(message + " (pass on_invalid='drop' to drop them with a warning)")
-        warnings.warn("dropped: " + message, PathwaysDataWarning, stacklevel=4)
-        logger.info("dropped: %s", message)
-        keep &= ~bad
+            raise PathwaysInputError(message + f" (pass {argument}='drop' to drop them with a warning)")
+        verb = "kept" if rule == "keep" else "dropped"
+        warnings.warn(f"{verb}: " + message, PathwaysDataWarning, stacklevel=4)
+        logger.info("%s: %s", verb, message)
+        if rule != "keep":
+            keep &= ~bad
     return keep
 
 
@@ -98,7 +104,7 @@ def prepare_patients(patients: pd.DataFrame | None, mapping: Mapping[str, str] |
         if col in renamed:
             values, bad = converter.convert(renamed[col])
             if bad.any():
-                raise PathwaysInputError(describe_bad_rows(f"patients.{col}", bad, renamed[col].to_numpy(),
+                raise PathwaysInputError(describe_bad_rows(f"patients.{col}", bad, None,  # may hold swapped ids
                                                            "are unparseable or out of the valid date range"))
             renamed[col] = values
     if "sex" in renamed:
@@ -111,7 +117,7 @@ def _normalise_sex(values: pd.Series) -> pd.Series:
     mapped = raw.map(_SEX_MAP)
     unknown = raw.notna() & mapped.isna() & ~raw.isin(["", "0", "9", "U", "UNKNOWN", "NAN"])
     if unknown.any():
-        raise PathwaysInputError(describe_bad_rows("patients.sex", unknown.to_numpy(), values.to_numpy(),
+        raise PathwaysInputError(describe_bad_rows("patients.sex", unknown.to_numpy(), None,
                                                    "are not a known sex code (M/F, 1=M/2=F, 0/9/U=unknown)"))
     return pd.Series(pd.Categorical(mapped, categories=["F", "M"]), index=values.index)
 
@@ -218,9 +224,13 @@ def apply_window_rule(patients: pd.DataFrame, patient: np.ndarray, time: np.ndar
 
 
 def check_event_arrays(patient: np.ndarray, time: np.ndarray, code: np.ndarray, end: np.ndarray,
-                        n_patients: int, n_codes: int) -> None:
+                        n_patients: int, n_codes: int, max_abs: float = np.inf) -> None:
+    with np.errstate(invalid="ignore"):
+        huge_end = np.abs(end) > max_abs
     checks = [
         ("time", ~np.isfinite(time), time, "are not finite"),
+        ("time", np.abs(time) > max_abs, time, f"are implausible (|time| > {max_abs:g} in this time unit)"),
+        ("end", huge_end, end, f"are implausible (|end| > {max_abs:g} in this time unit)"),
         ("patient", (patient < 0) | (patient >= n_patients), patient, f"are outside [0, {n_patients})"),
         ("code", (code < 0) | (code >= n_codes), code, f"are outside the vocabulary [0, {n_codes})"),
         ("end", end < time, end, "end before time"),  # a NaN end (no end) compares False
@@ -238,6 +248,78 @@ def as_categorical(category: Any, n: int) -> pd.Categorical:
     return cat
 
 
+def text_codes(values: Any, name: str = "code") -> tuple[Any, np.ndarray]:
+    """Codes as text exactly as written, and the mask of blank (empty or whitespace-only) ones.
+
+    Numbers become their text, integral floats without ``.0`` (a code column with a blank cell arrives as
+    floats: ``3400921605068.0`` is the CIP13 ``3400921605068``; ``410`` and ``410.0`` are one code). The work is
+    done on the distinct values, so it costs one hash pass over the column.
+
+    Examples
+    --------
+    >>> codes, blank = text_codes(np.array([410, 410.0, " ", "I10", None], dtype=object))
+    >>> list(codes), blank.tolist()
+    (['410', '410', nan, 'I10', nan], [False, False, True, False, False])
+    """
+    if isinstance(values, pd.Categorical):
+        labels, uniques = values.codes.astype(np.int64), pd.Index(values.categories)
+    else:
+        array = np.asarray(values)
+        if array.dtype.kind in "iub":
+            array = array.astype(str).astype(object)
+        try:
+            labels, uniques = pd.factorize(array, use_na_sentinel=True)
+        except TypeError:
+            raise PathwaysInputError(_unhashable_message(name, array)) from None
+    texts = np.array([_code_text(u) for u in uniques], dtype=object)  # distinct values only
+    blank_unique = np.array([t.strip() == "" for t in texts], dtype=bool)
+    blank = np.zeros(len(labels), dtype=bool)
+    if blank_unique.any():
+        blank = (labels >= 0) & blank_unique[np.maximum(labels, 0)]
+        labels = np.where(blank, -1, labels)
+    final, remap = np.unique(texts, return_inverse=True) if texts.size else (texts, np.zeros(0, np.int64))
+    codes = np.where(labels >= 0, remap[np.maximum(labels, 0)], -1) if texts.size else labels
+    return pd.Categorical.from_codes(codes, categories=pd.Index(final, dtype=object)), blank
+
+
+def _code_text(value: Any) -> str:
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _unhashable_message(name: str, values: np.ndarray) -> str:
+    """Column name, count and first row of list / dict / array cells (which no id or code can be)."""
+    bad = np.fromiter((isinstance(v, (list, dict, set, tuple, np.ndarray)) for v in values), bool, len(values))
+    return describe_bad_rows(name, bad, None, "hold a list, dict or array instead of a single value")
+
+
+def check_hashable(frame: pd.DataFrame, columns: Iterable[str]) -> None:
+    """Raise naming the column and row when an id column holds lists (slow path: called after a TypeError)."""
+    for name in columns:
+        if name in frame and frame[name].dtype == object:
+            message = _unhashable_message(name, frame[name].to_numpy())
+            if not message.startswith(f"column '{name}': 0 "):
+                raise PathwaysInputError(message)
+
+
+def life_checks(patients: pd.DataFrame, patient: np.ndarray, time: np.ndarray
+                ) -> list[tuple[str, tuple[np.ndarray, None, str]]]:
+    """Invalid-row checks of event times against the patients' birth and death (for :func:`apply_invalid`).
+
+    ``patient`` is the event's patient index (-1: unknown patient, not checked here).
+    """
+    out = []
+    known = patient >= 0
+    rows = np.maximum(patient, 0)
+    with np.errstate(invalid="ignore"):
+        for col, bad_if, what in (("birth", np.less, "are before the patient's birth (patients.birth)"),
+                                  ("death", np.greater, "are after the patient's death (patients.death)")):
+            if col in patients:
+                bound = pd.to_numeric(patients[col], errors="coerce").to_numpy(dtype=float)[rows]
+                out.append(("time", (known & bad_if(time, bound), None, what)))
+    return out
+
 __all__ = [
-    "EVENT_COLUMNS", "OPTIONAL_EVENT_COLUMNS", "PATIENT_COLUMNS", "PATIENT_TIME_COLUMNS", "apply_invalid", "apply_window_rule", "as_categorical", "canonical_frame", "check_choice", "check_event_arrays", "check_windows", "complete_patients", "handle_duplicates", "index_patients", "prepare_patients",
+    "EVENT_COLUMNS", "OPTIONAL_EVENT_COLUMNS", "PATIENT_COLUMNS", "PATIENT_TIME_COLUMNS", "check_hashable", "life_checks", "text_codes", "apply_invalid", "apply_window_rule", "as_categorical", "canonical_frame", "check_choice", "check_event_arrays", "check_windows", "complete_patients", "handle_duplicates", "index_patients", "prepare_patients",
 ]

@@ -22,7 +22,7 @@ EventFilter = Callable[[np.ndarray, np.ndarray], tuple[str, str, np.ndarray]]
 def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, categories: Sequence[str],
                    report: ReadReport, duplicates: str = "drop", errors: str = "warn",
                    filters: Sequence[EventFilter] = (), pid_dictionary: str | None = None,
-                   extra_columns: Sequence[str] = ()) -> EventLog:
+                   extra_columns: Sequence[str] = (), summed_columns: Sequence[str] = ("paid", "base")) -> EventLog:
     """Turn a DuckDB events table into an EventLog, mapping ids and codes to indices inside DuckDB.
 
     Parameters
@@ -33,10 +33,14 @@ def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, catego
         covariates; every ``pid`` of ``events`` must be the text form of one of its ids.
     duplicates : events identical in every field: "drop" (counted), "keep" or "raise".
     filters : callables ``(patient index, time) -> (step, decision, rows to drop)`` applied in numpy once the
-        patient indices are known (e.g. events after death); each drop is a counted decision.
+        patient indices are known (e.g. events after death); each drop is a counted decision. An optional fourth
+        element: ``"rule"`` (default: a rule the user chose, never an error), ``"data"`` (a data problem, e.g.
+        events before birth: raises under ``errors="raise"``) or ``"kept"`` (counted and warned, not dropped).
     pid_dictionary : table ``(pid VARCHAR, id INTEGER)`` when the events' ``pid`` holds integer ids from it.
     extra_columns : further columns of ``events`` kept as the EventLog's ``extras`` (VARCHAR as object arrays with
         None, numbers as float64 with NaN), e.g. provider ids and amounts; they count in the duplicate check.
+    summed_columns : amount extras summed over merged duplicates: ``k`` identical lines of one service (a
+        dispensation and its re-billing) are one event carrying ``k`` times the amount, so amounts keep their total.
     """
     if duplicates not in ("drop", "keep", "raise"):
         raise PathwaysInputError(f"duplicates: expected 'drop', 'keep' or 'raise', got {duplicates!r}")
@@ -54,16 +58,23 @@ def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, catego
                     & (cat[1:] == cat[:-1]) & _same_or_nan(end) & _same_or_nan(value))
         for column in extras.values():
             drop[1:] &= _same_or_nan(column)
+        summed = [c for c in summed_columns if c in extras]
         report.decide("duplicate events", "dropped" if duplicates == "drop" else "error", int(drop.sum()),
-                      time.size, "identical patient, time, end, code, value and category",
+                      time.size, "identical patient, time, end, code, value and category"
+                      + (f"; their {', '.join(summed)} summed into the kept event" if summed else ""),
                       errors="raise" if duplicates == "raise" else errors)
+        if drop.any():
+            _sum_into_kept([extras[c] for c in summed], drop)
     for rule in filters:
-        # Filters are rules the user chose (study window, events after death): counted, never an error; each
-        # counts only rows no earlier rule dropped.
-        step, decision, bad = rule(patient, time)
+        # Filters are rules the user chose (study window, events after death): counted, never an error, unless
+        # flagged as a data problem; each counts only rows no earlier rule dropped.
+        step, decision, bad, *kind = rule(patient, time)
+        kind = kind[0] if kind else "rule"
         new = bad & ~drop
-        report.decide(step, decision, int(new.sum()), int(time.size - drop.sum()), "documented rule")
-        drop |= new
+        report.decide(step, decision, int(new.sum()), int(time.size - drop.sum()),
+                      "documented rule" if kind == "rule" else "", errors=errors if kind == "data" else "warn")
+        if kind != "kept":
+            drop |= new
     if drop.any():
         # One keep-mask for duplicates and filters, applied in place: one column at a time is copied, never all.
         patient, time, code, end, value, cat = (compact(a, ~drop) for a in (patient, time, code, end, value, cat))
@@ -165,6 +176,17 @@ def _order_ties(patient: np.ndarray, time: np.ndarray, code: np.ndarray, end: np
                         cat[rows], run))
     for array in (end, value, cat, *extras.values()):  # patient, time and code are equal within each run
         array[rows] = array[rows][order]
+
+
+def _sum_into_kept(columns: Sequence[np.ndarray], drop: np.ndarray) -> None:
+    """In place: each kept row takes the sum over its run of identical rows (the dropped ones follow it).
+
+    The rows of a run are identical, amounts included, so the sum is the kept amount times the run length.
+    """
+    kept = np.flatnonzero(~drop)
+    sizes = np.diff(np.append(kept, drop.size))
+    for column in columns:
+        column[kept] = column[kept] * sizes
 
 
 def _same_or_nan(a: np.ndarray) -> np.ndarray:

@@ -209,6 +209,8 @@ class _OmopReader:
                ("month_of_birth", "day_of_birth", "gender_concept_id", "birth_datetime")}
         frame = self.ts.con.execute(
             f"SELECT CAST(person_id AS VARCHAR) AS pid, TRY_CAST(year_of_birth AS INTEGER) AS y, "
+            f"nullif(trim(CAST(year_of_birth AS VARCHAR)), '') IS NOT NULL AND TRY_CAST(year_of_birth AS INTEGER) "
+            f"IS NULL AS y_bad, "
             f"TRY_CAST({opt['month_of_birth']} AS INTEGER) AS m, TRY_CAST({opt['day_of_birth']} AS INTEGER) AS d, "
             f"TRY_CAST({opt['gender_concept_id']} AS BIGINT) AS g, "
             f"{days_sql(opt['birth_datetime'])} AS bdt FROM {self.ts.ref('person')}"
@@ -235,9 +237,9 @@ class _OmopReader:
     def events(self, domains: list[str], concept_codes: bool, ingredients: bool, keep_unmapped: bool) -> str:
         """Temp table of events (pid, t, e, value, code, cat) from every domain table."""
         self._use_extras(domains)
-        has_concept = concept_codes and self.ts.has("concept")
-        if concept_codes and not self.ts.has("concept"):
-            self.report.note("concept table absent: codes are concept ids", 0)
+        has_concept = concept_codes and self.ts.optional(  # absent or malformed: codes are concept ids
+            "concept", ["concept_id", "vocabulary_id", "concept_code"], self.report, self.errors) is not None
+        self._concept_ok = has_concept
         parts = [self._domain_sql(name, keep_unmapped, ingredients) for name in domains]
         if not parts:
             raise PathwaysInputError("domains: none of the requested domain tables exist in the source")
@@ -320,7 +322,6 @@ class _OmopReader:
             return self.ts.temp_table(
                 f"SELECT pid, t, e, value, CAST(c AS VARCHAR) AS code, cat{self._extra_list('')} FROM {raw}",
                 "omop_events")
-        self.ts.require("concept", ["concept_id", "vocabulary_id", "concept_code"])
         concept = self.ts.ref("concept")
         events = self.ts.temp_table(
             f"SELECT r.pid, r.t, r.e, r.value, CASE WHEN k.cid IS NULL THEN CAST(r.c AS VARCHAR) "
@@ -339,14 +340,13 @@ class _OmopReader:
     # -- death --------------------------------------------------------------------------------------------------
     def deaths(self, concept_codes: bool, known: pd.Series) -> pd.DataFrame:
         """One row per person with a valid death date: pid, death (days) and death_cause when recorded."""
-        if not self.ts.has("death"):
-            self.report.note("death table absent", 0)
+        cols = self.ts.optional("death", ["person_id", "death_date"], self.report, self.errors)
+        if cols is None:  # absent, or malformed: reported, skipped
             return pd.DataFrame({"pid": pd.Series([], dtype=object), "death": pd.Series([], dtype=float)})
-        cols = self.ts.require("death", ["person_id", "death_date"])
         ref = self.ts.ref("death")
         cause = "CAST(TRY_CAST(d.cause_concept_id AS BIGINT) AS VARCHAR)" if "CAUSE_CONCEPT_ID" in cols else "NULL"
         join = ""
-        if cause != "NULL" and concept_codes and self.ts.has("concept"):
+        if cause != "NULL" and concept_codes and getattr(self, "_concept_ok", False):
             join = (f"LEFT JOIN (SELECT DISTINCT ON (cid) TRY_CAST(concept_id AS BIGINT) AS cid, "
                     f"vocabulary_id || ':' || concept_code AS kcode FROM {self.ts.ref('concept')}) k "
                     f"ON k.cid = TRY_CAST(d.cause_concept_id AS BIGINT)")
@@ -396,11 +396,9 @@ class _OmopReader:
     def observation(self, persons: pd.DataFrame, events: str, rule: str) -> tuple[pd.DataFrame, str]:
         """Attach observation windows; apply ``outside_observation`` to events outside every period."""
         persons = persons.assign(start=np.nan, end=np.nan, n_observation_periods=0)
-        if not self.ts.has("observation_period"):
-            self.report.note("observation_period absent: windows = first/last event", 0)
-            return persons, events
-        self.ts.require("observation_period", ["person_id", "observation_period_start_date",
-                                               "observation_period_end_date"])
+        if self.ts.optional("observation_period", ["person_id", "observation_period_start_date",
+                                                   "observation_period_end_date"], self.report, self.errors) is None:
+            return persons, events  # absent or malformed (reported): windows = first/last event
         ref = self.ts.ref("observation_period")
         raw = self.ts.temp_table(
             f"SELECT CAST(person_id AS VARCHAR) AS pid, {days_sql('observation_period_start_date')} AS s, "
@@ -476,7 +474,7 @@ def _birth_days(frame: pd.DataFrame, report: ReadReport, errors: str, bounds: tu
     days = days_from_parts(frame["y"], frame["m"].fillna(1), frame["d"].fillna(1))
     days = np.where(frame["bdt"].notna(), frame["bdt"].to_numpy(dtype=float, na_value=np.nan), days)
     bad = np.isfinite(days) & ((days < bounds[0]) | (days > bounds[1]))
-    bad |= np.isnan(days) & frame["y"].notna().to_numpy()
+    bad |= (np.isnan(days) & frame["y"].notna().to_numpy()) | frame["y_bad"].to_numpy(bool)  # 'abc' too
     report.decide("person: birth date invalid or out of date_range", "birth unknown", int(bad.sum()), len(frame),
                   errors=errors)
     days[bad] = np.nan

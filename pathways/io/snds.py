@@ -45,6 +45,7 @@ def read_snds(
     window: tuple[str, str] | None = None,
     unknown_patients: str = "keep",
     events_after_death: str = "drop",
+    events_before_birth: str = "drop",
     death_events: bool = True,
     duplicates: str = "drop",
     date_range: tuple[str, str] | None = DEFAULT_DATE_RANGE,
@@ -79,6 +80,8 @@ def read_snds(
     unknown_patients : patients with events but absent from IR_BEN_R: ``"keep"`` (unknown birth/sex) or
         ``"drop"``.
     events_after_death : ``"drop"`` (default) or ``"keep"``.
+    events_before_birth : events dated before the beneficiary's birth (month of BEN_NAI_MOI, year BEN_NAI_ANN):
+        ``"drop"`` (default, a counted data problem that raises with ``errors="raise"``) or ``"keep"`` (counted).
     death_events : add a ``death`` event at each death date (``CIM10:<cause>`` when KI_CCI_R gives one).
     duplicates : events identical in every field: ``"drop"`` (duplicate claim lines), ``"keep"`` or ``"raise"``.
     date_range : plausible dates; others (and :data:`PLACEHOLDER_DATES`) are invalid.
@@ -105,6 +108,7 @@ def read_snds(
     check_errors_arg(errors)
     check_choice("unknown_patients", unknown_patients, ("keep", "drop"))
     check_choice("events_after_death", events_after_death, ("keep", "drop"))
+    check_choice("events_before_birth", events_before_birth, ("keep", "drop"))
     bad_sources = [s for s in sources if s not in SOURCES]
     if bad_sources:
         raise PathwaysInputError(f"sources: unknown source(s) {bad_sources}; choose among {list(SOURCES)}")
@@ -112,9 +116,12 @@ def read_snds(
         raise PathwaysInputError(f"atc_level: expected one of {sorted(ATC_LEVELS)}, got {atc_level!r}")
     if join_partition_rows is not None and int(join_partition_rows) < 1:
         raise PathwaysInputError(f"join_partition_rows: expected >= 1 or None, got {join_partition_rows!r}")
+    bounds = date_bounds(date_range)  # both checked before any table is read
+    if window is not None:
+        date_bounds(window, "window")
     report = ReadReport("read_snds")
     with TableSet(folder, tables=tables, config=duckdb_config(memory_limit, threads)) as ts:
-        reader = SndsReader(ts, report, errors, date_bounds(date_range), join_partition_rows)
+        reader = SndsReader(ts, report, errors, bounds, join_partition_rows)
         reader.use_provider_columns(sources)
         if "dcir_drugs" in sources:
             reader.dcir_drugs(exclude_information_lines, drop_nonpositive_quantity,
@@ -129,7 +136,7 @@ def read_snds(
         if reader.events is None:
             raise PathwaysInputError("sources: no event source selected")
         patients = reader.complete_patients(reader.events, patients, unknown_patients)
-        filters = _filters(patients, window, events_after_death, report, errors)
+        filters = _filters(patients, window, events_after_death, events_before_birth, report)
         if window is not None:
             patients = _apply_window(patients, window, events_after_death)
         log = build_eventlog(ts, reader.events, patients, CATEGORIES, report, duplicates, errors, filters,
@@ -138,10 +145,14 @@ def read_snds(
 
 
 
-def _filters(patients: pd.DataFrame, window: tuple[str, str] | None, after_death: str, report: ReadReport,
-             errors: str) -> list[EventFilter]:
-    """Numpy filters applied once patient indices are known: study window, events after death."""
-    out = []
+def _filters(patients: pd.DataFrame, window: tuple[str, str] | None, after_death: str, before_birth: str,
+             report: ReadReport) -> list[EventFilter]:
+    """Numpy filters applied once patient indices are known: before birth, study window, after death."""
+    birth = patients["birth"].to_numpy(float)
+    early = lambda p, t: t < np.nan_to_num(birth[p], nan=-np.inf)  # noqa: E731
+    # a data problem (raises under errors='raise') when dropped; counted, not dropped, when kept
+    out = [lambda p, t: ("events before birth", "dropped" if before_birth == "drop" else "kept", early(p, t),
+                         "data" if before_birth == "drop" else "kept")]
     if window is not None:
         lo, hi = date_bounds(window)
         out.append(lambda p, t: ("events outside the study window", "dropped", (t < lo) | (t > hi)))

@@ -175,8 +175,10 @@ class SndsEventReader:
         if self.pids is None:
             self.seed_patient_ids()
         # Patient ids are mapped to the dictionary in the join itself; the text stays only for unknown ones.
+        # unmatched: no ER_PRS_F line (a matched line has its keys); no_pid: matched, BEN_NIR_PSA empty
         ids = ("d.id AS pid_id, CASE WHEN d.id IS NULL THEN CAST(p.BEN_NIR_PSA AS VARCHAR) END AS pid, "
-               "p.BEN_NIR_PSA IS NULL AS unmatched")
+               "p.DCT_ORD_NUM IS NULL AS unmatched, p.DCT_ORD_NUM IS NOT NULL AND "
+               "coalesce(trim(CAST(p.BEN_NIR_PSA AS VARCHAR)), '') = '' AS no_pid")
         id_join = f"LEFT JOIN {self.pids} d ON d.pid = CAST(p.BEN_NIR_PSA AS VARCHAR)"
         totals = [0] * len(counts)
         for where_h, where_p in self._flux_ranges(detail.upper()):
@@ -198,7 +200,8 @@ class SndsEventReader:
         """Dispensations: ER_PHA_F joined to ER_PRS_F on the nine DCIR keys."""
         pha_cols = self.ts.require("ER_PHA_F", ["PHA_PRS_C13", *DCIR_KEYS])
         info = f"NOT ({self._prs_filter(exclude_info)})"
-        qty = "TRY_CAST(h.PHA_ACT_QSN AS DOUBLE)" if "PHA_ACT_QSN" in pha_cols else "NULL"
+        raw_qty = "nullif(trim(CAST(h.PHA_ACT_QSN AS VARCHAR)), '')" if "PHA_ACT_QSN" in pha_cols else "NULL"
+        qty = f"TRY_CAST(replace({raw_qty}, ',', '.') AS DOUBLE)"  # '1,5': a French decimal comma
         cip = "CAST(h.PHA_PRS_C13 AS VARCHAR)"
         code = f"'CIP13:' || {cip}"
         join_map = ""
@@ -208,6 +211,8 @@ class SndsEventReader:
             code = f"CASE WHEN m.atc IS NULL THEN {code} ELSE 'ATC:' || {atc} END"
             join_map = f"LEFT JOIN pw_cip_atc m ON m.cip = {cip}"
         columns = (f"{days_sql('p.EXE_SOI_DTD', DT_FORMATS)} AS t, {qty} AS value, "
+                   f"{raw_qty} IS NOT NULL AND {qty} IS NULL AS qty_bad, "
+                   f"contains(coalesce({raw_qty}, ''), ',') AND {qty} IS NOT NULL AS qty_comma, "
                    f"{code} AS code, {info} AS info, "
                    f"{'m.atc IS NULL' if mapping is not None else 'FALSE'} AS unmapped{self._provider_sql()}")
         valid = in_range_sql('t', self.bounds)
@@ -223,21 +228,27 @@ class SndsEventReader:
                 f"CAST(NULL AS INTEGER) AS cat" + "".join(f", CAST(NULL AS {PROVIDER_COLUMNS[n][1]}) AS {n}"
                                                          for n in self.extra_names) + " WHERE FALSE", "dcir_rows")
         try:
-            n, unmatched, info, bad_date, nonpos, unmapped = self._dcir_join(
+            used = "NOT unmatched AND NOT no_pid AND NOT info"
+            n, unmatched, no_pid, info, bad_date, nonpos, unmapped, qty_bad, qty_comma = self._dcir_join(
                 "er_pha_f", "h", columns, join_map,
-                ["count(*)", "count(*) FILTER (WHERE unmatched)", "count(*) FILTER (WHERE NOT unmatched AND info)",
-                 f"count(*) FILTER (WHERE NOT unmatched AND NOT info AND (t IS NULL OR NOT ({valid})))",
-                 "count(*) FILTER (WHERE NOT unmatched AND NOT info AND value <= 0)",
-                 "count(*) FILTER (WHERE NOT unmatched AND unmapped)"],
+                ["count(*)", "count(*) FILTER (WHERE unmatched)", "count(*) FILTER (WHERE no_pid)",
+                 "count(*) FILTER (WHERE NOT unmatched AND NOT no_pid AND info)",
+                 f"count(*) FILTER (WHERE {used} AND (t IS NULL OR NOT ({valid})))",
+                 f"count(*) FILTER (WHERE {used} AND value <= 0)",
+                 f"count(*) FILTER (WHERE {used} AND unmapped)", f"count(*) FILTER (WHERE {used} AND qty_bad)",
+                 f"count(*) FILTER (WHERE {used} AND qty_comma)"],
                 f"SELECT pid_id, pid, t, NULL AS e, value, code, {CATEGORIES.index('drug')} AS cat{more} "
-                f"FROM {{stage}} WHERE NOT unmatched AND NOT info AND t IS NOT NULL AND {valid} AND {pos}", "dcir_pha",
+                f"FROM {{stage}} WHERE {used} AND t IS NOT NULL AND {valid} AND {pos}", "dcir_pha",
                 collect)
         finally:
             if mapping is not None:
                 self.ts.con.unregister("pw_cip_atc")
         self.report.note("ER_PHA_F rows", n)
         self.decide("ER_PHA_F: no matching ER_PRS_F line on the 9 DCIR keys", "dropped", unmatched, n)
+        self.decide("ER_PHA_F: BEN_NIR_PSA empty in the matching ER_PRS_F line", "dropped", no_pid, n)
         self.rule("ER_PHA_F: information line (DPN_QLF = 71)", "dropped", info, n)
+        self.decide("ER_PHA_F: PHA_ACT_QSN not a number", "quantity unknown, dispensation kept", qty_bad, n)
+        self.decide("ER_PHA_F: PHA_ACT_QSN with a decimal comma", "read as a decimal point", qty_comma, n)
         self.decide("ER_PHA_F: EXE_SOI_DTD missing, invalid or out of date_range", "dropped", bad_date, n)
         if not regularise:
             self.rule("ER_PHA_F: PHA_ACT_QSN <= 0", "dropped" if drop_nonpositive else "kept", nonpos, n)
@@ -251,8 +262,10 @@ class SndsEventReader:
 
         A line with ``PHA_ACT_QSN <= 0`` corrects (cancels or regularises) the dispensation of the same patient,
         care date, code and executing provider: it is no event, but its ``PRS_PAI_MNT`` / ``BSE_REM_MNT`` are
-        added to that dispensation (shared equally when several lines match), so that the amounts of the EventLog
-        sum to the table's. Corrections matching no dispensation are counted; their amounts are dropped.
+        added to that dispensation (shared equally when several lines match; identical lines, such as a
+        dispensation and its re-billing after a cancellation, are then merged by the duplicate rule, which sums
+        their amounts), so that the amounts of the EventLog sum to the table's: the net amount of a service is
+        the sum of its signed lines. Corrections matching no dispensation are counted; their amounts are dropped.
         """
         key = ("pos.pid_id IS NOT DISTINCT FROM reg.pid_id AND pos.pid IS NOT DISTINCT FROM reg.pid AND "
                "pos.t = reg.t AND pos.code = reg.code AND pos.provider IS NOT DISTINCT FROM reg.provider")
@@ -286,15 +299,18 @@ class SndsEventReader:
                    f"coalesce(trim(CAST(c.CAM_PRS_IDE AS VARCHAR)), '') = '' AS no_code{self._provider_sql()}")
         more = "".join(f", {name}" for name in self.extra_names)
         valid = in_range_sql('t', self.bounds)
-        n, unmatched, info, no_code, bad_date = self._dcir_join(
+        used = "NOT unmatched AND NOT no_pid AND NOT info"
+        n, unmatched, no_pid, info, no_code, bad_date = self._dcir_join(
             "er_cam_f", "c", columns, "",
-            ["count(*)", "count(*) FILTER (WHERE unmatched)", "count(*) FILTER (WHERE NOT unmatched AND info)",
-             "count(*) FILTER (WHERE NOT unmatched AND NOT info AND no_code)",
-             f"count(*) FILTER (WHERE NOT unmatched AND NOT info AND NOT no_code AND (t IS NULL OR NOT ({valid})))"],
+            ["count(*)", "count(*) FILTER (WHERE unmatched)", "count(*) FILTER (WHERE no_pid)",
+             "count(*) FILTER (WHERE NOT unmatched AND NOT no_pid AND info)",
+             f"count(*) FILTER (WHERE {used} AND no_code)",
+             f"count(*) FILTER (WHERE {used} AND NOT no_code AND (t IS NULL OR NOT ({valid})))"],
             f"SELECT pid_id, pid, t, NULL AS e, NULL AS value, code, {CATEGORIES.index('act')} AS cat{more} FROM {{stage}} "
-            f"WHERE NOT unmatched AND NOT info AND NOT no_code AND t IS NOT NULL AND {valid}", "dcir_cam")
+            f"WHERE {used} AND NOT no_code AND t IS NOT NULL AND {valid}", "dcir_cam")
         self.report.note("ER_CAM_F rows", n)
         self.decide("ER_CAM_F: no matching ER_PRS_F line on the 9 DCIR keys", "dropped", unmatched, n)
+        self.decide("ER_CAM_F: BEN_NIR_PSA empty in the matching ER_PRS_F line", "dropped", no_pid, n)
         self.rule("ER_CAM_F: information line (DPN_QLF = 71)", "dropped", info, n)
         self.decide("ER_CAM_F: CAM_PRS_IDE empty", "dropped", no_code, n)
         self.decide("ER_CAM_F: EXE_SOI_DTD missing, invalid or out of date_range", "dropped", bad_date, n)

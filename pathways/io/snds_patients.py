@@ -49,6 +49,9 @@ class SndsReader(SndsEventReader):
         self.report.note("IR_BEN_R: BEN_DCD_DTE placeholder (alive)", int(placeholder.sum()))
         self.decide("IR_BEN_R: BEN_DCD_DTE out of date_range", "death unknown", int(bad_death.sum()), len(frame))
         death = np.where(placeholder | bad_death, np.nan, death)
+        before_birth = death < birth  # NaN compares False
+        self.decide("IR_BEN_R: BEN_DCD_DTE before birth", "death unknown", int(before_birth.sum()), len(frame))
+        death = np.where(before_birth, np.nan, death)
         out = pd.DataFrame({"patient_id": frame["pid"].to_numpy(object), "birth": birth,
                             "sex": pd.Categorical(sex, categories=["F", "M"]), "death": death,
                             "BEN_RNG_GEM": frame["rng"].to_numpy(), "_idt": frame["idt"].to_numpy(object)})

@@ -8,7 +8,6 @@ numpy. String identifiers and codes are mapped to integer indices inside DuckDB 
 """
 from __future__ import annotations
 
-import gzip
 import logging
 import os
 import re
@@ -19,7 +18,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from pathways.data.textfiles import detect_encoding, header_fields, sniff_delimiter
 from pathways.errors import PathwaysInputError
+from pathways.io.guard import duckdb_error
 
 logger = logging.getLogger("pathways")
 
@@ -94,6 +95,15 @@ class TableSet:
         self._owned = False
         self._config = dict(config or {})
         self._views: dict[str, str] = {}
+        self._ambiguous: dict[str, list[str]] = {}
+        self._root: Path | None = None
+        try:
+            self._open(duckdb, source, tables, schema, config)
+        except duckdb.Error as exc:
+            raise duckdb_error(exc, self._root) from None
+
+    def _open(self, duckdb: Any, source: Any, tables: Mapping[str, Any] | None, schema: str | None,
+              config: Mapping[str, Any] | None) -> None:
         if isinstance(source, duckdb.DuckDBPyConnection):
             self.con = source
             self._index_database(schema)
@@ -132,21 +142,27 @@ class TableSet:
             self._views.setdefault(name.lower(), f"{quote(tab_schema)}.{quote(name)}")
 
     def _index_folder(self, folder: Path) -> None:
-        found: dict[str, Path] = {}
+        found: dict[str, list[Path]] = {}
         for path in sorted(folder.rglob("*")):
             name = path.name
             suffix = next((s for s in _TABLE_SUFFIXES if name.lower().endswith(s)), None)
             if path.is_file() and suffix is not None and path.parent.suffix.lower() != ".parquet":
                 stem = name[: -len(suffix)]
                 if not any(p.name.lower() == stem.lower() for p in path.parents if p != folder and p.is_dir()):
-                    found.setdefault(stem.lower(), path)
+                    found.setdefault(stem.lower(), []).append(path)
             elif path.is_dir() and any(path.glob("**/*.parquet")):
-                found.setdefault(path.name.lower(), path)
-        for stem, path in found.items():
-            self._add(stem, path)
+                found.setdefault(path.name.lower(), []).append(path)
+        self._root = folder
+        for stem, paths in found.items():
+            if len(paths) > 1:  # never pick one silently: a stale backup copy would win by its sort order
+                self._ambiguous[stem] = [str(p.relative_to(folder)) for p in paths]
+                self._views[stem] = ""
+            else:
+                self._add(stem, paths[0])
 
     def _add(self, name: str, value: Any) -> None:
         view = f"pw_{re.sub(r'[^0-9a-zA-Z_]', '_', name.lower())}"
+        self._ambiguous.pop(name.lower(), None)  # an explicit table settles an ambiguity
         if isinstance(value, pd.DataFrame):
             self.con.register(view + "_df", value)
             self.con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(view)} AS SELECT * FROM {quote(view + '_df')}")
@@ -157,9 +173,7 @@ class TableSet:
             elif path.name.lower().endswith(".parquet"):
                 reader = f"read_parquet({sql_literal(str(path))})"
             elif path.is_file():
-                delim = "\\t" if path.name.lower().endswith(".tsv") else _sniff_delimiter(path)
-                reader = (f"read_csv({sql_literal(str(path))}, header=true, all_varchar=true, "
-                          f"delim={sql_literal(delim)}, quote='\"')")
+                reader = _csv_reader(path)
             else:
                 raise PathwaysInputError(f"tables[{name!r}]: file not found: {str(path)!r}")
             self.con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(view)} AS SELECT * FROM {reader}")
@@ -180,7 +194,11 @@ class TableSet:
         return sorted(n for n in self._views if rx.fullmatch(n))
 
     def ref(self, name: str) -> str:
-        """SQL reference of table ``name``; error naming the table when absent."""
+        """SQL reference of table ``name``; error naming the table when absent or found in several files."""
+        if name.lower() in self._ambiguous:
+            raise PathwaysInputError(
+                f"table {name!r}: several candidate files {self._ambiguous[name.lower()]} (relative to the folder "
+                f"read); keep one, or choose it with tables={{{name!r}: <path>}}")
         if not self.has(name):
             raise PathwaysInputError(f"table {name!r} not found; available tables: {sorted(self._views)[:30]}")
         return self._views[name.lower()]
@@ -199,6 +217,24 @@ class TableSet:
                 f"table {name!r}: missing column(s) {missing}; available: {sorted(cols)[:25]}"
             )
         return cols
+
+    def optional(self, name: str, required: Iterable[str], report: Any, errors: str = "warn") -> dict[str, str] | None:
+        """Columns of an optional table; None when it is absent (noted) or malformed (a counted, warned skip).
+
+        A malformed optional table (say a header-only CSV whose header was loaded as a data row, with columns
+        ``column0..column6``) must not stop a read: its rows are counted as skipped in ``report``.
+        """
+        if not self.has(name):
+            report.note(f"{name} table absent", 0)
+            return None
+        cols = self.columns(name)
+        missing = [c for c in required if c.upper() not in cols]
+        if not missing:
+            return cols
+        n = self.scalar(f"SELECT count(*) FROM {self.ref(name)}")
+        report.decide(f"{name}: optional table malformed (missing column(s) {missing})", "table skipped",
+                      max(int(n), 1), int(n), f"{len(cols)} columns found", errors=errors)
+        return None
 
     def scalar(self, sql: str) -> Any:
         """First value of the first row of a query."""
@@ -265,7 +301,11 @@ class TableSet:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self.close()
-        if exc is not None and isinstance(exc, import_duckdb().OutOfMemoryException):
+        duckdb = import_duckdb()
+        if exc is not None and isinstance(exc, duckdb.Error) and not isinstance(exc, duckdb.OutOfMemoryException):
+            # DuckDB's text may repeat a raw CSV line or a cell value (patient data): never passed on
+            raise duckdb_error(exc, self._root) from None
+        if exc is not None and isinstance(exc, duckdb.OutOfMemoryException):
             setting = self._config.get("memory_limit", "DuckDB's default (80% of RAM)")
             raise PathwaysInputError(
                 f"DuckDB ran out of memory (memory_limit={setting}): {str(exc).splitlines()[0]}. Raise memory_limit, "
@@ -281,12 +321,27 @@ def _connect(duckdb: Any, config: Mapping[str, Any] | None) -> Any:
         raise PathwaysInputError(f"DuckDB settings {dict(config or {})}: {exc}") from exc
 
 
-def _sniff_delimiter(path: Path) -> str:
-    """Pick ',' or ';' (French exports) from the header line."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-        header = fh.readline()
-    return ";" if header.count(";") > header.count(",") else ","
+def _csv_reader(path: Path) -> str:
+    """DuckDB ``read_csv`` of a user file: detected encoding, header read here, every column as text.
+
+    The column names come from the first line, read here: DuckDB's dialect sniffer, given a ragged row, may skip
+    lines and take a data row (patient ids) for the header, or return no rows at all.
+    """
+    encoding = detect_encoding(path)
+    delim = sniff_delimiter(path, encoding)
+    names = header_fields(path, encoding, delim)
+    if not names:
+        return "(SELECT NULL AS empty_file WHERE FALSE)"  # an empty file: a table without rows or columns
+    blank = [i for i, n in enumerate(names) if not n.strip()]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if blank or dup:
+        raise PathwaysInputError(f"cannot read {path.name}: header line has "
+                                 + (f"empty column name(s) at position(s) {blank}" if blank else
+                                    f"repeated column name(s) {dup[:5]}"))
+    columns = "{" + ", ".join(f"{sql_literal(n)}: 'VARCHAR'" for n in names) + "}"
+    duck_encoding = {"utf-8-sig": "utf-8", "utf-16": "utf-16", "latin-1": "latin-1"}.get(encoding, "utf-8")
+    return (f"read_csv({sql_literal(str(path))}, header=true, skip=0, auto_detect=false, columns={columns}, "
+            f"delim={sql_literal(delim)}, quote='\"', escape='\"', encoding={sql_literal(duck_encoding)})")
 
 
 # ----------------------------------------------------------------------------------------------------------------

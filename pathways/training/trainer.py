@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from pathways.errors import PathwaysInputError
 from pathways.device import resolve_device
+from pathways.training.distributed import DistContext, init_distributed, rank_device
 from pathways.training.loggers import MetricLogger, make_loggers
 from pathways.training.state import capture_rng, load_state, restore_rng, save_state
 
@@ -108,6 +109,8 @@ class Trainer:
     resume : continue from ``checkpoint_dir/trainer_state.pt`` when present (same result as not stopping).
     epoch_cap : upper bound on ``max_epochs`` whatever the model asks (None: no cap; ``trainer=debug`` sets 2).
     iter_cap : upper bound on the iteration budget of full-batch learners (:meth:`iterations`; None: no cap).
+    strategy : "auto" (data-parallel DDP when started by ``torchrun`` with several processes), "ddp" (require such a
+        launch) or "single"; see :mod:`pathways.training.distributed` and ``docs/distributed.md``.
 
     Attributes
     ----------
@@ -135,7 +138,7 @@ class Trainer:
                  lr_schedule: str | None = None, seed: int = 0, deterministic: bool = False, progress: bool = True,
                  precision: str = "32", log_dir: str | None = None, loggers: Sequence[str] = ("csv",),
                  checkpoint_dir: str | None = None, resume: bool = False, epoch_cap: int | None = None,
-                 iter_cap: int | None = None):
+                 iter_cap: int | None = None, strategy: str = "auto"):
         self.max_epochs = max_epochs
         self.lr = lr
         self.weight_decay = weight_decay
@@ -154,6 +157,7 @@ class Trainer:
         self.resume = resume
         self.epoch_cap = epoch_cap
         self.iter_cap = iter_cap
+        self.strategy = strategy
         self.history: list[dict[str, Any]] = []
 
     def configured(self, **hparams: Any) -> "Trainer":
@@ -174,6 +178,7 @@ class Trainer:
         for key, value in hparams.items():
             setattr(out, key, value)
         out.max_epochs = _capped(out.max_epochs, self.epoch_cap)
+        out.device = rank_device(out.device) if self.strategy != "single" else out.device  # cuda:LOCAL_RANK
         out.history = []
         return out
 
@@ -251,6 +256,7 @@ class Trainer:
         self._check_settings()
         seed_everything(self.seed, self.deterministic)
         device = resolve_device(self.device)
+        self._dist = init_distributed(self.strategy, device)
         precision = self._precision(device)
         module.to(device)
         optimizer = torch.optim.AdamW(module.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -259,8 +265,9 @@ class Trainer:
         run = _Progress(best_state=copy.deepcopy(module.state_dict()))
         if self.resume and self.checkpoint_dir is not None:
             self._restore(module, optimizer, scheduler, scaler, run, device)
+        self._net = self._dist.wrap(module, device)  # DDP under a distributed launch, else the module itself
         self.history = run.history
-        sinks = make_loggers(self.loggers, self.log_dir, history=run.history)
+        sinks = make_loggers(self.loggers, self.log_dir, history=run.history) if self._dist.is_main else []
         try:
             self._loop(module, optimizer, scheduler, scaler, run, device, precision, train_batches, val_batches,
                        sinks)
@@ -278,10 +285,11 @@ class Trainer:
         if self.patience is not None and run.stale >= self.patience:  # a resumed run that had already stopped
             self.stop_reason_ = "early_stopping"
             return
-        bar = _progress_bar(self.progress, int(self.max_epochs), run.next_epoch)
+        bar = _progress_bar(self.progress and self._dist.is_main, int(self.max_epochs), run.next_epoch)
         try:
             for epoch in range(run.next_epoch, int(self.max_epochs)):
                 t0 = time.perf_counter()
+                self._dist.seed_epoch(self.seed, epoch)
                 train_loss = self._run_epoch(module, train_batches(epoch), device, optimizer, epoch, run.best_state,
                                              scaler=scaler, precision=precision)
                 record: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss,
@@ -313,7 +321,7 @@ class Trainer:
         """Log the epoch, save the resumable state, update the progress display."""
         for sink in sinks:
             sink.log(record["epoch"], record)
-        if self.checkpoint_dir is not None:
+        if self.checkpoint_dir is not None and self._dist.is_main:
             save_state(self.checkpoint_dir, {
                 "module": module.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": None if scheduler is None else scheduler.state_dict(),
@@ -325,7 +333,7 @@ class Trainer:
         if bar is not None:
             bar.update(1)
             bar.set_postfix(shown)
-        elif self.progress:
+        elif self.progress and self._dist.is_main:
             logger.info("epoch %d: %s", record["epoch"], shown)
 
     def _restore(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any,
@@ -357,18 +365,21 @@ class Trainer:
     def _run_epoch(self, module: torch.nn.Module, batches: Iterable[Any], device: torch.device,
                    optimizer: torch.optim.Optimizer, epoch: int, good_state: dict[str, Any], *,
                    scaler: Any = None, precision: str = "32") -> float:
-        module.train()
+        net, dist = getattr(self, "_net", module), getattr(self, "_dist", DistContext())
+        net.train()
         total, count = 0.0, 0
         for batch in batches:
+            batch, weight = dist.shard(batch)  # this rank's rows of the global batch (all of it alone)
             with self._autocast(precision, device):
-                out = module(move_batch(batch, device))
+                out = net(move_batch(batch, device))
             loss = out["loss"].float()
-            if not torch.isfinite(loss):
+            summed, n = dist.totals(loss, out["n"], weight)  # over ranks: per-event averages stay exact
+            if not torch.isfinite(summed):
                 module.load_state_dict(good_state)
-                raise TrainingDivergedError(f"loss is {loss.item()} at epoch {epoch}: training stopped, the module "
+                raise TrainingDivergedError(f"loss is {summed.item()} at epoch {epoch}: training stopped, the module "
                                             f"keeps its last good weights (lower lr or enable grad_clip)")
             optimizer.zero_grad(set_to_none=True)
-            scaled = loss / max(float(out["n"]), 1.0)
+            scaled = dist.objective(loss, weight, n)
             if scaler is not None and scaler.is_enabled():
                 scaler.scale(scaled).backward()
                 scaler.unscale_(optimizer)
@@ -381,8 +392,8 @@ class Trainer:
                 scaler.update()
             else:
                 optimizer.step()
-            total += float(loss.detach())
-            count += int(out["n"])
+            total += float(summed.detach())
+            count += int(n)
         return total / max(count, 1)
 
     @torch.no_grad()
@@ -391,12 +402,15 @@ class Trainer:
         """Mean loss per event/sample over ``batches`` (no gradient)."""
         device = device or resolve_device(self.device)
         module.eval()
+        dist = getattr(self, "_dist", DistContext())
         total, count = 0.0, 0
         for batch in batches:
+            batch, weight = dist.shard(batch)
             with self._autocast(precision, device):
                 out = module(move_batch(batch, device))
-            total += float(out["loss"].float())
-            count += int(out["n"])
+            total += float(out["loss"].float()) * weight
+            count += int(out["n"]) * int(weight)
+        total, count = dist.reducer().sum(total, count)
         return total / max(count, 1)
 
 

@@ -25,4 +25,4 @@ def snds_log() -> EventLog:
         pytest.skip(f"shared SNDS sample not found at {SNDS} (../shared is beside the project checkout only)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PathwaysDataWarning)
-        return read_snds(SNDS)
+        return read_snds(SNDS, events_before_birth="keep")  # the sample's random births follow events

@@ -91,7 +91,8 @@ def test_scalpel_round_trip_is_lossless(which, request):
     assert list(events.columns[:7]) == ["patientID", "category", "groupID", "value", "weight", "start", "end"]
     assert list(patients.columns[:4]) == ["patientID", "gender", "birthDate", "deathDate"]
     others = tuple(k for k in log.extras if k != group)
-    back = from_scalpel(events, patients, group_id=group, extra_columns=others, vocab=log.vocab, duplicates="keep")
+    back = from_scalpel(events, patients, group_id=group, extra_columns=others, vocab=log.vocab, duplicates="keep",
+                        outside_life="keep")
     assert_same_log(back, log)
 
 

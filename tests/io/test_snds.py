@@ -137,7 +137,7 @@ def test_warnings_count_and_never_name_patients(tmp_path):
 
 # -- shared SNDS schemas ------------------------------------------------------------------------------------------
 def test_shared_schemas_are_read_and_dcir_join_matches_pandas(shared_snds):
-    log, report = read_snds(shared_snds, events_after_death="keep", death_events=False,
+    log, report = read_snds(shared_snds, events_after_death="keep", death_events=False, events_before_birth="keep",
                             mco_exclude_errors=False, date_range=None, duplicates="keep", return_report=True)
     prs = pd.read_csv(shared_snds / "DCIR" / "ER_PRS_F.csv", dtype=str)
     pha = pd.read_csv(shared_snds / "DCIR" / "ER_PHA_F.csv", dtype=str)

@@ -124,6 +124,7 @@ def _joined(folder: Path) -> pd.DataFrame:
 
 def _read_shared(folder: Path, **kwargs):
     return read_snds(folder, sources=("dcir_drugs",), events_after_death="keep", death_events=False,
+                     events_before_birth="keep",
                      date_range=None, duplicates="keep", **kwargs)
 
 
@@ -140,14 +141,18 @@ def test_shared_sample_extras_match_pandas_on_every_line(shared_snds):
 
 
 def test_shared_sample_regularisations_are_summed_like_pandas(shared_snds):
+    """Net amount per service (patient, date, code, executing provider) = sum of its signed lines, computed with
+    pandas; lines of services without a positive dispensation are counted as lost, not summed anywhere."""
     joined = _joined(shared_snds)
     key = ["BEN_NIR_PSA", "t", "code", "PFS_EXE_NUM"]
-    pos = joined[joined["qty"] > 0].copy()
-    reg = joined[joined["qty"] <= 0].groupby(key, dropna=False)["paid"].sum().rename("reg").reset_index()
-    pos["n_same"] = pos.groupby(key, dropna=False)["paid"].transform("size")
-    pos = pos.merge(reg, on=key, how="left")
-    pos["paid"] = pos["paid"] + pos["reg"].fillna(0.0) / pos["n_same"]
-    log = _read_shared(shared_snds)
-    ev, _ = log.to_pandas()
-    got = sorted(zip(ev["patient_id"], ev["time"], ev["code"], np.round(ev["paid"], 6)))
-    assert got == sorted(zip(pos["BEN_NIR_PSA"], pos["t"], pos["code"], np.round(pos["paid"], 6)))
+    has_dispensation = joined.groupby(key, dropna=False)["qty"].transform("max") > 0
+    want = joined[has_dispensation].groupby(key, dropna=False)[["paid", "base"]].sum()
+    for duplicates in ("keep", "drop"):  # merged identical lines sum their amounts: the totals never change
+        log = _read_shared(shared_snds) if duplicates == "keep" else read_snds(
+            shared_snds, sources=("dcir_drugs",), events_after_death="keep", death_events=False,
+            events_before_birth="keep", date_range=None)
+        ev, _ = log.to_pandas()
+        got = ev.rename(columns={"patient_id": "BEN_NIR_PSA", "time": "t", "provider": "PFS_EXE_NUM"})
+        got = got.groupby(key, dropna=False)[["paid", "base"]].sum()
+        assert len(got) == len(want) > 0
+        np.testing.assert_allclose(got.sort_index().to_numpy(), want.sort_index().to_numpy(), atol=1e-6)
