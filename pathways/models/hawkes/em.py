@@ -35,6 +35,7 @@ from pathways.device import resolve_device
 from pathways.encode.sequences import Sequences
 from pathways.errors import PathwaysInputError
 from pathways.models.hawkes.base import HawkesBase
+from pathways.models.hawkes.distributed import shared_design
 from pathways.models.hawkes.em_design import (
     EMDesign,
     PairMatrix,
@@ -313,6 +314,8 @@ class HawkesEM(HawkesBase):
     def _fit_sequences(self, seqs: Sequences, covariates: np.ndarray | None) -> None:
         edges = self._check_params()
         design = self._design(seqs, edges)
+        if getattr(self, "_shard_reducer", None) is not None:  # sharded fit: statistics summed over the ranks
+            design = shared_design(design, self._shard_reducer)
         mu0, k0 = self._start(edges, seqs.n_codes)
         result = fit_em(design, int(self.max_iter), float(self.tol), mu0, k0, bool(self.accelerate))
         self.kernel_edges_ = edges

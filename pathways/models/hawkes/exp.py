@@ -186,11 +186,12 @@ class HawkesSumExpKernel(HawkesBase):
 
     def _fit_sequences(self, seqs: Sequences, covariates: np.ndarray | None) -> None:
         decays, dev = self._init_decays(), self._device()
-        total_time = float(np.sum(seqs.end - seqs.start))
+        total_time, counts = self._shard_sum(float(np.sum(seqs.end - seqs.start)),
+                                             np.bincount(seqs.marks, minlength=seqs.n_codes))
         if total_time <= 0:
             raise PathwaysInputError("end: all observation windows have zero length")
         tensors = _Tensors(build_design(seqs), dev)
-        rates = np.bincount(seqs.marks, minlength=seqs.n_codes) / total_time  # events per unit time, per code
+        rates = counts / total_time  # events per unit time, per code
         mu_scale = np.maximum(rates, 1.0 / total_time)  # natural unit of each baseline
         mu_floor = 1e-10 * mu_scale  # keeps every λ_k > 0 for events without history
         q = 0 if covariates is None else covariates.shape[1]
@@ -203,16 +204,23 @@ class HawkesSumExpKernel(HawkesBase):
             mu, a, gamma, decays, report = solve(tensors, decays, covariates, mu, a, gamma, mu_scale)
         self._store(mu, a, gamma, decays, covariates is not None, *report)
 
+    def _shard_sum(self, *values: Any) -> tuple:
+        """Sums over patients: the values themselves, or their totals over the ranks of a sharded fit
+        (:func:`pathways.models.hawkes.distributed.fit_sharded` sets ``_shard_reducer``)."""
+        reducer = getattr(self, "_shard_reducer", None)
+        return values if reducer is None else reducer.sum(*values)
+
     def _least_squares(self, tensors: _Tensors, decays: np.ndarray, rates: np.ndarray, mu_floor: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray, tuple[int, bool, float]]:
         """FISTA on the least-squares contrast (the final fit, or the warm start of the likelihood fit)."""
         dev, d, k = tensors.device, rates.size, decays.size
-        q, b = least_squares_stats(tensors, decays)
+        q, b = self._shard_sum(*least_squares_stats(tensors, decays))
         theta0 = torch.zeros(d, 1 + d * k, dtype=torch.float64, device=dev)
         theta0[:, 0] = torch.as_tensor(rates, device=dev)
         budget = int(self.max_iter) if self.fit_method == "least-squares" else min(int(self.max_iter), 300)
+        n_events = max(self._shard_sum(tensors.design.n_events)[0], 1)
         ls, n_iter, converged, hist = fista_least_squares(
-            q, b, theta0, max(tensors.design.n_events, 1), torch.as_tensor(mu_floor, device=dev), self._penalty_kind,
+            q, b, theta0, n_events, torch.as_tensor(mu_floor, device=dev), self._penalty_kind,
             1.0 / float(self.C), float(self.elastic_net_ratio), budget, float(self.tol), k)
         self.history_ = [{"stage": "least-squares", "iter": 10 * i + 10, "objective": v} for i, v in enumerate(hist)]
         report = (n_iter, converged, hist[-1] if hist else float("nan"))
@@ -222,7 +230,7 @@ class HawkesSumExpKernel(HawkesBase):
                        a: np.ndarray, gamma: np.ndarray, mu_scale: np.ndarray) -> tuple:
         """EM on the penalised likelihood (profile search over the decays first when ``learn_decay``)."""
         em = _EM(tensors, covariates, self._penalty_kind, 1.0 / float(self.C), float(self.elastic_net_ratio),
-                 int(self.max_iter), float(self.tol), 1e-10 * mu_scale, bool(self.accelerate))
+                 int(self.max_iter), float(self.tol), 1e-10 * mu_scale, bool(self.accelerate), self._shard_sum)
         state = _State(*(torch.as_tensor(v, dtype=torch.float64, device=tensors.device) for v in (mu, a, gamma)))
         if self.learn_decay:
             state, decays = profile_decays(em, state, decays, self.history_)

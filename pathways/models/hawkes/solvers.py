@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -228,10 +229,14 @@ class _EM:
     """
 
     def __init__(self, tensors: _Tensors, covariates: np.ndarray | None, penalty: str | None, strength: float,
-                 ratio: float, max_iter: int, tol: float, mu_floor: np.ndarray, accelerate: bool = True):
+                 ratio: float, max_iter: int, tol: float, mu_floor: np.ndarray, accelerate: bool = True,
+                 reduce: Callable[..., tuple] | None = None):
         self.t, self.accelerate, self.dense = tensors, accelerate, None
         dev = tensors.device
-        self.n = max(tensors.design.n_events, 1)
+        # sums over patients pass through `reduce` (identity; a sharded fit sums them across ranks)
+        self.reduce = reduce or (lambda *values: values)
+        self.n = max(self.reduce(tensors.design.n_events)[0], 1)
+        self.total_time = self.reduce(tensors.duration.sum())[0]
         self.z = None if covariates is None else torch.as_tensor(covariates, dtype=torch.float64, device=dev)
         self.s1, self.s2 = penalty_weights(penalty, strength, ratio)
         self.max_iter, self.tol = max_iter, tol
@@ -241,7 +246,7 @@ class _EM:
         """Baseline at every event (N,) and its integral over all windows (D,)."""
         t = self.t
         if self.z is None:
-            return st.mu[t.code], st.mu * t.duration.sum()
+            return st.mu[t.code], st.mu * self.total_time
         scale = torch.exp(self.z @ st.gamma.T)  # (P, D)
         return st.mu[t.code] * scale[t.seq, t.code], st.mu * (scale * t.duration[:, None]).sum(0)
 
@@ -258,16 +263,16 @@ class _EM:
             ax = torch.index_select(st.a.reshape(-1, x.shape[1]), 0, t.flat) * x
             lam = base.index_add(0, t.row, ax.sum(1) if x.shape[1] > 1 else ax[:, 0])
         pen = self.s1 * st.a.sum() + 0.5 * self.s2 * (st.a * st.a).sum()
-        value = (base_int.sum() + (st.a * g[None]).sum() - torch.log(lam).sum()) / self.n + pen
+        value = (base_int.sum() + (st.a * g[None]).sum() - self.reduce(torch.log(lam).sum())[0]) / self.n + pen
         return float(value), base, lam, ax
 
     def step(self, st: _State, x: torch.Tensor, g: torch.Tensor) -> tuple[float, _State]:
         """One EM map: the objective at ``st`` and the updated parameters."""
         t = self.t
         if self.dense is not None and self.z is None:  # per-code blocks, all in block order: no N-sized gathers
-            log_sum, mu_resp, resp = self.dense.em_sums(st.mu, st.a)
+            log_sum, mu_resp, resp = self.reduce(*self.dense.em_sums(st.mu, st.a))
             pen = self.s1 * st.a.sum() + 0.5 * self.s2 * (st.a * st.a).sum()
-            total = t.duration.sum()
+            total = self.total_time
             value = float((st.mu * total).sum() + (st.a * g[None]).sum() - log_sum) / self.n + float(pen)
             a = _penalised_root(resp, g[None, :, :] + self.n * self.s1, self.n * self.s2)
             return value, _State(mu_resp / total, a, st.gamma)
@@ -275,7 +280,7 @@ class _EM:
         w = 1.0 / lam
         mu, gamma = st.mu, st.gamma
         if self.z is None:
-            mu = torch.zeros_like(mu).index_add(0, t.code, base * w) / t.duration.sum()
+            mu = torch.zeros_like(mu).index_add(0, t.code, base * w)
         else:
             mu, gamma = self._baseline_glm(mu, gamma, base * w)
         if self.dense is not None:
@@ -283,6 +288,11 @@ class _EM:
         else:
             resp = torch.zeros(st.a.shape[0] * st.a.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
             resp = resp.index_add(0, t.flat, ax * torch.index_select(w, 0, t.row)[:, None]).reshape(st.a.shape)
+        if self.z is None:
+            mu, resp = self.reduce(mu, resp)
+            mu = mu / self.total_time
+        else:
+            resp = self.reduce(resp)[0]
         a = _penalised_root(resp, g[None, :, :] + self.n * self.s1, self.n * self.s2)
         return value, _State(mu, a, gamma)
 
@@ -296,6 +306,7 @@ class _EM:
         """
         t = self.t
         x, g = t.values(torch.as_tensor(decays, dtype=torch.float64, device=t.device))
+        g = self.reduce(g)[0]
         self.dense = _DenseBlocks.maybe(t, x)
         shapes = (st.mu.shape, st.a.shape, st.gamma.shape)
         self._n_a = st.a.numel()
@@ -338,10 +349,12 @@ class _EM:
             return st.a
         t = self.t
         x, g = t.values(torch.as_tensor(decays, dtype=torch.float64, device=t.device))
+        g = self.reduce(g)[0]
         self.dense = None  # the entry-wise path gives a·X per entry
         _, _, lam, ax = self.objective(st, x, g)
         resp = torch.zeros(st.a.shape[0] * st.a.shape[1], x.shape[1], dtype=x.dtype, device=x.device).index_add(
             0, t.flat, ax * torch.index_select(1.0 / lam, 0, t.row)[:, None]).reshape(st.a.shape)
+        resp = self.reduce(resp)[0]
         lin = g[None, :, :] + self.n * self.s1
         shrinking = resp < st.a * lin
         small = st.a * lin / self.n < math.sqrt(self.tol)

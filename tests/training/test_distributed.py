@@ -1,0 +1,165 @@
+"""Data-parallel training (DDP, gloo, 2 CPU processes): same parameters as one process on the same global batches,
+kill -9 of one rank then resume (on 2 or on 1 process) equal to an uninterrupted run."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from pathways.encode import OutcomeData
+from pathways.errors import PathwaysInputError
+from pathways.models.recurrent import DenseBatcher, GRUOutcome
+from pathways.models.tpp import RMTPP
+from pathways.synthetic import simulate_hawkes
+from pathways.training import Trainer
+from pathways.training.distributed import DistContext, init_distributed, shard_batch
+from pathways.training.state import load_state
+
+pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch built without torch.distributed")
+
+WORLD = 2
+TPP = {"hidden_size": 8, "batch_size": 7, "lr": 1e-2, "patience": None, "device": "cpu", "seed": 3}
+GRU = {"embedding_dim": 8, "hidden_size": 8, "dropout": 0.0, "batch_size": 9, "lr": 1e-2, "patience": None, "device": "cpu", "seed": 3}
+
+
+class _RMTPP64(RMTPP):
+    """RMTPP in float64: the comparison checks the sharded arithmetic, not float32 rounding that Adam amplifies
+    (one process on 1 vs 2 threads already differs by 1e-5 after a dozen float32 steps)."""
+
+    def _build_module(self):
+        return super()._build_module().double()
+
+
+class _Batcher64(DenseBatcher):
+    def batch(self, idx):
+        return {k: v.double() if v.is_floating_point() else v for k, v in super().batch(idx).items()}
+
+
+class _GRU64(GRUOutcome):
+    """GRUOutcome in float64 (see _RMTPP64)."""
+
+    def _build_module(self):
+        return super()._build_module().double()
+
+    def _batcher(self, data, device):
+        return _Batcher64(data, transform=self.transform, max_bins=self.max_bins, static_mean=self.static_mean_,
+                          static_scale=self.static_scale_, device=device)
+
+
+def _sequences():
+    # 23 sequences, batch 7: the last global batch has 2 rows (one per rank) and an odd split elsewhere
+    return simulate_hawkes(np.array([0.3, 0.2, 0.1]), np.array([[0.2, 0.0, 0.1], [0.3, 0.1, 0.0], [0.0, 0.2, 0.2]]),
+                           end=30.0, n_sequences=23, seed=1)
+
+
+def _outcomes() -> OutcomeData:
+    g = np.random.default_rng(0)
+    lengths = g.integers(2, 6, 31)
+    offsets = np.r_[0, np.cumsum(lengths)]
+    counts = g.poisson(0.4, size=(offsets[-1], 5)).astype(np.float64)
+    y = np.r_[np.zeros(15), np.ones(16)][g.permutation(31)]
+    return OutcomeData(sp.csr_matrix(counts), offsets, y, bin_width=30.0)
+
+
+def _trainer(**kw) -> Trainer:
+    return Trainer(device="cpu", progress=False, loggers=(), **kw)
+
+
+def _fit_tpp(epochs: int, trainer: Trainer) -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    model = _RMTPP64(max_epochs=epochs, **TPP).fit(_sequences(), trainer=trainer)
+    return {k: v.detach().clone() for k, v in model.module_.state_dict().items()}
+
+
+def _fit_gru(epochs: int, trainer: Trainer) -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    model = _GRU64(max_epochs=epochs, **GRU).fit(_outcomes(), trainer=trainer)
+    return {k: v.detach().clone() for k, v in model.module_.state_dict().items()}
+
+
+def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
+
+
+class _KillRank1(Trainer):
+    """Trainer whose rank 1 dies by SIGKILL at the start of epoch ``kill_at`` (a crashed node)."""
+
+    kill_at = 2
+
+    def _run_epoch(self, module, batches, device, optimizer, epoch, *args, **kwargs):
+        if epoch == self.kill_at and self._dist.rank == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super()._run_epoch(module, batches, device, optimizer, epoch, *args, **kwargs)
+
+
+def _worker(rank: int, world: int, init_file: str, out: str, task: str, state_dir: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        if task == "equal":
+            results = {"tpp": _fit_tpp(3, _trainer(strategy="ddp")), "gru": _fit_gru(3, _trainer(strategy="ddp"))}
+        elif task == "kill":
+            _fit_tpp(4, _KillRank1(device="cpu", progress=False, loggers=(), checkpoint_dir=state_dir))
+            results = {}
+        else:  # resume
+            results = {"tpp": _fit_tpp(4, _trainer(checkpoint_dir=state_dir, resume=True))}
+        torch.save(results, os.path.join(out, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def _spawn(tmp_path, task: str, state_dir: str = "") -> list[dict]:
+    init = tmp_path / f"init_{task}"
+    # fork: the children start with pathways already imported (spawn would re-import it: seconds per process)
+    mp.start_processes(_worker, args=(WORLD, str(init), str(tmp_path), task, state_dir), nprocs=WORLD, join=True,
+                       start_method="fork")
+    return [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+
+
+def test_ddp_two_processes_equal_one_process(tmp_path):
+    ranks = _spawn(tmp_path, "equal")
+    single = {"tpp": _fit_tpp(3, _trainer(strategy="single")), "gru": _fit_gru(3, _trainer(strategy="single"))}
+    for name in ("tpp", "gru"):
+        assert _max_diff(ranks[0][name], ranks[1][name]) == 0.0  # ranks hold one model
+        assert _max_diff(ranks[0][name], single[name]) < 1e-9, name
+    # the step is not a no-op: the weights moved away from their initialisation
+    torch.manual_seed(0)
+    init = _RMTPP64(max_epochs=1, **TPP)
+    init._learn_data_meta(_sequences())
+    torch.manual_seed(0)
+    assert _max_diff(init._build_module().state_dict(), single["tpp"]) > 1e-3
+
+
+def test_kill_one_rank_then_resume_equals_uninterrupted(tmp_path):
+    state = tmp_path / "state"
+    with pytest.raises(mp.ProcessExitedException):
+        _spawn(tmp_path, "kill", str(state))
+    saved = load_state(state)
+    assert saved is not None and 1 <= saved["run"]["next_epoch"] <= 2  # rank 0 checkpointed before the crash
+    shutil.copytree(state, tmp_path / "state_copy")
+    resumed = _spawn(tmp_path, "resume", str(state))[0]["tpp"]
+    uninterrupted = _fit_tpp(4, _trainer(strategy="single"))
+    assert _max_diff(resumed, uninterrupted) < 1e-9
+    # the same checkpoint resumed on one process (another world size) reaches the same weights
+    one = _fit_tpp(4, _trainer(strategy="single", checkpoint_dir=str(tmp_path / "state_copy"), resume=True))
+    assert _max_diff(one, uninterrupted) < 1e-9
+
+
+def test_single_process_context_is_identity_and_ddp_needs_a_launch():
+    batch = {"x": torch.ones(3, 2)}
+    assert DistContext().shard(batch) == (batch, 1.0)
+    assert init_distributed("auto") == DistContext()
+    with pytest.raises(PathwaysInputError, match="torchrun"):
+        init_distributed("ddp")
+    with pytest.raises(PathwaysInputError, match="strategy"):
+        init_distributed("horovod")
+    with pytest.raises(PathwaysInputError, match="batch dimension"):
+        shard_batch({"n": 3}, 0, 2)
