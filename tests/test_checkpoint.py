@@ -1,4 +1,4 @@
-"""Checkpoint format: round trips, integrity checks, safe loading of crafted files."""
+"""Checkpoint format: round trips, integrity checks, safe loading of crafted files, the former (torch.save) format."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from pathways.checkpoint import FORMAT, CheckpointError, data_fingerprint, load, read, save
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from pathways.checkpoint import FORMAT, CheckpointError, _digest, data_fingerprint, load, read, save
 from pathways.models import HawkesExpKernel
 from pathways.synthetic import simulate_hawkes
 
@@ -56,40 +59,118 @@ def test_neural_tpp_round_trip_gives_identical_predictions(tmp_path, hawkes_data
     assert loaded.score(hawkes_data) == model.score(hawkes_data)
 
 
-def test_checkpoint_is_one_zip_of_json_and_tensors(tmp_path, hawkes_model):
+def stored(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """Metadata and tensors of a safetensors checkpoint, read with the safetensors library alone (copies: the
+    tensors must not stay mapped on a file the test then rewrites)."""
+    with safe_open(str(path), framework="pt") as fh:
+        return dict(fh.metadata()), {k: fh.get_tensor(k).clone() for k in fh.keys()}
+
+
+def rewrite(path: Path, metadata: dict[str, str], arrays: dict[str, torch.Tensor], *, digest: bool) -> None:
+    """Write an edited checkpoint; ``digest=True`` recomputes the digest as a careful forger would."""
+    if digest:
+        metadata = {**metadata, "digest": _digest(metadata["header"], arrays)}
+    save_file(arrays, str(path), metadata=metadata)
+
+
+def edit_header(path: Path, edit) -> None:
+    """Apply ``edit(header dict)`` to a checkpoint's JSON header, with a recomputed digest."""
+    metadata, arrays = stored(path)
+    header = json.loads(metadata["header"])
+    edit(header)
+    rewrite(path, {**metadata, "header": json.dumps(header, sort_keys=True)}, arrays, digest=True)
+
+
+def save_format_1(estimator, path: Path, **kwargs) -> Path:
+    """The former writer (format version 1): one torch.save zip of {format, format_version, header, arrays, digest}.
+
+    Written the way pathways <= 0.1 wrote it: a current checkpoint's header and arrays, re-packed."""
+    metadata, arrays = stored(save(estimator, path, **kwargs))
+    payload = {"format": FORMAT, "format_version": 1, "header": metadata["header"], "arrays": arrays,
+               "digest": _digest(metadata["header"], arrays)}
+    torch.save(payload, path)
+    return path
+
+
+def test_checkpoint_is_one_safetensors_file_of_json_and_tensors(tmp_path, hawkes_model):
     path = save(hawkes_model, tmp_path / "m.pt")
-    payload = torch.load(path, weights_only=True)
-    assert payload["format"] == FORMAT and payload["format_version"] == 1
-    header = json.loads(payload["header"])
+    metadata, arrays = stored(path)
+    assert metadata["format"] == FORMAT and metadata["format_version"] == "2"
+    header = json.loads(metadata["header"])
     assert {"params", "meta", "config", "metrics", "data_fingerprint", "pathways_version"} <= set(header)
-    assert all(isinstance(v, torch.Tensor) for v in payload["arrays"].values())
-    assert zipfile.is_zipfile(path)
+    assert metadata["digest"] == _digest(metadata["header"], arrays)
+    np.testing.assert_array_equal(arrays["adjacency_"].numpy(), hawkes_model.adjacency_)
+    assert not zipfile.is_zipfile(path) and path.read_bytes()[:1] != b"\x80"  # neither a torch zip nor a pickle
     assert not list(tmp_path.glob(".*tmp"))  # atomic write left no temporary file
 
 
-def test_truncated_checkpoint_fails_clearly(tmp_path, hawkes_model):
+def test_loading_runs_no_unpickling(tmp_path, hawkes_model, hawkes_data, monkeypatch):
     path = save(hawkes_model, tmp_path / "m.pt")
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="truncated or corrupt"):
-        load(path)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("unpickling was attempted")
+
+    monkeypatch.setattr(torch, "load", forbidden)
+    monkeypatch.setattr(pickle, "Unpickler", forbidden)
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(pickle, "load", forbidden)
+    assert load(path).score(hawkes_data) == hawkes_model.score(hawkes_data)
+
+
+def test_mmap_keeps_arrays_on_the_file(tmp_path, hawkes_model):
+    path = save(hawkes_model, tmp_path / "m.pt")
+    mapped, copied = read(path, mmap=True), read(path)
+    np.testing.assert_array_equal(mapped.arrays["adjacency_"].numpy(), copied.arrays["adjacency_"].numpy())
+    # overwrite the file's bytes in place: a mapping sees the change, a private copy does not
+    data = bytearray(path.read_bytes())
+    raw = copied.arrays["adjacency_"].numpy().tobytes()
+    at = bytes(data).index(raw)
+    data[at:at + len(raw)] = np.full(hawkes_model.adjacency_.shape, 7.0).tobytes()
+    with open(path, "r+b") as fh:
+        fh.write(bytes(data))
+    assert float(mapped.arrays["adjacency_"][0, 0]) == 7.0
+    np.testing.assert_array_equal(copied.arrays["adjacency_"].numpy(), hawkes_model.adjacency_)
+
+
+def test_former_torch_save_format_still_loads(tmp_path, hawkes_model, hawkes_data):
+    path = save_format_1(hawkes_model, tmp_path / "old.pt", metrics={"ll": -1.5}, data=hawkes_data)
+    assert zipfile.is_zipfile(path)
+    loaded = load(path)
+    np.testing.assert_array_equal(loaded.adjacency_, hawkes_model.adjacency_)
+    assert loaded.score(hawkes_data) == hawkes_model.score(hawkes_data)
+    assert loaded.checkpoint_["metrics"] == {"ll": -1.5}
+    assert loaded.checkpoint_["data_fingerprint"] == data_fingerprint(hawkes_data)
+
+
+def test_truncated_checkpoint_fails_clearly(tmp_path, hawkes_model):
+    for name, writer in (("new.pt", save), ("old.pt", save_format_1)):
+        path = writer(hawkes_model, tmp_path / name)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+        with pytest.raises(CheckpointError, match="truncated or corrupt"):
+            load(path)
 
 
 def test_modified_checkpoint_fails_digest(tmp_path, hawkes_model):
     path = save(hawkes_model, tmp_path / "m.pt")
-    payload = torch.load(path, weights_only=True)
-    payload["arrays"]["adjacency_"] = payload["arrays"]["adjacency_"] * 2  # tampered weights, stale digest
-    torch.save(payload, path)
+    metadata, arrays = stored(path)
+    arrays["adjacency_"] = arrays["adjacency_"] * 2  # tampered weights, stale digest
+    rewrite(path, metadata, arrays, digest=False)
     with pytest.raises(CheckpointError, match="digest does not match"):
         load(path)
+    old = save_format_1(hawkes_model, tmp_path / "old.pt")
+    payload = torch.load(old, weights_only=True)
+    payload["arrays"]["adjacency_"] = payload["arrays"]["adjacency_"] * 2
+    torch.save(payload, old)
+    with pytest.raises(CheckpointError, match="digest does not match"):
+        load(old)
 
 
 def test_incompatible_format_version_fails_naming_versions(tmp_path, hawkes_model):
     path = save(hawkes_model, tmp_path / "m.pt")
-    payload = torch.load(path, weights_only=True)
-    payload["format_version"] = 99
-    torch.save(payload, path)
-    with pytest.raises(CheckpointError, match="format_version 99"):
+    metadata, arrays = stored(path)
+    rewrite(path, {**metadata, "format_version": "99"}, arrays, digest=False)
+    with pytest.raises(CheckpointError, match=r"format_version 99; .* reads versions \[1, 2\]"):
         load(path)
 
 
@@ -98,6 +179,12 @@ def test_foreign_file_is_not_a_checkpoint(tmp_path):
     torch.save({"w": torch.zeros(2)}, path)
     with pytest.raises(CheckpointError, match="not a pathways checkpoint"):
         load(path)
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))  # another tool's safetensors file
+    with pytest.raises(CheckpointError, match="not a pathways checkpoint"):
+        load(tmp_path / "foreign.safetensors")
+    (tmp_path / "notes.txt").write_text("not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="neither a safetensors file nor a torch.save file"):
+        load(tmp_path / "notes.txt")
     with pytest.raises(FileNotFoundError, match="no file"):
         load(tmp_path / "absent.pt")
 
@@ -129,14 +216,7 @@ def test_malicious_pickle_does_not_execute(tmp_path, writer):
 
 def test_class_outside_pathways_is_refused(tmp_path, hawkes_model):
     path = save(hawkes_model, tmp_path / "m.pt")
-    payload = torch.load(path, weights_only=True)
-    header = json.loads(payload["header"])
-    header["class"] = "os.system"
-    payload["header"] = json.dumps(header, sort_keys=True)
-    from pathways.checkpoint import _digest
-
-    payload["digest"] = _digest(payload["header"], payload["arrays"])
-    torch.save(payload, path)
+    edit_header(path, lambda header: header.update({"class": "os.system"}))
     with pytest.raises(CheckpointError, match="outside the pathways package"):
         load(path)
 

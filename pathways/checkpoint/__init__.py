@@ -1,21 +1,29 @@
-"""Self-describing model checkpoints, saved atomically and loaded without executing pickled code.
+"""Self-describing model checkpoints, saved atomically and loaded without unpickling anything.
 
-A checkpoint is one ``.pt`` file written with :func:`torch.save` whose payload holds only plain containers, strings
-and tensors, so that :func:`torch.load` can read it with ``weights_only=True`` (PyTorch's restricted unpickler, which
-refuses any global other than tensors and builtin containers: a crafted file cannot run code on loading).
+A checkpoint is one `safetensors <https://github.com/huggingface/safetensors>`_ file: the tensors are raw bytes at
+offsets given by a JSON table, and the file's string metadata holds the pathways header, so that reading it runs no
+unpickling at all (a crafted file cannot run code) and the tensors can be memory-mapped (``read(..., mmap=True)``).
 
-Layout of the payload::
+Metadata of the safetensors file::
 
     {"format": "pathways.checkpoint",
-     "format_version": 1,
+     "format_version": "2",
      "header": "<JSON text>",          # see below
-     "arrays": {name: torch.Tensor},   # learned arrays + module state_dict ("module_.<key>")
-     "digest": "<sha256 hex>"}         # over header text and every array's bytes
+     "digest": "<sha256 hex>"}         # over header text and every array's name, dtype, shape and bytes
+
+and its tensors are the learned arrays plus the module's ``state_dict`` (``"module_.<key>"``).
 
 The JSON header holds ``pathways_version``, ``torch_version``, ``created`` (UTC ISO time), ``class`` (import path of
 the estimator), ``params`` (``get_params(deep=False)``), ``meta`` (JSON-able learned attributes, among them the
 vocabulary), ``config`` (the resolved Hydra config of the run, or ``null``), ``metrics``, ``data_fingerprint`` (sha256
 of the training data arrays) and ``extra`` (free JSON, e.g. the run directory).
+
+Checkpoints of format version 1 (a :func:`torch.save` zip of the same header, arrays and digest) still load, through
+PyTorch's restricted unpickler (``weights_only=True``), which refuses any global other than tensors and containers.
+
+At load, the header is checked before the estimator is built (the vocabulary against ``n_codes_`` and against the
+code axes of the learned arrays, learned decays positive) and the parameters after (``validate_params``): a file
+edited with a recomputed digest is refused, naming what is wrong, rather than giving silently wrong predictions.
 """
 from __future__ import annotations
 
@@ -33,20 +41,22 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
+from pathways.checkpoint.checks import CODE_AXES, POSITIVE, CheckpointError, check_params, check_state
+from pathways.checkpoint.jsonable import data_fingerprint, to_jsonable
 from pathways.device import resolve_device
 from pathways.errors import PathwaysInputError
 from pathways.utils import atomic_path, logger
 from pathways.version import __version__
 
 FORMAT = "pathways.checkpoint"
-FORMAT_VERSION = 1
-_SUPPORTED_VERSIONS = (1,)
+FORMAT_VERSION = 2
+_SUPPORTED_VERSIONS = (1, 2)
 
-
-class CheckpointError(PathwaysInputError):
-    """A checkpoint file that cannot be used: missing, truncated, corrupt, foreign or from an incompatible version."""
+__all__ = ["FORMAT", "FORMAT_VERSION", "CODE_AXES", "POSITIVE", "Checkpoint", "CheckpointError", "check_params",
+           "check_state", "data_fingerprint", "import_class", "load", "read", "save", "to_jsonable"]
 
 
 def _pathways_version() -> str:
@@ -54,100 +64,6 @@ def _pathways_version() -> str:
         return version("pathways")
     except PackageNotFoundError:  # not installed (source checkout): fall back to the package attribute
         return __version__
-
-
-# --------------------------------------------------------------------------------------------------------------
-# JSON helpers
-# --------------------------------------------------------------------------------------------------------------
-def to_jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays, paths, tuples and OmegaConf nodes into plain JSON-able Python objects.
-
-    Arrays become (nested) lists; objects JSON cannot express become their ``repr`` so that a header never fails
-    to serialise because of an exotic parameter value.
-    """
-    if isinstance(obj, (DictConfig, ListConfig)):
-        return to_jsonable(OmegaConf.to_container(obj, resolve=True))
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        value = float(obj)
-        # JSON has no NaN/Inf: keep them as strings that float() reads back
-        return value if np.isfinite(value) else repr(value)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, torch.Tensor):
-        return to_jsonable(obj.detach().cpu().numpy())
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    return repr(obj)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Data fingerprint
-# --------------------------------------------------------------------------------------------------------------
-_FINGERPRINT_FIELDS = ("patient", "time", "code", "end", "value", "times", "marks", "offsets", "start", "matrix")
-
-
-def data_fingerprint(data: Any) -> str:
-    """Return a sha256 hex digest identifying a training data set (EventLog, Sequences, SparseSeries, arrays).
-
-    The digest covers the numeric columns that define the data (patients, times, codes / marks, offsets, windows)
-    and the vocabulary's code strings, so that two runs on the same data share a fingerprint and any change to an
-    event changes it. Patient identifiers are never hashed in clear into the header: only the digest is stored.
-    """
-    h = hashlib.sha256()
-    h.update(type(data).__name__.encode())
-    arrays = _fingerprint_arrays(data)
-    if not arrays:
-        raise PathwaysInputError(
-            f"data_fingerprint: argument 'data' of type {type(data).__name__} has no array fields "
-            f"(expected one of {', '.join(_FINGERPRINT_FIELDS)})"
-        )
-    for name, arr in arrays:
-        h.update(name.encode())
-        h.update(str(arr.dtype).encode() + str(arr.shape).encode())
-        h.update(np.ascontiguousarray(arr).tobytes())
-    vocab = getattr(data, "vocab", None)
-    if vocab is not None and hasattr(vocab, "codes"):
-        h.update("\x1f".join(map(str, vocab.codes)).encode())
-    return h.hexdigest()
-
-
-def _fingerprint_arrays(data: Any) -> list[tuple[str, np.ndarray]]:
-    """Collect the (name, array) pairs that identify ``data``."""
-    if isinstance(data, (tuple, list)):
-        out: list[tuple[str, np.ndarray]] = []
-        for i, part in enumerate(data):
-            out += [(f"{i}.{n}", a) for n, a in _fingerprint_arrays(part)]
-        return out
-    if isinstance(data, (np.ndarray, torch.Tensor)):
-        return [("array", np.asarray(data.cpu() if isinstance(data, torch.Tensor) else data))]
-    out = _named_arrays(data, _FINGERPRINT_FIELDS)
-    if not out and hasattr(data, "__dict__"):  # other encoded forms (e.g. SCCS data): every numeric array field
-        out = _named_arrays(data, sorted(vars(data)))
-    return out
-
-
-def _named_arrays(data: Any, names: Any) -> list[tuple[str, np.ndarray]]:
-    out: list[tuple[str, np.ndarray]] = []
-    for name in names:
-        value = getattr(data, name, None)
-        if value is None:
-            continue
-        if hasattr(value, "tocsr"):  # scipy sparse: hash its CSR parts
-            csr = value.tocsr()
-            out += [(f"{name}.data", csr.data), (f"{name}.indices", csr.indices), (f"{name}.indptr", csr.indptr)]
-        elif isinstance(value, np.ndarray) and value.dtype != object:
-            out.append((name, value))
-    return out
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -212,18 +128,27 @@ def save(
         "extra": to_jsonable(dict(extra or {})),
     }
     header_text = json.dumps(header, sort_keys=True, allow_nan=False)
-    payload = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "header": header_text,
-        "arrays": arrays,
-        "digest": _digest(header_text, arrays),
-    }
+    metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "header": header_text,
+                "digest": _digest(header_text, arrays)}
     target = Path(path)
     with atomic_path(target) as tmp:
-        torch.save(payload, tmp)
+        save_file(_unshared(arrays), str(tmp), metadata=metadata)
     logger.info("checkpoint written: %s (%d arrays)", target, len(arrays))
     return target
+
+
+def _unshared(arrays: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The arrays with each one owning its storage: safetensors refuses tensors that share memory (tied weights,
+    views of a larger buffer), so those are copied; the others are written as they are."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for name, t in arrays.items():
+        storage = t.untyped_storage()
+        shared = storage.data_ptr() in seen or storage.nbytes() != t.numel() * t.element_size()
+        if t.numel():
+            seen.add(storage.data_ptr())
+        out[name] = t.clone() if shared and t.numel() else t
+    return out
 
 
 def _as_tensor(name: Any, value: Any) -> torch.Tensor:
@@ -274,21 +199,65 @@ class Checkpoint:
         }
 
 
-def read(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> Checkpoint:
+def read(path: str | os.PathLike, *, map_location: str | torch.device = "cpu", mmap: bool = False) -> Checkpoint:
     """Read and verify a checkpoint file without building the estimator.
+
+    Parameters
+    ----------
+    path : checkpoint file.
+    map_location : device of the returned tensors.
+    mmap : keep CPU tensors mapped on the file (pages are read when used; nothing is copied into the process's
+        memory) instead of private copies. Only for files in the current format; the digest check still reads
+        every byte once.
 
     Raises
     ------
     FileNotFoundError : when ``path`` does not exist.
-    CheckpointError : truncated or corrupt file, a file that is not a pathways checkpoint, a file whose unpickling
-        would need arbitrary code (refused), a digest mismatch or an unsupported format version.
+    CheckpointError : truncated or corrupt file, a file that is not a pathways checkpoint, a former-format file whose
+        unpickling would need arbitrary code (refused), a digest mismatch or an unsupported format version.
     """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint: no file at '{p}'")
+    with open(p, "rb") as fh:
+        head = fh.read(9)
+    # safetensors opens with its JSON table's length (8 bytes, little-endian) then the table's "{"; the former
+    # format is a torch.save zip ("PK") or pickle ("\x80"): tested in this order (a table length may end in 0x80)
+    if head[8:] == b"{":
+        return _verify(p, _read_safetensors(p, map_location, mmap))
+    if head.startswith((b"PK\x03\x04", b"\x80")):
+        return _verify(p, _read_legacy(p, map_location))
+    raise CheckpointError(f"checkpoint '{p}' is not a pathways checkpoint: neither a safetensors file nor a "
+                          "torch.save file of the former format")
+
+
+def _read_safetensors(p: Path, map_location: str | torch.device, mmap: bool) -> dict[str, Any]:
+    """The payload of a safetensors checkpoint: its metadata plus ``arrays`` (no code runs while reading)."""
+    device = str(resolve_device(map_location)) if map_location is not None else "cpu"
+    try:
+        with safe_open(str(p), framework="pt", device=device) as fh:
+            payload: dict[str, Any] = dict(fh.metadata() or {})
+            arrays = {name: fh.get_tensor(name) for name in fh.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"checkpoint '{p}' ({p.stat().st_size} bytes) is truncated or corrupt and cannot be read: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        ) from None
+    if not mmap:  # private copies: the file can then be replaced or deleted while the model lives
+        arrays = {name: t.clone() if t.device.type == "cpu" else t for name, t in arrays.items()}
+    try:
+        payload["format_version"] = int(payload.get("format_version", ""))
+    except ValueError:
+        pass  # reported by _verify with the value found
+    payload["arrays"] = arrays
+    return payload
+
+
+def _read_legacy(p: Path, map_location: str | torch.device) -> Any:
+    """The payload of a format-1 checkpoint (torch.save zip), through PyTorch's restricted unpickler."""
     size = p.stat().st_size
     try:
-        payload = torch.load(p, map_location=map_location, weights_only=True)
+        return torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"checkpoint '{p}' ({size} bytes) was refused by the safe loader (weights_only=True): it holds objects "
@@ -300,7 +269,6 @@ def read(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -
             f"checkpoint '{p}' ({size} bytes) is truncated or corrupt and cannot be read: "
             f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
         ) from None
-    return _verify(p, payload)
 
 
 def _verify(p: Path, payload: Any) -> Checkpoint:
@@ -324,7 +292,12 @@ def _verify(p: Path, payload: Any) -> Checkpoint:
         raise CheckpointError(
             f"checkpoint '{p}' is corrupt: content digest does not match (the file was modified after writing)"
         )
-    header = json.loads(header_text)
+    try:
+        header = json.loads(header_text)
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or not isinstance(header.get("class"), str):
+        raise CheckpointError(f"checkpoint '{p}' is corrupt: its header is not a JSON object naming a class")
     written = str(header.get("pathways_version", "?"))
     if written.split(".")[:1] != _pathways_version().split(".")[:1]:
         logger.warning("checkpoint %s was written by pathways %s, running %s", p, written, _pathways_version())
@@ -353,18 +326,25 @@ def import_class(class_path: str) -> type:
     return cls
 
 
-def load(path: str | os.PathLike, device: str | torch.device | None = "cpu") -> Any:
+def load(path: str | os.PathLike, device: str | torch.device | None = "cpu", *, mmap: bool = False) -> Any:
     """Load a checkpoint and return the fitted estimator, ready for inference on ``device``.
 
     Parameters
     ----------
     path : checkpoint file written by :func:`save` (or by ``scripts/train.py``).
     device : "cpu", "cuda", "cuda:1", "auto" (CUDA when present) or None (cpu).
+    mmap : keep the arrays mapped on the file instead of copying them (see :func:`read`).
 
     Returns
     -------
     The fitted estimator. The checkpoint's header (config, metrics, fingerprint) is attached as
     ``estimator.checkpoint_`` (a dict).
+
+    Raises
+    ------
+    CheckpointError : besides the cases of :func:`read`, a stored state that is not valid: a parameter out of its
+        range (named), a vocabulary whose size differs from the model's code count or from its weights' shapes,
+        a learned decay that is not positive.
 
     Examples
     --------
@@ -373,8 +353,10 @@ def load(path: str | os.PathLike, device: str | torch.device | None = "cpu") -> 
     (12, 12)
     """
     dev = resolve_device(device or "cpu")
-    ckpt = read(path, map_location=dev)
+    ckpt = read(path, map_location=dev, mmap=mmap)
     cls = import_class(ckpt.class_path)
+    check_state(ckpt.path, ckpt.header, ckpt.arrays)
+    check_params(ckpt.path, cls, ckpt.header.get("params") or {}, str(dev))
     try:
         est = cls.import_state(ckpt.state())
     except Exception as exc:
