@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import warnings
 
 import numpy as np
 import pytest
@@ -163,3 +164,30 @@ def test_single_process_context_is_identity_and_ddp_needs_a_launch():
         init_distributed("horovod")
     with pytest.raises(PathwaysInputError, match="batch dimension"):
         shard_batch({"n": 3}, 0, 2)
+
+
+def test_ddp_trainer_and_launcher_configs_compose():
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    import pathways
+
+    overrides = ["trainer=ddp"]
+    try:
+        import hydra_plugins.hydra_joblib_launcher  # noqa: F401  (optional 'launchers' extra)
+        overrides.append("hydra/launcher=joblib")
+    except ImportError:
+        pass
+    with initialize_config_dir(str(Path(pathways.__file__).parent / "configs"), version_base="1.3"), \
+            warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*validated against ConfigStore schema")  # plugin's own schema
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+        gpu = compose("config", overrides=["trainer=ddp_gpu", "hydra/launcher=submitit"], return_hydra_config=True)
+    trainer = instantiate(cfg.trainer)
+    assert isinstance(trainer, Trainer) and trainer.strategy == "ddp" and trainer.device == "auto"
+    if len(overrides) == 2:
+        assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2
+    assert gpu.trainer.strategy == "ddp" and gpu.trainer.precision == "16-mixed"
+    assert gpu.hydra.launcher._target_.endswith("SlurmLauncher")
