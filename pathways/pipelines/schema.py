@@ -5,8 +5,9 @@ Hydra cannot see: keys written in YAML files (an experiment, a user's own model 
 
 Each default lives once, in a signature: every node with a ``_target_`` (data, model, encode, trainer, signals,
 logger, and any nested one) is checked against the signature of the callable it names (unless that callable takes
-``**kwargs``); a ``trainer`` or ``logger`` group written without ``_target_`` is checked against the signature of
-the callable that receives its keys (:data:`SECTION_TARGETS`). Only the plain sections (split, report, checkpoint,
+``**kwargs``); a ``trainer`` group written without ``_target_`` is checked against the signature of the callable
+that receives its keys (:data:`SECTION_TARGETS`); each named node of the ``logger`` group (``logger.csv``,
+``logger.mlflow``) against its own target (:data:`NAMED_NODE_GROUPS`). Only the plain sections (split, report, checkpoint,
 paths and the top-level keys) are described by the dataclasses below.
 """
 from __future__ import annotations
@@ -39,9 +40,9 @@ class SectionKeys:
 SECTION_TARGETS: dict[str, SectionKeys] = {
     # trainer settings are Trainer arguments; max_iter is the iteration budget handed to full-batch learners
     "trainer": SectionKeys("pathways.training.Trainer", extra=("max_iter",)),
-    # the logger group chooses the Trainer's `loggers` argument
-    "logger": SectionKeys("pathways.training.Trainer", only=("loggers",)),
 }
+#: groups made of named ``_target_`` nodes (``logger.csv``, ``logger.mlflow``): each node is checked on its own
+NAMED_NODE_GROUPS = ("logger",)
 
 
 @dataclass
@@ -176,6 +177,10 @@ def _check_node(node: Any, schema: Any, prefix: str) -> None:
         return
     if prefix[:-1] in SECTION_TARGETS:
         _check_section(node, SECTION_TARGETS[prefix[:-1]], prefix)
+        return
+    if prefix[:-1] in NAMED_NODE_GROUPS:
+        for key, value in node.items():
+            _check_node(value, None, f"{prefix}{key}.")
         return
     if not (isinstance(schema, type) and hasattr(schema, "__dataclass_fields__")):
         return  # free-form section (dict / Any): nothing to check

@@ -58,6 +58,7 @@ from pathways.pipelines.report import code_counts, hawkes_factors, write_report
 from pathways.pipelines.schema import validate_config
 from pathways.pipelines.signals import detect_signals
 from pathways.pipelines.study import run_cohort_study
+from pathways.training.loggers import build_loggers, finish_run
 from pathways.training.trainer import Trainer
 from pathways.utils import logger
 
@@ -76,11 +77,11 @@ def build_model(cfg: DictConfig) -> PathwaysEstimator:
 def build_trainer(cfg: DictConfig, out: Path) -> Trainer:
     """The run's Trainer from ``cfg.trainer``, writing its logs in ``out`` and its resumable state in
     ``out/trainer``."""
-    trainer = instantiate(cfg.trainer, log_dir=str(out), checkpoint_dir=str(out / "trainer"),
-                          loggers=list(cfg.logger.loggers))
+    trainer = instantiate(cfg.trainer, log_dir=str(out), checkpoint_dir=str(out / "trainer"))
     if not isinstance(trainer, Trainer):
         raise PathwaysInputError(f"config 'trainer': {cfg.trainer.get('_target_')!r} is not a "
                                  "pathways.training.Trainer")
+    trainer.loggers = build_loggers(cfg.get("logger"), out)  # the logger group's nodes; they open lazily
     return trainer
 
 
@@ -196,6 +197,8 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
             history=history, factors=factors, counts=counts, summary=_data_summary(data, train_x, cfg),
             min_cell_count=cfg.report.min_cell_count, top_k=int(cfg.report.top_k), figures=bool(cfg.report.figures))
     write_summary(out, result, "ok")
+    finish_run(trainer.loggers, config=resolved(cfg), metrics=metrics,
+               artifacts={"report": out / "report", "checkpoint": result.checkpoint})
     return result
 
 

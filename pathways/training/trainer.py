@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from pathways.errors import PathwaysInputError
 from pathways.device import resolve_device
 from pathways.training.distributed import DistContext, init_distributed, rank_device
-from pathways.training.loggers import MetricLogger, make_loggers
+from pathways.training.loggers import MetricLogger, close_loggers, make_loggers
 from pathways.training.state import capture_rng, load_state, restore_rng, save_state
 
 logger = logging.getLogger("pathways")
@@ -103,7 +103,8 @@ class Trainer:
         with a warning elsewhere).
     seed, deterministic : reproducibility controls.
     log_dir : folder receiving ``metrics.csv`` (and ``tensorboard/``); None writes no files.
-    loggers : names among "csv", "tensorboard" (skipped with a warning when not installed).
+    loggers : names among "csv", "tensorboard", "mlflow" (skipped with a warning when not installed), or
+        :class:`~pathways.training.loggers.MetricLogger` objects (the pipeline's, left open for it to close).
     progress : show a progress bar on stderr (tqdm when installed, else one log line per epoch).
     checkpoint_dir : folder receiving ``trainer_state.pt`` after every epoch (None: nothing saved).
     resume : continue from ``checkpoint_dir/trainer_state.pt`` when present (same result as not stopping).
@@ -272,8 +273,7 @@ class Trainer:
             self._loop(module, optimizer, scheduler, scaler, run, device, precision, train_batches, val_batches,
                        sinks)
         finally:
-            for sink in sinks:
-                sink.close()
+            close_loggers(sinks, given=self.loggers)  # loggers handed in (pipeline) stay open for their owner
         module.load_state_dict(run.best_state)
         self.best_epoch_, self.best_loss_ = run.best_epoch, run.best_loss
         return self.history
