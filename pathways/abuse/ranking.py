@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from pathways import disclosure
 from pathways.abuse.entities import DRUG_CLASSES, DrugClass, Reasons
 from pathways.abuse.indicators import patient_indicators, pharmacy_indicators
 from pathways.abuse.network import build_network, communities, network_indicators
@@ -102,13 +103,9 @@ def _joined(idx: np.ndarray, text: np.ndarray, keep: np.ndarray, n: int, unique:
 
 
 def suppress_small_counts(table: pd.DataFrame, min_count: int) -> pd.DataFrame:
-    """Blank (NaN) the count columns below ``min_count`` (zeros stay: a zero reveals nobody)."""
-    out = table.copy()
-    for col in COUNT_COLUMNS:
-        if col in out and col != "n_flags" and min_count > 0:
-            values = out[col].astype(float)
-            out[col] = values.where(~((values > 0) & (values < min_count)))
-    return out
+    """Blank (NaN) the count columns below ``min_count`` (zeros stay: a zero reveals nobody); the rule is
+    ``pathways.disclosure.TABLES["abuse"]`` (``n_flags`` counts reasons, not people: kept)."""
+    return disclosure.suppress(table, int(min_count) if min_count > 0 else None, "abuse", flag=False)
 
 
 @dataclass

@@ -17,18 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pathways import disclosure
 from pathways.cartography.costs import UNATTRIBUTED, Allocation
 from pathways.cartography.identify import AGE_BANDS, PatientYears, age_band
 from pathways.errors import PathwaysInputError
 
 TOTAL = "total"
-#: count column -> the columns blanked with it (every column from which the count could be recomputed)
-SUPPRESSION = {
-    "population": ("population", "prevalence_rate"),
-    "prevalent": ("prevalent", "incident", "prevalence_rate", "mean_cost", "cost_change", "volume_effect",
-                  "cost_per_patient_effect"),
-    "incident": ("incident",),
-}
+#: count column -> the columns blanked with it (every column from which the count could be recomputed); declared
+#: once in :data:`pathways.disclosure.TABLES` ("cartography")
+SUPPRESSION = {count: (count, *cols) for count, cols in disclosure.TABLES["cartography"].per_count.items()}
 _DECOMPOSITION = ("cost_change", "volume_effect", "cost_per_patient_effect")
 
 
@@ -162,13 +159,11 @@ def suppress(frame: pd.DataFrame, min_cell_count: int | None) -> pd.DataFrame:
             if col in out.columns:
                 out[col] = out[col].astype(float).where(~small_before)
         out["suppressed"] |= small_before
-    for count, columns in SUPPRESSION.items():
-        if count not in small:
-            continue
-        for col in columns:
-            if col in out.columns:
-                out[col] = out[col].astype(float).where(~small[count])
-        out["suppressed"] |= small[count]
+    hidden = disclosure.suppress(out, k, "cartography")  # the per-count rule lives in pathways.disclosure
+    for col in {c for cols in SUPPRESSION.values() for c in cols}:
+        if col in out.columns:
+            out[col] = hidden[col]
+    out["suppressed"] |= hidden["suppressed"].to_numpy(bool)
     return out
 
 

@@ -9,9 +9,10 @@
     code_counts.csv  events per code in the training data
     figures/         excitation_heatmap.png, top_drivers.png, training_curve.png, signals.png
 
-With ``min_cell_count=k`` every count below k (and above 0) is replaced by NaN in every table, and the estimates
-of rows that rest on such a count are blanked too (``suppressed`` column = True; hidden cells in the heatmap), as
-publication rules for claims data (e.g. SNDS: no cell under 10 patients or events) require.
+With ``min_cell_count=k`` every count below k (and above 0) is replaced by NaN in every table, and every column
+from which such a count could be recomputed (estimates, intervals, standard errors, expected counts, p-values) is
+blanked on those rows (``suppressed`` column = True; hidden cells in the heatmap), as publication rules for claims
+data (e.g. SNDS: no cell under 10 patients or events) require: the rules live in :mod:`pathways.disclosure`.
 """
 from __future__ import annotations
 
@@ -25,14 +26,13 @@ import numpy as np
 import pandas as pd
 
 from pathways.checkpoint import to_jsonable
+from pathways.disclosure import count_columns, suppress, suppress_small_counts  # noqa: F401 (re-exported)
 from pathways.errors import PathwaysInputError
 from pathways.factors.graph import excitation_graph
 from pathways.models.hawkes.base import HawkesBase
 from pathways.utils import atomic_path, logger
 
 FACTOR_COLUMNS = ["source", "target", "lag_days", "effect", "ci_low", "ci_high", "method"]
-_ESTIMATE_COLUMNS = ("effect", "ci_low", "ci_high", "estimate", "p", "q", "p_calibrated", "ci_low_calibrated",
-                     "ci_high_calibrated")
 
 
 @dataclass
@@ -50,46 +50,6 @@ class Report:
 # --------------------------------------------------------------------------------------------------------------
 # tables
 # --------------------------------------------------------------------------------------------------------------
-def count_columns(frame: pd.DataFrame) -> list[str]:
-    """Columns holding counts of patients or events: ``n``, ``n_*``, ``count``, ``*_count``."""
-    return [c for c in frame.columns
-            if str(c) in ("n", "count") or str(c).startswith("n_") or str(c).endswith("_count")]
-
-
-def suppress_small_counts(frame: pd.DataFrame, min_cell_count: int | None,
-                          columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """Blank counts below ``min_cell_count`` (and the estimates of those rows); add a boolean ``suppressed`` column.
-
-    Zero counts are kept (an empty cell discloses nothing about a person). ``min_cell_count=None`` returns a copy
-    with ``suppressed`` all False.
-
-    Examples
-    --------
-    >>> t = pd.DataFrame({"code": ["a", "b"], "n_events": [3, 40], "effect": [0.5, 0.1]})
-    >>> suppress_small_counts(t, 10)["effect"].tolist()
-    [nan, 0.1]
-    """
-    out = frame.copy()
-    cols = list(columns) if columns is not None else count_columns(out)
-    if min_cell_count is None or not cols or out.empty:
-        out["suppressed"] = False
-        return out
-    k = int(min_cell_count)
-    if k < 1:
-        raise PathwaysInputError(f"argument 'min_cell_count': must be >= 1 or None, got {min_cell_count!r}")
-    small = np.zeros(len(out), dtype=bool)
-    for col in cols:
-        values = pd.to_numeric(out[col], errors="coerce").to_numpy(float)
-        hit = (values > 0) & (values < k)
-        small |= hit
-        out[col] = np.where(hit, np.nan, values)
-    for col in _ESTIMATE_COLUMNS:
-        if col in out.columns:
-            out[col] = np.where(small, np.nan, pd.to_numeric(out[col], errors="coerce").to_numpy(float))
-    out["suppressed"] = small
-    return out
-
-
 def code_counts(data: Any, codes: Sequence[str] | None = None) -> pd.DataFrame:
     """Events and patients per code in ``data`` (Sequences or EventLog): columns code, n_events, n_patients."""
     marks = getattr(data, "marks", None)
@@ -200,13 +160,13 @@ def write_report(out_dir: str | os.PathLike, *, title: str = "pathways run", mod
     report.files["metrics"] = directory / "metrics.json"
 
     if counts is not None:
-        counts = suppress_small_counts(counts, min_cell_count)
+        counts = suppress(counts, min_cell_count, "code_counts")
         report.files["code_counts"] = _write_csv(counts, directory / "code_counts.csv")
     if factors is not None:
-        factors = suppress_small_counts(factors, min_cell_count)
+        factors = suppress(factors, min_cell_count, "factors")
         report.files["factors"] = _write_csv(factors, directory / "factors.csv")
     if signals is not None:
-        signals = suppress_small_counts(signals, min_cell_count)
+        signals = suppress(signals, min_cell_count, "signals")
         report.files["signals"] = _write_csv(signals, directory / "signals.csv")
     if figures:
         report.files.update(_figures(directory / "figures", model, history, factors, signals, top_k))

@@ -25,16 +25,14 @@ from pathways.pipelines.common import (
     write_parquet,
     write_summary,
 )
+from pathways.disclosure import suppress
 from pathways.pipelines.report import (
     markdown_table,
-    suppress_small_counts,
     write_report,
 )
 from pathways.studies import plots
 from pathways.studies.study import StudyResult
 from pathways.utils import atomic_path, logger
-
-ESTIMATE_COUNTS = ["n_target", "n_comparator", "events_target", "events_comparator"]
 
 
 def run_cohort_study(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
@@ -106,13 +104,6 @@ def km_grid(km: pd.DataFrame, step: float = 30.0) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _suppress_rows(frame: pd.DataFrame, min_cell: int | None, counts: list[str], derived: list[str]) -> pd.DataFrame:
-    out = suppress_small_counts(frame, min_cell, counts)
-    for col in derived:
-        out[col] = np.where(out["suppressed"], np.nan, pd.to_numeric(out[col], errors="coerce"))
-    return out
-
-
 def _suppress_balance(balance: pd.DataFrame, n_target: int, n_comparator: int, min_cell: int | None) -> pd.DataFrame:
     """Blank covariate means whose implied patient count (mean x arm size) is below ``min_cell``."""
     out = balance.copy()
@@ -129,17 +120,13 @@ def study_tables(study: StudyResult, min_cell: int | None) -> dict[str, pd.DataF
     """The study's output tables, small counts suppressed."""
     treated = study.propensity["treated"].to_numpy(bool)
     km = km_grid(study.km)
-    return {
-        "estimates": _suppress_rows(study.estimates, min_cell, ESTIMATE_COUNTS,
-                                    ["person_time_target", "person_time_comparator", "irr", "irr_ci_low",
-                                     "irr_ci_high", "hr_crude", "ci_low_crude", "ci_high_crude", "log_hr",
-                                     "se_log_hr", "mdrr"]),
+    return {  # the count and derived columns of each table are declared once, in pathways.disclosure.TABLES
+        "estimates": suppress(study.estimates, min_cell, "study_estimates"),
         "balance": _suppress_balance(study.balance, int(treated.sum()), int((~treated).sum()), min_cell),
-        "flowchart": _suppress_rows(study.flowchart, min_cell, ["n_subjects", "n_excluded", "n_target",
-                                                                "n_comparator"], ["share_of_initial"]),
-        "kaplan_meier": _suppress_rows(km, min_cell, ["n_at_risk"], ["survival", "ci_low", "ci_high"]),
-        "preference_distribution": suppress_small_counts(preference_distribution(study.propensity), min_cell,
-                                                         ["n_target", "n_comparator"]),
+        "flowchart": suppress(study.flowchart, min_cell, "study_flowchart"),
+        "kaplan_meier": suppress(km, min_cell, "study_kaplan_meier"),
+        "preference_distribution": suppress(preference_distribution(study.propensity), min_cell,
+                                            "study_preference"),
     }
 
 

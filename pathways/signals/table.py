@@ -6,6 +6,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from pathways.disclosure import TABLES
 from pathways.errors import PathwaysInputError
 from pathways.signals.calibration import SystematicErrorNull, fit_null
 
@@ -56,7 +57,8 @@ def signal_table(estimates: pd.DataFrame, *, negative_controls: Iterable[tuple[s
     lower_bound_thresholds : Bayesian methods (no p-value) flag when ``ci_low`` exceeds this, by method.
         Defaults: IC -> 1 (IC025 > 0), EBGM -> 2 (EB05 > 2, the FDA's usual rule).
     suppress_below : small-cell suppression: rows with 0 < exposed events < this get status ``"suppressed"`` and no
-        numbers (0: off).
+        numbers: their count and every column it can be recomputed from (``pathways.disclosure.TABLES["signals"]``)
+        are blank (0: off).
 
     ``status`` (one of :data:`STATUSES`) comes from ``estimates["status"]`` when given (SCCS), else: ``"no exposed
     outcome"`` for a NaN estimate without exposed events, ``"too few cases"`` for another NaN estimate,
@@ -151,7 +153,9 @@ def _with_status(estimates: pd.DataFrame, suppress_below: int) -> pd.DataFrame:
     status = np.array(given.where(given.notna(), pd.Series(derived, index=out.index)), dtype=object)
     hidden = (n > 0) & (n < suppress_below)
     status[hidden] = "suppressed"
-    numbers = [c for c in ("estimate", "ci_low", "ci_high", "p", "se_log") if c in out]
+    # every column a small count can be recomputed from (log2_estimate, expected, se_log...): pathways.disclosure
+    numbers = [c for c in ("n_exposed_events", *TABLES["signals"].derived) if c in out]
+    out[numbers] = out[numbers].astype(float)
     out.loc[hidden, numbers] = np.nan
     out["status"] = status
     return out
