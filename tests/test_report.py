@@ -54,7 +54,7 @@ def test_write_report_files_and_suppressed_heatmap(tmp_path):
     for key in ("factors", "excitation_heatmap", "top_drivers", "training_curve", "report"):
         assert report.files[key].is_file() and report.files[key].stat().st_size > 0
     text = report.markdown.read_text()
-    assert "counts below 10 are hidden" in text and "| a | a |" in text
+    assert "counts below 10 are hidden" in text and "| a | 0.1 |" in text  # a's renewal; other rows suppressed
     written = pd.read_csv(report.files["factors"])
     assert written["suppressed"].sum() == 3
 

@@ -39,7 +39,7 @@ _PREFIXES = {"ATC": "atc", "CIM10": "icd10", "CIM": "icd10", "ICD10": "icd10", "
 # category than an ATC level-2 group, so ICD-10 is tried before ATC (7-character ATC codes never look like ICD-10)
 _SHAPES = (("ccam", re.compile(r"^[A-Z]{4}\d{3}$")),
            ("icd10", re.compile(r"^[A-Z]\d{2}[0-9A-Z]{0,3}$")),
-           ("atc", re.compile(r"^[A-Z](\d{2}([A-Z]([A-Z](\d{2})?)?)?)?$")))
+           ("atc", re.compile(r"^[A-Z]\d{2}([A-Z]([A-Z](\d{2})?)?)?$")))  # bare: level 2 and finer
 
 
 @functools.cache
@@ -93,7 +93,7 @@ class CodeLabels:
             return self.labels[bare]
         if not self.nomenclatures:
             return ""
-        key = bare.upper().replace(".", "")
+        key = bare.replace(".", "")  # ICD-10 with a dot (OMOP's ICD10CM) -> the SNDS spelling
         if prefix:
             name = _PREFIXES.get(prefix.upper())
             return _nomenclature(name).get(key, "") if name else ""

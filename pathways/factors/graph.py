@@ -13,7 +13,9 @@ One row per (source code j, target code i) with ``lag_days = NaN`` (the whole ke
 * ``weight`` = the fraction of target events directly triggered by the source: ``expected_excess_events / n_i``
   in the data when given, else the stationary share ``a_ij Lambda_j / Lambda_i`` with
   ``Lambda = (I - A)^{-1} mu`` (NaN for an explosive model, spectral radius >= 1);
-* ``significant`` = ``ci_low > 0`` (NaN-safe: False without intervals).
+* ``significant`` = ``ci_low > 0`` (NaN-safe: False without intervals);
+* ``lag_50`` / ``lag_95`` = the lags by which 50 % / 95 % of the effect has happened (:func:`effect_lags`), so an
+  effect reads "0.3 extra target events per source event, 95 % of them within 12 days" (NaN for a zero effect).
 
 With ``lag_edges`` the table also holds lag-resolved rows: ``effect`` = kernel mass on ``[lag_start, lag_end)``,
 ``lag_days`` = the bin's midpoint (as in :mod:`pathways.factors.attribution`), no interval. ``lag_days`` is in the
@@ -33,10 +35,12 @@ from pathways.models.hawkes.base import HawkesBase
 from pathways.models.hawkes.em import HawkesEM
 from pathways.utils import SeedLike
 
-__all__ = ["excitation_graph", "top_drivers"]
+__all__ = ["effect_lags", "excitation_graph", "top_drivers"]
 
 # midpoint-rule points per lag bin when a kernel is integrated numerically (non step kernels)
 _POINTS_PER_BIN = 256
+# share of an infinite-support kernel's mass the lag grid of effect_lags must cover
+_MASS_COVERED = 0.999
 
 
 def _check_model(model: Any) -> None:
@@ -159,6 +163,7 @@ def excitation_graph(
     order = np.flatnonzero(keep)[np.argsort(-adjacency.ravel()[keep], kind="stable")]
     name = type(model).__name__
     ci_method = intervals.method if intervals is not None else ""
+    lags = effect_lags(model, (0.5, 0.95))
     whole = factors_frame(
         codes[source[order]], codes[target[order]], adjacency.ravel()[order], method=name,
         ci_low=low.ravel()[order], ci_high=high.ravel()[order],
@@ -166,6 +171,7 @@ def excitation_graph(
         n_source_events=np.asarray(counts, dtype=np.float64)[source[order]],
         lag_start=np.zeros(order.size), lag_end=np.full(order.size, np.inf),
         significant=low.ravel()[order] > 0, ci_method=np.full(order.size, ci_method, dtype=object),
+        lag_50=lags[..., 0].ravel()[order], lag_95=lags[..., 1].ravel()[order],
     )
     edges = _resolve_lag_edges(model, lag_edges)
     if edges is None:
@@ -186,7 +192,66 @@ def _lag_rows(model: Any, edges: np.ndarray, codes: np.ndarray, order: np.ndarra
         lag_days=(edges[m] + edges[m + 1]) / 2, weight=np.full(n, np.nan), expected_excess_events=np.full(n, np.nan),
         n_source_events=np.full(n, np.nan), lag_start=edges[m], lag_end=edges[m + 1],
         significant=np.zeros(n, dtype=bool), ci_method=np.full(n, "", dtype=object),
+        lag_50=np.full(n, np.nan), lag_95=np.full(n, np.nan),
     )
+
+
+def _cumulative_mass(model: Any, edges: np.ndarray) -> np.ndarray:
+    """(D targets, D sources, B) kernel mass on ``[0, edges[m + 1])``: one midpoint per bin, one vectorised kernel
+    evaluation per source code (bins are fine enough on the geometric grid of :func:`effect_lags`)."""
+    d = model.n_codes_
+    mids, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+    out = np.empty((d, d, mids.size))
+    for j in range(d):
+        values = model.kernel_values(mids, np.full(mids.size, j, dtype=np.int64))  # (B, D targets)
+        out[:, j, :] = np.cumsum(values * width[:, None], axis=0).T
+    return out
+
+
+def effect_lags(model: Any, quantiles: tuple[float, ...] = (0.5, 0.95), n_points: int = 512) -> np.ndarray:
+    """(D, D, Q) lag by which each quantile of each kernel's mass (``[target, source]``) has happened.
+
+    The kernel is integrated on a geometric lag grid of ``n_points`` bins up to its support (finite supports) or
+    up to where :data:`_MASS_COVERED` of every kernel's mass lies (exponential kernels: found by quadrupling the
+    horizon), then each quantile is interpolated linearly inside its bin (relative error below 0.5 % with 512
+    bins). Lags are in the model's time unit; zero kernels give NaN.
+
+    Examples
+    --------
+    >>> from pathways.models import HawkesExpKernel
+    >>> from pathways.synthetic import simulate_hawkes
+    >>> seqs = simulate_hawkes(np.array([0.3]), np.array([[0.4]]), end=50.0, n_sequences=10, seed=0)
+    >>> m = HawkesExpKernel(decay=0.5).fit(seqs)
+    >>> np.round(effect_lags(m)[0, 0], 1).tolist()  # exponential: ln(2) / 0.5 and ln(20) / 0.5
+    [1.4, 6.0]
+    """
+    _check_model(model)
+    q = np.asarray(quantiles, dtype=np.float64)
+    if q.size == 0 or np.any((q <= 0) | (q >= 1)):
+        raise PathwaysInputError(f"quantiles: expected values in (0, 1), got {list(quantiles)}")
+    norms = np.asarray(model.adjacency_, dtype=np.float64)
+    supports = np.asarray(model.get_kernel_supports(), dtype=np.float64)
+    finite = np.isfinite(supports)
+    horizon = float(supports[finite].max()) if finite.all() and supports.size else 1.0
+    for _ in range(32):  # an infinite support: widen until the grid holds almost all of every kernel's mass
+        edges = np.concatenate([[0.0], np.geomspace(horizon * 1e-6, horizon, int(n_points))])
+        cum = _cumulative_mass(model, edges)
+        if finite.all() or np.all(cum[..., -1] >= _MASS_COVERED * norms - 1e-12):
+            break
+        horizon *= 4.0
+    total = cum[..., -1:]
+    out = np.full(norms.shape + (q.size,), np.nan)
+    positive = total[..., 0] > 0
+    for k, level in enumerate(q):
+        goal = level * total
+        idx = np.minimum((cum < goal).sum(axis=-1, keepdims=True), cum.shape[-1] - 1)  # first bin reaching it
+        before = np.where(idx > 0, np.take_along_axis(cum, np.maximum(idx - 1, 0), -1), 0.0)
+        mass = np.take_along_axis(cum, idx, -1) - before
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(mass > 0, (goal - before) / mass, 1.0)
+        lag = edges[idx] + np.clip(frac, 0.0, 1.0) * np.diff(edges)[idx]
+        out[..., k] = np.where(positive, lag[..., 0], np.nan)
+    return out
 
 
 def top_drivers(graph: pd.DataFrame, target: Any, k: int = 10, *, significant_only: bool = False) -> pd.DataFrame:

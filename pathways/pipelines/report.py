@@ -4,10 +4,17 @@
 
     report.md        summary: data counts, model, metrics, top drivers / signals, links to the files below
     metrics.json     the run's metrics
-    factors.csv      factors table (source, target, lag_days, effect, ci_low, ci_high, method, n_* counts)
+    factors.csv      factors table (source, target, lag_days, effect, ci_low, ci_high, method, n_* counts, ...,
+                     source_label, target_label); factors.parquet: the same, typed
     signals.csv      signal table (drug-safety runs)
     code_counts.csv  events per code in the training data
-    figures/         excitation_heatmap.png, top_drivers.png, training_curve.png, signals.png
+    figures/         excitation_heatmap.png, excitation_graph.png, top_drivers.png, training_curve.png, signals.png,
+                     calibration.png; with the training data: kernels.png, time_rescaling_qq.png, intensity.png
+
+Codes carry readable labels (:class:`pathways.data.labels.CodeLabels`: the simulator's English catalogue, then the
+ATC / ICD-10 / CCAM nomenclatures; OMOP concept names when the caller passes them). ``report.md`` keeps the few
+columns a reader needs — cross-effects (what drives *other* events) apart from self-excitation (renewals), with
+units — and the full tables are in the CSV / parquet files.
 
 With ``min_cell_count=k`` every count below k (and above 0) is replaced by NaN in every table, and every column
 from which such a count could be recomputed (estimates, intervals, standard errors, expected counts, p-values) is
@@ -26,11 +33,14 @@ import numpy as np
 import pandas as pd
 
 from pathways.checkpoint import to_jsonable
+from pathways.data.labels import CodeLabels
 from pathways.disclosure import count_columns, suppress, suppress_small_counts  # noqa: F401 (re-exported)
 from pathways.errors import PathwaysInputError
 from pathways.factors.graph import excitation_graph
 from pathways.models.hawkes.base import HawkesBase
-from pathways.utils import atomic_path, logger
+from pathways.pipelines.report_figures import report_figures
+from pathways.synthetic.codes import ACTS, DIAGNOSES, DRUGS, OUTCOMES, STAYS
+from pathways.utils import atomic_path
 
 FACTOR_COLUMNS = ["source", "target", "lag_days", "effect", "ci_low", "ci_high", "method"]
 
@@ -50,6 +60,20 @@ class Report:
 # --------------------------------------------------------------------------------------------------------------
 # tables
 # --------------------------------------------------------------------------------------------------------------
+def default_code_labels() -> CodeLabels:
+    """Labels of reports: the simulator's English code catalogue first, then the shipped nomenclatures."""
+    return CodeLabels(dict(DRUGS + DIAGNOSES + OUTCOMES + ACTS + STAYS))
+
+
+def add_labels(frame: pd.DataFrame, labels: CodeLabels, columns: Sequence[str]) -> pd.DataFrame:
+    """A copy of ``frame`` with a ``<column>_label`` column after the others for each code column present."""
+    out = frame.copy()
+    for col in columns:
+        if col in out.columns:
+            out[f"{col}_label"] = labels.label(out[col])
+    return out
+
+
 def code_counts(data: Any, codes: Sequence[str] | None = None) -> pd.DataFrame:
     """Events and patients per code in ``data`` (Sequences or EventLog): columns code, n_events, n_patients."""
     marks = getattr(data, "marks", None)
@@ -130,7 +154,8 @@ def write_report(out_dir: str | os.PathLike, *, title: str = "pathways run", mod
                  metrics: Mapping[str, Any] | None = None, history: Sequence[Mapping[str, Any]] | None = None,
                  factors: pd.DataFrame | None = None, signals: pd.DataFrame | None = None,
                  counts: pd.DataFrame | None = None, summary: Mapping[str, Any] | None = None,
-                 min_cell_count: int | None = None, top_k: int = 20, figures: bool = True) -> Report:
+                 min_cell_count: int | None = None, top_k: int = 20, figures: bool = True,
+                 labels: CodeLabels | Mapping[str, str] | None = None, data: Any = None) -> Report:
     """Write the report folder of a run (see the module docstring for its content).
 
     Parameters
@@ -146,6 +171,10 @@ def write_report(out_dir: str | os.PathLike, *, title: str = "pathways run", mod
     min_cell_count : suppress counts below it (None: off).
     top_k : rows shown in the markdown tables and the top-drivers figure.
     figures : draw figures (needs matplotlib; skipped with a log line when it is absent).
+    labels : code labels (a :class:`~pathways.data.labels.CodeLabels` or a code -> label mapping, e.g.
+        :func:`~pathways.data.labels.omop_concept_labels`, consulted before the defaults);
+        default :func:`default_code_labels`.
+    data : the training data of a Hawkes model (Sequences): adds kernel, time-rescaling QQ and intensity figures.
 
     Returns
     -------
@@ -158,6 +187,11 @@ def write_report(out_dir: str | os.PathLike, *, title: str = "pathways run", mod
     with atomic_path(directory / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     report.files["metrics"] = directory / "metrics.json"
+    if not isinstance(labels, CodeLabels):
+        labels = default_code_labels().with_labels(labels or {})
+    counts = add_labels(counts, labels, ["code"]) if counts is not None else None
+    factors = add_labels(factors, labels, ["source", "target"]) if factors is not None else None
+    signals = add_labels(signals, labels, ["exposure", "outcome"]) if signals is not None else None
 
     if counts is not None:
         counts = suppress(counts, min_cell_count, "code_counts")
@@ -165,11 +199,14 @@ def write_report(out_dir: str | os.PathLike, *, title: str = "pathways run", mod
     if factors is not None:
         factors = suppress(factors, min_cell_count, "factors")
         report.files["factors"] = _write_csv(factors, directory / "factors.csv")
+        report.files["factors_parquet"] = _write_parquet(factors, directory / "factors.parquet")
     if signals is not None:
         signals = suppress(signals, min_cell_count, "signals")
         report.files["signals"] = _write_csv(signals, directory / "signals.csv")
     if figures:
-        report.files.update(_figures(directory / "figures", model, history, factors, signals, top_k))
+        names = _label_map(labels, model, factors)
+        report.files.update(report_figures(directory / "figures", model, history, factors, signals, top_k,
+                                           data=data, labels=names, min_cell_count=min_cell_count))
     lines = _markdown(title, model, metrics, factors, signals, counts, summary, min_cell_count, top_k, report)
     with atomic_path(directory / "report.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
@@ -177,34 +214,75 @@ def write_report(out_dir: str | os.PathLike, *, title: str = "pathways run", mod
     return report
 
 
-def _figures(fig_dir: Path, model: Any, history: Sequence[Mapping[str, Any]] | None,
-             factors: pd.DataFrame | None, signals: pd.DataFrame | None, top_k: int) -> dict[str, Path]:
-    try:
-        import matplotlib  # noqa: F401
+def _label_map(labels: CodeLabels, model: Any, factors: pd.DataFrame | None) -> dict[str, str]:
+    """code -> label for the codes a figure may name (the model's codes, else the factors' codes)."""
+    codes = list(getattr(model, "codes_", None) if getattr(model, "codes_", None) is not None else [])
+    if not codes and factors is not None:
+        codes = pd.unique(pd.concat([factors["source"], factors["target"]]).astype(str)).tolist()
+    return dict(zip([str(c) for c in codes], labels.label(codes)))
 
-        from pathways import plots
-    except ImportError:
-        logger.info("report: matplotlib not installed, figures skipped (pip install 'pathways[plot]')")
-        return {}
-    out: dict[str, Path] = {}
-    if factors is not None and not factors.empty and isinstance(model, HawkesBase):
-        codes = [str(c) for c in model.codes_]
-        d = len(codes)
-        if len(factors) == d * d and "source" in factors.columns:
-            adj = factors["effect"].to_numpy(float).reshape(d, d)
-            mask = ~np.isfinite(adj)
-            plots.plot_excitation_heatmap(np.nan_to_num(adj), codes, fig_dir / "excitation_heatmap.png", mask=mask)
-            out["excitation_heatmap"] = fig_dir / "excitation_heatmap.png"
-    if factors is not None and not factors.empty:
-        plots.plot_top_drivers(factors, fig_dir / "top_drivers.png", k=top_k)
-        out["top_drivers"] = fig_dir / "top_drivers.png"
-    if history:
-        plots.plot_training_curve(list(history), fig_dir / "training_curve.png")
-        out["training_curve"] = fig_dir / "training_curve.png"
-    if signals is not None and not signals.empty:
-        plots.plot_signals(signals, fig_dir / "signals.png", k=top_k)
-        out["signals_figure"] = fig_dir / "signals.png"
-    return out
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> Path:
+    with atomic_path(path, suffix=".parquet") as tmp:
+        frame.to_parquet(tmp, index=False)
+    return path
+
+
+_SIGNAL_READER_COLUMNS = ("rank", "exposure", "exposure_label", "outcome", "outcome_label", "method", "estimate",
+                          "ci_low", "ci_high", "p_calibrated", "q", "n_exposed_events", "flag", "status", "suppressed")
+_UNITS = ("Effect: expected number of extra target events directly triggered by one source event (the kernel "
+          "integrated over all lags), with its 95 % interval; *half within* / *95 % within*: lags (days, the "
+          "model's time unit) by which half / 95 % of those extra events have happened.")
+
+
+def reader_factors(factors: pd.DataFrame, kind: str = "cross", k: int = 20) -> pd.DataFrame:
+    """The few columns a reader needs, for the ``k`` largest whole-kernel effects of a factors table.
+
+    ``kind="cross"``: what drives *other* codes (source != target); ``"self"``: self-excitation (renewals).
+    Codes are written with their labels (``source_label``/``target_label`` columns when present).
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"source": ["J069", "J069"], "target": ["C03CA01", "J069"], "effect": [0.3, 0.9],
+    ...                   "source_label": ["acute upper respiratory infection"] * 2,
+    ...                   "target_label": ["furosemide", "acute upper respiratory infection"]})
+    >>> reader_factors(f).iloc[0, :2].tolist()
+    ['J069 acute upper respiratory infection', 'C03CA01 furosemide']
+    """
+    whole = factors[factors["lag_days"].isna()] if "lag_days" in factors.columns else factors
+    rows = whole.dropna(subset=["effect"])
+    same = rows["source"].astype(str) == rows["target"].astype(str)
+    rows = rows[~same if kind == "cross" else same].nlargest(int(k), "effect")
+
+    def text(col: str) -> pd.Series:
+        label = rows[f"{col}_label"].fillna("").astype(str) if f"{col}_label" in rows.columns else ""
+        return (rows[col].astype(str) + " " + label).str.strip()
+
+    out = pd.DataFrame({"driver" if kind == "cross" else "code": text("source")})
+    if kind == "cross":
+        out["target"] = text("target")
+    out["effect"] = rows["effect"].to_numpy(float)
+    if {"ci_low", "ci_high"} <= set(rows.columns):
+        out["95 % interval"] = [f"{lo:.3g} – {hi:.3g}" if np.isfinite(lo) and np.isfinite(hi) else "–"
+                                for lo, hi in zip(rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float))]
+    for col, name in (("lag_50", "half within (days)"), ("lag_95", "95 % within (days)"),
+                      ("n_source_events", "source events"), ("n_target_events", "target events")):
+        if col in rows.columns:
+            out[name] = rows[col].to_numpy(float)
+    return out.reset_index(drop=True)
+
+
+def _factor_sections(factors: pd.DataFrame, hawkes: bool, top_k: int) -> list[str]:
+    cross, renewals = reader_factors(factors, "cross", top_k), reader_factors(factors, "self", top_k)
+    lines = ["", f"## Top {len(cross)} cross-effects (what drives other events)", ""]
+    lines += [_UNITS, ""] if hawkes else []
+    lines += [markdown_table(cross, top_k)]
+    if not renewals.empty:
+        lines += ["", f"## Self-excitation (renewals): top {len(renewals)}", "",
+                  "A code's effect on its own recurrence (refills, repeated visits), kept apart so that it does not "
+                  + "hide the cross-effects.", "", markdown_table(renewals, top_k)]
+    lines += ["", "_All columns and rows in [factors.parquet](factors.parquet) and [factors.csv](factors.csv)._"]
+    return lines
 
 
 def _markdown(title: str, model: Any, metrics: dict[str, Any], factors: pd.DataFrame | None,
@@ -220,11 +298,12 @@ def _markdown(title: str, model: Any, metrics: dict[str, Any], factors: pd.DataF
     lines += ["", "## Metrics", "", markdown_table(pd.DataFrame(
         {"metric": list(metrics), "value": [metrics[k] for k in metrics]}), max_rows=100)]
     if factors is not None:
-        top = factors.dropna(subset=["effect"]).nlargest(top_k, "effect")
-        lines += ["", f"## Top {min(top_k, len(top))} drivers", "", markdown_table(top, top_k)]
+        lines += _factor_sections(factors, isinstance(model, HawkesBase), top_k)
     if signals is not None:
         shown = signals.sort_values("rank") if "rank" in signals.columns else signals
-        lines += ["", "## Signals", "", markdown_table(shown, top_k)]
+        keep = [c for c in _SIGNAL_READER_COLUMNS if c in shown.columns]
+        lines += ["", "## Signals", "", markdown_table(shown[keep], top_k),
+                  "", "_All columns in [signals.csv](signals.csv)._"]
     if counts is not None:
         lines += ["", "## Events per code (training data)", "",
                   markdown_table(counts.sort_values("n_events", ascending=False, na_position="last"), top_k)]

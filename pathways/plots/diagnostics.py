@@ -23,7 +23,8 @@ _KS_95 = 1.358
 
 
 def plot_time_rescaling_qq(residuals: Any, codes: Sequence[str] | None = None, path: str | os.PathLike | None = None,
-                           *, max_codes: int = 6, title: str = "Time-rescaling QQ plot (goodness of fit)",
+                           *, max_codes: int = 6, min_count: int = 5,
+                           title: str = "Time-rescaling QQ plot (goodness of fit)",
                            ax: Any = None) -> Any:
     """QQ plot of time-rescaled event times against Uniform(0, 1), pooled and for the most frequent codes.
 
@@ -36,6 +37,8 @@ def plot_time_rescaling_qq(residuals: Any, codes: Sequence[str] | None = None, p
         and ``marks``), or a plain array of rescaled times (one pooled curve).
     codes : code names by mark index (legend).
     max_codes : curves drawn for the most frequent codes besides the pooled one.
+    min_count : a code gets its own curve (and its count in the legend) only with at least this many events; set
+        it to the report's ``min_cell_count`` so no small count is shown.
     ax : draw on these matplotlib axes (default: a new figure).
     """
     uniform = np.asarray(getattr(residuals, "uniform", residuals), dtype=np.float64).ravel()
@@ -49,7 +52,7 @@ def plot_time_rescaling_qq(residuals: Any, codes: Sequence[str] | None = None, p
         marks = np.asarray(marks, dtype=np.int64)
         counts = np.bincount(marks)
         for m in np.argsort(-counts, kind="stable")[: int(max_codes)]:
-            if counts[m] >= 5:
+            if counts[m] >= max(int(min_count), 1):
                 name = str(codes[m]) if codes is not None else str(m)
                 curves.append((f"{name} (n={counts[m]})", uniform[marks == m]))
     grid = np.linspace(0.0, 1.0, 101)
@@ -157,16 +160,15 @@ def plot_intensity(model: Any, sequences: Any, index: int = 0, path: str | os.Pa
     fig, ax = _axes(ax, 8.0, 3.8)
     colours = [f"C{i}" for i in range(10)]
     for i, m in enumerate(chosen):
-        name = names[m] if not labels or not labels.get(names[m]) else f"{names[m]} {labels[names[m]][:28]}"
-        ax.plot(grid, lam[:, m], lw=1.2, color=colours[i % 10], label=name)
-        hit = times[marks == m]
+        ax.plot(grid - start, lam[:, m], lw=1.2, color=colours[i % 10], label=_name(names[m], labels, 30))
+        hit = times[marks == m] - start
         ax.plot(hit, np.zeros(hit.size), "|", ms=12, mew=1.5, color=colours[i % 10])
     other = ~np.isin(marks, chosen)
     if other.any():
-        ax.plot(times[other], np.zeros(int(other.sum())), "|", ms=8, color="0.6", label="other events")
-    ax.set_xlim(start, end)
+        ax.plot(times[other] - start, np.zeros(int(other.sum())), "|", ms=8, color="0.6", label="other events")
+    ax.set_xlim(0.0, end - start)
     ax.set_ylim(bottom=0.0)
-    ax.set_xlabel("time (model unit: days for EventLogs built from dates)")
+    ax.set_xlabel("time since the start of follow-up (model unit: days for EventLogs built from dates)")
     ax.set_ylabel("intensity (events per time unit)")
     ax.set_title(title or f"Intensity over sequence {int(index)} ({times.size} events)", fontsize=10)
     ax.legend(fontsize=7, loc="upper right")
@@ -180,9 +182,10 @@ def plot_kernels(model: Any, pairs: Sequence[tuple[str, str]], path: str | os.Pa
     """Kernel curves φ_target,source(lag) of chosen (source, target) pairs, one panel each, with intervals.
 
     The band is the interval of the pair's effect (kernel norm, from ``intervals`` — a
-    :class:`~pathways.models.hawkes.HawkesIntervals` — or ``model.confidence_intervals_``) applied to the fitted
-    kernel shape: ``φ · [low, high] / effect``. It is the uncertainty of the amount of excitation, the shape
-    being held at its estimate.
+    :class:`~pathways.models.hawkes.HawkesIntervals`, or a factors table with ``source``, ``target``,
+    ``ci_low``, ``ci_high`` — else ``model.confidence_intervals_``) applied to the fitted kernel shape:
+    ``φ · [low, high] / effect``. It is the uncertainty of the amount of excitation, the shape being held at its
+    estimate.
 
     Parameters
     ----------
@@ -198,6 +201,7 @@ def plot_kernels(model: Any, pairs: Sequence[tuple[str, str]], path: str | os.Pa
         raise PathwaysInputError(f"argument 'pairs': {len(bad)} pair(s) with codes not in the model"
                                  if bad else "argument 'pairs': empty")
     ci = intervals if intervals is not None else getattr(model, "confidence_intervals_", None)
+    bounds, level = _effect_bounds(ci, names)
     supports = np.asarray(model.get_kernel_supports(), dtype=float)
     fig, axes = _panels(ax, len(pairs), 4.0, 3.0)
     adjacency = np.asarray(model.adjacency_, dtype=float)
@@ -208,11 +212,11 @@ def plot_kernels(model: Any, pairs: Sequence[tuple[str, str]], path: str | os.Pa
         phi = model.kernel_values(lags, np.full(lags.size, j, dtype=np.int64))[:, i]
         panel.plot(lags, phi, color="tab:blue", lw=1.5, label="kernel")
         effect = adjacency[i, j]
-        if ci is not None and effect > 0:
-            lo, hi = float(ci.adjacency_low[i, j]), float(ci.adjacency_high[i, j])
+        if bounds is not None and effect > 0:
+            lo, hi = float(bounds[0][i, j]), float(bounds[1][i, j])
             if np.isfinite(lo) and np.isfinite(hi):
-                panel.fill_between(lags, phi * max(lo, 0.0) / effect, phi * hi / effect, color="tab:blue", alpha=0.2,
-                                label=f"{round(100 * (1 - ci.alpha))} % interval of the effect")
+                panel.fill_between(lags, phi * max(lo, 0.0) / effect, phi * hi / effect, color="tab:blue",
+                                   alpha=0.2, label=f"{level} interval of the effect")
         panel.set_title(f"{_name(s, labels)} → {_name(t, labels)}\neffect {effect:.3g} extra events per source event",
                      fontsize=8)
         panel.set_xlabel("lag (model time unit)", fontsize=8)
@@ -223,8 +227,30 @@ def plot_kernels(model: Any, pairs: Sequence[tuple[str, str]], path: str | os.Pa
     return fig
 
 
-def _name(code: Any, labels: dict[str, str] | None) -> str:
-    return str(code) if not labels or not labels.get(str(code)) else f"{code} {labels[str(code)][:22]}"
+def _effect_bounds(ci: Any, names: list[str]) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
+    """((D, D) low, (D, D) high) effect bounds [target, source] from HawkesIntervals or a factors table."""
+    if ci is None:
+        return None, ""
+    if isinstance(ci, pd.DataFrame):
+        _need(ci, "intervals", ("source", "target", "ci_low", "ci_high"))
+        rows = ci[ci["lag_days"].isna()] if "lag_days" in ci.columns else ci
+        index = {c: k for k, c in enumerate(names)}
+        src, tgt = rows["source"].astype(str).map(index), rows["target"].astype(str).map(index)
+        ok = (src.notna() & tgt.notna()).to_numpy()
+        low, high = np.full((len(names),) * 2, np.nan), np.full((len(names),) * 2, np.nan)
+        t, s = tgt[ok].to_numpy(int), src[ok].to_numpy(int)
+        low[t, s] = pd.to_numeric(rows["ci_low"], errors="coerce").to_numpy(float)[ok]
+        high[t, s] = pd.to_numeric(rows["ci_high"], errors="coerce").to_numpy(float)[ok]
+        return (low, high), "confidence"
+    return (np.asarray(ci.adjacency_low), np.asarray(ci.adjacency_high)), f"{round(100 * (1 - ci.alpha))} %"
+
+
+def _name(code: Any, labels: dict[str, str] | None, width: int = 24) -> str:
+    """``"<code> <label>"`` with the label cut to ``width`` characters (ellipsis)."""
+    label = (labels or {}).get(str(code), "")
+    if len(label) > width:
+        label = label[: width - 1].rstrip() + "…"
+    return f"{code} {label}" if label else str(code)
 
 
 def _horizon(model: Any, i: int, j: int) -> float:

@@ -98,14 +98,15 @@ def plot_top_drivers(factors: pd.DataFrame, path: str | os.PathLike | None = Non
         ok = np.isfinite(lo) & np.isfinite(hi)
         ax.errorbar(eff[ok], y[ok], xerr=np.vstack([eff[ok] - lo[ok], hi[ok] - eff[ok]]).clip(min=0),
                     fmt="none", ecolor="black", capsize=2, lw=1)
-    if "lag_95" in top.columns:
-        for yi, e, lag in zip(y, eff, top["lag_95"].to_numpy(float)):
+    if "lag_95" in top.columns:  # written right of the bar and its interval
+        right = np.fmax(eff, top["ci_high"].to_numpy(float)) if "ci_high" in top.columns else eff
+        for yi, x, lag in zip(y, right, top["lag_95"].to_numpy(float)):
             if np.isfinite(lag):
-                ax.annotate(f"95 % ≤ {lag:.3g} d", (e, yi), xytext=(4, -3), textcoords="offset points",
+                ax.annotate(f"95 % within {lag:.3g} d", (x, yi), xytext=(4, -3), textcoords="offset points",
                             fontsize=6, color="0.3")
     ax.set_yticks(y, labels=labels, fontsize=7)
     ax.set_xlabel(EFFECT_UNIT, fontsize=8)
-    ax.margins(x=0.15)
+    ax.margins(x=0.25)
     ax.set_title(title if len(top) else f"{title} (none)", fontsize=10)
     _save(fig, path)
     return fig

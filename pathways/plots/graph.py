@@ -3,6 +3,7 @@ as the node's ring."""
 from __future__ import annotations
 
 import os
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -61,7 +62,8 @@ def plot_excitation_graph(factors: pd.DataFrame, path: str | os.PathLike | None 
     codes = sorted({c for s, t, _ in edges for c in (s, t)})
     pos = _layout(codes, categories or {})
     top = max(e for _, _, e in edges)
-    norm, cmap = Normalize(0.0, top), colormaps["viridis_r"]
+    # the colour scale starts below 0 so the weakest arrows stay readable (light green, not pale yellow)
+    norm, cmap = Normalize(-0.3 * top, top), colormaps["viridis_r"]
     pairs = {(s, t) for s, t, _ in edges}
     for s, t, e in sorted(edges, key=lambda x: x[2]):  # strongest drawn last, on top
         bend = 0.25 if (t, s) in pairs else 0.08
@@ -75,16 +77,23 @@ def plot_excitation_graph(factors: pd.DataFrame, path: str | os.PathLike | None 
         ax.scatter(*pos[c], s=260, color="white", edgecolors="tab:red", linewidths=0.5 + 4.0 * ring / self_top,
                    zorder=3)
         x, y = pos[c]
-        text = c if not labels or not labels.get(c) else f"{c}\n{labels[c][:22]}"
+        text = c if not labels or not labels.get(c) else f"{c}\n{_short(labels[c])}"
         ax.annotate(text, (x, y), xytext=(x * 1.2, y * 1.2), ha="center", va="center", fontsize=7, zorder=4)
     ax.set_xlim(-1.45, 1.45)
     ax.set_ylim(-1.45, 1.45)
     sm = _scalar_mappable(norm, cmap)
-    fig.colorbar(sm, ax=ax, shrink=0.6, label="extra target events per source event")
+    bar = fig.colorbar(sm, ax=ax, shrink=0.6, label="extra target events per source event")
+    bar.ax.set_ylim(0.0, top)
     ax.text(0.0, -0.02, "red ring width: self-excitation (renewals)", transform=ax.transAxes, fontsize=7,
             color="tab:red")
     _save(fig, path)
     return fig
+
+
+def _short(label: str, width: int = 20) -> str:
+    """A label on at most two lines of ``width`` characters, cut at a word with an ellipsis when longer."""
+    lines = textwrap.wrap(label, width)
+    return "\n".join(lines[:2]) + ("…" if len(lines) > 2 else "")
 
 
 def _scalar_mappable(norm: Any, cmap: Any) -> Any:
