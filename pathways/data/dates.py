@@ -71,7 +71,10 @@ def days_from_parts(year: pd.Series, month: pd.Series | int = 1, day: pd.Series 
     >>> days_from_parts(pd.Series([1970, 1970, None]), pd.Series([1, 2, 1])).tolist()
     [0.0, 31.0, nan]
     """
-    stamps = pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": day}), errors="coerce")
+    # as floats: pandas cannot assemble dates from nullable integers holding a missing value
+    parts = {k: pd.to_numeric(v, errors="coerce").astype(float) if isinstance(v, pd.Series) else v
+             for k, v in (("year", year), ("month", month), ("day", day))}
+    stamps = pd.to_datetime(pd.DataFrame(parts), errors="coerce")
     return ((stamps - EPOCH) / pd.Timedelta(days=1)).to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
 
 

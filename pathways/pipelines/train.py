@@ -195,7 +195,8 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
         result.report = write_report(
             out / "report", title=f"{cfg.name}: {type(model).__name__}", model=model, metrics=metrics,
             history=history, factors=factors, counts=counts, summary=_data_summary(data, train_x, cfg),
-            min_cell_count=cfg.report.min_cell_count, top_k=int(cfg.report.top_k), figures=bool(cfg.report.figures))
+            min_cell_count=cfg.report.min_cell_count, top_k=int(cfg.report.top_k), figures=bool(cfg.report.figures),
+            data=train_x if isinstance(train_x, Sequences) else None)  # diagnostics figures of Hawkes models
     write_summary(out, result, "ok")
     finish_run(trainer.loggers, config=resolved(cfg), metrics=metrics,
                artifacts={"report": out / "report", "checkpoint": result.checkpoint})
