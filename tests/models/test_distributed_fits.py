@@ -1,4 +1,5 @@
-"""Sharded Hawkes fits (gloo, 2 CPU processes): the same objective (1e-8) and parameters as one process."""
+"""Sharded Hawkes and ConvSCCS fits (gloo, 2 CPU processes): the same objective (1e-8) and parameters as one
+process."""
 from __future__ import annotations
 
 import os
@@ -12,7 +13,10 @@ import torch.multiprocessing as mp
 from pathways.errors import PathwaysInputError
 from pathways.models.hawkes import HawkesEM, HawkesExpKernel, HawkesSumExpKernel
 from pathways.models.hawkes.distributed import fit_least_squares_streaming, fit_sharded
+from pathways.models.sccs import ConvSCCS
+from pathways.models.sccs import distributed as sccs_distributed
 from pathways.synthetic import simulate_hawkes
+from pathways.synthetic.sccs import simulate_sccs
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch built without torch.distributed")
 
@@ -44,8 +48,16 @@ def _summary(model) -> dict:
                                                           model.decays_]}
 
 
+def _sccs_data():
+    truth = np.stack([np.r_[np.zeros(1), np.full(3, 0.8), np.zeros(1)], np.zeros(5)])
+    return simulate_sccs(240, 20, truth, exposure_prob=0.6, seed=4)
+
+
 def _fit_all(shard_of) -> dict:
-    out = {}
+    data = _sccs_data()
+    sccs = sccs_distributed.fit_sharded(ConvSCCS(n_lags=4, C_tv=50.0, C_group_l1=200.0, tol=1e-8),
+                                        data.subset(shard_of(np.arange(data.n_cases))))
+    out = {("sccs", "convsccs"): {"objective": sccs_distributed.objective(sccs, data), "params": sccs.coef_}}
     for data_name, seqs in _data().items():
         for name, model in _models().items():
             out[data_name, name] = _summary(fit_sharded(model, shard_of(seqs)))

@@ -45,10 +45,11 @@ def _check_penalty(name: str, value: Any) -> float | None:
     return value
 
 
-def _normalise(counts: torch.Tensor, n_outcomes: torch.Tensor) -> torch.Tensor:
-    """Case weights (n_cases, B): cases without outcome carry nothing; each column sums to 1 (tick's 1/n_cases)."""
+def _normalise(counts: torch.Tensor, n_outcomes: torch.Tensor, reduce: Any = None) -> torch.Tensor:
+    """Case weights (n_cases, B): cases without outcome carry nothing; each column sums to 1 (tick's 1/n_cases)
+    over the cases of every rank in a sharded fit (``reduce``)."""
     w = counts * (n_outcomes > 0)[:, None]
-    total = w.sum(0, keepdim=True)
+    total = w.sum(0, keepdim=True) if reduce is None else reduce(w.sum(0, keepdim=True))[0]
     if bool((total <= 0).any()):
         raise PathwaysInputError("no case with an outcome in the data (or in a cross-validation fold)")
     return w / total
@@ -138,7 +139,7 @@ class ConvSCCS(SCCSEstimator):
         self.C_tv_ = _check_penalty("C_tv", self.C_tv)
         self.C_group_l1_ = _check_penalty("C_group_l1", self.C_group_l1)
         weights = _normalise(torch.ones(data.n_cases, 1, dtype=self._dtype(), device=design.X.device),
-                             design.n_outcomes)
+                             design.n_outcomes, self._shard_sum())
         beta, self.n_iter_, self._lip = self._solve(design, weights, None, self.C_tv_, self.C_group_l1_)
         self._store(beta[:, 0])
         self._maybe_bootstrap(design)
@@ -277,9 +278,14 @@ class ConvSCCS(SCCSEstimator):
         offsets, pen = self.offsets_, self.penalized_
         prox = (lambda x, precision: penalty_prox(x, precision, offsets, pen, C_tv, C_gl))
         penalty = (lambda x: penalty_value(x, offsets, pen, C_tv, C_gl))
-        metric = curvature(design, beta0, weights, offsets, blockwise=pen)
+        metric = curvature(design, beta0, weights, offsets, blockwise=pen, reduce=self._shard_sum())
         return fista(design, weights, beta0, prox, penalty, lipschitz=lip, metric=metric, tol=float(self.tol),
-                     max_iter=int(self.max_iter))
+                     max_iter=int(self.max_iter), reduce=self._shard_sum())
+
+    def _shard_sum(self) -> Any:
+        """None, or in a sharded fit (:func:`pathways.models.sccs.distributed.fit_sharded`) the sum over ranks."""
+        reducer = getattr(self, "_shard_reducer", None)
+        return None if reducer is None else reducer.sum
 
     def _refit(self, design: LagDesign, weights: torch.Tensor, beta_pen: torch.Tensor,
                lip: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ group-lasso prox is vectorised (both in :mod:`pathways.optim.prox`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -159,8 +160,8 @@ def project(beta: torch.Tensor, seg: torch.Tensor, keep: torch.Tensor,
 # Batched FISTA with backtracking and adaptive restart
 # ----------------------------------------------------------------------------------------------------------------
 def fista(d: LagDesign, weights: torch.Tensor, beta0: torch.Tensor, prox, penalty, *, lipschitz: torch.Tensor,
-          metric: torch.Tensor | None = None, tol: float = 1e-6,
-          max_iter: int = 500) -> tuple[torch.Tensor, int, torch.Tensor]:
+          metric: torch.Tensor | None = None, tol: float = 1e-6, max_iter: int = 500,
+          reduce: Callable[..., tuple] | None = None) -> tuple[torch.Tensor, int, torch.Tensor]:
     """Minimise ``loss + penalty`` for every column, all columns in one sparse product per iteration
     (:func:`pathways.optim.fista` with ``columns=True``).
 
@@ -171,7 +172,8 @@ def fista(d: LagDesign, weights: torch.Tensor, beta0: torch.Tensor, prox, penalt
     iteration so steps grow back), momentum, restart (objective increase) and stopping test
     (``||x_k - x_{k-1}||_2 / max(1, ||x_{k-1}||_2)`` below ``tol``, tick's criterion, or a relative objective change
     below ``tol**2``: flat directions — coefficients that no case informs — can keep the iterates drifting without
-    any effect on the fit); converged columns are frozen.
+    any effect on the fit); converged columns are frozen. ``reduce`` (a sharded fit's sum over ranks) totals the loss
+    and gradient over the cases of every rank.
 
     Returns
     -------
@@ -183,6 +185,8 @@ def fista(d: LagDesign, weights: torch.Tensor, beta0: torch.Tensor, prox, penalt
 
     def smooth(beta: torch.Tensor, need_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         loss, grad, _ = batched_loss(d, beta, weights, grad=need_grad)
+        if reduce is not None:
+            loss, grad = reduce(loss, grad) if need_grad else (reduce(loss)[0], None)
         return loss, grad
 
     res = optim_fista(smooth, prox, prox(beta0, lipschitz * metric), penalty=penalty, lipschitz=lipschitz,
@@ -192,7 +196,7 @@ def fista(d: LagDesign, weights: torch.Tensor, beta0: torch.Tensor, prox, penalt
 
 
 def curvature(d: LagDesign, beta: torch.Tensor, weights: torch.Tensor, offsets: np.ndarray,
-              blockwise: np.ndarray | None = None) -> torch.Tensor:
+              blockwise: np.ndarray | None = None, reduce: Callable[..., tuple] | None = None) -> torch.Tensor:
     """Diagonal preconditioner: ``sum_i w_i N_i E_{p_i}[x_j^2]``, an upper bound of the loss Hessian's diagonal.
 
     Coefficients of features in ``blockwise`` share their block's mean (so the TV and group proxes stay exact with
@@ -204,6 +208,8 @@ def curvature(d: LagDesign, beta: torch.Tensor, weights: torch.Tensor, offsets: 
     e = torch.exp(eta - shift[d.row_case])
     s = d.S @ e + d.n_free[:, None] * torch.exp(-shift)
     diag = d.X2t @ (e * (weights * d.n_outcomes[:, None] / s).index_select(0, d.row_case))
+    if reduce is not None:  # sharded fit: the sum over every rank's cases
+        diag = reduce(diag)[0]
     if blockwise is not None:
         for j in np.flatnonzero(blockwise):
             lo, hi = int(offsets[j]), int(offsets[j + 1])
