@@ -265,22 +265,31 @@ def poisson_spending_thresholds(expected: np.ndarray, upper: float, alpha: float
 
 
 def binomial_spending_thresholds(cases: np.ndarray, max_cases: int, z: float, alpha: float = 0.05,
-                                 rho: float = 1.0, min_cases: int = 1) -> pd.DataFrame:
+                                 rho: float = 1.0, min_cases: int = 1,
+                                 expected: np.ndarray | None = None) -> pd.DataFrame:
     """Risk-window count thresholds of a group-sequential binomial test at looks with ``cases`` cumulative cases.
 
     The conditional (self-controlled) counterpart of :func:`poisson_spending_thresholds`: information is the
     number of cases, each in the risk window with probability ``1 / (1 + z)`` under the null.
 
+    ``expected`` (cumulative null expectation of the risk-window count, one per look) lets that probability vary
+    between cases, e.g. with calendar time: the cases added since the previous look are then treated as binomial
+    with their mean probability. The exact count is a sum of Bernoullis with unequal probabilities, whose upper
+    tail beyond ``mean + 1`` is at most the binomial one with the same mean (Hoeffding 1956, theorem 4), so the
+    thresholds stay conservative.
+
     Examples
     --------
     >>> binomial_spending_thresholds(np.array([10, 20]), 20, z=1.0)["threshold"].tolist()
+    [9, 15]
+    >>> binomial_spending_thresholds(np.array([10, 20]), 20, z=1.0, expected=np.array([5.0, 10.0]))["threshold"].tolist()
     [9, 15]
     """
     _check_alpha(alpha)
     looks = np.asarray(cases, dtype=np.int64)
     if looks.size == 0 or np.any(np.diff(looks) < 0) or looks[0] < 0 or z <= 0:
         raise PathwaysInputError("cases: cumulative case counts must be >= 0 and non-decreasing; z must be > 0")
-    p = 1.0 / (1.0 + z)
+    step_p, z_cum = _null_probabilities(looks, z, expected)
     alive = np.zeros(int(looks.max()) + 2)
     alive[0] = 1.0
     target = power_spending(looks / max_cases, alpha, rho)
@@ -288,11 +297,26 @@ def binomial_spending_thresholds(cases: np.ndarray, max_cases: int, z: float, al
     for i, n in enumerate(looks):
         step = int(n - previous)
         if step > 0:  # add `step` cases at once: convolve with Binomial(step, p)
-            alive = np.convolve(alive, stats.binom.pmf(np.arange(step + 1), step, p))[:alive.size]
+            alive = np.convolve(alive, stats.binom.pmf(np.arange(step + 1), step, step_p[i]))[:alive.size]
         k, mass = _spend(alive[:n + 1], target[i] - sum(spent), min_cases)
         alive[k:] = 0.0
         thresholds.append(k), spent.append(mass)
         previous = n
     k = np.asarray(thresholds, float)
-    llr = np.where(k <= looks, binomial_llr(np.minimum(k, looks), looks.astype(float), z), np.inf)  # inf: no signal
+    llr = np.where(k <= looks, binomial_llr(np.minimum(k, looks), looks.astype(float), z_cum), np.inf)  # inf: never
     return _spending_table(looks.astype(float), thresholds, spent, target, llr)
+
+
+def _null_probabilities(looks: np.ndarray, z: float, expected: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Null risk-window probability of the cases added at each look, and the cumulative odds ``z`` per look."""
+    if expected is None:
+        return np.full(looks.size, 1.0 / (1.0 + z)), np.full(looks.size, float(z))
+    e = np.asarray(expected, dtype=float)
+    if e.shape != looks.shape or np.any(e < 0) or np.any(e > looks + 1e-9) or np.any(np.diff(e) < -1e-9):
+        raise PathwaysInputError("expected: one cumulative null risk count per look, non-decreasing, within "
+                                 "[0, cases]")
+    d_n, d_e = np.diff(looks, prepend=0), np.diff(e, prepend=0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step_p = np.clip(np.where(d_n > 0, d_e / d_n, 0.5), 1e-12, 1 - 1e-12)
+        z_cum = np.where((e > 0) & (looks > e), (looks - e) / e, float(z))
+    return step_p, z_cum

@@ -8,7 +8,12 @@ At every look (end of a month or quarter) the data known by that date are analys
   control window ``[t + c0, t + c1)`` (before the dispensation). Under the null each such event falls in the risk
   window with probability ``1 / (1 + z)``, ``z`` = control length / risk length, so the risk-window count is
   binomial given the total: the binomial MaxSPRT applies, with power alpha spending over the planned information
-  ``max_cases`` (:mod:`pathways.signals.sequential`) or the flat Wald boundary of the continuous test.
+  ``max_cases`` (:mod:`pathways.signals.sequential`) or the flat Wald boundary of the continuous test. Two
+  adjustments make "under the null" hold on real claims: the probability is computed per case from the outcome's
+  **background incidence by calendar bin** (the control window comes first, so any rise of the outcome over
+  calendar time would otherwise count as an effect of every drug), and from the **other drugs raised on the same
+  outcome** at that look (a drug co-started with a harmful one would otherwise inherit its excess). The unequal
+  probabilities keep the spending thresholds conservative (:func:`~pathways.signals.sequential.binomial_spending_thresholds`).
 * **repeated screen** (``"repeated"``): :func:`pathways.signals.detect` (SCCS, calibrated on negative controls)
   on the cumulative data, a pair alerting when its calibrated q-value is below ``alpha / n_looks``. The Bonferroni
   division by the number of planned looks bounds, for each pair, the probability of ever alerting under the null
@@ -21,19 +26,23 @@ final (the test stops), so it never drops.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from pathways.cohort import match_codes
 from pathways.data.dates import EPOCH
 from pathways.data.eventlog import EventLog
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.signals.detect import StudyDesign, detect
-from pathways.signals.sequential import binomial_llr, binomial_maxsprt_cv, binomial_spending_thresholds
+from pathways.signals.scri import ScriIndex, scri_counts
+from pathways.signals.sequential import (
+    binomial_llr,
+    binomial_maxsprt_cv,
+    binomial_spending_thresholds,
+)
 
 __all__ = ["SurveillancePlan", "alert_history", "look_times", "plot_timeline", "scri_counts", "surveil"]
 
@@ -60,6 +69,14 @@ class SurveillancePlan:
         continuous binomial MaxSPRT critical value at every look).
     rho : exponent of power spending.
     min_cases : fewest cases that may signal (``M``).
+    calendar_days : width (days) of the calendar bins of the outcome's background incidence (events over the
+        person-time observed in the whole cohort, at each look). A case's null probability of falling in the risk
+        window is then the background intensity integrated over the risk window over that integral over both
+        windows, instead of ``1 / (1 + z)``: a change of the outcome's incidence over calendar time (a trend, a
+        season, another drug's effect switching on) no longer lands on the later (risk) window. 0: no adjustment.
+    comedication : adjust each case's null probability for the other drugs raised on the same outcome at the
+        look (see :func:`scri_counts`); co-prescription would otherwise hand a harmful drug's excess to the drugs
+        started with it.
     coexposure_days : an episode is dropped from the sequential count when another screened drug was dispensed
         from ``coexposure_days`` before its control window to the end of its risk window (so that no other drug's
         effect window overlaps it: co-medication would otherwise confound the self-controlled comparison); 0 keeps
@@ -79,6 +96,8 @@ class SurveillancePlan:
     spending: str = "power"
     rho: float = 1.0
     min_cases: int = 3
+    calendar_days: float = 30.0
+    comedication: bool = True
     coexposure_days: float = 0.0
     negative_controls: Sequence[tuple[str, str]] = field(default_factory=list)
 
@@ -96,9 +115,10 @@ class SurveillancePlan:
         if self.washout < -c0:
             raise PathwaysInputError(f"washout: {self.washout} days is shorter than the control window reach {-c0}")
         unknown = [m for m in self.methods if m not in ("maxsprt", "repeated")]
-        if unknown or self.spending not in ("power", "flat") or self.n_looks < 1:
+        if unknown or self.spending not in ("power", "flat") or self.n_looks < 1 or self.calendar_days < 0:
             raise PathwaysInputError(f"surveillance plan: methods {list(self.methods)} (maxsprt, repeated), "
-                                     f"spending {self.spending!r} (power, flat), n_looks {self.n_looks} (>= 1)")
+                                     f"spending {self.spending!r} (power, flat), n_looks {self.n_looks} (>= 1), "
+                                     f"calendar_days {self.calendar_days} (>= 0)")
 
 
 def look_times(plan: SurveillancePlan) -> pd.DataFrame:
@@ -120,87 +140,40 @@ def look_times(plan: SurveillancePlan) -> pd.DataFrame:
     return pd.DataFrame({"look": k, "date": dates, "time": (dates - EPOCH) / pd.Timedelta(days=1)})
 
 
-def _codes(log: EventLog, codes: Sequence[str] | None, category: str) -> np.ndarray:
-    if codes is None:
-        is_cat = pd.Series(log.category).astype(object).to_numpy() == category
-        return np.unique(log.code[is_cat])
-    return np.flatnonzero(match_codes(log.vocab, codes))
-
-
-def _incident(log: EventLog, drug: int, washout: float) -> tuple[np.ndarray, np.ndarray]:
-    """Patients and times of the dispensations of ``drug`` without one in the ``washout`` days before."""
-    rows = np.flatnonzero(log.code == drug)
-    patient, time = log.patient[rows], log.time[rows]  # sorted by (patient, time)
-    new = np.ones(rows.size, bool)
-    same = patient[1:] == patient[:-1]
-    new[1:] = ~same | (time[1:] - time[:-1] > washout)
-    return patient[new], time[new]
-
-
-def scri_counts(log: EventLog, at: float, plan: SurveillancePlan, drugs: Sequence[str] | None = None,
-                outcomes: Sequence[str] | None = None) -> pd.DataFrame:
-    """Self-controlled risk interval counts per (drug, outcome) with the data known at time ``at``.
-
-    Returns
-    -------
-    DataFrame ``exposure, outcome, n_cases`` (events in risk + control windows), ``n_risk``, ``n_exposures``
-    (incident dispensations with both windows observed).
-    """
-    drug_idx = _codes(log, drugs, "drug")
-    out_idx = _codes(log, outcomes, "outcome") if outcomes is not None else np.zeros(0, np.int64)
-    if out_idx.size == 0:
-        raise PathwaysInputError("scri_counts: no outcome code matches the log; name the outcomes")
-    (r0, r1), (c0, c1) = plan.risk_window, plan.control_window
-    p_start = log.patients["start"].to_numpy(float)
-    p_end = np.minimum(log.patients["end"].to_numpy(float), at)
-    scale = float(np.nanmax(np.abs(log.time))) * 4 + 1e6 if log.n_events else 1.0  # patient-major sort key
-    starts = {d: _incident(log, d, plan.washout) for d in drug_idx}
-    start_key = np.sort(np.concatenate([p * scale + t for p, t in starts.values()] + [np.zeros(0)]))
-    incident = {}
-    for d, (patient, time) in starts.items():  # episodes fully observed by ``at``, after a known washout
-        ok = (time - plan.washout >= p_start[patient]) & (time + r1 <= p_end[patient])
-        base = patient[ok] * scale + time[ok]
-        if plan.coexposure_days > 0:  # drop episodes where another screened drug starts around this one
-            lo, hi = base + c0 - plan.coexposure_days, base + r1
-            others = np.searchsorted(start_key, hi) - np.searchsorted(start_key, lo) - 1  # minus itself
-            base = base[others == 0]
-        incident[d] = (base, int(base.size))
-    rows = []
-    for o in out_idx:  # a handful of outcomes x a few dozen drugs: each count is two searchsorted calls
-        sel = (log.code == o) & (log.time < at)
-        key = log.patient[sel] * scale + log.time[sel]
-        for d in drug_idx:
-            base, n_exposures = incident[d]
-            risk = np.searchsorted(key, base + r1) - np.searchsorted(key, base + r0)
-            control = np.searchsorted(key, base + c1) - np.searchsorted(key, base + c0)
-            rows.append((log.vocab.codes[d], log.vocab.codes[o], int(risk.sum() + control.sum()),
-                         int(risk.sum()), n_exposures))
-    return pd.DataFrame(rows, columns=["exposure", "outcome", "n_cases", "n_risk", "n_exposures"])
-
-
 def _sequential(counts: pd.DataFrame, plan: SurveillancePlan) -> pd.DataFrame:
     """Per pair and look: the SCRI estimate, LLR, threshold (risk count that signals) and the cumulative alert."""
     counts = counts.sort_values(["exposure", "outcome", "look"]).reset_index(drop=True)
     z = plan.z
     n, k = counts["n_cases"].to_numpy(), counts["n_risk"].to_numpy()
+    e = counts["expected_risk"].to_numpy(float) if "expected_risk" in counts else n / (1.0 + z)
     with np.errstate(divide="ignore", invalid="ignore"):
-        counts["estimate"] = np.where(n - k > 0, z * k / (n - k), np.nan)  # incidence ratio risk vs control
-    counts["llr"] = binomial_llr(k, n, z)
-    if plan.spending == "flat":
+        z_pair = np.where((e > 0) & (n > e), (n - e) / e, z)  # null odds control : risk of these cases
+        counts["estimate"] = np.where(n - k > 0, z_pair * k / (n - k), np.nan)  # incidence ratio risk vs control
+    counts["llr"] = binomial_llr(k, n, z_pair)
+    if plan.spending == "flat":  # the continuous test's critical value at the nominal z
         cv = binomial_maxsprt_cv(plan.max_cases, z, plan.alpha, plan.min_cases)
         counts["threshold"] = np.nan
         counts["llr_threshold"] = cv
         signal = (counts["llr"].to_numpy() >= cv) & (n >= plan.min_cases)
     else:
-        thresholds = [binomial_spending_thresholds(np.maximum.accumulate(part["n_cases"].to_numpy()),
-                                                   plan.max_cases, z, plan.alpha, plan.rho, plan.min_cases)
-                      for _, part in counts.groupby(["exposure", "outcome"], sort=False)]
+        thresholds = [_pair_thresholds(part, plan) for _, part in counts.groupby(["exposure", "outcome"], sort=False)]
         table = pd.concat(thresholds, ignore_index=True)
         counts["threshold"] = table["threshold"].to_numpy()
         counts["llr_threshold"] = table["llr_threshold"].to_numpy()
         signal = k >= counts["threshold"].to_numpy()
     counts["alert_maxsprt"] = pd.Series(signal).groupby([counts["exposure"], counts["outcome"]]).cummax().to_numpy()
     return counts
+
+
+def _pair_thresholds(part: pd.DataFrame, plan: SurveillancePlan) -> pd.DataFrame:
+    """Spending thresholds of one pair over its looks. The background rates are re-estimated at each look, so a
+    case's null probability may move slightly between looks: the cumulative expectation is kept non-decreasing."""
+    cases = np.maximum.accumulate(part["n_cases"].to_numpy())
+    expected = None
+    if "expected_risk" in part:
+        expected = np.minimum(np.maximum.accumulate(part["expected_risk"].to_numpy(float)), cases)
+    return binomial_spending_thresholds(cases, plan.max_cases, plan.z, plan.alpha, plan.rho, plan.min_cases,
+                                        expected=expected)
 
 
 def _repeated(log: EventLog, design: StudyDesign, plan: SurveillancePlan, at: float) -> pd.DataFrame:
@@ -244,9 +217,10 @@ def surveil(log: EventLog, design: StudyDesign, plan: SurveillancePlan | None = 
     plan = plan or SurveillancePlan()
     plan.check()
     times = look_times(plan)
+    index = ScriIndex(log, plan, design.drugs, design.outcomes)
     parts = []
     for look, date, at in times.itertuples(index=False):  # 12 looks or so: each is one screen of the data
-        counts = scri_counts(log, at, plan, design.drugs, design.outcomes)
+        counts = scri_counts(log, at, plan, index=index)
         counts.insert(0, "look", look)
         counts.insert(1, "date", date)
         if "repeated" in plan.methods:
