@@ -192,7 +192,7 @@ class EventLog:
         empty_patients: str = "keep",
         extra_columns: Iterable[str] = (),
         valid_dates: tuple[str, str] = DEFAULT_DATE_RANGE,
-        outside_life: str = "raise",
+        outside_life: str = "keep",
     ) -> "EventLog":
         """Validate and convert an events DataFrame (and optional patients DataFrame) into an EventLog.
 
@@ -214,8 +214,9 @@ class EventLog:
         outside_window : events outside the patient's observation [start, end]: "raise", "drop" or "extend".
         empty_patients : patients of the patients table without events: "keep" (default), "drop" or "raise".
         valid_dates : datetimes outside this range (e.g. 1600-01-01 placeholders) count as invalid.
-        outside_life : events before the patient's birth or after their death (patients table): "raise",
-            "drop" (warned and counted) or "keep" (warned and counted; billing after death is data to study).
+        outside_life : events before the patient's birth or after their death (patients table): "keep"
+            (default: warned and counted, never silent; billing after death is data to study, and SCCS censors
+            exposures after death itself), "drop" (warned and counted) or "raise".
         """
         check_choice("on_invalid", on_invalid, ("raise", "drop"))
         check_choice("duplicates", duplicates, ("drop", "raise", "keep"))

@@ -367,16 +367,19 @@ class SndsEventReader:
         stage = self.ts.temp_table(
             f"SELECT c.NIR_ANO_17 AS pid, b.ETA_NUM AS k1, b.RSA_NUM AS k2, {self._valid_date(start)} AS t, "
             f"{self._valid_date(end)} AS e, upper(trim(CAST(b.DGN_PAL AS VARCHAR))) AS dp, "
-            f"upper(trim(CAST({dgn_rel} AS VARCHAR))) AS dr, c.NIR_ANO_17 IS NULL AS unmatched, "
+            f"upper(trim(CAST({dgn_rel} AS VARCHAR))) AS dr, c.ETA_NUM IS NULL AS unmatched, c.ETA_NUM IS NOT NULL "
+            f"AND coalesce(trim(CAST(c.NIR_ANO_17 AS VARCHAR)), '') = '' AS no_pid, "
             f"({ret_bad}) AS ret_bad, ({ghm_bad}) AS ghm_bad FROM {self.ts.ref(b)} b LEFT JOIN {c_dedup} c "
             f"ON {self._join(b, c, 'b', 'c', MCO_KEYS)}", "mco_stage")
-        n, unmatched, ghm, ret, no_start, reversed_ = self.ts.con.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE unmatched), count(*) FILTER (WHERE NOT unmatched AND ghm_bad), "
+        n, unmatched, no_pid, ghm, ret, no_start, reversed_ = self.ts.con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE unmatched), count(*) FILTER (WHERE no_pid), "
+            f"count(*) FILTER (WHERE NOT unmatched AND ghm_bad), "
             f"count(*) FILTER (WHERE NOT unmatched AND NOT ghm_bad AND ret_bad), "
             f"count(*) FILTER (WHERE NOT unmatched AND t IS NULL), count(*) FILTER (WHERE e < t) FROM {stage}"
         ).fetchall()[0]
         self.report.note(f"{name} rows", n)
         self.decide(f"{name}: no patient link in {c_name} (ETA_NUM, RSA_NUM)", "dropped", unmatched, n)
+        self.decide(f"{name}: NIR_ANO_17 empty in {c_name}", "dropped", no_pid, n)
         errs = "dropped" if exclude_errors else "kept"
         self.rule(f"{name}: error GHM (GRG_GHM 90*)", errs, ghm, n)
         self.rule(f"{name}: quality check *_RET not '0' in {c_name}", errs, ret, n)
@@ -385,7 +388,7 @@ class SndsEventReader:
         quality = "NOT ghm_bad AND NOT ret_bad" if exclude_errors else "TRUE"
         return self.ts.temp_table(
             f"SELECT pid, k1, k2, t, CASE WHEN e < t THEN t ELSE e END AS e, dp, dr FROM {stage} "
-            f"WHERE NOT unmatched AND t IS NOT NULL AND {quality}", "mco_stays")
+            f"WHERE NOT unmatched AND NOT no_pid AND t IS NOT NULL AND {quality}", "mco_stays")
 
     def _stay_events(self, stays: str) -> str:
         cat = CATEGORIES.index

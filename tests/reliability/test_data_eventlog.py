@@ -94,7 +94,7 @@ def test_events_before_birth_are_rejected_named_and_counted():
     patients = _patients(birth=[1.5, 0.0])
     with pytest.raises(PathwaysInputError, match=r"column 'time': 1 of 3 rows are before the patient's birth.*"
                                                   r"outside_life='drop'") as info:
-        EventLog.from_pandas(events, patients)
+        EventLog.from_pandas(events, patients, outside_life="raise")
     assert_no_id(str(info.value))
     with pytest.warns(PathwaysDataWarning, match="dropped: column 'time': 1 of 3 rows are before"):
         assert EventLog.from_pandas(events, patients, outside_life="drop").n_events == 2
@@ -103,16 +103,16 @@ def test_events_before_birth_are_rejected_named_and_counted():
 def test_events_after_death_are_rejected_or_kept_and_counted():
     patients = _patients(death=[1.5, np.nan])
     with pytest.raises(PathwaysInputError, match=r"1 of 3 rows are after the patient's death"):
-        EventLog.from_pandas(_events(), patients)
+        EventLog.from_pandas(_events(), patients, outside_life="raise")
     with pytest.warns(PathwaysDataWarning, match="kept: column 'time': 1 of 3 rows are after the patient's death"):
-        assert EventLog.from_pandas(_events(), patients, outside_life="keep").n_events == 3
+        assert EventLog.from_pandas(_events(), patients).n_events == 3  # the default: kept, counted, warned
 
 
 def test_dated_birth_after_every_event():
     events = _events(time=["2020-01-01", "2020-02-01", "2020-03-01"])
     patients = _patients(birth=["2021-01-01", "1990-01-01"])
     with pytest.raises(PathwaysInputError, match=r"2 of 3 rows are before the patient's birth"):
-        EventLog.from_pandas(events, patients)
+        EventLog.from_pandas(events, patients, outside_life="raise")
 
 
 @pytest.mark.parametrize("outlier", [float(np.iinfo(np.int64).max), 1e12, -1e12, 5e6])

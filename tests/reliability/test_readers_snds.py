@@ -237,3 +237,18 @@ def test_synthetic_snds_amounts_and_providers_match_the_tables(tmp_path):
     np.testing.assert_allclose(got[["paid", "base"]].to_numpy(), want[["paid", "base"]].to_numpy(), atol=1e-6)
     agg = want["prescriber"].map(lambda s: ",".join(sorted(s.split(","))) if isinstance(s, str) else "")
     assert (got["prescriber"] == agg).all()
+
+
+@pytest.mark.parametrize("nir", ["", "  "])
+def test_empty_nir_ano_17_is_counted_with_the_right_reason(tmp_path, nir):
+    folder = write_snds(tmp_path)
+    (folder / "PMSI").mkdir()
+    pd.DataFrame({"ETA_NUM": ["1", "1"], "RSA_NUM": ["1", "2"], "DGN_PAL": ["I10", "K35"]}).to_csv(
+        folder / "PMSI" / "T_MCOaaB.csv", index=False)
+    pd.DataFrame({"ETA_NUM": ["1", "1"], "RSA_NUM": ["1", "2"], "NIR_ANO_17": [A, nir],
+                  "EXE_SOI_DTD": ["2020-02-02", "2020-02-03"], "EXE_SOI_DTF": ["2020-02-04", "2020-02-05"]}).to_csv(
+        folder / "PMSI" / "T_MCOaaC.csv", index=False)
+    log, report = _read(folder, sources=("mco",))
+    assert report.count("T_MCOaaB: NIR_ANO_17 empty in T_MCOaaC") == 1
+    assert report.count("T_MCOaaB: no patient link in T_MCOaaC (ETA_NUM, RSA_NUM)") == 0
+    assert events_of(log) == {(A, day("2020-02-02"), "MCO:stay"), (A, day("2020-02-02"), "CIM10:I10")}
