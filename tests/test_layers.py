@@ -14,7 +14,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pathways"
 LAYERS = [
-    ("device", "utils", "errors", "metrics", "optim", "version", "disclosure"),
+    ("device", "utils", "errors", "metrics", "optim", "version", "disclosure", "progress"),
     ("data",),
     ("encode", "cohort", "io", "synthetic"),
     ("training", "checkpoint"),

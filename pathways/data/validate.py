@@ -37,9 +37,11 @@ def canonical_frame(frame: pd.DataFrame, mapping: Mapping[str, str] | None, requ
     missing = [f"{c}" + (f" (mapped from '{mapping[c]}')" if c in mapping else "")
                for c in wanted if mapping.get(c, c) not in frame.columns]
     if missing:
-        raise PathwaysInputError(
-            f"{what}: missing column(s) {', '.join(missing)}; available: {list(map(str, frame.columns))[:20]}"
-        )
+        found = [c for c in required if mapping.get(c, c) in frame.columns]
+        # none found: the first line is probably data (patient ids as "column names"), so only count them
+        available = (f"available: {list(map(str, frame.columns))[:20]}" if found else
+                     f"none found among the {frame.shape[1]} columns: does the first line hold the column names?")
+        raise PathwaysInputError(f"{what}: missing column(s) {', '.join(missing)}; {available}")
     # Categoricals stay categoricals: Arrow ids and codes arrive dictionary-encoded (no per-row strings)
     return pd.DataFrame({c: _values(frame[mapping.get(c, c)]) for c in wanted})
 
@@ -92,7 +94,8 @@ def prepare_patients(patients: pd.DataFrame | None, mapping: Mapping[str, str] |
     mapping = dict(mapping or {})
     renamed = patients.rename(columns={v: k for k, v in mapping.items()})
     if "patient_id" not in renamed:
-        raise PathwaysInputError(f"patients: missing column 'patient_id'; available: {list(patients.columns)[:20]}")
+        raise PathwaysInputError(f"patients: missing column 'patient_id' among the {patients.shape[1]} columns "
+                                 f"(mapped with patient_columns?)")
     renamed = renamed.reset_index(drop=True)
     ids = renamed["patient_id"]
     if ids.isna().any():

@@ -14,6 +14,7 @@ from pathways.data.order import event_order
 from pathways.errors import PathwaysInputError
 from pathways.io.report import ReadReport
 from pathways.io.tabular import TableSet
+from pathways.progress import progress_bar
 from pathways.utils import compact
 
 EventFilter = Callable[[np.ndarray, np.ndarray], tuple[str, str, np.ndarray]]
@@ -118,7 +119,9 @@ def _fetch_encoded(tables: TableSet, events: str, patients: pd.DataFrame, vocab:
         reader = con.sql(f"SELECT p.pidx, e.t, c.cidx, e.e, e.value, CAST(e.cat AS TINYINT) AS cat{more} FROM {events} e "
                          f"JOIN {pids} p ON e.pid = p.pid JOIN pw_lookup_codes c ON e.code = c.code"
                          ).to_arrow_reader(batch_rows)
+        bar = progress_bar(total=n_events, desc="reading events", unit="rows", unit_scale=True)
         for batch in reader:
+            bar.update(batch.num_rows)
             stop = pos + batch.num_rows
             if stop > n_events:
                 raise PathwaysInputError(f"events: more rows joined ({stop}) than events ({n_events}): patient ids "
@@ -126,6 +129,7 @@ def _fetch_encoded(tables: TableSet, events: str, patients: pd.DataFrame, vocab:
             for j, array in enumerate(out):
                 array[pos:stop] = batch.column(j).to_numpy(zero_copy_only=False)
             pos = stop
+        bar.close()
     finally:
         con.unregister("pw_lookup_codes")
         con.unregister("pw_lookup_pids")

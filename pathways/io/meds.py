@@ -36,6 +36,7 @@ from pathways.data.arrow import dictionary_positions
 from pathways.data.dates import EPOCH
 from pathways.data.order import event_order
 from pathways.errors import PathwaysInputError
+from pathways.progress import progress_bar
 from pathways.utils import atomic_path
 
 BIRTH, DEATH = "MEDS_BIRTH", "MEDS_DEATH"
@@ -184,7 +185,8 @@ def shard_bounds(subject: np.ndarray, shard_size: int) -> list[tuple[int, int]]:
     starts = np.flatnonzero(np.diff(subject) != 0) + 1
     cuts, lo = [], 0
     while lo < subject.size:
-        nxt = starts[np.searchsorted(starts, lo + shard_size)] if lo + shard_size < subject.size else subject.size
+        k = np.searchsorted(starts, lo + shard_size)  # == starts.size inside the last subject: the shard ends there
+        nxt = starts[k] if lo + shard_size < subject.size and k < starts.size else subject.size
         nxt = subject.size if nxt <= lo else int(nxt)
         cuts.append((lo, nxt))
         lo = nxt
@@ -251,7 +253,8 @@ def _read_shards(folder: Path, split: str | None) -> pa.Table:
     if not shards:
         raise PathwaysInputError(f"MEDS folder {str(folder)!r}: no data/*.parquet shards")
     try:
-        table = pa.concat_tables([pq.read_table(p, read_dictionary=["code", "category"]) for p in shards],
+        table = pa.concat_tables([pq.read_table(p, read_dictionary=["code", "category"])
+                                  for p in progress_bar(shards, desc="reading MEDS shards", unit="shard")],
                                  promote_options="default")
     except (OSError, pa.ArrowInvalid) as exc:
         raise PathwaysInputError(f"MEDS folder {str(folder)!r}: cannot read a shard: {exc}") from exc

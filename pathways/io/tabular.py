@@ -164,6 +164,7 @@ class TableSet:
         view = f"pw_{re.sub(r'[^0-9a-zA-Z_]', '_', name.lower())}"
         self._ambiguous.pop(name.lower(), None)  # an explicit table settles an ambiguity
         if isinstance(value, pd.DataFrame):
+            _check_cells(name, value)
             self.con.register(view + "_df", value)
             self.con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(view)} AS SELECT * FROM {quote(view + '_df')}")
         else:
@@ -213,9 +214,8 @@ class TableSet:
         cols = self.columns(name)
         missing = [c for c in required if c.upper() not in cols]
         if missing:
-            raise PathwaysInputError(
-                f"table {name!r}: missing column(s) {missing}; available: {sorted(cols)[:25]}"
-            )
+            raise PathwaysInputError(f"table {name!r}: missing column(s) {missing}; " + _available(cols, missing,
+                                                                                                 required))
         return cols
 
     def optional(self, name: str, required: Iterable[str], report: Any, errors: str = "warn") -> dict[str, str] | None:
@@ -321,6 +321,30 @@ def _connect(duckdb: Any, config: Mapping[str, Any] | None) -> Any:
         raise PathwaysInputError(f"DuckDB settings {dict(config or {})}: {exc}") from exc
 
 
+def _available(cols: Mapping[str, str], missing: list[str], required: Iterable[str]) -> str:
+    """The columns found, unless none of the required ones is there: the first line is then probably data (a
+    file without header, whose "column names" would be patient ids), so only their number is shown."""
+    if len(missing) == len(list(required)) and len(cols) > 0:
+        return f"none of them among the {len(cols)} columns found: does the first line hold the column names?"
+    return f"available: {sorted(cols)[:25]}"
+
+
+def _check_cells(name: str, frame: pd.DataFrame) -> None:
+    """Refuse list / dict / array cells in a DataFrame table (DuckDB would store their text as an id or code).
+
+    ``infer_dtype`` scans in C; the per-cell look runs only on a column it finds mixed.
+    """
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype != object or not pd.api.types.infer_dtype(values, skipna=True).startswith("mixed"):
+            continue
+        bad = values.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray))).to_numpy(bool)
+        if bad.any():
+            raise PathwaysInputError(f"tables[{name!r}]: column '{column}': {int(bad.sum())} of {bad.size} rows "
+                                     f"hold a list, dict or array instead of a single value; first at row "
+                                     f"{int(np.flatnonzero(bad)[0])}")
+
+
 def _csv_reader(path: Path) -> str:
     """DuckDB ``read_csv`` of a user file: detected encoding, header read here, every column as text.
 
@@ -333,11 +357,11 @@ def _csv_reader(path: Path) -> str:
     if not names:
         return "(SELECT NULL AS empty_file WHERE FALSE)"  # an empty file: a table without rows or columns
     blank = [i for i, n in enumerate(names) if not n.strip()]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if blank or dup:
+    dup = [i for i, n in enumerate(names) if names.count(n) > 1]
+    if blank or dup:  # positions, not names: a file without header has patient data on its first line
         raise PathwaysInputError(f"cannot read {path.name}: header line has "
                                  + (f"empty column name(s) at position(s) {blank}" if blank else
-                                    f"repeated column name(s) {dup[:5]}"))
+                                    f"repeated column name(s) at positions {dup[:10]}"))
     columns = "{" + ", ".join(f"{sql_literal(n)}: 'VARCHAR'" for n in names) + "}"
     duck_encoding = {"utf-8-sig": "utf-8", "utf-16": "utf-16", "latin-1": "latin-1"}.get(encoding, "utf-8")
     return (f"read_csv({sql_literal(str(path))}, header=true, skip=0, auto_detect=false, columns={columns}, "

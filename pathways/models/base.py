@@ -24,6 +24,7 @@ from pathways.data.vocabulary import Vocabulary
 from pathways.encode.sequences import Sequences, to_sequences
 from pathways.errors import PathwaysInputError
 from pathways.models.params import check_param_types
+from pathways.progress import progress_enabled, use_progress
 from pathways.training.trainer import HPARAMS, Trainer
 
 _JSON_SCALARS = (bool, int, float, str, type(None))
@@ -105,12 +106,13 @@ class PathwaysEstimator(BaseEstimator):
         if "device" in params:
             updates["device"] = str(resolve_device(trainer.device))
         if "progress" in params:
-            updates["progress"] = bool(trainer.progress)
+            updates["progress"] = progress_enabled(trainer.progress)
         if "max_iter" in params:
             updates["max_iter"] = trainer.iterations(params["max_iter"])
         self.set_params(**updates)
         try:
-            yield
+            with use_progress(trainer.progress):  # the solver loops' bars follow trainer.progress
+                yield
         finally:
             self.set_params(**{k: params[k] for k in updates})
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from pathways.progress import progress_bar
+
 Smooth = Callable[[torch.Tensor, bool], "tuple[torch.Tensor | float, torch.Tensor | None]"]
 Prox = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 _RESTARTS = ("objective", "gradient", "monotone")
@@ -34,7 +36,7 @@ def fista(smooth: Smooth, prox: Prox, x0: torch.Tensor, *,
           lipschitz: float | torch.Tensor = 1.0, metric: torch.Tensor | None = None, columns: bool = False,
           backtrack: bool = True, relax: float = 0.9, max_lipschitz: float = math.inf,
           restart: str = "objective", tol: float = 1e-6, objective_tol: float = 0.0, scale_floor: float = 1.0,
-          max_iter: int = 500, record_every: int = 0) -> FistaResult:
+          max_iter: int = 500, record_every: int = 0, progress_desc: str | None = None) -> FistaResult:
     """Minimise ``smooth(x) + penalty(x)`` by accelerated proximal gradient steps from the feasible ``x0``.
 
     Parameters
@@ -58,6 +60,8 @@ def fista(smooth: Smooth, prox: Prox, x0: torch.Tensor, *,
         ``objective_tol > 0`` and the relative objective change is at most ``objective_tol``; stopped columns are
         frozen.
     record_every : append the objective every that many iterations and at the end (0: never).
+    progress_desc : label of a progress bar over the iterations (shown per :mod:`pathways.progress`); None: no bar
+        (inner solves of a loop that has its own bar).
 
     Examples
     --------
@@ -82,7 +86,8 @@ def fista(smooth: Smooth, prox: Prox, x0: torch.Tensor, *,
     active = torch.ones_like(t_mom, dtype=torch.bool)
     history: list[float] = []
     n_iter = 0
-    for n_iter in range(1, max_iter + 1):
+    bar_setting = None if progress_desc else False  # a bar only for the callers that name one
+    for n_iter in progress_bar(range(1, max_iter + 1), desc=progress_desc, unit="iter", progress=bar_setting):
         f_y, g_y = smooth(y, True)
         f_y = as_t(f_y)
         if backtrack:

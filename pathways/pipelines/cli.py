@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from pathways import pipelines
 from pathways.errors import PathwaysInputError
+from pathways.progress import use_progress
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -69,7 +70,8 @@ def _entry(config_name: str, pipeline: str) -> Callable[[], Any]:
     @hydra.main(config_path=config_path, config_name=config_name, version_base="1.3")
     def main(cfg: DictConfig) -> Any:
         output_dir = HydraConfig.get().runtime.output_dir
-        result = getattr(pipelines, pipeline)(cfg, output_dir)
+        with use_progress((cfg.get("trainer") or {}).get("progress")):  # the one switch of every bar of the run
+            result = getattr(pipelines, pipeline)(cfg, output_dir)
         logging.getLogger("pathways").info("%s finished: %s", pipeline, output_dir)
         print(f"[pathways] {pipeline} done\n{result.describe()}")
         key = cfg.get("optimized_metric")

@@ -24,8 +24,10 @@ import scipy.sparse as sp
 from scipy import stats
 
 from pathways.data.eventlog import EventLog
+from pathways.encode.sequences import Sequences, to_sequences
 from pathways.errors import PathwaysInputError
 from pathways.models.hawkes.base import HawkesBase
+from pathways.progress import progress_bar
 
 
 def count_anomaly_scores(log: EventLog, unit: str = "patient", top_codes: int = 3) -> pd.DataFrame:
@@ -92,10 +94,12 @@ def _top_codes(rows: np.ndarray, cols: np.ndarray, surprise: np.ndarray, observe
     return joined.reindex(np.arange(n_units), fill_value="").tolist()
 
 
-def model_anomaly_scores(model: HawkesBase, data: Any) -> pd.DataFrame:
+def model_anomaly_scores(model: HawkesBase, data: Any, block_size: int = 20_000) -> pd.DataFrame:
     """Per-sequence log-likelihood per event and time-rescaling KS distance under a fitted Hawkes model.
 
-    Reads the model's public :meth:`~pathways.models.hawkes.HawkesBase.residuals`.
+    Reads the model's public :meth:`~pathways.models.hawkes.HawkesBase.residuals`, by blocks of ``block_size``
+    sequences (every score depends on its own sequence only, so blocks give the same scores; memory stays bounded
+    and a progress bar shows the rate and ETA). A model with covariates scores the data in one pass.
 
     Returns
     -------
@@ -106,6 +110,32 @@ def model_anomaly_scores(model: HawkesBase, data: Any) -> pd.DataFrame:
     if not isinstance(model, HawkesBase):
         raise PathwaysInputError(f"model: {type(model).__name__} gives no per-sequence log-likelihood "
                                  "(expected a fitted Hawkes model)")
+    blocks = _blocks(model, data, int(block_size))
+    bar = progress_bar(total=blocks[-1][0] + _n_sequences(blocks[-1][1]), desc="anomaly scoring", unit="seq")
+    frames = []
+    for offset, part in blocks:
+        frames.append(_block_scores(model, part, offset))
+        bar.update(_n_sequences(part))
+    bar.close()
+    frame = pd.concat(frames, ignore_index=True)
+    return frame.sort_values("score", ascending=False, kind="stable", na_position="last").reset_index(drop=True)
+
+
+def _n_sequences(part: Any) -> int:
+    return len(part) if isinstance(part, Sequences) else 0
+
+
+def _blocks(model: HawkesBase, data: Any, size: int) -> list[tuple[int, Any]]:
+    """(first sequence index, data) blocks; one block when covariates tie the data to its patients table."""
+    if size < 1:
+        raise PathwaysInputError(f"block_size: expected an integer >= 1, got {size}")
+    if getattr(model, "covariates", None) or not isinstance(data, (EventLog, Sequences)):
+        return [(0, data)]
+    seqs = to_sequences(data) if isinstance(data, EventLog) else data
+    return [(lo, seqs[lo:lo + size]) for lo in range(0, max(len(seqs), 1), size)]
+
+
+def _block_scores(model: HawkesBase, data: Any, offset: int) -> pd.DataFrame:
     res = model.residuals(data)
     n_events = res.n_events
     per_event = res.log_likelihood / np.maximum(n_events, 1)
@@ -115,10 +145,9 @@ def model_anomaly_scores(model: HawkesBase, data: Any) -> pd.DataFrame:
         timing = -stats.kstwo.logsf(ks, np.maximum(n_obs, 1)) / np.log(10)
     timing[n_obs == 0] = 0.0
     volume = _volume_scores(res.sequence, res.marks, res.compensators)
-    frame = pd.DataFrame({"sequence": np.arange(n_events.size), "n_events": n_events,
-                          "loglik_per_event": per_event, "ks_distance": ks, "timing_score": timing,
-                          "volume_score": volume, "score": np.fmax(timing, volume)})
-    return frame.sort_values("score", ascending=False, kind="stable", na_position="last").reset_index(drop=True)
+    return pd.DataFrame({"sequence": offset + np.arange(n_events.size), "n_events": n_events,
+                         "loglik_per_event": per_event, "ks_distance": ks, "timing_score": timing,
+                         "volume_score": volume, "score": np.fmax(timing, volume)})
 
 
 def _volume_scores(seq_id: np.ndarray, marks: np.ndarray, total: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from pathways.cohort import limited_exposures, match_codes
 from pathways.data.eventlog import EventLog
 from pathways.encode.sccs import sccs_data
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
+from pathways.progress import progress_bar
 from pathways.signals.disproportionality import disproportionality, exposure_event_matrix
 from pathways.models.sccs import EXPOSURE_CODINGS, SCCS
 from pathways.signals.table import signal_table
@@ -142,7 +143,9 @@ def _sccs(log: EventLog, design: StudyDesign, drug_idx: np.ndarray, outcome_idx:
     """One classic SCCS per outcome (all drugs in one model, so co-exposures adjust each other)."""
     drugs = log.vocab.codes[drug_idx].tolist()
     rows = []
+    bar = progress_bar(total=len(drugs) * outcome_idx.size, desc="detect: SCCS pairs", unit="pair")
     for code in log.vocab.codes[outcome_idx]:  # one model per outcome: a handful, never per patient
+        bar.update(len(drugs))  # the outcome's model covers its pairs with every drug
         data = sccs_data(log, {d: [d] for d in drugs}, [code], design.bucket_days, outcome_mode=design.outcome_mode)
         if not np.any(data.outcomes_per_case() > 0):
             continue
@@ -157,6 +160,7 @@ def _sccs(log: EventLog, design: StudyDesign, drug_idx: np.ndarray, outcome_idx:
             "ci_high": res["ci_high"].to_numpy(), "p": res["p"].to_numpy(), "se_log": res["std_err"].to_numpy(),
             "n_exposed_events": res["n_outcomes"].to_numpy().astype(np.int64), "status": res["status"].to_numpy(),
         }))
+    bar.close()
     if not rows:
         warnings.warn("SCCS: no case with an outcome for any outcome code", PathwaysDataWarning, stacklevel=3)
         return pd.DataFrame(columns=["exposure", "outcome", "method", "estimate", "ci_low", "ci_high", "p",

@@ -23,15 +23,14 @@ import dataclasses
 import logging
 import math
 import random
-import sys
 import time
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from pathways.errors import PathwaysInputError
+from pathways.progress import progress_bar, progress_enabled
 from pathways.device import resolve_device
 from pathways.training.distributed import DistContext, init_distributed, rank_device
 from pathways.training.loggers import MetricLogger, close_loggers, make_loggers
@@ -105,7 +104,8 @@ class Trainer:
     log_dir : folder receiving ``metrics.csv`` (and ``tensorboard/``); None writes no files.
     loggers : names among "csv", "tensorboard", "mlflow" (skipped with a warning when not installed), or
         :class:`~pathways.training.loggers.MetricLogger` objects (the pipeline's, left open for it to close).
-    progress : show a progress bar on stderr (tqdm when installed, else one log line per epoch).
+    progress : a progress bar over epochs on stderr: True, False or "auto" (only for a person at a terminal, never
+        in CI; see :mod:`pathways.progress`); without a bar, one log line per epoch when not False.
     checkpoint_dir : folder receiving ``trainer_state.pt`` after every epoch (None: nothing saved).
     resume : continue from ``checkpoint_dir/trainer_state.pt`` when present (same result as not stopping).
     epoch_cap : upper bound on ``max_epochs`` whatever the model asks (None: no cap; ``trainer=debug`` sets 2).
@@ -136,7 +136,8 @@ class Trainer:
 
     def __init__(self, max_epochs: int = 50, lr: float = 1e-3, weight_decay: float = 0.0, batch_size: int = 64,
                  device: str = "auto", patience: int | None = 5, grad_clip: float | None = 1.0,
-                 lr_schedule: str | None = None, seed: int = 0, deterministic: bool = False, progress: bool = True,
+                 lr_schedule: str | None = None, seed: int = 0, deterministic: bool = False,
+                 progress: bool | str = "auto",
                  precision: str = "32", log_dir: str | None = None, loggers: Sequence[str] = ("csv",),
                  checkpoint_dir: str | None = None, resume: bool = False, epoch_cap: int | None = None,
                  iter_cap: int | None = None, strategy: str = "auto"):
@@ -285,7 +286,7 @@ class Trainer:
         if self.patience is not None and run.stale >= self.patience:  # a resumed run that had already stopped
             self.stop_reason_ = "early_stopping"
             return
-        bar = _progress_bar(self.progress and self._dist.is_main, int(self.max_epochs), run.next_epoch)
+        bar = _progress_bar(self.progress if self._dist.is_main else False, int(self.max_epochs), run.next_epoch)
         try:
             for epoch in range(run.next_epoch, int(self.max_epochs)):
                 t0 = time.perf_counter()
@@ -421,8 +422,9 @@ def _capped(value: Any, cap: int | None) -> Any:
     return min(int(value), int(cap))
 
 
-def _progress_bar(enabled: bool, total: int, initial: int) -> Any:
-    """A tqdm bar over epochs on stderr, or None (disabled: log lines instead)."""
-    if not enabled:
+def _progress_bar(enabled: bool | str, total: int, initial: int) -> Any:
+    """A bar over epochs on stderr when ``enabled`` says so (:func:`pathways.progress.progress_enabled`), or None
+    (no bar: log lines instead)."""
+    if not progress_enabled(enabled):
         return None
-    return tqdm(total=total, initial=initial, desc="epochs", unit="epoch", file=sys.stderr, leave=False)
+    return progress_bar(total=total, initial=initial, desc="epochs", unit="epoch", progress=True, leave=False)

@@ -249,3 +249,17 @@ def test_nothing_is_lost_silently_when_rows_are_dropped():
     counted = sum(int(str(w.message).split(": ")[2].split(" of ")[0]) for w in caught
                   if issubclass(w.category, PathwaysDataWarning))
     assert log.n_events + counted == len(events)
+
+
+def test_headerless_csv_never_lists_its_first_row(tmp_path):
+    path = _csv(tmp_path, f"{A},1,x\n{B},2,y\n")
+    with pytest.raises(PathwaysInputError, match=r"events: missing column\(s\) patient_id, time, code; none found "
+                                                  r"among the 3 columns") as info:
+        EventLog.read_csv(path)
+    assert_no_id(str(info.value))
+
+
+def test_partly_wrong_header_lists_the_columns():
+    with pytest.raises(PathwaysInputError, match=r"missing column\(s\) code; available: \['patient_id', 'time', "
+                                                  r"'atc'\]"):
+        EventLog.from_pandas(pd.DataFrame({"patient_id": [A], "time": [1.0], "atc": ["x"]}))

@@ -171,3 +171,38 @@ def test_encodings_are_detected(tmp_path, encoding):
         frame.to_csv(folder / f"{name}.csv", index=False, encoding=encoding)
     log, _, _ = _read(folder)
     assert {c for c in log.vocab.codes if c.startswith("SNOM")} == {"SNOMÉD:44054006", "SNOMÉD:38341003"}
+
+
+def test_list_cells_in_a_dataframe_table_name_table_column_and_row():
+    tables = omop_tables()
+    tables["person"]["person_id"] = pd.Series([[1, 2], 2], dtype=object)
+    with pytest.raises(PathwaysInputError, match=r"tables\['person'\]: column 'person_id': 1 of 2 rows hold a "
+                                                  r"list, dict or array instead of a single value; first at row 0"):
+        read_omop(None, tables=tables)
+
+
+def test_mixed_type_year_of_birth_in_a_dataframe_is_counted():
+    tables = omop_tables()
+    tables["person"]["year_of_birth"] = pd.Series([1950, "abc"], dtype=object)
+    log, report, _ = _read(None, tables=tables)
+    assert report.count("person: birth date invalid or out of date_range") == 1
+    assert np.isfinite(log.patients["birth"].iloc[0]) and np.isnan(log.patients["birth"].iloc[1])
+
+
+def test_headerless_person_file_never_lists_its_first_row(tmp_path):
+    folder = write_omop_csv(tmp_path / "cdm")
+    (folder / "person.csv").write_text(f"{SECRET},1950,6,15,8507\nSECRETPERSON98,1980,7,16,8532\n")
+    with pytest.raises(PathwaysInputError, match=r"table 'person': missing column\(s\) \['person_id', "
+                                                  r"'year_of_birth'\]; none of them among the 5 columns found: does "
+                                                  r"the first line hold the column names\?") as info:
+        read_omop(folder)
+    assert_no_id(str(info.value), (SECRET, "SECRETPERSON98"))
+
+
+def test_headerless_file_with_repeated_values_names_positions_only(tmp_path):
+    folder = write_omop_csv(tmp_path / "cdm")
+    (folder / "person.csv").write_text(f"{SECRET},1,1,1,8507\n")
+    with pytest.raises(PathwaysInputError, match=r"person.csv: header line has repeated column name\(s\) at "
+                                                  r"positions \[1, 2, 3\]") as info:
+        read_omop(folder)
+    assert_no_id(str(info.value), (SECRET,))

@@ -163,7 +163,7 @@ def test_repeated_header_names_are_an_error(tmp_path):
     path = folder / "DCIR" / "ER_PHA_F.csv"
     lines = path.read_text().splitlines()
     path.write_text("\n".join([lines[0].replace("PHA_ACT_QSN", "PHA_PRS_C13"), *lines[1:]]) + "\n")
-    with pytest.raises(PathwaysInputError, match=r"ER_PHA_F.csv: header line has repeated column name"):
+    with pytest.raises(PathwaysInputError, match=r"ER_PHA_F.csv: header line has repeated column name\(s\) at positions \[1, 2\]"):
         read_snds(folder, sources=DRUGS)
 
 

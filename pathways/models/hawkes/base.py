@@ -58,6 +58,7 @@ from pathways.encode.sequences import Sequences, to_sequences
 from pathways.errors import PathwaysInputError
 from pathways.models.base import NotFittedError, PathwaysEstimator, full_batch_fit
 from pathways.models.hawkes.residuals import HawkesResiduals, excess_events, residuals_from
+from pathways.progress import progress_bar
 from pathways.utils import SeedLike, rng, segment_ids
 
 HawkesData = EventLog | Sequences | Sequence[Sequence[np.ndarray]]
@@ -459,7 +460,7 @@ class HawkesBase(PathwaysEstimator, abc.ABC):
             raise PathwaysInputError(f"n_boot: must be >= 2, got {n_boot}")
         gen = rng(seed)
         mus, adjs = [], []
-        for _ in range(n_boot):  # one refit per replicate; each fit is itself vectorised
+        for _ in progress_bar(range(n_boot), desc="Hawkes bootstrap", unit="fit"):  # one refit per replicate
             idx = gen.integers(0, len(seqs), len(seqs))
             est = copy.deepcopy(self)
             est._fit_sequences(seqs[idx], None if covariates is None else covariates[idx])

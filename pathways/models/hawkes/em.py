@@ -50,6 +50,7 @@ from pathways.models.hawkes.em_design import (
     window_compensators,
 )
 from pathways.optim import squarem_step
+from pathways.progress import progress_bar
 from pathways.synthetic.hawkes import simulate_hawkes
 from pathways.utils import SeedLike
 
@@ -186,17 +187,20 @@ def fit_em(
     history: list[float] = []
     converged = False
     d = design.n_codes
+    bar = progress_bar(total=max_iter, desc="Hawkes EM (nonparametric)", unit="E-step")
     while em.n_eval < max_iter:
         if accelerate and em.n_eval + 3 <= max_iter:
             new, loglik = _squarem_step(em, theta)
         else:
             new, loglik = em(theta)
+        bar.update(em.n_eval - bar.n)
         history.append(loglik)
         change = max(_relative_change(new[:d], theta[:d]), _relative_change(new[d:], theta[d:]))
         theta = new
         if change <= tol:
             converged = True
             break
+    bar.close()
     mu, kernel = em.split(theta)
     final = log_likelihood(mu, kernel, design)
     history.append(final)

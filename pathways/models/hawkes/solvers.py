@@ -20,6 +20,7 @@ import scipy.optimize
 import torch
 
 from pathways.models.hawkes.design import _DenseBlocks, _Tensors
+from pathways.progress import progress_bar
 from pathways.optim import (
     fista,
     prox_elastic_net,
@@ -196,7 +197,8 @@ def solve_nuclear(obj: _Objective, theta: np.ndarray, mu_floor: np.ndarray, max_
     # the log-likelihood has no global Lipschitz constant: backtracking from 1, relaxed by 1.5 each iteration
     res = fista(smooth, prox, prox(torch.as_tensor(theta, dtype=torch.float64, device=dev), math.inf),
                 penalty=nuclear, lipschitz=1.5, relax=1 / 1.5, max_lipschitz=1e16, restart="monotone", tol=0.0,
-                objective_tol=tol, scale_floor=1e-300, max_iter=max_iter, record_every=1)
+                objective_tol=tol, scale_floor=1e-300, max_iter=max_iter, record_every=1,
+                progress_desc="Hawkes likelihood (nuclear)")
     history.extend({"stage": "likelihood", "iter": i + 1, "objective": v} for i, v in enumerate(res.history))
     objective = res.history[-1] if res.history else float("nan")
     return res.x.cpu().numpy(), res.n_iter, res.converged, objective
@@ -317,7 +319,7 @@ class _EM:
 
         cur, prev, converged, it, value = _State(st.mu.clone(), st.a.clone(), st.gamma.clone()), math.inf, False, 0, \
             math.nan
-        for it in range(1, self.max_iter + 1):
+        for it in progress_bar(range(1, self.max_iter + 1), desc="Hawkes EM", unit="iter"):  # closed on break
             value, one = self.step(cur, x, g)
             if history is not None:
                 history.append({"stage": "em", "iter": it, "objective": value})

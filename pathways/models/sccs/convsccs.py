@@ -31,6 +31,7 @@ from pathways.models.sccs.base import SCCSEstimator
 from pathways.models.sccs.design import LagDesign, as_sccs_data, lag_design, resolve_lags, resolve_penalized
 from pathways.models.sccs.solver import (batched_loss, curvature, fista, penalty_prox, penalty_value, project,
                                          support_projection)
+from pathways.progress import progress_bar
 from pathways.utils import ragged_arange, rng as make_rng
 
 __all__ = ["ConvSCCS", "ConvSCCSCV"]
@@ -170,8 +171,10 @@ class ConvSCCS(SCCSEstimator):
         train = _normalise(1.0 - test, design.n_outcomes)
         test_outcomes = (test * design.n_outcomes[:, None]).sum(0)
         rows, beta, lip, best = [], None, None, (-math.inf, None, None)
+        bar = progress_bar(total=len(gl_grid) * len(tv_grid), desc="ConvSCCS CV grid", unit="fit")
         for a, c_gl in enumerate(gl_grid):
             for c_tv in (tv_grid if a % 2 == 0 else tv_grid[::-1]):
+                bar.update()
                 beta, n_iter, lip = self._solve(design, train, beta, c_tv, c_gl, lip)
                 ll = batched_loss(design, beta, train, grad=False)[2]
                 test_scores = ((ll * test).sum(0) / test_outcomes).cpu().numpy()
@@ -181,6 +184,7 @@ class ConvSCCS(SCCSEstimator):
                              "mean_train_score": float(train_scores.mean()), "n_iter": n_iter})
                 if rows[-1]["mean_test_score"] > best[0]:
                     best = (rows[-1]["mean_test_score"], (c_tv, c_gl), beta.mean(1, keepdim=True))
+        bar.close()
         self.cv_results_ = pd.DataFrame(rows)
         self.best_params_ = {"C_tv": best[1][0], "C_group_l1": best[1][1]}
         self.C_tv_, self.C_group_l1_ = best[1]
@@ -325,7 +329,8 @@ class ConvSCCS(SCCSEstimator):
         ones = _normalise(torch.ones(design.n_cases, 1, dtype=dtype, device=dev), design.n_outcomes)
         refit_full = self._refit(design, ones, full, self._lip) if self.ci_method == "refit" else full
         reps = []
-        for lo in range(0, n_boot, max(1, int(self.bootstrap_batch))):
+        for lo in progress_bar(range(0, n_boot, max(1, int(self.bootstrap_batch))), desc="ConvSCCS bootstrap",
+                               unit="batch"):
             chunk = counts[lo:lo + max(1, int(self.bootstrap_batch))]
             w = torch.zeros(design.n_cases, chunk.shape[0], dtype=dtype, device=dev)
             w[torch.as_tensor(active, device=dev)] = torch.as_tensor(chunk.T, dtype=dtype, device=dev)
