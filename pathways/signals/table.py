@@ -60,6 +60,8 @@ def signal_table(estimates: pd.DataFrame, *, negative_controls: Iterable[tuple[s
         numbers: their count and every column it can be recomputed from (``pathways.disclosure.TABLES["signals"]``)
         are blank (0: off).
 
+    Notes
+    -----
     ``status`` (one of :data:`STATUSES`) comes from ``estimates["status"]`` when given (SCCS), else: ``"no exposed
     outcome"`` for a NaN estimate without exposed events, ``"too few cases"`` for another NaN estimate,
     ``"estimated"`` otherwise. A separated pair has no Wald standard error to calibrate: its raw (likelihood-ratio)
