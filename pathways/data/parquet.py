@@ -179,7 +179,7 @@ def read_table(path: str | PathLike, kind: str, kwargs: Mapping[str, Any] | None
     except UnicodeDecodeError as exc:
         raise PathwaysInputError(f"cannot read {kind} file {path_text!r}: not valid {exc.encoding} at byte "
                                  f"{exc.start}; pass read_kwargs={{'encoding': 'latin-1'}} (or the file's "
-                                 f"encoding)") from exc
+                                 f"encoding)") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, pa.ArrowInvalid) as exc:
         raise PathwaysInputError(f"cannot read {kind} file {path_text!r}: {_first_line(exc)}") from exc
 
