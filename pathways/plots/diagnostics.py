@@ -120,7 +120,7 @@ def plot_null_calibration(estimates: pd.DataFrame, path: str | os.PathLike | Non
     ax.set_xlabel("log estimate (0 = no effect)")
     ax.set_ylabel("standard error of the log estimate")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)  # below: never on a point
     _save(fig, path)
     return fig
 
