@@ -75,8 +75,8 @@ def _digest(header_text: str, arrays: Mapping[str, torch.Tensor]) -> str:
         t = arrays[name].detach().cpu().contiguous()
         h.update(name.encode())
         h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
-        # view as bytes: works for every dtype, bfloat16 included (numpy has no bfloat16)
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        # view as bytes: works for every dtype, bfloat16 included (numpy has no bfloat16); hashed in place (no copy)
+        h.update(t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b"")
     return h.hexdigest()
 
 
