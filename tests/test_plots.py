@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("matplotlib", reason="optional matplotlib (pathways[plot]) not installed")
 
 from pathways import plots
+from pathways.cartography import figures as cartography_figures
 from pathways.errors import PathwaysInputError
 from pathways.factors.graph import effect_lags, excitation_graph
 from pathways.models.hawkes import HawkesEM, HawkesExpKernel
@@ -36,7 +37,7 @@ def _texts(ax) -> list[str]:
 
 
 def test_every_plot_function_takes_ax():
-    for module in (plots, study_plots):
+    for module in (plots, study_plots, cartography_figures):
         functions = [f for name, f in vars(module).items() if name.startswith("plot_") and callable(f)]
         assert len(functions) >= 4
         for function in functions:

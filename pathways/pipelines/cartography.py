@@ -113,10 +113,13 @@ def _figures(fig_dir: Path, carto: Cartography) -> dict[str, Path]:
         logger.info("cartography: matplotlib not installed, figures skipped (pip install 'pathways[plot]')")
         return {}
     pooled = carto.transitions[carto.transitions["year"] == "all"]
-    return {"spending_figure": figures.plot_spending(carto.groups, fig_dir / "spending.png"),
-            "trends_figure": figures.plot_trends(carto.groups, fig_dir / "trends.png"),
-            "decomposition_figure": figures.plot_decomposition(carto.groups, fig_dir / "decomposition.png"),
-            "transitions_figure": figures.plot_transitions(pooled, fig_dir / "transitions.png")}
+    files = {"spending_figure": fig_dir / "spending.png", "trends_figure": fig_dir / "trends.png",
+             "decomposition_figure": fig_dir / "decomposition.png", "transitions_figure": fig_dir / "transitions.png"}
+    figures.plot_spending(carto.groups, files["spending_figure"])  # each returns its figure, written to the path
+    figures.plot_trends(carto.groups, files["trends_figure"])
+    figures.plot_decomposition(carto.groups, files["decomposition_figure"])
+    figures.plot_transitions(pooled, files["transitions_figure"])
+    return files
 
 
 __all__ = ["run_cartography"]
