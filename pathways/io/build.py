@@ -91,6 +91,18 @@ def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, catego
     return log
 
 
+def life_filters(patients: pd.DataFrame) -> list[EventFilter]:
+    """Filters counting (not dropping) events before the patient's birth and after their death.
+
+    OMOP keeps such rows (prenatal care coded on the child, billing after death); they are counted and warned so
+    that none passes silently. The death event itself, at the death date, is not after death.
+    """
+    birth = patients["birth"].to_numpy(float) if "birth" in patients else np.full(len(patients), np.nan)
+    death = patients["death"].to_numpy(float) if "death" in patients else np.full(len(patients), np.nan)
+    return [lambda p, t: ("events before birth", "kept", t < np.nan_to_num(birth[p], nan=-np.inf), "kept"),
+            lambda p, t: ("events after death", "kept", t > np.nan_to_num(death[p], nan=np.inf), "kept")]
+
+
 def _fetch_encoded(tables: TableSet, events: str, patients: pd.DataFrame, vocab: Vocabulary, n_events: int,
                    pid_dictionary: str | None = None, batch_rows: int = 1 << 20, *,
                    extra_columns: Sequence[str] = (), extras_out: dict[str, np.ndarray] | None = None
@@ -201,4 +213,4 @@ def _same_or_nan(a: np.ndarray) -> np.ndarray:
     return (left == right) | (np.isnan(left) & np.isnan(right))
 
 
-__all__ = ["EventFilter", "build_eventlog"]
+__all__ = ["EventFilter", "build_eventlog", "life_filters"]

@@ -16,7 +16,7 @@ import pandas as pd
 from pathways.data import EventLog
 from pathways.errors import PathwaysInputError
 from pathways.data.dates import DEFAULT_DATE_RANGE, date_bounds, days_from_parts
-from pathways.io.build import build_eventlog
+from pathways.io.build import build_eventlog, life_filters
 from pathways.io.report import ReadReport, check_errors_arg
 from pathways.io.tabular import TableSet, days_sql, duckdb_config, in_range_sql, sql_literal
 
@@ -132,7 +132,7 @@ def read_omop(
         persons, events = reader.observation(persons, events, outside_observation)
         patients = _patients_frame(persons, pid_is_int)
         log = build_eventlog(ts, events, patients, CATEGORIES, report, duplicates, errors,
-                             extra_columns=reader.extra_names)
+                             filters=life_filters(patients), extra_columns=reader.extra_names)
     return (log, report) if return_report else log
 
 

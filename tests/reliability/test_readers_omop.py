@@ -206,3 +206,14 @@ def test_headerless_file_with_repeated_values_names_positions_only(tmp_path):
                                                   r"positions \[1, 2, 3\]") as info:
         read_omop(folder)
     assert_no_id(str(info.value), (SECRET,))
+
+
+@pytest.mark.parametrize("when, step", [("1940-01-01", "events before birth"), ("2022-06-01", "events after death")])
+def test_events_outside_life_are_kept_and_counted(tmp_path, when, step):
+    tables = omop_tables()
+    tables["condition_occurrence"].loc[1, ["condition_start_date", "condition_end_date"]] = when
+    tables["observation_period"]["observation_period_start_date"] = "1930-01-01"
+    tables["observation_period"]["observation_period_end_date"] = "2023-01-01"
+    log, report, warned = _read(write_omop_duckdb(tmp_path / "cdm.duckdb", tables))
+    assert report.count(step) == 1 and log.n_events == len(OMOP_EVENTS)
+    assert any(step in m and "1 of 4" in m for m in warned)
