@@ -197,3 +197,16 @@ def test_readers_show_rows_and_shards(tmp_path, capsys):
 
     # one event per shard asked: the last subject's events stay together (this raised IndexError before)
     assert shard_bounds(np.array([0, 0, 1, 1, 1, 2, 2]), 1) == [(0, 2), (2, 5), (5, 7)]
+
+
+def test_streaming_over_shards_shows_the_shards(tmp_path, capsys):
+    from pathways.data.dataset import EventDataset, write_event_dataset
+    from pathways.encode.sharded import iter_sequences
+    from pathways.synthetic import simulate_cohort
+
+    log, _ = simulate_cohort(40, seed=0, n_drugs=3, n_diagnoses=2, n_acts=1, n_outcomes=1, n_strong=1, n_weak=0,
+                             follow_up_years=[1.0, 2.0])
+    dataset = EventDataset(write_event_dataset(log, tmp_path / "d", 4, np.arange(log.n_patients) % 4))
+    with use_progress(True):
+        parts = list(iter_sequences(dataset))
+    assert len(parts) == 4 and _finished(capsys.readouterr().err, "shards") == "4"

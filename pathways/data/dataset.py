@@ -34,6 +34,7 @@ from pathways.data.dates import EPOCH, date_bounds
 from pathways.data.eventlog import EventLog
 from pathways.data.vocabulary import Vocabulary
 from pathways.errors import PathwaysInputError
+from pathways.progress import progress_bar
 
 FORMAT_NAME = "pathways.sharded-events"
 FORMAT_VERSION = 1
@@ -121,7 +122,7 @@ class EventDataset:
 
     def iter_shards(self, **filters: Any) -> Iterator[EventLog]:
         """One EventLog per shard, in shard order: memory holds one shard at a time."""
-        for k in self.shard_ids():
+        for k in progress_bar(self.shard_ids(), desc="shards", unit="shard"):  # streaming encoders and fits
             yield self._eventlog(k, **filters)
 
     def __iter__(self) -> Iterator[EventLog]:

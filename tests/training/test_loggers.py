@@ -139,6 +139,24 @@ def test_mlflow_logger_records_metrics_params_and_artifacts(tmp_path, file_store
     assert json.loads(stored.read_text())["model"]["decay"] == 1.0
 
 
+def test_tensorboard_logger_records_scalars_config_and_hparams(tmp_path):
+    pytest.importorskip("tensorboard", reason="optional tensorboard package not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from pathways.training.loggers import TensorBoardLogger
+
+    sink = TensorBoardLogger(tmp_path)
+    assert not (tmp_path / "tensorboard").exists()  # nothing before the first record
+    sink.log(0, {"epoch": 0, "train_loss": 2.0})
+    sink.log(1, {"epoch": 1, "train_loss": 1.5})
+    finish_run([sink], config={"model": {"decay": 1.0, "penalty": None}}, metrics={"test": {"loglik": -3.5}},
+               artifacts={"checkpoint": tmp_path / "missing.pt"})
+    events = EventAccumulator(str(tmp_path / "tensorboard")).Reload()
+    assert [(e.step, e.value) for e in events.Scalars("train_loss")] == [(0, 2.0), (1, 1.5)]
+    assert "config/text_summary" in events.Tags()["tensors"]
+    assert "final/test.loglik" in events.Tags()["scalars"]  # the HParams run's metric, beside the config
+
+
 class _Recorder(MetricLogger):
     def __init__(self) -> None:
         self.steps: list[int] = []
