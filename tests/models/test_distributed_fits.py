@@ -30,13 +30,14 @@ def _data() -> dict:
             "long": simulate_hawkes(MU, ADJ, end=400.0, n_sequences=4, seed=3)}
 
 
-def _models() -> dict:
+def _models(device: str = "cpu") -> dict:
     return {
-        "exp_likelihood": HawkesExpKernel(decay=1.0),
-        "exp_l1": HawkesExpKernel(decay=1.0, penalty="l1", C=50.0),
-        "exp_least_squares": HawkesExpKernel(decay=1.0, fit_method="least-squares", penalty="l2", C=100.0),
-        "sumexp": HawkesSumExpKernel(decays=(0.5, 3.0), max_iter=100),
-        "em": HawkesEM(kernel_support=4.0, n_bins=4, max_iter=60),
+        "exp_likelihood": HawkesExpKernel(decay=1.0, device=device),
+        "exp_l1": HawkesExpKernel(decay=1.0, penalty="l1", C=50.0, device=device),
+        "exp_least_squares": HawkesExpKernel(decay=1.0, fit_method="least-squares", penalty="l2", C=100.0,
+                                             device=device),
+        "sumexp": HawkesSumExpKernel(decays=(0.5, 3.0), max_iter=100, device=device),
+        "em": HawkesEM(kernel_support=4.0, n_bins=4, max_iter=60, device=device),
     }
 
 
@@ -53,31 +54,32 @@ def _sccs_data():
     return simulate_sccs(240, 20, truth, exposure_prob=0.6, seed=4)
 
 
-def _fit_all(shard_of) -> dict:
+def _fit_all(shard_of, device: str = "cpu") -> dict:
     data = _sccs_data()
-    sccs = sccs_distributed.fit_sharded(ConvSCCS(n_lags=4, C_tv=50.0, C_group_l1=200.0, tol=1e-8),
+    sccs = sccs_distributed.fit_sharded(ConvSCCS(n_lags=4, C_tv=50.0, C_group_l1=200.0, tol=1e-8, device=device),
                                         data.subset(shard_of(np.arange(data.n_cases))))
     out = {("sccs", "convsccs"): {"objective": sccs_distributed.objective(sccs, data), "params": sccs.coef_}}
     for data_name, seqs in _data().items():
-        for name, model in _models().items():
+        for name, model in _models(device).items():
             out[data_name, name] = _summary(fit_sharded(model, shard_of(seqs)))
     return out
 
 
-def _worker(rank: int, world: int, init_file: str, out: str) -> None:
+def _worker(rank: int, world: int, init_file: str, out: str, device: str = "cpu") -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         # uneven shards: rank 0 gets the first third of the sequences
-        results = _fit_all(lambda s: s[: len(s) // 3] if rank == 0 else s[len(s) // 3:])
+        results = _fit_all(lambda s: s[: len(s) // 3] if rank == 0 else s[len(s) // 3:], device)
         torch.save({f"{k[0]}/{k[1]}": v for k, v in results.items()}, os.path.join(out, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
 
-def test_sharded_fits_equal_one_process(tmp_path):
-    mp.start_processes(_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True,
-                       start_method="fork")
+def test_sharded_fits_equal_one_process(tmp_path, device: str = "cpu"):
+    # fork: the children start with pathways imported; CUDA cannot be used in forked children: spawn there
+    mp.start_processes(_worker, args=(2, str(tmp_path / "init"), str(tmp_path), device), nprocs=2, join=True,
+                       start_method="fork" if device == "cpu" else "spawn")
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
     single = _fit_all(lambda s: s)
     for (data_name, name), ref in single.items():
@@ -85,6 +87,12 @@ def test_sharded_fits_equal_one_process(tmp_path):
         for got in ranks:
             assert abs(got[key]["objective"] - ref["objective"]) < 1e-8, key
             np.testing.assert_allclose(got[key]["params"], ref["params"], rtol=1e-5, atol=1e-7, err_msg=key)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_sharded_fits_on_cuda_equal_one_cpu_process(tmp_path):
+    test_sharded_fits_equal_one_process(tmp_path, device="cuda")  # two ranks share the device; gloo sums on CPU
 
 
 def test_streaming_least_squares_equals_one_fit_and_rejects_mixed_vocabularies():
