@@ -134,6 +134,7 @@ class SignalsConfig:
 
     data: Any = None
     signals: Any = None
+    surveillance: Any = None  # optional group configs/surveillance: SurveillancePlan fields
     output: Optional[str] = None
     seed: int = 0
     name: str = "detect_signals"
