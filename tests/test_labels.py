@@ -80,3 +80,26 @@ def test_shipped_labels_match_the_shared_nomenclatures():
     atc = atc[atc.iloc[:, 0].str.len() == 7]  # shorter codes of this file name a substance; groups win for them
     got = labels.label("ATC:" + atc.iloc[:, 0])
     assert (pd.Series(got, index=atc.index).str.lower() == atc.iloc[:, 1].str.strip().str.lower()).all()
+
+
+def test_report_labels_from_an_omop_source(tmp_path):
+    import sys
+    import warnings
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "io"))
+    from omop_fixture import write_csv_folder
+
+    from pathways.io import read_omop
+    from pathways.pipelines.report import source_code_labels
+
+    folder = write_csv_folder(tmp_path / "cdm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fixture's messy rows are counted decisions, tested in tests/io
+        log = read_omop(folder)
+    node = {"_target_": "pathways.io.read_omop", "source": str(folder)}
+    names = source_code_labels(node, log.vocab)
+    assert names == {"RxNorm:161": "acetaminophen", "RxNorm:12345": "acetaminophen / aspirin",
+                     "SNOMED:44054006": "type 2 diabetes"}  # only the vocabulary's concepts
+    assert source_code_labels({"_target_": "pathways.synthetic.simulate_cohort"}, log.vocab) == {}
+    described = default_code_labels().with_labels(names).describe(["RxNorm:161", "3004249"])
+    assert described == ["RxNorm:161 acetaminophen", "3004249"]  # a concept absent from the table stays bare

@@ -33,10 +33,11 @@ import numpy as np
 import pandas as pd
 
 from pathways.checkpoint import to_jsonable
-from pathways.data.labels import CodeLabels
+from pathways.data.labels import CodeLabels, omop_concept_labels
 from pathways.disclosure import count_columns, suppress, suppress_small_counts  # noqa: F401 (re-exported)
 from pathways.errors import PathwaysInputError
 from pathways.factors.graph import excitation_graph
+from pathways.io.tabular import TableSet
 from pathways.models.hawkes.base import HawkesBase
 from pathways.pipelines.report_figures import report_figures
 from pathways.synthetic.codes import ACTS, DIAGNOSES, DRUGS, OUTCOMES, STAYS
@@ -63,6 +64,28 @@ class Report:
 def default_code_labels() -> CodeLabels:
     """Labels of reports: the simulator's English code catalogue first, then the shipped nomenclatures."""
     return CodeLabels(dict(DRUGS + DIAGNOSES + OUTCOMES + ACTS + STAYS))
+
+
+def source_code_labels(data_node: Mapping[str, Any] | None, vocab: Any = None) -> dict[str, str]:
+    """Labels the data source itself holds, for the codes of ``vocab``: OMOP concept names when the data node
+    reads an OMOP CDM (``_target_: pathways.io.read_omop``) that has a ``concept`` table; ``{}`` otherwise.
+
+    Only the concepts of the vocabulary are read (a semi-join in DuckDB), so a full vocabulary table stays on disk.
+    """
+    node = data_node or {}
+    codes = [str(c) for c in getattr(vocab, "codes", [])] if vocab is not None else []
+    if not str(node.get("_target_", "")).endswith("read_omop") or not codes:
+        return {}
+    with TableSet(node["source"], schema=node.get("schema")) as ts:
+        if not ts.has("concept"):
+            return {}
+        ts.con.register("pw_wanted_codes", pd.DataFrame({"key": codes}))
+        wanted = "(SELECT key FROM pw_wanted_codes)"
+        frame = ts.con.execute(
+            f"SELECT concept_id, concept_name, vocabulary_id, concept_code FROM {ts.ref('concept')} "
+            f"WHERE CAST(vocabulary_id AS VARCHAR) || ':' || CAST(concept_code AS VARCHAR) IN {wanted} "
+            f"OR CAST(concept_id AS VARCHAR) IN {wanted}").df()
+    return omop_concept_labels(frame, codes=codes)
 
 
 def add_labels(frame: pd.DataFrame, labels: CodeLabels, columns: Sequence[str]) -> pd.DataFrame:

@@ -54,7 +54,12 @@ from pathways.pipelines.common import (
     write_summary,
 )
 from pathways.pipelines.infer import evaluate_model
-from pathways.pipelines.report import code_counts, hawkes_factors, write_report
+from pathways.pipelines.report import (
+    code_counts,
+    hawkes_factors,
+    source_code_labels,
+    write_report,
+)
 from pathways.pipelines.schema import validate_config
 from pathways.pipelines.signals import detect_signals
 from pathways.pipelines.study import run_cohort_study
@@ -196,7 +201,8 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
             out / "report", title=f"{cfg.name}: {type(model).__name__}", model=model, metrics=metrics,
             history=history, factors=factors, counts=counts, summary=_data_summary(data, train_x, cfg),
             min_cell_count=cfg.report.min_cell_count, top_k=int(cfg.report.top_k), figures=bool(cfg.report.figures),
-            data=train_x if isinstance(train_x, Sequences) else None)  # diagnostics figures of Hawkes models
+            data=train_x if isinstance(train_x, Sequences) else None,  # diagnostics figures of Hawkes models
+            labels=source_code_labels(cfg.data, getattr(data, "vocab", None)))  # OMOP concept names
     write_summary(out, result, "ok")
     finish_run(trainer.loggers, config=resolved(cfg), metrics=metrics,
                artifacts={"report": out / "report", "checkpoint": result.checkpoint})
