@@ -12,7 +12,7 @@ Scale (``--scale N P``): N patients x P sparse binary covariates (about 20 per p
 count that confound), from the propensity score to the hazard ratio: PS fit (L1, CV on a 250 000-patient sample),
 1:1 matching, balance of every covariate, stratified Cox. Peak memory is the process's maximum resident set size.
 
-Usage: python benchmarks/cohort_study.py [--reps 200] [--patients 5000] [--rows FILE] [--out FILE]
+Usage: python benchmarks/cohort_study.py [--reps 200] [--patients 10000] [--rows FILE] [--out FILE]
        python benchmarks/cohort_study.py --summarize ROWS... [--out FILE]
        python benchmarks/cohort_study.py --scale 1000000 5000
 """
@@ -169,7 +169,7 @@ def scale(n: int, p: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=200)
-    parser.add_argument("--patients", type=int, default=5000)
+    parser.add_argument("--patients", type=int, default=10000)
     parser.add_argument("--first", type=int, default=0, help="index of the first study (to run in chunks)")
     parser.add_argument("--noise-codes", type=int, default=20)
     parser.add_argument("--rows", default=None, help="append one JSON line per study here")
