@@ -34,6 +34,9 @@ def test_site_builds_strict_with_executed_tutorials(tmp_path):
     reference = (site / "reference" / "data" / "index.html").read_text()
     assert "pathways.data.labels.CodeLabels" in reference and "omop_concept_labels" in reference
     assert "pathways.plots.plot_excitation_graph" in (site / "reference" / "plots" / "index.html").read_text()
+    benchmarks = (site / "benchmarks" / "index.html").read_text()
+    for path in (ROOT / "benchmarks" / "results").glob("*.md"):  # every results file, included by the hook
+        assert f'id="{path.stem.replace("_", "-")}"' in benchmarks, path.name
 
 
 def test_broken_link_or_anchor_fails_the_strict_build(tmp_path):
