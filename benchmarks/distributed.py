@@ -172,10 +172,11 @@ def main() -> None:
     table = header + "".join("| " + " | ".join(r) + " |\n" for r in rows)
     print(table)
     if not ns.quick:
+        load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
         text = ("# Distributed benchmark (benchmarks/distributed.py)\n\n"
-                "Measured while the machine was shared with other jobs (2 cores, other helpers running): the wall "
-                "times and the scaling efficiency are pessimistic; the 2-process runs need both cores at once.\n\n"
-                + table)
+                f"Measured while the machine was shared with other jobs ({os.cpu_count()} cores, load average "
+                f"{load} at the end of the run): wall times and their scaling efficiency are pessimistic, the CPU "
+                "seconds per process in the notes measure the work.\n\n" + table)
         with atomic_path(Path(ns.out)) as tmp:
             Path(tmp).write_text(text)
 
