@@ -93,3 +93,21 @@ def test_comedication_adjustment_gives_a_bystander_its_null_expectation():
     assert ratio(adjusted)["N02BE01"] == pytest.approx(1.0, abs=0.12)
     # A keeps its signal, diluted: the first stage credits B with part of it (1.6 unadjusted, 1.33 here)
     assert ratio(adjusted)["B01AA03"] > 1.2
+
+
+def test_detect_signals_with_the_quarterly_surveillance_group(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from pathways import pipelines
+    from pathways.pipelines.cli import CONFIG_DIR
+    from pathways.pipelines.schema import validate_config
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("detect_signals", overrides=["surveillance=quarterly", "surveillance.methods=[maxsprt]",
+                                                   "surveillance.n_looks=4", "data.n_patients=150", "+data.n_drugs=8",
+                                                   "report.figures=false"])
+    validate_config(cfg, "detect_signals")  # the group is a known key of the script's config
+    assert cfg.surveillance.calendar_days == 30.0 and cfg.surveillance.comedication
+    result = pipelines.detect_signals(cfg, tmp_path)
+    looks = pd.read_parquet(result.files["surveillance_looks"])
+    assert sorted(looks["look"].unique()) == [1, 2, 3, 4] and "expected_risk" in looks.columns
+    assert result.files["surveillance_alerts"].exists()
