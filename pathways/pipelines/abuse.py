@@ -44,7 +44,7 @@ def run_abuse(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
     report_cfg = cfg.get("report") or {}
     min_cell = int(report_cfg.get("min_cell_count") or 0)
     providers = truth.providers if isinstance(truth, AbuseTruth) else _providers(cfg)
-    found = instantiate(node, log=data, providers=providers, min_count=min_cell)
+    found = instantiate(node, quote_errors=False, log=data, providers=providers, min_count=min_cell)
     if not isinstance(found, AbuseResult):
         raise PathwaysInputError(f"config 'abuse': {node.get('_target_')} returned {type(found).__name__}, "
                                  "expected an AbuseResult")

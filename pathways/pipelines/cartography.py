@@ -41,7 +41,7 @@ def run_cartography(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult
                                     "events with categories and amounts")
     report_cfg = cfg.get("report") or {}
     min_cell = report_cfg.get("min_cell_count")
-    result_obj = instantiate(node, log=data, min_cell_count=min_cell)
+    result_obj = instantiate(node, quote_errors=False, log=data, min_cell_count=min_cell)
     if not isinstance(result_obj, Cartography):
         raise PathwaysInputError(f"config 'cartography': {node.get('_target_')} returned "
                                  f"{type(result_obj).__name__}, expected a Cartography")

@@ -20,9 +20,13 @@ from omegaconf import DictConfig
 
 from pathways import pipelines
 from pathways.errors import PathwaysInputError
+from pathways.pipelines.schema import validate_config
 from pathways.progress import use_progress
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+#: entry points whose pipeline function also serves another entry (detect_signals runs as train's task=signals
+#: with the train schema): their own schema is checked here
+_VALIDATED_HERE = ("detect_signals",)
 
 
 def objective(metrics: Mapping[str, Any], key: str) -> float:
@@ -70,6 +74,8 @@ def _entry(config_name: str, pipeline: str) -> Callable[[], Any]:
     @hydra.main(config_path=config_path, config_name=config_name, version_base="1.3")
     def main(cfg: DictConfig) -> Any:
         output_dir = HydraConfig.get().runtime.output_dir
+        if pipeline in _VALIDATED_HERE:  # the other pipelines validate their config themselves, before any work
+            validate_config(cfg, pipeline)
         with use_progress((cfg.get("trainer") or {}).get("progress")):  # the one switch of every bar of the run
             result = getattr(pipelines, pipeline)(cfg, output_dir)
         logging.getLogger("pathways").info("%s finished: %s", pipeline, output_dir)

@@ -77,14 +77,25 @@ def resolved(cfg: DictConfig) -> dict[str, Any]:
     return to_jsonable(OmegaConf.to_container(OmegaConf.create(container), resolve=True))
 
 
-def instantiate(node: DictConfig, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate`` with the real cause surfaced as a PathwaysInputError naming the target."""
+def instantiate(node: DictConfig, *, quote_errors: bool = True, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` with the real cause surfaced as a PathwaysInputError naming the target.
+
+    With ``quote_errors=False`` (nodes that read or analyse patient data) a foreign error's message is withheld and
+    its chain cut: DuckDB's and pandas' own messages can quote a whole input line (``Original Line: <BEN_NIR_PSA>,
+    ...``), identifiers included. pathways' own errors never quote identifiers and pass through unchanged; OS errors
+    (paths) and type errors (arguments) keep their message.
+    """
     try:
         return hydra_instantiate(node, _convert_="all", **kwargs)
     except Exception as exc:  # Hydra wraps the real error: surface the cause with the target's name
         cause = exc.__cause__ or exc
         if isinstance(cause, PathwaysInputError):
             raise cause from None
+        if not quote_errors and not isinstance(cause, (OSError, TypeError)):  # those quote paths and arguments
+            raise PathwaysInputError(
+                f"cannot build '{node.get('_target_')}': {type(cause).__name__} on the patient data (its message is "
+                "withheld: it may quote input rows and identifiers); check the data's format, encoding and "
+                "columns") from None
         raise PathwaysInputError(f"cannot build '{node.get('_target_')}': {type(cause).__name__}: {cause}") from exc
 
 
@@ -104,7 +115,7 @@ def load_data(node: DictConfig) -> tuple[EventLog | Sequences, Truth | None]:
 
     A target returning a pair ``(data, truth)`` (the synthetic cohort) keeps the truth for the report.
     """
-    out = instantiate(node)
+    out = instantiate(node, quote_errors=False)
     data, truth = (out[0], out[1]) if isinstance(out, tuple) and len(out) == 2 else (out, None)
     if not isinstance(data, (EventLog, Sequences)):
         raise PathwaysInputError(

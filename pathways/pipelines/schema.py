@@ -27,6 +27,10 @@ class ConfigKeyError(PathwaysInputError):
     """A config key that no part of pathways reads (usually a typo)."""
 
 
+class ConfigValueError(PathwaysInputError):
+    """A config value of the wrong type or out of range (checked before any work)."""
+
+
 @dataclass(frozen=True)
 class SectionKeys:
     """The known keys of a group written without ``_target_``: the parameters of ``target`` (all of them, or those
@@ -168,6 +172,66 @@ def validate_config(cfg: DictConfig, schema: type | str = "train") -> None:
     container = OmegaConf.to_container(cfg, resolve=False)
     container.pop("hydra", None)
     _check_node(container, schema, "")
+    _check_values(cfg, schema, "")
+
+
+#: value rules of the plain sections beyond their type: dotted key -> (predicate, what a valid value is)
+VALUE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "report.min_cell_count": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
+    "report.top_k": (lambda v: v >= 1, "an integer >= 1"),
+    "report.intervals": (lambda v: v in (None, "fisher", "bootstrap"), "null, 'fisher' or 'bootstrap'"),
+    "report.max_interval_params": (lambda v: v >= 0, "an integer >= 0"),
+    "split.fractions": (lambda v: len(v) == 3 and all(isinstance(f, (int, float)) and not isinstance(f, bool)
+                                                     and 0 <= f <= 1 for f in v) and abs(sum(v) - 1) < 1e-6,
+                        "three shares in [0, 1] summing to 1 (train, val, test)"),
+    "seed": (lambda v: v >= 0, "an integer >= 0"),
+    "n_samples": (lambda v: v >= 1, "an integer >= 1"),
+}
+
+_TYPES: dict[str, tuple[type, ...]] = {"bool": (bool,), "int": (int,), "str": (str,), "list": (list, tuple),
+                                       "dict": (dict,)}
+
+
+def _check_values(cfg: Any, schema: Any, prefix: str) -> None:
+    """Type (and :data:`VALUE_RULES`) check of every value of the plain, dataclass-described sections, so that a bad
+    ``report.top_k`` fails before any data is read or model trained, not after the training."""
+    for f in fields(schema):
+        if f.name not in cfg:
+            continue
+        key = f"{prefix}{f.name}"
+        try:
+            value = cfg[f.name]
+        except Exception:  # an interpolation only Hydra's runtime resolves (paths): nothing to check here
+            continue
+        sub = _field_type(f)
+        if sub is not None and hasattr(sub, "__dataclass_fields__"):
+            if isinstance(value, DictConfig):
+                _check_values(value, sub, key + ".")
+            continue
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True)
+        _check_value(key, value, str(f.type))
+
+
+def _check_value(key: str, value: Any, annotation: str) -> None:
+    optional = annotation.startswith("Optional[")
+    base = annotation[len("Optional["):-1] if optional else annotation
+    kinds = _TYPES.get(base)
+    if value is None:
+        ok = optional or kinds is None
+    elif kinds is None:
+        ok = True
+    else:
+        ok = isinstance(value, kinds) and not (base == "int" and isinstance(value, bool))
+    rule = VALUE_RULES.get(key)
+    if ok and rule is not None:
+        try:
+            ok = bool(rule[0](value))
+        except TypeError:
+            ok = False
+    if not ok:
+        expected = rule[1] if rule is not None else ("null or " if optional else "") + f"a {base} value"
+        raise ConfigValueError(f"config key '{key}': expected {expected}, got {value!r}")
 
 
 def _check_node(node: Any, schema: Any, prefix: str) -> None:

@@ -39,7 +39,7 @@ def detect_signals(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
     """Screen the data of ``cfg.data`` for drug-safety signals with ``cfg.signals`` (``pathways.signals.detect``)."""
     out = Path(output_dir)
     node, data, truth = task_inputs(cfg, "signals", "pathways.signals.detect", "drugs and events")
-    table = instantiate(node, log=data, **_signal_defaults(node, truth))
+    table = instantiate(node, quote_errors=False, log=data, **_signal_defaults(node, truth))
     if isinstance(table, tuple):
         table = table[0]
     if not isinstance(table, pd.DataFrame):

@@ -39,7 +39,7 @@ def run_cohort_study(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResul
     """Run the study of ``cfg.study`` (``pathways.studies.study.cohort_study``) on the data of ``cfg.data``."""
     out = Path(output_dir)
     node, data, _ = task_inputs(cfg, "study", "pathways.studies.study.cohort_study", "drugs and outcomes")
-    study = instantiate(node, log=data)
+    study = instantiate(node, quote_errors=False, log=data)
     if not isinstance(study, StudyResult):
         raise PathwaysInputError(f"config 'study': {node.get('_target_')} returned {type(study).__name__}, "
                                  "expected a StudyResult")
@@ -105,14 +105,20 @@ def km_grid(km: pd.DataFrame, step: float = 30.0) -> pd.DataFrame:
 
 
 def _suppress_balance(balance: pd.DataFrame, n_target: int, n_comparator: int, min_cell: int | None) -> pd.DataFrame:
-    """Blank covariate means whose implied patient count (mean x arm size) is below ``min_cell``."""
+    """Blank covariate means whose implied patient count (mean x arm size) is below ``min_cell``, and the SMDs of
+    those rows (an SMD and the other arm's mean give the hidden mean back)."""
     out = balance.copy()
     if min_cell is None:
         return out
+    hidden = np.zeros(len(out), dtype=bool)
     for col in [c for c in out.columns if c.startswith("mean_")]:
         n = n_target if "target" in col else n_comparator
         implied = out[col].to_numpy(float) * n
-        out[col] = np.where((implied > 0) & (implied < int(min_cell)), np.nan, out[col])
+        small = (implied > 0) & (implied < int(min_cell))
+        hidden |= small
+        out[col] = np.where(small, np.nan, out[col])
+    for col in [c for c in out.columns if c.startswith("smd_")]:
+        out[col] = np.where(hidden, np.nan, pd.to_numeric(out[col], errors="coerce"))
     return out
 
 
@@ -156,10 +162,10 @@ def _figures(fig_dir: Path, tables: dict[str, pd.DataFrame], study: StudyResult)
              "balance_figure": fig_dir / "balance.png"}
     plots.plot_kaplan_meier(tables["kaplan_meier"].dropna(subset=["survival"]), files["km_figure"])
     plots.plot_preference(tables["preference_distribution"], files["ps_figure"])
-    plots.plot_balance(study.balance, files["balance_figure"])
+    plots.plot_balance(tables["balance"], files["balance_figure"])  # the suppressed table
     if study.estimates["negative_control"].any():
         files["calibration_figure"] = fig_dir / "calibration.png"
-        plots.plot_calibration(study.estimates, study.null, files["calibration_figure"])
+        plots.plot_calibration(tables["estimates"], study.null, files["calibration_figure"])  # suppressed rows out
     return files
 
 

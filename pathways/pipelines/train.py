@@ -1,4 +1,9 @@
-"""The training pipeline: data -> split -> encode -> fit -> metrics -> checkpoint (+ export) -> report.
+"""The training pipeline: data -> split -> encode -> fit -> metrics -> checkpoint -> report (-> export).
+
+The whole config (keys and plain values) and the model's parameters are checked before any data is read; a resumed
+run must have the config and data it was started with (:func:`pathways.training.state.check_resume`); the checkpoint
+is exported to ``paths.checkpoint_dir`` only once everything else succeeded, so a failed run never replaces the last
+good exported checkpoint.
 
 Three config groups meet here, each a ``_target_`` node whose defaults live once, in a signature:
 
@@ -63,6 +68,7 @@ from pathways.pipelines.report import (
 from pathways.pipelines.schema import validate_config
 from pathways.pipelines.signals import detect_signals
 from pathways.pipelines.study import run_cohort_study
+from pathways.training.state import check_resume, run_identity
 from pathways.training.loggers import build_loggers, finish_run
 from pathways.training.trainer import Trainer
 from pathways.utils import logger
@@ -159,7 +165,7 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
     -------
     RunResult; ``summary.json`` in ``output_dir`` records overrides, model, metrics and paths (read by sweeps).
     """
-    validate_config(cfg, "train")
+    validate_config(cfg, "train")  # every key and plain value (report.*, split.*), before any work
     t0 = time.perf_counter()
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -173,11 +179,14 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
         return run_cartography(cfg, out)
     if cfg.task == "cohort_study":
         return run_cohort_study(cfg, out)
-    data, truth = load_data(cfg.data)
     model = build_model(cfg)
+    model.validate_params()  # a bad model.decay fails before the data is read
     encoder = build_encoder(cfg.encode)
     check_encoder(encoder, model)
-    train_part, val_part, test_part = split_data(data, list(cfg.split.fractions), int(cfg.seed))
+    data, truth = load_data(cfg.data)
+    parts = split_data(data, list(cfg.split.fractions), int(cfg.seed))
+    check_resume(str(trainer.checkpoint_dir), run_identity(resolved(cfg), parts), bool(trainer.resume))
+    train_part, val_part, test_part = parts
     encoder.fit(train_part, truth)
     train_x, val_x, test_x = encode_for(encoder, [train_part, val_part, test_part])
     t_fit = time.perf_counter()
@@ -191,8 +200,6 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
                              fingerprint=data_fingerprint(train_x),
                              extra={"task": str(cfg.task), "name": str(cfg.name), "overrides": run_overrides(),
                                     "encode": encoder.state()})
-    if cfg.checkpoint.export:
-        result.exported = export_checkpoint(result.checkpoint, Path(str(cfg.paths.checkpoint_dir)), str(cfg.name))
     if cfg.report.enabled:
         counts = code_counts(train_x) if isinstance(train_x, Sequences) else None
         factors = model_factors(model, train_x, counts, intervals=cfg.report.get("intervals", "fisher"),
@@ -203,6 +210,8 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
             min_cell_count=cfg.report.min_cell_count, top_k=int(cfg.report.top_k), figures=bool(cfg.report.figures),
             data=train_x if isinstance(train_x, Sequences) else None,  # diagnostics figures of Hawkes models
             labels=source_code_labels(cfg.data, getattr(data, "vocab", None)))  # OMOP concept names
+    if cfg.checkpoint.export:  # last: a run that failed above leaves the previously exported checkpoint in place
+        result.exported = export_checkpoint(result.checkpoint, Path(str(cfg.paths.checkpoint_dir)), str(cfg.name))
     write_summary(out, result, "ok")
     finish_run(trainer.loggers, config=resolved(cfg), metrics=metrics,
                artifacts={"report": out / "report", "checkpoint": result.checkpoint})

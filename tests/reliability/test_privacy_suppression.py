@@ -29,18 +29,21 @@ def _inverted_ic_counts(frame: pd.DataFrame) -> np.ndarray:
 @pytest.fixture(scope="module")
 def signals_run(tmp_path_factory):
     """detect_signals on a tiny cohort with report.min_cell_count=5; the frames handed to the figures kept."""
+    from matplotlib.figure import Figure
+
     out = tmp_path_factory.mktemp("signals")
     drawn: dict[str, pd.DataFrame] = {}
-    saved = plots.plot_volcano, plots.plot_relative_incidence
+    saved = plots.plot_volcano, plots.plot_relative_incidence, Figure.savefig
     plots.plot_volcano = lambda frame, path, *a, **k: drawn.setdefault("volcano", frame.copy())
     plots.plot_relative_incidence = lambda frame, path, *a, **k: drawn.setdefault("curves", frame.copy())
+    Figure.savefig = lambda self, *a, **k: None  # the figures are built but not rendered: seconds saved
     try:
         with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
             cfg = compose("detect_signals", overrides=["data.n_patients=150", "+data.n_drugs=8",
                                                        f"report.min_cell_count={K}"])
         pipelines.detect_signals(cfg, out)
     finally:
-        plots.plot_volcano, plots.plot_relative_incidence = saved
+        plots.plot_volcano, plots.plot_relative_incidence, Figure.savefig = saved
     return out, drawn
 
 

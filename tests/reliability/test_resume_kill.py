@@ -119,3 +119,19 @@ def test_same_seed_same_initial_weights_and_fit(family, tmp_path):
     other.fit(train, validation=val, trainer=Trainer(progress=False, loggers=(), device="cpu"))
     assert not all(torch.equal(x, y) for x, y in zip(a.module_.state_dict().values(),
                                                      other.module_.state_dict().values()))
+
+
+def test_full_batch_learners_refit_identically():
+    """Hawkes (exp, EM) and the logistic baseline keep no mid-fit state: after a kill the fit is re-run, and a
+    re-run from the same data and parameters gives the same fitted values."""
+    from pathways.models.hawkes import HawkesEM, HawkesExpKernel
+    from pathways.models.recurrent import CountsLogisticBaseline
+
+    seqs = _sequences(0)
+    for make in (lambda: HawkesExpKernel(decay=1.0, max_iter=50), lambda: HawkesEM(kernel_support=2.0, n_bins=4,
+                                                                                      max_iter=20)):
+        a, b = make().fit(seqs), make().fit(seqs)
+        assert np.array_equal(a.baseline_, b.baseline_) and np.array_equal(a.adjacency_, b.adjacency_)
+    data = _outcomes(0)
+    a, b = CountsLogisticBaseline().fit(data), CountsLogisticBaseline().fit(data)
+    assert np.array_equal(a.predict_proba(data), b.predict_proba(data))
