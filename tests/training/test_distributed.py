@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import warnings
 
 import numpy as np
@@ -20,7 +21,12 @@ from pathways.models.recurrent import DenseBatcher, GRUOutcome
 from pathways.models.tpp import RMTPP
 from pathways.synthetic import simulate_hawkes
 from pathways.training import Trainer
-from pathways.training.distributed import DistContext, init_distributed, shard_batch
+from pathways.training.distributed import (
+    DistContext,
+    init_distributed,
+    rank_device,
+    shard_batch,
+)
 from pathways.training.state import load_state
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch built without torch.distributed")
@@ -118,7 +124,11 @@ class _KillRank1(Trainer):
 
 def _worker(rank: int, world: int, init_file: str, out: str, task: str, state_dir: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    if task == "equal":  # what torchrun sets: the Trainer joins the process group itself (env://)
+        os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                          MASTER_PORT=init_file)
+    else:
+        dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         if task == "equal":
             results = {"tpp": _fit_tpp(3, _trainer(strategy="ddp")), "gru": _fit_gru(3, _trainer(strategy="ddp"))}
@@ -132,8 +142,14 @@ def _worker(rank: int, world: int, init_file: str, out: str, task: str, state_di
         dist.destroy_process_group()
 
 
+def _free_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return str(sock.getsockname()[1])
+
+
 def _spawn(tmp_path, task: str, state_dir: str = "") -> list[dict]:
-    init = tmp_path / f"init_{task}"
+    init = _free_port() if task == "equal" else tmp_path / f"init_{task}"
     # fork: the children start with pathways already imported (spawn would re-import it: seconds per process)
     mp.start_processes(_worker, args=(WORLD, str(init), str(tmp_path), task, state_dir), nprocs=WORLD, join=True,
                        start_method="fork")
@@ -167,6 +183,14 @@ def test_kill_one_rank_then_resume_equals_uninterrupted(tmp_path):
     # the same checkpoint resumed on one process (another world size) reaches the same weights
     one = _fit_tpp(4, _trainer(strategy="single", checkpoint_dir=str(tmp_path / "state_copy"), resume=True))
     assert _max_diff(one, uninterrupted) < 1e-9
+
+
+def test_rank_device_maps_cuda_to_the_local_rank_under_a_launch(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert rank_device("cuda") == "cuda:3" and rank_device("gpu") == "cuda:3" and rank_device("cpu") == "cpu"
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert rank_device("cuda") == "cuda"
 
 
 def test_single_process_context_is_identity_and_ddp_needs_a_launch():
