@@ -18,6 +18,7 @@ from pathways.pipelines.common import (
     RunResult,
     instantiate,
     task_inputs,
+    write_csv,
     write_parquet,
     write_summary,
 )
@@ -156,9 +157,8 @@ def run_surveillance(node: DictConfig, log: EventLog, signals_node: DictConfig, 
     looks.attrs = {}
     files = {"surveillance_looks": write_parquet(suppress_small_counts(looks, min_cell_count),
                                                  out / "surveillance_looks.parquet")}
-    files["surveillance_alerts"] = out / "report" / "surveillance_alerts.csv"
-    files["surveillance_alerts"].parent.mkdir(parents=True, exist_ok=True)
-    suppress_small_counts(alerts, min_cell_count).to_csv(files["surveillance_alerts"], index=False)
+    files["surveillance_alerts"] = write_csv(suppress_small_counts(alerts, min_cell_count),
+                                             out / "report" / "surveillance_alerts.csv")  # atomic, like the others
     if figures and not alerts.empty and min_cell_count is None:  # figures would show per-look counts
         pairs = alerts[["exposure", "outcome"]].drop_duplicates().head(int(node.get("max_figures", 12)))
         for exposure, outcome in pairs.itertuples(index=False):
