@@ -64,7 +64,8 @@ TABLES: dict[str, SuppressionRule] = {
     # thresholds of group-sequential tests are computed from the cumulative number of cases
     "surveillance_looks": SuppressionRule(("n_cases", "n_risk", "n_exposures", "n_sccs_events"),
                                           ("estimate", "llr", "threshold", "llr_threshold", "ci_low", "ci_high",
-                                           "p", "q", "se_log"), safe=("look",)),
+                                           "p", "q", "se_log", "expected_risk", "sccs_estimate", "sccs_ci_low",
+                                           "sccs_ci_high", "sccs_p"), safe=("look",)),
     "surveillance_alerts": SuppressionRule(("n_cases", "n_risk"), ("estimate",),
                                            safe=("first_alert_look", "n_looks_alerted", "persistence",
                                                  "n_dropped")),

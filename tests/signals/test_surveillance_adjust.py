@@ -100,14 +100,18 @@ def test_detect_signals_with_the_quarterly_surveillance_group(tmp_path):
 
     from pathways import pipelines
     from pathways.pipelines.cli import CONFIG_DIR
+    from pathways.disclosure import unclassified
     from pathways.pipelines.schema import validate_config
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("detect_signals", overrides=["surveillance=quarterly", "surveillance.methods=[maxsprt]",
                                                    "surveillance.n_looks=4", "data.n_patients=150", "+data.n_drugs=8",
-                                                   "report.figures=false"])
+                                                   "report.figures=false", "report.min_cell_count=10"])
     validate_config(cfg, "detect_signals")  # the group is a known key of the script's config
     assert cfg.surveillance.calendar_days == 30.0 and cfg.surveillance.comedication
     result = pipelines.detect_signals(cfg, tmp_path)
     looks = pd.read_parquet(result.files["surveillance_looks"])
     assert sorted(looks["look"].unique()) == [1, 2, 3, 4] and "expected_risk" in looks.columns
+    hidden = looks["n_cases"].isna()  # fewer than 10 cases: the null expectation would give the count away
+    assert hidden.any() and looks.loc[hidden, "expected_risk"].isna().all()
+    assert unclassified(looks, "surveillance_looks") == []
     assert result.files["surveillance_alerts"].exists()
