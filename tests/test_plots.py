@@ -178,3 +178,17 @@ def test_effect_lags_exponential_and_step_kernels(fitted):
     assert mass == pytest.approx(0.5 * em.adjacency_[i, j], rel=0.02)
     with pytest.raises(PathwaysInputError, match="quantiles"):
         effect_lags(model, (1.5,))
+
+
+def test_surveillance_timeline_on_given_axes():
+    from pathways.signals.surveillance import plot_timeline
+
+    looks = pd.DataFrame({"exposure": "d", "outcome": "o", "date": pd.date_range("2020-03-31", periods=4, freq="QE"),
+                          "estimate": [1.2, 1.5, 1.9, 2.1], "llr": [0.1, 0.8, 2.0, 3.5], "llr_threshold": 3.0})
+    assert "ax" in inspect.signature(plot_timeline).parameters
+    fig, axes = _axes(2)
+    assert plot_timeline(looks, "d", "o", ax=axes) is fig
+    assert len(axes[0].lines) == 2 and len(axes[1].lines) == 2  # estimate + the no-effect line; LLR + threshold
+    assert list(axes[1].lines[0].get_ydata()) == [0.1, 0.8, 2.0, 3.5]
+    with pytest.raises(PathwaysInputError, match="not in the surveillance table"):
+        plot_timeline(looks, "d", "other")

@@ -268,19 +268,23 @@ def alert_history(looks: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def plot_timeline(looks: pd.DataFrame, exposure: str, outcome: str, path: str | Path | None = None) -> object:
+def plot_timeline(looks: pd.DataFrame, exposure: str, outcome: str, path: str | Path | None = None, *,
+                  ax: object = None) -> object:
     """Timeline of one pair: estimate (and SCCS interval) by look, and the sequential LLR against its threshold.
 
-    matplotlib is imported here (optional dependency ``pathways[plot]``). Returns the figure.
+    matplotlib is optional (``pathways[plot]``): drawn with :mod:`pathways.plots` helpers on the caller's two axes
+    (``ax=``: estimate, LLR) or a new Agg figure (no pyplot), written atomically when ``path`` is given. Returns
+    the figure.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from pathways.plots import _panels, _save
 
     part = looks[(looks["exposure"] == exposure) & (looks["outcome"] == outcome)].sort_values("date")
     if part.empty:
         raise PathwaysInputError("plot_timeline: the pair is not in the surveillance table")
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
+    fig, (top, bottom) = _panels(ax, 2, 7, 2.75, max_cols=1)
+    if ax is None:
+        bottom.sharex(top)
+        top.tick_params(labelbottom=False)  # the shared date axis is labelled once, below
     dates = part["date"].to_numpy()
     top.plot(dates, part["estimate"], "o-", label="SCRI incidence ratio")
     if "sccs_estimate" in part:
@@ -290,6 +294,11 @@ def plot_timeline(looks: pd.DataFrame, exposure: str, outcome: str, path: str | 
                      capsize=3, label="SCCS (calibrated interval)")
     top.axhline(1.0, color="grey", lw=1)
     top.set_yscale("log")
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    top.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 0.5, 1, 2, 5 rather than 10^0 only
+    top.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    top.yaxis.set_minor_formatter(NullFormatter())
     top.set_ylabel("relative incidence")
     top.legend(fontsize=8)
     top.set_title(f"{exposure} -> {outcome}")
@@ -297,10 +306,8 @@ def plot_timeline(looks: pd.DataFrame, exposure: str, outcome: str, path: str | 
     bottom.step(dates, part["llr_threshold"], where="mid", color="red", label="alert threshold")
     bottom.set_ylabel("LLR")
     bottom.legend(fontsize=8)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+    for label in bottom.get_xticklabels():  # dates, slanted (autofmt_xdate would also touch foreign axes)
+        label.set_rotation(30)
+        label.set_horizontalalignment("right")
+    _save(fig, path, dpi=110)
     return fig
