@@ -34,6 +34,10 @@ __all__ = ["SCCSData", "sccs_data"]
 logger = logging.getLogger("pathways")
 
 
+#: Kinds of SCCS features: lagged exposures, then unlagged indicators (age groups, seasons, pre-exposure windows,
+#: the end-of-observation probe).
+FEATURE_KINDS = ("exposure", "age", "season", "pre-exposure", "end of observation")
+
 def _int_array(name: str, values: Any) -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim != 1:
@@ -68,7 +72,8 @@ class SCCSData:
     feature_names : ndarray of object, shape (n_features,)
         Name of every feature (exposure names, then age groups).
     feature_kind : ndarray of object, shape (n_features,)
-        ``"exposure"`` (lagged, penalised by ConvSCCS) or ``"age"`` (one coefficient, unpenalised).
+        ``"exposure"`` (lagged, penalised by ConvSCCS) or an unlagged, unpenalised indicator: ``"age"`` or the
+        adjustment and diagnostic terms of :mod:`pathways.models.sccs.terms` (:data:`FEATURE_KINDS`).
     bucket_size : float
         Width of a bucket in the source time unit.
     case_patient : ndarray of int64 or None
@@ -123,10 +128,10 @@ class SCCSData:
             self.feature_kind, dtype=object).reshape(-1)
         if kind.size != names.size:
             raise PathwaysInputError(f"feature_kind has {kind.size} entries for {names.size} features")
-        bad = np.flatnonzero(~np.isin(kind, ["exposure", "age"]))
+        bad = np.flatnonzero(~np.isin(kind, FEATURE_KINDS))
         if bad.size:
             raise PathwaysInputError(
-                f"feature_kind must be 'exposure' or 'age': {bad.size} bad, e.g. {kind[bad[0]]!r}")
+                f"feature_kind must be one of {FEATURE_KINDS}: {bad.size} bad, e.g. {kind[bad[0]]!r}")
         set_(self, "feature_kind", kind)
         self._set_events("exposure", ("case", "bucket", "feature"), "value", np.float64)
         self._set_events("outcome", ("case", "bucket"), "count", np.int64)

@@ -11,11 +11,12 @@ import pandas as pd
 
 from pathways.cohort import limited_exposures, match_codes
 from pathways.data.eventlog import EventLog
-from pathways.encode.sccs import sccs_data
+from pathways.encode.sccs import SCCSData, sccs_data
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.progress import progress_bar
 from pathways.signals.disproportionality import disproportionality, exposure_event_matrix
-from pathways.models.sccs import EXPOSURE_CODINGS, SCCS
+from pathways.models.sccs import (EXPOSURE_CODINGS, SCCS, add_end_of_observation, add_pre_exposure, add_season,
+                                  from_first_exposure)
 from pathways.signals.table import signal_table
 
 logger = logging.getLogger("pathways")
@@ -43,6 +44,19 @@ class StudyDesign:
     outcome_mode : SCCS keeps the ``"first"`` outcome per case (classic SCCS) or ``"all"``.
     negative_controls : (drug, outcome) pairs assumed without effect, for empirical calibration.
     methods : subset of ``("SCCS", "PRR", "ROR", "IC", "EBGM")``.
+    pre_exposure_days : SCCS diagnostic and adjustment (0: off): a window of that many days (cut to buckets) before
+        every dispensation, with its own RI — below 1 when outcomes delay or prevent the exposure (event-dependent
+        exposure); those days leave the reference. See :mod:`pathways.models.sccs.terms`.
+    end_of_observation_days : SCCS diagnostic (0: off): a probe over the last days of every case's observation;
+        its RI above 1 flags outcomes that end observation (death), which bias the SCCS.
+    season : SCCS adjustment for calendar season: 0 (off), or the number of equal seasons a year is cut into
+        (4: quarters, 12: months); needs a log with dates.
+    observe_from_exposure : SCCS observation starts at each case's first dispensation (cases without one drop
+        out): the design when an outcome prevents later exposure (contraindication).
+
+    Notes
+    -----
+    The SCCS rows of the diagnostic and adjustment terms are in ``table.attrs["sccs_terms"]`` (records).
     """
 
     outcomes: Sequence[str]
@@ -55,6 +69,10 @@ class StudyDesign:
     outcome_mode: str = "first"
     negative_controls: Sequence[tuple[str, str]] = field(default_factory=list)
     methods: Sequence[str] = ("SCCS", "PRR", "ROR", "IC", "EBGM")
+    pre_exposure_days: float = 0.0
+    end_of_observation_days: float = 0.0
+    season: int = 0
+    observe_from_exposure: bool = False
 
     def sccs_windows(self) -> list[list[int]]:
         """The SCCS risk window in buckets after the dispensation's bucket, both ends included:
@@ -62,6 +80,20 @@ class StudyDesign:
         first = int(np.floor(self.risk_window[0] / self.bucket_days))
         last = int(np.ceil(self.risk_window[1] / self.bucket_days)) - 1
         return [[first, max(last, first)]]
+
+    def sccs_terms(self, data: SCCSData, origin: pd.Timestamp | None) -> SCCSData:
+        """``data`` with the design's SCCS adjustment and diagnostic terms (:mod:`pathways.models.sccs.terms`)."""
+        if self.observe_from_exposure:
+            data = from_first_exposure(data)
+        if self.pre_exposure_days > 0:
+            data = add_pre_exposure(data, max(int(np.ceil(self.pre_exposure_days / self.bucket_days)), 1))
+        if self.end_of_observation_days > 0:
+            data = add_end_of_observation(data, max(int(np.ceil(self.end_of_observation_days / self.bucket_days)), 1))
+        if self.season:
+            if origin is None:
+                raise PathwaysInputError("season: the log has no dates (numeric times): calendar seasons are unknown")
+            data = add_season(data, origin, int(self.season))
+        return data
 
 
 def detect(log: EventLog, design: StudyDesign | None = None, *, q_threshold: float = 0.05, alpha: float = 0.05,
@@ -94,11 +126,15 @@ def detect(log: EventLog, design: StudyDesign | None = None, *, q_threshold: flo
     dispro = [m for m in design.methods if m in DISPROPORTIONALITY_METHODS]
     if dispro:
         parts.append(_disproportionality(log, design, drug_idx, outcome_idx, dispro, alpha))
+    terms = []
     if "SCCS" in design.methods:
-        parts.append(_sccs(log, design, drug_idx, outcome_idx, alpha))
+        sccs_rows, terms = _sccs(log, design, drug_idx, outcome_idx, alpha)
+        parts.append(sccs_rows)
     estimates = pd.concat(parts, ignore_index=True)
-    return signal_table(estimates, negative_controls=design.negative_controls, q_threshold=q_threshold,
-                        alpha=alpha, min_events=min_events)
+    table = signal_table(estimates, negative_controls=design.negative_controls, q_threshold=q_threshold,
+                         alpha=alpha, min_events=min_events)
+    table.attrs["sccs_terms"] = terms
+    return table
 
 
 def _resolve_codes(log: EventLog, design: StudyDesign) -> tuple[np.ndarray, np.ndarray]:
@@ -139,20 +175,24 @@ def _disproportionality(log: EventLog, design: StudyDesign, drug_idx: np.ndarray
 
 
 def _sccs(log: EventLog, design: StudyDesign, drug_idx: np.ndarray, outcome_idx: np.ndarray,
-          alpha: float) -> pd.DataFrame:
-    """One classic SCCS per outcome (all drugs in one model, so co-exposures adjust each other)."""
+          alpha: float) -> tuple[pd.DataFrame, list[dict]]:
+    """One classic SCCS per outcome (all drugs in one model, so co-exposures adjust each other); returns the
+    exposure rows and the records of the other terms (diagnostics, adjustments)."""
     drugs = log.vocab.codes[drug_idx].tolist()
-    rows = []
+    rows, terms = [], []
     bar = progress_bar(total=len(drugs) * outcome_idx.size, desc="detect: SCCS pairs", unit="pair")
     for code in log.vocab.codes[outcome_idx]:  # one model per outcome: a handful, never per patient
         bar.update(len(drugs))  # the outcome's model covers its pairs with every drug
         data = sccs_data(log, {d: [d] for d in drugs}, [code], design.bucket_days, outcome_mode=design.outcome_mode)
         if not np.any(data.outcomes_per_case() > 0):
             continue
+        data = design.sccs_terms(data, log.origin)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PathwaysDataWarning)  # windows without outcomes are reported as NaN
             model = SCCS(risk_windows=design.sccs_windows(), exposure_coding=design.exposure_coding,
                          ci_level=1 - alpha).fit(data)
+        other = model.results_[model.results_["kind"] != "exposure"]
+        terms += other.assign(outcome=code).replace({np.inf: None, -np.inf: None}).to_dict("records")
         res = model.results_[model.results_["kind"] == "exposure"]
         rows.append(pd.DataFrame({
             "exposure": res["feature"].to_numpy(), "outcome": code, "method": "SCCS",
@@ -164,8 +204,8 @@ def _sccs(log: EventLog, design: StudyDesign, drug_idx: np.ndarray, outcome_idx:
     if not rows:
         warnings.warn("SCCS: no case with an outcome for any outcome code", PathwaysDataWarning, stacklevel=3)
         return pd.DataFrame(columns=["exposure", "outcome", "method", "estimate", "ci_low", "ci_high", "p",
-                                     "se_log", "n_exposed_events", "status"])
-    return pd.concat(rows, ignore_index=True)
+                                     "se_log", "n_exposed_events", "status"]), terms
+    return pd.concat(rows, ignore_index=True), terms
 
 
 def relative_incidence_curves(log: EventLog, pairs: Sequence[tuple[str, str]], *,

@@ -22,16 +22,14 @@ from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.models.base import full_batch_fit
 from pathways.models.sccs.base import SCCSEstimator
 from pathways.models.sccs.design import LagDesign, as_sccs_data, lag_design
-from pathways.models.sccs.likelihood import (
-    case_loglik,
-    newton,
-    profile_intervals,
-    separation,
-)
+from pathways.models.sccs.likelihood import case_loglik, joint_separation, newton, separation
+from pathways.models.sccs.profile import profile_intervals
 from pathways.utils import ragged_arange
 
 __all__ = ["EXPOSURE_CODINGS", "SCCS", "sccs_estimand"]
 
+#: Feature kinds whose parameters get profile-likelihood intervals (the others, age and season, get Wald ones).
+PROFILED_KINDS = ("exposure", "pre-exposure", "end of observation")
 #: Exposure codings of the classic :class:`SCCS` (see its ``exposure_coding`` parameter).
 EXPOSURE_CODINGS = ("exposed", "starts")
 
@@ -58,7 +56,9 @@ class SCCS(SCCSEstimator):
     interval : {"profile", "wald"}
         ``"profile"`` (default): profile-likelihood intervals and likelihood-ratio p-values for the exposure
         windows (and any separated parameter), one-sided when a bound is infinite; ``"wald"``: Wald intervals and
-        tests from the observed information (NaN for separated parameters). Age parameters always get Wald.
+        tests from the observed information (NaN for separated parameters). Age and season parameters always get
+        Wald; the diagnostic terms of :mod:`pathways.models.sccs.terms` (pre-exposure window, end-of-observation
+        probe) are profiled like the exposures.
     prior_sd : float
         Standard deviation of the weak normal prior on the log RI of *separated* parameters only (the remedy of
         :mod:`pathways.models.sccs.likelihood`): their point estimate is the penalised one; every other parameter
@@ -118,7 +118,9 @@ class SCCS(SCCSEstimator):
         X_s, design = self._design(data)
         y_col = np.asarray(X_s.multiply(design.y_row.cpu().numpy()[:, None]).sum(0)).reshape(-1)
         sign, free = separation(X_s, design)
-        sign = self._joint_separation(X_s, design, sign)
+        exposure = self.param_kind_ == "exposure"
+        sign = joint_separation(X_s, design, sign, [np.flatnonzero(exposure & (self.param_feature_ == name))
+                                                    for name in np.unique(self.param_feature_[exposure])])
         if not free.all() or not y_col.all():
             warnings.warn(f"SCCS: {int((~free | (y_col == 0)).sum())} windows hold no outcome or no informative "
                           f"case, e.g. {self.param_names_[np.flatnonzero(~free | (y_col == 0))[0]]} (see the "
@@ -138,17 +140,6 @@ class SCCS(SCCSEstimator):
                              lag_days=r["window_start"] * self.bucket_size_, ci_low=r["ci_low"],
                              ci_high=r["ci_high"], lag_end_days=(r["window_end"] + 1) * self.bucket_size_, p=r["p"])
 
-    def _joint_separation(self, X_s: sp.csr_matrix, design: LagDesign, sign: np.ndarray) -> np.ndarray:
-        """Windows of one exposure separated together (all outcomes of its cases inside its windows, spread over
-        several of them): every window of that exposure counts as separated upwards."""
-        sign = sign.copy()
-        for name in np.unique(self.param_feature_[self.param_kind_ == "exposure"]):
-            cols = np.flatnonzero((self.param_feature_ == name) & (self.param_kind_ == "exposure"))
-            if cols.size > 1:
-                joint, _ = separation(sp.csr_matrix(X_s[:, cols].sum(axis=1)), design)
-                sign[cols] = np.where((joint[0] > 0) & (sign[cols] == 0), 1, sign[cols])
-        return sign
-
     def _penalised_fit(self, X_s: sp.csr_matrix, design: LagDesign, sign: np.ndarray, free: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray]:
         """Newton fit; the prior ``N(0, prior_sd^2)`` only on separated columns."""
@@ -166,15 +157,17 @@ class SCCS(SCCSEstimator):
         info = newton(X_s[:, free], design, np.inf, 0, precision=precision[free], theta0=theta[free])[1]
         se = np.full(theta.size, np.nan)
         se[free] = np.sqrt(np.clip(np.diag(np.linalg.pinv(info + np.diag(precision[free]))), 0, None))
+        wald_se = se.copy()
         se[sign != 0] = np.nan  # no Wald standard error for an infinite MLE
         z = stats.norm.ppf(0.5 + float(self.ci_level) / 2)
         low, high = theta - z * se, theta + z * se
         p = 2 * stats.norm.sf(np.abs(theta / se))
-        profiled = idx[(self.param_kind_[idx] == "exposure") | (sign[idx] != 0)]
+        profiled = idx[np.isin(self.param_kind_[idx], PROFILED_KINDS) | (sign[idx] != 0)]
         if self.interval == "profile" and profiled.size:
             local = np.searchsorted(idx, profiled)
             prof = profile_intervals(X_s[:, free], design, theta[free], precision[free], sign[free], local,
-                                     float(self.ci_level), float(self.tol), int(self.max_iter))
+                                     float(self.ci_level), float(self.tol), int(self.max_iter),
+                                     std_err=np.where(sign[free] != 0, np.nan, wald_se[free]))
             low[profiled], high[profiled], p[profiled] = prof.low, prof.high, prof.p
         status = np.select([~free, y_col == 0, sign != 0], ["too few cases", "no exposed outcome", "separated"],
                            "estimated")

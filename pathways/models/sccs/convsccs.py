@@ -29,12 +29,13 @@ from pathways.errors import PathwaysInputError
 from pathways.models.base import full_batch_fit
 from pathways.models.sccs.base import SCCSEstimator
 from pathways.models.sccs.design import LagDesign, as_sccs_data, lag_design, resolve_lags, resolve_penalized
+from pathways.models.sccs.likelihood import joint_separation, separation
 from pathways.models.sccs.solver import (batched_loss, curvature, fista, penalty_prox, penalty_value, project,
                                          support_projection)
 from pathways.progress import progress_bar
 from pathways.utils import ragged_arange, rng as make_rng
 
-__all__ = ["ConvSCCS", "ConvSCCSCV"]
+__all__ = ["ConvSCCS", "ConvSCCSCV", "lag_status"]
 
 
 def _check_penalty(name: str, value: Any) -> float | None:
@@ -142,7 +143,7 @@ class ConvSCCS(SCCSEstimator):
         weights = _normalise(torch.ones(data.n_cases, 1, dtype=self._dtype(), device=design.X.device),
                              design.n_outcomes, self._shard_sum())
         beta, self.n_iter_, self._lip = self._solve(design, weights, None, self.C_tv_, self.C_group_l1_)
-        self._store(beta[:, 0])
+        self._store(beta[:, 0], design)
         self._maybe_bootstrap(design)
         return self
 
@@ -190,7 +191,7 @@ class ConvSCCS(SCCSEstimator):
         self.C_tv_, self.C_group_l1_ = best[1]
         weights = _normalise(torch.ones(data.n_cases, 1, dtype=dtype, device=dev), design.n_outcomes)
         beta, self.n_iter_, self._lip = self._solve(design, weights, best[2], self.C_tv_, self.C_group_l1_)
-        self._store(beta[:, 0])
+        self._store(beta[:, 0], design)
         self._maybe_bootstrap(design)
         return self
 
@@ -208,17 +209,29 @@ class ConvSCCS(SCCSEstimator):
 
         Columns: ``feature``, ``kind``, ``lag`` (buckets after the start), ``lag_time`` (lag x bucket size, in the
         data's time unit), ``log_ri``, ``ri`` (penalised estimate), and after a bootstrap ``ri_refit``,
-        ``ci_low``, ``ci_high`` (relative-incidence scale).
+        ``ci_low``, ``ci_high`` (relative-incidence scale); ``n_outcomes`` (outcomes at that lag, weighted by the
+        design value) and ``status`` per lag (:func:`lag_status`): a lag with no
+        outcome, separated or without informative case has no bootstrap interval (NaN; ``ci_low`` 0 for an empty
+        lag) and, in an unpenalised fit, no estimate (NaN) — never a drifting 0 or 1e39 with a zero-width interval.
         """
         self.check_fitted()
         feat = np.repeat(np.arange(self.n_lags_.size), self.n_lags_ + 1)
         lag = ragged_arange(self.n_lags_ + 1)
         frame = pd.DataFrame({"feature": self.feature_names_[feat], "kind": self.feature_kind_[feat], "lag": lag,
                               "lag_time": lag * self.bucket_size_, "log_ri": self.coef_, "ri": np.exp(self.coef_)})
+        status = getattr(self, "status_", np.full(self.coef_.size, "estimated", dtype=object))
+        empty = status != "estimated"
+        if getattr(self, "C_tv_", None) is None and getattr(self, "C_group_l1_", None) is None:
+            frame.loc[empty, ["log_ri", "ri"]] = np.nan  # no finite MLE: the solver's stopping point is no estimate
         if hasattr(self, "ci_low_"):
-            frame["ri_refit"] = np.exp(self.refit_coef_)
-            frame["ci_low"] = np.exp(self.ci_low_)
-            frame["ci_high"] = np.exp(self.ci_high_)
+            frame["ri_refit"] = np.where(empty, np.nan, np.exp(self.refit_coef_))
+            # no bootstrap interval where no replicate can estimate: 0 is the known bound of an empty lag
+            frame["ci_low"] = np.where(status == "no exposed outcome", 0.0, np.where(empty, np.nan,
+                                                                                     np.exp(self.ci_low_)))
+            frame["ci_high"] = np.where(empty, np.nan, np.exp(self.ci_high_))
+        if hasattr(self, "lag_outcomes_"):
+            frame["n_outcomes"] = self.lag_outcomes_
+        frame["status"] = status
         return frame
 
     def to_factors(self, data: Any | None = None) -> pd.DataFrame:
@@ -302,8 +315,10 @@ class ConvSCCS(SCCSEstimator):
                            tol=float(self.tol), max_iter=int(self.max_iter))
         return beta
 
-    def _store(self, beta: torch.Tensor) -> None:
+    def _store(self, beta: torch.Tensor, design: LagDesign) -> None:
         self.coef_ = beta.detach().cpu().numpy().astype(np.float64)
+        self.status_ = lag_status(design, self.feature_kind_ == "exposure")
+        self.lag_outcomes_ = np.asarray(design.X_scipy.T @ design.y_row.cpu().numpy()).reshape(-1)
 
     def _folds(self, data: SCCSData, n_folds: int) -> np.ndarray:
         if int(n_folds) < 2:
@@ -346,6 +361,19 @@ class ConvSCCS(SCCSEstimator):
         self.refit_coef_ = refit_full[:, 0].detach().cpu().numpy()
         self.ci_low_ = np.quantile(boot, alpha / 2, axis=0)
         self.ci_high_ = np.quantile(boot, 1 - alpha / 2, axis=0)
+
+
+def lag_status(design: LagDesign, curves: np.ndarray) -> np.ndarray:
+    """Status of every coefficient of a lagged design: ``"estimated"``, ``"no exposed outcome"`` (no outcome at that
+    lag), ``"separated"`` (every outcome of its informative cases at that lag, or within the lags of that curve:
+    an infinite MLE) or ``"too few cases"`` (no case with an outcome has that lag in and out of its observation).
+    ``curves`` marks the features whose lags are checked jointly (the exposures)."""
+    y_col = np.asarray(design.X_scipy.T @ design.y_row.cpu().numpy()).reshape(-1)
+    sign, identifiable = separation(design.X_scipy, design)
+    sign = joint_separation(design.X_scipy, design, sign, [np.arange(design.offsets[j], design.offsets[j + 1])
+                                                           for j in np.flatnonzero(curves)])
+    return np.select([~identifiable, y_col == 0, sign != 0], ["too few cases", "no exposed outcome", "separated"],
+                     "estimated").astype(object)
 
 
 def _grid(values: Sequence[float | None] | None, default: np.ndarray, name: str) -> list[float | None]:

@@ -17,15 +17,12 @@ separated parameter.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import scipy.sparse as sp
-from scipy import optimize, stats
 
 from pathways.models.sccs.design import LagDesign
 
-__all__ = ["LOG_RI_LIMIT", "ProfileResult", "case_loglik", "newton", "profile_intervals", "separation"]
+__all__ = ["LOG_RI_LIMIT", "case_loglik", "joint_separation", "newton", "separation"]
 
 #: |log RI| beyond which a profile bound is reported as infinite (RI 7e10): the likelihood is flat there.
 LOG_RI_LIMIT = 25.0
@@ -131,63 +128,13 @@ def separation(X_s: sp.csr_matrix, d: LagDesign) -> tuple[np.ndarray, np.ndarray
     return sign, identifiable
 
 
-@dataclass(frozen=True)
-class ProfileResult:
-    """Profile-likelihood results of the profiled columns: bounds on log RI (+-inf when open) and LR p-values."""
-
-    low: np.ndarray
-    high: np.ndarray
-    p: np.ndarray
-    unbounded: np.ndarray  # (n,) the profile never crosses the threshold on at least one side
-
-
-def profile_intervals(X_s: sp.csr_matrix, d: LagDesign, theta: np.ndarray, precision: np.ndarray,
-                      sign: np.ndarray, columns: np.ndarray, level: float, tol: float,
-                      max_iter: int) -> ProfileResult:
-    """Profile-likelihood intervals and likelihood-ratio p-values for ``columns`` (see the module docstring).
-
-    ``theta`` is the fit with ``precision`` (the prior on separated columns); the profiled column is always free
-    of its prior, the other columns keep theirs.
-    """
-    crit = float(stats.chi2.ppf(level, 1))
-    out = np.array([_profile_column(X_s, d, theta, precision, int(sign[k]), int(k), crit, tol, max_iter)
-                    for k in columns], dtype=np.float64).reshape(-1, 3)
-    return ProfileResult(out[:, 0], out[:, 1], out[:, 2], ~np.isfinite(out[:, :2]).all(axis=1))
-
-
-def _profile_column(X_s: sp.csr_matrix, d: LagDesign, theta: np.ndarray, precision: np.ndarray, sign: int,
-                    k: int, crit: float, tol: float, max_iter: int) -> tuple[float, float, float]:
-    """(low, high, LR p-value) of column ``k`` on the log RI scale."""
-    others = np.arange(theta.size) != k
-    x_k, X_o, prec_o = X_s[:, k].toarray().ravel(), X_s[:, others], precision[others]
-    warm = [theta[others]]
-
-    def profile(b: float) -> float:
-        th, _, _ = newton(X_o, d, tol, max_iter, precision=prec_o, offset=x_k * b, theta0=warm[0])
-        warm[0] = th
-        return float(case_loglik(X_o @ th + x_k * b, d)[0].sum()) - 0.5 * float(prec_o @ th**2)
-
-    # the supremum: at infinity for a separated column, unless its prior-held neighbours (windows separated
-    # together) make the profile peak at a finite value
-    tops = [theta[k]] + ([LOG_RI_LIMIT * sign] if sign else [])
-    values = [profile(b) for b in tops]
-    top, l_max = tops[int(np.argmax(values))], max(values)
-
-    def excess(b: float) -> float:
-        return 2 * (l_max - profile(b)) - crit
-
-    low, high = _bound(excess, top, -1.0), _bound(excess, top, 1.0)
-    warm[0] = theta[others]
-    return low, high, float(stats.chi2.sf(max(2 * (l_max - profile(0.0)), 0.0), 1))
-
-
-def _bound(excess, start: float, direction: float) -> float:
-    """Where ``excess`` (< 0 at ``start``) crosses 0 going ``direction``; +-inf past ``LOG_RI_LIMIT``."""
-    x0, step = start, 0.25
-    while True:
-        x1 = x0 + direction * step
-        if abs(x1) > LOG_RI_LIMIT:
-            return direction * np.inf
-        if excess(x1) > 0:
-            return float(optimize.brentq(excess, min(x0, x1), max(x0, x1), xtol=1e-4))
-        x0, step = x1, step * 2
+def joint_separation(X_s: sp.csr_matrix, d: LagDesign, sign: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
+    """``sign`` with the columns of every group (the windows or lags of one exposure) marked separated upwards
+    when their sum is: all outcomes of the group's informative cases inside its windows, spread over several of
+    them, send the whole group to +inf together, though no single column is separated."""
+    sign = sign.copy()
+    for cols in groups:  # one pass per exposure: a handful
+        if cols.size > 1:
+            joint, _ = separation(sp.csr_matrix(X_s[:, cols].sum(axis=1)), d)
+            sign[cols] = np.where((joint[0] > 0) & (sign[cols] == 0), 1, sign[cols])
+    return sign
