@@ -29,6 +29,7 @@ def _relative(path: str, root: Path | None) -> str:
 
 def _problem(text: str) -> str:
     """What went wrong, in DuckDB's words but without any quoted value or line."""
+    text = text.split("Possible fix")[0]  # DuckDB's hints name encodings and quotes whatever the error
     lowered = text.lower()
     if "unicode" in lowered or "encoding" in lowered and "utf" in lowered:
         return "the file is not in the detected encoding (pass the file's encoding, e.g. re-save it as UTF-8)"
