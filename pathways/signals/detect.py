@@ -51,6 +51,8 @@ class StudyDesign:
         its RI above 1 flags outcomes that end observation (death), which bias the SCCS.
     season : SCCS adjustment for calendar season: 0 (off), or the number of equal seasons a year is cut into
         (4: quarters, 12: months); needs a log with dates.
+    age_edges_years : SCCS adjustment for age: increasing cut points in years (e.g. ``(40, 60, 80)``; empty: off);
+        one step per age group beyond the first; needs ``patients.birth``.
     observe_from_exposure : SCCS observation starts at each case's first dispensation (cases without one drop
         out): the design when an outcome prevents later exposure (contraindication).
 
@@ -73,6 +75,7 @@ class StudyDesign:
     end_of_observation_days: float = 0.0
     season: int = 0
     observe_from_exposure: bool = False
+    age_edges_years: Sequence[float] = ()
 
     def sccs_windows(self) -> list[list[int]]:
         """The SCCS risk window in buckets after the dispensation's bucket, both ends included:
@@ -183,7 +186,9 @@ def _sccs(log: EventLog, design: StudyDesign, drug_idx: np.ndarray, outcome_idx:
     bar = progress_bar(total=len(drugs) * outcome_idx.size, desc="detect: SCCS pairs", unit="pair")
     for code in log.vocab.codes[outcome_idx]:  # one model per outcome: a handful, never per patient
         bar.update(len(drugs))  # the outcome's model covers its pairs with every drug
-        data = sccs_data(log, {d: [d] for d in drugs}, [code], design.bucket_days, outcome_mode=design.outcome_mode)
+        ages = [365.25 * float(a) for a in design.age_edges_years] or None
+        data = sccs_data(log, {d: [d] for d in drugs}, [code], design.bucket_days, outcome_mode=design.outcome_mode,
+                         age_edges=ages)
         if not np.any(data.outcomes_per_case() > 0):
             continue
         data = design.sccs_terms(data, log.origin)

@@ -162,3 +162,16 @@ def test_observation_from_exposure_removes_the_contraindication_bias():
     assert gm(plain) > 1.5  # cancelled exposures leave the exposed cases' outcomes after them: biased upwards
     assert 0.75 < gm(remedy) < 1.33
     assert ((remedy["ci_low"] < 1) & (remedy["ci_high"] > 1)).sum() >= 3
+
+
+def test_season_and_age_steps_come_with_intervals():
+    log = real_shape(n=800, n_cases=30, seed=1)
+    log.patients = log.patients.assign(birth=log.patients["start"] - 30 * 365.25)  # days, like the times
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = detect(log, outcomes=["X1"], methods=("SCCS",), season=4, age_edges_years=(0, 50, 70))
+    terms = pd.DataFrame(table.attrs["sccs_terms"]).set_index("feature")
+    assert set(terms["kind"]) == {"season", "age"} and len(terms) == 5
+    assert (terms["ci_low"] < terms["ri"]).all() and (terms["ri"] < terms["ci_high"]).all()
+    assert np.isfinite(terms[["ci_low", "ci_high"]].to_numpy(dtype=float)).all()
+    assert terms["status"].eq("estimated").all()
