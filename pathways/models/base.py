@@ -25,6 +25,7 @@ from pathways.encode.sequences import Sequences, to_sequences
 from pathways.errors import PathwaysInputError
 from pathways.models.params import check_param_types
 from pathways.progress import progress_enabled, use_progress
+from pathways.training.state import MODEL_IDENTITY_FILE, check_resume, run_identity
 from pathways.training.trainer import HPARAMS, Trainer
 
 _JSON_SCALARS = (bool, int, float, str, type(None))
@@ -87,6 +88,19 @@ class PathwaysEstimator(BaseEstimator):
         own = getattr(self, "_check_params", None)
         if callable(own):
             own()
+
+    def check_resume(self, trainer: Trainer, *parts: Any) -> None:
+        """Record (or, resuming, compare) this estimator's parameters and data in the trainer's checkpoint folder.
+
+        A fit resumed with ``Trainer(resume=True)`` from a state saved with other parameters (``lr``, ``seed``) or
+        other data is refused, listing the differences (:func:`pathways.training.state.check_resume`); ``device``
+        and ``progress`` may change. No-op without ``checkpoint_dir``.
+        """
+        if trainer.checkpoint_dir is None:
+            return
+        params = {k: v for k, v in self.get_params(deep=False).items() if k not in ("device", "progress")}
+        identity = run_identity({"estimator": type(self).__name__, **params}, parts)
+        check_resume(trainer.checkpoint_dir, identity, bool(trainer.resume), MODEL_IDENTITY_FILE)
 
     def run_trainer(self, trainer: Trainer | None) -> Trainer:
         """The Trainer a neural model fits with: the run's ``trainer`` configured with this estimator's

@@ -27,6 +27,9 @@ from pathways.utils import atomic_path
 
 STATE_FILE = "trainer_state.pt"
 IDENTITY_FILE = "run_identity.json"
+#: the identity a neural estimator records itself (its parameters and data), so that library use of
+#: ``Trainer(resume=True)`` is checked too
+MODEL_IDENTITY_FILE = "model_identity.json"
 #: config keys (and sections) a resumed run may change: where outputs go and how progress is shown, not what is
 #: computed
 RESUME_FREE_KEYS = ("hydra", "paths", "report", "checkpoint", "logger", "name", "optimized_metric",
@@ -129,18 +132,20 @@ def identity_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -
     return lines
 
 
-def check_resume(directory: str | os.PathLike, identity: Mapping[str, Any], resume: bool) -> None:
+def check_resume(directory: str | os.PathLike, identity: Mapping[str, Any], resume: bool,
+                 filename: str = IDENTITY_FILE) -> None:
     """Refuse to resume a run whose config or data differ; record the identity of a run that starts.
 
-    With ``resume`` and a ``trainer_state.pt`` in ``directory``, the stored ``run_identity.json`` must match
-    ``identity`` (else :class:`~pathways.errors.PathwaysInputError` listing every difference); otherwise the identity
-    is (re)written before the first epoch is saved.
+    With ``resume`` and a ``trainer_state.pt`` in ``directory``, the stored ``filename`` (``run_identity.json``
+    for pipeline runs, ``model_identity.json`` for an estimator's own record) must match ``identity`` (else
+    :class:`~pathways.errors.PathwaysInputError` listing every difference); otherwise the identity is (re)written
+    before the first epoch is saved.
     """
-    path = Path(directory) / IDENTITY_FILE
+    path = Path(directory) / filename
     if resume and (Path(directory) / STATE_FILE).is_file():
         if not path.is_file():
             raise PathwaysInputError(
-                f"resume: {directory} holds a trainer state but no {IDENTITY_FILE}, so its config and data cannot be "
+                f"resume: {directory} holds a trainer state but no {filename}, so its config and data cannot be "
                 "compared with this run's; start a new run directory or set trainer.resume=false")
         try:
             saved = json.loads(path.read_text())

@@ -98,3 +98,27 @@ def test_a_fresh_run_records_its_identity_and_replaces_an_old_one(tmp_path):
     check_resume(tmp_path, run_identity({"seed": 5}, [None]), resume=False)  # resume=False: starts afresh
     assert json.loads((tmp_path / IDENTITY_FILE).read_text())["config"] == {"seed": 5}
     check_resume(tmp_path, run_identity({"seed": 9}, [None]), resume=True)  # no state yet: nothing to compare
+
+
+def test_library_resume_with_other_parameters_or_data_is_refused(tmp_path):
+    """Trainer(resume=True) used directly (no pipeline): the estimator records and compares its own identity."""
+    import numpy as np
+
+    from pathways.models.tpp import RMTPP
+    from pathways.synthetic import simulate_hawkes
+    from pathways.training import Trainer
+
+    def data(seed):
+        return simulate_hawkes(np.full(2, 0.5), np.full((2, 2), 0.2), end=10.0, n_sequences=6, seed=seed)
+
+    def fit(resume, train, lr=0.01):
+        model = RMTPP(hidden_size=4, max_epochs=1, batch_size=8, lr=lr, device="cpu")
+        return model.fit(train, trainer=Trainer(checkpoint_dir=str(tmp_path), resume=resume, progress=False,
+                                                loggers=()))
+
+    fit(False, data(0))
+    with pytest.raises(PathwaysInputError, match=r"resume refused: .*lr: 0.01 -> 0.02"):
+        fit(True, data(0), lr=0.02)
+    with pytest.raises(PathwaysInputError, match=r"data split train: other events"):
+        fit(True, data(1))
+    assert len(fit(True, data(0)).history_) == 1  # same parameters and data: resumes

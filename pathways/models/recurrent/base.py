@@ -218,6 +218,7 @@ class NeuralOutcomeModel(OutcomeModelBase):
             if val.y is None:
                 raise PathwaysInputError("validation: outcome labels are required for early stopping")
         trainer = self.run_trainer(trainer)
+        self.check_resume(trainer, train, val)  # a resumed fit must see the parameters and data it started with
         device = resolve_device(trainer.device)
         torch.manual_seed(int(self.seed))
         self.module_ = self._build_module().to(device)

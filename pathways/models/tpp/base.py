@@ -170,6 +170,7 @@ class TPPBase(PathwaysEstimator):
         self._learn_data_meta(seqs)
         val = None if validation is None else self._aligned(validation, "validation")
         trainer = self.run_trainer(trainer)
+        self.check_resume(trainer, seqs, val)  # a resumed fit must see the parameters and data it started with
         device = resolve_device(trainer.device)
         torch.manual_seed(int(self.seed))  # the initial weights follow `seed` (two runs with one seed are equal)
         self.module_ = self._build_module().to(device)
