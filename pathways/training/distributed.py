@@ -30,6 +30,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
+from collections.abc import MutableMapping
 from typing import Any
 
 import numpy as np
@@ -48,6 +50,7 @@ __all__ = [
     "rank_device",
     "shard_batch",
     "shard_rows",
+    "slurm_env",
 ]
 
 #: ``Trainer(strategy=...)``: "auto" = DDP when started by a distributed launcher, "ddp" = require one, "single"
@@ -56,8 +59,37 @@ STRATEGIES = ("auto", "ddp", "single")
 
 def launched() -> bool:
     """True when this process was started by ``torchrun`` (or a launcher setting the same variables) with
-    more than one process."""
+    more than one process; SLURM tasks (``srun``, the submitit launcher) are translated first (:func:`slurm_env`)."""
+    slurm_env()
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def slurm_env(env: MutableMapping[str, str] | None = None) -> None:
+    """Under SLURM with several tasks and no torchrun variables, export what ``env://`` reads: RANK, WORLD_SIZE,
+    LOCAL_RANK from SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, MASTER_ADDR = the job's first node and a MASTER_PORT
+    derived from the job id (set them yourself to override).
+
+    >>> env = {"SLURM_NTASKS": "8", "SLURM_PROCID": "5", "SLURM_LOCALID": "1", "SLURM_JOB_ID": "4242",
+    ...        "SLURM_JOB_NODELIST": "gpu[07-08]"}
+    >>> slurm_env(env); env["RANK"], env["WORLD_SIZE"], env["LOCAL_RANK"], env["MASTER_ADDR"], env["MASTER_PORT"]
+    ('5', '8', '1', 'gpu07', '24242')
+    """
+    env = os.environ if env is None else env
+    if "WORLD_SIZE" in env or "SLURM_PROCID" not in env or int(env.get("SLURM_NTASKS", "1")) <= 1:
+        return
+    env["RANK"], env["WORLD_SIZE"] = env["SLURM_PROCID"], env["SLURM_NTASKS"]
+    env["LOCAL_RANK"] = env.get("SLURM_LOCALID", "0")
+    env.setdefault("MASTER_ADDR", _first_host(env.get("SLURM_JOB_NODELIST", "127.0.0.1")))
+    env.setdefault("MASTER_PORT", str(20000 + int(env.get("SLURM_JOB_ID", "0")) % 20000))
+
+
+def _first_host(nodelist: str) -> str:
+    """First host of a SLURM node list: ``gpu[07-08,11],cpu01`` -> ``gpu07`` (what ``scontrol show hostnames``
+    prints first)."""
+    match = re.match(r"([^,\[]+)(?:\[([^\]\-,]+))?", nodelist.strip())
+    if match is None:
+        return "127.0.0.1"
+    return match.group(1) + (match.group(2) or "")
 
 
 def rank_device(device: str) -> str:
