@@ -57,10 +57,12 @@ __all__ = [
 STRATEGIES = ("auto", "ddp", "single")
 
 
-def launched() -> bool:
+def launched(slurm: bool = False) -> bool:
     """True when this process was started by ``torchrun`` (or a launcher setting the same variables) with
-    more than one process; SLURM tasks (``srun``, the submitit launcher) are translated first (:func:`slurm_env`)."""
-    slurm_env()
+    more than one process; with ``slurm`` (strategy "ddp" only: a batch script with several tasks also sets them in
+    its one process) SLURM tasks (``srun``, the submitit launcher) are translated first (:func:`slurm_env`)."""
+    if slurm:
+        slurm_env()
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
@@ -92,7 +94,7 @@ def _first_host(nodelist: str) -> str:
     return match.group(1) + (match.group(2) or "")
 
 
-def rank_device(device: str) -> str:
+def rank_device(device: str, slurm: bool = False) -> str:
     """The device of this rank: a CUDA request (``"cuda"``, ``"gpu"``, ``"auto"`` with CUDA) becomes
     ``cuda:LOCAL_RANK`` under a multi-process launch; anything else is returned unchanged.
 
@@ -101,7 +103,7 @@ def rank_device(device: str) -> str:
     """
     name = str(device).strip().lower()
     wants_cuda = name in ("cuda", "gpu") or (name == "auto" and torch.cuda.is_available())
-    if not (launched() and wants_cuda):
+    if not (launched(slurm) and wants_cuda):
         return device
     return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
 
@@ -179,7 +181,7 @@ def init_distributed(strategy: str = "auto", device: torch.device | None = None)
     if strategy == "single":
         return DistContext()
     dist = torch.distributed
-    if not dist.is_initialized() and launched():
+    if not dist.is_initialized() and launched(slurm=strategy == "ddp"):
         backend = "nccl" if device is not None and device.type == "cuda" else "gloo"
         if device is not None and device.type == "cuda":
             torch.cuda.set_device(device)

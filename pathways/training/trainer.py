@@ -180,7 +180,8 @@ class Trainer:
         for key, value in hparams.items():
             setattr(out, key, value)
         out.max_epochs = _capped(out.max_epochs, self.epoch_cap)
-        out.device = rank_device(out.device) if self.strategy != "single" else out.device  # cuda:LOCAL_RANK
+        if self.strategy != "single":  # cuda -> cuda:LOCAL_RANK under a distributed launch
+            out.device = rank_device(out.device, slurm=self.strategy == "ddp")
         out.history = []
         return out
 

@@ -24,6 +24,7 @@ from pathways.training import Trainer
 from pathways.training.distributed import (
     DistContext,
     init_distributed,
+    launched,
     rank_device,
     shard_batch,
 )
@@ -191,6 +192,12 @@ def test_rank_device_maps_cuda_to_the_local_rank_under_a_launch(monkeypatch):
     assert rank_device("cuda") == "cuda:3" and rank_device("gpu") == "cuda:3" and rank_device("cpu") == "cpu"
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert rank_device("cuda") == "cuda"
+    # SLURM tasks count only for strategy "ddp" (a batch script's one process also sees SLURM_NTASKS)
+    env = {"SLURM_NTASKS": "4", "SLURM_PROCID": "2", "SLURM_LOCALID": "0", "SLURM_JOB_NODELIST": "n[1-2]"}
+    monkeypatch.setattr(os, "environ", env)
+    assert not launched() and "WORLD_SIZE" not in env
+    assert launched(slurm=True) and (env["RANK"], env["WORLD_SIZE"], env["MASTER_ADDR"]) == ("2", "4", "n1")
+    assert rank_device("cuda", slurm=True) == "cuda:0"
 
 
 def test_single_process_context_is_identity_and_ddp_needs_a_launch():
