@@ -1,6 +1,6 @@
 """Surveillance benchmark: effects that start mid-study, null drugs, 12 quarterly looks, repeated simulations.
 
-`python benchmarks/surveillance.py --reps 20 --patients 20000` simulates cohorts with
+`python benchmarks/surveillance.py --reps 20 --patients 10000 --null` simulates cohorts with
 `pathways.synthetic.simulate_cohort` *without* planted effects (every drug null), then plants effects with an
 onset date here (the simulator has no onset parameter; its files are left untouched): for a risky pair (drug d,
 outcome o, relative incidence RI), every dispensation of d at time t adds Poisson(mu_o s_p (RI - 1) x exposed
@@ -10,7 +10,10 @@ step kernel, switched on at ``onset``). Two drugs per RI in {1.5, 2, 3}; all oth
 Reports, per RI, the median time from onset to the first alert (days; looks are quarterly, so a multiple of about
 91 days minus the onset offset), the share detected within 2 quarters of onset and ever, and the share of null
 pairs ever alerted over the 12 looks, for the binomial MaxSPRT (power spending) and, with ``--repeated``, the
-Bonferroni-corrected repeated SCCS screen. Writes the markdown table to ``benchmarks/results/surveillance.md``.
+Bonferroni-corrected repeated SCCS screen. ``--null`` also screens every cohort before planting (all pairs null:
+the test's own type I error over 12 looks); ``--calendar-days 0`` and ``--no-comedication`` switch the two
+adjustments off (the ablation that shows where the null alerts came from). Writes the markdown to
+``benchmarks/results/surveillance.md`` (or ``--out``).
 """
 from __future__ import annotations
 
