@@ -80,8 +80,8 @@ class SurveillancePlan:
     coexposure_days : an episode is dropped from the sequential count when another screened drug was dispensed
         from ``coexposure_days`` before its control window to the end of its risk window (so that no other drug's
         effect window overlaps it: co-medication would otherwise confound the self-controlled comparison); 0 keeps
-        every episode. Exact, but where co-medication is dense it drops most episodes (1 % kept in the synthetic
-        cohorts, with no power left): ``comedication`` adjusts instead.
+        every episode. Exact, but where co-medication is dense it drops most episodes (30 days on the synthetic
+        cohorts: RI 2 detected in 2 of 8 pairs): ``comedication`` adjusts instead.
     negative_controls : pairs for the repeated screen's calibration (default: the design's).
     """
 
