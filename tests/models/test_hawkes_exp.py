@@ -331,3 +331,41 @@ def test_dense_pair_construction_equals_the_general_one(seed):
     for a, b in zip(dense, sparse):
         np.testing.assert_array_equal(a, b)
     assert dense[0].size > 0
+
+
+@pytest.mark.parametrize("decays", [[1.3], [0.4, 2.5]])
+def test_direct_dense_blocks_equal_the_blocks_of_the_entries(decays):
+    """Blocks built straight from the dense index (a plain fit never makes the N·D entries) equal the blocks
+    scattered from the entry values, with tied times, several sequences, an empty one and absent codes."""
+    from pathways.encode import Sequences
+
+    gen = np.random.default_rng(3)
+    lengths = np.array([0, 40, 7, 60, 1])
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    times = np.concatenate([np.sort(np.round(gen.uniform(0, 10, k), 1)) for k in lengths])  # rounding -> ties
+    marks = gen.integers(0, 4, offsets[-1])
+    marks[offsets[2]:offsets[3]] = 0  # a sequence with a single code
+    seqs = Sequences(times, marks, offsets, np.zeros(5), np.full(5, 10.0), 4)
+    beta = torch.tensor(decays, dtype=torch.float64)
+    direct_t = _Tensors(build_design(seqs), torch.device("cpu"))
+    assert direct_t.design.dense is not None and direct_t.design.entries is None
+    direct = direct_t.dense_blocks(beta)
+    assert direct_t.design.entries is None  # the blocks needed no entries
+    entry_t = _Tensors(build_design(seqs), torch.device("cpu"))
+    x, _ = entry_t.values(beta)
+    scattered = design_module_blocks(entry_t, x)
+    for r1, r2 in zip(direct.rows, scattered.rows):
+        np.testing.assert_array_equal(r1.numpy(), r2.numpy())
+    for b1, b2 in zip(direct.blocks, scattered.blocks):
+        np.testing.assert_allclose(b1.numpy(), b2.numpy(), rtol=1e-13, atol=0)
+    q1, b1 = least_squares_stats(direct_t, np.array(decays))
+    entry_t.design.dense = None  # same design (entries made above), statistics through the entries
+    q2, b2 = least_squares_stats(entry_t, np.array(decays))
+    np.testing.assert_allclose(q1.numpy(), q2.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(b1.numpy(), b2.numpy(), rtol=1e-12)
+
+
+def design_module_blocks(tensors, x):
+    from pathways.models.hawkes.design import _DenseBlocks
+
+    return _DenseBlocks(tensors, x)

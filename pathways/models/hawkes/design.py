@@ -19,7 +19,8 @@ no scatters.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -45,7 +46,13 @@ def linear_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class _Design:
-    """Sparse design of the exponential recurrences for one Sequences object (see module docstring)."""
+    """Sparse design of the exponential recurrences for one Sequences object (see module docstring).
+
+    A dense design (``dense`` set: long realizations over few codes) keeps only its β-independent index, O(N + P·D)
+    integers, and builds its values straight into per-code blocks (:meth:`_Tensors.dense_blocks`); the N·D entries
+    ``row, col, lag, last, count`` are then made on first access only (gradients through the decays, pruning,
+    diagnostics), never in a plain fit.
+    """
 
     n_events: int
     n_codes: int
@@ -56,15 +63,60 @@ class _Design:
     to_end: np.ndarray      # (N,) end_p - t_k
     duration: np.ndarray    # (P,) window lengths
     stream_gap: np.ndarray  # (N,) gap to previous event of the same stream (stream-sorted order), inf at starts
-    row: np.ndarray         # (M,) event of each entry
-    col: np.ndarray         # (M,) source code of each entry
-    lag: np.ndarray         # (M,) t_k - t_{l*}
-    last: np.ndarray        # (M,) stream-sorted position of l*
-    count: np.ndarray       # (M,) number of source events strictly before t_k
+    s_time: np.ndarray      # (N,) event times in stream-sorted order
+    dense: _DenseIndex | None = None
+    entries: tuple[np.ndarray, ...] | None = field(default=None, repr=False)  # (row, col, last, count)
+
+    def _entries(self) -> tuple[np.ndarray, ...]:
+        if self.entries is None:
+            self.entries = self.dense.pairs()
+        return self.entries
+
+    @property
+    def row(self) -> np.ndarray:  # (M,) event of each entry
+        return self._entries()[0]
+
+    @property
+    def col(self) -> np.ndarray:  # (M,) source code of each entry
+        return self._entries()[1]
+
+    @property
+    def last(self) -> np.ndarray:  # (M,) stream-sorted position of l*
+        return self._entries()[2]
+
+    @property
+    def count(self) -> np.ndarray:  # (M,) number of source events strictly before t_k
+        return self._entries()[3]
+
+    @property
+    def lag(self) -> np.ndarray:  # (M,) t_k - t_{l*}
+        return self.time[self.row] - self.s_time[self.last]
 
     @property
     def n_entries(self) -> int:
         return int(self.row.size)
+
+
+@dataclass
+class _DenseIndex:
+    """β-independent index of a dense design: enough to make its entries or its per-code blocks."""
+
+    seqs: Sequences
+    seq: np.ndarray
+    group_first: np.ndarray   # (N,) first event of the tie group of each event
+    s_code: np.ndarray
+    stream_start: np.ndarray
+    seq_streams: np.ndarray
+
+    def pairs(self) -> tuple[np.ndarray, ...]:
+        return _dense_pairs(self.seqs, self.seq, self.group_first, self.s_code, self.stream_start, self.seq_streams)
+
+    def first_position(self) -> np.ndarray:
+        """(P, D) stream-sorted position of the first event of stream (p, j), minus one (-1 where absent)."""
+        first_pos = np.full((len(self.seqs), self.seqs.n_codes), -1, dtype=np.int64)
+        stream_seq = np.repeat(np.arange(len(self.seqs)), np.diff(self.seq_streams))
+        first_pos[stream_seq, self.s_code[self.stream_start]] = self.stream_start - 1
+        return first_pos
 
 
 def build_design(seqs: Sequences, max_pairs: int = 1 << 22) -> _Design:
@@ -87,13 +139,11 @@ def build_design(seqs: Sequences, max_pairs: int = 1 << 22) -> _Design:
     gap[1:] = np.where(s_new[1:], np.inf, np.diff(s_time))
     seq_streams = offsets_from_sorted(s_seq[stream_start], len(seqs))
     reps = np.diff(seq_streams)[seq]
+    common = (n, d, c, seq, t, t - seqs.start[seq], seqs.end[seq] - t, seqs.end - seqs.start, gap, s_time)
     if 0 < n * d <= _DENSE_MAX and reps.sum() >= 0.5 * n * d:
-        row, col, last, count = _dense_pairs(seqs, seq, group_first, s_code, stream_start, seq_streams)
-    else:
-        row, col, last, count = _sparse_pairs(seq, group_first, order, s_code, stream_start, seq_streams, reps,
-                                              max_pairs)
-    return _Design(n, d, c, seq, t, t - seqs.start[seq], seqs.end[seq] - t, seqs.end - seqs.start, gap, row, col,
-                   t[row] - s_time[last], last, count)
+        return _Design(*common, dense=_DenseIndex(seqs, seq, group_first, s_code, stream_start, seq_streams))
+    entries = _sparse_pairs(seq, group_first, order, s_code, stream_start, seq_streams, reps, max_pairs)
+    return _Design(*common, entries=entries)
 
 
 def _sparse_pairs(seq: np.ndarray, group_first: np.ndarray, order: np.ndarray, s_code: np.ndarray,
@@ -160,39 +210,123 @@ def _chunks(reps: np.ndarray, max_pairs: int) -> list[tuple[int, int]]:
 
 
 class _Tensors:
-    """Design arrays moved to a torch device once, plus β-dependent values (cached for fixed decays)."""
+    """Design arrays moved to a torch device once, plus β-dependent values (cached for fixed decays).
+
+    The N·D entry arrays (``row, col, flat, lag, last, count``) move on first use: a dense design fitted through
+    its per-code blocks never makes them.
+    """
 
     def __init__(self, design: _Design, device: torch.device):
         as_t = lambda a: torch.as_tensor(a, device=device)
         self.design, self.device = design, device
-        self.code, self.seq, self.row, self.col = (as_t(design.code), as_t(design.seq), as_t(design.row),
-                                                   as_t(design.col))
-        self.flat = as_t(design.code[design.row] * design.n_codes + design.col)  # (target, source) of each entry
-        self.lag, self.last, self.count = as_t(design.lag), as_t(design.last), as_t(design.count)
+        self.code, self.seq = as_t(design.code), as_t(design.seq)
         self.gap, self.to_end = as_t(design.stream_gap), as_t(design.to_end)
         self.duration, self.since_start = as_t(design.duration), as_t(design.since_start)
         self._cache: tuple[tuple[float, ...], torch.Tensor, torch.Tensor] | None = None
         self.blocks: tuple[torch.Tensor, _DenseBlocks] | None = None  # dense per-code blocks of cached X
+        self._direct: tuple[tuple[float, ...], _DenseBlocks] | None = None  # blocks built without entries
+
+    def _as_t(self, a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(a, device=self.device)
+
+    @functools.cached_property
+    def row(self) -> torch.Tensor:
+        return self._as_t(self.design.row)
+
+    @functools.cached_property
+    def col(self) -> torch.Tensor:
+        return self._as_t(self.design.col)
+
+    @functools.cached_property
+    def flat(self) -> torch.Tensor:  # (target, source) of each entry
+        return self._as_t(self.design.code[self.design.row] * self.design.n_codes + self.design.col)
+
+    @functools.cached_property
+    def lag(self) -> torch.Tensor:
+        return self._as_t(self.design.lag)
+
+    @functools.cached_property
+    def last(self) -> torch.Tensor:
+        return self._as_t(self.design.last)
+
+    @functools.cached_property
+    def count(self) -> torch.Tensor:
+        return self._as_t(self.design.count)
+
+    def stream_sums(self, decays: torch.Tensor) -> torch.Tensor:
+        """S_l = Σ_{l' ≤ l in its stream} e^{-β(t_l - t_l')} (N, K), stream-sorted order."""
+        decay_factor = torch.exp(-self.gap[:, None] * decays[None, :])  # 0 at stream starts (gap = inf)
+        return linear_scan(decay_factor, torch.ones_like(decay_factor))
+
+    def integrals(self, decays: torch.Tensor) -> torch.Tensor:
+        """Per-source integrals G (D, K) = Σ_l (1 - e^{-β (end - t_l)})."""
+        tail = -torch.expm1(-self.to_end[:, None] * decays[None, :])
+        g = torch.zeros(self.design.n_codes, decays.numel(), dtype=tail.dtype, device=self.device)
+        return g.index_add(0, self.code, tail)
 
     def values(self, decays: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Design values X (M, K) and per-source integrals G (D, K) = Σ_l (1 - e^{-β (end - t_l)})."""
         key = tuple(decays.detach().cpu().tolist())
         if not decays.requires_grad and self._cache is not None and self._cache[0] == key:
             return self._cache[1], self._cache[2]
-        decay_factor = torch.exp(-self.gap[:, None] * decays[None, :])  # 0 at stream starts (gap = inf)
-        s = linear_scan(decay_factor, torch.ones_like(decay_factor))
+        s = self.stream_sums(decays)
         if decays.requires_grad:
             x = decays[None, :] * torch.exp(-self.lag[:, None] * decays[None, :]) * s[self.last]
         else:  # same values, in place: two (M, K) allocations instead of six on the N·D entries
             x = self.lag[:, None] * -decays[None, :]
             x.exp_().mul_(decays[None, :]).mul_(torch.index_select(s, 0, self.last))
-        tail = -torch.expm1(-self.to_end[:, None] * decays[None, :])
-        g = torch.zeros(self.design.n_codes, decays.numel(), dtype=x.dtype, device=self.device)
-        g = g.index_add(0, self.code, tail)
+        g = self.integrals(decays)
         if not decays.requires_grad:
             self._cache = (key, x, g)
         return x, g
 
+    def dense_blocks(self, decays: torch.Tensor) -> _DenseBlocks | None:
+        """Per-code blocks built straight from the dense index (no N·D entries, no scatter), or None when the
+        design is sparse, too large for blocks, or the decays need a gradient."""
+        design = self.design
+        if design.dense is None or decays.requires_grad \
+                or not 0 < design.n_events * design.n_codes * decays.numel() <= _DENSE_MAX:
+            return None
+        key = tuple(decays.cpu().tolist())
+        if self._direct is None or self._direct[0] != key:
+            self._direct = (key, _direct_blocks(self, decays))
+        return self._direct[1]
+
+
+def _direct_blocks(t: _Tensors, decays: torch.Tensor, chunk: int = 1 << 21) -> _DenseBlocks:
+    """X in per-target-code block order, X[r, (j, u)] = β_u e^{-β_u (t_k - t_l*)} S_l* (0 when stream (p, j) has
+    no event before t_k), written chunk by chunk into the final block array: the only N·D·K allocation."""
+    design, index = t.design, t.design.dense
+    n, d, k = design.n_events, design.n_codes, decays.numel()
+    s = t.stream_sums(decays).cpu().numpy()
+    beta = decays.cpu().numpy()
+    cum = np.zeros((n + 1, d), dtype=np.int32 if n < 2 ** 31 - 1 else np.int64)
+    cum[np.arange(1, n + 1), design.code] = 1
+    np.cumsum(cum, axis=0, out=cum)  # cum[k, j] = events of code j among the first k flat events
+    first_pos = index.first_position()
+    starts = index.seqs.offsets[:-1]
+    order = np.argsort(design.code, kind="stable")  # rows of the blocks: events by target code, then time
+    dense = np.empty((n, d * k))
+    step = max(chunk // max(d * k, 1), 1)
+    for lo in range(0, n, step):  # loop over chunks of rows (bounded temporaries), not over events
+        ev = order[lo:lo + step]
+        before = cum[index.group_first[ev]]
+        before -= cum[starts[design.seq[ev]]]
+        last = first_pos[design.seq[ev]]
+        last += before
+        np.maximum(last, 0, out=last)  # absent streams are masked below
+        lag = design.time[ev][:, None] - design.s_time[last]
+        np.maximum(lag, 0.0, out=lag)  # masked entries (no earlier event) point anywhere: keep exp finite
+        out = dense[lo:lo + step].reshape(-1, d, k)
+        np.multiply(lag[:, :, None], -beta, out=out)
+        np.exp(out, out=out)
+        out *= beta
+        out *= s[last]
+        out[before == 0] = 0.0
+    counts = np.bincount(design.code, minlength=d).tolist()
+    order_t = torch.as_tensor(order, device=t.device)
+    dense_t = torch.as_tensor(dense, device=t.device)
+    return _DenseBlocks.from_parts(torch.split(order_t, counts), torch.split(dense_t, counts), k)
 
 
 class _DenseBlocks:
@@ -212,6 +346,12 @@ class _DenseBlocks:
         dense[position[t.row][:, None].expand(-1, k), cols] = x  # rows sorted by target code
         counts = torch.bincount(t.code, minlength=d).tolist()
         self.rows, self.blocks, self.k = torch.split(order, counts), torch.split(dense, counts), k
+
+    @classmethod
+    def from_parts(cls, rows: tuple[torch.Tensor, ...], blocks: tuple[torch.Tensor, ...], k: int) -> _DenseBlocks:
+        self = cls.__new__(cls)
+        self.rows, self.blocks, self.k = rows, blocks, k
+        return self
 
     @staticmethod
     def maybe(t: _Tensors, x: torch.Tensor) -> _DenseBlocks | None:
@@ -285,7 +425,12 @@ def least_squares_stats(tensors: _Tensors, decays: np.ndarray) -> tuple[torch.Te
     design, dev = tensors.design, tensors.device
     d, k = design.n_codes, len(decays)
     beta = torch.as_tensor(decays, dtype=torch.float64, device=dev)
-    x, g = tensors.values(beta)
+    dense = tensors.dense_blocks(beta)
+    if dense is None:
+        x, g = tensors.values(beta)
+        dense = None if x.requires_grad else _DenseBlocks.maybe(tensors, x)
+    else:  # dense design: blocks straight from the index, the N·D entries are never made
+        g = tensors.integrals(beta)
     p = 1 + d * k
     q = torch.zeros(p, p, dtype=torch.float64, device=dev)
     q[0, 0] = tensors.duration.sum()
@@ -293,7 +438,6 @@ def least_squares_stats(tensors: _Tensors, decays: np.ndarray) -> tuple[torch.Te
     q[1:, 0] = g.reshape(-1)
     b = torch.zeros(d, p, dtype=torch.float64, device=dev)
     b[:, 0] = torch.bincount(tensors.code, minlength=d).to(torch.float64)
-    dense = None if x.requires_grad else _DenseBlocks.maybe(tensors, x)
     if dense is not None:  # long realizations: per-code BLAS products instead of scatters over the N·D entries
         upper, s = dense.gram_parts(tensors.to_end, beta)
         q[1:, 1:] = upper + upper.T + _tie_gram(design, beta, dev)

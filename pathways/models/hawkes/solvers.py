@@ -268,7 +268,7 @@ class _EM:
         value = (base_int.sum() + (st.a * g[None]).sum() - self.reduce(torch.log(lam).sum())[0]) / self.n + pen
         return float(value), base, lam, ax
 
-    def step(self, st: _State, x: torch.Tensor, g: torch.Tensor) -> tuple[float, _State]:
+    def step(self, st: _State, x: torch.Tensor | None, g: torch.Tensor) -> tuple[float, _State]:
         """One EM map: the objective at ``st`` and the updated parameters."""
         t = self.t
         if self.dense is not None and self.z is None:  # per-code blocks, all in block order: no N-sized gathers
@@ -307,9 +307,14 @@ class _EM:
         several times fewer passes than plain EM.
         """
         t = self.t
-        x, g = t.values(torch.as_tensor(decays, dtype=torch.float64, device=t.device))
+        beta = torch.as_tensor(decays, dtype=torch.float64, device=t.device)
+        self.dense = t.dense_blocks(beta)  # dense design: per-code blocks without the N·D entries
+        if self.dense is None:
+            x, g = t.values(beta)
+            self.dense = _DenseBlocks.maybe(t, x)
+        else:
+            x, g = None, t.integrals(beta)  # every map then goes through the blocks only
         g = self.reduce(g)[0]
-        self.dense = _DenseBlocks.maybe(t, x)
         shapes = (st.mu.shape, st.a.shape, st.gamma.shape)
         self._n_a = st.a.numel()
 
