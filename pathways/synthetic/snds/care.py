@@ -205,7 +205,10 @@ def services(gen: np.random.Generator, cat: Catalogue, pop: Population, prov: Pr
     s["pre_day"] = s["pre_day"].astype(float)
     s["qty"] = s["qty"].astype(np.int64)
     pharmacy_fraud(gen, s, prov)
-    order = np.lexsort((s["kind"], s["day"], s["pat"]))
+    # one int64 key and a stable sort: the order of lexsort((kind, day, pat)), about twice as fast
+    day0 = int(s["day"].min()) if s["day"].size else 0
+    span = int(s["day"].max()) - day0 + 1 if s["day"].size else 1
+    order = np.argsort((s["pat"] * span + (s["day"] - day0)) * 4 + s["kind"], kind="stable")
     return {f: v[order] for f, v in s.items()}
 
 

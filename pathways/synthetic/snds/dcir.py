@@ -32,10 +32,27 @@ INFO_SHARE, REGUL_SHARE = 0.02, 0.01
 MAIN, FEE, INFO, CANCEL, REBILL = 0, 1, 2, 3, 4
 
 
-def _month_after(day: np.ndarray, months: int = 1) -> np.ndarray:
-    """First day of the month ``months`` after each day's month (days since 1970)."""
-    m = day.astype("datetime64[D]").astype("datetime64[M]") + months
-    return m.astype("datetime64[D]").astype(np.int64)
+def _month_after(day: np.ndarray, months: int | np.ndarray = 1) -> np.ndarray:
+    """First day of the month ``months`` after each day's month (days since 1970).
+
+    Service days span a few years: the calendar is converted once per distinct day and month through lookup
+    tables instead of per line (datetime64 casts of every line were a tenth of the DCIR build).
+
+    Examples
+    --------
+    >>> _month_after(np.array([0, 30, 31]), np.array([1, 1, 2])).tolist()  # 1970-01-01, -01-31, -02-01
+    [31, 31, 90]
+    """
+    day = np.asarray(day, dtype=np.int64)
+    if day.size == 0 or int(day.max()) - int(day.min()) > 4 * day.size + 100_000:  # short or sparse: direct
+        m = day.astype("datetime64[D]").astype("datetime64[M]") + months
+        return m.astype("datetime64[D]").astype(np.int64)
+    lo = int(day.min())
+    month_of = np.arange(lo, int(day.max()) + 1).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    m = month_of[day - lo] + months
+    m0 = int(m.min())
+    first_day = np.arange(m0, int(m.max()) + 1).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    return first_day[m - m0]
 
 
 def dictionary(values: np.ndarray, mask: np.ndarray | None = None) -> pa.DictionaryArray:

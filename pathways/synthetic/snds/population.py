@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pathways.synthetic.snds.model import (
     AGE_BANDS,
@@ -43,8 +45,13 @@ def pseudonym(index: np.ndarray, salt: int, multiplier: int = 7_919_000_003) -> 
     >>> [len(i) for i in ids], len(set(ids))
     ([17, 17, 17], 3)
     """
-    value = (np.asarray(index, dtype=np.int64).astype(object) * multiplier + salt) % 10**17
-    return np.array([f"{int(v):017d}" for v in value], dtype=object)
+    index = np.asarray(index, dtype=np.int64)
+    if index.size and int(index.max()) * multiplier + salt >= 2**63:  # beyond int64: exact Python integers
+        value = (index.astype(object) * multiplier + salt) % 10**17
+        return np.array([f"{int(v):017d}" for v in value], dtype=object)
+    # int64 arithmetic and Arrow formatting: no Python formatting per patient
+    value = (index * np.int64(multiplier) + np.int64(salt)) % np.int64(10**17)
+    return pc.utf8_lpad(pa.array(value).cast(pa.string()), 17, "0").to_numpy(zero_copy_only=False)
 
 
 @dataclass

@@ -143,7 +143,7 @@ def events_frame(cat: Catalogue, pop: Population, prov: Providers, services: dic
     ev = pd.concat(parts, ignore_index=True)
     ev.insert(0, "patient_id", pop.pid[ev.pop("p").to_numpy()].astype(str))
     same = [c for c in ev.columns if c != "regularised"]
-    ev["regularised"] = ev["regularised"].fillna(False).astype(bool)
+    ev["regularised"] = ev["regularised"].eq(True)  # missing (parts without regularisations) -> False
     ev["regularised"] = ev.groupby(same, dropna=False)["regularised"].transform("any")
     ev = ev.drop_duplicates(same)
     return ev.sort_values(["patient_id", "time", "category", "code"], kind="stable").reset_index(drop=True)
