@@ -46,6 +46,7 @@ __all__ = [
     "DistContext",
     "Reducer",
     "init_distributed",
+    "is_main_process",
     "launched",
     "rank_device",
     "shard_batch",
@@ -171,7 +172,8 @@ def init_distributed(strategy: str = "auto", device: torch.device | None = None)
     Parameters
     ----------
     strategy : "auto" (DDP when launched by ``torchrun`` with ``WORLD_SIZE > 1`` or when a process group is already
-        initialised), "ddp" (the same, but an error without a launch) or "single" (ignore any process group).
+        initialised), "ddp" (the same, but an error without a launcher's ``WORLD_SIZE``; one process is fine) or
+        "single" (ignore any process group).
     device : the rank's device: ``nccl`` on CUDA, ``gloo`` otherwise.
 
     Non-zero ranks lower the ``pathways`` logger to warnings: rank 0 alone reports.
@@ -187,7 +189,7 @@ def init_distributed(strategy: str = "auto", device: torch.device | None = None)
             torch.cuda.set_device(device)
         dist.init_process_group(backend=backend)
     if not dist.is_initialized() or dist.get_world_size() == 1:
-        if strategy == "ddp":
+        if strategy == "ddp" and "WORLD_SIZE" not in os.environ:  # torchrun with one process is a valid launch
             raise PathwaysInputError("trainer strategy 'ddp' needs a distributed launch: start the run with "
                                      "torchrun --nproc-per-node=N ... (see docs/distributed.md)")
         return DistContext()
@@ -195,6 +197,12 @@ def init_distributed(strategy: str = "auto", device: torch.device | None = None)
     if not ctx.is_main:
         logger.setLevel(logging.WARNING)
     return ctx
+
+
+def is_main_process() -> bool:
+    """True on rank 0 of the default process group, or when not distributed: the process that writes run outputs."""
+    dist = torch.distributed
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def shard_rows(n: int, rank: int, world_size: int) -> tuple[int, int]:

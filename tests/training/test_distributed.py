@@ -200,12 +200,14 @@ def test_rank_device_maps_cuda_to_the_local_rank_under_a_launch(monkeypatch):
     assert rank_device("cuda", slurm=True) == "cuda:0"
 
 
-def test_single_process_context_is_identity_and_ddp_needs_a_launch():
+def test_single_process_context_is_identity_and_ddp_needs_a_launch(monkeypatch):
     batch = {"x": torch.ones(3, 2)}
     assert DistContext().shard(batch) == (batch, 1.0)
     assert init_distributed("auto") == DistContext()
     with pytest.raises(PathwaysInputError, match="torchrun"):
         init_distributed("ddp")
+    monkeypatch.setenv("WORLD_SIZE", "1")  # torchrun --nproc-per-node=1: a launch, one process
+    assert init_distributed("ddp") == DistContext()
     with pytest.raises(PathwaysInputError, match="strategy"):
         init_distributed("horovod")
     with pytest.raises(PathwaysInputError, match="batch dimension"):
