@@ -39,8 +39,9 @@ __all__ = ["effect_lags", "excitation_graph", "top_drivers"]
 
 # midpoint-rule points per lag bin when a kernel is integrated numerically (non step kernels)
 _POINTS_PER_BIN = 256
-# share of an infinite-support kernel's mass the lag grid of effect_lags must cover
-_MASS_COVERED = 0.999
+# share of an infinite-support kernel's mass the coarse horizon search of effect_lags must find (the final grid
+# then reaches four times further)
+_COARSE_COVERED = 0.99
 
 
 def _check_model(model: Any) -> None:
@@ -211,9 +212,9 @@ def _cumulative_mass(model: Any, edges: np.ndarray) -> np.ndarray:
 def effect_lags(model: Any, quantiles: tuple[float, ...] = (0.5, 0.95), n_points: int = 512) -> np.ndarray:
     """(D, D, Q) lag by which each quantile of each kernel's mass (``[target, source]``) has happened.
 
-    The kernel is integrated on a geometric lag grid of ``n_points`` bins up to its support (finite supports) or
-    up to where :data:`_MASS_COVERED` of every kernel's mass lies (exponential kernels: found by quadrupling the
-    horizon), then each quantile is interpolated linearly inside its bin (relative error below 0.5 % with 512
+    The kernel is integrated on a geometric lag grid of ``n_points`` bins up to its support (finite supports) or,
+    for infinite supports (exponential kernels), up to four times the horizon where a coarse 64-bin grid first
+    holds 99 % of every kernel's mass (found by quadrupling it), then each quantile is interpolated linearly inside its bin (relative error below 0.5 % with 512
     bins). Lags are in the model's time unit; zero kernels give NaN.
 
     Examples
@@ -233,12 +234,14 @@ def effect_lags(model: Any, quantiles: tuple[float, ...] = (0.5, 0.95), n_points
     supports = np.asarray(model.get_kernel_supports(), dtype=np.float64)
     finite = np.isfinite(supports)
     horizon = float(supports[finite].max()) if finite.all() and supports.size else 1.0
-    for _ in range(32):  # an infinite support: widen until the grid holds almost all of every kernel's mass
-        edges = np.concatenate([[0.0], np.geomspace(horizon * 1e-6, horizon, int(n_points))])
-        cum = _cumulative_mass(model, edges)
-        if finite.all() or np.all(cum[..., -1] >= _MASS_COVERED * norms - 1e-12):
+    for _ in range(0 if finite.all() else 32):  # infinite support: widen until a coarse grid holds 99 % of the
+        coarse = np.concatenate([[0.0], np.geomspace(horizon * 1e-6, horizon, 64)])  # mass, then 4x further
+        if np.all(_cumulative_mass(model, coarse)[..., -1] >= _COARSE_COVERED * norms - 1e-12):
+            horizon *= 4.0  # an exponential tail of 1 % at the horizon is 1e-8 at four times it
             break
         horizon *= 4.0
+    edges = np.concatenate([[0.0], np.geomspace(horizon * 1e-6, horizon, int(n_points))])
+    cum = _cumulative_mass(model, edges)
     total = cum[..., -1:]
     out = np.full(norms.shape + (q.size,), np.nan)
     positive = total[..., 0] > 0
