@@ -275,7 +275,7 @@ def binomial_spending_thresholds(cases: np.ndarray, max_cases: int, z: float, al
     ``expected`` (cumulative null expectation of the risk-window count, one per look) lets that probability vary
     between cases, e.g. with calendar time: the cases added since the previous look are then treated as binomial
     with their mean probability. The exact count is a sum of Bernoullis with unequal probabilities, whose upper
-    tail beyond ``mean + 1`` is at most the binomial one with the same mean (Hoeffding 1956, theorem 4), so the
+    tail beyond ``mean + 1`` is at most the binomial one with the same mean (Hoeffding 1956), so the
     thresholds stay conservative.
 
     Examples
