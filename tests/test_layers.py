@@ -24,7 +24,7 @@ LAYERS = [
 ]
 RANK = {top: rank for rank, names in enumerate(LAYERS) for top in names}
 # function-level imports allowed: optional or heavy dependencies (roots of the imported module name)
-LAZY_ALLOWED = {"torch", "matplotlib", "duckdb", "tensorboard", "optuna", "importlib.metadata", "mlflow",
+LAZY_ALLOWED = {"torch", "matplotlib", "duckdb", "tensorboard", "optuna", "importlib.metadata", "mlflow", "pyspark",
                 "pathways.plots"}  # pathways.plots is the matplotlib layer: loaded only when figures are drawn
 # hydra / omegaconf are imported lazily only by the CLI
 LAZY_ALLOWED_IN = {"pipelines/cli.py": {"hydra", "omegaconf"}}

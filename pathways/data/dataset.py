@@ -18,8 +18,9 @@ Paths may be local or any URI pyarrow opens (``hdfs://``, ``s3://``, ``gs://``),
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -258,5 +259,14 @@ def _patients_frame(table: pa.Table, order: Sequence[str] | None) -> pd.DataFram
     return pd.DataFrame(out)
 
 
-__all__ = ["EventDataset", "write_event_dataset", "CODES_FILE", "DATA_DIR", "FORMAT_NAME", "FORMAT_VERSION",
-           "META_FILE", "PATIENTS_DIR", "REPORT_FILE"]
+__all__ = [
+    "CODES_FILE",
+    "DATA_DIR",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "META_FILE",
+    "PATIENTS_DIR",
+    "REPORT_FILE",
+    "EventDataset",
+    "write_event_dataset",
+]

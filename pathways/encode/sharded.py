@@ -7,10 +7,10 @@ events, so only cases come back to the driver.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from pathways.data.dataset import EventDataset
 from pathways.data.eventlog import EventLog

@@ -27,6 +27,7 @@ from pathways.io.snds_patients import SndsReader
 from pathways.io.snds_tables import (
     ATC_LEVELS, CATEGORIES, DCIR_KEYS, MCO_KEYS, PLACEHOLDER_DATES, SOURCES, load_cip_to_atc,
 )
+from pathways.io.spark.snds import read_snds_spark
 from pathways.io.tabular import TableSet, duckdb_config
 
 
@@ -54,6 +55,8 @@ def read_snds(
     memory_limit: str | None = None,
     threads: int | None = None,
     join_partition_rows: int | None = 4_000_000,
+    engine: str = "duckdb",
+    spark: Any = None,
 ) -> EventLog | tuple[EventLog, ReadReport]:
     """Read SNDS tables into an EventLog (times in days since 1970-01-01, patient id = ``BEN_NIR_PSA``).
 
@@ -94,6 +97,9 @@ def read_snds(
         rescans the tables (row groups of other months are skipped when the files are sorted or partitioned by
         flux, as SNDS extracts usually are). ``None``: one join.
     return_report : also return the :class:`~pathways.io.tabular.ReadReport`.
+    engine : ``"duckdb"`` (one machine) or ``"spark"``: the same semantics on a SparkSession ``spark`` (None: a
+        local one), through a sharded event dataset (:func:`pathways.io.spark.read_snds_spark`); ``memory_limit``,
+        ``threads`` and ``join_partition_rows`` are DuckDB's and ignored there.
 
     Returns
     -------
@@ -105,6 +111,15 @@ def read_snds(
     when absent; never logged) and ``paid``, ``base`` (euros, NaN when absent); PMSI and death events have them
     missing. Abuse analyses (:mod:`pathways.abuse`) need ``events_after_death="keep"`` to see billing after death.
     """
+    check_choice("engine", engine, ("duckdb", "spark"))
+    if engine == "spark":
+        return read_snds_spark(
+            folder, spark=spark, return_report=return_report, sources=sources, tables=tables, cip_to_atc=cip_to_atc,
+            cip_column=cip_column, atc_column=atc_column, atc_level=atc_level,
+            exclude_information_lines=exclude_information_lines, drop_nonpositive_quantity=drop_nonpositive_quantity,
+            mco_exclude_errors=mco_exclude_errors, window=window, unknown_patients=unknown_patients,
+            events_after_death=events_after_death, events_before_birth=events_before_birth,
+            death_events=death_events, duplicates=duplicates, date_range=date_range, errors=errors)
     check_errors_arg(errors)
     check_choice("unknown_patients", unknown_patients, ("keep", "drop"))
     check_choice("events_after_death", events_after_death, ("keep", "drop"))

@@ -8,7 +8,7 @@ and outcome events are read (code filter pushed down to the parquet scan) and me
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,12 @@ from pathways.cohort import limited_exposures
 from pathways.data.dataset import EventDataset
 from pathways.errors import PathwaysInputError
 from pathways.signals.disproportionality import (
-    ContingencyTables, ebgm, exposure_event_matrix, information_component, prr, ror,
+    ContingencyTables,
+    ebgm,
+    exposure_event_matrix,
+    information_component,
+    prr,
+    ror,
 )
 
 METHODS = {"PRR": prr, "ROR": ror, "IC": information_component, "EBGM": ebgm}

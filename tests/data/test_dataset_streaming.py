@@ -9,10 +9,18 @@ from pathways.cohort import limited_exposures
 from pathways.data import EventLog
 from pathways.data.dataset import EventDataset, write_event_dataset
 from pathways.encode.sccs import sccs_data
-from pathways.encode.sharded import case_ids, iter_sparse_series, shard_batches, sharded_sccs_data
+from pathways.encode.sharded import (
+    case_ids,
+    iter_sparse_series,
+    shard_batches,
+    sharded_sccs_data,
+)
 from pathways.encode.sparse import to_sparse_series
 from pathways.encode.split import patient_uniforms
-from pathways.signals.disproportionality import contingency_tables, exposure_event_matrix
+from pathways.signals.disproportionality import (
+    contingency_tables,
+    exposure_event_matrix,
+)
 from pathways.signals.sharded import sharded_disproportionality, sharded_tables
 
 DRUGS, OUTCOMES = ["ATC:A", "ATC:B", "ATC:C"], ["CIM10:K", "CIM10:L"]

@@ -1,0 +1,95 @@
+"""The Spark engine of read_snds against the DuckDB engine: exactly the same EventLog (events, order, patients,
+vocabulary, extras) and read report, on the shared SNDS sample and on write_snds tables with their planted quirks;
+the sharded dataset it writes (hash shards, sorted, atomic replacement)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pathways.data.dataset import EventDataset
+from pathways.errors import PathwaysInputError
+from pathways.io import read_snds
+from pathways.synthetic.snds import write_snds
+from tests.io.spark_fixtures import (
+    SHARED_SNDS,
+    assert_same_eventlog,
+    assert_same_report,
+    local_spark,
+    quiet,
+)
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def spark():
+    return local_spark()
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("snds_spark")
+    write_snds(folder, 400, years=(2021,), seed=11, chunk_patients=200, truth_events=False)
+    return folder
+
+
+@pytest.mark.skipif(not SHARED_SNDS.is_dir(), reason="the shared SNDS sample is not on this machine")
+def test_spark_engine_equals_duckdb_on_the_shared_sample(spark):
+    duck, duck_report = quiet(read_snds, SHARED_SNDS, return_report=True)
+    log, report = quiet(read_snds, SHARED_SNDS, return_report=True, engine="spark", spark=spark)
+    assert_same_eventlog(duck, log)
+    assert_same_report(duck_report.to_frame(), report.to_frame())
+
+
+def test_spark_engine_equals_duckdb_on_synthetic_tables(spark, synthetic, tmp_path):
+    from pathways.io.spark import shard_of, write_snds_dataset
+
+    mapping = next(synthetic.rglob("IR_PHA_R*"))
+    kwargs = {"cip_to_atc": mapping, "window": ("2021-01-01", "2021-12-31")}
+    duck, duck_report = quiet(read_snds, synthetic, return_report=True, **kwargs)
+    out = tmp_path / "dataset"
+    report = quiet(write_snds_dataset, synthetic, out, spark=spark, n_shards=3, **kwargs)
+    data = EventDataset(out)
+    log = data.to_eventlog()
+    assert_same_eventlog(duck, log)
+    assert_same_report(duck_report.to_frame(), report.to_frame())
+    assert_same_report(report.to_frame(), data.read_report())
+    # the planted quirks were met: the comparison is not between two empty decisions
+    counts = report.to_frame().set_index("step")["count"]
+    assert counts["ER_PHA_F: information line (DPN_QLF = 71)"] > 0 and counts["duplicate events"] > 0
+    # every patient in the shard of its hash, each shard sorted by (patient, time, code)
+    for k in data.shard_ids():
+        people = data.patients(k)
+        assert (shard_of(people["patient_id"].to_numpy(object), 3) == k).all()
+        table = data.events(k)
+        ids = table.column("patient_id").to_numpy(zero_copy_only=False).astype(str)
+        codes = table.column("code").to_numpy(zero_copy_only=False).astype(str)
+        order = np.lexsort((codes, table.column("time").to_numpy(), ids))
+        assert (order == np.arange(order.size)).all()
+    assert sum(s.n_events for s in data.iter_shards()) == log.n_events
+    # a folder that is no dataset is never overwritten
+    (tmp_path / "precious").mkdir()
+    with pytest.raises(PathwaysInputError, match="no pathways event dataset"):
+        write_snds_dataset(synthetic, tmp_path / "precious", spark=spark)
+
+
+def test_a_new_dataset_replaces_the_old_one_whole(tmp_path):
+    from pathways.io.spark.shards import publish, staging_folder
+
+    out = tmp_path / "dataset"
+    for n in (1, 2):
+        staging = staging_folder(out)
+        (staging / "metadata").mkdir(parents=True)
+        (staging / "metadata" / "dataset.json").write_text(json.dumps({"n": n}))
+        publish(staging, out)
+        assert json.loads((out / "metadata" / "dataset.json").read_text()) == {"n": n}
+    assert [p.name for p in tmp_path.iterdir()] == ["dataset"]  # no staging or old copy left
+
+
+def test_spark_engine_checks_arguments_before_reading(spark, synthetic):
+    with pytest.raises(PathwaysInputError, match="engine"):
+        read_snds(synthetic, engine="polars")
+    with pytest.raises(PathwaysInputError, match="sources"):
+        read_snds(synthetic, engine="spark", spark=spark, sources=("pharmacy",))
