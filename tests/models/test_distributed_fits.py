@@ -18,7 +18,19 @@ from pathways.models.sccs import distributed as sccs_distributed
 from pathways.synthetic import simulate_hawkes
 from pathways.synthetic.sccs import simulate_sccs
 
-pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch built without torch.distributed")
+# a hung rank (a collective never answered) fails the test instead of blocking the run
+pytestmark = [pytest.mark.skipif(not dist.is_available(), reason="torch built without torch.distributed"),
+              pytest.mark.timeout(300)]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One-process references on one torch thread, like each rank (tiny ops are slower with threads on a loaded
+    machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 MU = np.array([0.3, 0.2, 0.1])
 ADJ = np.array([[0.2, 0.0, 0.1], [0.3, 0.1, 0.0], [0.0, 0.2, 0.2]])

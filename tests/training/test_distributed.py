@@ -30,7 +30,9 @@ from pathways.training.distributed import (
 )
 from pathways.training.state import load_state
 
-pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch built without torch.distributed")
+# a hung rank (a collective never answered) fails the test instead of blocking the run
+pytestmark = [pytest.mark.skipif(not dist.is_available(), reason="torch built without torch.distributed"),
+              pytest.mark.timeout(300)]
 
 if dist.is_available():
     # DDP's constructor imports torch._dynamo (seconds): once here, inherited by every forked rank
