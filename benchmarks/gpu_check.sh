@@ -110,7 +110,7 @@ truth = np.stack([np.r_[0.0, np.full(5, 0.7), np.zeros(4)], np.zeros(10)])
 sccs = simulate_sccs(sizes["sccs_cases"], 100, truth, exposure_prob=0.6, seed=2)
 for dtype in ("float64", "float32"):
     def fit_sccs(dtype=dtype):
-        model = ConvSCCS(n_lags=9, C_tv=100.0, C_group_l1=500.0, device=device, dtype=dtype).fit(sccs)
+        model = ConvSCCS(n_lags=9, C_tv=1e4, C_group_l1=1e4, device=device, dtype=dtype).fit(sccs)
         return f"{model.n_iter_} iterations, largest log RI {np.abs(model.coef_).max():.3f}"
     timed("ConvSCCS fit", dtype, sccs.n_cases, "cases", fit_sccs)
 
