@@ -68,6 +68,7 @@ from pathways.pipelines.report import (
 from pathways.pipelines.schema import validate_config
 from pathways.pipelines.signals import detect_signals
 from pathways.pipelines.study import run_cohort_study
+from pathways.training.distributed import is_main_process
 from pathways.training.state import check_resume, run_identity
 from pathways.training.loggers import build_loggers, finish_run
 from pathways.training.trainer import Trainer
@@ -196,6 +197,8 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
     metrics.update(fit_seconds=fit_seconds, data_seconds=t_fit - t0)
     history = [dict(r) for r in (vars(model).get("history_") or [])]
     result = RunResult(output_dir=out, model=model, metrics=metrics, history=history)
+    if not is_main_process():  # under torchrun every rank fits; rank 0 alone writes the run's files
+        return result
     result.checkpoint = save(model, out / "model.pt", config=resolved(cfg), metrics=metrics,
                              fingerprint=data_fingerprint(train_x),
                              extra={"task": str(cfg.task), "name": str(cfg.name), "overrides": run_overrides(),

@@ -1,6 +1,7 @@
 """Family dispatch of the pipelines: one model of each family through train -> predict, and the protocol faces."""
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +94,16 @@ def test_tpp_protocol_faces():
     assert len(factors) == model.n_codes_ ** 2 and (factors["effect"].dropna() > 0).all()
     with pytest.raises(PathwaysInputError, match="no factors view"):
         LogNormMix(max_epochs=1, batch_size=16).fit(log).to_factors(log)
+
+
+def test_only_rank_zero_writes_the_run_files(tmp_path, monkeypatch):
+    """Under torchrun every rank runs the pipeline; ranks > 0 return the fitted model and write no file."""
+    train_module = importlib.import_module("pathways.pipelines.train")  # pipelines.train is the task function
+    monkeypatch.setattr(train_module, "is_main_process", lambda: False)
+    cfg = _compose("config", ["experiment=outcome_risk", "model=logistic", *TINY])
+    result = pipelines.train(cfg, tmp_path / "rank1")
+    result.model.check_fitted()  # every rank fits and evaluates
+    assert np.isfinite(result.metrics["fit_seconds"])
+    assert result.checkpoint is None
+    assert not (tmp_path / "rank1" / "model.pt").exists()
+    assert not (tmp_path / "rank1" / "report").exists()
