@@ -69,24 +69,14 @@ class _Design:
 
     def _entries(self) -> tuple[np.ndarray, ...]:
         if self.entries is None:
-            self.entries = self.dense.pairs()
+            i = self.dense
+            self.entries = _dense_pairs(i.seqs, i.seq, i.group_first, i.s_code, i.stream_start, i.seq_streams)
         return self.entries
 
-    @property
-    def row(self) -> np.ndarray:  # (M,) event of each entry
-        return self._entries()[0]
-
-    @property
-    def col(self) -> np.ndarray:  # (M,) source code of each entry
-        return self._entries()[1]
-
-    @property
-    def last(self) -> np.ndarray:  # (M,) stream-sorted position of l*
-        return self._entries()[2]
-
-    @property
-    def count(self) -> np.ndarray:  # (M,) number of source events strictly before t_k
-        return self._entries()[3]
+    row = property(lambda self: self._entries()[0])    # (M,) event of each entry
+    col = property(lambda self: self._entries()[1])    # (M,) source code of each entry
+    last = property(lambda self: self._entries()[2])   # (M,) stream-sorted position of l*
+    count = property(lambda self: self._entries()[3])  # (M,) number of source events strictly before t_k
 
     @property
     def lag(self) -> np.ndarray:  # (M,) t_k - t_{l*}
@@ -107,9 +97,6 @@ class _DenseIndex:
     s_code: np.ndarray
     stream_start: np.ndarray
     seq_streams: np.ndarray
-
-    def pairs(self) -> tuple[np.ndarray, ...]:
-        return _dense_pairs(self.seqs, self.seq, self.group_first, self.s_code, self.stream_start, self.seq_streams)
 
     def first_position(self) -> np.ndarray:
         """(P, D) stream-sorted position of the first event of stream (p, j), minus one (-1 where absent)."""
@@ -161,12 +148,13 @@ def _sparse_pairs(seq: np.ndarray, group_first: np.ndarray, order: np.ndarray, s
         pos = np.searchsorted(keys, st * (n + 1) + group_first[rk], side="left")
         cnt = pos - stream_start[st]
         keep = cnt > 0
-        rows.append(rk[keep]), cols.append(s_code[stream_start[st[keep]]])
-        lasts.append(pos[keep] - 1), counts.append(cnt[keep])
-    # astype(copy=False): the parts already have these dtypes, a copy of ~N·D entries is pure waste
-    cat = lambda parts, dt: (np.concatenate(parts) if len(parts) > 1 else parts[0]).astype(dt, copy=False) \
-        if parts else np.zeros(0, dt)
-    return cat(rows, np.int64), cat(cols, np.int64), cat(lasts, np.int64), cat(counts, np.float64)
+        idx = _index_dtype(n)  # cast per chunk: the full-size int64 parts never coexist
+        rows.append(rk[keep].astype(idx)), cols.append(s_code[stream_start[st[keep]]].astype(idx))
+        lasts.append((pos[keep] - 1).astype(idx)), counts.append(cnt[keep].astype(idx))
+    idx = _index_dtype(n)  # int32 entries while positions fit: half the memory of the N·D index arrays
+    cat = lambda parts: (np.concatenate(parts) if len(parts) > 1 else parts[0]).astype(idx, copy=False) \
+        if parts else np.zeros(0, idx)
+    return cat(rows), cat(cols), cat(lasts), cat(counts)
 
 
 def _dense_pairs(seqs: Sequences, seq: np.ndarray, group_first: np.ndarray, s_code: np.ndarray,
@@ -195,8 +183,14 @@ def _dense_pairs(seqs: Sequences, seq: np.ndarray, group_first: np.ndarray, s_co
     last_all += before
     last = last_all.reshape(-1)[flat]
     del last_all
-    count = before.reshape(-1)[flat].astype(np.float64)
-    return row, col, last, count
+    count = before.reshape(-1)[flat]
+    idx = _index_dtype(n)
+    return row.astype(idx), col.astype(idx), last.astype(idx), count.astype(idx)
+
+
+def _index_dtype(n: int) -> type:
+    """int32 for positions and counts below 2^31 (every realistic log), int64 beyond."""
+    return np.int32 if n < 2 ** 31 - 1 else np.int64
 
 
 def _chunks(reps: np.ndarray, max_pairs: int) -> list[tuple[int, int]]:
@@ -239,10 +233,12 @@ class _Tensors:
 
     @functools.cached_property
     def flat(self) -> torch.Tensor:  # (target, source) of each entry
-        return self._as_t(self.design.code[self.design.row] * self.design.n_codes + self.design.col)
+        d = self.design
+        flat = d.code[d.row] * d.n_codes + d.col
+        return self._as_t(flat.astype(_index_dtype(d.n_codes ** 2), copy=False))
 
-    @functools.cached_property
-    def lag(self) -> torch.Tensor:
+    @property
+    def lag(self) -> torch.Tensor:  # made when needed (values for new decays), not kept: 8 B per entry less
         return self._as_t(self.design.lag)
 
     @functools.cached_property
@@ -449,18 +445,25 @@ def least_squares_stats(tensors: _Tensors, decays: np.ndarray) -> tuple[torch.Te
     return q, b
 
 
-def _gram(tensors: _Tensors, x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    """H[(j,u),(j',v)] = ∫ g^u_j g^v_j' over all windows (strictly earlier pairs through X, ties explicitly)."""
+def _gram(tensors: _Tensors, x: torch.Tensor, beta: torch.Tensor, chunk: int = 1 << 21) -> torch.Tensor:
+    """H[(j,u),(j',v)] = ∫ g^u_j g^v_j' over all windows (strictly earlier pairs through X, ties explicitly).
+
+    Accumulated over chunks of entries: the (chunk, K, K) temporaries stay bounded whatever the design size.
+    """
     design, dev = tensors.design, tensors.device
     d, k = design.n_codes, beta.numel()
     bsum = beta[:, None] + beta[None, :]  # (K, K)
-    to_end_row = tensors.to_end[tensors.row]
-    # later event l (row, component u) and earlier source (col, component v): β_u/(β_u+β_v)(1-e^{-(β_u+β_v)(T-t_l)}) X
-    weight = (beta[:, None] / bsum)[None] * -torch.expm1(-bsum[None] * to_end_row[:, None, None])  # (M, K, K)
-    vals = weight * x[:, None, :]
-    idx = ((tensors.code[tensors.row] * k)[:, None, None] + torch.arange(k, device=dev)[None, :, None]) * (d * k) \
-        + (tensors.col * k)[:, None, None] + torch.arange(k, device=dev)[None, None, :]
-    p = torch.zeros((d * k) ** 2, dtype=torch.float64, device=dev).index_add(0, idx.reshape(-1), vals.reshape(-1))
+    ar = torch.arange(k, device=dev)
+    p = torch.zeros((d * k) ** 2, dtype=torch.float64, device=dev)
+    for lo in range(0, x.shape[0], chunk):  # loop over chunks of entries, not over events
+        row, col = tensors.row[lo:lo + chunk], tensors.col[lo:lo + chunk]
+        to_end_row = tensors.to_end[row]
+        # later event l (row, component u), earlier source (col, component v): β_u/(β_u+β_v)(1-e^{-(β_u+β_v)τ_l}) X
+        vals = (beta[:, None] / bsum)[None] * -torch.expm1(-bsum[None] * to_end_row[:, None, None])  # (m, K, K)
+        vals *= x[lo:lo + chunk, None, :]
+        idx = ((tensors.code[row] * k)[:, None, None] + ar[None, :, None]) * (d * k) \
+            + (col.long() * k)[:, None, None] + ar[None, None, :]
+        p.index_add_(0, idx.reshape(-1), vals.reshape(-1))
     p = p.reshape(d * k, d * k)
     return p + p.T + _tie_gram(design, beta, dev)
 
