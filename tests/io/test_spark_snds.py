@@ -93,3 +93,27 @@ def test_spark_engine_checks_arguments_before_reading(spark, synthetic):
         read_snds(synthetic, engine="polars")
     with pytest.raises(PathwaysInputError, match="sources"):
         read_snds(synthetic, engine="spark", spark=spark, sources=("pharmacy",))
+
+
+def test_text_dates_and_numbers_parse_as_in_duckdb(spark):
+    import duckdb
+    import pyarrow as pa
+
+    from pathways.io.snds_tables import DT_FORMATS
+    from pathways.io.spark.tables import days, number
+    from pathways.io.tabular import days_sql
+
+    texts = ["02Jan2007:22:12:17", "2JAN2007:22:12:17", "2015-01-05", "2015-1-5", "20150105", "2015", "05052015",
+             "5/5/2015", "05/05/2015", " 2015-01-05", "2015-01-05 10:00:00", "abc", "", "1600-01-01", "2015-02-30",
+             "1.5", "2.5", "-1.5", "1e2", " 7 ", "9999999999", None]
+    table = pa.table({"x": pa.array(texts, pa.string())})
+    sql = (f"SELECT {days_sql('x', DT_FORMATS)} AS d, {days_sql('x', DT_FORMATS, 8)} AS p, "
+           f"TRY_CAST(x AS INTEGER) AS i, TRY_CAST(x AS DOUBLE) AS f FROM tab")
+    con = duckdb.connect()
+    con.register("tab", table)
+    expected = dict(zip("dpif", zip(*con.execute(sql).fetchall())))
+    df = spark.createDataFrame([(t,) for t in texts], "x string")
+    got = df.select(days(df["x"], "string", DT_FORMATS).alias("d"), days(df["x"], "string", DT_FORMATS, 8).alias("p"),
+                    number(df["x"], "int").alias("i"), number(df["x"], "double").alias("f")).toArrow()
+    for name in ("d", "p", "i", "f"):
+        assert got.column(name).to_pylist() == list(expected[name]), name
