@@ -107,7 +107,9 @@ def write_snds(folder: str | Path, n_patients: int, years: Iterable[int] = (2019
     chunk_patients : patients generated and written at a time: memory is bounded by the chunk, whatever
         ``n_patients``. Chunk k holds patients ``[k * chunk_patients, (k + 1) * chunk_patients)`` and is drawn
         from its own seed (:func:`chunk_seed`): it is the same whoever writes it.
-    chunks : write only these chunk numbers (parallel writers each take a share; parquet only).
+    chunks : write only these chunk numbers (parallel writers each take a share; parquet only). Each call
+        writes ``truth/meta.json`` whole, with its own ``chunks_written`` and ``rows``: after parallel writers
+        it holds the last one's; the row counts of the whole output are the sums of each call's ``meta``.
     truth_events : also write the expected events of each chunk (the EventLog ``read_snds`` must give).
     compression : parquet compression codec.
 
