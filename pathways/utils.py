@@ -12,6 +12,8 @@ from typing import Iterator
 
 import numpy as np
 
+from pathways.errors import PathwaysInputError
+
 logger = logging.getLogger("pathways")
 
 SeedLike = int | np.random.Generator | None
@@ -52,6 +54,9 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     ['table.csv']
     """
     target = Path(path)
+    if target.is_dir():  # checked before any work: os.replace would fail only after the whole write
+        raise PathwaysInputError(f"cannot write {target.name!r}: a directory of that name exists in "
+                                 f"{str(target.parent)!r}; give the path of a file")
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(target)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=suffix + ".tmp",

@@ -138,3 +138,16 @@ def test_refusal_happens_before_the_estimator_is_built(hawkes_file, tmp_path, mo
     with pytest.raises(CheckpointError, match="vocabulary"):
         load(path)
     assert torch.is_tensor(torch.zeros(1))  # the patch did not break torch itself
+
+
+def test_save_onto_a_directory_is_refused_before_writing(hawkes_file, tmp_path):
+    """``save(model, <existing folder>)`` names the problem (a directory of that name) and writes nothing there."""
+    model = load(hawkes_file)
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("already here")
+    from pathways.errors import PathwaysInputError
+    with pytest.raises(PathwaysInputError, match="'runs': a directory of that name exists"):
+        save(model, folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["runs"]  # no temporary file left beside it
