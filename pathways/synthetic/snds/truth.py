@@ -29,7 +29,19 @@ EVENT_COLUMNS = ["patient_id", "time", "end", "value", "code", "category"]
 
 
 def _year(days: np.ndarray) -> np.ndarray:
-    return np.asarray(days, dtype=np.int64).astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
+    """Calendar year of each day (days since 1970), through a lookup table over the days' span when it is short.
+
+    Examples
+    --------
+    >>> _year(np.array([0, 364, 365, 18_262])).tolist()
+    [1970, 1970, 1971, 2020]
+    """
+    days = np.asarray(days, dtype=np.int64)
+    if days.size == 0 or int(days.max()) - int(days.min()) > 4 * days.size + 100_000:
+        return days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
+    lo = int(days.min())
+    year_of = np.arange(lo, int(days.max()) + 1).astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64)
+    return year_of[days - lo] + 1970
 
 
 def patients_frame(pop: Population, prov: Providers, cause: np.ndarray) -> pd.DataFrame:
@@ -46,6 +58,8 @@ def pathologies_frame(pop: Population, years: tuple[int, ...], services: dict[st
     the tables that year (an open ALD, a kept stay with the pathology's diagnosis as principal or related
     diagnosis, a tracer-drug dispensation)."""
     n_k = len(PATHOLOGIES)
+    width = max(len(p.icd) for p in PATHOLOGIES)  # (pathology, code index) -> ICD-10 code, "" past a list's end
+    icd_table = np.array([list(p.icd) + [""] * (width - len(p.icd)) for p in PATHOLOGIES], dtype=str)
     frames = []
     evidence = {}
     for name, pat, day, path in (
@@ -61,7 +75,7 @@ def pathologies_frame(pop: Population, years: tuple[int, ...], services: dict[st
         ald = (pop.ald_start[pat, k] < y1) & (np.nan_to_num(pop.ald_end[pat, k], nan=-np.inf) > y0)
         frames.append(pd.DataFrame({
             "patient_id": pop.pid[pat].astype(str), "year": y, "pathology": np.array([p.key for p in PATHOLOGIES])[k],
-            "icd10": np.array([PATHOLOGIES[j].icd[i] for j, i in zip(k, pop.icd[pat, k])], dtype=object).astype(str),
+            "icd10": icd_table[k, pop.icd[pat, k]],
             "onset": pop.onset[pat, k], "incident": pop.onset[pat, k] >= y0,
             "remission": pop.remission[pat, k] & (pop.end[pat, k] < y1), "died": died, "ald": ald,
             "hospital": np.isin(key, evidence["hospital"]), "drug": np.isin(key, evidence["drug"])}))
