@@ -101,29 +101,27 @@ def _write_report(path: Path, cfg: DictConfig, found: AbuseResult, metrics: dict
 
 
 def _figures(fig_dir: Path, found: AbuseResult, log: EventLog) -> dict[str, Path]:
-    try:  # matplotlib is optional (pathways[plot])
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    try:  # matplotlib is optional (pathways[plot]); Figure objects leave the user's pyplot backend alone
+        from matplotlib.figure import Figure
     except ImportError:
         logger.info("abuse: matplotlib not installed, figures skipped (pip install 'pathways[plot]')")
         return {}
     fig_dir.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, len(found.tables), figsize=(4 * len(found.tables), 3))
+    fig = Figure(figsize=(4 * len(found.tables), 3))
+    axes = fig.subplots(1, len(found.tables))
     for ax, (kind, table) in zip(np.atleast_1d(axes), found.tables.items()):
         ax.hist(table["score"], bins=50, log=True)
         ax.set(title=TABLE_FILES[kind], xlabel="score", ylabel="entities")
     fig.tight_layout()
     files = {"score_figure": fig_dir / "scores.png"}
     fig.savefig(files["score_figure"], dpi=100)
-    plt.close(fig)
     top = found.tables["patient"]
     if len(top) and top["score"].iloc[0] > 0:
-        files["timeline_figure"] = _timeline(plt, log, top["entity"].iloc[0], fig_dir / "top_patient_timeline.png")
+        files["timeline_figure"] = _timeline(Figure, log, top["entity"].iloc[0], fig_dir / "top_patient_timeline.png")
     return files
 
 
-def _timeline(plt: Any, log: EventLog, patient_id: Any, path: Path) -> Path:
+def _timeline(figure: Any, log: EventLog, patient_id: Any, path: Path) -> Path:
     """Watched-class dispensations of one patient: days since the first, one row per class, one colour per
     prescriber (numbered in order of appearance, never by id)."""
     index = int(np.flatnonzero(log.patients["patient_id"].to_numpy() == patient_id)[0])
@@ -132,13 +130,13 @@ def _timeline(plt: Any, log: EventLog, patient_id: Any, path: Path) -> Path:
     keep = klass >= 0
     time = log.time[rows][keep]
     prescriber = pd.factorize(pd.Series(log.extras["prescriber"][rows][keep], dtype=object))[0]
-    fig, ax = plt.subplots(figsize=(7, 2.5))
+    fig = figure(figsize=(7, 2.5))
+    ax = fig.subplots()
     ax.scatter(time - (time.min() if time.size else 0.0), klass[keep], c=prescriber, cmap="tab10", s=25)
     ax.set(yticks=range(len(DRUG_CLASSES)), yticklabels=list(DRUG_CLASSES), xlabel="days since the first",
            title="top-ranked patient: dispensations (colour = prescriber)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
