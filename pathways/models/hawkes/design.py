@@ -294,31 +294,37 @@ def _direct_blocks(t: _Tensors, decays: torch.Tensor, chunk: int = 1 << 21) -> _
     no event before t_k), written chunk by chunk into the final block array: the only N·D·K allocation."""
     design, index = t.design, t.design.dense
     n, d, k = design.n_events, design.n_codes, decays.numel()
-    s = t.stream_sums(decays).cpu().numpy()
     beta = decays.cpu().numpy()
-    cum = np.zeros((n + 1, d), dtype=np.int32 if n < 2 ** 31 - 1 else np.int64)
+    # one sentinel row n: an absent stream points there, where time = -inf and β S = 0 make the value exactly 0
+    beta_s = np.zeros((n + 1, k))
+    beta_s[:n] = t.stream_sums(decays).cpu().numpy() * beta
+    s_time = np.append(design.s_time, -np.inf)
+    idx = _index_dtype(n + 1)
+    cum = np.zeros((n + 1, d), dtype=idx)
     cum[np.arange(1, n + 1), design.code] = 1
     np.cumsum(cum, axis=0, out=cum)  # cum[k, j] = events of code j among the first k flat events
-    first_pos = index.first_position()
+    first_pos = index.first_position().astype(idx)
     starts = index.seqs.offsets[:-1]
     order = np.argsort(design.code, kind="stable")  # rows of the blocks: events by target code, then time
     dense = np.empty((n, d * k))
     step = max(chunk // max(d * k, 1), 1)
     for lo in range(0, n, step):  # loop over chunks of rows (bounded temporaries), not over events
         ev = order[lo:lo + step]
+        seq = design.seq[ev]
         before = cum[index.group_first[ev]]
-        before -= cum[starts[design.seq[ev]]]
-        last = first_pos[design.seq[ev]]
+        before -= cum[starts[seq]]
+        last = first_pos[seq]
         last += before
-        np.maximum(last, 0, out=last)  # absent streams are masked below
-        lag = design.time[ev][:, None] - design.s_time[last]
-        np.maximum(lag, 0.0, out=lag)  # masked entries (no earlier event) point anywhere: keep exp finite
+        last = np.where(before > 0, last, idx(n))
+        lag = s_time[last]
+        np.subtract(design.time[ev][:, None], lag, out=lag)  # +inf on absent streams
         out = dense[lo:lo + step].reshape(-1, d, k)
-        np.multiply(lag[:, :, None], -beta, out=out)
+        if k == 1:
+            np.multiply(lag, -beta[0], out=out[:, :, 0])
+        else:
+            np.multiply(lag[:, :, None], -beta, out=out)
         np.exp(out, out=out)
-        out *= beta
-        out *= s[last]
-        out[before == 0] = 0.0
+        out *= beta_s[last]
     counts = np.bincount(design.code, minlength=d).tolist()
     order_t = torch.as_tensor(order, device=t.device)
     dense_t = torch.as_tensor(dense, device=t.device)
