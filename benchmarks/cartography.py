@@ -25,6 +25,7 @@ normal equations, both tables, transitions, survival). Reported: drawing and car
 memory (``ru_maxrss``) of that process.
 
 Usage: python benchmarks/cartography.py [--patients 100000] [--snds-patients 3000] [--scale 1e6,1e7] [--out benchmarks/results/cartography.md]
+       python benchmarks/cartography.py --only-scale --scale 1e7   (appends the scale rows to --out)
 """
 from __future__ import annotations
 
@@ -187,9 +188,10 @@ def _scale_child(n_patients: int, queue: mp.Queue) -> None:
     t0 = time.perf_counter()
     carto = build_cartography(chunks, years=YEARS, amounts=("paid",))
     total = time.perf_counter() - t0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     queue.put({"events": chunks.events, "patient_years": carto.metrics["n_patient_years"],
                "simulate_s": chunks.simulate_s, "cartography_s": total - chunks.simulate_s,
-               "peak_rss_GiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+               "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_GiB": usage.ru_maxrss / 2**20,
                "exact_total": carto.metrics["total_spending"] == carto.metrics["allocated_spending"]})
 
 
@@ -205,6 +207,23 @@ def scale(patient_years: float) -> dict:
     return row
 
 
+SCALE_COLUMNS = ["patient_years", "patients", "events", "simulate_s", "cartography_s", "cpu_s", "peak_rss_GiB",
+                 "exact_total"]
+
+
+def _append_scale(out: Path, rows: list[dict], sizes: str) -> None:
+    """Scale rows of an ``--only-scale`` run, appended to the results file (with the machine's load: the wall
+    times depend on it, CPU seconds much less)."""
+    import os
+
+    text = (f"\n### Scale rows: `python benchmarks/cartography.py --only-scale --scale '{sizes}'`\n\n"
+            f"Load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores. cpu_s: user + "
+            "system seconds of the process (drawing included).\n\n"
+            + _markdown(pd.DataFrame(rows)[SCALE_COLUMNS].round(2)))
+    print(text)
+    out.write_text((out.read_text().rstrip() + "\n" if out.exists() else "# Cartography benchmark\n") + text + "\n")
+
+
 def _markdown(frame: pd.DataFrame) -> str:
     """A markdown table (header, separator, rows)."""
     cols = [str(c) for c in frame.columns]
@@ -218,7 +237,12 @@ def main() -> None:
     parser.add_argument("--snds-patients", type=int, default=3000)
     parser.add_argument("--scale", default="1e6,1e7", help="patient-year sizes, comma-separated ('' = none)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "cartography.md"))
+    parser.add_argument("--only-scale", action="store_true",
+                        help="run only the --scale rows and append them to --out (recovery sections kept)")
     args = parser.parse_args()
+    if args.only_scale:
+        _append_scale(Path(args.out), [scale(float(s)) for s in args.scale.split(",") if s], args.scale)
+        return
     prevalence, trans, info = recovery(args.patients)
     snds, snds_info = snds_recovery(args.snds_patients)
     scale_rows = []
@@ -247,8 +271,7 @@ def main() -> None:
               (f"- mean yearly reimbursement of the identified members vs the planted members: max |error| "
               f"{snds['spend_error_%'].abs().max():.2f} %"), "", _markdown(snds.round(3))]
     if scale_rows:
-        table = pd.DataFrame(scale_rows)[["patient_years", "patients", "events", "simulate_s", "cartography_s",
-                                          "peak_rss_GiB", "exact_total"]]
+        table = pd.DataFrame(scale_rows)[SCALE_COLUMNS]
         lines += ["", "## Scale", "", ("Fresh process per size: build_cartography over chunks of 200 000 patients "
                   "(37 groups, paid amounts, cells by age band x sex x department); each chunk is drawn twice (the "
                   "regression pass and the allocation pass): simulate_s is the drawing time, cartography_s the "
