@@ -120,10 +120,9 @@ def write_snds_dataset(
         events.write.parquet(str(staging / "_stage"))
         events = spark.read.parquet(str(staging / "_stage"))
         codes = _codes(events)  # the DuckDB engine's vocabulary: codes counted before duplicates and filters
-        events = _final_events(events, patients, report, duplicates, errors, window, events_after_death,
-                               events_before_birth, reader.extra_names)
+        events, n_events = _final_events(events, patients, report, duplicates, errors, window,
+                                         events_after_death, events_before_birth, reader.extra_names)
         write_shards(events, patients, staging, n_shards, CATEGORIES, reader.extra_names)
-        n_events = spark.read.parquet(str(staging / "data")).count()
         shutil.rmtree(staging / "_stage", ignore_errors=True)
         n_patients = patients.count()
         report.note("events in EventLog", n_events)
@@ -157,7 +156,8 @@ def _apply_window(patients: Any, window: tuple[str, str], after_death: str) -> A
 
 
 def _final_events(events: Any, patients: Any, report: ReadReport, duplicates: str, errors: str,
-                  window: tuple[str, str] | None, after_death: str, before_birth: str, extras: Sequence[str]) -> Any:
+                  window: tuple[str, str] | None, after_death: str, before_birth: str,
+                  extras: Sequence[str]) -> tuple[Any, int]:
     """Duplicates (amounts summed into the kept event), events before birth, study window and events after death,
     counted as the DuckDB engine counts them; the events with their patient's shard, in the dataset's columns."""
     from pyspark.sql import functions as F
@@ -165,13 +165,10 @@ def _final_events(events: Any, patients: Any, report: ReadReport, duplicates: st
     summed = [c for c in ("paid", "base") if c in extras]
     if duplicates != "keep":
         merged = events.groupBy(*events.columns).agg(F.count(F.lit(1)).alias("_k"))
-        n, n_unique = [int(v or 0) for v in merged.agg(F.sum("_k"), F.count(F.lit(1))).collect()[0]]
-        report.decide("duplicate events", "dropped" if duplicates == "drop" else "error", n - n_unique, n,
-                      "identical patient, time, end, code, value and category"
-                      + (f"; their {', '.join(summed)} summed into the kept event" if summed else ""),
-                      errors="raise" if duplicates == "raise" else errors)
         events = merged.select(*[(F.col(c) * F.col("_k")).alias(c) if c in summed else F.col(c)
-                                 for c in events.columns])
+                                 for c in events.columns], "_k")
+    else:
+        events = events.withColumn("_k", F.lit(1))  # identical lines stay separate events
     joined = events.join(patients.select(F.col("patient_id").alias("pid"), "birth", "death", "shard"), "pid", "left")
     early = F.coalesce(F.col("t") < F.col("birth"), F.lit(False))
     dropped_early = early if before_birth == "drop" else F.lit(False)
@@ -180,9 +177,17 @@ def _final_events(events: Any, patients: Any, report: ReadReport, duplicates: st
         lo, hi = date_bounds(window)
         outside = (F.col("t") < lo) | (F.col("t") > hi)
     after = F.coalesce(F.col("t") > F.col("death"), F.lit(False)) if after_death == "drop" else F.lit(False)
-    n, n_early, n_out, n_after = [int(v or 0) for v in joined.agg(
-        F.count(F.lit(1)), count_if(early), count_if(~dropped_early & outside),
+    # one pass counts the duplicates and every filter (rows of ``joined`` are distinct events, _k lines each)
+    n_lines, n, n_early, n_out, n_after = [int(v or 0) for v in joined.agg(
+        F.sum("_k"), F.count(F.lit(1)), count_if(early), count_if(~dropped_early & outside),
         count_if(~dropped_early & ~outside & after)).collect()[0]]
+    if duplicates != "keep":
+        report.decide("duplicate events", "dropped" if duplicates == "drop" else "error", n_lines - n, n_lines,
+                      "identical patient, time, end, code, value and category"
+                      + (f"; their {', '.join(summed)} summed into the kept event" if summed else ""),
+                      errors="raise" if duplicates == "raise" else errors)
+    else:
+        n = n_lines
     kept_early = n - (n_early if before_birth == "drop" else 0)
     report.decide("events before birth", "dropped" if before_birth == "drop" else "kept", n_early, n, "",
                   errors=errors if before_birth == "drop" else "warn")
@@ -190,9 +195,10 @@ def _final_events(events: Any, patients: Any, report: ReadReport, duplicates: st
         report.decide("events outside the study window", "dropped", n_out, kept_early, "documented rule")
     if after_death == "drop":
         report.decide("events after death", "dropped", n_after, kept_early - n_out, "documented rule")
-    return joined.where(~dropped_early & ~outside & ~after).select(
+    out = joined.where(~dropped_early & ~outside & ~after).select(
         F.col("pid").alias("patient_id"), F.col("t").alias("time"), F.col("e").alias("end"), "value", "code", "cat",
         "shard", *extras)
+    return out, kept_early - n_out - n_after
 
 
 def _codes(events: Any) -> pd.DataFrame:

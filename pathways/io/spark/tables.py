@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pathways.data.textfiles import detect_encoding, sniff_delimiter
+from pathways.data.textfiles import detect_encoding, header_fields, sniff_delimiter
 from pathways.errors import PathwaysInputError
 
 _SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv")
@@ -88,10 +88,24 @@ class SparkTables:
             return self.spark.read.parquet(str(path))
         if not path.is_file():
             raise PathwaysInputError(f"tables[{name!r}]: file not found: {str(path)!r}")
+        from pyspark.sql.types import StringType, StructField, StructType
+
         encoding = detect_encoding(path)
+        delim = sniff_delimiter(path, encoding)
+        # the header read here, as the DuckDB engine does: every column text, and no Spark job to infer it
+        names = header_fields(path, encoding, delim)
+        blank = [i for i, n in enumerate(names) if not n.strip()]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if blank or dup:
+            raise PathwaysInputError(f"cannot read {path.name}: header line has "
+                                     + (f"empty column name(s) at position(s) {blank}" if blank else
+                                        f"repeated column name(s) {dup[:5]}"))
+        schema = StructType([StructField(n, StringType()) for n in names])
+        if not names:
+            return self.spark.createDataFrame([], schema)
         spark_encoding = {"utf-8-sig": "UTF-8", "utf-16": "UTF-16", "latin-1": "ISO-8859-1"}.get(encoding, "UTF-8")
-        return self.spark.read.csv(str(path), header=True, sep=sniff_delimiter(path, encoding), quote='"',
-                                   escape='"', inferSchema=False, encoding=spark_encoding)
+        return self.spark.read.csv(str(path), header=True, schema=schema, enforceSchema=True, sep=delim, quote='"',
+                                   escape='"', encoding=spark_encoding)
 
     def columns(self, name: str) -> dict[str, str]:
         """Upper-case column name -> Spark type name."""
