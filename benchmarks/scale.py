@@ -172,16 +172,24 @@ def streaming_dataset(path: Path, n_events: int, n_shards: int = 64) -> None:
         "n_patients": int(n_patients), "patient_columns": ["patient_id", "start", "end"]}))
 
 
-def equal_logs(duck_path: str, spark_path: str) -> bool:
+def equal_logs(duck_path: str, spark_path: str) -> str:
+    """'True', or 'False' with the first difference found (the timings are reported either way)."""
     sys.path.insert(0, str(ROOT))
     from pathways.data import EventLog
     from pathways.data.dataset import EventDataset
     from tests.io.spark_fixtures import assert_same_eventlog, assert_same_report
 
-    assert_same_eventlog(EventLog.read_parquet(duck_path), EventDataset(spark_path).to_eventlog())
-    report = pd.read_parquet(spark_path + ".report.parquet")
-    assert_same_report(pd.read_parquet(duck_path + ".report.parquet"), report)
-    return True
+    duck, spark = EventLog.read_parquet(duck_path), EventDataset(spark_path).to_eventlog()
+    try:
+        assert_same_eventlog(duck, spark)
+        report = pd.read_parquet(spark_path + ".report.parquet")
+        assert_same_report(pd.read_parquet(duck_path + ".report.parquet"), report)
+    except AssertionError as exc:
+        diffs = [name for name in duck.extras if name in spark.extras
+                 and not pd.Series(duck.extras[name]).equals(pd.Series(spark.extras[name]))]
+        first = " ".join(str(exc).split())[:300]
+        return f"False (extras differing: {diffs}; {first})"
+    return "True"
 
 
 def main() -> None:
