@@ -45,6 +45,7 @@ from pathways.synthetic import simulate_hawkes  # noqa: E402
 from pathways.utils import atomic_path  # noqa: E402
 
 D, N_EDGES, RADIUS, DECAY = 10, 20, 0.6, 1.0
+TICK_EDGES, TICK_RADIUS, TICK_DECAY = 30, 0.7, 2.0  # tick-simulated data: another truth
 EM_SUPPORT, EM_BINS, EM_ITER, EM_TOL = 6.0, 30, 100, 1e-5
 RESULTS = Path(__file__).resolve().parent / "results" / "hawkes_vs_tick.md"
 
@@ -76,16 +77,52 @@ def datasets(sizes: list[float], n_patients: int, seed: int = 1) -> list[tuple[s
     return out
 
 
-def scores(adjacency: np.ndarray) -> tuple[float, float]:
-    _, true = truth()
+def tick_truth(seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Other ground truth for tick's own simulator: baselines uniform on [0.02, 0.1], TICK_EDGES edges scaled to
+    spectral radius TICK_RADIUS (decay TICK_DECAY)."""
+    gen = np.random.default_rng(seed)
+    adjacency = np.zeros((D, D))
+    adjacency.flat[gen.choice(D * D, TICK_EDGES, replace=False)] = gen.uniform(0.2, 1.0, TICK_EDGES)
+    adjacency *= TICK_RADIUS / np.max(np.abs(np.linalg.eigvals(adjacency)))
+    return gen.uniform(0.02, 0.1, D), adjacency
+
+
+def tick_datasets(size: float, n_patients: int, seed: int = 11) -> list[tuple[str, Sequences]]:
+    """Data simulated by tick's own ``SimuHawkesExpKernels`` (not by pathways): one long realization of about
+    ``size`` events, and ``n_patients`` short windows (lengths uniform on [10, 60]), each its own simulation."""
+    from tick.hawkes import SimuHawkesExpKernels
+
+    mu, adjacency = tick_truth()
+    rate = np.linalg.solve(np.eye(D) - adjacency, mu).sum()
+
+    def simulate(end: float, s: int) -> list[np.ndarray]:
+        sim = SimuHawkesExpKernels(adjacency=adjacency, decays=TICK_DECAY, baseline=mu, end_time=end, seed=s,
+                                   verbose=False)
+        sim.simulate()
+        return [np.asarray(ts, dtype=np.float64) for ts in sim.timestamps]
+
+    out = []
+    if size:
+        end = float(size) / rate
+        seqs = Sequences.from_tick([simulate(end, seed)], end_times=[end])
+        out.append((f"tick-simulated, 1 realization, {seqs.n_events:,} events", seqs))
+    if n_patients:
+        ends = np.random.default_rng(seed + 1).uniform(10.0, 60.0, n_patients)
+        seqs = Sequences.from_tick([simulate(float(e), seed + 2 + i) for i, e in enumerate(ends)], end_times=ends)
+        out.append((f"tick-simulated, {n_patients:,} patients, {seqs.n_events:,} events", seqs))
+    return out
+
+
+def scores(adjacency: np.ndarray, true: np.ndarray | None = None) -> tuple[float, float]:
+    true = truth()[1] if true is None else true
     err = np.linalg.norm(adjacency - true) / np.linalg.norm(true)
     auc = roc_auc_score((true > 0).ravel(), np.abs(adjacency).ravel())
     return float(err), float(auc)
 
 
-def timed(fit: Callable[[], np.ndarray]) -> dict[str, Any]:
+def timed(fit: Callable[[], np.ndarray], true: np.ndarray | None = None) -> dict[str, Any]:
     """Run ``fit`` (returns the adjacency); report time, error, AUC, or the failure."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -93,17 +130,17 @@ def timed(fit: Callable[[], np.ndarray]) -> dict[str, Any]:
     except Exception as exc:  # a learner crashing is a result to report, not a benchmark failure
         traceback.print_exc()
         return {"time": time.perf_counter() - t0, "note": f"crashed: {type(exc).__name__}: {str(exc)[:60]}"}
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     if not np.all(np.isfinite(adjacency)):
         return {"time": seconds, "note": "diverged: non-finite adjacency"}
-    err, auc = scores(adjacency)
-    return {"time": seconds, "err": err, "auc": auc, "note": ""}
+    err, auc = scores(adjacency, true)
+    return {"time": seconds, "cpu": cpu, "err": err, "auc": auc, "note": ""}
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # learners
 # ----------------------------------------------------------------------------------------------------------------
-def tick_exp(data: list, gofit: str, best: bool = False) -> np.ndarray:
+def tick_exp(data: list, gofit: str, best: bool = False, decay: float = DECAY) -> np.ndarray:
     """tick's exponential-kernel learner; its ``fit`` takes no end times (each realization ends at its last event)
     and fails on realizations without events ("max() arg is an empty sequence"), so those are left out for it."""
     from tick.hawkes import HawkesExpKern
@@ -111,16 +148,16 @@ def tick_exp(data: list, gofit: str, best: bool = False) -> np.ndarray:
     data = [r for r in data if sum(len(a) for a in r) > 0]
 
     if not best:
-        learner = HawkesExpKern(decays=DECAY, gofit=gofit, max_iter=500, tol=1e-7)
+        learner = HawkesExpKern(decays=decay, gofit=gofit, max_iter=500, tol=1e-7)
         learner.fit(data)
         return learner.adjacency
     # likelihood, best settings found: tick's default start (zeros) always crashes ("the sum of the influence on
     # someone cannot be negative"), BFGS crashes from any start; AGD started at the least-squares solution (kept
     # strictly positive) with a tight tolerance reaches the maximum
-    ls = HawkesExpKern(decays=DECAY, gofit="least-squares", max_iter=500, tol=1e-7)
+    ls = HawkesExpKern(decays=decay, gofit="least-squares", max_iter=500, tol=1e-7)
     ls.fit(data)
     start = np.concatenate([np.maximum(ls.baseline, 1e-3), np.maximum(ls.adjacency.ravel(), 1e-3)])
-    learner = HawkesExpKern(decays=DECAY, gofit="likelihood", solver="agd", step=1e-2, max_iter=5000, tol=1e-10)
+    learner = HawkesExpKern(decays=decay, gofit="likelihood", solver="agd", step=1e-2, max_iter=5000, tol=1e-10)
     learner.fit(data, start=start)
     return learner.adjacency
 
@@ -134,8 +171,8 @@ def tick_em(data: list, end: np.ndarray) -> np.ndarray:
     return learner.get_kernel_norms()
 
 
-def pathways_exp(seqs: Sequences, method: str) -> np.ndarray:
-    return HawkesExpKernel(decay=DECAY, fit_method=method).fit(seqs).adjacency_
+def pathways_exp(seqs: Sequences, method: str, decay: float = DECAY) -> np.ndarray:
+    return HawkesExpKernel(decay=decay, fit_method=method).fit(seqs).adjacency_
 
 
 def pathways_em(seqs: Sequences, accelerate: bool) -> np.ndarray:
@@ -155,23 +192,24 @@ def fmt(res: dict[str, Any] | None, key: str, spec: str) -> str:
     return res.get("note", "")[:60] if key == "err" else "-"
 
 
-def compare(name: str, seqs: Sequences, skip_slow_tick: bool) -> list[str]:
+def compare(name: str, seqs: Sequences, skip_slow_tick: bool, true: np.ndarray | None = None,
+            decay: float = DECAY) -> list[str]:
     data, end = seqs.to_tick(), seqs.tick_end_times()
     skip_tick_em = skip_slow_tick and seqs.n_events > 3e5
     runs: dict[str, Callable[[], np.ndarray] | None] = {
-        "tick exp likelihood": lambda: tick_exp(data, "likelihood"),
-        "tick exp likelihood best": lambda: tick_exp(data, "likelihood", best=True),
-        "tick exp ls": lambda: tick_exp(data, "least-squares"),
+        "tick exp likelihood": lambda: tick_exp(data, "likelihood", decay=decay),
+        "tick exp likelihood best": lambda: tick_exp(data, "likelihood", best=True, decay=decay),
+        "tick exp ls": lambda: tick_exp(data, "least-squares", decay=decay),
         "tick em": None if skip_tick_em else (lambda: tick_em(data, end)),
-        "pathways exp likelihood": lambda: pathways_exp(seqs, "likelihood"),
-        "pathways exp ls": lambda: pathways_exp(seqs, "least-squares"),
+        "pathways exp likelihood": lambda: pathways_exp(seqs, "likelihood", decay),
+        "pathways exp ls": lambda: pathways_exp(seqs, "least-squares", decay),
         "pathways em squarem": lambda: pathways_em(seqs, True),
         "pathways em plain": lambda: pathways_em(seqs, False),
     }
     res: dict[str, dict[str, Any] | None] = {}
     for key, fit in runs.items():
         print(f"  {name} | {key}", flush=True)
-        res[key] = timed(fit) if fit is not None else None
+        res[key] = timed(fit, true) if fit is not None else None
         print(f"    {res[key]}", flush=True)
     table = [
         ("exp likelihood (tick defaults: AGD)", "tick exp likelihood", "pathways exp likelihood"),
@@ -183,11 +221,13 @@ def compare(name: str, seqs: Sequences, skip_slow_tick: bool) -> list[str]:
     rows = []
     for label, tick_key, our_key in table:
         tk, ours = res[tick_key], res[our_key]
-        ratio = (f"{ours['time'] / tk['time']:.3f}" if ours is not None and tk is not None and "err" in ours
-                 and "err" in tk else "-")
+        both = ours is not None and tk is not None and "err" in ours and "err" in tk
+        ratio = f"{ours['time'] / tk['time']:.3f}" if both else "-"
+        cpu_ratio = f"{ours['cpu'] / tk['cpu']:.3f}" if both else "-"
         rows.append(f"| {name} | {label} | {fmt(tk, 'time', '.2f')} | {fmt(tk, 'err', '.4f')} | "
                     f"{fmt(tk, 'auc', '.3f')} | {fmt(ours, 'time', '.2f')} | {fmt(ours, 'err', '.4f')} | "
-                    f"{fmt(ours, 'auc', '.3f')} | {ratio} |")
+                    f"{fmt(ours, 'auc', '.3f')} | {ratio} | {fmt(tk, 'cpu', '.2f')} | {fmt(ours, 'cpu', '.2f')} | "
+                    f"{cpu_ratio} |")
     return rows
 
 
@@ -196,6 +236,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=float, nargs="+", default=[1e4, 1e5, 1e6])
     parser.add_argument("--patients", type=int, default=2000)
     parser.add_argument("--skip-slow-tick", action="store_true", help="skip tick's EM above 3e5 events")
+    parser.add_argument("--tick-size", type=float, default=1e6, help="events of the tick-simulated realization (0: none)")
+    parser.add_argument("--tick-patients", type=int, default=2000, help="tick-simulated short windows (0: none)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -210,15 +252,20 @@ def main() -> None:
         "for them only; tick's EM and pathways get every window, empty or not. "
         f"EM: support {EM_SUPPORT}, {EM_BINS} bins, max_iter {EM_ITER}, tol {EM_TOL}. One thread each "
         f"({platform.machine()}, torch {torch.__version__}, shared machine: timings are noisy). err = relative Frobenius error of the "
-        "adjacency; AUC of |a_ij| vs the true support; ratio = pathways time / tick time.",
+        "adjacency; AUC of |a_ij| vs the true support; ratio = pathways time / tick time (wall); CPU ratio = the same "
+        "with process CPU time, steadier on a loaded machine.",
         "",
-        "| data | learner | tick s | tick err | tick AUC | pathways s | pathways err | pathways AUC | ratio |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| data | learner | tick s | tick err | tick AUC | pathways s | pathways err | pathways AUC | ratio | "
+        "tick CPU s | pathways CPU s | CPU ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     rows: list[str] = []
     for name, seqs in datasets(args.sizes, args.patients):
         print(f"{name}", flush=True)
         rows += compare(name, seqs, args.skip_slow_tick)
+    for name, seqs in tick_datasets(args.tick_size, args.tick_patients):
+        print(f"{name}", flush=True)
+        rows += compare(name, seqs, args.skip_slow_tick, true=tick_truth()[1], decay=TICK_DECAY)
     table = "\n".join(header + rows) + "\n"
     print(table)
     with atomic_path(args.out) as tmp:
