@@ -262,7 +262,8 @@ class _EM:
             ax, lam = None, base + self.dense.excitation(st.a)
         else:
             # index_select (not advanced indexing): the gathers over M entries dominate the cost of an iteration
-            ax = torch.index_select(st.a.reshape(-1, x.shape[1]), 0, t.flat) * x
+            ax = torch.index_select(st.a.reshape(-1, x.shape[1]), 0, t.flat)
+            ax.mul_(x)  # in place: one (M, K) array, not two
             lam = base.index_add(0, t.row, ax.sum(1) if x.shape[1] > 1 else ax[:, 0])
         pen = self.s1 * st.a.sum() + 0.5 * self.s2 * (st.a * st.a).sum()
         value = (base_int.sum() + (st.a * g[None]).sum() - self.reduce(torch.log(lam).sum())[0]) / self.n + pen
@@ -289,7 +290,8 @@ class _EM:
             resp = self.dense.responsibilities(st.a, w)
         else:
             resp = torch.zeros(st.a.shape[0] * st.a.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
-            resp = resp.index_add(0, t.flat, ax * torch.index_select(w, 0, t.row)[:, None]).reshape(st.a.shape)
+            ax.mul_(torch.index_select(w, 0, t.row)[:, None])  # ax is not used after this: no third (M, K) array
+            resp = resp.index_add(0, t.flat, ax).reshape(st.a.shape)
         if self.z is None:
             mu, resp = self.reduce(mu, resp)
             mu = mu / self.total_time
