@@ -35,9 +35,6 @@ def synthetic(tmp_path_factory):
     return folder
 
 
-# The two engine-equality reads run ~35 Spark jobs each (one per counted decision: 70-160 s on 2 cores, whatever
-# the data size), past the CI budget: they run with `pytest -m slow`, and benchmarks/scale.py checks equality too.
-@pytest.mark.slow
 @pytest.mark.skipif(not SHARED_SNDS.is_dir(), reason="the shared SNDS sample is not on this machine")
 def test_spark_engine_equals_duckdb_on_the_shared_sample(spark):
     duck, duck_report = quiet(read_snds, SHARED_SNDS, return_report=True)
@@ -46,7 +43,6 @@ def test_spark_engine_equals_duckdb_on_the_shared_sample(spark):
     assert_same_report(duck_report.to_frame(), report.to_frame())
 
 
-@pytest.mark.slow
 def test_spark_engine_equals_duckdb_on_synthetic_tables(spark, synthetic, tmp_path):
     from pathways.io.spark import shard_of, write_snds_dataset
 
