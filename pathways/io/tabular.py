@@ -142,16 +142,7 @@ class TableSet:
             self._views.setdefault(name.lower(), f"{quote(tab_schema)}.{quote(name)}")
 
     def _index_folder(self, folder: Path) -> None:
-        found: dict[str, list[Path]] = {}
-        for path in sorted(folder.rglob("*")):
-            name = path.name
-            suffix = next((s for s in _TABLE_SUFFIXES if name.lower().endswith(s)), None)
-            if path.is_file() and suffix is not None and path.parent.suffix.lower() != ".parquet":
-                stem = name[: -len(suffix)]
-                if not any(p.name.lower() == stem.lower() for p in path.parents if p != folder and p.is_dir()):
-                    found.setdefault(stem.lower(), []).append(path)
-            elif path.is_dir() and any(path.glob("**/*.parquet")):
-                found.setdefault(path.name.lower(), []).append(path)
+        found = find_table_files(folder)
         self._root = folder
         for stem, paths in found.items():
             if len(paths) > 1:  # never pick one silently: a stale backup copy would win by its sort order
@@ -397,8 +388,37 @@ def in_range_sql(expr: str, bounds: tuple[float, float]) -> str:
         conds.append(f"{expr} <= {hi!r}")
     return " AND ".join(conds) if conds else "TRUE"
 
+def find_table_files(folder: Path) -> dict[str, list[Path]]:
+    """Candidate files of each table name (lower case) under ``folder``, for both claims engines.
+
+    A table is a CSV/TSV/parquet file named after it, or a folder of parquet files (a partitioned table); files
+    inside a folder already named after their table belong to that table. Several candidates for one name are kept
+    so that the caller refuses the ambiguity instead of picking one by sort order.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> (root / "DCIR").mkdir(); _ = (root / "DCIR" / "ER_PRS_F.csv").write_text("a")
+    >>> _ = (root / "ER_PRS_F.csv").write_text("a")
+    >>> {k: len(v) for k, v in find_table_files(root).items()}
+    {'er_prs_f': 2}
+    """
+    found: dict[str, list[Path]] = {}
+    for path in sorted(folder.rglob("*")):
+        name = path.name
+        suffix = next((s for s in _TABLE_SUFFIXES if name.lower().endswith(s)), None)
+        if path.is_file() and suffix is not None and path.parent.suffix.lower() != ".parquet":
+            stem = name[: -len(suffix)]
+            if not any(p.name.lower() == stem.lower() for p in path.parents if p != folder and p.is_dir()):
+                found.setdefault(stem.lower(), []).append(path)
+        elif path.is_dir() and any(path.glob("**/*.parquet")):
+            found.setdefault(path.name.lower(), []).append(path)
+    return found
+
 
 __all__ = [
+    "find_table_files",
     "TableSet", "days_sql", "duckdb_config", "import_duckdb", "in_range_sql",
     "quote", "sql_literal",
 ]

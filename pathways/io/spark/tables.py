@@ -12,8 +12,8 @@ import pandas as pd
 
 from pathways.data.textfiles import detect_encoding, header_fields, sniff_delimiter
 from pathways.errors import PathwaysInputError
+from pathways.io.tabular import find_table_files
 
-_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv")
 #: strptime formats of the DuckDB engine -> Spark datetime patterns (single letters: one or two digits, as DuckDB)
 SPARK_PATTERNS = {"%d%b%Y:%H:%M:%S": "dMMMyyyy:HH:mm:ss", "%d%m%Y": "ddMMyyyy", "%Y%m%d": "yyyyMMdd",
                   "%d/%m/%Y": "d/M/y"}
@@ -40,17 +40,7 @@ class SparkTables:
         self._frames: dict[str, Any] = {}
 
     def _index_folder(self, folder: Path) -> None:
-        found: dict[str, list[Path]] = {}
-        for path in sorted(folder.rglob("*")):
-            name = path.name
-            suffix = next((s for s in _SUFFIXES if name.lower().endswith(s)), None)
-            if path.is_file() and suffix is not None and path.parent.suffix.lower() != ".parquet":
-                stem = name[: -len(suffix)]
-                if not any(p.name.lower() == stem.lower() for p in path.parents if p != folder and p.is_dir()):
-                    found.setdefault(stem.lower(), []).append(path)
-            elif path.is_dir() and any(path.glob("**/*.parquet")):
-                found.setdefault(path.name.lower(), []).append(path)
-        for stem, paths in found.items():
+        for stem, paths in find_table_files(folder).items():
             self._paths[stem] = paths[0]
             if len(paths) > 1:  # never pick one silently, as the DuckDB engine
                 self._ambiguous[stem] = [str(p.relative_to(folder)) for p in paths]
