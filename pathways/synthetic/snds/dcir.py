@@ -65,33 +65,49 @@ def dictionary(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Diction
 def coded(index: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None) -> pa.DictionaryArray:
     """Dictionary array of ``labels[index]`` without building the strings of every row."""
     idx = pa.array(np.asarray(index).astype(np.int32), mask=mask)
-    return pa.DictionaryArray.from_arrays(idx, pa.array(np.asarray(labels).astype(str), pa.string()))
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "OU":  # numbers: formatted; text (pseudonyms, codes) goes to Arrow as it is
+        labels = labels.astype(str)
+    return pa.DictionaryArray.from_arrays(idx, pa.array(labels, pa.string()))
 
 
 def coded_ids(values: np.ndarray, label: Any, mask: np.ndarray | None = None) -> pa.DictionaryArray:
     """Dictionary array of integer ids formatted by ``label`` (called on the distinct values only)."""
+    index, labels = id_codes(values, label)
+    return coded(index, labels, mask)
+
+
+def id_codes(values: np.ndarray, label: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Dictionary indices (int32) and labels of integer ids: ``labels[index]`` is ``label(values)``.
+
+    Examples
+    --------
+    >>> index, labels = id_codes(np.array([7, 3, 7]), lambda u: u.astype(str))
+    >>> index.tolist(), labels.tolist()
+    ([1, 0, 1], ['3', '7'])
+    """
     values = np.asarray(values, dtype=np.int64)
     if values.size == 0:
-        return coded(values, label(values), mask)
+        return values.astype(np.int32), label(values)
     lo = int(values.min())
     span = int(values.max()) - lo + 1
     if span > 4 * values.size + 1_000_000:  # sparse ids: sort
         uniq, inv = np.unique(values, return_inverse=True)
-        return coded(inv, label(uniq), mask)
+        return inv.astype(np.int32), label(uniq)
     present = np.zeros(span, bool)  # dense ids (providers): a linear-time ranking instead of a sort
     present[values - lo] = True
-    rank = np.cumsum(present) - 1
-    return coded(rank[values - lo], label(np.flatnonzero(present) + lo), mask)
+    rank = (np.cumsum(present) - 1).astype(np.int32)
+    return rank[values - lo], label(np.flatnonzero(present) + lo)
 
 
 def amounts(cat: Catalogue, pop: Population, s: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Paid amount (price x quantity) and reimbursement rate (100 % under the ALD of the service's pathology)."""
     kind = s["kind"]
-    price = np.select([kind == PHARMACY, kind == GP, kind == SPECIALIST, kind == ACT],
-                      [cat.price[np.where(kind == PHARMACY, s["item"], 0)], SERVICES["gp"][1],
-                       SERVICES["specialist"][1], cat.ccam_price[np.where(kind == ACT, s["item"], 0)]])
-    base_rate = np.select([kind == PHARMACY, kind == ACT], [SERVICES["pharmacy"][2], SERVICES["acts"][2]],
-                          SERVICES["gp"][2])
+    # kinds are 0..3: per-kind constants are looked up instead of np.select over one mask per kind
+    fixed = np.array([0.0, SERVICES["gp"][1], SERVICES["specialist"][1], 0.0])[kind]
+    price = np.where(kind == PHARMACY, cat.price[np.where(kind == PHARMACY, s["item"], 0)],
+                     np.where(kind == ACT, cat.ccam_price[np.where(kind == ACT, s["item"], 0)], fixed))
+    base_rate = np.array([SERVICES["pharmacy"][2], SERVICES["gp"][2], SERVICES["gp"][2], SERVICES["acts"][2]])[kind]
     ald = pop.ald_active(s["day"], s["pat"], s["path"])
     return np.round(price * s["qty"], 2), np.where(ald, 1.0, base_rate)
 
@@ -124,51 +140,38 @@ def tables(gen: np.random.Generator, cat: Catalogue, pop: Population, prov: Prov
     sign = np.where(typ == CANCEL, -1, 1)
     fee_nat, fee_price, fee_rate = SERVICES["dispensing_fee"]
     nat_of_kind = np.array([SERVICES["pharmacy"][0], SERVICES["gp"][0], SERVICES["specialist"][0],
-                            SERVICES["acts"][0]])
-    line_paid = np.where(typ == FEE, fee_price * s["qty"][r], paid[r]) * sign
+                            SERVICES["acts"][0]], np.int32)
+    qty = s["qty"][r]
+    line_paid = np.where(typ == FEE, fee_price * qty, paid[r]) * sign
     line_rate = np.where(typ == FEE, fee_rate, rate[r])
     reimbursed = np.round(line_paid * line_rate, 2)
     pat = s["pat"][r]
-    day = s["day"][r]
-    presc = s["prescriber"][r]
-    pre_day = s["pre_day"][r]
-    executor = s["executor"][r]
-
-    def exe_label(u: np.ndarray) -> np.ndarray:  # pharmacies coded -1 - index, professionals by their index
-        return np.where(u < 0, pharmacy_id(np.maximum(-1 - u, 0)), prescriber_id(np.maximum(u, 0), prov.n_gp))
-
-    keys = _keys(ln, pop, pat)
+    ones = pa.array(np.ones(r.size, np.int32))
+    keys = _keys(ln, pop, pat, ones)
     prs = pa.table({
-        "BEN_NIR_PSA": coded(pat, pop.pid), "BEN_RNG_GEM": pa.array(np.ones(r.size, np.int32)),
+        "BEN_NIR_PSA": coded(pat, pop.pid), "BEN_RNG_GEM": ones,
         "BEN_NAI_ANN": pa.array(_birth_year(pop)[pat]), "BEN_SEX_COD": pa.array(pop.sex[pat]),
-        "BEN_RES_DPT": coded(pop.dept[pat], DEPARTMENTS),
-        "EXE_SOI_DTD": pa.array(day.astype(np.int32), pa.date32()),
-        "EXE_SOI_DTF": pa.array(np.where(kind == PHARMACY, SENTINEL, day).astype(np.int32), pa.date32()),
-        "PRE_PRE_DTD": pa.array(np.where(np.isnan(pre_day), SENTINEL, np.nan_to_num(pre_day)).astype(np.int32),
-                                pa.date32()),
-        "PRS_NAT_REF": pa.array(np.where(typ == FEE, fee_nat, nat_of_kind[kind]).astype(np.int32)),
-        "PRS_ACT_QTE": pa.array((s["qty"][r] * sign).astype(float)),
+        "BEN_RES_DPT": pa.DictionaryArray.from_arrays(keys.pop("_dept"), pa.array(DEPARTMENTS.astype(str))),
+        **_service_columns(s, prov, r),
+        "PRS_NAT_REF": pa.array(np.where(typ == FEE, np.int32(fee_nat), nat_of_kind[kind])),
+        "PRS_ACT_QTE": pa.array((qty * sign).astype(float)),
         "PRS_PAI_MNT": pa.array(line_paid), "BSE_REM_BSE": pa.array(line_paid), "BSE_REM_MNT": pa.array(reimbursed),
         "BSE_REM_SGN": pa.array(sign.astype(np.int32)), "RGO_REM_TAU": pa.array(np.round(line_rate * 100)),
         "DPN_QLF": pa.array(np.where(typ == INFO, 71, 0).astype(np.int32)),
         "EXO_MTF": pa.array(np.where(line_rate >= 1.0, 41, 0).astype(np.int32)),
-        "PFS_PRE_NUM": coded_ids(np.maximum(presc, 0), lambda u: prescriber_id(u, prov.n_gp), mask=presc < 0),
-        "PFS_EXE_NUM": coded_ids(np.where(kind == PHARMACY, -1 - np.maximum(executor, 0), executor), exe_label),
-        "ETB_PRE_FIN": coded_ids(np.maximum(s["etb"][r], 0), lambda u: hospital_id(u).astype(str),
-                                 mask=s["etb"][r] < 0),
-        "PSE_SPE_COD": pa.array(np.select([kind == PHARMACY, kind == GP], [50, 1], 3).astype(np.int32)),
-        "PSP_SPE_COD": pa.array(np.where(presc < 0, 0, np.where(presc < prov.n_gp, 1, 3)).astype(np.int32)),
         **keys,
     })
+    prs = prs.select(PRS_COLUMNS)
     out = {"ER_PRS_F": prs}
     for name, k in (("ER_PHA_F", PHARMACY), ("ER_CAM_F", ACT)):
         det = np.flatnonzero((kind == k) & (typ != FEE))
-        dkeys = {c: v.take(pa.array(det)) for c, v in keys.items()}
+        det_a = pa.array(det)
+        dkeys = {c: prs.column(c).take(det_a) for c in KEY_COLUMNS}
         item = s["item"][r[det]]
         if k == PHARMACY:
             out[name] = pa.table({**dkeys, "PHA_PRS_C13": pa.array(cat.cip[item]),
                                   "PHA_PRS_IDE": pa.array((cat.cip[item] // 10 % 10**7).astype(np.int32)),
-                                  "PHA_ACT_QSN": pa.array((s["qty"][r[det]] * sign[det]).astype(np.int32)),
+                                  "PHA_ACT_QSN": pa.array((qty[det] * sign[det]).astype(np.int32)),
                                   "PHA_ACT_PRU": pa.array(cat.price[item]),
                                   "PHA_SEQ_RNV": pa.array(s["seq"][r[det]].astype(np.int32)),
                                   "PHA_ORD_NUM": pa.array(np.ones(det.size, np.int32))})
@@ -187,24 +190,60 @@ def tables(gen: np.random.Generator, cat: Catalogue, pop: Population, prov: Prov
     return out, {"reimbursed": base + fee_total, "paid": paid, "base": base, "regularised": regularised}
 
 
+def _service_columns(s: dict[str, np.ndarray], prov: Providers, r: np.ndarray) -> dict[str, pa.Array]:
+    """Columns of ER_PRS_F that depend on the service only: computed once per service (dictionary indices
+    included), then gathered to the lines ``r`` (a third more lines than services: fee, information and
+    regularisation lines)."""
+    kind, day, presc, executor, etb = s["kind"], s["day"], s["prescriber"], s["executor"], s["etb"]
+    pre_day = s["pre_day"]
+
+    def exe_label(u: np.ndarray) -> np.ndarray:  # pharmacies coded -1 - index, professionals by their index
+        return np.where(u < 0, pharmacy_id(np.maximum(-1 - u, 0)), prescriber_id(np.maximum(u, 0), prov.n_gp))
+
+    pre_idx, pre_lab = id_codes(np.maximum(presc, 0), lambda u: prescriber_id(u, prov.n_gp))
+    exe_idx, exe_lab = id_codes(np.where(kind == PHARMACY, -1 - np.maximum(executor, 0), executor), exe_label)
+    etb_idx, etb_lab = id_codes(np.maximum(etb, 0), lambda u: hospital_id(u).astype(str))
+    no_presc, no_etb = (presc < 0)[r], (etb < 0)[r]
+    return {
+        "EXE_SOI_DTD": pa.array(day.astype(np.int32)[r], pa.date32()),
+        "EXE_SOI_DTF": pa.array(np.where(kind == PHARMACY, SENTINEL, day).astype(np.int32)[r], pa.date32()),
+        "PRE_PRE_DTD": pa.array(np.where(np.isnan(pre_day), SENTINEL, pre_day).astype(np.int32)[r], pa.date32()),
+        "PFS_PRE_NUM": coded(pre_idx[r], pre_lab, mask=no_presc),
+        "PFS_EXE_NUM": coded(exe_idx[r], exe_lab),
+        "ETB_PRE_FIN": coded(etb_idx[r], etb_lab, mask=no_etb),
+        "PSE_SPE_COD": pa.array(np.array([50, 1, 3, 3], np.int32)[kind][r]),  # by kind (0..3)
+        "PSP_SPE_COD": pa.array(np.where(presc < 0, 0, np.where(presc < prov.n_gp, 1, 3)).astype(np.int32)[r]),
+    }
+
+
 def _birth_year(pop: Population) -> np.ndarray:
     return (pop.birth.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970).astype(np.int32)
 
 
-def _keys(ln: dict[str, np.ndarray], pop: Population, pat: np.ndarray) -> dict[str, pa.Array]:
-    """The nine DCIR join keys of each line (unique per line: décompte, flux, emitter order, line order)."""
-    n = ln["row"].size
+def _keys(ln: dict[str, np.ndarray], pop: Population, pat: np.ndarray, ones: pa.Array) -> dict[str, pa.Array]:
+    """The nine DCIR join keys of each line (unique per line: décompte, flux, emitter order, line order), and
+    ``_dept``: the department index of each line, shared with ``BEN_RES_DPT``."""
     flux = ln["flux"]
+    dept = pa.array(pop.dept[pat].astype(np.int32))
     return {
         "DCT_ORD_NUM": pa.array(ln["dct"]), "FLX_DIS_DTD": pa.array(flux.astype(np.int32), pa.date32()),
-        "FLX_EMT_NUM": pa.array((1 + pop.dept[pat] % 20).astype(np.int32)),
+        "FLX_EMT_NUM": pa.array((1 + pop.dept % 20).astype(np.int32)[pat]),
         "FLX_EMT_ORD": pa.array(ln["emt_ord"].astype(np.int32)),
-        "FLX_EMT_TYP": pa.array(np.ones(n, np.int32)),
+        "FLX_EMT_TYP": ones,
         "FLX_TRT_DTD": pa.array((flux - 3).astype(np.int32), pa.date32()),
-        "ORG_CLE_NUM": coded(pop.dept[pat], np.char.add("01C", DEPARTMENTS.astype(str))),
+        "ORG_CLE_NUM": pa.DictionaryArray.from_arrays(dept, pa.array(np.char.add("01C", DEPARTMENTS.astype(str)))),
         "PRS_ORD_NUM": pa.array(ln["prs_ord"].astype(np.int32)),
-        "REM_TYP_AFF": pa.array(np.ones(n, np.int32)),
+        "REM_TYP_AFF": ones, "_dept": dept,
     }
 
 
-__all__ = ["CANCEL", "FEE", "INFO", "MAIN", "REBILL", "SENTINEL", "coded", "coded_ids", "dictionary", "tables"]
+KEY_COLUMNS = ["DCT_ORD_NUM", "FLX_DIS_DTD", "FLX_EMT_NUM", "FLX_EMT_ORD", "FLX_EMT_TYP", "FLX_TRT_DTD",
+               "ORG_CLE_NUM", "PRS_ORD_NUM", "REM_TYP_AFF"]
+#: Column order of ER_PRS_F.
+PRS_COLUMNS = ["BEN_NIR_PSA", "BEN_RNG_GEM", "BEN_NAI_ANN", "BEN_SEX_COD", "BEN_RES_DPT", "EXE_SOI_DTD",
+               "EXE_SOI_DTF", "PRE_PRE_DTD", "PRS_NAT_REF", "PRS_ACT_QTE", "PRS_PAI_MNT", "BSE_REM_BSE",
+               "BSE_REM_MNT", "BSE_REM_SGN", "RGO_REM_TAU", "DPN_QLF", "EXO_MTF", "PFS_PRE_NUM", "PFS_EXE_NUM",
+               "ETB_PRE_FIN", "PSE_SPE_COD", "PSP_SPE_COD", *KEY_COLUMNS]
+
+
+__all__ = ["CANCEL", "FEE", "INFO", "MAIN", "REBILL", "SENTINEL", "coded", "coded_ids", "dictionary", "id_codes", "tables"]

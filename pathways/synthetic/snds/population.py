@@ -54,6 +54,24 @@ def pseudonym(index: np.ndarray, salt: int, multiplier: int = 7_919_000_003) -> 
     return pc.utf8_lpad(pa.array(value).cast(pa.string()), 17, "0").to_numpy(zero_copy_only=False)
 
 
+def department_codes(dept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dictionary indices and labels of department indices: ``np.unique(DEPARTMENTS[dept],
+    return_inverse=True)`` (sorted labels of the departments present) without sorting strings per row.
+
+    Examples
+    --------
+    >>> labels, index = department_codes(np.array([95, 0, 95]))
+    >>> labels.tolist(), index.tolist()
+    (['001', '02B'], [1, 0, 1])
+    """
+    order = np.argsort(DEPARTMENTS, kind="stable")  # DEPARTMENTS in text order ("02A" sorts before "021")
+    rank = np.empty(order.size, np.int64)
+    rank[order] = np.arange(order.size)
+    code = rank[np.asarray(dept, dtype=np.int64)]
+    present = np.bincount(code, minlength=order.size) > 0
+    return DEPARTMENTS[order][present], (np.cumsum(present) - 1)[code]
+
+
 @dataclass
 class Population:
     """Patients of a chunk (local index 0..n-1) and their pathology trajectories.
@@ -152,4 +170,4 @@ def draw_population(gen: np.random.Generator, index: np.ndarray, years: tuple[in
                       icd=icd, ald_start=ald_start, ald_end=ald_end, shopper=shopper)
 
 
-__all__ = ["DEPARTMENTS", "NEVER", "Population", "draw_population", "pseudonym", "year_start"]
+__all__ = ["DEPARTMENTS", "NEVER", "Population", "department_codes", "draw_population", "pseudonym", "year_start"]

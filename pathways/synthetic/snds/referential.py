@@ -12,7 +12,7 @@ from pathways.synthetic.snds.catalogue import Catalogue
 from pathways.synthetic.snds.dcir import SENTINEL, _birth_year, coded, dictionary
 from pathways.synthetic.snds.hospital import ghm
 from pathways.synthetic.snds.model import BACKGROUND_DEATH_ICD, PATHOLOGIES
-from pathways.synthetic.snds.population import DEPARTMENTS, Population
+from pathways.synthetic.snds.population import DEPARTMENTS, Population, department_codes
 from pathways.synthetic.snds.providers import Providers, hospital_id
 
 ERROR_GHM_SHARE = 0.003
@@ -28,12 +28,14 @@ def beneficiaries(pop: Population) -> pa.Table:
     month = (birth.astype("datetime64[M]").astype(np.int64) % 12 + 1).astype(np.int32)
     death = np.where(np.isnan(pop.death), SENTINEL, np.nan_to_num(pop.death))
     n = pop.n
-    return pa.table({"BEN_NIR_PSA": pa.array(pop.pid.astype(str)), "BEN_RNG_GEM": pa.array(np.ones(n, np.int32)),
-                     "BEN_NIR_ANO": pa.array(pop.pid.astype(str)), "BEN_IDT_ANO": pa.array(pop.idt.astype(str)),
+    pid = pa.array(pop.pid, pa.string())  # pseudonyms are text already: no per-row conversion
+    labels, dept = department_codes(pop.dept)
+    return pa.table({"BEN_NIR_PSA": pid, "BEN_RNG_GEM": pa.array(np.ones(n, np.int32)),
+                     "BEN_NIR_ANO": pid, "BEN_IDT_ANO": pa.array(pop.idt, pa.string()),
                      "BEN_NAI_ANN": pa.array(_birth_year(pop)), "BEN_NAI_MOI": pa.array(month),
                      "BEN_SEX_COD": pa.array(pop.sex), "BEN_DCD_DTE": _date(death),
-                     "BEN_RES_DPT": dictionary(DEPARTMENTS[pop.dept]),
-                     "ORG_AFF_BEN": dictionary(np.char.add("01C", DEPARTMENTS[pop.dept].astype(str)).astype(object))})
+                     "BEN_RES_DPT": coded(dept, labels),
+                     "ORG_AFF_BEN": coded(dept, np.char.add("01C", labels))})  # same text order as the labels
 
 
 def long_term_illnesses(pop: Population) -> pa.Table:
@@ -43,7 +45,7 @@ def long_term_illnesses(pop: Population) -> pa.Table:
     end = pop.ald_end[pat, k]
     icd = np.array([PATHOLOGIES[j].icd[i] for j, i in zip(k, pop.icd[pat, k])], dtype=object)
     num = np.array([p.ald[0] for p in PATHOLOGIES], dtype=np.int32)[k]
-    return pa.table({"BEN_NIR_PSA": pa.array(pop.pid[pat].astype(str)),
+    return pa.table({"BEN_NIR_PSA": pa.array(pop.pid[pat], pa.string()),
                      "BEN_RNG_GEM": pa.array(np.ones(pat.size, np.int32)), "IMB_ALD_DTD": _date(start),
                      "IMB_ALD_DTF": _date(np.where(np.isinf(end), SENTINEL, np.nan_to_num(end, posinf=0))),
                      "IMB_ALD_NUM": pa.array(num), "IMB_ETM_NAT": pa.array(np.full(pat.size, 41, np.int32)),
@@ -67,7 +69,7 @@ def causes_of_death(gen: np.random.Generator, pop: Population) -> tuple[pa.Table
     certified = gen.random(dead.size) < 0.95
     cause[dead[certified]] = np.where(has, icd, generic)[certified]
     rows = dead[certified]
-    table = pa.table({"BEN_IDT_ANO": pa.array(pop.idt[rows].astype(str)), "BEN_DCD_DTE": _date(pop.death[rows]),
+    table = pa.table({"BEN_IDT_ANO": pa.array(pop.idt[rows], pa.string()), "BEN_DCD_DTE": _date(pop.death[rows]),
                       "DCD_CIM_COD": pa.array(cause[rows].astype(str)),
                       "BEN_NAI_ANN": pa.array(_birth_year(pop)[rows]), "BEN_SEX_COD": pa.array(pop.sex[rows]),
                       "BEN_RES_DPT": pa.array(DEPARTMENTS[pop.dept[rows]].astype(str)),
@@ -129,7 +131,7 @@ def pmsi(gen: np.random.Generator, cat: Catalogue, pop: Population, prov: Provid
             "SOR_MOI": pa.array((exit_[s].astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12
                                  + 1).astype(np.int32)),
             "ENT_MOD": dictionary(np.full(s.size, "8")),
-            "SOR_MOD": dictionary(np.full(s.size, "8")), "BDI_DEP": dictionary(DEPARTMENTS[pop.dept[pat]]),
+            "SOR_MOD": dictionary(np.full(s.size, "8")), "BDI_DEP": coded(*department_codes(pop.dept[pat])[::-1]),
         })
         out[f"T_MCO{yy}C"] = pa.table({
             "ETA_NUM": pa.array(eta[s]), "RSA_NUM": pa.array(rsa[s]), "NIR_ANO_17": coded(pat, pop.pid),
@@ -142,19 +144,24 @@ def pmsi(gen: np.random.Generator, cat: Catalogue, pop: Population, prov: Provid
             "RNG_NAI": pa.array(np.ones(s.size, np.int32)),
         })
         out[f"T_MCO{yy}D"] = pa.table({
-            "ETA_NUM": pa.array(eta[d_row[d]].astype(str)), "RSA_NUM": pa.array(rsa[d_row[d]].astype(str)),
+            "ETA_NUM": _text(eta[d_row[d]]), "RSA_NUM": _text(rsa[d_row[d]]),
             "ASS_DGN": dictionary(d_code[d]), "DGN_ASS_NUM": pa.array(np.ones(d.size, np.int32))})
         out[f"T_MCO{yy}A"] = pa.table({
-            "ETA_NUM": pa.array(eta[a_row[a]].astype(str)), "RSA_NUM": pa.array(rsa[a_row[a]].astype(str)),
+            "ETA_NUM": _text(eta[a_row[a]]), "RSA_NUM": _text(rsa[a_row[a]]),
             "CDC_ACT": dictionary(a_code[a]), "ENT_DAT_DEL": pa.array(a_delay[a].astype(np.int32)),
             "NBR_EXE_ACT": pa.array(np.ones(a.size, np.int32)), "ACV_ACT": dictionary(np.full(a.size, "1"))})
         out[f"T_MCO{yy}UM"] = pa.table({
-            "ETA_NUM": pa.array(eta[s].astype(str)), "RSA_NUM": pa.array(rsa[s].astype(str)),
+            "ETA_NUM": _text(eta[s]), "RSA_NUM": _text(rsa[s]),
             "UM_ORD_NUM": pa.array(np.ones(s.size, np.int32)), "DGN_PAL": dictionary(st["dp"][s]),
             "DGN_REL": dictionary(st["dr"][s]), "PAR_DUR_SEJ": pa.array(st["los"][s].astype(np.int32))})
     detail = {"error": error, "d_row": d_row, "d_code": d_code, "a_row": a_row, "a_code": a_code,
               "a_delay": a_delay, "ghm": group, "year": sor_year}
     return out, detail
+
+
+def _text(numbers: np.ndarray) -> pa.Array:
+    """Decimal text of integers (ids stored as text), formatted by Arrow."""
+    return pa.array(np.asarray(numbers, dtype=np.int64)).cast(pa.string())
 
 
 def _dmy(days: np.ndarray) -> np.ndarray:
@@ -165,9 +172,16 @@ def _dmy(days: np.ndarray) -> np.ndarray:
     >>> _dmy(np.array([0])).tolist()
     ['01011970']
     """
-    iso = np.datetime_as_string(np.asarray(days, dtype=np.int64).astype("datetime64[D]")).astype("U10")
+    days = np.asarray(days, dtype=np.int64)
+    if days.size == 0:
+        return np.array([], dtype="U8")
+    lo, hi = int(days.min()), int(days.max())
+    sparse = hi - lo > 4 * days.size + 10_000  # stays span a few years: then each calendar day is formatted once
+    calendar = days if sparse else np.arange(lo, hi + 1)
+    iso = np.datetime_as_string(calendar.astype("datetime64[D]")).astype("U10")
     v = iso.view("U1").reshape(-1, 10)
-    return (v[:, 8].astype(object) + v[:, 9] + v[:, 5] + v[:, 6] + v[:, 0] + v[:, 1] + v[:, 2] + v[:, 3]).astype(str)
+    text = (v[:, 8].astype(object) + v[:, 9] + v[:, 5] + v[:, 6] + v[:, 0] + v[:, 1] + v[:, 2] + v[:, 3]).astype(str)
+    return text if sparse else text[days - lo]
 
 
 __all__ = ["ERROR_GHM_SHARE", "beneficiaries", "causes_of_death", "long_term_illnesses", "pmsi"]

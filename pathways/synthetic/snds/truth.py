@@ -45,11 +45,11 @@ def _year(days: np.ndarray) -> np.ndarray:
 
 
 def patients_frame(pop: Population, prov: Providers, cause: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"patient_id": pop.pid.astype(str), "index": pop.index, "birth": pop.birth,
+    return pd.DataFrame({"patient_id": pop.pid, "index": pop.index, "birth": pop.birth,
                          "sex": np.where(pop.sex == 2, "F", "M"), "department": DEPARTMENTS[pop.dept],
                          "death": pop.death, "death_cause": cause, "shopper": pop.shopper.astype(str),
-                         "gp": prescriber_id(prov.gp(pop.index), prov.n_gp).astype(str),
-                         "pharmacy": pharmacy_id(prov.pharmacy(pop.index)).astype(str)})
+                         "gp": _labels(prov.gp(pop.index), lambda u: prescriber_id(u, prov.n_gp)),
+                         "pharmacy": _labels(prov.pharmacy(pop.index), pharmacy_id)})
 
 
 def pathologies_frame(pop: Population, years: tuple[int, ...], services: dict[str, np.ndarray],
@@ -74,7 +74,7 @@ def pathologies_frame(pop: Population, years: tuple[int, ...], services: dict[st
         key = (pat * n_k + k) * 10000 + y
         ald = (pop.ald_start[pat, k] < y1) & (np.nan_to_num(pop.ald_end[pat, k], nan=-np.inf) > y0)
         frames.append(pd.DataFrame({
-            "patient_id": pop.pid[pat].astype(str), "year": y, "pathology": np.array([p.key for p in PATHOLOGIES])[k],
+            "patient_id": pop.pid[pat], "year": y, "pathology": np.array([p.key for p in PATHOLOGIES])[k],
             "icd10": icd_table[k, pop.icd[pat, k]],
             "onset": pop.onset[pat, k], "incident": pop.onset[pat, k] >= y0,
             "remission": pop.remission[pat, k] & (pop.end[pat, k] < y1), "died": died, "ald": ald,
@@ -85,17 +85,40 @@ def pathologies_frame(pop: Population, years: tuple[int, ...], services: dict[st
 def costs_frame(pop: Population, services: dict[str, np.ndarray], reimbursed: np.ndarray,
                 stays: dict[str, np.ndarray], kept: np.ndarray) -> pd.DataFrame:
     """Reimbursed amounts by (patient, year, care category), net of regularisations, without information lines;
-    hospital = GHS-like cost of the kept stays (by discharge year)."""
+    hospital = GHS-like cost of the kept stays (by discharge year).
+
+    Outpatient amounts are whole cents: they are summed exactly as integer cents, per dense (patient, year,
+    category) key (linear time; the same cents as a compensated float sum rounded to 2 decimals). Stay costs
+    are not cents: their few rows per key keep pandas' compensated sum.
+    """
     cat_of_kind = np.array([COST_CATEGORIES.index(c) for c in ("pharmacy", "gp", "specialist", "acts")])
-    pat = np.concatenate([services["pat"], stays["pat"][kept]])
-    year = np.concatenate([_year(services["day"]), _year(stays["entry"][kept] + stays["los"][kept])])
-    cat = np.concatenate([cat_of_kind[services["kind"]], np.full(int(kept.sum()), COST_CATEGORIES.index("hospital"))])
-    amount = np.concatenate([reimbursed, stays["cost"][kept]])
-    frame = pd.DataFrame({"p": pat, "year": year, "c": cat, "reimbursed": amount})
-    out = frame.groupby(["p", "year", "c"], sort=True)["reimbursed"].sum().reset_index()
-    return pd.DataFrame({"patient_id": pop.pid[out["p"].to_numpy()].astype(str), "year": out["year"].to_numpy(),
-                         "category": np.array(COST_CATEGORIES)[out["c"].to_numpy()],
-                         "reimbursed": out["reimbursed"].round(2).to_numpy()})
+    hosp = COST_CATEGORIES.index("hospital")
+    s_pat, s_year = services["pat"], _year(services["day"])
+    h_pat, h_year = stays["pat"][kept], _year(stays["entry"][kept] + stays["los"][kept])
+    years = np.concatenate([s_year, h_year])
+    if years.size == 0:
+        return pd.DataFrame({"patient_id": np.array([], str), "year": np.array([], np.int64),
+                             "category": np.array([], str), "reimbursed": np.array([], float)})
+    y0, n_cat = int(years.min()), len(COST_CATEGORIES)
+    n_year = int(years.max()) - y0 + 1
+
+    def key(pat: np.ndarray, year: np.ndarray, cat: np.ndarray) -> np.ndarray:  # lexicographic (p, year, c)
+        return (pat.astype(np.int64) * n_year + (year - y0)) * n_cat + cat
+
+    size = pop.n * n_year * n_cat
+    s_key = key(s_pat, s_year, cat_of_kind[services["kind"]])
+    cents = np.bincount(s_key, weights=np.rint(reimbursed * 100.0), minlength=size)  # exact: integers < 2**53
+    total = cents / 100.0
+    h = pd.DataFrame({"k": key(h_pat, h_year, np.full(h_pat.size, hosp)), "cost": stays["cost"][kept]})
+    h_sum = h.groupby("k", sort=False)["cost"].sum()
+    total[h_sum.index.to_numpy()] = h_sum.to_numpy().round(2)
+    present = np.bincount(s_key, minlength=size) > 0
+    present[h_sum.index.to_numpy()] = True
+    k = np.flatnonzero(present)
+    c = k % n_cat
+    return pd.DataFrame({"patient_id": pop.pid[k // (n_cat * n_year)],
+                         "year": (k // n_cat) % n_year + y0,
+                         "category": np.array(COST_CATEGORIES)[c], "reimbursed": total[k]})
 
 
 def _labels(values: np.ndarray, label: Any) -> np.ndarray:
@@ -155,7 +178,7 @@ def events_frame(cat: Catalogue, pop: Population, prov: Providers, services: dic
                                "code": np.where(pd.isna(cause[dead]), "DEATH", "CIM10:" + cause[dead].astype(str)),
                                "category": "death"}))
     ev = pd.concat(parts, ignore_index=True)
-    ev.insert(0, "patient_id", pop.pid[ev.pop("p").to_numpy()].astype(str))
+    ev.insert(0, "patient_id", pop.pid[ev.pop("p").to_numpy()])
     same = [c for c in ev.columns if c != "regularised"]
     ev["regularised"] = ev["regularised"].eq(True)  # missing (parts without regularisations) -> False
     ev["regularised"] = ev.groupby(same, dropna=False)["regularised"].transform("any")
@@ -173,7 +196,7 @@ def abusers_frame(pop: Population, prov: Providers, s: dict[str, np.ndarray]) ->
     f = pd.DataFrame({"p": s["pat"][m], "pre": s["prescriber"][m], "pha": s["executor"][m]})
     g = f.groupby("p").agg(dispensations=("pre", "size"), prescribers=("pre", "nunique"),
                            pharmacies=("pha", "nunique")).reset_index()
-    return pd.DataFrame({"patient_id": pop.pid[g["p"].to_numpy()].astype(str),
+    return pd.DataFrame({"patient_id": pop.pid[g["p"].to_numpy()],
                          "pattern": "shopping:" + pop.shopper[g["p"].to_numpy()].astype(str),
                          **{c: g[c].to_numpy() for c in ("dispensations", "prescribers", "pharmacies")}})
 
