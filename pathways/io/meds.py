@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from os import PathLike
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -235,7 +237,7 @@ def _write_metadata(log: EventLog, meta: Path, splits: Mapping[Any, str] | None,
             pq.write_table(table, tmp)
     dataset = {
         "dataset_name": dataset_name, "dataset_version": "1", "etl_name": "pathways", "etl_version": pathways.__version__,
-        "meds_version": MEDS_VERSION, "created_at": datetime.now(timezone.utc).isoformat(),
+        "meds_version": MEDS_VERSION, "created_at": datetime.now(UTC).isoformat(),
         "pathways": {"time_unit": log.time_unit, "origin": None if log.origin is None else log.origin.isoformat(),
                      "oov_token": log.vocab.oov_token, "extras": list(log.extras), "exact": exact},
     }
@@ -246,26 +248,42 @@ def _write_metadata(log: EventLog, meta: Path, splits: Mapping[Any, str] | None,
 # ----------------------------------------------------------------------------------------------------------------
 # reading
 # ----------------------------------------------------------------------------------------------------------------
-def _read_shards(folder: Path, split: str | None) -> pa.Table:
+def _shard_paths(folder: Path) -> list[Path]:
     # natural order: shard 10 after shard 9 (write_meds' order, which the trusted read relies on)
     shards = sorted((folder / "data").rglob("*.parquet"),
                     key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.as_posix())])
     if not shards:
         raise PathwaysInputError(f"MEDS folder {str(folder)!r}: no data/*.parquet shards")
+    return shards
+
+
+def _read_shard(folder: Path, path: Path, split: pa.Array | None) -> pa.Table:
+    """One shard (codes and categories kept dictionary-encoded), with the subjects of the split only."""
     try:
-        table = pa.concat_tables([pq.read_table(p, read_dictionary=["code", "category"])
-                                  for p in progress_bar(shards, desc="reading MEDS shards", unit="shard")],
-                                 promote_options="default")
+        table = pq.read_table(path, read_dictionary=["code", "category"])
     except (OSError, pa.ArrowInvalid) as exc:
         raise PathwaysInputError(f"MEDS folder {str(folder)!r}: cannot read a shard: {exc}") from exc
     missing = {"subject_id", "time", "code"} - set(table.column_names)
     if missing:
         raise PathwaysInputError(f"MEDS shards lack column(s) {sorted(missing)}")
-    if split is not None:
-        splits = pq.read_table(folder / "metadata" / "subject_splits.parquet")
-        keep = splits.filter(pc.equal(splits.column("split"), split)).column("subject_id")
-        table = table.filter(pc.is_in(table.column("subject_id"), value_set=keep))
-    return table
+    return table if split is None else table.filter(pc.is_in(table.column("subject_id"), value_set=split))
+
+
+def _split_subjects(folder: Path, split: str | None) -> pa.Array | None:
+    if split is None:
+        return None
+    splits = pq.read_table(folder / "metadata" / "subject_splits.parquet")
+    return splits.filter(pc.equal(splits.column("split"), split)).column("subject_id").combine_chunks()
+
+
+def _read_shards(folder: Path, split: str | None) -> pa.Table:
+    keep = _split_subjects(folder, split)
+    tables = [_read_shard(folder, p, keep)
+              for p in progress_bar(_shard_paths(folder), desc="reading MEDS shards", unit="shard")]
+    try:
+        return pa.concat_tables(tables, promote_options="default")
+    except pa.ArrowInvalid as exc:
+        raise PathwaysInputError(f"MEDS folder {str(folder)!r}: shards with clashing columns: {exc}") from exc
 
 
 def _float_times(table: pa.Table, name: str, exact: str, unit_us: int, origin_us: int) -> np.ndarray:
@@ -325,42 +343,134 @@ def read_meds(folder: str | PathLike, *, split: str | None = None) -> EventLog:
     meta = folder / "metadata"
     info = json.loads((meta / "dataset.json").read_text()).get("pathways") if (meta / "dataset.json").exists() else None
     own = info is not None and (meta / "subjects.parquet").exists()
-    table = _read_shards(folder, split)
     time_unit = info["time_unit"] if own else "days"
     origin = (pd.Timestamp(info["origin"]) if info["origin"] is not None else None) if own else EPOCH
-    unit_us, origin_us = _unit_us(time_unit), _origin_us(origin)
-    times = _float_times(table, "time", "pathways_time", unit_us, origin_us)
+    units = (time_unit, _unit_us(time_unit), _origin_us(origin))
+    if own:
+        return _read_own(folder, info, split, origin, units)
+    table = _read_shards(folder, split)
+    times = _float_times(table, "time", "pathways_time", *units[1:])
     codes = table.column("code")
-    if own:
-        code_table = pq.read_table(meta / "codes.parquet")
-        vocab = Vocabulary(code_table.column("code").to_pylist(), code_table.column("pathways_count").to_numpy(),
-                           info["oov_token"])
-        position = dictionary_positions(codes, pd.Index([*vocab.codes, BIRTH, DEATH]), "MEDS code",
-                                        absent="keep")  # one pass over the codes
-        n = len(vocab)
-    else:
-        # 0: any other code, 1: birth, 2: death
-        position, n = dictionary_positions(codes, pd.Index([BIRTH, DEATH]), "MEDS code", absent="keep") + 1, 1
+    # 0: any other code, 1: birth, 2: death
+    position = dictionary_positions(codes, pd.Index([BIRTH, DEATH]), "MEDS code", absent="keep") + 1
     timed = ~np.isnan(times)
-    event = timed & (position < n)  # codes absent from the vocabulary stay events (and raise in _build)
-    rows = {"birth": position == n, "death": position == n + 1, "static": ~timed}
+    event = timed & (position < 1)
+    rows = {"birth": position == 1, "death": position == 2, "static": ~timed}
     subject = table.column("subject_id").to_numpy()
-    if own:
-        patients = pq.read_table(meta / "subjects.parquet").to_pandas()
-        index = patients.pop("subject_id").to_numpy()
-        info = {**info, "sorted": np.array_equal(index, np.arange(index.size)) and split is None
-                and bool((subject[1:] >= subject[:-1]).all())}  # shards renamed or reordered: sort the events
-        patient = subject if info["sorted"] else pd.Index(index).get_indexer(subject)
-        if info["sorted"] and subject.size and (subject.min() < 0 or subject.max() >= index.size) or (patient < 0).any():
-            raise PathwaysInputError("MEDS subject_id: rows name subjects absent from metadata/subjects.parquet")
-        if split is not None:
-            patient, patients = _keep_split(patient, patients, np.unique(patient))
-    else:
-        patient, patients = _foreign_patients(subject, rows, times, codes, _values(table, "numeric_value"))
-        vocab = _foreign_vocab(codes, event)
-        position = dictionary_positions(codes, pd.Index(vocab.codes), "MEDS code", absent="keep")
-    return _build(table, event, patient, times, position, vocab, patients, info if own else None, origin,
-                  (time_unit, unit_us, origin_us))
+    patient, patients = _foreign_patients(subject, rows, times, codes, _values(table, "numeric_value"))
+    vocab = _foreign_vocab(codes, event)
+    position = dictionary_positions(codes, pd.Index(vocab.codes), "MEDS code", absent="keep")
+    whole = bool(event.all())
+    if not whole:
+        table, patient, times, position = table.filter(pa.array(event)), patient[event], times[event], position[event]
+    unit_us, origin_us = units[1:]
+    end = _float_times(table, "end", "pathways_end", unit_us, origin_us)
+    value = _values(table, "numeric_value")
+    category = (pd.Categorical(table.column("category").to_pandas()) if "category" in table.column_names
+                else pd.Categorical(np.full(times.size, np.nan, dtype=object)))
+    return _build(patient, times, position, end, value, category, {}, vocab, patients, None, origin, time_unit)
+
+
+def _timed(table: pa.Table) -> np.ndarray:
+    """Rows with a time (static rows have none), from the validity bitmap: no timestamp conversion."""
+    if "pathways_time" in table.column_names:
+        return ~np.isnan(table.column("pathways_time").to_numpy())
+    return table.column("time").is_valid().to_numpy(zero_copy_only=False)
+
+
+def _read_own(folder: Path, info: dict, split: str | None, origin: pd.Timestamp | None,
+              units: tuple[str, int, int]) -> EventLog:
+    """A dataset written by :func:`write_meds`, shard by shard: each shard's event rows are converted (times,
+    values, codes, subjects) straight into preallocated event arrays, so the read holds one shard's temporaries
+    at a time instead of full-length copies of every column."""
+    meta = folder / "metadata"
+    code_table = pq.read_table(meta / "codes.parquet")
+    vocab = Vocabulary(code_table.column("code").to_pylist(), code_table.column("pathways_count").to_numpy(),
+                       info["oov_token"])
+    lookup = pd.Index([*vocab.codes, BIRTH, DEATH])
+    shards, keep = _shard_paths(folder), _split_subjects(folder, split)
+    try:
+        n_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in shards)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise PathwaysInputError(f"MEDS folder {str(folder)!r}: cannot read a shard: {exc}") from exc
+    # np.empty touches no memory: only the event rows written below are ever paged in
+    out = {k: np.empty(n_rows, np.int64 if k in ("patient", "code") else np.float64)
+           for k in ("patient", "time", "code", "end", "value")}
+    columns: dict[str, list] = {k: [] for k in ("category", *info["extras"])}
+    present, at = [], 0
+    for path, table in _prefetched(folder, shards, keep):
+        if keep is not None:  # the split's subjects include those without events (birth or static rows only)
+            present.append(pc.unique(table.column("subject_id")).to_numpy())
+        position = dictionary_positions(table.column("code"), lookup, "MEDS code", absent="keep")
+        event = _timed(table) & (position < len(vocab))  # codes absent from the vocabulary (-1) raise in _build
+        whole = bool(event.all())
+        hi = at + (table.num_rows if whole else int(event.sum()))
+        if hi > n_rows:
+            raise PathwaysInputError(f"MEDS shard {path.name}: more rows than its parquet metadata states")
+        shard = {"patient": table.column("subject_id").to_numpy().astype(np.int64, copy=False), "code": position,
+                 "time": _float_times(table, "time", "pathways_time", *units[1:]),
+                 "end": _float_times(table, "end", "pathways_end", *units[1:]),
+                 "value": _values(table, "pathways_value" if "pathways_value" in table.column_names
+                                  else "numeric_value")}
+        for key, values in shard.items():  # the event rows straight into place: no filtered copy
+            if whole:
+                out[key][at:hi] = values
+            else:
+                np.compress(event, values, out=out[key][at:hi])
+        mask = None if whole else pa.array(event)
+        for name, chunks in columns.items():
+            column = _shard_column(table, name, path)
+            chunks.append(column if whole else column.filter(mask))
+        at = hi
+    arrays = {k: v[:at] for k, v in out.items()}
+    category = columns.pop("category")
+    category = (pd.Categorical(_chunked(category).to_pandas()) if at else pd.Categorical([]))
+    extras = {k: _chunked(v).to_numpy() for k, v in columns.items()}
+    subject = arrays["patient"]
+    patients = pq.read_table(meta / "subjects.parquet").to_pandas()
+    index = patients.pop("subject_id").to_numpy()
+    info = {**info, "sorted": np.array_equal(index, np.arange(index.size)) and split is None
+            and bool((subject[1:] >= subject[:-1]).all())}  # shards renamed or reordered: sort the events
+    patient = subject if info["sorted"] else pd.Index(index).get_indexer(subject)
+    absent = "MEDS subject_id: rows name subjects absent from metadata/subjects.parquet"
+    if info["sorted"] and subject.size and (subject.min() < 0 or subject.max() >= index.size) or (patient < 0).any():
+        raise PathwaysInputError(absent)
+    if present:
+        kept = np.unique(pd.Index(index).get_indexer(np.concatenate(present)))
+        if kept.size and kept[0] < 0:
+            raise PathwaysInputError(absent)
+        patient, patients = _keep_split(patient, patients, kept)
+    return _build(patient, arrays["time"], arrays["code"], arrays["end"], arrays["value"], category, extras, vocab,
+                  patients, info, origin, units[0])
+
+
+def _prefetched(folder: Path, shards: list[Path], keep: pa.Array | None):
+    """(path, table) of every shard, the next one decoded in a thread while the caller converts the current one
+    (parquet decoding and the numpy conversions release the GIL)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(_read_shard, folder, shards[0], keep)
+        for i, path in enumerate(progress_bar(shards, desc="reading MEDS shards", unit="shard")):
+            table = pending.result()
+            if i + 1 < len(shards):
+                pending = pool.submit(_read_shard, folder, shards[i + 1], keep)
+            yield path, table
+
+
+def _shard_column(table: pa.Table, name: str, path: Path) -> pa.ChunkedArray:
+    if name in table.column_names:
+        return table.column(name)
+    if name == "category":
+        return pa.chunked_array([pa.nulls(table.num_rows, pa.dictionary(pa.int32(), pa.string()))])
+    raise PathwaysInputError(f"MEDS shard {path.name}: lacks the extra column {name!r} of metadata/dataset.json")
+
+
+def _chunked(parts: list[pa.ChunkedArray]) -> pa.ChunkedArray:
+    chunks = [c for part in parts for c in part.chunks]
+    if len({c.type for c in chunks}) > 1:  # shards written with other types: their common type
+        target = pa.unify_schemas([pa.schema([("c", c.type)]) for c in chunks],
+                                  promote_options="permissive").field("c").type
+        chunks = [c.cast(target) for c in chunks]
+    return pa.chunked_array(chunks, type=None if chunks else parts[0].type)
 
 
 def _values(table: pa.Table, name: str) -> np.ndarray:
@@ -375,24 +485,13 @@ def _keep_split(patient: np.ndarray, patients: pd.DataFrame, kept: np.ndarray) -
     return new[patient], patients.iloc[kept].reset_index(drop=True)
 
 
-def _build(table: pa.Table, event: np.ndarray, patient: np.ndarray, time: np.ndarray, code: np.ndarray,
-           vocab: Vocabulary, patients: pd.DataFrame, info: dict | None, origin: pd.Timestamp | None,
-           units: tuple[str, int, int]) -> EventLog:
-    """The EventLog of the timed rows ``event``; a pathways dataset is trusted like :meth:`EventLog.read_parquet`
-    trusts its own files, a foreign one is validated by :meth:`EventLog.from_arrays`."""
-    time_unit, unit_us, origin_us = units
-    whole = bool(event.all())
-    take = (lambda a: a) if whole else (lambda a: a[event])
-    patient, time, code = take(patient), take(time), take(code)
+def _build(patient: np.ndarray, time: np.ndarray, code: np.ndarray, end: np.ndarray, value: np.ndarray,
+           category: pd.Categorical, extras: dict[str, np.ndarray], vocab: Vocabulary, patients: pd.DataFrame,
+           info: dict | None, origin: pd.Timestamp | None, time_unit: str) -> EventLog:
+    """The EventLog of the event rows; a pathways dataset is trusted like :meth:`EventLog.read_parquet` trusts its
+    own files, a foreign one is validated by :meth:`EventLog.from_arrays`."""
     if (code < 0).any():
         raise PathwaysInputError(f"MEDS code: {int((code < 0).sum())} rows carry codes absent from codes.parquet")
-    end = take(_float_times(table, "end", "pathways_end", unit_us, origin_us))
-    value = take(_values(table, "pathways_value" if "pathways_value" in table.column_names else "numeric_value"))
-    category = (pd.Categorical(table.column("category").to_pandas())[event] if "category" in table.column_names
-                else pd.Categorical(np.full(time.size, np.nan, dtype=object)))
-    keep = None if whole else pa.array(event)  # extras filtered in Arrow: their null padding would make ints float
-    extras = {k: (table.column(k) if whole else table.column(k).filter(keep)).to_numpy()
-              for k in (info or {}).get("extras", [])}
     if info is None:
         vocab = Vocabulary(vocab.codes, np.bincount(code, minlength=len(vocab)))
         return EventLog.from_arrays(patient, time, code, vocab, patients, end, value, category,

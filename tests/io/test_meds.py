@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pathways.data import EventLog
+from pathways.data import EventLog, Vocabulary
 from pathways.errors import PathwaysInputError
 from pathways.io import read_meds, write_meds
 from pathways.io.meds import from_ticks, shard_bounds, to_ticks
@@ -110,3 +110,16 @@ def test_microsecond_conversion_is_exact_at_microsecond_resolution():
     assert shard_bounds(np.array([0, 0, 0, 1]), 1) == [(0, 3), (3, 4)]
     with pytest.raises(PathwaysInputError, match="shard_size"):
         shard_bounds(np.zeros(3), 0)
+
+
+def test_split_keeps_subjects_without_events_across_shards(tmp_path):
+    # subject 11 has only a birth row, alone in its shard: it stays in its split though it has no event
+    patients = pd.DataFrame({"patient_id": [10, 11, 12], "birth": [-100.0, -200.0, -300.0]})
+    log = EventLog.from_arrays(np.array([0, 0, 2]), np.array([1.0, 2.0, 3.0]), np.array([0, 1, 0]),
+                               Vocabulary(["A", "B"]), patients)
+    write_meds(log, tmp_path, shard_size=1, splits={11: "held_out", 12: "held_out"})
+    assert len(list((tmp_path / "data").glob("*.parquet"))) == 3
+    held = read_meds(tmp_path, split="held_out")
+    assert held.patients["patient_id"].tolist() == [11, 12]
+    assert held.patient.tolist() == [1] and held.time.tolist() == [3.0]
+    assert_same_log(read_meds(tmp_path), log)
