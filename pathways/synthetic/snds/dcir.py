@@ -123,7 +123,9 @@ def lines(gen: np.random.Generator, s: dict[str, np.ndarray], chunk: int) -> dic
     typ = np.concatenate([np.full(n, MAIN), np.full(fee.size, FEE), np.full(info.size, INFO),
                           np.full(regul.size, CANCEL), np.full(regul.size, REBILL)])
     late = (gen.random(n) < 0.05).astype(np.int64)  # 5 % of services reach the flux a month late
-    flux_line = _month_after(s["day"][row], 1 + late[row] + (typ >= CANCEL))
+    flux_line = _month_after(s["day"], 1 + late)[row]  # per service, then to its lines
+    regul_lines = np.flatnonzero(typ >= CANCEL)  # the cancellation and the new bill: a month later still
+    flux_line[regul_lines] = _month_after(s["day"][row[regul_lines]], 2 + late[row[regul_lines]])
     emt_ord = np.select([typ == CANCEL, typ == REBILL], [2, 3], 1)
     prs_ord = np.select([typ == FEE, typ == INFO], [2, 3], 1)
     return {"row": row, "type": typ, "flux": flux_line, "emt_ord": emt_ord, "prs_ord": prs_ord,
@@ -142,9 +144,12 @@ def tables(gen: np.random.Generator, cat: Catalogue, pop: Population, prov: Prov
     nat_of_kind = np.array([SERVICES["pharmacy"][0], SERVICES["gp"][0], SERVICES["specialist"][0],
                             SERVICES["acts"][0]], np.int32)
     qty = s["qty"][r]
-    line_paid = np.where(typ == FEE, fee_price * qty, paid[r]) * sign
-    line_rate = np.where(typ == FEE, fee_rate, rate[r])
-    reimbursed = np.round(line_paid * line_rate, 2)
+    fee_rows = typ == FEE
+    line_paid = np.where(fee_rows, fee_price * qty, paid[r]) * sign
+    # rounding to cents is odd-symmetric: a service line's amount is its rounded service amount, signed
+    base = np.round(paid * rate, 2)
+    reimbursed = base[r] * sign
+    reimbursed[fee_rows] = np.round(line_paid[fee_rows] * fee_rate, 2)
     pat = s["pat"][r]
     ones = pa.array(np.ones(r.size, np.int32))
     keys = _keys(ln, pop, pat, ones)
@@ -156,9 +161,10 @@ def tables(gen: np.random.Generator, cat: Catalogue, pop: Population, prov: Prov
         "PRS_NAT_REF": pa.array(np.where(typ == FEE, np.int32(fee_nat), nat_of_kind[kind])),
         "PRS_ACT_QTE": pa.array((qty * sign).astype(float)),
         "PRS_PAI_MNT": pa.array(line_paid), "BSE_REM_BSE": pa.array(line_paid), "BSE_REM_MNT": pa.array(reimbursed),
-        "BSE_REM_SGN": pa.array(sign.astype(np.int32)), "RGO_REM_TAU": pa.array(np.round(line_rate * 100)),
+        "BSE_REM_SGN": pa.array(sign.astype(np.int32)),
+        "RGO_REM_TAU": pa.array(np.where(fee_rows, np.round(fee_rate * 100), np.round(rate * 100)[r])),
         "DPN_QLF": pa.array(np.where(typ == INFO, 71, 0).astype(np.int32)),
-        "EXO_MTF": pa.array(np.where(line_rate >= 1.0, 41, 0).astype(np.int32)),
+        "EXO_MTF": pa.array(np.where(np.where(fee_rows, fee_rate >= 1.0, (rate >= 1.0)[r]), 41, 0).astype(np.int32)),
         **keys,
     })
     prs = prs.select(PRS_COLUMNS)
@@ -182,9 +188,7 @@ def tables(gen: np.random.Generator, cat: Catalogue, pop: Population, prov: Prov
                                   "CAM_REM_BSE": pa.array(cat.ccam_price[item] * sign[det]),
                                   "CAM_ORD_NUM": pa.array(np.ones(det.size, np.int32))})
     fee_total = np.zeros(s["day"].size)
-    fee_rows = typ == FEE
     np.add.at(fee_total, r[fee_rows], reimbursed[fee_rows])
-    base = np.round(paid * rate, 2)
     regularised = np.zeros(s["day"].size, bool)
     regularised[r[typ == CANCEL]] = True
     return out, {"reimbursed": base + fee_total, "paid": paid, "base": base, "regularised": regularised}
@@ -246,4 +250,5 @@ PRS_COLUMNS = ["BEN_NIR_PSA", "BEN_RNG_GEM", "BEN_NAI_ANN", "BEN_SEX_COD", "BEN_
                "ETB_PRE_FIN", "PSE_SPE_COD", "PSP_SPE_COD", *KEY_COLUMNS]
 
 
-__all__ = ["CANCEL", "FEE", "INFO", "MAIN", "REBILL", "SENTINEL", "coded", "coded_ids", "dictionary", "id_codes", "tables"]
+__all__ = ["CANCEL", "FEE", "INFO", "MAIN", "REBILL", "SENTINEL", "coded", "coded_ids", "dictionary", "id_codes",
+           "tables"]
