@@ -263,25 +263,21 @@ def _read_shard(folder: Path, path: Path, split: pa.Array | None) -> pa.Table:
         table = pq.read_table(path, read_dictionary=["code", "category"])
     except (OSError, pa.ArrowInvalid) as exc:
         raise PathwaysInputError(f"MEDS folder {str(folder)!r}: cannot read a shard: {exc}") from exc
-    missing = {"subject_id", "time", "code"} - set(table.column_names)
-    if missing:
+    if missing := {"subject_id", "time", "code"} - set(table.column_names):
         raise PathwaysInputError(f"MEDS shards lack column(s) {sorted(missing)}")
     return table if split is None else table.filter(pc.is_in(table.column("subject_id"), value_set=split))
 
 
 def _split_subjects(folder: Path, split: str | None) -> pa.Array | None:
-    if split is None:
-        return None
-    splits = pq.read_table(folder / "metadata" / "subject_splits.parquet")
-    return splits.filter(pc.equal(splits.column("split"), split)).column("subject_id").combine_chunks()
+    splits = None if split is None else pq.read_table(folder / "metadata" / "subject_splits.parquet")
+    return None if split is None else splits.filter(pc.equal(splits["split"], split))["subject_id"].combine_chunks()
 
 
 def _read_shards(folder: Path, split: str | None) -> pa.Table:
     keep = _split_subjects(folder, split)
-    tables = [_read_shard(folder, p, keep)
-              for p in progress_bar(_shard_paths(folder), desc="reading MEDS shards", unit="shard")]
     try:
-        return pa.concat_tables(tables, promote_options="default")
+        return pa.concat_tables([_read_shard(folder, p, keep) for p in progress_bar(
+            _shard_paths(folder), desc="reading MEDS shards", unit="shard")], promote_options="default")
     except pa.ArrowInvalid as exc:
         raise PathwaysInputError(f"MEDS folder {str(folder)!r}: shards with clashing columns: {exc}") from exc
 
@@ -380,9 +376,8 @@ def _timed(table: pa.Table) -> np.ndarray:
 
 def _read_own(folder: Path, info: dict, split: str | None, origin: pd.Timestamp | None,
               units: tuple[str, int, int]) -> EventLog:
-    """A dataset written by :func:`write_meds`, shard by shard: each shard's event rows are converted (times,
-    values, codes, subjects) straight into preallocated event arrays, so the read holds one shard's temporaries
-    at a time instead of full-length copies of every column."""
+    """A dataset written by :func:`write_meds`, shard by shard: each shard's event rows go converted straight into
+    preallocated event arrays (one shard's temporaries at a time, no full-length copies of every column)."""
     meta = folder / "metadata"
     code_table = pq.read_table(meta / "codes.parquet")
     vocab = Vocabulary(code_table.column("code").to_pylist(), code_table.column("pathways_count").to_numpy(),
@@ -423,8 +418,7 @@ def _read_own(folder: Path, info: dict, split: str | None, origin: pd.Timestamp 
             chunks.append(column if whole else column.filter(mask))
         at = hi
     arrays = {k: v[:at] for k, v in out.items()}
-    category = columns.pop("category")
-    category = (pd.Categorical(_chunked(category).to_pandas()) if at else pd.Categorical([]))
+    category = pd.Categorical(_chunked(columns.pop("category")).to_pandas() if at else [])
     extras = {k: _chunked(v).to_numpy() for k, v in columns.items()}
     subject = arrays["patient"]
     patients = pq.read_table(meta / "subjects.parquet").to_pandas()
@@ -445,8 +439,7 @@ def _read_own(folder: Path, info: dict, split: str | None, origin: pd.Timestamp 
 
 
 def _prefetched(folder: Path, shards: list[Path], keep: pa.Array | None):
-    """(path, table) of every shard, the next one decoded in a thread while the caller converts the current one
-    (parquet decoding and the numpy conversions release the GIL)."""
+    """(path, table) of every shard; the next one decodes in a thread (GIL released) while the caller converts."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(_read_shard, folder, shards[0], keep)
         for i, path in enumerate(progress_bar(shards, desc="reading MEDS shards", unit="shard")):
@@ -466,11 +459,10 @@ def _shard_column(table: pa.Table, name: str, path: Path) -> pa.ChunkedArray:
 
 def _chunked(parts: list[pa.ChunkedArray]) -> pa.ChunkedArray:
     chunks = [c for part in parts for c in part.chunks]
-    if len({c.type for c in chunks}) > 1:  # shards written with other types: their common type
-        target = pa.unify_schemas([pa.schema([("c", c.type)]) for c in chunks],
-                                  promote_options="permissive").field("c").type
-        chunks = [c.cast(target) for c in chunks]
-    return pa.chunked_array(chunks, type=None if chunks else parts[0].type)
+    try:
+        return pa.chunked_array(chunks, type=None if chunks else parts[0].type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise PathwaysInputError(f"MEDS shards: a column's type differs between shards: {exc}") from exc
 
 
 def _values(table: pa.Table, name: str) -> np.ndarray:
@@ -488,8 +480,7 @@ def _keep_split(patient: np.ndarray, patients: pd.DataFrame, kept: np.ndarray) -
 def _build(patient: np.ndarray, time: np.ndarray, code: np.ndarray, end: np.ndarray, value: np.ndarray,
            category: pd.Categorical, extras: dict[str, np.ndarray], vocab: Vocabulary, patients: pd.DataFrame,
            info: dict | None, origin: pd.Timestamp | None, time_unit: str) -> EventLog:
-    """The EventLog of the event rows; a pathways dataset is trusted like :meth:`EventLog.read_parquet` trusts its
-    own files, a foreign one is validated by :meth:`EventLog.from_arrays`."""
+    """The EventLog of the event rows; a pathways dataset is trusted as read_parquet trusts its files."""
     if (code < 0).any():
         raise PathwaysInputError(f"MEDS code: {int((code < 0).sum())} rows carry codes absent from codes.parquet")
     if info is None:
