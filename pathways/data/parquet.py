@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pathways.data.textfiles import detect_encoding
+from pathways.data.textfiles import detect_encoding, sniff_delimiter
 from pathways.data.arrow import dictionary_positions, events_to_arrow, patients_to_arrow, stored_time
 from pathways.data.vocabulary import Vocabulary
 from pathways.errors import PathwaysInputError
@@ -153,9 +153,10 @@ def read_table(path: str | PathLike, kind: str, kwargs: Mapping[str, Any] | None
                text_columns: Sequence[str] = ()) -> pd.DataFrame:
     """A user's ``kind`` ("csv" or "parquet") table as a DataFrame; read errors name the file.
 
-    CSV: the encoding is detected (UTF-8, UTF-16 with a byte-order mark, else latin-1) unless ``kwargs`` give
-    one, and ``text_columns`` (identifiers, codes) are read as text exactly as written: ``0123`` stays ``0123``,
-    ``1E10`` stays ``1E10``, ``NA`` stays ``NA``; only an empty cell is missing there.
+    CSV: the encoding (UTF-8, UTF-16 with a byte-order mark, else latin-1) and the delimiter (``,``, ``;``, tab
+    for ``.tsv``) are detected unless ``kwargs`` give them, and ``text_columns`` (identifiers, codes) are read as
+    text exactly as written: ``0123`` stays ``0123``, ``1E10`` stays ``1E10``, ``NA`` stays ``NA``; only an empty
+    cell is missing there.
     """
     path_text = str(path)
     try:
@@ -163,6 +164,8 @@ def read_table(path: str | PathLike, kind: str, kwargs: Mapping[str, Any] | None
             return pd.read_parquet(path)
         options = dict(kwargs or {})
         options.setdefault("encoding", detect_encoding(path))
+        if "sep" not in options and "delimiter" not in options:  # ';' in French exports, as the claims readers
+            options["sep"] = sniff_delimiter(path, options["encoding"])
         text = [c for c in text_columns if c is not None]
         if text and "dtype" not in options and "keep_default_na" not in options and "na_values" not in options:
             options.update(dtype={c: str for c in text}, keep_default_na=False, na_values=[""])

@@ -32,10 +32,10 @@ def detect_encoding(path: str | PathLike) -> str:
 
     Examples
     --------
-    >>> import tempfile, os
-    >>> folder = tempfile.mkdtemp()
-    >>> _ = open(os.path.join(folder, "a.csv"), "wb").write("code\\ncafé\\n".encode("latin-1"))
-    >>> detect_encoding(os.path.join(folder, "a.csv"))
+    >>> import tempfile
+    >>> sample = Path(tempfile.mkdtemp()) / "a.csv"
+    >>> _ = sample.write_bytes("code\\ncafé\\n".encode("latin-1"))
+    >>> detect_encoding(sample)
     'latin-1'
     """
     path = Path(path)
@@ -58,12 +58,16 @@ def detect_encoding(path: str | PathLike) -> str:
     return "utf-8"
 
 
+def _first_line(path: Path, encoding: str) -> str:
+    # the text wrapper owns (and closes) the binary handle: a wrapper left to the garbage collector warns
+    with io.TextIOWrapper(_open_binary(path), encoding=encoding, errors="replace", newline="") as text:
+        return text.readline()
+
+
 def header_fields(path: str | PathLike, encoding: str, delimiter: str) -> list[str]:
     """Column names of a delimited text file's first line (an empty list for an empty file)."""
     path = Path(path)
-    with _open_binary(path) as raw:
-        text = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
-        line = text.readline()
+    line = _first_line(path, encoding)
     return next(csv.reader([line], delimiter=delimiter), []) if line.strip() else []
 
 
@@ -72,8 +76,7 @@ def sniff_delimiter(path: str | PathLike, encoding: str = "utf-8") -> str:
     path = Path(path)
     if path.name.lower().endswith((".tsv", ".tsv.gz")):
         return "\t"
-    with _open_binary(path) as raw:
-        header = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="").readline()
+    header = _first_line(path, encoding)
     return ";" if header.count(";") > header.count(",") else ","
 
 

@@ -64,3 +64,21 @@ def test_corrupt_meds_shard_is_named(tmp_path):
     shard.write_bytes(b"garbage")
     with pytest.raises(PathwaysInputError, match=r"MEDS folder .*: cannot read a shard"):
         read_meds(tmp_path / "meds")
+
+
+def test_french_export_semicolons_latin1_dates_before_1970(tmp_path):
+    """A messy real-shaped export: ';' separators, latin-1 accents, leading-zero ids and codes, decades of history
+    back to 1948. Read as written, with negative day counts before 1970, and no file handle left open."""
+    events = tmp_path / "events.csv"
+    events.write_bytes("BEN_NIR_PSA;date;code;libellé\n0123;1948-03-02;0410;fièvre\n123;1949-07-15;410;fièvre\n"
+                       "0123;2019-11-30;C03CA01;furosémide\n".encode("latin-1"))
+    patients = tmp_path / "patients.csv"
+    patients.write_bytes("BEN_NIR_PSA;birth\n0123;1931-01-01\n123;1940-05-01\n".encode("latin-1"))
+    log = EventLog.read_csv(events, patients=patients, patient_columns={"patient_id": "BEN_NIR_PSA"},
+                            columns={"patient_id": "BEN_NIR_PSA", "time": "date", "code": "code"})
+    frame, people = log.to_pandas()
+    assert sorted(people["patient_id"]) == ["0123", "123"]
+    assert sorted(log.vocab.codes) == ["0410", "410", "C03CA01"]
+    by_patient = frame.groupby("patient_id")["time"].apply(list).to_dict()
+    assert by_patient == {"0123": [-7975.0, 18230.0], "123": [-7475.0]}  # days since 1970-01-01
+    assert people.set_index("patient_id")["birth"].to_dict() == {"0123": -14245.0, "123": -10837.0}
