@@ -31,7 +31,8 @@ import dataclasses
 import logging
 import os
 import re
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,7 @@ from pathways.errors import PathwaysInputError
 logger = logging.getLogger("pathways")
 
 __all__ = [
+    "sharded_fit",
     "STRATEGIES",
     "DistContext",
     "Reducer",
@@ -314,3 +316,14 @@ def _like(part: torch.Tensor, value: Any) -> Any:
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return round(float(part[0]))
     return float(part[0])
+
+
+@contextmanager
+def sharded_fit(model: Any, reducer: "Reducer") -> Iterator[Any]:
+    """Inside the block, ``model.fit`` sums its statistics over the ranks through ``reducer`` (the estimators read
+    ``_shard_reducer``); the attribute is removed afterwards, whatever happens, so the model stays a plain estimator."""
+    model._shard_reducer = reducer
+    try:
+        yield model
+    finally:
+        del model._shard_reducer

@@ -40,7 +40,7 @@ from pathways.errors import PathwaysInputError
 from pathways.models.hawkes.design import _Tensors, build_design, least_squares_stats
 from pathways.models.hawkes.em_design import EMDesign
 from pathways.models.hawkes.solvers import fista_least_squares
-from pathways.training.distributed import Reducer
+from pathways.training.distributed import Reducer, sharded_fit
 
 __all__ = ["fit_least_squares_streaming", "fit_sharded", "shared_design"]
 
@@ -71,11 +71,8 @@ def fit_sharded(model: Any, shard: Sequences, reducer: Reducer | None = None) ->
     if getattr(model, "covariates", None) or getattr(model, "penalty", None) == "nuclear":
         raise PathwaysInputError("fit_sharded: covariates and the nuclear penalty are fitted in one process only")
     reducer.same("n_codes", int(shard.n_codes))
-    model._shard_reducer = reducer
-    try:
+    with sharded_fit(model, reducer):
         model.fit(shard)
-    finally:
-        del model._shard_reducer
     model.n_events_fit_ = reducer.sum(int(shard.n_events))[0]
     return model
 

@@ -25,7 +25,7 @@ from pathways.errors import PathwaysInputError
 from pathways.models.sccs.convsccs import ConvSCCS, _normalise
 from pathways.models.sccs.design import lag_design
 from pathways.models.sccs.solver import batched_loss, penalty_value
-from pathways.training.distributed import Reducer
+from pathways.training.distributed import Reducer, sharded_fit
 
 __all__ = ["fit_sharded", "objective"]
 
@@ -52,11 +52,8 @@ def fit_sharded(model: ConvSCCS, shard: SCCSData, reducer: Reducer | None = None
         raise PathwaysInputError("fit_sharded: n_bootstrap must be 0 (bootstrap intervals run in one process)")
     reducer.same("n_features", int(shard.n_features))
     reducer.same("n_buckets", int(shard.n_buckets))
-    model._shard_reducer = reducer
-    try:
+    with sharded_fit(model, reducer):
         model.fit(shard)
-    finally:
-        del model._shard_reducer
     model.n_cases_ = reducer.sum(int(model.n_cases_))[0]
     return model
 
