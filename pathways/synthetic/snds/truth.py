@@ -52,33 +52,65 @@ def patients_frame(pop: Population, prov: Providers, cause: np.ndarray) -> pd.Da
                          "pharmacy": _labels(prov.pharmacy(pop.index), pharmacy_id)})
 
 
+def own_tracers(cat: Catalogue) -> np.ndarray:
+    """Per catalogue drug row: True when its ATC code is the tracer of exactly one pathology (a dispensation of it
+    reveals that pathology), False for shared tracers (e.g. a statin of several cardiovascular groups) and others.
+
+    Examples
+    --------
+    >>> from pathways.synthetic.snds.catalogue import catalogue
+    >>> cat = catalogue()
+    >>> own = own_tracers(cat)
+    >>> bool(own[cat.atc == "C09AA05"].all()), bool(own[cat.atc == "C10AA05"].any())  # ramipril; atorvastatin
+    (True, False)
+    """
+    listed = pd.Series([a for p in PATHOLOGIES for a in set(p.drugs)]).value_counts()
+    return np.isin(cat.atc.astype(str), listed.index[listed.to_numpy() == 1].to_numpy(str))
+
+
 def pathologies_frame(pop: Population, years: tuple[int, ...], services: dict[str, np.ndarray],
-                      stays: dict[str, np.ndarray], kept: np.ndarray) -> pd.DataFrame:
+                      stays: dict[str, np.ndarray], kept: np.ndarray, own: np.ndarray | None = None) -> pd.DataFrame:
     """One row per (patient, year, pathology) active in the year: onset/remission/death flags and the evidence in
     the tables that year (an open ALD, a kept stay with the pathology's diagnosis as principal or related
-    diagnosis, a tracer-drug dispensation)."""
+    diagnosis, a tracer-drug dispensation).
+
+    ``own`` (per catalogue drug row, :func:`own_tracers`) adds ``own_drug`` (a dispensation that year of a tracer
+    no other pathology lists) and ``identifiable`` (``ald | hospital | own_drug``): whether the tables reveal the
+    pathology-year without a shared tracer. A row with ``drug`` but not ``identifiable`` shows only through
+    tracers several pathologies share, which no rule can attribute; rule-based prevalence estimates the
+    identifiable one.
+    """
     n_k = len(PATHOLOGIES)
     width = max(len(p.icd) for p in PATHOLOGIES)  # (pathology, code index) -> ICD-10 code, "" past a list's end
     icd_table = np.array([list(p.icd) + [""] * (width - len(p.icd)) for p in PATHOLOGIES], dtype=str)
     frames = []
     evidence = {}
-    for name, pat, day, path in (
-            ("drug", services["pat"], services["day"], np.where(services["kind"] == PHARMACY, services["path"], -1)),
-            ("hospital", stays["pat"][kept], stays["entry"][kept], stays["path"][kept])):
+    drug_path = np.where(services["kind"] == PHARMACY, services["path"], -1)
+    sources = [("drug", services["pat"], services["day"], drug_path),
+               ("hospital", stays["pat"][kept], stays["entry"][kept], stays["path"][kept])]
+    if own is not None:
+        is_own = (drug_path >= 0) & own[np.where(drug_path >= 0, services["item"], 0)]
+        sources.append(("own_drug", services["pat"], services["day"], np.where(is_own, drug_path, -1)))
+    for name, pat, day, path in sources:
         ok = path >= 0
         evidence[name] = np.unique((pat[ok] * n_k + path[ok]) * 10000 + _year(day[ok]))
     for y in years:
         y0, y1 = year_start(y), year_start(y + 1)
-        pat, k = np.nonzero((pop.onset < y1) & (pop.end > y0) & (pop.onset < np.inf))
+        # active in the year; an onset drawn after the death (end clipped to it) is no pathology-year
+        pat, k = np.nonzero((pop.onset < y1) & (pop.end > y0) & (pop.onset < pop.end))
         died = ~np.isnan(pop.death[pat]) & (pop.death[pat] >= y0) & (pop.death[pat] < y1)
         key = (pat * n_k + k) * 10000 + y
         ald = (pop.ald_start[pat, k] < y1) & (np.nan_to_num(pop.ald_end[pat, k], nan=-np.inf) > y0)
-        frames.append(pd.DataFrame({
+        frame = pd.DataFrame({
             "patient_id": pop.pid[pat], "year": y, "pathology": np.array([p.key for p in PATHOLOGIES])[k],
             "icd10": icd_table[k, pop.icd[pat, k]],
             "onset": pop.onset[pat, k], "incident": pop.onset[pat, k] >= y0,
             "remission": pop.remission[pat, k] & (pop.end[pat, k] < y1), "died": died, "ald": ald,
-            "hospital": np.isin(key, evidence["hospital"]), "drug": np.isin(key, evidence["drug"])}))
+            "hospital": np.isin(key, evidence["hospital"]), "drug": np.isin(key, evidence["drug"])})
+        if own is not None:
+            frame["own_drug"] = np.isin(key, evidence["own_drug"])
+            frame["identifiable"] = frame["ald"] | frame["hospital"] | frame["own_drug"]
+        frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -254,5 +286,5 @@ class SndsTruth:
         return self._read("abusers")
 
 
-__all__ = ["EVENT_COLUMNS", "PER_CHUNK", "SndsTruth", "abusers_frame", "costs_frame", "events_frame", "pathologies_frame",
-           "patients_frame", "rules_frame"]
+__all__ = ["EVENT_COLUMNS", "PER_CHUNK", "SndsTruth", "abusers_frame", "costs_frame", "events_frame", "own_tracers",
+           "pathologies_frame", "patients_frame", "rules_frame"]

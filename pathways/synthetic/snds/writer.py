@@ -32,6 +32,7 @@ from pathways.synthetic.snds.truth import (
     abusers_frame,
     costs_frame,
     events_frame,
+    own_tracers,
     pathologies_frame,
     patients_frame,
     rules_frame,
@@ -171,7 +172,8 @@ def write_chunk(sink: _Sink, gen: np.random.Generator, index: np.ndarray, k: int
     for name, table in tables.items():
         sink.write(name, table, k)
     kept = ~detail["error"]
-    truth = {"patients": patients_frame(pop, prov, cause), "pathologies": pathologies_frame(pop, years, serv, st, kept),
+    truth = {"patients": patients_frame(pop, prov, cause),
+             "pathologies": pathologies_frame(pop, years, serv, st, kept, own_tracers(cat)),
              "costs": costs_frame(pop, serv, amounts["reimbursed"], st, kept), "abusers": abusers_frame(pop, prov, serv)}
     if truth_events:
         truth["events"] = events_frame(cat, pop, prov, serv, amounts, st, detail, cause)
