@@ -117,6 +117,12 @@ class EventDataset:
         table = self._dataset(PATIENTS_DIR).to_table(columns=["shard"])
         return sorted(int(s) for s in pc.unique(table.column("shard")).to_pylist())
 
+    def shard_sizes(self) -> dict[int, int]:
+        """Patients per shard (shards holding patients), from the patients files' shard column only."""
+        table = self._dataset(PATIENTS_DIR).to_table(columns=["shard"])
+        counts = pc.value_counts(table.column("shard")).to_pylist()
+        return {int(c["values"]): int(c["counts"]) for c in sorted(counts, key=lambda c: int(c["values"]))}
+
     def shard(self, k: int, **filters: Any) -> EventLog:
         """Shard ``k`` as an EventLog (its patients, the global vocabulary); ``filters`` as :meth:`events`."""
         return self._eventlog(k, **filters)

@@ -46,6 +46,7 @@ __all__ = [
     "sharded_fit",
     "STRATEGIES",
     "DistContext",
+    "RankBatch",
     "Reducer",
     "init_distributed",
     "is_main_process",
@@ -112,6 +113,16 @@ def rank_device(device: str, slurm: bool = False) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
+class RankBatch:
+    """A batch that is already this rank's own (read from its shards, :mod:`pathways.training.shards`) and its
+    weight: the Trainer does not slice it. Weight 0 marks a padding step (the rank has run out of batches while
+    others still have some): it runs the passes DDP synchronises and adds nothing to the loss, count or gradient."""
+
+    batch: Any
+    weight: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
 class DistContext:
     """Where this process stands in the process group (rank 0 of 1 when not distributed)."""
 
@@ -128,7 +139,10 @@ class DistContext:
         return self.rank == 0
 
     def shard(self, batch: Any) -> tuple[Any, float]:
-        """This rank's rows of a global batch and their weight (see :func:`shard_batch`); identity when alone."""
+        """This rank's rows of a global batch and their weight (see :func:`shard_batch`); identity when alone; a
+        :class:`RankBatch` is this rank's already."""
+        if isinstance(batch, RankBatch):
+            return batch.batch, float(batch.weight)
         if not self.active:
             return batch, 1.0
         return shard_batch(batch, self.rank, self.world_size)
@@ -284,13 +298,18 @@ class Reducer:
         self.rank = dist.get_rank(group) if self.active else 0
 
     def sum(self, *values: Any) -> tuple[Any, ...]:
-        if not self.active:
-            return values
+        return self._reduce(values, torch.distributed.ReduceOp.SUM) if self.active else values
+
+    def max(self, *values: Any) -> tuple[Any, ...]:
+        """Element-wise maxima over the ranks (same types as :meth:`sum`)."""
+        return self._reduce(values, torch.distributed.ReduceOp.MAX) if self.active else values
+
+    def _reduce(self, values: tuple[Any, ...], op: Any) -> tuple[Any, ...]:
         flat = [torch.as_tensor(v, dtype=torch.float64).detach().reshape(-1).cpu() for v in values]
         buffer = torch.cat(flat) if flat else torch.zeros(0, dtype=torch.float64)
         if torch.distributed.get_backend(self.group) == "nccl":
             buffer = buffer.cuda()
-        torch.distributed.all_reduce(buffer, group=self.group)
+        torch.distributed.all_reduce(buffer, op=op, group=self.group)
         parts = torch.split(buffer.cpu(), [f.numel() for f in flat])
         return tuple(_like(part, value) for part, value in zip(parts, values))
 
