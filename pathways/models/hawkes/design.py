@@ -65,7 +65,7 @@ class _Design:
     stream_gap: np.ndarray  # (N,) gap to previous event of the same stream (stream-sorted order), inf at starts
     s_time: np.ndarray      # (N,) event times in stream-sorted order
     dense: _DenseIndex | None = None
-    entries: tuple[np.ndarray, ...] | None = field(default=None, repr=False)  # (row, col, last, count)
+    entries: tuple[np.ndarray, ...] | None = field(default=None, repr=False)  # (row, col, last)
 
     def _entries(self) -> tuple[np.ndarray, ...]:
         if self.entries is None:
@@ -75,8 +75,25 @@ class _Design:
 
     row = property(lambda self: self._entries()[0])    # (M,) event of each entry
     col = property(lambda self: self._entries()[1])    # (M,) source code of each entry
-    last = property(lambda self: self._entries()[2])   # (M,) stream-sorted position of l*
-    count = property(lambda self: self._entries()[3])  # (M,) number of source events strictly before t_k
+
+    @property
+    def last(self) -> np.ndarray:  # (M,) stream-sorted position of l*
+        last = self._entries()[2]
+        if last is None:
+            raise RuntimeError("design: the positions l* were released once the values for the fixed decays were "
+                               "made (_Tensors(keep_index=False)); build the design again for other decays")
+        return last
+
+    @property
+    def count(self) -> np.ndarray:  # (M,) number of source events strictly before t_k, derived from l*
+        starts = np.flatnonzero(np.isinf(self.stream_gap))  # stream starts in stream-sorted order
+        last = self.last
+        return (last - starts[np.searchsorted(starts, last, side="right") - 1] + 1).astype(last.dtype, copy=False)
+
+    def release_last(self) -> None:
+        """Drop the positions l* (4-8 B per entry): values for other decays then need a new design."""
+        if self.entries is not None:
+            self.entries = (*self.entries[:2], None)
 
     @property
     def lag(self) -> np.ndarray:  # (M,) t_k - t_{l*}
@@ -106,7 +123,7 @@ class _DenseIndex:
         return first_pos
 
 
-def build_design(seqs: Sequences, max_pairs: int = 1 << 22) -> _Design:
+def build_design(seqs: Sequences, max_pairs: int = 1 << 20) -> _Design:
     """Index structure of the design features of ``seqs`` (vectorised; chunks bound temporary memory)."""
     n, d = seqs.n_events, seqs.n_codes
     t, c = seqs.times, seqs.marks
@@ -135,31 +152,35 @@ def build_design(seqs: Sequences, max_pairs: int = 1 << 22) -> _Design:
 
 def _sparse_pairs(seq: np.ndarray, group_first: np.ndarray, order: np.ndarray, s_code: np.ndarray,
                   stream_start: np.ndarray, seq_streams: np.ndarray, reps: np.ndarray, max_pairs: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(row, col, last, count) of the stored pairs, by one ``searchsorted`` per (event, stream of its sequence)."""
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, col, last) of the stored pairs, by one ``searchsorted`` per (event, stream of its sequence)."""
     n = seq.size
     stream_of = np.repeat(np.arange(stream_start.size), np.diff(np.append(stream_start, n)))
     keys = stream_of * (n + 1) + order  # increasing: by stream, then by position in the flat order
-    rows, cols, lasts, counts = [], [], [], []
+    del stream_of
+    idx = _index_dtype(n)  # int32 entries while positions fit: half the memory of the N·D index arrays
+    parts: list[list[np.ndarray]] = [[], [], []]
     for lo, hi in _chunks(reps, max_pairs):  # loop over chunks of ~max_pairs pairs, not over events
-        rk = np.repeat(np.arange(lo, hi), reps[lo:hi])
+        rk = np.repeat(np.arange(lo, hi, dtype=idx), reps[lo:hi])
         first = np.repeat(np.cumsum(reps[lo:hi]) - reps[lo:hi], reps[lo:hi])
         st = seq_streams[seq[rk]] + np.arange(rk.size) - first
+        del first
         pos = np.searchsorted(keys, st * (n + 1) + group_first[rk], side="left")
-        cnt = pos - stream_start[st]
-        keep = cnt > 0
-        idx = _index_dtype(n)  # cast per chunk: the full-size int64 parts never coexist
-        rows.append(rk[keep].astype(idx)), cols.append(s_code[stream_start[st[keep]]].astype(idx))
-        lasts.append((pos[keep] - 1).astype(idx)), counts.append(cnt[keep].astype(idx))
-    idx = _index_dtype(n)  # int32 entries while positions fit: half the memory of the N·D index arrays
-    cat = lambda parts: (np.concatenate(parts) if len(parts) > 1 else parts[0]).astype(idx, copy=False) \
-        if parts else np.zeros(0, idx)
-    return cat(rows), cat(cols), cat(lasts), cat(counts)
+        keep = pos > stream_start[st]  # some event of the stream before t_k
+        st = st[keep]
+        parts[0].append(rk[keep]), parts[1].append(s_code[stream_start[st]].astype(idx))
+        parts[2].append((pos[keep] - 1).astype(idx))  # cast per chunk: the full-size int64 parts never coexist
+    del keys
+    out = []
+    for chunks in parts:  # one full-size array at a time: its parts are freed as soon as it is made
+        out.append(np.concatenate(chunks).astype(idx, copy=False) if chunks else np.zeros(0, idx))
+        chunks.clear()
+    return out[0], out[1], out[2]
 
 
 def _dense_pairs(seqs: Sequences, seq: np.ndarray, group_first: np.ndarray, s_code: np.ndarray,
                  stream_start: np.ndarray, seq_streams: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Same pairs as :func:`_sparse_pairs` when nearly every event sees every code (long realizations, few codes).
 
     Counts of earlier events per code come from one cumulative sum of the one-hot marks (N x D, bounded by
@@ -183,9 +204,8 @@ def _dense_pairs(seqs: Sequences, seq: np.ndarray, group_first: np.ndarray, s_co
     last_all += before
     last = last_all.reshape(-1)[flat]
     del last_all
-    count = before.reshape(-1)[flat]
     idx = _index_dtype(n)
-    return row.astype(idx), col.astype(idx), last.astype(idx), count.astype(idx)
+    return row.astype(idx), col.astype(idx), last.astype(idx)
 
 
 def _index_dtype(n: int) -> type:
@@ -206,13 +226,15 @@ def _chunks(reps: np.ndarray, max_pairs: int) -> list[tuple[int, int]]:
 class _Tensors:
     """Design arrays moved to a torch device once, plus β-dependent values (cached for fixed decays).
 
-    The N·D entry arrays (``row, col, flat, lag, last, count``) move on first use: a dense design fitted through
-    its per-code blocks never makes them.
+    The N·D entry arrays (``row, col, last``) move on first use: a dense design fitted through its per-code blocks
+    never makes them. ``flat`` (target, source) is derived on demand (the hot loops derive it chunk by chunk:
+    :meth:`flat_chunk`), never kept. With ``keep_index=False`` (decays fixed for the whole fit) the positions l*
+    are released once the values are made: 4 B per entry less for the rest of the fit.
     """
 
-    def __init__(self, design: _Design, device: torch.device):
+    def __init__(self, design: _Design, device: torch.device, keep_index: bool = True):
         as_t = lambda a: torch.as_tensor(a, device=device)
-        self.design, self.device = design, device
+        self.design, self.device, self.keep_index = design, device, keep_index
         self.code, self.seq = as_t(design.code), as_t(design.seq)
         self.gap, self.to_end = as_t(design.stream_gap), as_t(design.to_end)
         self.duration, self.since_start = as_t(design.duration), as_t(design.since_start)
@@ -231,21 +253,27 @@ class _Tensors:
     def col(self) -> torch.Tensor:
         return self._as_t(self.design.col)
 
-    @functools.cached_property
-    def flat(self) -> torch.Tensor:  # (target, source) of each entry
-        d = self.design
-        flat = d.code[d.row] * d.n_codes + d.col
-        return self._as_t(flat.astype(_index_dtype(d.n_codes ** 2), copy=False))
+    @property
+    def n_entries(self) -> int:
+        return int(self.row.numel())
+
+    def flat_chunk(self, lo: int, hi: int) -> torch.Tensor:
+        """(target, source) index c_k·D + j of entries lo:hi (int64)."""
+        return self.code[self.row[lo:hi]].long() * self.design.n_codes + self.col[lo:hi]
+
+    @property
+    def flat(self) -> torch.Tensor:  # (target, source) of every entry; made on demand, not kept
+        return self.flat_chunk(0, self.n_entries)
 
     @property
     def lag(self) -> torch.Tensor:  # made when needed (values for new decays), not kept: 8 B per entry less
         return self._as_t(self.design.lag)
 
-    @functools.cached_property
+    @property
     def last(self) -> torch.Tensor:
         return self._as_t(self.design.last)
 
-    @functools.cached_property
+    @property
     def count(self) -> torch.Tensor:
         return self._as_t(self.design.count)
 
@@ -260,7 +288,7 @@ class _Tensors:
         g = torch.zeros(self.design.n_codes, decays.numel(), dtype=tail.dtype, device=self.device)
         return g.index_add(0, self.code, tail)
 
-    def values(self, decays: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def values(self, decays: torch.Tensor, chunk: int = 1 << 20) -> tuple[torch.Tensor, torch.Tensor]:
         """Design values X (M, K) and per-source integrals G (D, K) = Σ_l (1 - e^{-β (end - t_l)})."""
         key = tuple(decays.detach().cpu().tolist())
         if not decays.requires_grad and self._cache is not None and self._cache[0] == key:
@@ -268,9 +296,19 @@ class _Tensors:
         s = self.stream_sums(decays)
         if decays.requires_grad:
             x = decays[None, :] * torch.exp(-self.lag[:, None] * decays[None, :]) * s[self.last]
-        else:  # same values, in place: two (M, K) allocations instead of six on the N·D entries
-            x = self.lag[:, None] * -decays[None, :]
-            x.exp_().mul_(decays[None, :]).mul_(torch.index_select(s, 0, self.last))
+        else:  # same values, written chunk by chunk into X: the only (M, K) allocation
+            m, design = self.n_entries, self.design
+            x = torch.empty(m, decays.numel(), dtype=s.dtype, device=self.device)
+            time, s_time, last = self._as_t(design.time), self._as_t(design.s_time), self.last
+            for lo in range(0, m, chunk):  # loop over chunks of entries, not over events
+                pos = last[lo:lo + chunk]
+                lag = time[self.row[lo:lo + chunk]] - s_time[pos]
+                out = x[lo:lo + chunk]
+                torch.mul(lag[:, None], -decays[None, :], out=out)
+                out.exp_().mul_(decays[None, :]).mul_(torch.index_select(s, 0, pos))
+            del last
+            if not self.keep_index:
+                design.release_last()
         g = self.integrals(decays)
         if not decays.requires_grad:
             self._cache = (key, x, g)
@@ -446,12 +484,14 @@ def least_squares_stats(tensors: _Tensors, decays: np.ndarray) -> tuple[torch.Te
         b[:, 1:] = s
         return q, b
     q[1:, 1:] = _gram(tensors, x, beta)
-    s = torch.zeros(d * d, k, dtype=torch.float64, device=dev).index_add(0, tensors.flat, x)
+    s = torch.zeros(d * d, k, dtype=torch.float64, device=dev)
+    for lo in range(0, x.shape[0], 1 << 20):  # loop over chunks of entries, not over events
+        s.index_add_(0, tensors.flat_chunk(lo, lo + (1 << 20)), x[lo:lo + (1 << 20)])
     b[:, 1:] = s.reshape(d, d * k)
     return q, b
 
 
-def _gram(tensors: _Tensors, x: torch.Tensor, beta: torch.Tensor, chunk: int = 1 << 21) -> torch.Tensor:
+def _gram(tensors: _Tensors, x: torch.Tensor, beta: torch.Tensor, chunk: int = 1 << 20) -> torch.Tensor:
     """H[(j,u),(j',v)] = ∫ g^u_j g^v_j' over all windows (strictly earlier pairs through X, ties explicitly).
 
     Accumulated over chunks of entries: the (chunk, K, K) temporaries stay bounded whatever the design size.

@@ -253,21 +253,39 @@ class _EM:
         return st.mu[t.code] * scale[t.seq, t.code], st.mu * (scale * t.duration[:, None]).sum(0)
 
     def objective(self, st: _State, x: torch.Tensor, g: torch.Tensor
-                  ) -> tuple[float, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Penalised negative log-likelihood per event, with the baseline and total intensity at every event and
-        the excitation a·X of every design entry (M, K)."""
+                  ) -> tuple[float, torch.Tensor, torch.Tensor]:
+        """Penalised negative log-likelihood per event, with the baseline and total intensity at every event."""
         t = self.t
         base, base_int = self._baseline_terms(st)
         if self.dense is not None:
-            ax, lam = None, base + self.dense.excitation(st.a)
+            lam = base + self.dense.excitation(st.a)
         else:
-            # index_select (not advanced indexing): the gathers over M entries dominate the cost of an iteration
-            ax = torch.index_select(st.a.reshape(-1, x.shape[1]), 0, t.flat)
-            ax.mul_(x)  # in place: one (M, K) array, not two
-            lam = base.index_add(0, t.row, ax.sum(1) if x.shape[1] > 1 else ax[:, 0])
+            lam = base.clone()
+            a_flat = st.a.reshape(-1, x.shape[1])
+            for lo, hi, flat in self._chunks(x):  # loop over chunks of entries: no (M, K) temporary
+                ax = torch.index_select(a_flat, 0, flat).mul_(x[lo:hi])
+                lam.index_add_(0, t.row[lo:hi], ax.sum(1) if x.shape[1] > 1 else ax[:, 0])
         pen = self.s1 * st.a.sum() + 0.5 * self.s2 * (st.a * st.a).sum()
         value = (base_int.sum() + (st.a * g[None]).sum() - self.reduce(torch.log(lam).sum())[0]) / self.n + pen
-        return float(value), base, lam, ax
+        return float(value), base, lam
+
+    def _chunks(self, x: torch.Tensor, chunk: int = 1 << 20):
+        """(lo, hi, (target, source) index) over chunks of design entries."""
+        for lo in range(0, x.shape[0], chunk):
+            hi = min(lo + chunk, x.shape[0])
+            yield lo, hi, self.t.flat_chunk(lo, hi)
+
+    def _responsibilities(self, a: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Σ_{entries of target i, source j} a^u_ij X_(k,u) / λ_k as (D, D, K), chunk by chunk."""
+        if self.dense is not None:
+            return self.dense.responsibilities(a, w)
+        resp = torch.zeros(a.shape[0] * a.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
+        a_flat = a.reshape(-1, x.shape[1])
+        for lo, hi, flat in self._chunks(x):  # loop over chunks of entries, not over events
+            ax = torch.index_select(a_flat, 0, flat).mul_(x[lo:hi])
+            ax.mul_(torch.index_select(w, 0, self.t.row[lo:hi])[:, None])
+            resp.index_add_(0, flat, ax)
+        return resp.reshape(a.shape)
 
     def step(self, st: _State, x: torch.Tensor | None, g: torch.Tensor) -> tuple[float, _State]:
         """One EM map: the objective at ``st`` and the updated parameters."""
@@ -279,19 +297,14 @@ class _EM:
             value = float((st.mu * total).sum() + (st.a * g[None]).sum() - log_sum) / self.n + float(pen)
             a = _penalised_root(resp, g[None, :, :] + self.n * self.s1, self.n * self.s2)
             return value, _State(mu_resp / total, a, st.gamma)
-        value, base, lam, ax = self.objective(st, x, g)
-        w = 1.0 / lam
+        value, base, lam = self.objective(st, x, g)
+        w = torch.reciprocal(lam)
         mu, gamma = st.mu, st.gamma
         if self.z is None:
             mu = torch.zeros_like(mu).index_add(0, t.code, base * w)
         else:
             mu, gamma = self._baseline_glm(mu, gamma, base * w)
-        if self.dense is not None:
-            resp = self.dense.responsibilities(st.a, w)
-        else:
-            resp = torch.zeros(st.a.shape[0] * st.a.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
-            ax.mul_(torch.index_select(w, 0, t.row)[:, None])  # ax is not used after this: no third (M, K) array
-            resp = resp.index_add(0, t.flat, ax).reshape(st.a.shape)
+        resp = self._responsibilities(st.a, x, w)
         if self.z is None:
             mu, resp = self.reduce(mu, resp)
             mu = mu / self.total_time
@@ -359,11 +372,9 @@ class _EM:
         t = self.t
         x, g = t.values(torch.as_tensor(decays, dtype=torch.float64, device=t.device))
         g = self.reduce(g)[0]
-        self.dense = None  # the entry-wise path gives a·X per entry
-        _, _, lam, ax = self.objective(st, x, g)
-        resp = torch.zeros(st.a.shape[0] * st.a.shape[1], x.shape[1], dtype=x.dtype, device=x.device).index_add(
-            0, t.flat, ax * torch.index_select(1.0 / lam, 0, t.row)[:, None]).reshape(st.a.shape)
-        resp = self.reduce(resp)[0]
+        self.dense = None  # the entry-wise path
+        _, _, lam = self.objective(st, x, g)
+        resp = self.reduce(self._responsibilities(st.a, x, torch.reciprocal(lam)))[0]
         lin = g[None, :, :] + self.n * self.s1
         shrinking = resp < st.a * lin
         small = st.a * lin / self.n < math.sqrt(self.tol)
