@@ -164,10 +164,49 @@ def fista_least_squares(q: torch.Tensor, b: torch.Tensor, theta0: torch.Tensor, 
         value = ((qth * th).sum() - 2 * (th * bs).sum()) / n
         return value, (2 * (qth - bs) / n if need_grad else None)
 
+    if penalty != "nuclear":  # separable penalty: the same iterations on preallocated buffers
+        x, n_iter, converged, hist = _fista_separable(qs, bs, project(theta0 / scale[None, :]), n, step, l1, l2,
+                                                       floor, tol, max_iter)
+        return x * scale[None, :], n_iter, converged, hist
     # iterations on (D, 1+DK) matrices: cost independent of the events
     res = fista(contrast, project, project(theta0 / scale[None, :]), lipschitz=1.0 / step, backtrack=False,
                 restart="gradient", tol=tol, scale_floor=1e-300, max_iter=max_iter, record_every=10)
     return res.x * scale[None, :], res.n_iter, res.converged, res.history
+
+
+def _fista_separable(qs: torch.Tensor, bs: torch.Tensor, x0: torch.Tensor, n: int, step: float,
+                     l1: torch.Tensor | float, l2: torch.Tensor | float, floor: torch.Tensor, tol: float,
+                     max_iter: int) -> tuple[torch.Tensor, int, bool, list[float]]:
+    """:func:`pathways.optim.fista` with ``backtrack=False, restart="gradient"`` on the scaled contrast and a
+    separable positive elastic-net penalty, written in place on five preallocated (D, 1+DK) buffers: no
+    allocation per iteration (at D = 1 000 each such array is 8 MB, and a dozen of them per iteration fragment
+    the heap), and the contrast evaluated only when recorded (every 10 iterations and at the end)."""
+    x, y = x0.clone(), x0.clone()
+    x_new, grad, diff = torch.empty_like(x0), torch.empty_like(x0), torch.empty_like(x0)
+    shrink = 1.0 + step * l2
+    contrast = lambda th: float(((th @ qs) * th).sum() - 2 * (th * bs).sum()) / n
+    t_mom, history, done, it = 1.0, [], False, 0
+    for it in range(1, max_iter + 1):
+        torch.matmul(y, qs, out=grad)
+        grad.sub_(bs)  # the gradient is 2 grad / n
+        torch.add(y, grad, alpha=-2.0 * step / n, out=x_new)
+        torch.maximum(x_new[:, :1], floor, out=x_new[:, :1])
+        a = x_new[:, 1:]
+        a.sub_(step * l1).clamp_(min=0.0).div_(shrink)
+        torch.sub(x_new, x, out=diff)
+        y.sub_(x_new)
+        if float(torch.dot(y.reshape(-1), diff.reshape(-1))) > 0:  # the step opposes the momentum: restart
+            t_mom = 1.0
+        t_next = (1.0 + math.sqrt(1.0 + 4.0 * t_mom * t_mom)) / 2.0
+        change = float(torch.linalg.vector_norm(diff)) / max(float(torch.linalg.vector_norm(x)), 1e-300)
+        torch.add(x_new, diff, alpha=(t_mom - 1.0) / t_next, out=y)
+        x, x_new = x_new, x
+        t_mom, done = t_next, change <= tol
+        if it % 10 == 0 or done:
+            history.append(contrast(x))
+        if done:
+            break
+    return x, it, done, history
 
 
 def solve_nuclear(obj: _Objective, theta: np.ndarray, mu_floor: np.ndarray, max_iter: int, tol: float,
