@@ -155,7 +155,7 @@ class EventDataset:
             raise PathwaysInputError("dataset: events hold codes absent from metadata/codes.parquet")
         code = code[codes.indices.to_numpy(zero_copy_only=False)]
         columns = {name: table.column(name).to_numpy(zero_copy_only=False) for name in ("time", "end", "value")}
-        category = pd.Categorical(table.column("category").cast(pa.string()).to_pylist(), categories=self.categories)
+        category = _categorical(table.column("category"), self.categories)
         extras = {name: _extra(table.column(name)) for name in self.extras if name in table.column_names}
         if order is not None:
             patient, code, category = patient[order], code[order], category[order]
@@ -236,6 +236,20 @@ def _days(value: Any, default: float) -> float:
     if isinstance(value, (int, float, np.integer, np.floating)):
         return float(value)
     return date_bounds((str(pd.Timestamp(value).date()),) * 2, "start/end")[0]
+
+
+def _categorical(column: pa.ChunkedArray, categories: list[str]) -> pd.Categorical:
+    """A text column as a Categorical over ``categories`` (others and nulls: missing), through its dictionary: no
+    Python object per event.
+
+    >>> _categorical(pa.chunked_array([["b", None, "a", "z"]]), ["a", "b"]).codes.tolist()
+    [1, -1, 0, -1]
+    """
+    encoded = column.cast(pa.string()).combine_chunks().dictionary_encode()
+    position = pd.Index(categories).get_indexer(encoded.dictionary.to_numpy(zero_copy_only=False))
+    indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    codes = np.where(indices >= 0, np.append(position, -1)[indices], -1)
+    return pd.Categorical.from_codes(codes, categories=categories)
 
 
 def _extra(column: pa.ChunkedArray) -> np.ndarray:

@@ -242,3 +242,29 @@ def test_sharded_training_rejects_what_it_cannot_do(dataset_path):
         assign_shards({0: 3}, 2)
     with pytest.raises(PathwaysInputError, match="smaller than"):
         ShardPlan({0: 3, 1: 2}, [[0], [1]], batch_size=1)
+
+
+class _StopAtEpoch1(Trainer):
+    """A run that dies at the start of its second epoch (after the first epoch's checkpoint)."""
+
+    def _run_epoch(self, module, batches, device, optimizer, epoch, *args, **kwargs):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return super()._run_epoch(module, batches, device, optimizer, epoch, *args, **kwargs)
+
+
+def test_resumed_fit_from_shards_equals_uninterrupted(tmp_path, dataset_path):
+    data = EventDataset(dataset_path)
+    with pytest.raises(KeyboardInterrupt):
+        fit_from_shards(_RMTPP64(max_epochs=EPOCHS, **TPP), data,
+                        trainer=_StopAtEpoch1(device="cpu", progress=False, loggers=(), checkpoint_dir=str(tmp_path)))
+    resumed = fit_from_shards(_RMTPP64(max_epochs=EPOCHS, **TPP), data,
+                              trainer=_trainer(checkpoint_dir=str(tmp_path), resume=True))
+    assert [r["epoch"] for r in resumed.history_] == [0, 1]
+    uninterrupted = fit_from_shards(_RMTPP64(max_epochs=EPOCHS, **TPP), data, trainer=_trainer(strategy="single"))
+    assert _max_diff(_state(resumed), _state(uninterrupted)) == 0.0
+    with pytest.raises(PathwaysInputError, match="resume"):  # other shards: other data, refused
+        other = EventDataset(write_event_dataset(_log().select_patients(np.arange(30)), tmp_path / "other", 5,
+                                                 np.arange(30) % 5))
+        fit_from_shards(_RMTPP64(max_epochs=EPOCHS, **TPP), other,
+                        trainer=_trainer(checkpoint_dir=str(tmp_path), resume=True))
