@@ -9,7 +9,7 @@ exactly as written), float times in the log's unit, and a small schema metadata 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -127,30 +127,101 @@ def patients_to_arrow(log: "EventLog") -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def dictionary_positions(column: pa.ChunkedArray, index: pd.Index, what: str, *, absent: str = "raise") -> np.ndarray:
+class DictionaryLookup:
+    """Positions of a dictionary's values, computed by ``resolve`` once per distinct dictionary: the chunks of a
+    parquet column repeat their row group's dictionary, so a column costs one lookup per row group at most.
+
+    Examples
+    --------
+    >>> lookup = DictionaryLookup(lambda d: pd.Index(["a", "b"]).get_indexer(d.to_pylist()))
+    >>> chunk = pa.array(["b", "a", "b"]).dictionary_encode()
+    >>> lookup(chunk.dictionary).tolist()
+    [1, 0]
+    """
+
+    def __init__(self, resolve: Callable[[pa.Array], np.ndarray]):
+        self.resolve = resolve
+        self._dictionary: pa.Array | None = None
+        self._positions = np.zeros(0, dtype=np.int64)
+
+    def __call__(self, dictionary: pa.Array) -> np.ndarray:
+        if self._dictionary is None or not (dictionary is self._dictionary or (
+                dictionary.type == self._dictionary.type and dictionary.equals(self._dictionary))):
+            self._positions = np.asarray(self.resolve(dictionary))
+            self._dictionary = dictionary
+        return self._positions
+
+
+def index_lookup(index: pd.Index) -> DictionaryLookup:
+    """A :class:`DictionaryLookup` of positions in ``index`` (-1 for values absent from it)."""
+    return DictionaryLookup(lambda d: index.get_indexer(pd.Index(d.to_numpy(zero_copy_only=False))))
+
+
+def buffer_values(array: pa.Array, dtype: Any) -> np.ndarray:
+    """The fixed-width data buffer of ``array`` as a numpy view (no copy), null slots included with undefined
+    values: mask them with :func:`validity`. Timestamps read as int64.
+
+    Examples
+    --------
+    >>> buffer_values(pa.array([1.5, None, 2.5]).slice(1), np.float64)[1:].tolist()
+    [2.5]
+    """
+    dtype = np.dtype(dtype)
+    data = array.buffers()[1]
+    if data is None or dtype.itemsize * 8 != array.type.bit_width:
+        raise PathwaysInputError(f"an Arrow column of type {array.type} has no {dtype} buffer")
+    return np.frombuffer(data, dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
+
+
+def validity(array: pa.Array) -> np.ndarray | None:
+    """True where ``array`` holds a value, from its validity bitmap; None when it has no null.
+
+    Examples
+    --------
+    >>> validity(pa.array([1, None, 3])).tolist()
+    [True, False, True]
+    """
+    if not array.null_count:
+        return None
+    bitmap = array.buffers()[0]
+    if bitmap is None:  # null-typed arrays carry no bitmap
+        return np.zeros(len(array), dtype=bool)
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), count=array.offset + len(array), bitorder="little")
+    return bits[array.offset:].view(bool)
+
+
+def dictionary_positions(column: pa.ChunkedArray, index: pd.Index, what: str, *, absent: str = "raise",
+                         out: np.ndarray | None = None) -> np.ndarray:
     """Positions in ``index`` of every value of a (dictionary-encoded) column, chunk by chunk: one lookup per
-    distinct value, never one per row. Values absent from ``index`` raise, or give -1 with ``absent="keep"``."""
-    out = np.empty(len(column), dtype=np.int64)
-    start = 0
-    reference = None
+    distinct dictionary, never one per row. Values absent from ``index`` raise, or give -1 with ``absent="keep"``.
+    ``out``: an int64 array of the column's length to write into (a slice of a larger array).
+
+    Examples
+    --------
+    >>> column = pa.chunked_array([pa.array(["b", "a"]).dictionary_encode(), pa.array(["a"]).dictionary_encode()])
+    >>> dictionary_positions(column, pd.Index(["a", "b"]), "code").tolist()
+    [1, 0, 0]
+    """
+    out = np.empty(len(column), dtype=np.int64) if out is None else out
+    if out.shape != (len(column),) or out.dtype != np.int64:
+        raise PathwaysInputError(f"{what}: out must be an int64 array of the column's length {len(column)}")
+    lookup, start = index_lookup(index), 0
     for chunk in column.chunks:
         if not pa.types.is_dictionary(chunk.type):
             chunk = pc.dictionary_encode(chunk)
         if chunk.null_count:
             raise PathwaysInputError(f"{what}: {chunk.null_count} values are missing")
-        if len(chunk.dictionary) == len(index):
-            reference = pa.array(index.to_numpy()) if reference is None else reference
-        if reference is not None and chunk.dictionary.type == reference.type and chunk.dictionary.equals(reference):
-            # the dictionary is the index itself (pathways' own files repeat it in every row group): no lookup
-            out[start:start + len(chunk)] = chunk.indices.to_numpy()
+        positions, indices = lookup(chunk.dictionary), chunk.indices.to_numpy()
+        if positions.size == len(index) and (positions == np.arange(positions.size)).all():
+            out[start:start + len(chunk)] = indices  # pathways' own files: the dictionary is the index itself
         else:
-            lookup = index.get_indexer(pd.Index(chunk.dictionary.to_numpy(zero_copy_only=False)))
-            out[start:start + len(chunk)] = lookup[chunk.indices.to_numpy()]
+            np.take(positions, indices, out=out[start:start + len(chunk)], mode="clip")
         start += len(chunk)
     if absent == "raise" and (out < 0).any():
         raise PathwaysInputError(f"{what}: {int((out < 0).sum())} values are absent from its table")
     return out
 
 
-__all__ = ["TIME_KEY", "arrow_events_frame", "arrow_patients_frame", "as_arrow_table", "column_series",
-           "dictionary", "dictionary_positions", "events_to_arrow", "patients_to_arrow", "stored_time"]
+__all__ = ["TIME_KEY", "DictionaryLookup", "arrow_events_frame", "arrow_patients_frame", "as_arrow_table",
+           "buffer_values", "column_series", "dictionary", "dictionary_positions", "events_to_arrow", "index_lookup",
+           "patients_to_arrow", "stored_time", "validity"]

@@ -18,9 +18,7 @@ dataset (without pathways' files) reads with patients built from its birth, deat
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from os import PathLike
 from pathlib import Path
@@ -36,12 +34,12 @@ import pathways
 from pathways.data import EventLog, Vocabulary
 from pathways.data.arrow import dictionary_positions
 from pathways.data.dates import EPOCH
-from pathways.data.order import event_order
 from pathways.errors import PathwaysInputError
+from pathways.io.meds_shards import (BIRTH, DEATH, build, from_ticks, read_own, read_shard, shard_paths,
+                                     split_subjects)
 from pathways.progress import progress_bar
 from pathways.utils import atomic_path
 
-BIRTH, DEATH = "MEDS_BIRTH", "MEDS_DEATH"
 MEDS_VERSION = "0.3.3"
 #: Microseconds per time unit the MEDS timestamps can express.
 UNIT_US = {"days": 86_400_000_000, "hours": 3_600_000_000, "minutes": 60_000_000, "seconds": 1_000_000}
@@ -64,20 +62,6 @@ def to_ticks(times: np.ndarray, unit_us: int, origin_us: int) -> np.ndarray:
     finite = np.where(np.isfinite(times), times, 0.0)
     whole = np.floor(finite)
     return whole.astype(np.int64) * unit_us + np.rint((finite - whole) * unit_us).astype(np.int64) + origin_us
-
-
-def from_ticks(us: np.ndarray, unit_us: int, origin_us: int) -> np.ndarray:
-    """Float times in the unit since the origin of ticks since 1970 (inverse of :func:`to_ticks`).
-
-    Below 2**53 ticks from the origin (285 years of microseconds) the offsets convert to float exactly and one
-    division gives the float nearest to the true time; beyond, whole units are split off first.
-    """
-    offset = np.asarray(us, dtype=np.int64)
-    offset = offset - origin_us if origin_us else offset
-    if offset.size == 0 or max(-int(offset.min()), int(offset.max())) < 2**53:
-        return offset / unit_us  # one pass: int64 -> float64 is exact below 2**53
-    whole, rest = np.divmod(offset, unit_us)
-    return whole.astype(np.float64) + rest / unit_us
 
 
 def _unit_us(time_unit: str) -> int:
@@ -246,40 +230,21 @@ def _write_metadata(log: EventLog, meta: Path, splits: Mapping[Any, str] | None,
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# reading
+# reading (a dataset written by write_meds: meds_shards.read_own; here, a foreign dataset)
 # ----------------------------------------------------------------------------------------------------------------
-def _shard_paths(folder: Path) -> list[Path]:
-    # natural order: shard 10 after shard 9 (write_meds' order, which the trusted read relies on)
-    shards = sorted((folder / "data").rglob("*.parquet"),
-                    key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.as_posix())])
-    if not shards:
-        raise PathwaysInputError(f"MEDS folder {str(folder)!r}: no data/*.parquet shards")
-    return shards
-
-
-def _read_shard(folder: Path, path: Path, split: pa.Array | None) -> pa.Table:
-    """One shard (codes and categories kept dictionary-encoded), with the subjects of the split only."""
-    try:
-        table = pq.read_table(path, read_dictionary=["code", "category"])
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise PathwaysInputError(f"MEDS folder {str(folder)!r}: cannot read a shard: {exc}") from exc
-    if missing := {"subject_id", "time", "code"} - set(table.column_names):
-        raise PathwaysInputError(f"MEDS shards lack column(s) {sorted(missing)}")
-    return table if split is None else table.filter(pc.is_in(table.column("subject_id"), value_set=split))
-
-
-def _split_subjects(folder: Path, split: str | None) -> pa.Array | None:
-    splits = None if split is None else pq.read_table(folder / "metadata" / "subject_splits.parquet")
-    return None if split is None else splits.filter(pc.equal(splits["split"], split))["subject_id"].combine_chunks()
-
-
 def _read_shards(folder: Path, split: str | None) -> pa.Table:
-    keep = _split_subjects(folder, split)
+    keep = split_subjects(folder, split)
     try:
-        return pa.concat_tables([_read_shard(folder, p, keep) for p in progress_bar(
-            _shard_paths(folder), desc="reading MEDS shards", unit="shard")], promote_options="default")
+        return pa.concat_tables([read_shard(folder, p, keep) for p in progress_bar(
+            shard_paths(folder), desc="reading MEDS shards", unit="shard")], promote_options="default")
     except pa.ArrowInvalid as exc:
         raise PathwaysInputError(f"MEDS folder {str(folder)!r}: shards with clashing columns: {exc}") from exc
+
+
+def _values(table: pa.Table, name: str) -> np.ndarray:
+    if name not in table.column_names:
+        return np.full(table.num_rows, np.nan)
+    return table.column(name).to_numpy().astype(np.float64, copy=False)  # nulls read as NaN
 
 
 def _float_times(table: pa.Table, name: str, exact: str, unit_us: int, origin_us: int) -> np.ndarray:
@@ -343,7 +308,7 @@ def read_meds(folder: str | PathLike, *, split: str | None = None) -> EventLog:
     origin = (pd.Timestamp(info["origin"]) if info["origin"] is not None else None) if own else EPOCH
     units = (time_unit, _unit_us(time_unit), _origin_us(origin))
     if own:
-        return _read_own(folder, info, split, origin, units)
+        return read_own(folder, info, split, origin, units)
     table = _read_shards(folder, split)
     times = _float_times(table, "time", "pathways_time", *units[1:])
     codes = table.column("code")
@@ -364,136 +329,7 @@ def read_meds(folder: str | PathLike, *, split: str | None = None) -> EventLog:
     value = _values(table, "numeric_value")
     category = (pd.Categorical(table.column("category").to_pandas()) if "category" in table.column_names
                 else pd.Categorical(np.full(times.size, np.nan, dtype=object)))
-    return _build(patient, times, position, end, value, category, {}, vocab, patients, None, origin, time_unit)
-
-
-def _timed(table: pa.Table) -> np.ndarray:
-    """Rows with a time (static rows have none), from the validity bitmap: no timestamp conversion."""
-    if "pathways_time" in table.column_names:
-        return ~np.isnan(table.column("pathways_time").to_numpy())
-    return table.column("time").is_valid().to_numpy(zero_copy_only=False)
-
-
-def _read_own(folder: Path, info: dict, split: str | None, origin: pd.Timestamp | None,
-              units: tuple[str, int, int]) -> EventLog:
-    """A dataset written by :func:`write_meds`, shard by shard: each shard's event rows go converted straight into
-    preallocated event arrays (one shard's temporaries at a time, no full-length copies of every column)."""
-    meta = folder / "metadata"
-    code_table = pq.read_table(meta / "codes.parquet")
-    vocab = Vocabulary(code_table.column("code").to_pylist(), code_table.column("pathways_count").to_numpy(),
-                       info["oov_token"])
-    lookup = pd.Index([*vocab.codes, BIRTH, DEATH])
-    shards, keep = _shard_paths(folder), _split_subjects(folder, split)
-    try:
-        n_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in shards)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise PathwaysInputError(f"MEDS folder {str(folder)!r}: cannot read a shard: {exc}") from exc
-    # np.empty touches no memory: only the event rows written below are ever paged in
-    out = {k: np.empty(n_rows, np.int64 if k in ("patient", "code") else np.float64)
-           for k in ("patient", "time", "code", "end", "value")}
-    columns: dict[str, list] = {k: [] for k in ("category", *info["extras"])}
-    present, at = [], 0
-    for path, table in _prefetched(folder, shards, keep):
-        if keep is not None:  # the split's subjects include those without events (birth or static rows only)
-            present.append(pc.unique(table.column("subject_id")).to_numpy())
-        position = dictionary_positions(table.column("code"), lookup, "MEDS code", absent="keep")
-        event = _timed(table) & (position < len(vocab))  # codes absent from the vocabulary (-1) raise in _build
-        whole = bool(event.all())
-        hi = at + (table.num_rows if whole else int(event.sum()))
-        if hi > n_rows:
-            raise PathwaysInputError(f"MEDS shard {path.name}: more rows than its parquet metadata states")
-        shard = {"patient": table.column("subject_id").to_numpy().astype(np.int64, copy=False), "code": position,
-                 "time": _float_times(table, "time", "pathways_time", *units[1:]),
-                 "end": _float_times(table, "end", "pathways_end", *units[1:]),
-                 "value": _values(table, "pathways_value" if "pathways_value" in table.column_names
-                                  else "numeric_value")}
-        for key, values in shard.items():  # the event rows straight into place: no filtered copy
-            if whole:
-                out[key][at:hi] = values
-            else:
-                np.compress(event, values, out=out[key][at:hi])
-        mask = None if whole else pa.array(event)
-        for name, chunks in columns.items():
-            column = _shard_column(table, name, path)
-            chunks.append(column if whole else column.filter(mask))
-        at = hi
-    arrays = {k: v[:at] for k, v in out.items()}
-    category = pd.Categorical(_chunked(columns.pop("category")).to_pandas() if at else [])
-    extras = {k: _chunked(v).to_numpy() for k, v in columns.items()}
-    subject = arrays["patient"]
-    patients = pq.read_table(meta / "subjects.parquet").to_pandas()
-    index = patients.pop("subject_id").to_numpy()
-    info = {**info, "sorted": np.array_equal(index, np.arange(index.size)) and split is None
-            and bool((subject[1:] >= subject[:-1]).all())}  # shards renamed or reordered: sort the events
-    patient = subject if info["sorted"] else pd.Index(index).get_indexer(subject)
-    absent = "MEDS subject_id: rows name subjects absent from metadata/subjects.parquet"
-    if info["sorted"] and subject.size and (subject.min() < 0 or subject.max() >= index.size) or (patient < 0).any():
-        raise PathwaysInputError(absent)
-    if present:
-        kept = np.unique(pd.Index(index).get_indexer(np.concatenate(present)))
-        if kept.size and kept[0] < 0:
-            raise PathwaysInputError(absent)
-        patient, patients = _keep_split(patient, patients, kept)
-    return _build(patient, arrays["time"], arrays["code"], arrays["end"], arrays["value"], category, extras, vocab,
-                  patients, info, origin, units[0])
-
-
-def _prefetched(folder: Path, shards: list[Path], keep: pa.Array | None):
-    """(path, table) of every shard; the next one decodes in a thread (GIL released) while the caller converts."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(_read_shard, folder, shards[0], keep)
-        for i, path in enumerate(progress_bar(shards, desc="reading MEDS shards", unit="shard")):
-            table = pending.result()
-            if i + 1 < len(shards):
-                pending = pool.submit(_read_shard, folder, shards[i + 1], keep)
-            yield path, table
-
-
-def _shard_column(table: pa.Table, name: str, path: Path) -> pa.ChunkedArray:
-    if name in table.column_names:
-        return table.column(name)
-    if name == "category":
-        return pa.chunked_array([pa.nulls(table.num_rows, pa.dictionary(pa.int32(), pa.string()))])
-    raise PathwaysInputError(f"MEDS shard {path.name}: lacks the extra column {name!r} of metadata/dataset.json")
-
-
-def _chunked(parts: list[pa.ChunkedArray]) -> pa.ChunkedArray:
-    chunks = [c for part in parts for c in part.chunks]
-    try:
-        return pa.chunked_array(chunks, type=None if chunks else parts[0].type)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise PathwaysInputError(f"MEDS shards: a column's type differs between shards: {exc}") from exc
-
-
-def _values(table: pa.Table, name: str) -> np.ndarray:
-    if name not in table.column_names:
-        return np.full(table.num_rows, np.nan)
-    return table.column(name).to_numpy().astype(np.float64, copy=False)  # nulls read as NaN
-
-
-def _keep_split(patient: np.ndarray, patients: pd.DataFrame, kept: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
-    new = np.full(len(patients), -1, dtype=np.int64)
-    new[kept] = np.arange(kept.size)
-    return new[patient], patients.iloc[kept].reset_index(drop=True)
-
-
-def _build(patient: np.ndarray, time: np.ndarray, code: np.ndarray, end: np.ndarray, value: np.ndarray,
-           category: pd.Categorical, extras: dict[str, np.ndarray], vocab: Vocabulary, patients: pd.DataFrame,
-           info: dict | None, origin: pd.Timestamp | None, time_unit: str) -> EventLog:
-    """The EventLog of the event rows; a pathways dataset is trusted as read_parquet trusts its files."""
-    if (code < 0).any():
-        raise PathwaysInputError(f"MEDS code: {int((code < 0).sum())} rows carry codes absent from codes.parquet")
-    if info is None:
-        vocab = Vocabulary(vocab.codes, np.bincount(code, minlength=len(vocab)))
-        return EventLog.from_arrays(patient, time, code, vocab, patients, end, value, category,
-                                    time_unit=time_unit, origin=origin, extras=extras)
-    # write_meds sorted the rows by subject and time, stably from the log's order: when subjects are the patient
-    # indices the events are in the log's order (trusted as read_parquet trusts its files), else sort them
-    order = None if info.get("sorted") else event_order(patient, time, code)
-    if order is not None:
-        patient, time, code, end, value = (a[order] for a in (patient, time, code, end, value))
-        category, extras = category[order], {k: v[order] for k, v in extras.items()}
-    return EventLog(patient, time, code, end, value, category, patients, vocab, time_unit, origin, extras)
+    return build(patient, times, position, end, value, category, {}, vocab, patients, None, origin, time_unit)
 
 
 __all__ = ["BIRTH", "DEATH", "MEDS_VERSION", "from_ticks", "meds_table", "read_meds", "shard_bounds", "to_ticks",
