@@ -137,3 +137,27 @@ def test_lognormmix_warns_about_ties() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         RMTPP(**TINY).fit(seqs)  # intensity models give ties a finite density: no warning
+
+
+def test_thp_weights_from_before_the_relaxation_rate_are_refused(tmp_path) -> None:
+    """A TransformerHawkes checkpoint without the ``floor`` term (the former parameterisation) fails to load with a
+    CheckpointError that names the missing term; the same checkpoint with it loads."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from pathways.checkpoint import CheckpointError, _digest, load, save
+
+    model = TransformerHawkes(**TINY, n_heads=2).fit(_seqs())
+    path = save(model, tmp_path / "thp.pt")
+    np.testing.assert_allclose(load(path).score(_seqs(8, seed=5)), model.score(_seqs(8, seed=5)), rtol=1e-6)
+    with safe_open(str(path), framework="pt") as fh:
+        metadata = dict(fh.metadata())
+        arrays = {k: fh.get_tensor(k).clone() for k in fh.keys() if not k.startswith("module_.floor.")}
+    metadata["digest"] = _digest(metadata["header"], arrays)
+    old = tmp_path / "thp_old.pt"
+    save_file(arrays, str(old), metadata=metadata)
+    assert json.loads(metadata["header"])["class"].endswith("TransformerHawkes")
+    with pytest.raises(CheckpointError, match=r"(?s)incompatible.*without the 'floor' term.*refit"):
+        load(old)

@@ -236,3 +236,19 @@ def test_thp_written_out_layers_equal_torch_transformer_encoder(n_heads: int) ->
     module.train()  # dropout 0: training mode computes the same
     torch.testing.assert_close(_causal_layer(module.encoder.layers[0], x),
                                module.encoder.layers[0](x, src_mask=causal, is_causal=True), rtol=1e-12, atol=1e-12)
+
+
+def test_nhp_hand_written_backward_matches_autograd() -> None:
+    from pathways.models.tpp.nhp import _ct_lstm_forward, _CTLSTMScan
+
+    torch.manual_seed(6)
+    gx = torch.randn(3, 6, 7 * 4, dtype=torch.float64, requires_grad=True)
+    dt = torch.rand(3, 6, dtype=torch.float64)
+    weight = torch.randn(7 * 4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda g, w: _CTLSTMScan.apply(g, dt, w), (gx, weight))
+    mine, ref = _CTLSTMScan.apply(gx, dt, weight), _ct_lstm_forward(gx, dt, weight)
+    torch.testing.assert_close(mine, ref)
+    weights = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad((mine * weights).sum(), (gx, weight)),
+                    torch.autograd.grad((ref * weights).sum(), (gx, weight))):
+        torch.testing.assert_close(a, b)

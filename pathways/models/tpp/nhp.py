@@ -50,35 +50,13 @@ class NeuralHawkesModule(IntensityTPPModule):
         c_t = torch.addcmul(c_bar, c - c_bar, torch.exp(delta * -tau[..., None]))
         return c_t, o * torch.tanh(c_t)
 
-    def _cell(self, gx: torch.Tensor, parts: tuple[torch.Tensor, ...],
-              dt: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """One event: decay the previous ``(c, c_bar, delta, o)`` by ``dt`` and apply the gates.
-
-        ``gx`` is the input part of the gates. Written with fused ops (addcmul/addmm, one sigmoid over the five
-        sigmoid gates laid out contiguously): the recurrence runs once per position, so op count is its cost.
-        """
-        c, c_bar, delta, o = parts
-        c_t = torch.addcmul(c_bar, c - c_bar, torch.exp(delta * -dt[:, None]))
-        pre = torch.addmm(gx, o * torch.tanh(c_t), self.gates_h.weight.t())
-        h = self.hidden_size
-        gates = torch.sigmoid(pre[:, :5 * h])
-        i, f, o_new, i_bar, f_bar = gates.split(h, dim=-1)
-        z = torch.tanh(pre[:, 5 * h:6 * h])
-        return (torch.addcmul(f * c_t, i, z), torch.addcmul(f_bar * c_bar, i_bar, z), F.softplus(pre[:, 6 * h:]),
-                o_new)
-
     def encode(self, bt: BatchTensors) -> torch.Tensor:
         marks = F.pad(bt.marks, (1, 0), value=self.n_marks)
         dt = F.pad(bt.dt, (1, 0))
         gx = self.gates_x(self.embed(marks))
-        zeros = gx.new_zeros(marks.shape[0], self.hidden_size)
-        parts = (zeros, zeros, zeros, zeros)
-        out = []
-        # unbind once: indexing gx[:, i] in the loop would make each step's backward zero-fill a full-size gradient
-        for gx_i, dt_i in zip(gx.unbind(1), dt.unbind(1)):  # recurrence over positions, vectorised over the batch
-            parts = self._cell(gx_i, parts, dt_i)
-            out.append(parts)
-        return torch.cat([torch.stack(p, dim=1) for p in zip(*out)], dim=-1)
+        if torch.is_grad_enabled() and gx.device.type == "cpu":  # hand-written backward through time
+            return _CTLSTMScan.apply(gx, dt, self.gates_h.weight)
+        return _ct_lstm_forward(gx, dt, self.gates_h.weight)
 
     def _beta(self) -> torch.Tensor:
         return torch.exp(self.log_beta)
@@ -96,7 +74,8 @@ class NeuralHawkesModule(IntensityTPPModule):
         return (torch.zeros(n, 4 * self.hidden_size, device=self.time_scale.device, dtype=self.time_scale.dtype),)
 
     def step(self, carry: Carry, marks: torch.Tensor, dt: torch.Tensor, t: torch.Tensor) -> tuple[Carry, torch.Tensor]:
-        state = torch.cat(self._cell(self.gates_x(self.embed(marks)), self._split(carry[0]), dt), dim=-1)
+        state = torch.cat(_cell(self.gates_x(self.embed(marks)), self._split(carry[0]), dt,
+                              self.gates_h.weight), dim=-1)
         return (state,), state
 
 
@@ -150,3 +129,100 @@ class NeuralHawkes(TPPBase):
     def _module_kwargs(self) -> dict[str, Any]:
         return {"hidden_size": self.hidden_size, "n_mc_samples": self.n_mc_samples,
                 "n_quadrature": self.n_quadrature}
+
+
+def _cell(gx: torch.Tensor, parts: tuple[torch.Tensor, ...], dt: torch.Tensor,
+          w_h: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """One event: decay the previous ``(c, c_bar, delta, o)`` by ``dt`` and apply the gates.
+
+    ``gx`` is the input part of the gates, ``w_h`` the recurrent weight ``(7H, H)``. Written with fused ops
+    (addcmul/addmm, one sigmoid over the five sigmoid gates laid out contiguously): the recurrence runs once per
+    position, so op count is its cost.
+    """
+    c, c_bar, delta, o = parts
+    h = c.shape[-1]
+    c_t = torch.addcmul(c_bar, c - c_bar, torch.exp(delta * -dt[:, None]))
+    pre = torch.addmm(gx, o * torch.tanh(c_t), w_h.t())
+    gates = torch.sigmoid(pre[:, :5 * h])
+    i, f, o_new, i_bar, f_bar = gates.split(h, dim=-1)
+    z = torch.tanh(pre[:, 5 * h:6 * h])
+    return (torch.addcmul(f * c_t, i, z), torch.addcmul(f_bar * c_bar, i_bar, z), F.softplus(pre[:, 6 * h:]), o_new)
+
+
+def _ct_lstm_forward(gx: torch.Tensor, dt: torch.Tensor, w_h: torch.Tensor) -> torch.Tensor:
+    """Interval states ``(B, T, 4H)`` (``[c, c_bar, delta, o]`` after each token) from the input gates ``(B, T, 7H)``."""
+    h = w_h.shape[1]
+    zeros = gx.new_zeros(gx.shape[0], h)
+    parts, out = (zeros, zeros, zeros, zeros), []
+    # unbind once: indexing gx[:, i] in the loop would make each step's backward zero-fill a full-size gradient
+    for gx_i, dt_i in zip(gx.unbind(1), dt.unbind(1)):  # recurrence over positions, vectorised over the batch
+        parts = _cell(gx_i, parts, dt_i, w_h)
+        out.append(torch.cat(parts, dim=-1))
+    return torch.stack(out, dim=1)
+
+
+#: gradient blocks of the state [c, c_bar, delta, o] feeding the gate pre-activations [i, f, o, i_bar, f_bar, z
+#: (through c), z (through c_bar), delta] (see _CTLSTMScan.backward)
+_GATE_SOURCES = (0, 0, 3, 1, 1, 0, 1, 2)
+
+
+class _CTLSTMScan(torch.autograd.Function):
+    """The continuous-time LSTM recurrence with a hand-written backward through time.
+
+    Autograd records about sixty small ops per position for this cell; their backward dominates a training step.
+    The forward runs the recurrence without recording, then recomputes every intermediate for all positions at
+    once (the previous states are known after the scan). The backward precomputes, for all positions, the
+    coefficients that map the gradient of a state to the gate pre-activations and to the previous state; its loop
+    over positions is then about ten ops, and the weight gradient one matmul after it.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, gx: torch.Tensor, dt: torch.Tensor, w_h: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            states = _ct_lstm_forward(gx, dt, w_h)
+        ctx.save_for_backward(gx, dt, w_h, states)
+        return states
+
+    @staticmethod
+    def backward(ctx: Any, grad_states: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        gx, dt, w_h, states = ctx.saved_tensors
+        h = w_h.shape[1]
+        n_batch, width = gx.shape[:2]
+        # time-major, previous state of every position (zeros before the first token)
+        cur = states.transpose(0, 1)
+        prev = torch.cat([cur.new_zeros(1, n_batch, 4 * h), cur[:-1]])
+        c, c_bar, delta, o = prev.split(h, dim=-1)
+        decay = torch.exp(delta * -dt.t()[..., None])
+        c_t = torch.addcmul(c_bar, c - c_bar, decay)
+        tanh_ct = torch.tanh(c_t)
+        h_dec = o * tanh_ct
+        pre = torch.addmm(gx.transpose(0, 1).reshape(-1, 7 * h), h_dec.reshape(-1, h), w_h.t()).view(width, n_batch,
+                                                                                                      7 * h)
+        gates = torch.sigmoid(pre[..., :5 * h])
+        i, f, o_new, i_bar, f_bar = gates.split(h, dim=-1)
+        z = torch.tanh(pre[..., 5 * h:6 * h])
+        # ∂pre/∂(state gradient), blocks in _GATE_SOURCES order
+        coef = torch.cat([z * i * (1 - i), c_t * f * (1 - f), o_new * (1 - o_new), z * i_bar * (1 - i_bar),
+                          c_bar * f_bar * (1 - f_bar), i * (1 - z * z), i_bar * (1 - z * z),
+                          torch.sigmoid(pre[..., 6 * h:])], dim=-1)
+        w8 = torch.cat([w_h[:6 * h], w_h[5 * h:]])  # rows of [i, f, o, i_bar, f_bar, z, z, delta]
+        slope = o * (1 - tanh_ct * tanh_ct)  # ∂h_dec/∂c_t
+        # ∂(previous state)/∂c_t: c -> decay, c_bar -> 1 - decay, delta -> -dt (c - c_bar) decay
+        back_c = torch.stack([decay, 1 - decay, -dt.t()[..., None] * (c - c_bar) * decay], dim=2)
+        source = torch.tensor(_GATE_SOURCES, device=gx.device)
+        grad_cur = grad_states.transpose(0, 1).contiguous()  # (T, B, 4H): becomes the total gradient of each state
+        g8 = gx.new_empty(width, n_batch, 8 * h)
+        for t in range(width - 1, -1, -1):
+            g = grad_cur[t].view(n_batch, 4, h)
+            torch.mul(g[:, source].view(n_batch, 8 * h), coef[t], out=g8[t])
+            if t == 0:
+                break
+            g_hdec = g8[t] @ w8
+            g_ct = torch.addcmul(g[:, 0] * f[t], g_hdec, slope[t])
+            into = grad_cur[t - 1].view(n_batch, 4, h)
+            into[:, :3].addcmul_(g_ct[:, None], back_c[t])
+            into[:, 1].addcmul_(g[:, 1], f_bar[t])
+            into[:, 3].addcmul_(g_hdec, tanh_ct[t])
+        grad_pre = torch.cat([g8[..., :5 * h], g8[..., 5 * h:6 * h] + g8[..., 6 * h:7 * h], g8[..., 7 * h:]], dim=-1)
+        grad_w = grad_pre.reshape(-1, 7 * h).t() @ h_dec.reshape(-1, h)
+        return grad_pre.transpose(0, 1), None, grad_w

@@ -5,15 +5,20 @@ encoding of the event's time *since the observation start* and a linear map of i
 are normalised by the mean training gap; calendar times never reach the network). With ``h_i`` the output at event
 ``i``, the intensity on the following interval is
 
-    λ_k(τ) = s_k log(1 + exp((α_k τ + w_k·h_i + b_k) / s_k)),
+    λ_k(τ) = s_k log(1 + exp((α_k τ + w_k·h_i + b_k) / s_k)) + log(1 + exp(u_k·h_i + c_k)),
 
-(the paper divides τ by the absolute time of event ``i``; pathways uses the normalised gap instead).
+(the paper divides τ by the absolute time of event ``i``; pathways uses the normalised gap instead). The second
+term, constant on the interval, is pathways' addition: the paper's single softplus of an affine function of τ decays
+to zero (``α_k < 0``) or grows without bound, while a self-exciting history relaxes towards a positive rate; for a
+negative argument the first term is close to ``exp((α_k τ + ...) / s_k)``, so the sum has the shape ``μ + a e^{-βτ}``
+of an exponential Hawkes intensity between events. Checkpoints written before this term (no ``floor`` weights)
+are refused at load.
 
 Exact compensator: the argument of each softplus is affine in τ, so with ``x = (w_k·h_i + b_k + α_k τ) / s_k``
 
     ∫_0^Δ λ_k(τ) dτ = s_k² / α_k · [G(x(Δ)) - G(x(0))],    G(x) = ∫_{-∞}^x log(1 + e^u) du = -Li₂(-e^x),
 
-``Li₂`` being the dilogarithm. ``G`` is evaluated for ``x <= 0`` by the Bernoulli series
+``Li₂`` being the dilogarithm (the constant term adds ``Δ`` times itself). ``G`` is evaluated for ``x <= 0`` by the Bernoulli series
 ``Li₂(z) = Σ_n B_n w^{n+1} / (n+1)!`` with ``w = -log(1 - z)`` (here ``|w| <= log 2``: eight terms reach float64
 precision) and for ``x > 0`` by the reflection ``G(x) = x²/2 + π²/6 - G(-x)``; the difference of the two ends is
 formed without cancelling the large ``x²/2`` parts. When ``|x(Δ) - x(0)| < 0.25`` (``α_k`` near 0) the divided
@@ -21,8 +26,8 @@ difference would lose digits, and a 3-node Gauss-Legendre rule of the mean of so
 instead (error below ``0.25⁶ / 2016000`` of the integrand's sixth derivative, far under float32 precision). The
 likelihood, the training objective and ``score`` are therefore exact: no Monte Carlo, no quadrature parameter.
 
-Thinning bound: for each k the argument of the softplus is affine in τ, so λ_k is monotone and its maximum on
-``[τ0, τ1]`` is at an endpoint; the bound is ``Σ_k max(λ_k(τ0), λ_k(τ1))``.
+Thinning bound: for each k the argument of the softplus is affine in τ and the other term constant, so λ_k is
+monotone and its maximum on ``[τ0, τ1]`` is at an endpoint; the bound is ``Σ_k max(λ_k(τ0), λ_k(τ1))``.
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pathways.errors import PathwaysInputError
 from pathways.models.params import check_attention_heads, check_fraction
 from pathways.models.tpp.base import TPPBase
 from pathways.models.tpp.modules import (BatchTensors, Carry, IntensityTPPModule, scaled_softplus, time_features,
@@ -187,6 +193,17 @@ class TransformerHawkesModule(CausalAttentionEncoder, IntensityTPPModule):
         self.head = nn.Linear(hidden_size, n_marks)
         self.alpha = nn.Parameter(torch.full((n_marks,), -0.1))
         self.log_beta = nn.Parameter(torch.zeros(n_marks))
+        # the rate each type relaxes to between events, started low (softplus(-2) = 0.13 per mean gap)
+        self.floor = nn.Linear(hidden_size, n_marks)
+        nn.init.constant_(self.floor.bias, -2.0)
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        """``nn.Module.load_state_dict``, refusing weights from before the relaxation-rate term, by name."""
+        if strict and "floor.weight" not in state_dict:
+            raise PathwaysInputError(
+                "TransformerHawkes weights without the 'floor' term (written by a pathways before the intensity "
+                "gained its relaxation rate, see pathways.models.tpp.thp): they cannot be loaded, refit the model")
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def _temporal(self, t: torch.Tensor) -> torch.Tensor:
         angle = t[..., None] * self.freq
@@ -199,35 +216,42 @@ class TransformerHawkesModule(CausalAttentionEncoder, IntensityTPPModule):
     def _beta(self) -> torch.Tensor:
         return torch.exp(self.log_beta)
 
+    def _floor(self, states: torch.Tensor) -> torch.Tensor:
+        """The constant part ``softplus(u_k·h + c_k)`` ``(..., K)`` of each type's intensity."""
+        return F.softplus(self.floor(states))
+
     def intensity(self, states: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         pre = self.head(states)[..., None, :] + self.alpha * tau[..., None]
-        return scaled_softplus(pre, self._beta())
+        return scaled_softplus(pre, self._beta()) + self._floor(states)[..., None, :]
 
-    def _integral(self, pre: torch.Tensor, span: torch.Tensor) -> torch.Tensor:
-        """Exact ``∫_0^span Σ_k λ_k`` for head outputs ``pre`` ``(..., K)`` and spans ``(...)``."""
-        return softplus_interval_integral(pre, self.alpha, self._beta(), span[..., None]).sum(-1)
+    def _integral(self, pre: torch.Tensor, floor: torch.Tensor, span: torch.Tensor) -> torch.Tensor:
+        """Exact ``∫_0^span Σ_k λ_k`` for head outputs ``pre`` and constant parts ``floor`` ``(..., K)`` and spans
+        ``(...)``."""
+        return softplus_interval_integral(pre, self.alpha, self._beta(), span[..., None]).sum(-1) + span * floor.sum(-1)
 
     def compensator(self, states: torch.Tensor, span: torch.Tensor, method: str) -> torch.Tensor:
         """Exact ``∫ Σ_k λ_k`` over each interval (``method`` is ignored: no estimator is needed)."""
-        return self._integral(self.head(states), span)
+        return self._integral(self.head(states), self._floor(states), span)
 
     def cumulative_compensator(self, states: torch.Tensor, grid: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-        return self._integral(self.head(states)[..., None, :], grid)
+        return self._integral(self.head(states)[..., None, :], self._floor(states)[..., None, :], grid)
 
     def terms(self, batch: Any, method: str = "exact") -> tuple[torch.Tensor, torch.Tensor]:
         """Exact pieces (``method`` is ignored); the head runs once for events and compensators, and only the
         observed type's intensity is evaluated at each event."""
         bt = unpack_batch(batch, self.time_scale)
-        pre = self.head(self.encode(bt))  # (B, L + 1, K)
+        states = self.encode(bt)
+        pre, floor = self.head(states), self._floor(states)  # (B, L + 1, K)
         beta = self._beta()
-        at_event = torch.gather(pre[:, :-1], -1, bt.marks[..., None])[..., 0] + self.alpha[bt.marks] * bt.dt
-        lam = scaled_softplus(at_event, beta[bt.marks])
+        mark = bt.marks[..., None]
+        at_event = torch.gather(pre[:, :-1], -1, mark)[..., 0] + self.alpha[bt.marks] * bt.dt
+        lam = scaled_softplus(at_event, beta[bt.marks]) + torch.gather(floor[:, :-1], -1, mark)[..., 0]
         log_lam = (torch.log(lam.clamp_min(1e-30)) - torch.log(self.time_scale)) * bt.mask
-        return log_lam, self._integral(pre, bt.span) * bt.interval_mask
+        return log_lam, self._integral(pre, floor, bt.span) * bt.interval_mask
 
     def upper_bound(self, states: torch.Tensor, tau0: torch.Tensor, tau1: torch.Tensor) -> torch.Tensor:
         slope = torch.maximum(self.alpha * tau0[:, None], self.alpha * tau1[:, None])
-        return scaled_softplus(self.head(states) + slope, self._beta()).sum(-1)
+        return (scaled_softplus(self.head(states) + slope, self._beta()) + self._floor(states)).sum(-1)
 
 
 class TransformerHawkes(TPPBase):
