@@ -7,12 +7,15 @@ Protocol: one synthetic log (day-resolution times over 8 years, 500 codes, ~40 e
 ids, a category per event, values on a quarter of the events) written by ``EventLog.to_parquet`` (format 2:
 dictionary-encoded string ids and codes, patients and codes beside it), by the writer of pathways 0.1 (format 1:
 integer codes, the reader's path before this change) and by ``write_meds`` (1 M-row shards). Each reader runs
-``--repeats`` times, alternating, in this process; the best wall time of each is reported, with the ratio of MEDS
-to the faster parquet reader. Every result is checked equal to the written log before timing counts.
+``--repeats`` times, alternating, in this process; the best wall time and the best CPU time (process time: all the
+reader's threads, pyarrow's included) of each are reported, with the ratios of MEDS to the faster parquet reader,
+and the load average at the start and the end of the run. Every result is checked equal to the written log
+(events, category, patients) before timing counts.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import tempfile
@@ -46,13 +49,11 @@ def synthetic_log(n_events: int, seed: int = 0) -> EventLog:
     return EventLog.from_arrays(patient, time_, code, vocab, patients, value=value, category=category)
 
 
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+def timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the whole process) of one call."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w0, time.process_time() - c0
 
 
 def main() -> None:
@@ -68,25 +69,30 @@ def main() -> None:
                    "EventLog.read_parquet, format 1 (pathways 0.1)": (lambda: write_parquet_format1(log, old),
                                                                       lambda: EventLog.read_parquet(old)),
                    "pathways.io.read_meds": (lambda: write_meds(log, meds), lambda: read_meds(meds))}
-        writes = {name: best_of(write, 1) for name, (write, _) in readers.items()}
+        writes = {name: timed(write)[0] for name, (write, _) in readers.items()}
         for _, read in readers.values():
             back = read()
             for field in ("patient", "time", "code", "end", "value"):
                 assert np.array_equal(getattr(back, field), getattr(log, field), equal_nan=True), field
-        reads: dict[str, list[float]] = {name: [] for name in readers}
+            assert np.array_equal(np.asarray(back.category, object), np.asarray(log.category, object))
+            pd.testing.assert_frame_equal(back.patients, log.patients, check_dtype=False)
+        load = os.getloadavg()[0]
+        reads: dict[str, list[tuple[float, float]]] = {name: [] for name in readers}
         for _ in range(args.repeats):  # alternate, so all see the same machine load
             for name, (_, read) in readers.items():
-                reads[name].append(best_of(read, 1))
-    rows = [(name, min(reads[name]), writes[name]) for name in readers]
-    t_meds = reads["pathways.io.read_meds"]
-    t_parquet = min(min(v) for k, v in reads.items() if k != "pathways.io.read_meds")
+                reads[name].append(timed(read))
+        load_end = os.getloadavg()[0]
+    best = {name: (min(w for w, _ in v), min(c for _, c in v)) for name, v in reads.items()}
+    meds = best["pathways.io.read_meds"]
+    parquet = [v for k, v in best.items() if k != "pathways.io.read_meds"]
     lines = [(f"Reading {log.n_events:,} events ({log.n_patients:,} patients, {log.n_codes} codes) into an EventLog; "
-              f"best of {args.repeats}, {platform.processor() or platform.machine()}, "
-              f"python {platform.python_version()}."),
-             "", "| reader | read s | events/s | write s |", "|---|---:|---:|---:|"]
-    lines += [f"| {name} | {t:.2f} | {log.n_events / t:,.0f} | {w:.1f} |" for name, t, w in rows]
-    lines += ["", (f"read_meds / fastest read_parquet time ratio: {min(t_meds) / t_parquet:.2f} "
-                   "(below 1: MEDS reads faster)")]
+              f"best of {args.repeats}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+              f"python {platform.python_version()}; load average {load:.1f} at the start, {load_end:.1f} at the end."),
+             "", "| reader | read s (wall) | events/s | read CPU s | write s |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {name} | {w:.2f} | {log.n_events / w:,.0f} | {c:.2f} | {writes[name]:.1f} |"
+              for name, (w, c) in best.items()]
+    lines += ["", (f"read_meds / fastest read_parquet: wall {meds[0] / min(w for w, _ in parquet):.2f}, "
+                   f"CPU {meds[1] / min(c for _, c in parquet):.2f} (below 1: MEDS reads faster)")]
     text = "\n".join(lines) + "\n"
     print(text)
     RESULTS.write_text("# MEDS read benchmark\n\n`python benchmarks/meds_read.py`\n\n" + text)

@@ -292,8 +292,11 @@ def _foreign_vocab(codes: pa.ChunkedArray, event: np.ndarray) -> Vocabulary:
     return Vocabulary(sorted(str(c) for c in distinct))
 
 
-def read_meds(folder: str | PathLike, *, split: str | None = None) -> EventLog:
+def read_meds(folder: str | PathLike, *, split: str | None = None, workers: int | None = None) -> EventLog:
     """Read a MEDS dataset into an EventLog (lossless for a dataset written by :func:`write_meds`).
+
+    A dataset written by :func:`write_meds` is read by ``workers`` threads, one shard each, straight into the event
+    arrays (default: one thread per CPU, at most 8; see :mod:`pathways.io.meds_shards`).
 
     ``split`` keeps the subjects of one split of ``metadata/subject_splits.parquet``. A foreign dataset's times
     become float days since 1970-01-01, its patients come from its MEDS_BIRTH / MEDS_DEATH and static rows
@@ -308,7 +311,7 @@ def read_meds(folder: str | PathLike, *, split: str | None = None) -> EventLog:
     origin = (pd.Timestamp(info["origin"]) if info["origin"] is not None else None) if own else EPOCH
     units = (time_unit, _unit_us(time_unit), _origin_us(origin))
     if own:
-        return read_own(folder, info, split, origin, units)
+        return read_own(folder, info, split, origin, units, workers)
     table = _read_shards(folder, split)
     times = _float_times(table, "time", "pathways_time", *units[1:])
     codes = table.column("code")

@@ -73,11 +73,12 @@ def shard_paths(folder: Path) -> list[Path]:
     return shards
 
 
-def read_shard(folder: Path, path: Path, split: pa.Array | None, threads: bool = True) -> pa.Table:
+def read_shard(folder: Path, path: Path, split: pa.Array | None, threads: bool = True,
+               columns: list[str] | None = None) -> pa.Table:
     """One shard (codes and categories kept dictionary-encoded), with the subjects of the split only; ``threads``:
-    decode its columns concurrently (off where shards are read concurrently)."""
+    decode its columns concurrently (off where shards are read concurrently); ``columns``: these only."""
     try:
-        table = pq.read_table(path, read_dictionary=["code", "category"], use_threads=threads)
+        table = pq.read_table(path, columns=columns, read_dictionary=["code", "category"], use_threads=threads)
     except (OSError, pa.ArrowInvalid) as exc:
         raise PathwaysInputError(f"MEDS folder {str(folder)!r}: cannot read a shard: {exc}") from exc
     if missing := {"subject_id", "time", "code"} - set(table.column_names):
@@ -115,10 +116,10 @@ class _Reader:
             return np.array([self.categories.setdefault(v, len(self.categories)) for v in dictionary.to_pylist()],
                             dtype=np.int32)  # the dtype of the codes written: np.take casts nothing
 
-    def shard(self, path: Path, start: Future, after: Future) -> dict[str, Any]:
+    def shard(self, path: Path, columns: list[str], start: Future, after: Future) -> dict[str, Any]:
         """Read one shard into the event arrays from the row ``start`` resolves to; resolve ``after`` to its end."""
         try:
-            table = read_shard(self.folder, path, self.keep, threads=self.threads)
+            table = read_shard(self.folder, path, self.keep, threads=self.threads, columns=columns)
             if missing := [name for name in self.extras if name not in table.column_names]:
                 raise PathwaysInputError(f"MEDS shard {path.name}: lacks the extra column(s) {missing} of "
                                          "metadata/dataset.json")
@@ -260,6 +261,19 @@ def _extra(results: list[dict[str, Any]], name: str) -> np.ndarray:
         raise PathwaysInputError(f"MEDS shards: the type of column {name!r} differs between shards: {exc}") from exc
 
 
+def _read_columns(metadata: pq.FileMetaData) -> list[str]:
+    """The columns of a shard to decode: all but the optional ones whose statistics say they hold nulls only (an
+    all-null ``end``, ``numeric_value`` or ``category`` costs a full-length decode for nothing; read as absent)."""
+    empty = set()
+    for i in range(metadata.num_columns):
+        name = metadata.schema.column(i).path
+        if name in ("end", "numeric_value", "category") and all(
+                (stats := metadata.row_group(r).column(i).statistics) is not None and stats.has_null_count
+                and stats.null_count == metadata.row_group(r).num_rows for r in range(metadata.num_row_groups)):
+            empty.add(name)
+    return [name for name in metadata.schema.to_arrow_schema().names if name not in empty]
+
+
 def read_own(folder: Path, info: dict, split: str | None, origin: pd.Timestamp | None,
              units: tuple[str, int, int], workers: int | None = None) -> EventLog:
     """A dataset written by ``write_meds``, its shards read concurrently by ``workers`` threads (default: one per
@@ -270,17 +284,21 @@ def read_own(folder: Path, info: dict, split: str | None, origin: pd.Timestamp |
                        info["oov_token"])
     shards, keep = shard_paths(folder), split_subjects(folder, split)
     try:
-        n_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in shards)
+        metadata = [pq.ParquetFile(p).metadata for p in shards]
     except (OSError, pa.ArrowInvalid) as exc:
         raise PathwaysInputError(f"MEDS folder {str(folder)!r}: cannot read a shard: {exc}") from exc
+    n_rows = sum(meta.num_rows for meta in metadata)
     reader = _Reader(folder, keep, n_rows, len(vocab), pd.Index([*vocab.codes, BIRTH, DEATH]), info["extras"], units)
+    if workers is not None and workers < 1:
+        raise PathwaysInputError(f"workers must be >= 1, got {workers}")
     workers = workers or min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
     workers = max(1, min(workers, len(shards)))
     reader.threads = workers == 1
     starts = [Future() for _ in range(len(shards) + 1)]
     starts[0].set_result(0)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        tasks = [pool.submit(reader.shard, path, starts[i], starts[i + 1]) for i, path in enumerate(shards)]
+        tasks = [pool.submit(reader.shard, path, _read_columns(meta), starts[i], starts[i + 1])
+                 for i, (path, meta) in enumerate(zip(shards, metadata))]
         patients_task = pool.submit(lambda: pq.read_table(meta / "subjects.parquet").to_pandas())
         results = [task.result() for task in progress_bar(tasks, desc="reading MEDS shards", unit="shard")]
         patients = patients_task.result()
@@ -316,7 +334,7 @@ def build(patient: np.ndarray, time: np.ndarray, code: np.ndarray, end: np.ndarr
           category: pd.Categorical, extras: dict[str, np.ndarray], vocab: Vocabulary, patients: pd.DataFrame,
           info: dict | None, origin: pd.Timestamp | None, time_unit: str) -> EventLog:
     """The EventLog of the event rows; a pathways dataset is trusted as read_parquet trusts its files."""
-    if (code < 0).any():
+    if code.size and code.min() < 0:  # one pass, no temporary
         raise PathwaysInputError(f"MEDS code: {int((code < 0).sum())} rows carry codes absent from codes.parquet")
     if info is None:
         vocab = Vocabulary(vocab.codes, np.bincount(code, minlength=len(vocab)))

@@ -160,3 +160,39 @@ def test_mismatched_sidecar_is_named(cohort, tmp_path):
     (tmp_path / "b.patients.parquet").replace(tmp_path / "a.patients.parquet")
     with pytest.raises(PathwaysInputError, match="a.patients.parquet: 2 patients"):
         EventLog.read_parquet(tmp_path / "a.parquet")
+
+
+def test_buffers_and_validity_of_sliced_arrays():
+    from pathways.data.arrow import buffer_values, validity
+
+    values = [None if i % 3 == 0 else float(i) for i in range(40)]
+    array = pa.array(values, type=pa.float32()).slice(11, 20)  # an offset inside a bitmap byte
+    valid = validity(array)
+    assert valid.tolist() == [v is not None for v in values[11:31]]
+    np.testing.assert_array_equal(buffer_values(array, np.float32)[valid], [v for v in values[11:31] if v is not None])
+    assert validity(pa.array([1.0, 2.0])) is None
+    assert not validity(pa.nulls(3)).any()
+    stamps = pa.array([0, 86_400_000_000], type=pa.timestamp("us"))
+    assert buffer_values(stamps, np.int64).tolist() == [0, 86_400_000_000]
+    with pytest.raises(PathwaysInputError, match="no int32 buffer"):
+        buffer_values(stamps, np.int32)
+
+
+def test_dictionary_lookup_resolves_each_dictionary_once():
+    from pathways.data.arrow import DictionaryLookup, dictionary_positions
+
+    calls = []
+    lookup = DictionaryLookup(lambda d: calls.append(d) or pd.Index(["x", "y", "z"]).get_indexer(d.to_pylist()))
+    first, second = pa.array(["z", "x", "z"]).dictionary_encode(), pa.array(["x", "z"]).dictionary_encode()
+    same = pa.array(["z", "x"]).dictionary_encode()  # an equal dictionary in another object: no second lookup
+    assert lookup(first.dictionary).tolist() == [2, 0] and lookup(same.dictionary).tolist() == [2, 0]
+    assert len(calls) == 1
+    assert lookup(second.dictionary).tolist() == [0, 2] and len(calls) == 2
+    out = np.full(7, -9, dtype=np.int64)
+    column = pa.chunked_array([first, pa.array(["y", "x"]).dictionary_encode()])
+    dictionary_positions(column, pd.Index(["x", "y", "z"]), "code", out=out[2:])
+    assert out.tolist() == [-9, -9, 2, 0, 2, 1, 0]
+    with pytest.raises(PathwaysInputError, match="code: 1 values are absent"):
+        dictionary_positions(column, pd.Index(["x", "z"]), "code")
+    with pytest.raises(PathwaysInputError, match="out must be an int64 array"):
+        dictionary_positions(column, pd.Index(["x", "y", "z"]), "code", out=np.zeros(5, np.int32))

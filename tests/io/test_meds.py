@@ -123,3 +123,74 @@ def test_split_keeps_subjects_without_events_across_shards(tmp_path):
     assert held.patients["patient_id"].tolist() == [11, 12]
     assert held.patient.tolist() == [1] and held.time.tolist() == [3.0]
     assert_same_log(read_meds(tmp_path), log)
+
+
+def _gappy_log() -> EventLog:
+    """Nulls everywhere the reader must keep them: ends, values, categories, extras; hours since an origin."""
+    rng = np.random.default_rng(1)
+    n, n_patients = 400, 30
+    patient = np.sort(rng.integers(0, n_patients, n))
+    time_ = np.round(rng.uniform(0, 5000, n), 2)
+    end = np.where(rng.random(n) < 0.5, time_ + 3.0, np.nan)
+    value = np.where(rng.random(n) < 0.3, rng.normal(size=n).astype(np.float32).astype(np.float64), np.nan)
+    category = pd.Categorical(rng.choice(["drug", "diagnosis", None], n))
+    patients = pd.DataFrame({"patient_id": np.arange(n_patients) * 7 + 3,
+                             "birth": np.where(rng.random(n_patients) < 0.8, -1000.0, np.nan),
+                             "sex": rng.choice(["F", "M"], n_patients)})
+    log = EventLog.from_arrays(patient, time_, rng.integers(0, 9, n), Vocabulary([f"c{i}" for i in range(9)]),
+                               patients, end, value, category, time_unit="hours",
+                               origin=pd.Timestamp("2001-02-03 04:00"), extras={"dose": rng.integers(0, 5, n)})
+    return log
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_shards_read_concurrently_land_in_order(tmp_path, workers):
+    log = _gappy_log()
+    write_meds(log, tmp_path, shard_size=37)  # a dozen shards: each one's rows start where the previous ended
+    assert len(list((tmp_path / "data").glob("*.parquet"))) > 8
+    back = read_meds(tmp_path, workers=workers)
+    assert_same_log(back, log)
+    assert np.isnan(back.end).sum() == np.isnan(log.end).sum() > 0
+    assert pd.isna(np.asarray(back.category, object)).sum() == pd.isna(np.asarray(log.category, object)).sum() > 0
+    with pytest.raises(PathwaysInputError, match="workers must be >= 1"):
+        read_meds(tmp_path, workers=0)
+
+
+def test_a_broken_shard_raises_instead_of_hanging(tmp_path):
+    write_meds(_gappy_log(), tmp_path, shard_size=37)
+    bad = tmp_path / "data" / "3.parquet"
+    raw = bytearray(bad.read_bytes())
+    raw[4:24] = b"\xff" * 20  # the first page header: the footer still reads, decoding the shard fails
+    bad.write_bytes(bytes(raw))
+    assert pq.ParquetFile(bad).metadata.num_rows > 0
+    # shards 4.. wait for the row where shard 3's events end, which never comes: they fail with it
+    with pytest.raises(PathwaysInputError, match="cannot read a shard"):
+        read_meds(tmp_path, workers=2)
+
+
+def test_all_null_optional_columns_are_not_decoded(tmp_path):
+    from pathways.io.meds_shards import _read_columns
+
+    log = EventLog.from_arrays(np.array([0, 0, 1]), np.array([1.0, 2.0, 3.0]), np.array([0, 1, 0]),
+                               Vocabulary(["A", "B"]))
+    write_meds(log, tmp_path)
+    shard = tmp_path / "data" / "0.parquet"
+    assert {"end", "numeric_value", "category"} <= set(pq.read_schema(shard).names)
+    assert _read_columns(pq.ParquetFile(shard).metadata) == ["subject_id", "time", "code"]
+    back = read_meds(tmp_path)
+    assert_same_log(back, log)
+    assert np.isnan(back.value).all() and np.isnan(back.end).all()
+
+
+def test_shards_rewritten_with_other_arrow_types_read_the_same(tmp_path):
+    """What another tool may write: large strings for codes, int32 ids, nanosecond times, float64 values."""
+    log = _gappy_log()
+    write_meds(log, tmp_path, shard_size=100)
+    for shard in (tmp_path / "data").glob("*.parquet"):
+        table = pq.read_table(shard)
+        types = {"code": pa.large_string(), "subject_id": pa.int32(), "time": pa.timestamp("ns"),
+                 "end": pa.timestamp("ns"), "numeric_value": pa.float64(), "category": pa.large_string()}
+        pq.write_table(table.cast(pa.schema([pa.field(f.name, types.get(f.name, f.type)) for f in table.schema])),
+                       shard)
+    assert pq.read_schema(tmp_path / "data" / "0.parquet").field("code").type == pa.large_string()
+    assert_same_log(read_meds(tmp_path, workers=2), log)
