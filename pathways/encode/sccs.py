@@ -27,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pathways.errors import PathwaysDataWarning, PathwaysInputError
+from pathways.encode.sccs_windows import _age_rows, _window_info, _windows  # noqa: F401 (_windows: synthetic.sccs)
 from pathways.utils import ragged_arange
 
 __all__ = ["SCCSData", "sccs_data"]
@@ -86,6 +87,10 @@ class SCCSData:
         Time unit of ``bucket_size``.
     info : dict
         Counts recorded while encoding (dropped events, ...).
+    last_bucket_fraction : ndarray of float64 or None
+        Time at risk of each case's last bucket as a share of ``bucket_size``, in (0, 1] (None: whole buckets).
+    case_death : ndarray of bool or None
+        Whether death (``patients["death"]``) ended each case's observation (None: unknown).
 
     Rows are sorted by case then bucket, so the rows of case ``i`` are a contiguous slice.
     """
@@ -107,6 +112,8 @@ class SCCSData:
     outcome_name: str | None = None
     time_unit: str | None = None
     info: dict = field(default_factory=dict)
+    last_bucket_fraction: np.ndarray | None = None
+    case_death: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen dataclass: normalise once, here
@@ -122,6 +129,7 @@ class SCCSData:
                 f"e.g. case {bad[0]} has {censoring[bad[0]]}"
             )
         set_(self, "censoring", censoring)
+        self._set_case_fields()
         names = np.asarray(self.feature_names, dtype=object).reshape(-1)
         set_(self, "feature_names", names)
         kind = np.full(names.size, "exposure", dtype=object) if self.feature_kind is None else np.asarray(
@@ -139,6 +147,19 @@ class SCCSData:
         self._sort()
 
     # -- validation helpers -------------------------------------------------------------------------------------
+    def _set_case_fields(self) -> None:
+        """Check the optional per-case arrays (None when every last bucket is whole)."""
+        for name, dtype in (("last_bucket_fraction", np.float64), ("case_death", bool)):
+            value = getattr(self, name)
+            arr = None if value is None else np.asarray(value, dtype=np.float64 if dtype is np.float64 else None
+                                                        ).reshape(-1)
+            if arr is not None and (arr.size != self.censoring.size or arr.dtype != dtype or (
+                    dtype is np.float64 and not np.all((arr > 0) & (arr <= 1)))):
+                raise PathwaysInputError(f"{name} must hold one {'value in (0, 1]' if dtype is np.float64 else 'bool'}"
+                                         f" per case: got {arr.size} values of type {arr.dtype} for "
+                                         f"{self.censoring.size} cases")
+            object.__setattr__(self, name, None if arr is None or (dtype is np.float64 and np.all(arr == 1)) else arr)
+
     def _set_events(self, prefix: str, int_cols: tuple[str, ...], value_col: str, value_dtype: type) -> None:
         cols = {c: _int_array(f"{prefix}_{c}", getattr(self, f"{prefix}_{c}")) for c in int_cols}
         values = np.asarray(getattr(self, f"{prefix}_{value_col}"), dtype=value_dtype).reshape(-1)
@@ -308,7 +329,8 @@ class SCCSData:
             outcome_bucket=self.outcome_bucket[out], outcome_count=self.outcome_count[out],
             feature_names=self.feature_names, feature_kind=self.feature_kind, bucket_size=self.bucket_size,
             case_patient=pick(self.case_patient), case_start=pick(self.case_start),
-            outcome_name=self.outcome_name, time_unit=self.time_unit, info=dict(self.info))
+            outcome_name=self.outcome_name, time_unit=self.time_unit, info=dict(self.info),
+            last_bucket_fraction=pick(self.last_bucket_fraction), case_death=pick(self.case_death))
 
 
 def _counts(case: np.ndarray, n_cases: int) -> np.ndarray:
@@ -346,24 +368,6 @@ def _code_groups(log: Any, codes: Any, argument: str) -> tuple[np.ndarray, list[
     return mapping, list(groups)
 
 
-def _windows(log: Any, bucket_size: float, n_buckets: int | None) -> tuple[np.ndarray, np.ndarray, int]:
-    """Per-patient window start, number of observed buckets, and the common ``n_buckets``."""
-    patients = log.patients
-    start = patients["start"].to_numpy(dtype=np.float64)
-    end = patients["end"].to_numpy(dtype=np.float64)
-    if "death" in patients:
-        death = patients["death"].to_numpy(dtype=np.float64)
-        end = np.where(np.isfinite(death), np.minimum(end, death), end)
-    bad = np.flatnonzero(~np.isfinite(start) | ~np.isfinite(end) | (end < start))
-    if bad.size:
-        raise PathwaysInputError(
-            f"patients start/end must be finite with end >= start: {bad.size} patients fail, e.g. row {bad[0]}")
-    # a window [start, end] covers buckets 0..floor((end-start)/size): the end day itself is observed
-    observed = np.floor((end - start) / bucket_size).astype(np.int64) + 1
-    total = int(observed.max()) if n_buckets is None else int(n_buckets)
-    return start, np.minimum(observed, total), total
-
-
 def sccs_data(log: Any, exposures: Any, outcome: Any, bucket_size: float, *, n_buckets: int | None = None,
               outcome_mode: str = "first", first_exposure_only: bool = False,
               exposure_value: str = "indicator", age_edges: Sequence[float] | None = None) -> SCCSData:
@@ -399,6 +403,8 @@ def sccs_data(log: Any, exposures: Any, outcome: Any, bucket_size: float, *, n_b
     SCCSData
         One case per patient with an outcome in the window; exposures starting before the window or after the
         case's censoring are dropped and counted in ``info`` (a :class:`PathwaysDataWarning` reports them).
+        A window holds ``end - start + 1`` time units (the end day is observed): a last bucket left short carries
+        its true time at risk (``last_bucket_fraction``, used by the SCCS likelihoods).
     """
     if hasattr(log, "to_eventlog") and not hasattr(log, "offsets"):  # a Cohort (duck-typed: encode sits below it)
         log = log.to_eventlog()
@@ -410,7 +416,7 @@ def sccs_data(log: Any, exposures: Any, outcome: Any, bucket_size: float, *, n_b
         raise PathwaysInputError(f"exposure_value must be 'indicator' or 'count', got {exposure_value!r}")
     exp_map, exp_names = _code_groups(log, exposures, "exposures")
     out_map, out_names = _code_groups(log, [outcome] if isinstance(outcome, str) else outcome, "outcome")
-    start, censor_all, total = _windows(log, float(bucket_size), n_buckets)
+    start, censor_all, total, last_fraction, died = _window_info(log, float(bucket_size), n_buckets)
     patient = np.asarray(log.patient, dtype=np.int64)
     bucket_all = np.floor((np.asarray(log.time, np.float64) - start[patient]) / bucket_size).astype(np.int64)
     inside = (bucket_all >= 0) & (bucket_all < censor_all[patient])
@@ -451,7 +457,8 @@ def sccs_data(log: Any, exposures: Any, outcome: Any, bucket_size: float, *, n_b
         outcome_count=o_count, feature_names=np.asarray(names, dtype=object),
         feature_kind=np.asarray(kinds, dtype=object), bucket_size=float(bucket_size), case_patient=case_patient,
         case_start=start[case_patient], outcome_name="|".join(out_names),
-        time_unit=getattr(log, "time_unit", None), info=info)
+        time_unit=getattr(log, "time_unit", None), info=info, last_bucket_fraction=last_fraction[case_patient],
+        case_death=died[case_patient])
 
 
 def _exposure_rows(log: Any, exp_map: np.ndarray, case_of_patient: np.ndarray, bucket_all: np.ndarray,
@@ -472,23 +479,3 @@ def _exposure_rows(log: Any, exp_map: np.ndarray, case_of_patient: np.ndarray, b
     rows = is_exp & inside
     info = {"exposures_before_window": before, "exposures_after_censoring": after}
     return case_of_patient[patient[rows]], bucket_all[rows], feat_all[rows], info
-
-
-def _age_rows(log: Any, case_patient: np.ndarray, start: np.ndarray, censoring: np.ndarray, bucket_size: float,
-              age_edges: Sequence[float], first_feature: int) -> tuple[np.ndarray, ...]:
-    """Age-group indicator rows (one per observed bucket outside the reference group)."""
-    edges = np.asarray(age_edges, dtype=np.float64)
-    if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0) or not np.all(np.isfinite(edges)):
-        raise PathwaysInputError(f"age_edges must be >= 2 increasing finite values, got {list(edges)}")
-    if "birth" not in log.patients:
-        raise PathwaysInputError("age_edges needs column 'birth' in log.patients, which is absent")
-    birth = log.patients["birth"].to_numpy(dtype=np.float64)[case_patient]
-    bad = np.flatnonzero(~np.isfinite(birth))
-    if bad.size:
-        raise PathwaysInputError(f"age_edges needs 'birth': {bad.size} cases lack it, e.g. case {bad[0]}")
-    case = np.repeat(np.arange(case_patient.size), censoring)
-    bucket = ragged_arange(censoring)
-    age = start[case_patient][case] + bucket * bucket_size - birth[case]
-    group = np.searchsorted(edges, age, side="right") - 1  # below the first edge -> reference group
-    keep = group >= 1
-    return case[keep], bucket[keep], first_feature + group[keep] - 1, np.ones(int(keep.sum()))

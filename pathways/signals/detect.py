@@ -55,6 +55,13 @@ class StudyDesign:
         one step per age group beyond the first; needs ``patients.birth``.
     observe_from_exposure : SCCS observation starts at each case's first dispensation (cases without one drop
         out): the design when an outcome prevents later exposure (contraindication).
+    prior_sd : SCCS separation remedy: standard deviation of the weak normal prior on the log RI of separated
+        windows only (see :class:`pathways.models.sccs.SCCS`).
+    event_dependent_observation : SCCS for outcomes that end the observation (death, from ``patients["death"]``):
+        None (classic SCCS) or the law of the time from the outcome to death (``"exponential"``, ``"weibull"``,
+        ``"gamma"``, ``"exponential-weibull"``, ``"exponential-gamma"``, ``"auto"``: smallest AIC); the modified
+        SCCS of :mod:`pathways.models.sccs.eventdep` (first outcome per case). The fitted laws are in
+        ``table.attrs["sccs_observation_models"]``.
 
     Notes
     -----
@@ -76,6 +83,8 @@ class StudyDesign:
     season: int = 0
     observe_from_exposure: bool = False
     age_edges_years: Sequence[float] = ()
+    prior_sd: float = 4.0
+    event_dependent_observation: str | None = None
 
     def sccs_windows(self) -> list[list[int]]:
         """The SCCS risk window in buckets after the dispensation's bucket, both ends included:
@@ -129,14 +138,16 @@ def detect(log: EventLog, design: StudyDesign | None = None, *, q_threshold: flo
     dispro = [m for m in design.methods if m in DISPROPORTIONALITY_METHODS]
     if dispro:
         parts.append(_disproportionality(log, design, drug_idx, outcome_idx, dispro, alpha))
-    terms = []
+    terms: list[dict] = []
+    laws: list[dict] = []
     if "SCCS" in design.methods:
-        sccs_rows, terms = _sccs(log, design, drug_idx, outcome_idx, alpha)
+        sccs_rows, terms, laws = _sccs(log, design, drug_idx, outcome_idx, alpha)
         parts.append(sccs_rows)
     estimates = pd.concat(parts, ignore_index=True)
     table = signal_table(estimates, negative_controls=design.negative_controls, q_threshold=q_threshold,
                          alpha=alpha, min_events=min_events)
     table.attrs["sccs_terms"] = terms
+    table.attrs["sccs_observation_models"] = laws
     return table
 
 
@@ -178,11 +189,12 @@ def _disproportionality(log: EventLog, design: StudyDesign, drug_idx: np.ndarray
 
 
 def _sccs(log: EventLog, design: StudyDesign, drug_idx: np.ndarray, outcome_idx: np.ndarray,
-          alpha: float) -> tuple[pd.DataFrame, list[dict]]:
+          alpha: float) -> tuple[pd.DataFrame, list[dict], list[dict]]:
     """One classic SCCS per outcome (all drugs in one model, so co-exposures adjust each other); returns the
-    exposure rows and the records of the other terms (diagnostics, adjustments)."""
+    exposure rows, the records of the other terms (diagnostics, adjustments) and of the fitted laws of the time to
+    death (``event_dependent_observation``)."""
     drugs = log.vocab.codes[drug_idx].tolist()
-    rows, terms = [], []
+    rows, terms, laws = [], [], []
     bar = progress_bar(total=len(drugs) * outcome_idx.size, desc="detect: SCCS pairs", unit="pair")
     for code in log.vocab.codes[outcome_idx]:  # one model per outcome: a handful, never per patient
         bar.update(len(drugs))  # the outcome's model covers its pairs with every drug
@@ -195,7 +207,12 @@ def _sccs(log: EventLog, design: StudyDesign, drug_idx: np.ndarray, outcome_idx:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PathwaysDataWarning)  # windows without outcomes are reported as NaN
             model = SCCS(risk_windows=design.sccs_windows(), exposure_coding=design.exposure_coding,
-                         ci_level=1 - alpha).fit(data)
+                         ci_level=1 - alpha, prior_sd=design.prior_sd,
+                         event_dependent_observation=design.event_dependent_observation).fit(data)
+        law = model.observation_model_
+        if law is not None:
+            laws.append({"outcome": code, "family": law.family, **law.params, "aic": law.aic, "cases": law.n_cases,
+                         "deaths": law.n_deaths})
         other = model.results_[model.results_["kind"] != "exposure"]
         terms += other.assign(outcome=code).replace({np.inf: None, -np.inf: None}).to_dict("records")
         res = model.results_[model.results_["kind"] == "exposure"]
@@ -209,8 +226,8 @@ def _sccs(log: EventLog, design: StudyDesign, drug_idx: np.ndarray, outcome_idx:
     if not rows:
         warnings.warn("SCCS: no case with an outcome for any outcome code", PathwaysDataWarning, stacklevel=3)
         return pd.DataFrame(columns=["exposure", "outcome", "method", "estimate", "ci_low", "ci_high", "p",
-                                     "se_log", "n_exposed_events", "status"]), terms
-    return pd.concat(rows, ignore_index=True), terms
+                                     "se_log", "n_exposed_events", "status"]), terms, laws
+    return pd.concat(rows, ignore_index=True), terms, laws
 
 
 def relative_incidence_curves(log: EventLog, pairs: Sequence[tuple[str, str]], *,

@@ -10,7 +10,8 @@ days, so an SCCS with one-day buckets and the risk window ``(0, risk_days)`` has
 * ``"outcomes in window"``: decades of observation from the early 1900s and a baseline so low that nearly every
   outcome of the exposed cases falls in the risk window (complete or quasi-complete separation);
 * ``"exposure at start"``: the dispensation opens the observation (no pre-exposure time);
-* ``"outcome ends observation"``: each outcome ends the observation with probability ``death_prob`` (death);
+* ``"outcome ends observation"``: each outcome ends the observation with probability ``death_prob`` (death, on the
+  outcome's day: ``patients["death"]``);
 * ``"rare outcome"``: 5-20 cases per drug;
 * ``"contraindication"``: an outcome before the planned dispensation cancels it with probability
   ``contraindication_prob`` (the outcome contraindicates the drug).
@@ -85,11 +86,13 @@ def simulate_signal_shape(scenario: str = "single exposure", seed: int | np.rand
     ae_patient = np.concatenate([pre[0], window[0], post[0]])
     ae_day = np.concatenate([pre[1], window[1], post[1]])
     ne_patient, ne_day = _poisson_days(g, np.zeros(n, np.int64), length, np.full(n, lam))
+    death = np.full(n, -1, np.int64)  # day of death (-1: alive at the end of observation)
     if s["death_prob"] > 0:  # an outcome may end the observation: later events are never recorded
         dies = g.random(ae_day.size) < float(s["death_prob"])
         death = length.copy()
         np.minimum.at(death, ae_patient[dies], ae_day[dies])
-        length = np.minimum(length, death + 1)
+        death = np.where(death < length, death, -1)
+        length = np.where(death >= 0, death + 1, length)
         keep = ae_day < length[ae_patient]
         ae_patient, ae_day = ae_patient[keep], ae_day[keep]
         keep = ne_day < length[ne_patient]
@@ -103,7 +106,8 @@ def simulate_signal_shape(scenario: str = "single exposure", seed: int | np.rand
                                                                                               object)])
     events = pd.DataFrame({"patient_id": ids[patient], "time": start[patient] + pd.to_timedelta(day, "D"),
                            "code": code, "category": np.where(np.isin(code, drugs), "drug", "diagnosis")})
-    patients = pd.DataFrame({"patient_id": ids, "start": start, "end": start + pd.to_timedelta(length - 1, "D")})
+    patients = pd.DataFrame({"patient_id": ids, "start": start, "end": start + pd.to_timedelta(length - 1, "D"),
+                             "death": (start + pd.to_timedelta(death, "D")).where(death >= 0)})
     truth = pd.DataFrame([(d, o, float(s["relative_incidence"]) if (d, o) == ("RISK", "AE") else 1.0)
                           for d in drugs for o in ("AE", "NE")], columns=["exposure", "outcome", "ri"])
     return EventLog.from_pandas(events.sort_values(["patient_id", "time"], kind="stable"), patients), truth

@@ -22,6 +22,8 @@ from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.models.base import full_batch_fit
 from pathways.models.sccs.base import SCCSEstimator
 from pathways.models.sccs.design import LagDesign, as_sccs_data, lag_design
+from pathways.models.sccs.eventdep import (OBSERVATION_FAMILIES, first_outcomes, fit_observation_model,
+                                           observation_intervals, weighted_design)
 from pathways.models.sccs.likelihood import case_loglik, joint_separation, newton, separation
 from pathways.models.sccs.profile import profile_intervals
 from pathways.utils import ragged_arange
@@ -64,6 +66,13 @@ class SCCS(SCCSEstimator):
         :mod:`pathways.models.sccs.likelihood`): their point estimate is the penalised one; every other parameter
         keeps its maximum-likelihood estimate. The default (4) keeps the penalised estimate inside the profile
         interval up to |log RI| = 30 (its log-likelihood deficit ``log RI / prior_sd^2`` stays below 1.92).
+    event_dependent_observation : str or None
+        None (default): the classic SCCS. A law of the time from the outcome to the end of observation
+        (``"exponential"``, ``"weibull"``, ``"gamma"``, ``"exponential-weibull"``, ``"exponential-gamma"``, or
+        ``"auto"``: smallest AIC): the modified SCCS for outcomes that end the observation (death), Farrington,
+        Whitaker and Ghebremichael Weldeselassie 2011 (:mod:`pathways.models.sccs.eventdep`). Needs
+        ``SCCSData.case_death`` and keeps each case's first outcome; the fitted law is ``observation_model_``.
+        Intervals are profile-likelihood intervals of the weighted likelihood with the law held at its fit.
     tol : float
         Newton stops when the largest step is below ``tol``.
     max_iter : int
@@ -92,7 +101,7 @@ class SCCS(SCCSEstimator):
 
     def __init__(self, risk_windows: Sequence[Sequence[int]] | Mapping[str, Sequence[Sequence[int]]] = ((0, 0),),
                  exposure_coding: str = "exposed", ci_level: float = 0.95, tol: float = 1e-8, max_iter: int = 100,
-                 interval: str = "profile", prior_sd: float = 4.0):
+                 interval: str = "profile", prior_sd: float = 4.0, event_dependent_observation: str | None = None):
         self.risk_windows = risk_windows
         self.exposure_coding = exposure_coding
         self.ci_level = ci_level
@@ -100,6 +109,7 @@ class SCCS(SCCSEstimator):
         self.prior_sd = prior_sd
         self.tol = tol
         self.max_iter = max_iter
+        self.event_dependent_observation = event_dependent_observation
 
     @full_batch_fit
     def fit(self, data: Any, validation: Any | None = None, *, labels: Sequence[Any] | None = None,
@@ -114,8 +124,23 @@ class SCCS(SCCSEstimator):
         data = as_sccs_data(data, labels, censoring, **encode_kwargs)
         if not np.any(data.outcomes_per_case() > 0):
             raise PathwaysInputError("data has no case with an outcome: nothing to fit")
+        eventdep = self.event_dependent_observation
+        if eventdep is not None:
+            if eventdep != "auto" and eventdep not in OBSERVATION_FAMILIES:
+                raise PathwaysInputError(f"event_dependent_observation: expected None, 'auto' or one of "
+                                         f"{OBSERVATION_FAMILIES}, got {eventdep!r}")
+            data = first_outcomes(data)
         self._structure(data)
         X_s, design = self._design(data)
+        self.observation_model_ = None
+        if eventdep is not None:  # the modified SCCS: buckets weighted by the fitted law of the time to death
+            _, k, died = observation_intervals(data)
+            if died.any():
+                self.observation_model_ = fit_observation_model(k, died, family=eventdep)
+                design = weighted_design(design, data, self.observation_model_)
+            else:  # nothing ends with death: the weights are flat, the classic SCCS of first outcomes
+                warnings.warn("SCCS: no case's observation ended with death: event_dependent_observation leaves "
+                              "the classic SCCS (first outcomes)", PathwaysDataWarning, stacklevel=2)
         y_col = np.asarray(X_s.multiply(design.y_row.cpu().numpy()[:, None]).sum(0)).reshape(-1)
         sign, free = separation(X_s, design)
         exposure = self.param_kind_ == "exposure"

@@ -41,10 +41,13 @@ class LagDesign:
     row_bucket: np.ndarray  # (n_rows,) bucket of every active row
     y_row: torch.Tensor  # (n_rows,) outcome counts at active rows
     n_outcomes: torch.Tensor  # (n_cases,) outcomes per case
-    n_free: torch.Tensor  # (n_cases,) observed buckets with zero design row
+    n_free: torch.Tensor  # (n_cases,) observed buckets with zero design row (weighted: time at risk in buckets)
     y_free: torch.Tensor  # (n_cases,) outcomes that fall in those buckets
     offsets: np.ndarray  # (n_features + 1,) coefficient offsets per feature
     n_cases: int
+    #: (n_rows,) time at risk (or likelihood weight) of every active row, None when all are 1: a short last bucket
+    #: (``SCCSData.last_bucket_fraction``) or the weights of :mod:`pathways.models.sccs.eventdep`
+    row_weight: torch.Tensor | None = None
 
     @property
     def n_coeffs(self) -> int:
@@ -82,7 +85,13 @@ def lag_design(data: SCCSData, n_lags: np.ndarray, device: torch.device | str = 
     hit = (active[pos] == o_flat) if active.size else np.zeros(o_flat.size, bool)
     y_row = np.bincount(pos[hit], weights=data.outcome_count[hit], minlength=active.size)
     y_free = np.bincount(data.outcome_case[~hit], weights=data.outcome_count[~hit], minlength=data.n_cases)
-    n_free = data.censoring - np.bincount(row_case, minlength=data.n_cases)
+    n_free = (data.censoring - np.bincount(row_case, minlength=data.n_cases)).astype(np.float64)
+    row_weight = None
+    if data.last_bucket_fraction is not None:  # the last observed bucket holds only its time at risk
+        frac = data.last_bucket_fraction
+        last_active = (active % t) == data.censoring[row_case] - 1
+        row_weight = np.where(last_active, frac[row_case], 1.0)
+        n_free -= np.where(np.bincount(row_case[last_active], minlength=data.n_cases) > 0, 0.0, 1.0 - frac)
     dev = torch.device(device)
     as_t = (lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dtype, device=dev))
     rows = np.arange(active.size)
@@ -95,7 +104,8 @@ def lag_design(data: SCCSData, n_lags: np.ndarray, device: torch.device | str = 
                      XtY=_torch_csr((Y @ X).T.tocsr(), dev, dtype),
                      row_case=torch.as_tensor(row_case, device=dev), row_bucket=active % t, y_row=as_t(y_row),
                      n_outcomes=as_t(data.outcomes_per_case()), n_free=as_t(n_free), y_free=as_t(y_free),
-                     offsets=offsets, n_cases=data.n_cases)
+                     offsets=offsets, n_cases=data.n_cases,
+                     row_weight=None if row_weight is None else as_t(row_weight))
 
 
 def as_sccs_data(data: Any, labels: Sequence[Any] | None = None, censoring: Any | None = None,

@@ -38,6 +38,8 @@ def case_loglik(eta: np.ndarray, d: LagDesign) -> tuple[np.ndarray, np.ndarray]:
     np.maximum.at(m, row_case, eta)
     m = np.where(np.isfinite(m), m, 0.0)
     e = np.exp(eta - m[row_case])
+    if d.row_weight is not None:  # time at risk (or likelihood weight) of the rows
+        e = e * d.row_weight.cpu().numpy()
     s = np.bincount(row_case, weights=e, minlength=d.n_cases) + n_free * np.exp(-m)
     lse = m + np.log(s)
     y_row, n_out = d.y_row.cpu().numpy(), d.n_outcomes.cpu().numpy()

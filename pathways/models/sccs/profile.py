@@ -144,7 +144,8 @@ class BatchLikelihood:
 
 
 def _collapse(X: sp.csr_matrix, d: LagDesign) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray]:
-    """Merge the rows of a case with equal covariates: (X, row_case, multiplicity, outcomes) of the groups."""
+    """Merge the rows of a case with equal covariates: (X, row_case, multiplicity, outcomes) of the groups; the
+    multiplicity sums the rows' weights (time at risk) when the design has some."""
     row_case = d.row_case.cpu().numpy()
     y_row = d.y_row.cpu().numpy()
     if X.shape[0] == 0:
@@ -153,7 +154,8 @@ def _collapse(X: sp.csr_matrix, d: LagDesign) -> tuple[sp.csr_matrix, np.ndarray
     key = np.column_stack([row_case, X @ g.random(X.shape[1]), X @ g.random(X.shape[1])])
     _, first, group = np.unique(key, axis=0, return_index=True, return_inverse=True)
     group = group.reshape(-1)
-    count = np.bincount(group, minlength=first.size).astype(np.float64)
+    weight = None if d.row_weight is None else d.row_weight.cpu().numpy()
+    count = np.bincount(group, weights=weight, minlength=first.size).astype(np.float64)
     y = np.bincount(group, weights=y_row, minlength=first.size)
     Xg = X[first].tocsr()
     Xg.sort_indices()

@@ -48,10 +48,14 @@ def batched_loss(d: LagDesign, beta: torch.Tensor, weights: torch.Tensor,
     # terms all underflow needs its own shift, computed by the slower per-case path
     shift = eta.amax(0).clamp_min(0.0) if eta.shape[0] else torch.zeros_like(beta[0])
     e = torch.exp(eta - shift)
+    if d.row_weight is not None:  # time at risk (or likelihood weight) of the rows
+        e = e * d.row_weight[:, None]
     s = d.S @ e + d.n_free[:, None] * torch.exp(-shift)
     if bool((s < 1e-250).any()):
         shift_case = _case_shift(d, eta)
         e = torch.exp(eta - shift_case[d.row_case])
+        if d.row_weight is not None:
+            e = e * d.row_weight[:, None]
         s = d.S @ e + d.n_free[:, None] * torch.exp(-shift_case)
         lse = shift_case + torch.log(s)
     else:
@@ -206,6 +210,8 @@ def curvature(d: LagDesign, beta: torch.Tensor, weights: torch.Tensor, offsets: 
     eta = d.X @ beta
     shift = _case_shift(d, eta)
     e = torch.exp(eta - shift[d.row_case])
+    if d.row_weight is not None:
+        e = e * d.row_weight[:, None]
     s = d.S @ e + d.n_free[:, None] * torch.exp(-shift)
     diag = d.X2t @ (e * (weights * d.n_outcomes[:, None] / s).index_select(0, d.row_case))
     if reduce is not None:  # sharded fit: the sum over every rank's cases

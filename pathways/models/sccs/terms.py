@@ -52,7 +52,8 @@ def _with_terms(data: SCCSData, case: np.ndarray, bucket: np.ndarray, local: np.
         feature_names=np.concatenate([data.feature_names, np.asarray(names, dtype=object)]),
         feature_kind=np.concatenate([data.feature_kind, np.full(len(names), kind, dtype=object)]),
         bucket_size=data.bucket_size, case_patient=data.case_patient, case_start=data.case_start,
-        outcome_name=data.outcome_name, time_unit=data.time_unit, info=dict(data.info))
+        outcome_name=data.outcome_name, time_unit=data.time_unit, info=dict(data.info),
+        last_bucket_fraction=data.last_bucket_fraction, case_death=data.case_death)
 
 
 def add_pre_exposure(data: SCCSData, buckets: int) -> SCCSData:
@@ -138,4 +139,6 @@ def from_first_exposure(data: SCCSData) -> SCCSData:
         bucket_size=data.bucket_size, case_patient=None if data.case_patient is None else data.case_patient[cases],
         case_start=None if data.case_start is None else np.asarray(data.case_start, dtype=np.float64)[cases]
         + shift * data.bucket_size,
-        outcome_name=data.outcome_name, time_unit=data.time_unit, info=dict(data.info))
+        outcome_name=data.outcome_name, time_unit=data.time_unit, info=dict(data.info),
+        last_bucket_fraction=None if data.last_bucket_fraction is None else data.last_bucket_fraction[cases],
+        case_death=None if data.case_death is None else data.case_death[cases])
