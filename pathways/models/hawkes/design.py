@@ -19,6 +19,7 @@ no scatters.
 """
 from __future__ import annotations
 
+import ctypes
 import functools
 from dataclasses import dataclass, field
 
@@ -29,6 +30,7 @@ from pathways.encode.sequences import Sequences
 from pathways.utils import offsets_from_sorted, segment_ids
 
 _DENSE_MAX = 30_000_000  # largest dense design (values) the EM keeps as per-code blocks
+_FLOAT32_MIN = 1 << 24  # compact fits store the values X of sparse designs this large as float32 (sums stay float64)
 
 
 def linear_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -81,7 +83,7 @@ class _Design:
         last = self._entries()[2]
         if last is None:
             raise RuntimeError("design: the positions l* were released once the values for the fixed decays were "
-                               "made (_Tensors(keep_index=False)); build the design again for other decays")
+                               "made (_Tensors(compact=True)); build the design again for other decays")
         return last
 
     @property
@@ -147,7 +149,20 @@ def build_design(seqs: Sequences, max_pairs: int = 1 << 20) -> _Design:
     if 0 < n * d <= _DENSE_MAX and reps.sum() >= 0.5 * n * d:
         return _Design(*common, dense=_DenseIndex(seqs, seq, group_first, s_code, stream_start, seq_streams))
     entries = _sparse_pairs(seq, group_first, order, s_code, stream_start, seq_streams, reps, max_pairs)
+    _trim_heap()  # the pair chunks were freed: hand their pages back before the fit allocates its own arrays
     return _Design(*common, entries=entries)
+
+
+def _trim_heap() -> None:
+    """Return the freed pages of the C heap to the system (glibc ``malloc_trim``; nothing elsewhere).
+
+    Freed numpy / torch buffers below glibc's (adaptive, up to 32 MB) mmap threshold stay in the heap and keep
+    counting in the resident set; after the large transient stages of a fit this hands them back.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _sparse_pairs(seq: np.ndarray, group_first: np.ndarray, order: np.ndarray, s_code: np.ndarray,
@@ -228,13 +243,14 @@ class _Tensors:
 
     The N·D entry arrays (``row, col, last``) move on first use: a dense design fitted through its per-code blocks
     never makes them. ``flat`` (target, source) is derived on demand (the hot loops derive it chunk by chunk:
-    :meth:`flat_chunk`), never kept. With ``keep_index=False`` (decays fixed for the whole fit) the positions l*
-    are released once the values are made: 4 B per entry less for the rest of the fit.
+    :meth:`flat_chunk`), never kept. ``compact=True`` (a fit whose decays are fixed): the positions l* are released
+    once the values are made (4 B per entry), and a sparse design of at least ``_FLOAT32_MIN`` entries keeps X in
+    float32 (4 B per entry; relative rounding 6e-8, every sum over entries still accumulated in float64).
     """
 
-    def __init__(self, design: _Design, device: torch.device, keep_index: bool = True):
+    def __init__(self, design: _Design, device: torch.device, compact: bool = False):
         as_t = lambda a: torch.as_tensor(a, device=device)
-        self.design, self.device, self.keep_index = design, device, keep_index
+        self.design, self.device, self.compact = design, device, compact
         self.code, self.seq = as_t(design.code), as_t(design.seq)
         self.gap, self.to_end = as_t(design.stream_gap), as_t(design.to_end)
         self.duration, self.since_start = as_t(design.duration), as_t(design.since_start)
@@ -298,17 +314,19 @@ class _Tensors:
             x = decays[None, :] * torch.exp(-self.lag[:, None] * decays[None, :]) * s[self.last]
         else:  # same values, written chunk by chunk into X: the only (M, K) allocation
             m, design = self.n_entries, self.design
-            x = torch.empty(m, decays.numel(), dtype=s.dtype, device=self.device)
+            single = self.compact and m >= _FLOAT32_MIN
+            x = torch.empty(m, decays.numel(), dtype=torch.float32 if single else s.dtype, device=self.device)
             time, s_time, last = self._as_t(design.time), self._as_t(design.s_time), self.last
             for lo in range(0, m, chunk):  # loop over chunks of entries, not over events
                 pos = last[lo:lo + chunk]
                 lag = time[self.row[lo:lo + chunk]] - s_time[pos]
-                out = x[lo:lo + chunk]
-                torch.mul(lag[:, None], -decays[None, :], out=out)
+                out = torch.mul(lag[:, None], -decays[None, :], out=lag[:, None] if decays.numel() == 1 else None)
                 out.exp_().mul_(decays[None, :]).mul_(torch.index_select(s, 0, pos))
+                x[lo:lo + chunk] = out
             del last
-            if not self.keep_index:
+            if self.compact:
                 design.release_last()
+                _trim_heap()
         g = self.integrals(decays)
         if not decays.requires_grad:
             self._cache = (key, x, g)
@@ -343,10 +361,11 @@ def _direct_blocks(t: _Tensors, decays: torch.Tensor, chunk: int = 1 << 21) -> _
     np.cumsum(cum, axis=0, out=cum)  # cum[k, j] = events of code j among the first k flat events
     first_pos = index.first_position().astype(idx)
     starts = index.seqs.offsets[:-1]
-    order = np.argsort(design.code, kind="stable")  # rows of the blocks: events by target code, then time
-    dense = np.empty((n, d * k))
+    order = np.argsort(design.code, kind="stable")  # columns of the blocks: events by target code, then time
+    dense = np.empty((d * k, n))  # transposed: each code's block is a (D·K, n_i) slice, events contiguous
     step = max(chunk // max(d * k, 1), 1)
-    for lo in range(0, n, step):  # loop over chunks of rows (bounded temporaries), not over events
+    buf = np.empty((min(step, n), d, k))
+    for lo in range(0, n, step):  # loop over chunks of events (bounded temporaries), not over events
         ev = order[lo:lo + step]
         seq = design.seq[ev]
         before = cum[index.group_first[ev]]
@@ -356,24 +375,26 @@ def _direct_blocks(t: _Tensors, decays: torch.Tensor, chunk: int = 1 << 21) -> _
         last = np.where(before > 0, last, idx(n))
         lag = s_time[last]
         np.subtract(design.time[ev][:, None], lag, out=lag)  # +inf on absent streams
-        out = dense[lo:lo + step].reshape(-1, d, k)
+        out = buf[:ev.size]
         if k == 1:
             np.multiply(lag, -beta[0], out=out[:, :, 0])
         else:
             np.multiply(lag[:, :, None], -beta, out=out)
         np.exp(out, out=out)
         out *= beta_s[last]
+        dense[:, lo:lo + ev.size] = out.reshape(ev.size, d * k).T
     counts = np.bincount(design.code, minlength=d).tolist()
     order_t = torch.as_tensor(order, device=t.device)
     dense_t = torch.as_tensor(dense, device=t.device)
-    return _DenseBlocks.from_parts(torch.split(order_t, counts), torch.split(dense_t, counts), k)
+    return _DenseBlocks.from_parts(torch.split(order_t, counts), torch.split(dense_t, counts, dim=1), k)
 
 
 class _DenseBlocks:
-    """The design as one dense block per target code (its events x D·K sources): BLAS products, no gathers.
+    """The design as one dense block per target code, stored transposed (D·K sources x its events, events
+    contiguous): BLAS matrix-vector products at memory speed in both directions, no gathers.
 
     Used when the design is dense anyway (long realizations over few codes, where every event sees every code), as
-    long as the N x D·K block fits in ``_DENSE_MAX`` values; patient data keep the sparse entries.
+    long as the N x D·K values fit in ``_DENSE_MAX``; patient data keep the sparse entries.
     """
 
     def __init__(self, t: _Tensors, x: torch.Tensor):
@@ -381,11 +402,11 @@ class _DenseBlocks:
         order = torch.argsort(t.code, stable=True)
         position = torch.empty_like(order)
         position[order] = torch.arange(n, device=order.device)
-        dense = torch.zeros(n, d * k, dtype=x.dtype, device=x.device)
+        dense = torch.zeros(d * k, n, dtype=x.dtype, device=x.device)
         cols = (t.col * k)[:, None] + torch.arange(k, device=x.device)[None, :]
-        dense[position[t.row][:, None].expand(-1, k), cols] = x  # rows sorted by target code
+        dense[cols, position[t.row][:, None].expand(-1, k)] = x  # events sorted by target code
         counts = torch.bincount(t.code, minlength=d).tolist()
-        self.rows, self.blocks, self.k = torch.split(order, counts), torch.split(dense, counts), k
+        self.rows, self.blocks, self.k = torch.split(order, counts), torch.split(dense, counts, dim=1), k
 
     @classmethod
     def from_parts(cls, rows: tuple[torch.Tensor, ...], blocks: tuple[torch.Tensor, ...], k: int) -> _DenseBlocks:
@@ -407,14 +428,14 @@ class _DenseBlocks:
         out = torch.zeros(sum(r.numel() for r in self.rows), dtype=a.dtype, device=a.device)
         for i, (rows, block) in enumerate(zip(self.rows, self.blocks)):  # loop over codes, not events
             if rows.numel():
-                out[rows] = block @ a[i].reshape(-1)
+                out[rows] = a[i].reshape(-1) @ block
         return out
 
     def gram_parts(self, to_end: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Least-squares statistics from the blocks: the strictly-earlier part P of :func:`_gram` (D·K, D·K) and
         the sums Σ_{k: c_k = i} X_k (D, D·K), one matrix product per target code."""
         k = self.k
-        dk = self.blocks[0].shape[1] if self.blocks else 0
+        dk = self.blocks[0].shape[0] if self.blocks else 0
         bsum = beta[:, None] + beta[None, :]  # (K, K)
         p = torch.zeros(len(self.blocks) * k, dk, dtype=beta.dtype, device=beta.device)
         s = torch.zeros(len(self.blocks), dk, dtype=beta.dtype, device=beta.device)
@@ -423,10 +444,10 @@ class _DenseBlocks:
                 continue
             # later event l (component u), earlier source (component v): β_u/(β_u+β_v)(1-e^{-(β_u+β_v)τ_l})
             weight = (beta[:, None] / bsum)[None] * -torch.expm1(-bsum[None] * to_end[rows][:, None, None])
-            by_v = block.reshape(block.shape[0], -1, k)  # (n_i, D, K)
+            by_v = block.reshape(-1, k, block.shape[1])  # (D, K, n_i)
             for v in range(k):  # K components (one or a few)
-                p[i * k:(i + 1) * k, v::k] = weight[:, :, v].T @ by_v[:, :, v]
-            s[i] = block.sum(0)
+                p[i * k:(i + 1) * k, v::k] = (by_v[:, v, :] @ weight[:, :, v]).T
+            s[i] = block.sum(1)
         return p, s
 
     def em_sums(self, mu: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -437,11 +458,12 @@ class _DenseBlocks:
         for i, (rows, block) in enumerate(zip(self.rows, self.blocks)):  # loop over codes, not events
             if not rows.numel():
                 continue
-            lam = block @ a[i].reshape(-1) + mu[i]
+            lam = a[i].reshape(-1) @ block
+            lam += mu[i]
             log_sum = log_sum + torch.log(lam).sum()
-            w = torch.reciprocal(lam)
+            w = lam.reciprocal_()
             mu_resp[i] = mu[i] * w.sum()
-            resp[i] = a[i] * (block.T @ w).reshape(a.shape[1], self.k)
+            resp[i] = a[i] * (block @ w).reshape(a.shape[1], self.k)
         return log_sum, mu_resp, resp
 
     def responsibilities(self, a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -449,7 +471,7 @@ class _DenseBlocks:
         resp = torch.zeros_like(a)
         for i, (rows, block) in enumerate(zip(self.rows, self.blocks)):
             if rows.numel():
-                resp[i] = a[i] * (block.T @ w[rows]).reshape(a.shape[1], self.k)
+                resp[i] = a[i] * (block @ w[rows]).reshape(a.shape[1], self.k)
         return resp
 
 
@@ -486,7 +508,7 @@ def least_squares_stats(tensors: _Tensors, decays: np.ndarray) -> tuple[torch.Te
     q[1:, 1:] = _gram(tensors, x, beta)
     s = torch.zeros(d * d, k, dtype=torch.float64, device=dev)
     for lo in range(0, x.shape[0], 1 << 20):  # loop over chunks of entries, not over events
-        s.index_add_(0, tensors.flat_chunk(lo, lo + (1 << 20)), x[lo:lo + (1 << 20)])
+        s.index_add_(0, tensors.flat_chunk(lo, lo + (1 << 20)), x[lo:lo + (1 << 20)].to(torch.float64))
     b[:, 1:] = s.reshape(d, d * k)
     return q, b
 

@@ -190,8 +190,8 @@ class HawkesSumExpKernel(HawkesBase):
                                              np.bincount(seqs.marks, minlength=seqs.n_codes))
         if total_time <= 0:
             raise PathwaysInputError("end: all observation windows have zero length")
-        # decays fixed for the whole fit: the positions l* are dropped once the values are made
-        tensors = _Tensors(build_design(seqs), dev, keep_index=bool(self.learn_decay))
+        # decays fixed for the whole fit: compact storage (l* dropped once the values are made, float32 X when large)
+        tensors = _Tensors(build_design(seqs), dev, compact=not self.learn_decay)
         rates = counts / total_time  # events per unit time, per code
         mu_scale = np.maximum(rates, 1.0 / total_time)  # natural unit of each baseline
         mu_floor = 1e-10 * mu_scale  # keeps every λ_k > 0 for events without history

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.optimize
 import torch
 
-from pathways.models.hawkes.design import _DenseBlocks, _Tensors
+from pathways.models.hawkes.design import _DenseBlocks, _Tensors, _trim_heap
 from pathways.progress import progress_bar
 from pathways.optim import (
     fista,
@@ -308,7 +308,7 @@ class _EM:
         value = (base_int.sum() + (st.a * g[None]).sum() - self.reduce(torch.log(lam).sum())[0]) / self.n + pen
         return float(value), base, lam
 
-    def _chunks(self, x: torch.Tensor, chunk: int = 1 << 20):
+    def _chunks(self, x: torch.Tensor, chunk: int = 1 << 18):
         """(lo, hi, (target, source) index) over chunks of design entries."""
         for lo in range(0, x.shape[0], chunk):
             hi = min(lo + chunk, x.shape[0])
@@ -318,7 +318,7 @@ class _EM:
         """Σ_{entries of target i, source j} a^u_ij X_(k,u) / λ_k as (D, D, K), chunk by chunk."""
         if self.dense is not None:
             return self.dense.responsibilities(a, w)
-        resp = torch.zeros(a.shape[0] * a.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
+        resp = torch.zeros(a.shape[0] * a.shape[1], x.shape[1], dtype=a.dtype, device=x.device)
         a_flat = a.reshape(-1, x.shape[1])
         for lo, hi, flat in self._chunks(x):  # loop over chunks of entries, not over events
             ax = torch.index_select(a_flat, 0, flat).mul_(x[lo:hi])
@@ -350,6 +350,7 @@ class _EM:
         else:
             resp = self.reduce(resp)[0]
         a = _penalised_root(resp, g[None, :, :] + self.n * self.s1, self.n * self.s2)
+        _trim_heap()  # sparse path: hand back the freed chunk and D x D temporaries of this map (~ms)
         return value, _State(mu, a, gamma)
 
     def run(self, st: _State, decays: np.ndarray, history: list[dict] | None) -> _State:
