@@ -30,7 +30,7 @@ from pathways.encode.sequences import Sequences
 from pathways.utils import offsets_from_sorted, segment_ids
 
 _DENSE_MAX = 30_000_000  # largest dense design (values) the EM keeps as per-code blocks
-_FLOAT32_MIN = 1 << 24  # compact fits store the values X of sparse designs this large as float32 (sums stay float64)
+_FLOAT32_MIN = 1 << 22  # compact fits store the values X of sparse designs this large as float32 (sums stay float64)
 
 
 def linear_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
