@@ -143,7 +143,7 @@ class EventDataset:
         ids = None if patients is None else list(patients)
         people = self.patients(shard, ids)
         table = self.events(shard, patients=ids, **filters)
-        patient = pd.Index(people["patient_id"]).get_indexer(table.column("patient_id").to_numpy(zero_copy_only=False))
+        patient = _positions(table.column("patient_id"), people["patient_id"])
         if (patient < 0).any():
             raise PathwaysInputError(f"dataset: {int((patient < 0).sum())} events have a patient absent from the "
                                      f"patients files")
@@ -238,6 +238,19 @@ def _days(value: Any, default: float) -> float:
     return date_bounds((str(pd.Timestamp(value).date()),) * 2, "start/end")[0]
 
 
+def _positions(column: pa.ChunkedArray, values: Any) -> np.ndarray:
+    """Position in ``values`` of each entry of a text column (-1: absent or null), looked up once per distinct entry
+    (the column's dictionary), not once per event.
+
+    >>> _positions(pa.chunked_array([["b", "b", None, "z", "a"]]), ["a", "b"]).tolist()
+    [1, 1, -1, -1, 0]
+    """
+    encoded = column.cast(pa.string()).combine_chunks().dictionary_encode()
+    position = pd.Index(values).get_indexer(encoded.dictionary.to_numpy(zero_copy_only=False))
+    indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return np.append(position, -1)[indices]
+
+
 def _categorical(column: pa.ChunkedArray, categories: list[str]) -> pd.Categorical:
     """A text column as a Categorical over ``categories`` (others and nulls: missing), through its dictionary: no
     Python object per event.
@@ -245,11 +258,7 @@ def _categorical(column: pa.ChunkedArray, categories: list[str]) -> pd.Categoric
     >>> _categorical(pa.chunked_array([["b", None, "a", "z"]]), ["a", "b"]).codes.tolist()
     [1, -1, 0, -1]
     """
-    encoded = column.cast(pa.string()).combine_chunks().dictionary_encode()
-    position = pd.Index(categories).get_indexer(encoded.dictionary.to_numpy(zero_copy_only=False))
-    indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    codes = np.where(indices >= 0, np.append(position, -1)[indices], -1)
-    return pd.Categorical.from_codes(codes, categories=categories)
+    return pd.Categorical.from_codes(_positions(column, categories), categories=categories)
 
 
 def _extra(column: pa.ChunkedArray) -> np.ndarray:
