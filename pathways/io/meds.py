@@ -223,7 +223,8 @@ def _write_metadata(log: EventLog, meta: Path, splits: Mapping[Any, str] | None,
         "dataset_name": dataset_name, "dataset_version": "1", "etl_name": "pathways", "etl_version": pathways.__version__,
         "meds_version": MEDS_VERSION, "created_at": datetime.now(UTC).isoformat(),
         "pathways": {"time_unit": log.time_unit, "origin": None if log.origin is None else log.origin.isoformat(),
-                     "oov_token": log.vocab.oov_token, "extras": list(log.extras), "exact": exact},
+                     "oov_token": log.vocab.oov_token, "extras": list(log.extras), "exact": exact,
+                     "categories": [str(c) for c in pd.Categorical(log.category).categories]},
     }
     with atomic_path(meta / "dataset.json") as tmp:
         tmp.write_text(json.dumps(dataset, indent=1))

@@ -101,14 +101,17 @@ class _Reader:
     """The preallocated event arrays and what the shard tasks share."""
 
     def __init__(self, folder: Path, keep: pa.Array | None, n_rows: int, n_codes: int, lookup: pd.Index,
-                 extras: list[str], units: tuple[str, int, int]):
+                 extras: list[str], units: tuple[str, int, int], categories: list[str] | None = None):
         self.folder, self.keep, self.n_rows, self.n_codes, self.lookup = folder, keep, n_rows, n_codes, lookup
         self.extras, self.unit_us, self.origin_us = extras, units[1], units[2]
         self.threads = True  # pyarrow's own decoding threads: off when several shards are read at once
         # np.empty touches no memory: only the event rows written by the tasks are ever paged in
         self.out = {k: np.empty(n_rows, np.int64 if k in ("patient", "code") else np.float64) for k in _FIELDS}
         self.category = np.empty(n_rows, np.int32)
-        self.categories: dict[Any, int] = {}  # category -> code, in order of discovery (shared: under the lock)
+        # category -> code: the written log's categories (dataset.json), then others in order of discovery (shared
+        # by the tasks: under the lock)
+        self.categories: dict[Any, int] = {c: i for i, c in enumerate(categories or [])}
+        self.n_known = len(self.categories)
         self._lock = threading.Lock()
 
     def _category_codes(self, dictionary: pa.Array) -> np.ndarray:
@@ -189,12 +192,12 @@ class _Reader:
         if value is None or value.null_count == len(value):
             out[...] = np.nan
         else:
-            if value.type == pa.float32():  # MEDS' numeric_value: widened in place
-                np.copyto(out, _rows(buffer_values(value, np.float32), event))
-            else:
-                _put(buffer_values(value if value.type == pa.float64() else value.cast(pa.float64()), np.float64),
-                     event, out)
-            _fill_nulls(value, event, out, np.nan)
+            if value.type not in (pa.float32(), pa.float64()):
+                value = value.cast(pa.float64())
+            raw = buffer_values(value, np.float32 if value.type == pa.float32() else np.float64)
+            if (valid := validity(value)) is not None:  # NaN in the batch's nulls first: fewer passes than after
+                raw = np.where(valid, raw, raw.dtype.type(np.nan))
+            np.copyto(out, _rows(raw, event))  # MEDS' float32 numeric_value widened on the way
         out = self.category[rows]
         category = batch.column("category") if "category" in names else None
         if category is None or category.null_count == len(category):
@@ -215,8 +218,9 @@ class _Reader:
         if column is None or column.null_count == len(column):
             out[...] = np.nan
             return
+        column = column if column.type == _US else column.cast(_US)
         ticks = out.view(np.int64)  # the int64 microseconds land in the output's memory, then turn float in place
-        _put(buffer_values(column if column.type == _US else column.cast(_US), np.int64), event, ticks)
+        _put(buffer_values(column, np.int64), event, ticks)
         if self.origin_us:
             np.subtract(ticks, self.origin_us, out=ticks)
         _ticks_to_float(ticks, out, self.unit_us)
@@ -224,8 +228,12 @@ class _Reader:
             _fill_nulls(column, event, out, np.nan)
 
     def categorical(self, n: int) -> pd.Categorical:
-        """The category of the first ``n`` events, categories sorted (the discovery order depends on the threads)."""
-        names = sorted(self.categories)
+        """The category of the first ``n`` events: the written log's categories in their order, others (a dataset
+        without them in dataset.json) sorted, as the discovery order depends on the threads."""
+        names = list(self.categories)
+        if names[:self.n_known] + sorted(names[self.n_known:]) == names:  # the codes are final: no remapping pass
+            return pd.Categorical.from_codes(self.category[:n], categories=names, validate=False)
+        names = names[:self.n_known] + sorted(names[self.n_known:])
         rank = np.empty(len(names) + 1, dtype=np.int64)
         rank[[self.categories[v] for v in names]] = np.arange(len(names))
         rank[-1] = -1  # code -1 (missing) indexes the last entry
@@ -288,7 +296,8 @@ def read_own(folder: Path, info: dict, split: str | None, origin: pd.Timestamp |
     except (OSError, pa.ArrowInvalid) as exc:
         raise PathwaysInputError(f"MEDS folder {str(folder)!r}: cannot read a shard: {exc}") from exc
     n_rows = sum(meta.num_rows for meta in metadata)
-    reader = _Reader(folder, keep, n_rows, len(vocab), pd.Index([*vocab.codes, BIRTH, DEATH]), info["extras"], units)
+    reader = _Reader(folder, keep, n_rows, len(vocab), pd.Index([*vocab.codes, BIRTH, DEATH]), info["extras"], units,
+                     info.get("categories"))
     if workers is not None and workers < 1:
         raise PathwaysInputError(f"workers must be >= 1, got {workers}")
     workers = workers or min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())

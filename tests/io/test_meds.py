@@ -133,7 +133,7 @@ def _gappy_log() -> EventLog:
     time_ = np.round(rng.uniform(0, 5000, n), 2)
     end = np.where(rng.random(n) < 0.5, time_ + 3.0, np.nan)
     value = np.where(rng.random(n) < 0.3, rng.normal(size=n).astype(np.float32).astype(np.float64), np.nan)
-    category = pd.Categorical(rng.choice(["drug", "diagnosis", None], n))
+    category = pd.Categorical(rng.choice(["drug", "diagnosis", None], n), categories=["drug", "diagnosis", "lab"])
     patients = pd.DataFrame({"patient_id": np.arange(n_patients) * 7 + 3,
                              "birth": np.where(rng.random(n_patients) < 0.8, -1000.0, np.nan),
                              "sex": rng.choice(["F", "M"], n_patients)})
@@ -152,6 +152,14 @@ def test_shards_read_concurrently_land_in_order(tmp_path, workers):
     assert_same_log(back, log)
     assert np.isnan(back.end).sum() == np.isnan(log.end).sum() > 0
     assert pd.isna(np.asarray(back.category, object)).sum() == pd.isna(np.asarray(log.category, object)).sum() > 0
+    assert list(back.category.categories) == ["drug", "diagnosis", "lab"]  # the log's order, unused ones too
+    meta = tmp_path / "metadata" / "dataset.json"
+    info = json.loads(meta.read_text())
+    del info["pathways"]["categories"]  # written before the categories were kept: found in the shards, sorted
+    meta.write_text(json.dumps(info))
+    older = read_meds(tmp_path, workers=workers)
+    assert list(older.category.categories) == ["diagnosis", "drug"]
+    assert_same_log(older, log)
     with pytest.raises(PathwaysInputError, match="workers must be >= 1"):
         read_meds(tmp_path, workers=0)
 
