@@ -268,3 +268,17 @@ def test_resumed_fit_from_shards_equals_uninterrupted(tmp_path, dataset_path):
                                                  np.arange(30) % 5))
         fit_from_shards(_RMTPP64(max_epochs=EPOCHS, **TPP), other,
                         trainer=_trainer(checkpoint_dir=str(tmp_path), resume=True))
+
+
+def test_validation_shards_give_the_in_memory_validation_loss(tmp_path, dataset_path):
+    whole = _log()
+    held = whole.select_patients(np.arange(20))
+    valid = EventDataset(write_event_dataset(held, tmp_path / "valid", 3, np.arange(20) % 3))
+    model = fit_from_shards(_RMTPP64(max_epochs=EPOCHS, **TPP), EventDataset(dataset_path), validation=valid,
+                            trainer=_trainer(strategy="single"))
+    losses = [r["val_loss"] for r in model.history_]
+    assert len(losses) == EPOCHS and len(set(losses)) == EPOCHS
+    # the kept weights are the best epoch's; their loss on the held-out patients in memory is the best val_loss
+    seqs = to_sequences(held)
+    in_memory = _trainer().evaluate(model.module_, seqs.batches(5), torch.device("cpu"))
+    assert in_memory == pytest.approx(min(losses), rel=1e-6)  # float32 batch times: other batches, other rounding
