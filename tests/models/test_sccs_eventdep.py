@@ -68,8 +68,8 @@ def test_end_day_counts_whole_and_cut_windows_stay_whole():
 
 def test_observation_model_recovers_weibull_and_picks_by_aic():
     g = np.random.default_rng(3)
-    d = 30.0 * g.weibull(0.6, 4000)
-    end = g.uniform(0, 400, 4000)
+    d = 30.0 * g.weibull(0.6, 2500)
+    end = g.uniform(0, 400, 2500)
     k, died = np.floor(np.minimum(d, end)).astype(int), d < end
     fit = fit_observation_model(k, died, "weibull")
     assert fit.params["shape"] == pytest.approx(0.6, rel=0.08)
