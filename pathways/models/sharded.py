@@ -33,6 +33,8 @@ Examples
 """
 from __future__ import annotations
 
+import warnings
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -42,14 +44,18 @@ from pathways.data.dataset import EventDataset
 from pathways.device import resolve_device
 from pathways.encode.sequences import Sequences, to_sequences
 from pathways.encode.sharded import ShardPlan, assign_shards
-from pathways.errors import PathwaysInputError
+from pathways.errors import PathwaysDataWarning, PathwaysInputError
 from pathways.models.recurrent.base import NeuralOutcomeModel
 from pathways.models.tpp.base import TPPBase, _gaps
+from pathways.models.tpp.lognormmix import LogNormMix
 from pathways.training.distributed import Reducer, init_distributed
 from pathways.training.shards import ShardedBatches, all_counts, scan_shards
 from pathways.training.trainer import Trainer
 
 __all__ = ["fit_from_shards"]
+
+#: how the models learn from their training data, which the shard passes below reproduce
+_KNOWN_LEARNING = (TPPBase._learn_data_meta, LogNormMix._learn_data_meta, NeuralOutcomeModel._learn_layout)
 
 
 def fit_from_shards(model: Any, dataset: EventDataset, *, encode: Any = None, validation: EventDataset | None = None,
@@ -74,6 +80,10 @@ def fit_from_shards(model: Any, dataset: EventDataset, *, encode: Any = None, va
     if not isinstance(model, (TPPBase, NeuralOutcomeModel)):
         raise PathwaysInputError(f"fit_from_shards: expected a neural TPP or outcome model, got "
                                  f"{type(model).__name__}")
+    learns = type(model)._learn_data_meta if kind == "sequences" else type(model)._learn_layout
+    if learns not in _KNOWN_LEARNING:  # a model learning more from its data than the shard passes compute
+        raise PathwaysInputError(f"fit_from_shards: {type(model).__name__} learns attributes from its training "
+                                 f"data that are not computed from shards yet; fit it in memory")
     if not isinstance(dataset, EventDataset):
         raise PathwaysInputError(f"fit_from_shards: 'dataset' must be an EventDataset, got {type(dataset).__name__}")
     if encode is None and kind != "sequences":
@@ -92,6 +102,10 @@ def fit_from_shards(model: Any, dataset: EventDataset, *, encode: Any = None, va
     counts = all_counts(local, shard_ids, reducer)
     if kind == "sequences":
         _learn_tpp_meta(model, summaries, reducer)
+        if isinstance(model, LogNormMix):  # its log-gap standardisation needs the time scale: one more pass
+            parts = scan_shards(dataset, assignment[ctx.rank], encoder, partial(_log_gap_summary, model))[1]
+            _learn_log_gaps(model, parts, [shard_ids.index(k) for k in assignment[ctx.rank]], len(shard_ids),
+                            reducer)
     else:
         _learn_outcome_layout(model, summaries, [shard_ids.index(k) for k in assignment[ctx.rank]], len(shard_ids),
                               reducer)
@@ -141,6 +155,32 @@ def _learn_tpp_meta(model: TPPBase, parts: list[dict[str, Any]], reducer: Reduce
     model.max_gap_ = float(gap / model.time_scale_)
     model.n_codes_ = parts[0]["n_codes"]
     model.vocab_ = parts[0]["vocab"]
+
+
+def _log_gap_summary(model: LogNormMix, seqs: Sequences) -> dict[str, Any]:
+    gaps = _gaps(seqs) / model.time_scale_
+    logs = np.log(np.maximum(gaps, model.min_gap))
+    mean = float(logs.mean()) if logs.size else 0.0
+    return {"n": logs.size, "ties": int((gaps <= model.min_gap).sum()), "mean": mean,
+            "m2": float(((logs - mean) ** 2).sum())}
+
+
+def _learn_log_gaps(model: LogNormMix, parts: list[dict[str, Any]], positions: list[int], n_shards: int,
+                    reducer: Reducer) -> None:
+    """``LogNormMix._learn_data_meta``'s log-gap mean and standard deviation over all shards (shard by shard)."""
+    table = np.zeros((n_shards, 4))
+    for pos, part in zip(positions, parts):
+        table[pos] = part["n"], part["ties"], part["mean"], part["m2"]
+    (table,) = reducer.sum(table)
+    n, ties, means, m2 = table.T
+    total = float(n.sum())
+    if ties.sum() > 0:
+        warnings.warn(f"train: {int(ties.sum())} of {int(total)} gaps are ties (<= min_gap={model.min_gap} mean "
+                      f"gaps); LogNormMix floors them at min_gap", PathwaysDataWarning, stacklevel=3)
+    mean = float((n * means).sum() / total) if total else 0.0
+    std = float(np.sqrt((m2.sum() + (n * (means - mean) ** 2).sum()) / total)) if total else 0.0
+    model.log_gap_mean_ = mean
+    model.log_gap_std_ = max(std, 1e-3) if total > 1 else 1.0
 
 
 def _outcome_summary(data: Any) -> dict[str, Any]:

@@ -282,3 +282,22 @@ def test_validation_shards_give_the_in_memory_validation_loss(tmp_path, dataset_
     seqs = to_sequences(held)
     in_memory = _trainer().evaluate(model.module_, seqs.batches(5), torch.device("cpu"))
     assert in_memory == pytest.approx(min(losses), rel=1e-6)  # float32 batch times: other batches, other rounding
+
+
+def test_lognormmix_learns_its_log_gap_scale_over_every_shard(dataset_path):
+    from pathways.models.tpp import LogNormMix
+
+    params = {"hidden_size": 4, "batch_size": 16, "max_epochs": 1, "device": "cpu", "patience": None}
+    fitted = fit_from_shards(LogNormMix(**params), EventDataset(dataset_path), trainer=_trainer(strategy="single"))
+    reference = LogNormMix(**params)
+    reference._learn_data_meta(to_sequences(_log()))
+    for name in ("time_scale_", "max_gap_", "log_gap_mean_", "log_gap_std_"):
+        assert getattr(fitted, name) == pytest.approx(getattr(reference, name), rel=1e-12), name
+
+    class _MoreMeta(RMTPP):  # learns something the shard passes do not compute: refused, not silently wrong
+        def _learn_data_meta(self, seqs):
+            super()._learn_data_meta(seqs)
+            self.extra_ = 1.0
+
+    with pytest.raises(PathwaysInputError, match="not computed from shards"):
+        fit_from_shards(_MoreMeta(**params), EventDataset(dataset_path))
