@@ -1,7 +1,8 @@
-"""Shared Spark fixtures (a plain module, not a conftest): one local session per test module, small and quiet."""
+"""Shared Spark fixtures (a plain module, not a conftest): one local session per test run, small and quiet."""
 from __future__ import annotations
 
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,12 @@ import pytest
 SHARED_SNDS = Path(__file__).resolve().parents[3] / "shared" / "data" / "snds"
 
 
+@lru_cache(maxsize=None)
 def local_spark():
-    """A local[1] session with one shuffle partition: the test data are tiny, every extra task costs time."""
+    """A local[1] session with one shuffle partition: the test data are tiny, every extra task costs time.
+
+    One session for the whole test run (cached here, and Spark allows one per JVM): the modules' ``spark``
+    fixtures all return it, so the JVM starts once per pytest process."""
     pytest.importorskip("pyspark")
     from pathways.io.spark import spark_session
 

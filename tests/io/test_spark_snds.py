@@ -95,6 +95,24 @@ def test_spark_engine_checks_arguments_before_reading(spark, synthetic):
         read_snds(synthetic, engine="spark", spark=spark, sources=("pharmacy",))
 
 
+def test_the_spark_writer_takes_read_snds_options_and_their_defaults(tmp_path):
+    import inspect
+
+    from pathways.io.spark import write_snds_dataset
+    from pathways.io.spark.snds import snds_options
+
+    duck = inspect.signature(read_snds).parameters
+    resolved = snds_options({"atc_level": 3})
+    assert resolved["atc_level"] == 3
+    # every other option has read_snds' default, and the writer declares none of its own
+    assert all(value == duck[name].default for name, value in resolved.items() if name != "atc_level")
+    assert not set(inspect.signature(write_snds_dataset).parameters) & set(resolved)
+    # DuckDB-only and unknown options are refused before any Spark session starts
+    for bad in ({"memory_limit": "1GB"}, {"windows": ("2020-01-01", "2020-12-31")}):
+        with pytest.raises(PathwaysInputError, match=next(iter(bad))):
+            write_snds_dataset(tmp_path, tmp_path / "out", **bad)
+
+
 def test_text_dates_and_numbers_parse_as_in_duckdb(spark):
     import duckdb
     import pyarrow as pa

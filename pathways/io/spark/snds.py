@@ -8,6 +8,7 @@ the patient hash choosing the shard); only counts, the vocabulary and the report
 """
 from __future__ import annotations
 
+import inspect
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,7 @@ import pandas as pd
 
 from pathways.data import EventLog
 from pathways.data.dataset import EventDataset
-from pathways.data.dates import DEFAULT_DATE_RANGE, date_bounds
+from pathways.data.dates import date_bounds
 from pathways.data.validate import check_choice
 from pathways.errors import PathwaysInputError
 from pathways.io.report import ReadReport, check_errors_arg
@@ -32,34 +33,38 @@ from pathways.io.spark.shards import (
     write_metadata,
     write_shards,
 )
+from pathways.io.spark.pending import PendingCounts
 from pathways.io.spark.snds_patients import SparkSndsReader
 from pathways.io.spark.tables import SparkTables, count_if
 
 
-def write_snds_dataset(
-    folder: Any,
-    output: str | Path,
-    *,
-    spark: Any = None,
-    n_shards: int = 16,
-    sources: Sequence[str] = SOURCES,
-    tables: Mapping[str, Any] | None = None,
-    cip_to_atc: pd.DataFrame | str | Path | None = None,
-    cip_column: str = "PHA_CIP_C13",
-    atc_column: str = "PHA_ATC_C07",
-    atc_level: int | None = None,
-    exclude_information_lines: bool = True,
-    drop_nonpositive_quantity: bool = True,
-    mco_exclude_errors: bool = True,
-    window: tuple[str, str] | None = None,
-    unknown_patients: str = "keep",
-    events_after_death: str = "drop",
-    events_before_birth: str = "drop",
-    death_events: bool = True,
-    duplicates: str = "drop",
-    date_range: tuple[str, str] | None = DEFAULT_DATE_RANGE,
-    errors: str = "warn",
-) -> ReadReport:
+#: read_snds parameters that belong to the DuckDB engine or to the call itself, not to the Spark writer
+DUCKDB_ONLY = ("memory_limit", "threads", "join_partition_rows", "engine", "spark", "return_report")
+
+
+def snds_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` over :func:`pathways.io.read_snds`' own defaults: read_snds' signature is the one home of every
+    option's default, the Spark engine takes them from there (an unknown or DuckDB-only name raises).
+
+    Examples
+    --------
+    >>> opts = snds_options({"window": ("2020-01-01", "2020-12-31")})
+    >>> opts["window"], opts["duplicates"], "memory_limit" in opts
+    (('2020-01-01', '2020-12-31'), 'drop', False)
+    """
+    from pathways.io.snds import read_snds  # read_snds imports this module: resolved at call time
+
+    defaults = {name: p.default for name, p in inspect.signature(read_snds).parameters.items()
+                if p.kind is p.KEYWORD_ONLY and name not in DUCKDB_ONLY}
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise PathwaysInputError(f"options: unknown option(s) {unknown} for the Spark engine; it takes read_snds' "
+                                 f"options {sorted(defaults)}")
+    return {**defaults, **options}
+
+
+def write_snds_dataset(folder: Any, output: str | Path, *, spark: Any = None, n_shards: int = 16,
+                       **options: Any) -> ReadReport:
     """Read SNDS tables with Spark into a sharded event dataset at ``output`` (see :class:`EventDataset`).
 
     Parameters
@@ -69,12 +74,18 @@ def write_snds_dataset(
         replaced only once the new one is complete. A folder that is no pathways dataset is never replaced.
     spark : a SparkSession (any master); None starts :func:`~pathways.io.spark.session.spark_session`.
     n_shards : number of shards (patient hash buckets): a shard's events must fit one worker's memory downstream.
-    others : as :func:`pathways.io.read_snds`.
+    options : the options of :func:`pathways.io.read_snds` (``sources``, ``tables``, ``cip_to_atc``, ``window``,
+        ``duplicates``, ``errors``, ...), with read_snds' defaults (:func:`snds_options`); its DuckDB-only
+        ``memory_limit``, ``threads`` and ``join_partition_rows`` are refused.
 
     Returns
     -------
     The read report (also in ``<output>/metadata/read_report.parquet``).
     """
+    o = snds_options(options)
+    sources, window, errors, duplicates = o["sources"], o["window"], o["errors"], o["duplicates"]
+    unknown_patients, events_after_death = o["unknown_patients"], o["events_after_death"]
+    events_before_birth, atc_level = o["events_before_birth"], o["atc_level"]
     check_errors_arg(errors)
     check_choice("unknown_patients", unknown_patients, ("keep", "drop"))
     check_choice("events_after_death", events_after_death, ("keep", "drop"))
@@ -87,50 +98,66 @@ def write_snds_dataset(
         raise PathwaysInputError(f"atc_level: expected one of {sorted(ATC_LEVELS)}, got {atc_level!r}")
     if int(n_shards) < 1:
         raise PathwaysInputError(f"n_shards: expected >= 1, got {n_shards!r}")
-    bounds = date_bounds(date_range)  # both checked before any table is read
+    bounds = date_bounds(o["date_range"])  # both checked before any table is read
     if window is not None:
         date_bounds(window, "window")
+    from pyspark.sql import functions as F
+
     spark = spark_session() if spark is None else configure(spark)
     output = Path(output)
     staging = staging_folder(output)
     report = ReadReport("read_snds")
-    reader = SparkSndsReader(SparkTables(spark, folder, tables), report, errors, bounds)
+    reader = SparkSndsReader(SparkTables(spark, folder, o["tables"]), report, errors, bounds)
     reader.use_provider_columns(sources)
     if "dcir_drugs" in sources:
-        reader.dcir_drugs(exclude_information_lines, drop_nonpositive_quantity,
-                          load_cip_to_atc(cip_to_atc, cip_column, atc_column), atc_level)
+        reader.dcir_drugs(o["exclude_information_lines"], o["drop_nonpositive_quantity"],
+                          load_cip_to_atc(o["cip_to_atc"], o["cip_column"], o["atc_column"]), atc_level)
     if "dcir_acts" in sources:
-        reader.dcir_acts(exclude_information_lines)
+        reader.dcir_acts(o["exclude_information_lines"])
     if "mco" in sources:
-        reader.mco(mco_exclude_errors)
+        reader.mco(o["mco_exclude_errors"])
     patients = reader.patients()
-    if "deaths" in sources and death_events:
+    if "deaths" in sources and o["death_events"]:
         reader.death_events(patients)
     if not reader.events:
         raise PathwaysInputError("sources: no event source selected")
-    events, patients = reader.complete_patients(reader.stacked_events(), patients, unknown_patients)
-    if events_after_death == "keep":
-        report.note("events after death kept (events_after_death='keep')", 0)
+    pending = reader.pending
+    events = reader.stacked_events()
+    patients = reader.complete_patients(events, patients, unknown_patients)
     if window is not None:
         patients = _apply_window(patients, window, events_after_death)
-    patients = with_shard(patients, n_shards).cache()
+    patients = pending.persist(with_shard(patients, n_shards))
     try:
         staging.mkdir(parents=True)
-        # the stacked events once on disk: the counts below and the shards then read them, not the joins again
-        events.write.parquet(str(staging / "_stage"))
-        events = spark.read.parquet(str(staging / "_stage"))
-        codes = _codes(events)  # the DuckDB engine's vocabulary: codes counted before duplicates and filters
-        events, n_events = _final_events(events, patients, report, duplicates, errors, window,
-                                         events_after_death, events_before_birth, reader.extra_names)
-        write_shards(events, patients, staging, n_shards, CATEGORIES, reader.extra_names)
+        # Each source's join ran once into its persisted stage; the events are merged (duplicates), joined to
+        # their patient (birth, death, shard) and written once: the counts below and the shards read that.
+        _merge_duplicates(events, reader.extra_names, duplicates).join(
+            patients.select(F.col("patient_id").alias("pid"), "birth", "death", "shard", "_listed"), "pid", "left"
+        ).write.parquet(str(staging / "_stage"))
+        staged = spark.read.parquet(str(staging / "_stage"))
+        reader.count_unknown(staged, unknown_patients)
+        if unknown_patients == "drop":
+            staged = staged.where(F.col("_listed").isNotNull())
+        if events_after_death == "keep":
+            pending.later(lambda: report.note("events after death kept (events_after_death='keep')", 0))
+        vocabulary: dict[str, pd.DataFrame] = {}
+        # the DuckDB engine's vocabulary: codes counted before duplicates and filters
+        pending.add(staged.groupBy("code").agg(F.sum("_k").alias("count")),
+                    F.collect_list(F.struct("code", "count")),
+                    lambda rows: vocabulary.update(codes=_codes(rows)))
+        totals: dict[str, int] = {}
+        events = _final_events(staged, pending, report, duplicates, errors, window, events_after_death,
+                               events_before_birth, reader.extra_names, totals)
+        pending.sums(patients, [F.count(F.lit(1))], lambda c: totals.update(patients=c[0]))
+        pending.flush()  # every count of the report in one Spark action (errors='raise' raises here)
+        report.note("events in EventLog", totals["events"])
+        report.note("patients in EventLog", totals["patients"])
+        write_shards(events, patients.drop("_listed"), staging, n_shards, CATEGORIES, reader.extra_names)
         shutil.rmtree(staging / "_stage", ignore_errors=True)
-        n_patients = patients.count()
-        report.note("events in EventLog", n_events)
-        report.note("patients in EventLog", n_patients)
-        write_metadata(staging, codes, report, {
+        write_metadata(staging, vocabulary["codes"], report, {
             "n_shards": int(n_shards), "hash": "pathways.encode.split.patient_uniforms(seed=0)",
             "time_unit": "days", "origin": "1970-01-01", "categories": list(CATEGORIES),
-            "extras": list(reader.extra_names), "n_events": n_events, "n_patients": int(n_patients),
+            "extras": list(reader.extra_names), "n_events": totals["events"], "n_patients": totals["patients"],
             "patient_columns": ["patient_id", "birth", "sex", "death", *(["start", "end"] if window else []),
                                 "BEN_RNG_GEM", "death_cause"],
             "source": "read_snds(engine='spark')"})
@@ -139,7 +166,7 @@ def write_snds_dataset(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
-        patients.unpersist()
+        pending.release()
     return report
 
 
@@ -152,24 +179,31 @@ def _apply_window(patients: Any, window: tuple[str, str], after_death: str) -> A
     if after_death != "keep":
         end = F.when(F.col("death") >= lo, F.least(F.col("death"), F.lit(float(hi)))).otherwise(F.lit(float(hi)))
     return patients.select("patient_id", "birth", "sex", "death", F.lit(float(lo)).alias("start"), end.alias("end"),
-                           "BEN_RNG_GEM", "death_cause")
+                           "BEN_RNG_GEM", "death_cause", "_listed")
 
 
-def _final_events(events: Any, patients: Any, report: ReadReport, duplicates: str, errors: str,
-                  window: tuple[str, str] | None, after_death: str, before_birth: str,
-                  extras: Sequence[str]) -> tuple[Any, int]:
-    """Duplicates (amounts summed into the kept event), events before birth, study window and events after death,
-    counted as the DuckDB engine counts them; the events with their patient's shard, in the dataset's columns."""
+def _merge_duplicates(events: Any, extras: Sequence[str], duplicates: str) -> Any:
+    """Identical events (every column) as one row with ``_k``, their number of lines, and their amounts summed
+    (``k`` identical lines of one service: ``k`` times the amount); with ``duplicates="keep"`` one row per line."""
+    from pyspark.sql import functions as F
+
+    if duplicates == "keep":
+        return events.withColumn("_k", F.lit(1).cast("long"))  # identical lines stay separate events
+    summed = [c for c in ("paid", "base") if c in extras]
+    merged = events.groupBy(*events.columns).agg(F.count(F.lit(1)).alias("_k"))
+    return merged.select(*[(F.col(c) * F.col("_k")).alias(c) if c in summed else F.col(c)
+                           for c in events.columns], "_k")
+
+
+def _final_events(staged: Any, pending: PendingCounts, report: ReadReport, duplicates: str, errors: str,
+                  window: tuple[str, str] | None, after_death: str, before_birth: str, extras: Sequence[str],
+                  totals: dict[str, int]) -> Any:
+    """Duplicates, events before birth, study window and events after death, counted as the DuckDB engine counts
+    them (registered with ``pending``; ``totals["events"]`` set at its flush); the kept events in the dataset's
+    columns, with their patient's shard."""
     from pyspark.sql import functions as F
 
     summed = [c for c in ("paid", "base") if c in extras]
-    if duplicates != "keep":
-        merged = events.groupBy(*events.columns).agg(F.count(F.lit(1)).alias("_k"))
-        events = merged.select(*[(F.col(c) * F.col("_k")).alias(c) if c in summed else F.col(c)
-                                 for c in events.columns], "_k")
-    else:
-        events = events.withColumn("_k", F.lit(1))  # identical lines stay separate events
-    joined = events.join(patients.select(F.col("patient_id").alias("pid"), "birth", "death", "shard"), "pid", "left")
     early = F.coalesce(F.col("t") < F.col("birth"), F.lit(False))
     dropped_early = early if before_birth == "drop" else F.lit(False)
     outside = F.lit(False)
@@ -177,37 +211,37 @@ def _final_events(events: Any, patients: Any, report: ReadReport, duplicates: st
         lo, hi = date_bounds(window)
         outside = (F.col("t") < lo) | (F.col("t") > hi)
     after = F.coalesce(F.col("t") > F.col("death"), F.lit(False)) if after_death == "drop" else F.lit(False)
-    # one pass counts the duplicates and every filter (rows of ``joined`` are distinct events, _k lines each)
-    n_lines, n, n_early, n_out, n_after = [int(v or 0) for v in joined.agg(
-        F.sum("_k"), F.count(F.lit(1)), count_if(early), count_if(~dropped_early & outside),
-        count_if(~dropped_early & ~outside & after)).collect()[0]]
-    if duplicates != "keep":
-        report.decide("duplicate events", "dropped" if duplicates == "drop" else "error", n_lines - n, n_lines,
-                      "identical patient, time, end, code, value and category"
-                      + (f"; their {', '.join(summed)} summed into the kept event" if summed else ""),
-                      errors="raise" if duplicates == "raise" else errors)
-    else:
-        n = n_lines
-    kept_early = n - (n_early if before_birth == "drop" else 0)
-    report.decide("events before birth", "dropped" if before_birth == "drop" else "kept", n_early, n, "",
-                  errors=errors if before_birth == "drop" else "warn")
-    if window is not None:
-        report.decide("events outside the study window", "dropped", n_out, kept_early, "documented rule")
-    if after_death == "drop":
-        report.decide("events after death", "dropped", n_after, kept_early - n_out, "documented rule")
-    out = joined.where(~dropped_early & ~outside & ~after).select(
+
+    def decide(c: list[int]) -> None:
+        # rows of ``staged`` are distinct events (_k lines each)
+        n_lines, n, n_early, n_out, n_after = c
+        if duplicates != "keep":
+            report.decide("duplicate events", "dropped" if duplicates == "drop" else "error", n_lines - n, n_lines,
+                          "identical patient, time, end, code, value and category"
+                          + (f"; their {', '.join(summed)} summed into the kept event" if summed else ""),
+                          errors="raise" if duplicates == "raise" else errors)
+        else:
+            n = n_lines
+        kept_early = n - (n_early if before_birth == "drop" else 0)
+        report.decide("events before birth", "dropped" if before_birth == "drop" else "kept", n_early, n, "",
+                      errors=errors if before_birth == "drop" else "warn")
+        if window is not None:
+            report.decide("events outside the study window", "dropped", n_out, kept_early, "documented rule")
+        if after_death == "drop":
+            report.decide("events after death", "dropped", n_after, kept_early - n_out, "documented rule")
+        totals["events"] = kept_early - n_out - n_after
+
+    pending.sums(staged, [F.sum("_k"), F.count(F.lit(1)), count_if(early), count_if(~dropped_early & outside),
+                          count_if(~dropped_early & ~outside & after)], decide)
+    return staged.where(~dropped_early & ~outside & ~after).select(
         F.col("pid").alias("patient_id"), F.col("t").alias("time"), F.col("e").alias("end"), "value", "code", "cat",
         "shard", *extras)
-    return out, kept_early - n_out - n_after
 
 
-def _codes(events: Any) -> pd.DataFrame:
-    """Vocabulary: each code with its number of events (one aggregation over the code column only)."""
-    from pyspark.sql import functions as F
-
-    table = events.groupBy("code").agg(F.count(F.lit(1)).alias("count")).toArrow()
-    return pd.DataFrame({"code": table.column("code").to_pylist(),
-                         "count": table.column("count").to_numpy().astype(np.int64)})
+def _codes(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Vocabulary frame (code, count) from the collected ``{code, count}`` rows."""
+    return pd.DataFrame({"code": [r["code"] for r in rows],
+                         "count": np.array([r["count"] for r in rows], dtype=np.int64)})
 
 
 def read_snds_spark(folder: Any, *, spark: Any = None, output: str | Path | None = None, n_shards: int = 16,
@@ -225,4 +259,4 @@ def read_snds_spark(folder: Any, *, spark: Any = None, output: str | Path | None
     return (log, report) if return_report else log
 
 
-__all__ = ["read_snds_spark", "write_snds_dataset"]
+__all__ = ["DUCKDB_ONLY", "read_snds_spark", "snds_options", "write_snds_dataset"]

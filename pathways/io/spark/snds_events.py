@@ -2,8 +2,9 @@
 nine DCIR keys, PMSI MCO stays with their diagnoses and acts, stacked. Same rows, codes, times and counted
 decisions as :mod:`pathways.io.snds_events` (DuckDB), with the DataFrame API only (no Python function per row).
 
-Each source is a lazy DataFrame of events ``(pid, t, e, value, code, cat, <extras>)``; its counted decisions take
-one aggregation pass each (Spark then reads the source tables again when the events are written).
+Each source is a lazy DataFrame of events ``(pid, t, e, value, code, cat, <extras>)`` read from a persisted stage
+(the join with its decision flags, computed once); its counted decisions are registered with
+:class:`~pathways.io.spark.pending.PendingCounts` and computed with every other count in one Spark action.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pandas as pd
 
 from pathways.errors import PathwaysInputError
 from pathways.io.report import ReadReport
+from pathways.io.spark.pending import PendingCounts
 from pathways.io.snds_tables import (
     ATC_LEVELS,
     CATEGORIES,
@@ -25,7 +27,6 @@ from pathways.io.snds_tables import (
 )
 from pathways.io.spark.tables import (
     SparkTables,
-    counts,
     days,
     in_range,
     join_condition,
@@ -45,6 +46,7 @@ class SparkSndsEvents:
         self.tables, self.report, self.errors, self.bounds = tables, report, errors, bounds
         self.events: list[Any] = []
         self.extra_names: list[str] = []
+        self.pending = PendingCounts()
 
     def decide(self, step: str, decision: str, count: int, total: int | None = None, detail: str = "") -> None:
         self.report.decide(step, decision, count, total, detail, errors=self.errors)
@@ -141,34 +143,41 @@ class SparkSndsEvents:
         stage = self._dcir_stage("ER_PHA_F", exclude_info,
                                  [qty.alias("value"), code.alias("code"), unmapped.alias("unmapped"),
                                   qty_bad.alias("qty_bad"), qty_comma.alias("qty_comma")], join_map)
+        stage = self.pending.persist(stage)
         valid = in_range(F.col("t"), self.bounds)
         ok, info, value = ~F.col("unmatched") & ~F.col("no_pid"), F.col("info"), F.col("value")
         used = ok & ~info
-        n, unmatched, no_pid, n_info, bad_date, nonpos, n_unmapped, n_qty_bad, n_comma = counts(stage, [
-            F.col("unmatched"), F.col("no_pid"), ok & info, used & (F.col("t").isNull() | ~valid),
-            used & (value <= 0), used & F.col("unmapped"), used & F.col("qty_bad"), used & F.col("qty_comma")])
         regularise = drop_nonpositive and bool(self.extra_names)
         pos = (F.coalesce(value, F.lit(1.0)) > 0) if drop_nonpositive and not regularise else F.lit(True)
         kept = stage.where(ok & ~info & F.col("t").isNotNull() & valid & pos).select(
             "pid", "t", F.lit(None).cast("double").alias("e"), "value", "code",
             F.lit(CATEGORIES.index("drug")).alias("cat"), *self.extra_names)
-        self.report.note("ER_PHA_F rows", n)
-        self.decide("ER_PHA_F: no matching ER_PRS_F line on the 9 DCIR keys", "dropped", unmatched, n)
-        self.decide("ER_PHA_F: BEN_NIR_PSA empty in the matching ER_PRS_F line", "dropped", no_pid, n)
-        self.rule("ER_PHA_F: information line (DPN_QLF = 71)", "dropped", n_info, n)
-        self.decide("ER_PHA_F: PHA_ACT_QSN not a number", "quantity unknown, dispensation kept", n_qty_bad, n)
-        self.decide("ER_PHA_F: PHA_ACT_QSN with a decimal comma", "read as a decimal point", n_comma, n)
-        self.decide("ER_PHA_F: EXE_SOI_DTD missing, invalid or out of date_range", "dropped", bad_date, n)
-        if not regularise:
-            self.rule("ER_PHA_F: PHA_ACT_QSN <= 0", "dropped" if drop_nonpositive else "kept", nonpos, n)
-        if mapping is not None:
-            self.decide("ER_PHA_F: CIP13 absent from cip_to_atc", "kept as CIP13 code", n_unmapped, n)
+        rows: dict[str, int] = {}
+
+        def report(c: list[int]) -> None:
+            n, unmatched, no_pid, n_info, bad_date, nonpos, n_unmapped, n_qty_bad, n_comma = c
+            rows["n"] = n
+            self.report.note("ER_PHA_F rows", n)
+            self.decide("ER_PHA_F: no matching ER_PRS_F line on the 9 DCIR keys", "dropped", unmatched, n)
+            self.decide("ER_PHA_F: BEN_NIR_PSA empty in the matching ER_PRS_F line", "dropped", no_pid, n)
+            self.rule("ER_PHA_F: information line (DPN_QLF = 71)", "dropped", n_info, n)
+            self.decide("ER_PHA_F: PHA_ACT_QSN not a number", "quantity unknown, dispensation kept", n_qty_bad, n)
+            self.decide("ER_PHA_F: PHA_ACT_QSN with a decimal comma", "read as a decimal point", n_comma, n)
+            self.decide("ER_PHA_F: EXE_SOI_DTD missing, invalid or out of date_range", "dropped", bad_date, n)
+            if not regularise:
+                self.rule("ER_PHA_F: PHA_ACT_QSN <= 0", "dropped" if drop_nonpositive else "kept", nonpos, n)
+            if mapping is not None:
+                self.decide("ER_PHA_F: CIP13 absent from cip_to_atc", "kept as CIP13 code", n_unmapped, n)
+
+        self.pending.count(stage, [
+            F.col("unmatched"), F.col("no_pid"), ok & info, used & (F.col("t").isNull() | ~valid),
+            used & (value <= 0), used & F.col("unmapped"), used & F.col("qty_bad"), used & F.col("qty_comma")], report)
         if regularise:
-            self._regularised(kept, n)
+            self._regularised(kept, rows)
         else:
             self.emit(kept, with_extras=bool(self.extra_names))
 
-    def _regularised(self, rows: Any, n: int) -> None:
+    def _regularised(self, rows: Any, total: dict[str, int]) -> None:
         """Dispensations with the amounts of their regularisation lines (``PHA_ACT_QSN <= 0``, same patient, date,
         code and executing provider) added, shared equally between the matching dispensations."""
         from pyspark.sql import Window
@@ -184,15 +193,20 @@ class SparkSndsEvents:
         for k in keys:
             part = pos[k].eqNullSafe(reg["r_" + k])
             key = part if key is None else key & part
-        distinct = pos.select(*keys).distinct().withColumn("_hit", F.lit(True))
+        distinct = rows.where(F.coalesce(F.col("value"), F.lit(1.0)) > 0).select(*keys).distinct() \
+            .withColumn("_hit", F.lit(True))
         flagged = reg.join(distinct, _null_safe(reg, distinct, keys), "left")
-        n_reg, n_matched = [int(v or 0) for v in flagged.agg(
-            F.sum("n_lines"), F.sum(F.when(F.col("_hit").isNotNull(), F.col("n_lines")))).collect()[0]]
-        lost = n_reg - n_matched
-        self.rule("ER_PHA_F: PHA_ACT_QSN <= 0 (regularisation)", "dropped, amounts added to the dispensation",
-                  n_reg - lost, n)
-        self.rule("ER_PHA_F: PHA_ACT_QSN <= 0 matching no dispensation (patient, date, code, provider)",
-                  "dropped with its amounts", lost, n)
+
+        def report(c: list[int]) -> None:
+            n_reg, n_matched = c
+            lost, n = n_reg - n_matched, total["n"]
+            self.rule("ER_PHA_F: PHA_ACT_QSN <= 0 (regularisation)", "dropped, amounts added to the dispensation",
+                      n_reg - lost, n)
+            self.rule("ER_PHA_F: PHA_ACT_QSN <= 0 matching no dispensation (patient, date, code, provider)",
+                      "dropped with its amounts", lost, n)
+
+        self.pending.sums(flagged, [F.sum("n_lines"), F.sum(F.when(F.col("_hit").isNotNull(), F.col("n_lines")))],
+                          report)
         out = pos.join(reg, key, "left").select(
             "pid", "t", "e", "value", "code", "cat", "prescriber", "provider", "institution",
             (F.col("paid") + F.coalesce(F.col("r_paid"), F.lit(0.0)) / F.col("n_same")).alias("paid"),
@@ -209,20 +223,24 @@ class SparkSndsEvents:
         stage = self._dcir_stage("ER_CAM_F", exclude_info, [
             F.concat(F.lit("CCAM:"), F.upper(raw)).alias("code"),
             (F.coalesce(raw, F.lit("")) == "").alias("no_code")])
+        stage = self.pending.persist(stage)
         valid = in_range(F.col("t"), self.bounds)
         ok, info, no_code = ~F.col("unmatched") & ~F.col("no_pid"), F.col("info"), F.col("no_code")
-        n, unmatched, no_pid, n_info, n_no_code, bad_date = counts(stage, [
-            F.col("unmatched"), F.col("no_pid"), ok & info, ok & ~info & no_code,
-            ok & ~info & ~no_code & (F.col("t").isNull() | ~valid)])
         kept = stage.where(ok & ~info & ~no_code & F.col("t").isNotNull() & valid).select(
             "pid", "t", F.lit(None).cast("double").alias("e"), F.lit(None).cast("double").alias("value"), "code",
             F.lit(CATEGORIES.index("act")).alias("cat"), *self.extra_names)
-        self.report.note("ER_CAM_F rows", n)
-        self.decide("ER_CAM_F: no matching ER_PRS_F line on the 9 DCIR keys", "dropped", unmatched, n)
-        self.decide("ER_CAM_F: BEN_NIR_PSA empty in the matching ER_PRS_F line", "dropped", no_pid, n)
-        self.rule("ER_CAM_F: information line (DPN_QLF = 71)", "dropped", n_info, n)
-        self.decide("ER_CAM_F: CAM_PRS_IDE empty", "dropped", n_no_code, n)
-        self.decide("ER_CAM_F: EXE_SOI_DTD missing, invalid or out of date_range", "dropped", bad_date, n)
+
+        def report(c: list[int]) -> None:
+            n, unmatched, no_pid, n_info, n_no_code, bad_date = c
+            self.report.note("ER_CAM_F rows", n)
+            self.decide("ER_CAM_F: no matching ER_PRS_F line on the 9 DCIR keys", "dropped", unmatched, n)
+            self.decide("ER_CAM_F: BEN_NIR_PSA empty in the matching ER_PRS_F line", "dropped", no_pid, n)
+            self.rule("ER_CAM_F: information line (DPN_QLF = 71)", "dropped", n_info, n)
+            self.decide("ER_CAM_F: CAM_PRS_IDE empty", "dropped", n_no_code, n)
+            self.decide("ER_CAM_F: EXE_SOI_DTD missing, invalid or out of date_range", "dropped", bad_date, n)
+
+        self.pending.count(stage, [F.col("unmatched"), F.col("no_pid"), ok & info, ok & ~info & no_code,
+                                   ok & ~info & ~no_code & (F.col("t").isNull() | ~valid)], report)
         self.emit(kept, with_extras=bool(self.extra_names))
 
     # -- PMSI MCO -------------------------------------------------------------------------------------------------
@@ -243,12 +261,12 @@ class SparkSndsEvents:
                 self.tables.require(d, [*MCO_KEYS, "ASS_DGN"])
                 parts.append(self._stay_detail(d, stays, "ASS_DGN", "CIM10:", "associated_diagnosis", False))
             else:
-                self.report.note(f"{mco_label(d)} absent: no associated diagnoses", 0)
+                self.pending.later(lambda d=d: self.report.note(f"{mco_label(d)} absent: no associated diagnoses", 0))
             if self.tables.has(a):
                 self.tables.require(a, [*MCO_KEYS, "CDC_ACT"])
                 parts.append(self._stay_detail(a, stays, "CDC_ACT", "CCAM:", "hospital_act", True))
             else:
-                self.report.note(f"{mco_label(a)} absent: no hospital acts", 0)
+                self.pending.later(lambda a=a: self.report.note(f"{mco_label(a)} absent: no hospital acts", 0))
             for part in parts:
                 self.emit(part)
 
@@ -261,11 +279,10 @@ class SparkSndsEvents:
         name, c_name = mco_label(b), mco_label(c)
         link = self.tables.frame(c)
         first = Window.partitionBy(*MCO_KEYS).orderBy(F.col("NIR_ANO_17").asc_nulls_last())
-        link = link.withColumn("_rn", F.row_number().over(first))
-        n_c, n_c_kept = counts(link, [F.col("_rn") == 1])
+        link = self.pending.persist(link.withColumn("_rn", F.row_number().over(first)))
+        self.pending.count(link, [F.col("_rn") == 1], lambda c: self.decide(
+            f"{c_name}: several patient-link rows per stay (ETA_NUM, RSA_NUM)", "first kept", c[0] - c[1], c[0]))
         link = link.where(F.col("_rn") == 1).drop("_rn").alias("c")
-        self.decide(f"{c_name}: several patient-link rows per stay (ETA_NUM, RSA_NUM)", "first kept",
-                    n_c - n_c_kept, n_c)
         start = _first([days(link[col], ccols[col], DT_FORMATS, pad)
                         for col, pad in (("EXE_SOI_DTD", None), ("ENT_DAT", 8)) if col in ccols])
         end = _first([days(link[col], ccols[col], DT_FORMATS, pad)
@@ -285,18 +302,22 @@ class SparkSndsEvents:
             link["ETA_NUM"].isNull().alias("unmatched"),
             (link["ETA_NUM"].isNotNull() & (F.coalesce(F.trim(text(link["NIR_ANO_17"])), F.lit("")) == ""))
             .alias("no_pid"), ret_bad.alias("ret_bad"), ghm_bad.alias("ghm_bad"))
+        stage = self.pending.persist(stage)
         ok, ghm, ret = ~F.col("unmatched"), F.col("ghm_bad"), F.col("ret_bad")
-        n, unmatched, no_pid, n_ghm, n_ret, no_start, reversed_ = counts(stage, [
-            F.col("unmatched"), F.col("no_pid"), ok & ghm, ok & ~ghm & ret, ok & F.col("t").isNull(),
-            F.col("e") < F.col("t")])
-        self.report.note(f"{name} rows", n)
-        self.decide(f"{name}: no patient link in {c_name} (ETA_NUM, RSA_NUM)", "dropped", unmatched, n)
-        self.decide(f"{name}: NIR_ANO_17 empty in {c_name}", "dropped", no_pid, n)
-        errs = "dropped" if exclude_errors else "kept"
-        self.rule(f"{name}: error GHM (GRG_GHM 90*)", errs, n_ghm, n)
-        self.rule(f"{name}: quality check *_RET not '0' in {c_name}", errs, n_ret, n)
-        self.decide(f"{name}: entry date missing, invalid or out of date_range", "dropped", no_start, n)
-        self.decide(f"{name}: discharge before entry", "end = entry", reversed_, n)
+
+        def report(c: list[int]) -> None:
+            n, unmatched, no_pid, n_ghm, n_ret, no_start, reversed_ = c
+            self.report.note(f"{name} rows", n)
+            self.decide(f"{name}: no patient link in {c_name} (ETA_NUM, RSA_NUM)", "dropped", unmatched, n)
+            self.decide(f"{name}: NIR_ANO_17 empty in {c_name}", "dropped", no_pid, n)
+            errs = "dropped" if exclude_errors else "kept"
+            self.rule(f"{name}: error GHM (GRG_GHM 90*)", errs, n_ghm, n)
+            self.rule(f"{name}: quality check *_RET not '0' in {c_name}", errs, n_ret, n)
+            self.decide(f"{name}: entry date missing, invalid or out of date_range", "dropped", no_start, n)
+            self.decide(f"{name}: discharge before entry", "end = entry", reversed_, n)
+
+        self.pending.count(stage, [F.col("unmatched"), F.col("no_pid"), ok & ghm, ok & ~ghm & ret,
+                                   ok & F.col("t").isNull(), F.col("e") < F.col("t")], report)
         quality = (~ghm & ~ret) if exclude_errors else F.lit(True)
         return stage.where(ok & ~F.col("no_pid") & F.col("t").isNotNull() & quality).select(
             "pid", "k1", "k2", "t", F.when(F.col("e") < F.col("t"), F.col("t")).otherwise(F.col("e")).alias("e"),
@@ -330,16 +351,22 @@ class SparkSndsEvents:
         stage = x.join(s, cond, "left").select(
             s["pid"].alias("pid"), s["t"].alias("t0"), delay.alias("delay"), ok_delay.alias("ok_delay"),
             trimmed_upper(x[column]).alias("raw_code"), s["pid"].isNull().alias("unmatched"))
+        stage = self.pending.persist(stage)
         ok, raw = ~F.col("unmatched"), F.coalesce(F.col("raw_code"), F.lit(""))
-        n, unmatched, empty, bad_delay = counts(stage, [
-            F.col("unmatched"), ok & (raw == ""),
-            ok & F.col("delay").isNotNull() & ~F.coalesce(F.col("ok_delay"), F.lit(False))])
-        self.report.note(f"{name} rows", n)
-        self.decide(f"{name}: no kept stay on (ETA_NUM, RSA_NUM)", "dropped", unmatched, n,
-                    "stay absent, without patient link or excluded")
-        self.decide(f"{name}: {column} empty", "dropped", empty, n)
-        if acts:
-            self.decide(f"{name}: ENT_DAT_DEL negative or beyond discharge", "dated at stay entry", bad_delay, n)
+
+        def report(c: list[int]) -> None:
+            n, unmatched, empty, bad_delay = c
+            self.report.note(f"{name} rows", n)
+            self.decide(f"{name}: no kept stay on (ETA_NUM, RSA_NUM)", "dropped", unmatched, n,
+                        "stay absent, without patient link or excluded")
+            self.decide(f"{name}: {column} empty", "dropped", empty, n)
+            if acts:
+                self.decide(f"{name}: ENT_DAT_DEL negative or beyond discharge", "dated at stay entry", bad_delay,
+                            n)
+
+        self.pending.count(stage, [F.col("unmatched"), ok & (raw == ""),
+                                   ok & F.col("delay").isNotNull() & ~F.coalesce(F.col("ok_delay"), F.lit(False))],
+                           report)
         time = F.when(F.coalesce(F.col("ok_delay"), F.lit(False)), F.col("t0") + F.col("delay")).otherwise(
             F.col("t0")) if acts else F.col("t0")
         return stage.where(ok & (raw != "")).select(

@@ -12,7 +12,7 @@ from pathways.io.snds_tables import (
     days_since_epoch,
 )
 from pathways.io.spark.snds_events import SparkSndsEvents
-from pathways.io.spark.tables import count_if, counts, days, number, text, trimmed_upper
+from pathways.io.spark.tables import days, number, text, trimmed_upper
 
 #: the patients table of the Spark engine (Spark DDL), in the DuckDB engine's column order
 PATIENT_SCHEMA = ("patient_id string, birth double, sex string, death double, BEN_RNG_GEM int, "
@@ -28,7 +28,7 @@ class SparkSndsReader(SparkSndsEvents):
         from pyspark.sql import functions as F
 
         if not self.tables.has("IR_BEN_R"):
-            self.report.note("IR_BEN_R absent: birth, sex and death unknown", 0)
+            self.pending.later(lambda: self.report.note("IR_BEN_R absent: birth, sex and death unknown", 0))
             return self.tables.spark.createDataFrame([], PATIENT_SCHEMA)
         cols = self.tables.require("IR_BEN_R", ["BEN_NIR_PSA"])
         ben = self.tables.frame("IR_BEN_R")
@@ -57,22 +57,27 @@ class SparkSndsReader(SparkSndsEvents):
         ranked = ranked.select("pid", "rng", "sex", "idt", birth.alias("birth"), "y", "dcd", "_rank",
                                F.coalesce(placeholder, F.lit(False)).alias("placeholder"),
                                F.coalesce(bad_death, F.lit(False)).alias("bad_death"))
+        ranked = self.pending.persist(ranked)  # one numbering of the rows (_row) for the counts and the patients
         death = F.when(~F.col("placeholder") & ~F.col("bad_death"), F.col("dcd"))
         before_birth = F.coalesce(death < F.col("birth"), F.lit(False))
         one = F.col("_rank") == 1
-        n, no_id, n_kept, odd, bad_birth, n_placeholder, n_bad_death, n_before = counts(ranked, [
+        kept = ranked.where(one)
+
+        def report(c: list[int]) -> None:
+            n, no_id, n_kept, odd, bad_birth, n_placeholder, n_bad_death, n_before = c
+            self.report.note("IR_BEN_R rows", n)
+            self.decide("IR_BEN_R: BEN_NIR_PSA missing", "dropped", no_id, n)
+            self.decide("IR_BEN_R: several rows per BEN_NIR_PSA", "lowest BEN_RNG_GEM kept", n - no_id - n_kept, n)
+            self.decide("IR_BEN_R: BEN_SEX_COD outside {1, 2, 0, 9}", "sex unknown", odd, n_kept)
+            self.decide("IR_BEN_R: BEN_NAI_ANN invalid or out of date_range", "birth unknown", bad_birth, n_kept)
+            self.report.note("IR_BEN_R: BEN_DCD_DTE placeholder (alive)", n_placeholder)
+            self.decide("IR_BEN_R: BEN_DCD_DTE out of date_range", "death unknown", n_bad_death, n_kept)
+            self.decide("IR_BEN_R: BEN_DCD_DTE before birth", "death unknown", n_before, n_kept)
+
+        self.pending.count(ranked, [
             F.col("pid").isNull(), one, one & F.col("sex").isNotNull() & ~F.col("sex").isin(0, 1, 2, 9),
             one & F.col("y").isNotNull() & F.col("birth").isNull(), one & F.col("placeholder"),
-            one & F.col("bad_death"), one & before_birth])
-        kept = ranked.where(one)
-        self.report.note("IR_BEN_R rows", n)
-        self.decide("IR_BEN_R: BEN_NIR_PSA missing", "dropped", no_id, n)
-        self.decide("IR_BEN_R: several rows per BEN_NIR_PSA", "lowest BEN_RNG_GEM kept", n - no_id - n_kept, n)
-        self.decide("IR_BEN_R: BEN_SEX_COD outside {1, 2, 0, 9}", "sex unknown", odd, n_kept)
-        self.decide("IR_BEN_R: BEN_NAI_ANN invalid or out of date_range", "birth unknown", bad_birth, n_kept)
-        self.report.note("IR_BEN_R: BEN_DCD_DTE placeholder (alive)", n_placeholder)
-        self.decide("IR_BEN_R: BEN_DCD_DTE out of date_range", "death unknown", n_bad_death, n_kept)
-        self.decide("IR_BEN_R: BEN_DCD_DTE before birth", "death unknown", n_before, n_kept)
+            one & F.col("bad_death"), one & before_birth], report)
         sex = F.when(F.col("sex") == 1, "M").when(F.col("sex") == 2, "F")
         death = F.when(~before_birth, death)
         patients = kept.select(F.col("pid").alias("patient_id"), "birth", sex.alias("sex"), death.alias("death"),
@@ -85,8 +90,8 @@ class SparkSndsReader(SparkSndsEvents):
         from pyspark.sql import functions as F
 
         if not self.tables.has("KI_CCI_R"):
-            self.report.note("KI_CCI_R absent: no causes of death", 0)
-            return patients.withColumn("death_cause", F.lit(None).cast("string")).drop("idt")
+            self.pending.later(lambda: self.report.note("KI_CCI_R absent: no causes of death", 0))
+            return self.pending.persist(patients.withColumn("death_cause", F.lit(None).cast("string")).drop("idt"))
         cols = self.tables.require("KI_CCI_R", ["BEN_IDT_ANO"])
         raw = self.tables.frame("KI_CCI_R")
         cause = trimmed_upper(raw["DCD_CIM_COD"]) if "DCD_CIM_COD" in cols else F.lit(None).cast("string")
@@ -96,27 +101,31 @@ class SparkSndsReader(SparkSndsEvents):
                          F.monotonically_increasing_id().alias("_row"))
         ids = patients.select(F.col("idt").alias("c_idt"), F.col("patient_id").alias("c_pid")).where(
             F.col("c_idt").isNotNull())
-        cci = cci.join(ids, "c_idt", "left")
+        cci = self.pending.persist(cci.join(ids, "c_idt", "left"))  # one numbering (_row) for all its uses
         bad = F.col("dcd").isNotNull() & ((F.col("dcd") < self.bounds[0]) | (F.col("dcd") > self.bounds[1]))
-        n, absent, n_bad = [int(v or 0) for v in cci.agg(
-            F.count(F.lit(1)), count_if(F.col("c_pid").isNull()),
-            count_if(F.col("c_pid").isNotNull() & bad)).collect()[0]]
-        self.report.note("KI_CCI_R rows", n)
-        self.decide("KI_CCI_R: BEN_IDT_ANO absent from IR_BEN_R", "dropped", absent, n)
-        self.decide("KI_CCI_R: BEN_DCD_DTE out of date_range", "date ignored", n_bad, n)
+        rows: dict[str, int] = {}
+
+        def report(c: list[int]) -> None:
+            rows["n"], absent, n_bad = c
+            self.report.note("KI_CCI_R rows", rows["n"])
+            self.decide("KI_CCI_R: BEN_IDT_ANO absent from IR_BEN_R", "dropped", absent, rows["n"])
+            self.decide("KI_CCI_R: BEN_DCD_DTE out of date_range", "date ignored", n_bad, rows["n"])
+
+        self.pending.count(cci, [F.col("c_pid").isNull(), F.col("c_pid").isNotNull() & bad], report)
         earliest = Window.partitionBy("c_pid").orderBy(F.col("dcd").asc_nulls_last(), F.col("_row"))
         cci = cci.where(F.col("c_pid").isNotNull()).withColumn("dcd", F.when(~bad, F.col("dcd"))).withColumn(
             "_rank", F.row_number().over(earliest))
         first = cci.where(F.col("_rank") == 1).select("c_pid", F.col("dcd").alias("c_dcd"), "cause")
-        n_matched, n_first = [int(v or 0) for v in cci.agg(F.count(F.lit(1)), count_if(F.col("_rank") == 1))
-                              .collect()[0]]
-        self.decide("KI_CCI_R: several certificates per beneficiary", "earliest kept", n_matched - n_first, n)
+        self.pending.count(cci, [F.col("_rank") == 1], lambda c: self.decide(
+            "KI_CCI_R: several certificates per beneficiary", "earliest kept", c[0] - c[1], rows["n"]))
         out = patients.join(first, patients["patient_id"] == first["c_pid"], "left")
         fill = F.col("death").isNull() & F.col("c_dcd").isNotNull()
-        n_fill = int(out.agg(count_if(fill)).collect()[0][0] or 0)
-        self.decide("KI_CCI_R: death date missing in IR_BEN_R", "taken from KI_CCI_R", n_fill, n)
-        return out.select("patient_id", "birth", "sex", F.when(fill, F.col("c_dcd")).otherwise(F.col("death"))
-                          .alias("death"), "BEN_RNG_GEM", F.col("cause").alias("death_cause"))
+        out = self.pending.persist(out.select(
+            "patient_id", "birth", "sex", F.when(fill, F.col("c_dcd")).otherwise(F.col("death")).alias("death"),
+            "BEN_RNG_GEM", F.col("cause").alias("death_cause"), fill.alias("_fill")))
+        self.pending.count(out, [F.col("_fill")], lambda c: self.decide(
+            "KI_CCI_R: death date missing in IR_BEN_R", "taken from KI_CCI_R", c[1], rows["n"]))
+        return out.drop("_fill")
 
     def death_events(self, patients: Any) -> None:
         """One death event per known death (code CIM10:<cause> or DEATH)."""
@@ -136,27 +145,33 @@ class SparkSndsReader(SparkSndsEvents):
             out = out.unionByName(part)
         return out
 
-    def complete_patients(self, events: Any, patients: Any, rule: str) -> tuple[Any, Any]:
-        """Patients seen in events but absent from IR_BEN_R: added (``keep``) or their events dropped."""
+    def complete_patients(self, events: Any, patients: Any, rule: str) -> Any:
+        """Patients plus, with ``rule="keep"``, one row per patient seen in ``events`` but absent from IR_BEN_R
+        (birth and sex unknown); ``_listed`` tells the IR_BEN_R ones. The counted decision is registered by
+        :meth:`count_unknown` once the events are staged with this column."""
         from pyspark.sql import functions as F
 
+        listed = patients.withColumn("_listed", F.lit(True))
+        if rule == "drop":
+            return listed
         known = patients.select(F.col("patient_id").alias("pid"))
         unknown = events.select("pid").distinct().join(known, "pid", "left_anti")
-        flagged = events.join(unknown.withColumn("_unknown", F.lit(True)), "pid", "left")
-        n, n_unknown, n_extra = [int(v or 0) for v in flagged.agg(
-            F.count(F.lit(1)), count_if(F.col("_unknown").isNotNull()),
-            F.countDistinct(F.when(F.col("_unknown").isNotNull(), F.col("pid")))).collect()[0]]
+        none = F.lit(None)
+        return listed.unionByName(unknown.select(
+            F.col("pid").alias("patient_id"), none.cast("double").alias("birth"), none.cast("string").alias("sex"),
+            none.cast("double").alias("death"), none.cast("int").alias("BEN_RNG_GEM"),
+            none.cast("string").alias("death_cause"), F.lit(False).alias("_listed")))
+
+    def count_unknown(self, staged: Any, rule: str) -> None:
+        """Register the decision on events of patients absent from IR_BEN_R (``staged``: events with ``_k`` lines
+        each and their patient's ``_listed``, NULL when the patient is not in the patients table)."""
+        from pyspark.sql import functions as F
+
+        unknown = ~F.coalesce(F.col("_listed"), F.lit(False))
         decision = "kept, birth/sex unknown" if rule == "keep" else "dropped"
-        self.decide("events of patients absent from IR_BEN_R", decision, n_unknown, n, f"{n_extra} patients")
-        if rule == "drop":
-            return events.join(unknown, "pid", "left_anti"), patients
-        if n_extra:
-            none = F.lit(None)
-            patients = patients.unionByName(unknown.select(
-                F.col("pid").alias("patient_id"), none.cast("double").alias("birth"), none.cast("string").alias("sex"),
-                none.cast("double").alias("death"), none.cast("int").alias("BEN_RNG_GEM"),
-                none.cast("string").alias("death_cause")))
-        return events, patients
+        self.pending.sums(staged, [F.sum("_k"), F.sum(F.when(unknown, F.col("_k"))),
+                                   F.countDistinct(F.when(unknown, F.col("pid")))], lambda c: self.decide(
+            "events of patients absent from IR_BEN_R", decision, c[1], c[0], f"{c[2]} patients"))
 
 
 __all__ = ["PATIENT_SCHEMA", "SparkSndsReader"]
