@@ -110,6 +110,7 @@ def fit_from_shards(model: Any, dataset: EventDataset, *, encode: Any = None, va
         _learn_outcome_layout(model, summaries, [shard_ids.index(k) for k in assignment[ctx.rank]], len(shard_ids),
                               reducer)
     plan = ShardPlan(counts, assignment, batch_size=int(model.batch_size), seed=int(model.seed))
+    _check_every_rank_has_samples(plan, "dataset")
     model.check_resume(trainer, np.array([counts[k] for k in shard_ids], dtype=np.float64), None)
     torch.manual_seed(int(model.seed))
     model.module_ = model._build_module().to(device)
@@ -120,12 +121,21 @@ def fit_from_shards(model: Any, dataset: EventDataset, *, encode: Any = None, va
         v_assign = assign_shards(validation.shard_sizes(), ctx.world_size)
         v_counts = all_counts(scan_shards(validation, v_assign[ctx.rank], encoder, len)[0], v_ids, reducer)
         v_plan = ShardPlan(v_counts, v_assign, batch_size=int(model.batch_size), shuffle=False)
+        _check_every_rank_has_samples(v_plan, "validation")
         val = _source(model, validation, v_plan, ctx.rank, encoder, device)
     model.history_ = trainer.fit(model.module_, train, val)
     if kind != "sequences":
         model.n_epochs_ = len(model.history_)
     model.module_.eval()
     return model
+
+
+def _check_every_rank_has_samples(plan: ShardPlan, name: str) -> None:
+    """A rank without any sample would have no batch to run its (padding) steps with."""
+    empty = [r for r in range(plan.world_size) if plan.n_batches(r) == 0]
+    if empty:
+        raise PathwaysInputError(f"{name}: the shards of {len(empty)} of {plan.world_size} process(es) encode to no "
+                                 f"sample; write the dataset with more, smaller shards or use fewer processes")
 
 
 def _source(model: Any, dataset: EventDataset, plan: ShardPlan, rank: int, encoder: Any,

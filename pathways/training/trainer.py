@@ -227,7 +227,9 @@ class Trainer:
         ----------
         module : ``module(batch)`` returns ``{"loss": summed loss, "n": events or samples}``.
         train_batches, val_batches : callables ``epoch -> iterable of batches``; shuffling should depend on the
-            epoch only (not on hidden state) so that a resumed run sees the same batches.
+            epoch only (not on hidden state) so that a resumed run sees the same batches. Under DDP every rank
+            slices each global batch; a :class:`~pathways.training.distributed.RankBatch` is this rank's already
+            (read from its own shards, :mod:`pathways.training.shards`) and is used as it is, with its weight.
 
         Raises
         ------
