@@ -113,6 +113,7 @@ class _Reader:
         self.categories: dict[Any, int] = {c: i for i, c in enumerate(categories or [])}
         self.n_known = len(self.categories)
         self._lock = threading.Lock()
+        lookup.get_indexer(lookup[:1])  # builds the index's hash table before the tasks share it
 
     def _category_codes(self, dictionary: pa.Array) -> np.ndarray:
         with self._lock:
@@ -306,10 +307,14 @@ def read_own(folder: Path, info: dict, split: str | None, origin: pd.Timestamp |
     starts = [Future() for _ in range(len(shards) + 1)]
     starts[0].set_result(0)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        tasks = [pool.submit(reader.shard, path, _read_columns(meta), starts[i], starts[i + 1])
-                 for i, (path, meta) in enumerate(zip(shards, metadata))]
+        tasks = [pool.submit(reader.shard, path, _read_columns(shard_meta), starts[i], starts[i + 1])
+                 for i, (path, shard_meta) in enumerate(zip(shards, metadata))]
         patients_task = pool.submit(lambda: pq.read_table(meta / "subjects.parquet").to_pandas())
-        results = [task.result() for task in progress_bar(tasks, desc="reading MEDS shards", unit="shard")]
+        try:
+            results = [task.result() for task in progress_bar(tasks, desc="reading MEDS shards", unit="shard")]
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # shards not started yet are not read for nothing
+            raise
         patients = patients_task.result()
     n = starts[-1].result()
     arrays = {k: v[:n] for k, v in reader.out.items()}
