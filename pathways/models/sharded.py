@@ -95,23 +95,23 @@ def fit_from_shards(model: Any, dataset: EventDataset, *, encode: Any = None, va
     device = resolve_device(trainer.device)
     ctx = init_distributed(trainer.strategy, device)
     reducer = ctx.reducer()
-    shard_ids = sorted(dataset.shard_sizes())
-    assignment = assign_shards(dataset.shard_sizes(), ctx.world_size)
+    sizes = dataset.shard_sizes()
+    shard_ids, assignment = sorted(sizes), assign_shards(sizes, ctx.world_size)
+    positions = [shard_ids.index(k) for k in assignment[ctx.rank]]
     summarise = _tpp_summary if kind == "sequences" else _outcome_summary
     local, summaries = scan_shards(dataset, assignment[ctx.rank], encoder, summarise)
     counts = all_counts(local, shard_ids, reducer)
     if kind == "sequences":
-        _learn_tpp_meta(model, summaries, reducer)
+        totals = _learn_tpp_meta(model, summaries, reducer)
         if isinstance(model, LogNormMix):  # its log-gap standardisation needs the time scale: one more pass
             parts = scan_shards(dataset, assignment[ctx.rank], encoder, partial(_log_gap_summary, model))[1]
-            _learn_log_gaps(model, parts, [shard_ids.index(k) for k in assignment[ctx.rank]], len(shard_ids),
-                            reducer)
+            _learn_log_gaps(model, parts, positions, len(shard_ids), reducer)
     else:
-        _learn_outcome_layout(model, summaries, [shard_ids.index(k) for k in assignment[ctx.rank]], len(shard_ids),
-                              reducer)
+        totals = _learn_outcome_layout(model, summaries, positions, len(shard_ids), reducer)
     plan = ShardPlan(counts, assignment, batch_size=int(model.batch_size), seed=int(model.seed))
     _check_every_rank_has_samples(plan, "dataset")
-    model.check_resume(trainer, np.array([counts[k] for k in shard_ids], dtype=np.float64), None)
+    # the data a resumed fit must see again: sample counts and the statistics summed over every shard
+    model.check_resume(trainer, np.r_[[counts[k] for k in shard_ids], totals], None)
     torch.manual_seed(int(model.seed))
     model.module_ = model._build_module().to(device)
     train = _source(model, dataset, plan, ctx.rank, encoder, device)
@@ -154,7 +154,7 @@ def _tpp_summary(seqs: Sequences) -> dict[str, Any]:
             "gap": float(gaps.max()) if gaps.size else -np.inf, "n_codes": int(seqs.n_codes), "vocab": seqs.vocab}
 
 
-def _learn_tpp_meta(model: TPPBase, parts: list[dict[str, Any]], reducer: Reducer) -> None:
+def _learn_tpp_meta(model: TPPBase, parts: list[dict[str, Any]], reducer: Reducer) -> np.ndarray:
     """``TPPBase._learn_data_meta`` over all shards: time scale = observed time / events, largest scaled gap."""
     n_events, total_time = reducer.sum(sum(p["n_events"] for p in parts), float(sum(p["time"] for p in parts)))
     (gap,) = reducer.max(max([p["gap"] for p in parts], default=-np.inf))
@@ -165,6 +165,7 @@ def _learn_tpp_meta(model: TPPBase, parts: list[dict[str, Any]], reducer: Reduce
     model.max_gap_ = float(gap / model.time_scale_)
     model.n_codes_ = parts[0]["n_codes"]
     model.vocab_ = parts[0]["vocab"]
+    return np.array([n_events, total_time, gap], dtype=np.float64)
 
 
 def _log_gap_summary(model: LogNormMix, seqs: Sequences) -> dict[str, Any]:
@@ -202,7 +203,7 @@ def _outcome_summary(data: Any) -> dict[str, Any]:
 
 
 def _learn_outcome_layout(model: NeuralOutcomeModel, parts: list[dict[str, Any]], positions: list[int],
-                          n_shards: int, reducer: Reducer) -> None:
+                          n_shards: int, reducer: Reducer) -> np.ndarray:
     """``OutcomeModelBase._learn_layout`` over all shards: static means and variances combined shard by shard
     (Chan et al.'s pairwise update, the same on every rank), label counts summed."""
     first = parts[0]["layout"]
@@ -235,3 +236,4 @@ def _learn_outcome_layout(model: NeuralOutcomeModel, parts: list[dict[str, Any]]
         j = int(np.flatnonzero(single)[0])
         raise PathwaysInputError(f"y: outcome '{model.labels_[j]}' has a single class in the {int(total)} training "
                                  f"samples of the shards ({int(pos[j])} positives); a classifier needs both")
+    return table.reshape(-1)
