@@ -46,6 +46,34 @@ def linear_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return b
 
 
+def blocked_scan(a: torch.Tensor, b: torch.Tensor, block: int = 32) -> torch.Tensor:
+    """Same recurrence as :func:`linear_scan` in O(n) work: doubling inside blocks of ``block`` rows (log2(block)
+    steps), then over the block ends (n / block rows), then one fix-up pass. Not for gradients (in place).
+
+    Examples
+    --------
+    >>> a = torch.tensor([[0.0], [0.5], [0.5], [0.0], [2.0]], dtype=torch.float64)
+    >>> blocked_scan(a, torch.ones_like(a), block=2)[:, 0].tolist()
+    [1.0, 1.5, 1.75, 1.0, 3.0]
+    """
+    n, k = a.shape[0], a.shape[1:]
+    m = -(-n // block)
+    if m <= 1:
+        return linear_scan(a, b)
+    pa = torch.ones((m * block, *k), dtype=a.dtype, device=a.device)  # padding rows: h = 1·h + 0
+    pb = torch.zeros((m * block, *k), dtype=b.dtype, device=b.device)
+    pa[:n], pb[:n] = a, b
+    pa, pb = pa.reshape(m, block, *k), pb.reshape(m, block, *k)
+    off = 1
+    while off < block:  # inside every block at once: h within the block from h = 0 at its start
+        pb[:, off:] += pa[:, off:] * pb[:, :-off].clone()
+        pa[:, off:] *= pa[:, :-off].clone()
+        off *= 2
+    ends = linear_scan(pa[:, -1], pb[:, -1])  # h at each block's end
+    pb[1:] += pa[1:] * ends[:-1, None]
+    return pb.reshape(m * block, *k)[:n]
+
+
 @dataclass
 class _Design:
     """Sparse design of the exponential recurrences for one Sequences object (see module docstring).
@@ -183,12 +211,12 @@ def _sparse_pairs(seq: np.ndarray, group_first: np.ndarray, order: np.ndarray, s
         pos = np.searchsorted(keys, st * (n + 1) + group_first[rk], side="left")
         keep = pos > stream_start[st]  # some event of the stream before t_k
         st = st[keep]
-        parts[0].append(rk[keep]), parts[1].append(s_code[stream_start[st]].astype(idx))
+        parts[0].append(rk[keep]), parts[1].append(s_code[stream_start[st]].astype(_code_dtype(s_code)))
         parts[2].append((pos[keep] - 1).astype(idx))  # cast per chunk: the full-size int64 parts never coexist
     del keys
     out = []
-    for chunks in parts:  # one full-size array at a time: its parts are freed as soon as it is made
-        out.append(np.concatenate(chunks).astype(idx, copy=False) if chunks else np.zeros(0, idx))
+    for dtype, chunks in zip((idx, _code_dtype(s_code), idx), parts):  # one full-size array at a time: its
+        out.append(np.concatenate(chunks) if chunks else np.zeros(0, dtype))  # parts are freed once it is made
         chunks.clear()
     return out[0], out[1], out[2]
 
@@ -220,7 +248,12 @@ def _dense_pairs(seqs: Sequences, seq: np.ndarray, group_first: np.ndarray, s_co
     last = last_all.reshape(-1)[flat]
     del last_all
     idx = _index_dtype(n)
-    return row.astype(idx), col.astype(idx), last.astype(idx)
+    return row.astype(idx), col.astype(_code_dtype(seqs.marks)), last.astype(idx)
+
+
+def _code_dtype(codes: np.ndarray) -> type:
+    """int16 source codes below 2^15 codes (2 B per entry), int32 beyond; users widen before multiplying."""
+    return np.int16 if codes.size == 0 or int(codes.max()) < 2 ** 15 else np.int32
 
 
 def _index_dtype(n: int) -> type:
@@ -296,7 +329,9 @@ class _Tensors:
     def stream_sums(self, decays: torch.Tensor) -> torch.Tensor:
         """S_l = Σ_{l' ≤ l in its stream} e^{-β(t_l - t_l')} (N, K), stream-sorted order."""
         decay_factor = torch.exp(-self.gap[:, None] * decays[None, :])  # 0 at stream starts (gap = inf)
-        return linear_scan(decay_factor, torch.ones_like(decay_factor))
+        if decays.requires_grad:
+            return linear_scan(decay_factor, torch.ones_like(decay_factor))
+        return blocked_scan(decay_factor, torch.ones_like(decay_factor))
 
     def integrals(self, decays: torch.Tensor) -> torch.Tensor:
         """Per-source integrals G (D, K) = Σ_l (1 - e^{-β (end - t_l)})."""
@@ -403,7 +438,7 @@ class _DenseBlocks:
         position = torch.empty_like(order)
         position[order] = torch.arange(n, device=order.device)
         dense = torch.zeros(d * k, n, dtype=x.dtype, device=x.device)
-        cols = (t.col * k)[:, None] + torch.arange(k, device=x.device)[None, :]
+        cols = (t.col.long() * k)[:, None] + torch.arange(k, device=x.device)[None, :]
         dense[cols, position[t.row][:, None].expand(-1, k)] = x  # events sorted by target code
         counts = torch.bincount(t.code, minlength=d).tolist()
         self.rows, self.blocks, self.k = torch.split(order, counts), torch.split(dense, counts, dim=1), k
@@ -541,18 +576,29 @@ def _tie_gram(design: _Design, beta: torch.Tensor, dev: torch.device) -> torch.T
     d, k, n = design.n_codes, beta.numel(), design.n_events
     new = np.ones(n, dtype=bool)
     new[1:] = (design.seq[1:] != design.seq[:-1]) | (design.time[1:] != design.time[:-1])
+    bsum = beta[:, None] + beta[None, :]
+    self_term = (beta[:, None] * beta[None, :] / bsum)[None] * -torch.expm1(
+        -bsum[None] * torch.as_tensor(design.to_end, device=dev)[:, None, None])  # (N, K, K): each event with itself
+    h = torch.zeros(d, k, d, k, dtype=torch.float64, device=dev)
+    diag = torch.zeros(d, k, k, dtype=torch.float64, device=dev).index_add_(
+        0, torch.as_tensor(design.code, device=dev), self_term)
+    h[torch.arange(d), :, torch.arange(d), :] = diag
+    h = h.reshape(d * k, d * k)
+    if new.all():  # no ties: only the events themselves
+        return h
     group = np.cumsum(new) - 1
     starts = np.flatnonzero(new)
     size = np.diff(np.append(starts, n))[group]
     left = np.repeat(np.arange(n), size)
     right = np.repeat(starts[group], size) + np.arange(left.size) - np.repeat(np.cumsum(size) - size, size)
-    bsum = beta[:, None] + beta[None, :]
+    pair = left != right  # distinct events at one time (each event with itself is counted above)
+    left, right = left[pair], right[pair]
     to_end = torch.as_tensor(design.to_end[left], device=dev)
     vals = (beta[:, None] * beta[None, :] / bsum)[None] * -torch.expm1(-bsum[None] * to_end[:, None, None])
     cl = torch.as_tensor(design.code[left], device=dev)
     cr = torch.as_tensor(design.code[right], device=dev)
     ar = torch.arange(k, device=dev)
     idx = ((cl * k)[:, None, None] + ar[None, :, None]) * (d * k) + (cr * k)[:, None, None] + ar[None, None, :]
-    h = torch.zeros((d * k) ** 2, dtype=torch.float64, device=dev).index_add(0, idx.reshape(-1), vals.reshape(-1))
-    return h.reshape(d * k, d * k)
+    return h + torch.zeros((d * k) ** 2, dtype=torch.float64, device=dev).index_add(
+        0, idx.reshape(-1), vals.reshape(-1)).reshape(d * k, d * k)
 

@@ -325,7 +325,7 @@ class HawkesSumExpKernel(HawkesBase):
         base_deriv = baselines[d.seq, d.code] / np.where(self.baseline_ > 0, self.baseline_, 1.0)[d.code]
         rows = np.concatenate([np.arange(d.n_events), np.repeat(d.row, k)])
         cols = np.concatenate([d.code * p, (d.code[d.row] * p + 1)[:, None].repeat(k, 1).ravel()
-                               + (d.col[:, None] * k + np.arange(k)[None, :]).ravel()])
+                               + (d.col.astype(np.int64)[:, None] * k + np.arange(k)[None, :]).ravel()])
         vals = np.concatenate([base_deriv / lam, (x.numpy() / lam[d.row][:, None]).ravel()])
         z = scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(d.n_events, dim * p))
         info = (z.T @ z).tocsr()  # block diagonal: events only touch their own target's block
