@@ -391,33 +391,31 @@ def _direct_blocks(t: _Tensors, decays: torch.Tensor, chunk: int = 1 << 21) -> _
     beta_s[:n] = t.stream_sums(decays).cpu().numpy() * beta
     s_time = np.append(design.s_time, -np.inf)
     idx = _index_dtype(n + 1)
-    cum = np.zeros((n + 1, d), dtype=idx)
-    cum[np.arange(1, n + 1), design.code] = 1
-    np.cumsum(cum, axis=0, out=cum)  # cum[k, j] = events of code j among the first k flat events
-    first_pos = index.first_position().astype(idx)
+    # everything (d, events): the block layout itself, so each chunk is written in place, without a transposition
+    cum = np.zeros((d, n + 1), dtype=idx)
+    cum[design.code, np.arange(1, n + 1)] = 1
+    np.cumsum(cum, axis=1, out=cum)  # cum[j, k] = events of code j among the first k flat events
+    first_pos = np.ascontiguousarray(index.first_position().astype(idx).T)  # (D, P)
     starts = index.seqs.offsets[:-1]
     order = np.argsort(design.code, kind="stable")  # columns of the blocks: events by target code, then time
-    dense = np.empty((d * k, n))  # transposed: each code's block is a (D·K, n_i) slice, events contiguous
+    dense = np.empty((d, k, n))  # transposed: each code's block is a (D·K, n_i) slice, events contiguous
     step = max(chunk // max(d * k, 1), 1)
-    buf = np.empty((min(step, n), d, k))
     for lo in range(0, n, step):  # loop over chunks of events (bounded temporaries), not over events
         ev = order[lo:lo + step]
         seq = design.seq[ev]
-        before = cum[index.group_first[ev]]
-        before -= cum[starts[seq]]
-        last = first_pos[seq]
+        before = cum[:, index.group_first[ev]]
+        before -= cum[:, starts[seq]]
+        last = first_pos[:, seq]
         last += before
         last = np.where(before > 0, last, idx(n))
         lag = s_time[last]
-        np.subtract(design.time[ev][:, None], lag, out=lag)  # +inf on absent streams
-        out = buf[:ev.size]
-        if k == 1:
-            np.multiply(lag, -beta[0], out=out[:, :, 0])
-        else:
-            np.multiply(lag[:, :, None], -beta, out=out)
-        np.exp(out, out=out)
-        out *= beta_s[last]
-        dense[:, lo:lo + ev.size] = out.reshape(ev.size, d * k).T
+        np.subtract(design.time[ev][None, :], lag, out=lag)  # +inf on absent streams
+        for u in range(k):  # K components (one or a few)
+            out = dense[:, u, lo:lo + ev.size]
+            np.multiply(lag, -beta[u], out=out)
+            np.exp(out, out=out)
+            out *= beta_s[last, u]
+    dense = dense.reshape(d * k, n)
     counts = np.bincount(design.code, minlength=d).tolist()
     order_t = torch.as_tensor(order, device=t.device)
     dense_t = torch.as_tensor(dense, device=t.device)
