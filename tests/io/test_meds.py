@@ -164,6 +164,7 @@ def test_shards_read_concurrently_land_in_order(tmp_path, workers):
         read_meds(tmp_path, workers=0)
 
 
+@pytest.mark.timeout(120)  # a hang (a task waiting forever on a failed shard) fails instead of blocking the suite
 def test_a_broken_shard_raises_instead_of_hanging(tmp_path):
     write_meds(_gappy_log(), tmp_path, shard_size=37)
     bad = tmp_path / "data" / "3.parquet"
