@@ -22,6 +22,10 @@ baseline) take its device and progress and cap their ``max_iter`` with ``trainer
 validation part, which only enters the metrics). ``trainer=debug`` makes every model fast through the caps
 (2 epochs, 20 iterations). The factors table is chosen by family (``functools.singledispatch``): Hawkes factors
 carry Wald intervals when affordable, other families give ``model.to_factors(train)``.
+
+A ``data`` node building an event dataset (``data=sharded``: :class:`pathways.pipelines.shards.EventShards`) takes
+the sharded route of :func:`pathways.pipelines.shards.train_from_shards`: the neural models train through
+``fit_from_shards``, each process reading only its own shards; no EventLog of the whole data is built.
 """
 from __future__ import annotations
 
@@ -66,6 +70,7 @@ from pathways.pipelines.report import (
     write_report,
 )
 from pathways.pipelines.schema import validate_config
+from pathways.pipelines.shards import is_sharded, train_from_shards
 from pathways.pipelines.signals import detect_signals
 from pathways.pipelines.study import run_cohort_study
 from pathways.training.distributed import is_main_process
@@ -184,6 +189,8 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> RunResult:
     model.validate_params()  # a bad model.decay fails before the data is read
     encoder = build_encoder(cfg.encode)
     check_encoder(encoder, model)
+    if is_sharded(cfg.data):  # data=sharded: fit_from_shards, each process reading its own shards
+        return train_from_shards(cfg, out, model, encoder, trainer)
     data, truth = load_data(cfg.data)
     parts = split_data(data, list(cfg.split.fractions), int(cfg.seed))
     check_resume(str(trainer.checkpoint_dir), run_identity(resolved(cfg), parts), bool(trainer.resume))
