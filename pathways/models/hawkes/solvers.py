@@ -304,8 +304,8 @@ class _EM:
             for lo, hi, flat in self._chunks(x):  # loop over chunks of entries: no (M, K) temporary
                 ax = torch.index_select(a_flat, 0, flat).mul_(x[lo:hi])
                 lam.index_add_(0, t.row[lo:hi], ax.sum(1) if x.shape[1] > 1 else ax[:, 0])
-        pen = self.s1 * st.a.sum() + 0.5 * self.s2 * (st.a * st.a).sum()
-        value = (base_int.sum() + (st.a * g[None]).sum() - self.reduce(torch.log(lam).sum())[0]) / self.n + pen
+        pen = _penalty(st.a, self.s1, self.s2)
+        value = (base_int.sum() + _integral(st.a, g) - self.reduce(torch.log(lam).sum())[0]) / self.n + pen
         return float(value), base, lam
 
     def _chunks(self, x: torch.Tensor, chunk: int = 1 << 18):
@@ -331,9 +331,9 @@ class _EM:
         t = self.t
         if self.dense is not None and self.z is None:  # per-code blocks, all in block order: no N-sized gathers
             log_sum, mu_resp, resp = self.reduce(*self.dense.em_sums(st.mu, st.a))
-            pen = self.s1 * st.a.sum() + 0.5 * self.s2 * (st.a * st.a).sum()
+            pen = _penalty(st.a, self.s1, self.s2)
             total = self.total_time
-            value = float((st.mu * total).sum() + (st.a * g[None]).sum() - log_sum) / self.n + float(pen)
+            value = float((st.mu * total).sum() + _integral(st.a, g) - log_sum) / self.n + float(pen)
             a = _penalised_root(resp, g[None, :, :] + self.n * self.s1, self.n * self.s2)
             return value, _State(mu_resp / total, a, st.gamma)
         value, base, lam = self.objective(st, x, g)
@@ -452,7 +452,18 @@ def _penalised_root(resp: torch.Tensor, lin: torch.Tensor, quad: float) -> torch
     if quad > 0:
         root = lin + torch.sqrt(lin * lin + 4 * quad * resp)
         return 2 * resp / torch.clamp(root, min=1e-300)  # stable form of the positive root
-    return torch.where(resp > 0, resp / torch.clamp(lin, min=1e-300), torch.zeros_like(resp))
+    return resp / torch.clamp(lin, min=1e-300)  # resp >= 0: 0 where nothing is attributed
+
+
+def _penalty(a: torch.Tensor, s1: float, s2: float) -> torch.Tensor:
+    """s1 Σ a + s2/2 Σ a² without a (D, D, K) temporary."""
+    flat = a.reshape(-1)
+    return s1 * flat.sum() + 0.5 * s2 * torch.dot(flat, flat)
+
+
+def _integral(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Σ_{i,j,u} a^u_ij G^u_j = Σ_{j,u} G^u_j Σ_i a^u_ij, without a (D, D, K) temporary."""
+    return (a.sum(0) * g).sum()
 
 
 
