@@ -1,4 +1,5 @@
-"""Training from a sharded event dataset (``data=sharded``): the neural models through ``fit_from_shards``.
+"""Training from a sharded event dataset (``data=sharded``): neural models through ``fit_from_shards``, Hawkes
+learners with their sums over patients totalled over the processes.
 
 The ``data`` node ``_target_: pathways.pipelines.shards.EventShards`` opens an
 :class:`~pathways.data.dataset.EventDataset` (written by :func:`pathways.io.spark.write_snds_dataset` or
@@ -11,8 +12,10 @@ each shard's patient ids with the run's ``split.fractions`` and ``seed`` (a func
 of the shards is the split of the whole dataset read in memory). A separate validation dataset can be given
 (``data.validation=<path>``): it replaces the validation part, whose share of the patients then trains.
 
-Only the neural estimators train from shards (RMTPP, NeuralHawkes, THP, SAHP, LogNormMix, GRUOutcome, RETAIN); the
-full-batch learners are refused before any data is read (:func:`check_shardable`).
+The neural estimators (RMTPP, NeuralHawkes, THP, SAHP, LogNormMix, GRUOutcome, RETAIN) train from shards; so do
+the Hawkes learners whose statistics are sums over patients (HawkesExpKernel, HawkesSumExpKernel, HawkesEM without
+covariates nor the nuclear penalty; :func:`fit_hawkes_from_shards`). Other full-batch learners (SCCS, the logistic
+baseline) are refused before any data is read (:func:`check_shardable`), naming the in-memory alternative.
 
 Examples
 --------
@@ -31,10 +34,12 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow.compute as pc
 from hydra.utils import get_object
 from omegaconf import DictConfig
@@ -47,18 +52,25 @@ from pathways.encode.sequences import Sequences
 from pathways.encode.sharded import assign_shards
 from pathways.encode.split import split_patients
 from pathways.errors import PathwaysInputError
+from pathways.models.hawkes import HawkesEM, HawkesExpKernel, HawkesSumExpKernel
+from pathways.models.hawkes.base import HawkesBase
+from pathways.models.hawkes.distributed import fit_least_squares_streaming
 from pathways.models.recurrent.base import NeuralOutcomeModel
 from pathways.models.sharded import fit_from_shards
 from pathways.models.tpp.base import TPPBase
 from pathways.pipelines.common import RunResult, export_checkpoint, instantiate, resolved, run_overrides, write_summary
-from pathways.pipelines.report import write_report
-from pathways.training.distributed import Reducer, is_main_process
+from pathways.pipelines.report import code_counts, hawkes_factors, write_report
+from pathways.device import resolve_device
+from pathways.training.distributed import Reducer, init_distributed, is_main_process, sharded_fit
 from pathways.training.loggers import finish_run
 from pathways.training.state import check_resume, run_identity
 from pathways.training.trainer import Trainer
 
 #: the model configs that train from shards (named in the error of the others)
-SHARDABLE_MODELS = "rmtpp, nhp, thp, sahp, lognormmix (next_event); gru, retain (outcome_risk)"
+SHARDABLE_MODELS = ("rmtpp, nhp, thp, sahp, lognormmix (next_event); gru, retain (outcome_risk); hawkes_exp, "
+                    "hawkes_sumexp, hawkes_em without covariates nor the nuclear penalty (drivers)")
+#: the Hawkes learners whose statistics sum over shards (pathways.models.hawkes.distributed)
+_SHARDED_HAWKES = (HawkesExpKernel, HawkesSumExpKernel, HawkesEM)
 _SPLIT_NAMES = ("train", "validation", "test")
 
 
@@ -152,13 +164,17 @@ class EventShards(EventDataset):
 # ------------------------------------------------------------------------------------------------------------------
 def check_shardable(model: Any, encoder: Encoder) -> None:
     """Refuse, before any shard is read, a model or an encoder that cannot train from shards."""
-    if not isinstance(model, (TPPBase, NeuralOutcomeModel)):
+    hawkes = isinstance(model, _SHARDED_HAWKES)
+    if hawkes and (getattr(model, "covariates", None) or getattr(model, "penalty", None) == "nuclear"):
         raise PathwaysInputError(
-            f"config 'model': {type(model).__name__} is fitted full-batch and cannot train from a sharded event "
-            f"dataset (data=sharded trains {SHARDABLE_MODELS}); fit it in memory (data=parquet with the events as "
-            "one parquet file, or the dataset read whole with EventDataset.to_eventlog), or, for an exponential-"
-            "kernel least-squares Hawkes fit, call pathways.models.hawkes.distributed.fit_least_squares_streaming "
-            "on the shards")
+            f"config 'model': {type(model).__name__} with covariates or the nuclear penalty is fitted in one process "
+            "from an EventLog; drop them (model.covariates=null, another model.penalty) or fit it in memory "
+            "(data=parquet, or the dataset read whole with EventDataset.to_eventlog)")
+    if not (hawkes or isinstance(model, (TPPBase, NeuralOutcomeModel))):
+        raise PathwaysInputError(
+            f"config 'model': {type(model).__name__} is fitted full-batch from one EventLog and cannot train from a "
+            f"sharded event dataset (data=sharded trains {SHARDABLE_MODELS}); fit it in memory (data=parquet with "
+            "the events as one parquet file, or the dataset read whole with EventDataset.to_eventlog)")
     data_choices = type(encoder).fit is not Encoder.fit
     if data_choices and not (isinstance(encoder, OutcomeEncoder) and encoder.outcomes_ is not None):
         raise PathwaysInputError(
@@ -166,32 +182,89 @@ def check_shardable(model: Any, encoder: Encoder) -> None:
             "sharded run never holds; give them in the config (e.g. encode.outcomes=[<code>])")
 
 
+def fit_hawkes_from_shards(model: HawkesBase, view: EventShards, encoder: Encoder, trainer: Trainer) -> HawkesBase:
+    """Fit a Hawkes learner with its sums over patients totalled over the processes, each reading its own shards.
+
+    The exponential-kernel least-squares fit streams the shards one at a time
+    (:func:`~pathways.models.hawkes.distributed.fit_least_squares_streaming`: memory of one shard); the likelihood
+    and EM fits hold the process's shards as one Sequences (:func:`~pathways.training.distributed.sharded_fit`).
+    The run trainer's device and iteration cap apply.
+    """
+    ctx = init_distributed(trainer.strategy, resolve_device(trainer.device))
+    reducer = ctx.reducer()
+    mine = assign_shards(view.shard_sizes(), ctx.world_size)[ctx.rank]
+    (n_empty,) = reducer.sum(int(not mine))
+    if n_empty:
+        raise PathwaysInputError(f"data: {int(n_empty)} of {ctx.world_size} process(es) have no training shard; "
+                                 "write the dataset with more shards or use fewer processes")
+    streamed = isinstance(model, HawkesExpKernel) and not isinstance(model, HawkesSumExpKernel) and (
+        model.fit_method == "least-squares" and not model.learn_decay)
+    if streamed:
+        with model.run_settings(trainer):
+            fit_least_squares_streaming(model, [partial(_encoded, view, encoder, k) for k in mine], reducer)
+        return model
+    seqs = _concat([_encoded(view, encoder, k) for k in mine])
+    reducer.same("n_codes", int(seqs.n_codes))
+    with sharded_fit(model, reducer):
+        model.fit(seqs, trainer=trainer)
+    model.n_events_fit_ = int(reducer.sum(int(seqs.n_events))[0])
+    return model
+
+
+def _encoded(view: EventShards, encoder: Encoder, k: int) -> Any:
+    return encoder.transform(view.shard(k))
+
+
+def _concat(parts: list[Sequences]) -> Sequences:
+    """Sequences of several shards back to back (one vocabulary; a copy per array, no loop over sequences)."""
+    lengths = np.concatenate([p.lengths for p in parts])
+    offsets = np.zeros(lengths.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return Sequences(np.concatenate([p.times for p in parts]), np.concatenate([p.marks for p in parts]), offsets,
+                     np.concatenate([p.start for p in parts]), np.concatenate([p.end for p in parts]),
+                     parts[0].n_codes, parts[0].vocab, validate=False)
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # held-out metrics, shard by shard over the ranks
 # ------------------------------------------------------------------------------------------------------------------
-def sharded_metrics(model: Any, parts: dict[str, EventShards | None], encoder: Encoder) -> dict[str, Any]:
-    """Log-likelihood per event (TPPs) or per sample (outcome models) of each part, summed over its shards; each
-    rank scores its own shards and the sums are all-reduced (exact: the per-part totals)."""
+def sharded_metrics(model: Any, parts: dict[str, EventShards | None], encoder: Encoder
+                    ) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """Log-likelihood per event (point processes) or per sample (outcome models) of each part, summed over its
+    shards, and the events and patients per code of the first part (sequences input; None otherwise).
+
+    Each rank scores its own shards and the sums are all-reduced: the totals of the whole parts (patients are
+    disjoint across shards, so patient counts per code add up too).
+    """
     reducer = Reducer()
     out: dict[str, Any] = {}
-    for name, view in parts.items():
+    counts: pd.DataFrame | None = None
+    for index, (name, view) in enumerate(parts.items()):
         if view is None:
             continue
         mine = assign_shards(view.shard_sizes(), reducer.world_size)[reducer.rank]
-        total, count = 0.0, 0
+        total, count, per_code = 0.0, 0, None
         for k in mine:
             data = encoder.transform(view.shard(k))
             if isinstance(data, Sequences):
                 if data.n_events:
                     total, count = total + float(model.log_likelihood(data)), count + int(data.n_events)
+                if index == 0:
+                    table = code_counts(data)[["n_events", "n_patients"]].to_numpy(np.float64)
+                    per_code = table if per_code is None else per_code + table
             elif getattr(data, "y", None) is not None and len(data):
                 total, count = total + float(np.sum(model.score_samples(data))), count + len(data)
         total, count = reducer.sum(total, count)
         if count:
-            unit = "event" if isinstance(model, TPPBase) else "sample"
+            unit = "sample" if isinstance(model, NeuralOutcomeModel) else "event"
             out[f"{name}_loglik_per_{unit}"] = total / count
             out[f"{name}_n_{unit}s"] = int(count)
-    return out
+        if index == 0 and encoder.output_kind == "sequences":
+            n_codes = len(view.vocab)
+            (per_code,) = reducer.sum(np.zeros((n_codes, 2)) if per_code is None else per_code)
+            counts = pd.DataFrame({"code": [str(c) for c in view.vocab.codes], "n_events": per_code[:, 0].astype(
+                np.int64), "n_patients": per_code[:, 1].astype(np.int64)})
+    return out, counts
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -215,7 +288,8 @@ def open_shards(node: DictConfig) -> EventShards:
 
 def train_from_shards(cfg: DictConfig, out: Path, model: Any, encoder: Encoder, trainer: Trainer) -> RunResult:
     """The train pipeline on a sharded dataset: split -> fit_from_shards -> held-out metrics -> checkpoint, report
-    and summary (rank 0 alone writes them under torchrun); the in-memory route's outputs, without factors."""
+    and summary (rank 0 alone writes them under torchrun): the in-memory route's outputs, but Hawkes factors without
+    Wald intervals (they need every event in one process) and no factors table for the other families."""
     check_shardable(model, encoder)
     t0 = time.perf_counter()
     data = open_shards(cfg.data)
@@ -223,11 +297,17 @@ def train_from_shards(cfg: DictConfig, out: Path, model: Any, encoder: Encoder, 
     fingerprints = [None if p is None else p.fingerprint() for p in parts]
     check_resume(str(trainer.checkpoint_dir), run_identity(resolved(cfg), fingerprints), bool(trainer.resume))
     t_fit = time.perf_counter()
-    fit_from_shards(model, parts[0], encode=encoder, validation=parts[1], trainer=trainer)
+    if isinstance(model, HawkesBase):  # full-batch: its sums over patients are totalled over the processes
+        fit_hawkes_from_shards(model, parts[0], encoder, trainer)
+    else:
+        fit_from_shards(model, parts[0], encode=encoder, validation=parts[1], trainer=trainer)
     fit_seconds = time.perf_counter() - t_fit
-    metrics = sharded_metrics(model, dict(zip(("train", "val", "test"), parts)), encoder)
+    metrics, counts = sharded_metrics(model, dict(zip(("train", "val", "test"), parts)), encoder)
     history = [dict(r) for r in (vars(model).get("history_") or [])]
-    metrics.update(n_epochs=len(history), fit_seconds=fit_seconds, data_seconds=t_fit - t0)
+    fitted = {k.rstrip("_"): np.asarray(vars(model)[k]).item() for k in ("n_iter_", "converged_", "objective_")
+              if np.ndim(vars(model).get(k, ())) == 0}  # the in-memory route's fit counters
+    epochs = {} if isinstance(model, HawkesBase) else {"n_epochs": len(history)}
+    metrics.update(**fitted, **epochs, fit_seconds=fit_seconds, data_seconds=t_fit - t0)
     result = RunResult(output_dir=out, model=model, metrics=metrics, history=history)
     if not is_main_process():
         return result
@@ -240,7 +320,8 @@ def train_from_shards(cfg: DictConfig, out: Path, model: Any, encoder: Encoder, 
                    "training patients": sum(parts[0].shard_sizes().values()), "seed": int(cfg.seed)}
         result.report = write_report(
             out / "report", title=f"{cfg.name}: {type(model).__name__}", model=model, metrics=metrics,
-            history=history, summary=summary, min_cell_count=cfg.report.min_cell_count, top_k=int(cfg.report.top_k),
+            history=history, factors=hawkes_factors(model, counts) if isinstance(model, HawkesBase) else None,
+            counts=counts, summary=summary, min_cell_count=cfg.report.min_cell_count, top_k=int(cfg.report.top_k),
             figures=bool(cfg.report.figures))
     if cfg.checkpoint.export:
         result.exported = export_checkpoint(result.checkpoint, Path(str(cfg.paths.checkpoint_dir)), str(cfg.name))
@@ -250,5 +331,5 @@ def train_from_shards(cfg: DictConfig, out: Path, model: Any, encoder: Encoder, 
     return result
 
 
-__all__ = ["SHARDABLE_MODELS", "EventShards", "check_shardable", "is_sharded", "open_shards", "sharded_metrics",
-           "train_from_shards"]
+__all__ = ["SHARDABLE_MODELS", "EventShards", "check_shardable", "fit_hawkes_from_shards", "is_sharded",
+           "open_shards", "sharded_metrics", "train_from_shards"]

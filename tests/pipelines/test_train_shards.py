@@ -8,11 +8,13 @@ import socket
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 
 from pathways import pipelines
 from pathways.checkpoint import load
@@ -24,6 +26,7 @@ from pathways.io.spark import shard_of
 from pathways.models.sharded import fit_from_shards
 from pathways.models.tpp import RMTPP
 from pathways.pipelines.common import split_data
+from pathways.pipelines.report import code_counts
 from pathways.pipelines.shards import EventShards, sharded_metrics
 from pathways.synthetic import simulate_cohort
 from pathways.training import Trainer
@@ -90,24 +93,50 @@ def test_pipeline_from_shards_equals_library_fit(dataset, tmp_path):
 
 
 def test_full_batch_model_is_refused_with_the_alternative(dataset, tmp_path):
-    cfg = _compose("experiment=care_pathway_drivers", "data=sharded", "model=hawkes_exp", "trainer=debug",
+    cfg = _compose("experiment=outcome_risk", "data=sharded", "model=logistic", "trainer=debug",
                    f"data.path={dataset}")
-    with pytest.raises(PathwaysInputError, match="full-batch.*rmtpp.*data=parquet"):
+    with pytest.raises(PathwaysInputError, match="full-batch.*rmtpp.*hawkes_exp.*data=parquet"):
         pipelines.train(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "model.pt").exists()
 
 
-def _worker(rank: int, world: int, port: str, cfg, out: str) -> None:
+def _worker(rank: int, world: int, port: str, runs: list, out: str) -> None:
     torch.set_num_threads(1)
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=port)  # what torchrun sets: fit_from_shards joins the group itself
+                      MASTER_PORT=port)  # what torchrun sets: the fits join the group themselves
     try:
-        result = pipelines.train(cfg, out)
-        torch.save({"weights": _weights(result.model), "metrics": result.metrics,
-                    "checkpoint": str(result.checkpoint)}, os.path.join(out, f"rank{rank}.pt"))
+        saved = []
+        for i, cfg in enumerate(runs):
+            result = pipelines.train(cfg, os.path.join(out, str(i)))
+            state = _weights(result.model) if hasattr(result.model, "module_") else _hawkes_state(result.model)
+            saved.append({"weights": state, "metrics": result.metrics, "checkpoint": str(result.checkpoint)})
+        torch.save(saved, os.path.join(out, f"rank{rank}.pt"))
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _hawkes_state(model) -> dict[str, torch.Tensor]:
+    return {"adjacency": torch.as_tensor(model.adjacency_), "baseline": torch.as_tensor(model.baseline_)}
+
+
+@pytest.mark.parametrize("method", ["least-squares", "likelihood"])
+def test_hawkes_from_shards_equals_the_in_memory_fit(dataset, tmp_path, method):
+    cfg = _compose("experiment=care_pathway_drivers", "data=sharded", "model=hawkes_exp", "trainer=debug",
+                   f"model.fit_method={method}", "checkpoint.export=false", "report.figures=false", f"seed={SEED}",
+                   f"data.path={dataset}")
+    result = pipelines.train(cfg, tmp_path / "run")
+    loaded = load(result.checkpoint)
+    train = split_data(EventDataset(dataset).to_eventlog(), [0.7, 0.15, 0.15], SEED)[0]
+    memory = instantiate(cfg.model).fit(to_sequences(train), trainer=Trainer(iter_cap=20, progress=False))
+    assert _max_diff(_hawkes_state(loaded), _hawkes_state(memory)) < 1e-8
+    assert loaded.n_iter_ == memory.n_iter_ and result.metrics["objective"] == pytest.approx(memory.objective_,
+                                                                                             rel=1e-10)
+    # the report's counts per code are summed over the shards: those of the training part in memory
+    counts = pd.read_csv(tmp_path / "run" / "report" / "code_counts.csv").set_index("code")
+    expected = code_counts(to_sequences(train)).set_index("code")
+    assert counts.loc[expected.index, ["n_events", "n_patients"]].equals(expected[["n_events", "n_patients"]])
+    assert len(pd.read_csv(tmp_path / "run" / "report" / "factors.csv")) == len(loaded.codes_) ** 2
 
 
 def test_two_gloo_processes_through_the_pipeline(dataset, tmp_path):
@@ -115,17 +144,26 @@ def test_two_gloo_processes_through_the_pipeline(dataset, tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = str(sock.getsockname()[1])
     run = [o if o != "trainer=debug" else "trainer=ddp" for o in RUN]
-    cfg = _compose(*run, "trainer.epoch_cap=2", "trainer.progress=false", f"data.path={dataset}")
+    tpp = _compose(*run, "trainer.epoch_cap=2", "trainer.progress=false", f"data.path={dataset}")
+    hawkes_run = ["experiment=care_pathway_drivers", "data=sharded", "model=hawkes_exp", "trainer.iter_cap=20",
+                  "trainer.progress=false", "checkpoint.export=false", "report.figures=false", f"seed={SEED}",
+                  f"data.path={dataset}"]
+    hawkes = _compose(*hawkes_run, "trainer=ddp")
     out = tmp_path / "run"
     out.mkdir()
-    mp.start_processes(_worker, args=(2, port, cfg, str(out)), nprocs=2, join=True, start_method="fork")
+    mp.start_processes(_worker, args=(2, port, [tpp, hawkes], str(out)), nprocs=2, join=True, start_method="fork")
     ranks = [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(2)]
-    assert _max_diff(ranks[0]["weights"], ranks[1]["weights"]) == 0.0  # one model on both ranks
-    assert ranks[0]["checkpoint"] == str(out / "model.pt") and ranks[1]["checkpoint"] == "None"  # rank 0 writes
-    assert _max_diff(_weights(load(out / "model.pt")), ranks[0]["weights"]) == 0.0
+    for i in range(2):
+        assert _max_diff(ranks[0][i]["weights"], ranks[1][i]["weights"]) == 0.0  # one model on both ranks
+        assert ranks[0][i]["checkpoint"] == str(out / str(i) / "model.pt")
+        assert ranks[1][i]["checkpoint"] == "None"  # rank 0 alone writes
+    assert _max_diff(_weights(load(out / "0" / "model.pt")), ranks[0][0]["weights"]) == 0.0
     # held-out metrics all-reduced over the ranks' shards equal one process scoring every shard
-    model = load(out / "model.pt")
+    model = load(out / "0" / "model.pt")
     views = EventShards(dataset).split([0.7, 0.15, 0.15], SEED)
-    one = sharded_metrics(model, dict(zip(("train", "val", "test"), views)), SequenceEncoder())
+    one, _ = sharded_metrics(model, dict(zip(("train", "val", "test"), views)), SequenceEncoder())
     for key, value in one.items():
-        assert ranks[1]["metrics"][key] == pytest.approx(value, rel=1e-9), key
+        assert ranks[1][0]["metrics"][key] == pytest.approx(value, rel=1e-9), key
+    # the Hawkes likelihood fit over two processes equals one process on every training shard
+    single = pipelines.train(_compose(*hawkes_run, "trainer=cpu"), tmp_path / "single")
+    assert _max_diff(ranks[1][1]["weights"], _hawkes_state(single.model)) < 1e-8
