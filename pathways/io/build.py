@@ -54,6 +54,7 @@ def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, catego
     tables.drop_temps()  # DuckDB's copy goes before the sort: the sort then needs the arrays and one key only
     patient, time, code, end, value, cat = _sort_events(*arrays, extras=extras)
     drop = np.zeros(time.size, dtype=bool)
+    resort = False
     if duplicates != "keep" and time.size > 1:
         drop[1:] = ((patient[1:] == patient[:-1]) & (time[1:] == time[:-1]) & (code[1:] == code[:-1])
                     & (cat[1:] == cat[:-1]) & _same_or_nan(end) & _same_or_nan(value))
@@ -66,6 +67,7 @@ def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, catego
                       errors="raise" if duplicates == "raise" else errors)
         if drop.any():
             _sum_into_kept([extras[c] for c in summed], drop)
+            resort = bool(summed)
     for rule in filters:
         # Filters are rules the user chose (study window, events after death): counted, never an error, unless
         # flagged as a data problem; each counts only rows no earlier rule dropped.
@@ -80,6 +82,8 @@ def build_eventlog(tables: TableSet, events: str, patients: pd.DataFrame, catego
         # One keep-mask for duplicates and filters, applied in place: one column at a time is copied, never all.
         patient, time, code, end, value, cat = (compact(a, ~drop) for a in (patient, time, code, end, value, cat))
         extras = {k: compact(v, ~drop) for k, v in extras.items()}
+        if resort:  # summed amounts changed merged events: ties follow the amounts they now carry
+            _order_ties(patient, time, code, end, value, cat, extras)
     category = pd.Categorical.from_codes(cat, categories=list(categories))
     log = EventLog.from_arrays(
         patient, time, code, vocab, patients.reset_index(drop=True), end=end, value=value, category=category,

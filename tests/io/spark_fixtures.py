@@ -52,3 +52,25 @@ def assert_same_report(a: pd.DataFrame, b: pd.DataFrame) -> None:
     cols = ["step", "decision", "count", "total"]
     left, right = a[cols].astype(str).reset_index(drop=True), b[cols].astype(str).reset_index(drop=True)
     pd.testing.assert_frame_equal(left, right)
+
+
+def write_identical_claim_lines(folder: Path) -> Path:
+    """DCIR tables of one patient, one day, one CIP13, one prescriber and pharmacy: a service billed twice in
+    identical lines (6.00 paid, 3.90 base each) and another one (6.00 paid, 7.05 base). The identical lines are
+    one event carrying 12.00 and 7.80, which must sort after the other event (6.00 < 12.00): before the fix, the
+    DuckDB engine ordered the two events by their amounts before the merge (the 4.1 M-line benchmark's mismatch)."""
+    keys = {"FLX_DIS_DTD": "2020-02-01", "FLX_TRT_DTD": "2020-02-01", "FLX_EMT_TYP": 1, "FLX_EMT_NUM": 1,
+            "FLX_EMT_ORD": 1, "ORG_CLE_NUM": "01C731221", "PRS_ORD_NUM": 1, "REM_TYP_AFF": 1}
+    prs = pd.DataFrame({"BEN_NIR_PSA": ["PATIENT0000000001"] * 3, "EXE_SOI_DTD": ["2020-01-10"] * 3,
+                        "DPN_QLF": [0, 0, 0], "DCT_ORD_NUM": [1, 2, 3], "PFS_PRE_NUM": ["DOC1"] * 3,
+                        "PFS_EXE_NUM": ["PHA1"] * 3, "PRS_PAI_MNT": [6.0, 6.0, 6.0],
+                        "BSE_REM_MNT": [3.9, 3.9, 7.05]}).assign(**keys)
+    pha = pd.DataFrame({"DCT_ORD_NUM": [1, 2, 3], "PHA_PRS_C13": ["3400930000001"] * 3,
+                        "PHA_ACT_QSN": [1, 1, 1]}).assign(**keys)
+    ben = pd.DataFrame({"BEN_NIR_PSA": ["PATIENT0000000001"], "BEN_RNG_GEM": [1], "BEN_NAI_ANN": [1950],
+                        "BEN_SEX_COD": [2], "BEN_DCD_DTE": ["1600-01-01"]})
+    (folder / "DCIR").mkdir(parents=True, exist_ok=True)
+    prs.to_csv(folder / "DCIR" / "ER_PRS_F.csv", index=False)
+    pha.to_csv(folder / "DCIR" / "ER_PHA_F.csv", index=False)
+    ben.to_csv(folder / "IR_BEN_R.csv", index=False)
+    return folder

@@ -18,6 +18,7 @@ from tests.io.spark_fixtures import (
     assert_same_report,
     local_spark,
     quiet,
+    write_identical_claim_lines,
 )
 
 pytestmark = pytest.mark.spark
@@ -73,6 +74,18 @@ def test_spark_engine_equals_duckdb_on_synthetic_tables(spark, synthetic, tmp_pa
     (tmp_path / "precious").mkdir()
     with pytest.raises(PathwaysInputError, match="no pathways event dataset"):
         write_snds_dataset(synthetic, tmp_path / "precious", spark=spark)
+
+
+def test_identical_claim_lines_merge_and_sort_alike_in_both_engines(spark, tmp_path):
+    folder = write_identical_claim_lines(tmp_path)
+    duck, duck_report = quiet(read_snds, folder, sources=("dcir_drugs",), return_report=True)
+    log, report = quiet(read_snds, folder, sources=("dcir_drugs",), return_report=True, engine="spark", spark=spark)
+    assert_same_eventlog(duck, log)
+    assert_same_report(duck_report.to_frame(), report.to_frame())
+    assert report.count("duplicate events") == 1
+    # the two identical lines are one event with twice the amounts, sorted by the amounts it carries
+    np.testing.assert_allclose(log.extras["paid"], [6.0, 12.0])
+    np.testing.assert_allclose(log.extras["base"], [7.05, 7.8])
 
 
 def test_a_new_dataset_replaces_the_old_one_whole(tmp_path):
