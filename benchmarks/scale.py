@@ -34,9 +34,10 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results" / "scale.md"
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants (from /proc)."""
-    total, stack = 0, [pid]
+def tree_usage(pid: int, cpu: dict[int, float]) -> int:
+    """Resident bytes of a process and all its descendants (from /proc); ``cpu`` gets each one's CPU seconds
+    (user + system, all threads) as last seen."""
+    total, stack, tick = 0, [pid], os.sysconf("SC_CLK_TCK")
     while stack:
         p = stack.pop()
         try:
@@ -44,6 +45,9 @@ def tree_rss(pid: int) -> int:
                 for line in fh:
                     if line.startswith("VmRSS:"):
                         total += int(line.split()[1]) * 1024
+            with open(f"/proc/{p}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            cpu[p] = (int(fields[11]) + int(fields[12])) / tick
             for task in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{task}/children") as fh:
                     stack += [int(c) for c in fh.read().split()]
@@ -53,19 +57,21 @@ def tree_rss(pid: int) -> int:
 
 
 def run_measured(args: list[str]) -> tuple[float, int, dict]:
-    """Run this script as a worker; (wall seconds, peak tree RSS bytes, its JSON result)."""
+    """Run this script as a worker; (wall seconds, peak tree RSS bytes, its JSON result). The result gets
+    ``cpu_s``: CPU seconds of the whole process tree (driver JVM, Python workers), sampled every 0.2 s."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         out = fh.name
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, __file__, "--worker-out", out, *args])
-    peak = 0
+    peak, cpu = 0, {}
     while proc.poll() is None:
-        peak = max(peak, tree_rss(proc.pid))
+        peak = max(peak, tree_usage(proc.pid, cpu))
         time.sleep(0.2)
     wall = time.perf_counter() - t0
     if proc.returncode:
         raise SystemExit(f"worker {args} failed ({proc.returncode})")
     result = json.loads(Path(out).read_text())
+    result["cpu_s"] = sum(cpu.values())
     os.unlink(out)
     return wall, peak, result
 
@@ -91,13 +97,15 @@ def worker_spark(folder: str, mapping: str, save: str) -> dict:
     from pathways.io.spark import spark_session, write_snds_dataset
 
     warnings.simplefilter("ignore")
-    spark = spark_session("local[2]", shuffle_partitions=16, conf={"spark.driver.memory": "3g"})
+    spark = spark_session("local[2]", shuffle_partitions=4, conf={"spark.driver.memory": "3g"})
+    tracker = spark.sparkContext.statusTracker()
     t0 = time.perf_counter()
     report = write_snds_dataset(folder, save, spark=spark, n_shards=16, cip_to_atc=mapping)
     seconds = time.perf_counter() - t0
+    jobs = len(tracker.getJobIdsForGroup(None))
     report.to_frame().to_parquet(save + ".report.parquet")
     spark.stop()
-    return {"seconds": seconds}
+    return {"seconds": seconds, "jobs": jobs}
 
 
 def worker_stream(dataset: str) -> dict:
@@ -222,16 +230,23 @@ def main() -> None:
             rows = []
             for kind, save in (("duckdb", str(tmp / "duck.parquet")), ("spark", str(tmp / "spark_ds"))):
                 wall, peak, res = run_measured(["--worker", kind, str(tmp / "snds"), mapping, save])
-                rows.append((kind, res["seconds"], wall, peak))
+                rows.append((kind, res, wall, peak, os.getloadavg()[0]))
             same = equal_logs(str(tmp / "duck.parquet"), str(tmp / "spark_ds"))
             lines += [(f"## Claims readers: {n_lines:,} claim lines ({args.patients:,} patients, years {args.years}; "
                       f"write_snds took {gen:.0f} s)"), "",
-                      "| engine | read s | process wall s | claim lines/s | peak memory (process tree) |",
-                      "|---|---:|---:|---:|---:|"]
-            lines += [f"| {'DuckDB read_snds' if k == 'duckdb' else 'Spark local[2] write_snds_dataset'} | {s:.1f} | "
-                      f"{w:.1f} | {n_lines / s:,.0f} | {p / 2**30:.2f} GiB |" for k, s, w, p in rows]
-            lines += ["", (f"Spark EventLog == DuckDB EventLog (events, order, patients, vocabulary, report counts): "
-                          f"{same}."), ""]
+                      "| engine | read s | process wall s | process CPU s | claim lines/s | lines per CPU s | "
+                      "Spark jobs | peak memory (process tree) | load average (1 min) after |",
+                      "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            lines += [f"| {'DuckDB read_snds' if k == 'duckdb' else 'Spark local[2] write_snds_dataset'} | "
+                      f"{r['seconds']:.1f} | {w:.1f} | {r['cpu_s']:.1f} | {n_lines / r['seconds']:,.0f} | "
+                      f"{n_lines / r['cpu_s']:,.0f} | {r.get('jobs', '')} | {p / 2**30:.2f} GiB | {load:.1f} |"
+                      for k, r, w, p, load in rows]
+            (_, duck, *_), (_, spark, *_) = rows
+            lines += ["", (f"Same run: Spark / DuckDB = {spark['seconds'] / duck['seconds']:.1f}x the read time, "
+                           f"{spark['cpu_s'] / duck['cpu_s']:.1f}x the CPU seconds (process CPU includes starting "
+                           f"the interpreter and, for Spark, the JVM)."),
+                      "", (f"Spark EventLog == DuckDB EventLog (events, order, patients, vocabulary, report counts): "
+                           f"{same}."), ""]
         streams = [n for n in args.events if n > 0]
         if streams:
             lines += ["## Sharded dataset -> sparse series -> disproportionality (all pairs)", "",

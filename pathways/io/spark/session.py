@@ -26,6 +26,10 @@ DEFAULT_CONF = {
     "spark.driver.memory": "2g",
     "spark.sql.parquet.compression.codec": "zstd",
 }
+#: Overrides of :data:`DEFAULT_CONF` for a ``local`` master: adaptive execution re-plans the query and submits a
+#: job after each shuffle stage, which on one machine costs more than the partition coalescing saves (measured on
+#: the read of 1.38 M claim lines: 103 Spark jobs with it, 23 without, for the same result).
+LOCAL_CONF = {"spark.sql.adaptive.enabled": "false"}
 
 
 def import_pyspark() -> Any:
@@ -61,7 +65,8 @@ def spark_session(master: str = "local[*]", app_name: str = "pathways", conf: Ma
     # executors' Python workers must be this interpreter (the vectorised shard hash imports pathways there)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    settings = {**DEFAULT_CONF, **{str(k): str(v) for k, v in (conf or {}).items()}}
+    local = master.startswith("local")
+    settings = {**DEFAULT_CONF, **(LOCAL_CONF if local else {}), **{str(k): str(v) for k, v in (conf or {}).items()}}
     if shuffle_partitions is not None:
         settings["spark.sql.shuffle.partitions"] = str(int(shuffle_partitions))
     builder = SparkSession.builder.master(master).appName(app_name)
@@ -79,4 +84,4 @@ def configure(session: Any) -> Any:
     return session
 
 
-__all__ = ["DEFAULT_CONF", "REQUIRED_CONF", "configure", "import_pyspark", "spark_session"]
+__all__ = ["DEFAULT_CONF", "LOCAL_CONF", "REQUIRED_CONF", "configure", "import_pyspark", "spark_session"]
