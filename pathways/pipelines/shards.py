@@ -242,7 +242,7 @@ def sharded_metrics(model: Any, parts: dict[str, EventShards | None], encoder: E
     for index, (name, view) in enumerate(parts.items()):
         if view is None:
             continue
-        mine = assign_shards(view.shard_sizes(), reducer.world_size)[reducer.rank]
+        mine = view.shard_ids()[reducer.rank::reducer.world_size]  # a part may hold fewer shards than processes
         total, count, per_code = 0.0, 0, None
         for k in mine:
             data = encoder.transform(view.shard(k))
@@ -265,6 +265,19 @@ def sharded_metrics(model: Any, parts: dict[str, EventShards | None], encoder: E
             counts = pd.DataFrame({"code": [str(c) for c in view.vocab.codes], "n_events": per_code[:, 0].astype(
                 np.int64), "n_patients": per_code[:, 1].astype(np.int64)})
     return out, counts
+
+
+def _check_validation_shards(view: EventShards | None, world_size: int, seed: int, separate: bool) -> None:
+    """Every process reads validation shards of its own: refuse, before training, a part held in fewer shards."""
+    n = 0 if view is None else len(view.shard_ids())
+    if view is None or n >= world_size:
+        return
+    remedy = ("write it with more shards" if separate else
+              f"the dataset's shards are buckets of the patient hash, so with seed={seed} equal to the writer's hash "
+              "seed (0 for write_snds_dataset) the validation patients gather in a few shards: set another seed, "
+              "or give data.validation=<dataset path>")
+    raise PathwaysInputError(f"data: the validation part lies in {n} shard(s) for {world_size} processes; "
+                             f"{remedy}, or use fewer processes")
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -297,6 +310,8 @@ def train_from_shards(cfg: DictConfig, out: Path, model: Any, encoder: Encoder, 
     fingerprints = [None if p is None else p.fingerprint() for p in parts]
     check_resume(str(trainer.checkpoint_dir), run_identity(resolved(cfg), fingerprints), bool(trainer.resume))
     t_fit = time.perf_counter()
+    _check_validation_shards(parts[1], init_distributed(trainer.strategy, resolve_device(trainer.device)).world_size,
+                             int(cfg.seed), data.validation is not None)
     if isinstance(model, HawkesBase):  # full-batch: its sums over patients are totalled over the processes
         fit_hawkes_from_shards(model, parts[0], encoder, trainer)
     else:

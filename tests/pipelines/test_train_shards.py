@@ -27,7 +27,7 @@ from pathways.models.sharded import fit_from_shards
 from pathways.models.tpp import RMTPP
 from pathways.pipelines.common import split_data
 from pathways.pipelines.report import code_counts
-from pathways.pipelines.shards import EventShards, sharded_metrics
+from pathways.pipelines.shards import EventShards, _check_validation_shards, sharded_metrics
 from pathways.synthetic import simulate_cohort
 from pathways.training import Trainer
 
@@ -72,6 +72,14 @@ def test_split_of_the_shards_is_the_in_memory_split(dataset):
         ids = np.concatenate([view.shard(k).patients["patient_id"].to_numpy() for k in view.shard_ids()])
         assert sorted(ids) == sorted(part.patients["patient_id"]) and len(ids) == sum(view.shard_sizes().values())
         assert sum(view.shard(k).n_events for k in view.shard_ids()) == part.n_events
+
+
+def test_seed_of_the_shard_hash_gathers_held_out_patients_in_the_last_shards(dataset):
+    views = EventShards(dataset).split([0.7, 0.15, 0.15], 0)  # seed 0: the hash that chose the shards
+    assert views[2].shard_ids() == [N_SHARDS - 1] and views[1].shard_ids() == [N_SHARDS - 2, N_SHARDS - 1]
+    with pytest.raises(PathwaysInputError, match="validation part lies in 2 shard.*another seed"):
+        _check_validation_shards(views[1], 4, 0, False)
+    _check_validation_shards(views[1], 2, 0, False)  # one validation shard per process: accepted
 
 
 def test_pipeline_from_shards_equals_library_fit(dataset, tmp_path):
