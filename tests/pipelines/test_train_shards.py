@@ -74,6 +74,21 @@ def test_split_of_the_shards_is_the_in_memory_split(dataset):
         assert sum(view.shard(k).n_events for k in view.shard_ids()) == part.n_events
 
 
+def test_filters_and_a_separate_validation_dataset(dataset):
+    whole = EventDataset(dataset).to_eventlog()
+    code = str(whole.vocab.codes[int(np.argmax(np.bincount(whole.code)))])
+    start = float(np.median(whole.time))  # days since 1970
+    views = EventShards(dataset, codes=[code], start=start, validation=dataset).split([0.7, 0.15, 0.15], SEED)
+    train = split_data(whole, [0.85, 0.0, 0.15], SEED)[0]  # the validation share trains
+    logs = [views[0].shard(k) for k in views[0].shard_ids()]
+    assert sum(log.n_patients for log in logs) == train.n_patients
+    assert all(set(log.code_strings()) <= {code} and (log.time >= start).all() for log in logs)
+    kept = sum(log.n_events for log in logs)
+    in_train = train.code_strings() == code
+    assert kept == int((in_train & (train.time >= start)).sum()) and 0 < kept < int(in_train.sum())
+    assert sum(views[1].shard_sizes().values()) == whole.n_patients  # the validation dataset, whole
+
+
 def test_seed_of_the_shard_hash_gathers_held_out_patients_in_the_last_shards(dataset):
     views = EventShards(dataset).split([0.7, 0.15, 0.15], 0)  # seed 0: the hash that chose the shards
     assert views[2].shard_ids() == [N_SHARDS - 1] and views[1].shard_ids() == [N_SHARDS - 2, N_SHARDS - 1]
