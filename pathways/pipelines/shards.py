@@ -47,6 +47,7 @@ from omegaconf import DictConfig
 from pathways.checkpoint import data_fingerprint, save
 from pathways.data.dataset import PATIENTS_DIR, EventDataset
 from pathways.data.eventlog import EventLog
+from pathways.device import resolve_device
 from pathways.encode.encoders import Encoder, OutcomeEncoder
 from pathways.encode.sequences import Sequences
 from pathways.encode.sharded import assign_shards
@@ -60,7 +61,6 @@ from pathways.models.sharded import fit_from_shards
 from pathways.models.tpp.base import TPPBase
 from pathways.pipelines.common import RunResult, export_checkpoint, instantiate, resolved, run_overrides, write_summary
 from pathways.pipelines.report import code_counts, hawkes_factors, write_report
-from pathways.device import resolve_device
 from pathways.training.distributed import Reducer, init_distributed, is_main_process, sharded_fit
 from pathways.training.loggers import finish_run
 from pathways.training.state import check_resume, run_identity
@@ -120,8 +120,22 @@ class EventShards(EventDataset):
         if self.validation is not None:
             other = EventShards(self.validation, codes=self.filters["codes"], start=self.filters["start"],
                                 end=self.filters["end"])
+            other.vocab = self._common_vocab(other)
             parts[1] = other if other.shard_sizes() else None
         return parts
+
+    def _common_vocab(self, other: EventDataset) -> Any:
+        """This dataset's vocabulary, for reading ``other`` (a validation dataset written on its own) with the
+        training code indices; refused when ``other`` holds (kept) codes this one lacks."""
+        theirs = np.asarray(other.vocab.codes, dtype=str)
+        if self.filters["codes"] is not None:
+            theirs = np.intersect1d(theirs, np.asarray(self.filters["codes"], dtype=str))
+        missing = np.setdiff1d(theirs, np.asarray(self.vocab.codes, dtype=str))
+        if missing.size:
+            raise PathwaysInputError(f"data.validation: {missing.size} code(s) of the validation dataset are absent "
+                                     "from the training dataset's vocabulary; write both with one vocabulary or keep "
+                                     "shared codes (data.codes)")
+        return self.vocab
 
     def _positions(self, ids: np.ndarray) -> np.ndarray | None:
         """Positions, among a shard's patient ids, of this view's part (None: every patient)."""

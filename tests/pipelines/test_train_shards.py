@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from pathways import pipelines
 from pathways.checkpoint import load
 from pathways.data.dataset import EventDataset, write_event_dataset
+from pathways.data.eventlog import EventLog
 from pathways.encode.encoders import SequenceEncoder
 from pathways.encode.sequences import to_sequences
 from pathways.errors import PathwaysInputError
@@ -87,6 +88,20 @@ def test_filters_and_a_separate_validation_dataset(dataset):
     in_train = train.code_strings() == code
     assert kept == int((in_train & (train.time >= start)).sum()) and 0 < kept < int(in_train.sum())
     assert sum(views[1].shard_sizes().values()) == whole.n_patients  # the validation dataset, whole
+
+
+def test_validation_dataset_is_read_with_the_training_codes(dataset, tmp_path):
+    codes = [str(c) for c in EventDataset(dataset).vocab.codes]
+    frame = pd.DataFrame({"patient_id": ["v1", "v1", "v2"], "time": [17000.0, 17001.0, 17002.0],
+                          "code": [codes[-1], codes[1], codes[-1]]})
+    root = write_event_dataset(EventLog.from_pandas(frame), tmp_path / "val", 2, np.array([0, 1]))
+    val = EventShards(dataset, validation=root).split([0.7, 0.15, 0.15], SEED)[1]
+    logs = [val.shard(k) for k in val.shard_ids()]  # its own vocabulary has 2 codes: indices remapped
+    assert sorted(np.concatenate([log.code for log in logs]).tolist()) == [1, len(codes) - 1, len(codes) - 1]
+    frame.loc[0, "code"] = "NOT_IN_TRAINING"
+    other = write_event_dataset(EventLog.from_pandas(frame), tmp_path / "val2", 2, np.array([0, 1]))
+    with pytest.raises(PathwaysInputError, match="1 code.*absent from the training dataset's vocabulary"):
+        EventShards(dataset, validation=other).split([0.7, 0.15, 0.15], SEED)
 
 
 def test_seed_of_the_shard_hash_gathers_held_out_patients_in_the_last_shards(dataset):
