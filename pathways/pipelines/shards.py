@@ -206,11 +206,7 @@ def fit_hawkes_from_shards(model: HawkesBase, view: EventShards, encoder: Encode
     """
     ctx = init_distributed(trainer.strategy, resolve_device(trainer.device))
     reducer = ctx.reducer()
-    mine = assign_shards(view.shard_sizes(), ctx.world_size)[ctx.rank]
-    (n_empty,) = reducer.sum(int(not mine))
-    if n_empty:
-        raise PathwaysInputError(f"data: {int(n_empty)} of {ctx.world_size} process(es) have no training shard; "
-                                 "write the dataset with more shards or use fewer processes")
+    mine = assign_shards(view.shard_sizes(), ctx.world_size)[ctx.rank]  # refuses fewer shards than processes
     streamed = isinstance(model, HawkesExpKernel) and not isinstance(model, HawkesSumExpKernel) and (
         model.fit_method == "least-squares" and not model.learn_decay)
     if streamed:
