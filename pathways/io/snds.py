@@ -108,8 +108,12 @@ def read_snds(
     Patients carry ``birth`` (year + month, day 1), ``sex``, ``death``, ``death_cause`` and ``BEN_RNG_GEM``.
     When ER_PRS_F has any of ``PFS_PRE_NUM``, ``PFS_EXE_NUM``, ``ETB_PRE_FIN``, ``PRS_PAI_MNT``, ``BSE_REM_MNT``,
     the DCIR events carry the extras ``prescriber``, ``provider``, ``institution`` (pseudonymous ids as text, None
-    when absent; never logged) and ``paid``, ``base`` (euros, NaN when absent); PMSI and death events have them
-    missing. Abuse analyses (:mod:`pathways.abuse`) need ``events_after_death="keep"`` to see billing after death.
+    when absent; never logged) and ``paid``, ``base`` (euros, NaN when absent). PMSI stay costs come from the
+    optional valorisation table ``T_MCOaaVALO`` (or ``T_MCO<yy>VALO``), joined to the stays on ``ETA_NUM`` +
+    ``RSA_NUM``: the ``stay`` event carries ``MNT_TOT_AM`` (total billed to the health insurance) as ``paid`` and
+    ``MNT_BR`` (reimbursement base) as ``base``, several rows of a stay summed; a kept stay without a row keeps
+    missing amounts (a counted decision); without the table the stays have none (noted). Diagnoses, hospital acts
+    and deaths have them missing. Abuse analyses (:mod:`pathways.abuse`) need ``events_after_death="keep"`` to see billing after death.
     """
     check_choice("engine", engine, ("duckdb", "spark"))
     if engine == "spark":

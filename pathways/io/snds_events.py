@@ -11,7 +11,7 @@ import pandas as pd
 from pathways.errors import PathwaysInputError
 from pathways.io.report import ReadReport
 from pathways.io.snds_tables import (
-    ATC_LEVELS, CATEGORIES, DCIR_KEYS, DT_FORMATS, MCO_KEYS, MCO_RET_COLUMNS, PLACEHOLDER_DATES, PROVIDER_COLUMNS,
+    ATC_LEVELS, CATEGORIES, DCIR_KEYS, DT_FORMATS, MCO_KEYS, MCO_RET_COLUMNS, MCO_VALO_COLUMNS, PLACEHOLDER_DATES, PROVIDER_COLUMNS,
     days_since_epoch,
 )
 from pathways.io.tabular import TableSet, days_sql, in_range_sql, sql_literal
@@ -34,11 +34,13 @@ class SndsEventReader:
         self.extra_names: list[str] = []
 
     def use_provider_columns(self, sources: Sequence[str]) -> None:
-        """Carry ER_PRS_F's provider ids and amounts as extras when a DCIR source is read and any is present."""
-        if not {"dcir_drugs", "dcir_acts"} & set(sources) or not self.ts.has("ER_PRS_F"):
-            return
-        present = set(self.ts.columns("ER_PRS_F"))
-        if any(col in present for col, _ in PROVIDER_COLUMNS.values()):
+        """Carry provider ids and amounts as extras when a DCIR source is read and ER_PRS_F has any of them, or
+        the MCO source is read and a valorisation table T_MCOaaVALO has an amount column."""
+        dcir = {"dcir_drugs", "dcir_acts"} & set(sources) and self.ts.has("ER_PRS_F") and any(
+            col in set(self.ts.columns("ER_PRS_F")) for col, _ in PROVIDER_COLUMNS.values())
+        valo = "mco" in sources and any(col in set(self.ts.columns(v)) for v in self._mco_tables("VALO")
+                                        for col in MCO_VALO_COLUMNS.values())
+        if dcir or valo:
             self.extra_names = list(PROVIDER_COLUMNS)
 
     def _provider_sql(self) -> str:
@@ -341,8 +343,8 @@ class SndsEventReader:
                 parts.append(self._acts(a, stays))
             else:
                 self.report.note(f"{_mco_label(a)} absent: no hospital acts", 0)
-            for part in parts:  # the parts share the year's stays: staging is dropped after the last one
-                self.emit(part, drop=False)
+            for i, part in enumerate(parts):  # the parts share the year's stays: staging dropped after the last
+                self.emit(part, drop=False, with_extras=i == 0 and bool(self.extra_names))
             self.ts.drop_temps(keep=[self.events, self.pids])
 
     def _stays(self, b: str, c: str, exclude_errors: bool) -> str:
@@ -364,13 +366,14 @@ class SndsEventReader:
         ret_bad = " OR ".join(f"coalesce(trim(CAST(c.{col} AS VARCHAR)), '0') <> '0'" for col in rets) or "FALSE"
         ghm_bad = "left(CAST(b.GRG_GHM AS VARCHAR), 2) = '90'" if "GRG_GHM" in bcols else "FALSE"
         dgn_rel = "b.DGN_REL" if "DGN_REL" in bcols else "NULL"
+        valo_join, valo_cols = self._valorisation(b)
         stage = self.ts.temp_table(
             f"SELECT c.NIR_ANO_17 AS pid, b.ETA_NUM AS k1, b.RSA_NUM AS k2, {self._valid_date(start)} AS t, "
             f"{self._valid_date(end)} AS e, upper(trim(CAST(b.DGN_PAL AS VARCHAR))) AS dp, "
             f"upper(trim(CAST({dgn_rel} AS VARCHAR))) AS dr, c.ETA_NUM IS NULL AS unmatched, c.ETA_NUM IS NOT NULL "
             f"AND coalesce(trim(CAST(c.NIR_ANO_17 AS VARCHAR)), '') = '' AS no_pid, "
-            f"({ret_bad}) AS ret_bad, ({ghm_bad}) AS ghm_bad FROM {self.ts.ref(b)} b LEFT JOIN {c_dedup} c "
-            f"ON {self._join(b, c, 'b', 'c', MCO_KEYS)}", "mco_stage")
+            f"({ret_bad}) AS ret_bad, ({ghm_bad}) AS ghm_bad{valo_cols} FROM {self.ts.ref(b)} b LEFT JOIN {c_dedup} c "
+            f"ON {self._join(b, c, 'b', 'c', MCO_KEYS)}{valo_join}", "mco_stage")
         n, unmatched, no_pid, ghm, ret, no_start, reversed_ = self.ts.con.execute(
             f"SELECT count(*), count(*) FILTER (WHERE unmatched), count(*) FILTER (WHERE no_pid), "
             f"count(*) FILTER (WHERE NOT unmatched AND ghm_bad), "
@@ -386,17 +389,52 @@ class SndsEventReader:
         self.decide(f"{name}: entry date missing, invalid or out of date_range", "dropped", no_start, n)
         self.decide(f"{name}: discharge before entry", "end = entry", reversed_, n)
         quality = "NOT ghm_bad AND NOT ret_bad" if exclude_errors else "TRUE"
+        kept = f"NOT unmatched AND NOT no_pid AND t IS NOT NULL AND {quality}"
+        amounts = "".join(f", CAST(NULL AS DOUBLE) AS {n}" for n in MCO_VALO_COLUMNS) if self.extra_names else ""
+        if valo_cols:
+            n_kept, no_valo = self.ts.con.execute(
+                f"SELECT count(*), count(*) FILTER (WHERE no_valo) FROM {stage} WHERE {kept}").fetchall()[0]
+            self.decide(f"{name}: kept stay without valorisation in {_mco_label(b[:-1] + 'valo')} "
+                        f"(ETA_NUM, RSA_NUM)", "kept, amounts missing", no_valo, n_kept)
+            amounts = ", " + ", ".join(MCO_VALO_COLUMNS)
         return self.ts.temp_table(
-            f"SELECT pid, k1, k2, t, CASE WHEN e < t THEN t ELSE e END AS e, dp, dr FROM {stage} "
-            f"WHERE NOT unmatched AND NOT no_pid AND t IS NOT NULL AND {quality}", "mco_stays")
+            f"SELECT pid, k1, k2, t, CASE WHEN e < t THEN t ELSE e END AS e, dp, dr{amounts} FROM {stage} "
+            f"WHERE {kept}", "mco_stays")
+
+    def _valorisation(self, b: str) -> tuple[str, str]:
+        """(join, columns) adding a stay's amounts from T_MCOaaVALO (summed per ETA_NUM, RSA_NUM) to the stage
+        of ``b``; empty strings when no extras are carried or the table is absent (noted)."""
+        v = b[:-1] + "valo"
+        if not self.extra_names:
+            return "", ""
+        if not self.ts.has(v):
+            self.report.note(f"{_mco_label(v)} absent: stays without amounts", 0)
+            return "", ""
+        vcols = self.ts.require(v, MCO_KEYS)
+        sums = ", ".join(f"sum(TRY_CAST({col} AS DOUBLE)) AS {name}" if col in vcols else
+                         f"CAST(NULL AS DOUBLE) AS {name}" for name, col in MCO_VALO_COLUMNS.items())
+        keys = ", ".join(MCO_KEYS)
+        agg = self.ts.temp_table(f"SELECT {keys}, {sums}, count(*) AS n_rows FROM {self.ts.ref(v)} GROUP BY {keys}",
+                                 "mco_valo")
+        n, n_stays = self.ts.con.execute(f"SELECT coalesce(sum(n_rows), 0), count(*) FROM {agg}").fetchall()[0]
+        self.report.note(f"{_mco_label(v)} rows", int(n))
+        self.decide(f"{_mco_label(v)}: several rows per stay (ETA_NUM, RSA_NUM)", "amounts summed",
+                    int(n) - int(n_stays), int(n))
+        columns = "".join(f", v.{name} AS {name}" for name in MCO_VALO_COLUMNS) + ", v.n_rows IS NULL AS no_valo"
+        return f" LEFT JOIN {agg} v ON {self._join(b, v, 'b', 'v', MCO_KEYS)}", columns
 
     def _stay_events(self, stays: str) -> str:
+        """Stay events (with the valorisation amounts as extras when carried) and their main/linked diagnoses."""
         cat = CATEGORIES.index
+        extras = {n: (n if n in MCO_VALO_COLUMNS else "NULL") for n in self.extra_names}
+        stay_x = "".join(f", {v} AS {n}" for n, v in extras.items())
+        null_x = "".join(", NULL" for _ in extras)
         return self.ts.temp_view(
-            f"SELECT pid, t, e, CAST(NULL AS DOUBLE) AS value, 'MCO:stay' AS code, {cat('stay')} AS cat FROM {stays} "
-            f"UNION ALL SELECT pid, t, CAST(NULL AS DOUBLE), NULL, 'CIM10:' || dp, {cat('main_diagnosis')} "
+            f"SELECT pid, t, e, CAST(NULL AS DOUBLE) AS value, 'MCO:stay' AS code, {cat('stay')} AS cat{stay_x} "
+            f"FROM {stays} "
+            f"UNION ALL SELECT pid, t, CAST(NULL AS DOUBLE), NULL, 'CIM10:' || dp, {cat('main_diagnosis')}{null_x} "
             f"FROM {stays} WHERE coalesce(dp, '') <> '' "
-            f"UNION ALL SELECT pid, t, CAST(NULL AS DOUBLE), NULL, 'CIM10:' || dr, {cat('linked_diagnosis')} "
+            f"UNION ALL SELECT pid, t, CAST(NULL AS DOUBLE), NULL, 'CIM10:' || dr, {cat('linked_diagnosis')}{null_x} "
             f"FROM {stays} WHERE coalesce(dr, '') <> ''", "mco_stay_events")
 
     def _associated_diagnoses(self, d: str, stays: str) -> str:
@@ -439,7 +477,15 @@ class SndsEventReader:
 
 
 def _mco_label(name: str) -> str:
-    """Display name of a PMSI MCO table key (``t_mcoaab`` -> ``T_MCOaaB``)."""
+    """Display name of a PMSI MCO table key (``t_mcoaab`` -> ``T_MCOaaB``, ``t_mco20valo`` -> ``T_MCO20VALO``).
+
+    Examples
+    --------
+    >>> _mco_label("t_mcoaab"), _mco_label("t_mco20valo")
+    ('T_MCOaaB', 'T_MCO20VALO')
+    """
+    if name.endswith("valo"):
+        return "T_MCO" + name[5:-4] + "VALO"
     return "T_MCO" + name[5:-1] + name[-1].upper()
 
 

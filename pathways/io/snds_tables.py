@@ -27,6 +27,10 @@ SOURCES = ("dcir_drugs", "dcir_acts", "mco", "deaths")
 PROVIDER_COLUMNS = {"prescriber": ("PFS_PRE_NUM", "VARCHAR"), "provider": ("PFS_EXE_NUM", "VARCHAR"),
                     "institution": ("ETB_PRE_FIN", "VARCHAR"), "paid": ("PRS_PAI_MNT", "DOUBLE"),
                     "base": ("BSE_REM_MNT", "DOUBLE")}
+#: Optional PMSI MCO valorisation table T_MCOaaVALO (one row per valued stay, joined on ETA_NUM + RSA_NUM): stay
+#: event extra -> column (euros). ``MNT_TOT_AM``: total billed to the health insurance for the stay; ``MNT_BR``:
+#: its reimbursement base. Several rows of one stay are summed; a stay without a row has missing amounts.
+MCO_VALO_COLUMNS = {"paid": "MNT_TOT_AM", "base": "MNT_BR"}
 SEX_CODES = {1: "M", 2: "F"}
 ATC_LEVELS = {1: 1, 2: 3, 3: 4, 4: 5, 5: 7}
 DT_FORMATS = ("%d%b%Y:%H:%M:%S", "%d%m%Y", "%Y%m%d", "%d/%m/%Y")
@@ -68,6 +72,6 @@ def load_cip_to_atc(mapping: pd.DataFrame | str | Path | None, cip: str, atc: st
 
 
 __all__ = [
-    "ATC_LEVELS", "CATEGORIES", "DCIR_KEYS", "PROVIDER_COLUMNS", "DT_FORMATS", "MCO_KEYS", "MCO_RET_COLUMNS", "PLACEHOLDER_DATES",
+    "ATC_LEVELS", "CATEGORIES", "DCIR_KEYS", "PROVIDER_COLUMNS", "DT_FORMATS", "MCO_KEYS", "MCO_VALO_COLUMNS", "MCO_RET_COLUMNS", "PLACEHOLDER_DATES",
     "SEX_CODES", "SOURCES", "days_since_epoch", "load_cip_to_atc",
 ]

@@ -106,6 +106,21 @@ def test_amounts_in_the_eventlog_match_the_tables(snds):
     np.testing.assert_allclose(got_sums.to_numpy(), want.to_numpy(), atol=0.01)
 
 
+def test_stay_costs_are_read_from_the_valorisation_table(snds):
+    _, truth, log = snds
+    key = ["patient_id", "time", "end"]
+    got = _frame(log).assign(paid=log.extras["paid"], base=log.extras["base"])
+    got = got[got["category"] == "stay"]
+    expected = truth.events()
+    expected = expected[expected["category"] == "stay"]
+    sums = lambda f: f.groupby(key)[["paid", "base"]].sum().sort_index()
+    assert len(got) == len(expected) and got["paid"].notna().all()
+    # every kept stay carries its planted GHS-like cost (MNT_TOT_AM as paid, MNT_BR as base), to the cent
+    np.testing.assert_allclose(sums(got).to_numpy(), sums(expected).to_numpy(), atol=0.005)
+    hospital = truth.costs().query("category == 'hospital'")["reimbursed"].sum()
+    assert got["paid"].sum() == pytest.approx(hospital, abs=0.01 * len(got))
+
+
 def test_patients_match_truth(snds):
     _, truth, log = snds
     t = truth.patients().set_index("patient_id").loc[log.patients["patient_id"].astype(str)]

@@ -23,6 +23,7 @@ from pathways.io.snds_tables import (
     DT_FORMATS,
     MCO_KEYS,
     MCO_RET_COLUMNS,
+    MCO_VALO_COLUMNS,
     PROVIDER_COLUMNS,
 )
 from pathways.io.spark.tables import (
@@ -55,10 +56,14 @@ class SparkSndsEvents:
         self.report.decide(step, decision, count, total, "documented rule", errors="warn")
 
     def use_provider_columns(self, sources: Sequence[str]) -> None:
-        if not {"dcir_drugs", "dcir_acts"} & set(sources) or not self.tables.has("ER_PRS_F"):
-            return
-        present = set(self.tables.columns("ER_PRS_F"))
-        if any(col in present for col, _ in PROVIDER_COLUMNS.values()):
+        """Extras as the DuckDB engine: DCIR read and ER_PRS_F has any provider/amount column, or MCO read and a
+        T_MCOaaVALO has an amount column."""
+        dcir = {"dcir_drugs", "dcir_acts"} & set(sources) and self.tables.has("ER_PRS_F") and any(
+            col in set(self.tables.columns("ER_PRS_F")) for col, _ in PROVIDER_COLUMNS.values())
+        valo = "mco" in sources and any(col in set(self.tables.columns(v))
+                                        for v in self.tables.matching(r"t_mco(aa|\d\d)valo")
+                                        for col in MCO_VALO_COLUMNS.values())
+        if dcir or valo:
             self.extra_names = list(PROVIDER_COLUMNS)
 
     def _provider_columns(self, prs: Any) -> list[Any]:
@@ -255,7 +260,8 @@ class SparkSndsEvents:
             if not self.tables.has(c):
                 raise PathwaysInputError(f"source 'mco': table {b.upper()} has no patient link table T_MCO{year}C")
             stays = self._stays(b, c, exclude_errors)
-            parts = [self._stay_events(stays)]
+            self.emit(self._stay_events(stays), with_extras=bool(self.extra_names))
+            parts = []
             d, a = f"t_mco{year}d", f"t_mco{year}a"
             if self.tables.has(d):
                 self.tables.require(d, [*MCO_KEYS, "ASS_DGN"])
@@ -283,6 +289,7 @@ class SparkSndsEvents:
         self.pending.count(link, [F.col("_rn") == 1], lambda c: self.decide(
             f"{c_name}: several patient-link rows per stay (ETA_NUM, RSA_NUM)", "first kept", c[0] - c[1], c[0]))
         link = link.where(F.col("_rn") == 1).drop("_rn").alias("c")
+        valo = self._valorisation(b)
         start = _first([days(link[col], ccols[col], DT_FORMATS, pad)
                         for col, pad in (("EXE_SOI_DTD", None), ("ENT_DAT", 8)) if col in ccols])
         end = _first([days(link[col], ccols[col], DT_FORMATS, pad)
@@ -295,13 +302,19 @@ class SparkSndsEvents:
         ghm_bad = (F.substring(text(bb["GRG_GHM"]), 1, 2) == "90") if "GRG_GHM" in bcols else F.lit(False)
         dgn_rel = trimmed_upper(bb["DGN_REL"]) if "DGN_REL" in bcols else F.lit(None).cast("string")
         cond = join_condition(bb, link, bcols, ccols, MCO_KEYS)
-        stage = bb.join(link, cond, "left").select(
+        joined = bb.join(link, cond, "left")
+        amounts = []
+        if valo is not None:
+            agg, vcols = valo
+            joined = joined.join(agg, join_condition(bb, agg, bcols, vcols, MCO_KEYS), "left")
+            amounts = [agg[n].alias(n) for n in MCO_VALO_COLUMNS] + [agg["_n"].isNull().alias("no_valo")]
+        stage = joined.select(
             link["NIR_ANO_17"].alias("pid"), bb["ETA_NUM"].alias("k1"), bb["RSA_NUM"].alias("k2"),
             valid_date(start, self.bounds).alias("t"), valid_date(end, self.bounds).alias("e"),
             trimmed_upper(bb["DGN_PAL"]).alias("dp"), dgn_rel.alias("dr"),
             link["ETA_NUM"].isNull().alias("unmatched"),
             (link["ETA_NUM"].isNotNull() & (F.coalesce(F.trim(text(link["NIR_ANO_17"])), F.lit("")) == ""))
-            .alias("no_pid"), ret_bad.alias("ret_bad"), ghm_bad.alias("ghm_bad"))
+            .alias("no_pid"), ret_bad.alias("ret_bad"), ghm_bad.alias("ghm_bad"), *amounts)
         stage = self.pending.persist(stage)
         ok, ghm, ret = ~F.col("unmatched"), F.col("ghm_bad"), F.col("ret_bad")
 
@@ -319,22 +332,60 @@ class SparkSndsEvents:
         self.pending.count(stage, [F.col("unmatched"), F.col("no_pid"), ok & ghm, ok & ~ghm & ret,
                                    ok & F.col("t").isNull(), F.col("e") < F.col("t")], report)
         quality = (~ghm & ~ret) if exclude_errors else F.lit(True)
-        return stage.where(ok & ~F.col("no_pid") & F.col("t").isNotNull() & quality).select(
+        kept = stage.where(ok & ~F.col("no_pid") & F.col("t").isNotNull() & quality)
+        cols = [F.col(n) if valo is not None else F.lit(None).cast("double").alias(n) for n in MCO_VALO_COLUMNS] \
+            if self.extra_names else []
+        if valo is not None:
+            v_name = mco_label(b[:-1] + "valo")
+            self.pending.count(kept, [F.col("no_valo")], lambda c: self.decide(
+                f"{name}: kept stay without valorisation in {v_name} (ETA_NUM, RSA_NUM)", "kept, amounts missing",
+                c[1], c[0]))
+        return kept.select(
             "pid", "k1", "k2", "t", F.when(F.col("e") < F.col("t"), F.col("t")).otherwise(F.col("e")).alias("e"),
-            "dp", "dr")
+            "dp", "dr", *cols)
+
+    def _valorisation(self, b: str) -> tuple[Any, dict[str, str]] | None:
+        """T_MCOaaVALO of ``b`` summed per (ETA_NUM, RSA_NUM) (with its column types), its counts registered; None
+        when no extras are carried or the table is absent (noted)."""
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        v = b[:-1] + "valo"
+        if not self.extra_names:
+            return None
+        label = mco_label(v)
+        if not self.tables.has(v):
+            self.pending.later(lambda: self.report.note(f"{label} absent: stays without amounts", 0))
+            return None
+        vcols = self.tables.require(v, MCO_KEYS)
+        raw = self.tables.frame(v)
+        numbered = raw.select(*MCO_KEYS, F.row_number().over(Window.partitionBy(*MCO_KEYS).orderBy(
+            *MCO_KEYS)).alias("_rn"))
+
+        def report(c: list[int]) -> None:
+            self.report.note(f"{label} rows", c[0])
+            self.decide(f"{label}: several rows per stay (ETA_NUM, RSA_NUM)", "amounts summed", c[1], c[0])
+
+        self.pending.count(numbered, [F.col("_rn") > 1], report)
+        sums = [F.sum(number(raw[col], "double")).alias(n) if col in vcols else F.lit(None).cast("double").alias(n)
+                for n, col in MCO_VALO_COLUMNS.items()]
+        return raw.groupBy(*MCO_KEYS).agg(*sums, F.count(F.lit(1)).alias("_n")).alias("v"), vcols
 
     def _stay_events(self, stays: Any) -> Any:
         from pyspark.sql import functions as F
 
         cat = CATEGORIES.index
         none = F.lit(None).cast("double")
+        def extras(stay: bool) -> list[Any]:  # the stay carries its valorisation amounts, diagnoses none
+            return [F.col(n) if stay and n in MCO_VALO_COLUMNS else F.lit(None).alias(n) for n in self.extra_names]
+
         stay = stays.select("pid", "t", "e", none.alias("value"), F.lit("MCO:stay").alias("code"),
-                            F.lit(cat("stay")).alias("cat"))
+                            F.lit(cat("stay")).alias("cat"), *extras(True))
         out = stay
         for column, category in (("dp", "main_diagnosis"), ("dr", "linked_diagnosis")):
             out = out.unionByName(stays.where(F.coalesce(F.col(column), F.lit("")) != "").select(
                 "pid", "t", none.alias("e"), none.alias("value"), F.concat(F.lit("CIM10:"), F.col(column)).alias("code"),
-                F.lit(cat(category)).alias("cat")))
+                F.lit(cat(category)).alias("cat"), *extras(False)))
         return out
 
     def _stay_detail(self, table: str, stays: Any, column: str, prefix: str, category: str, acts: bool) -> Any:
@@ -391,7 +442,9 @@ def _first(parts: list[Any]) -> Any:
 
 
 def mco_label(name: str) -> str:
-    """Display name of a PMSI MCO table key (``t_mcoaab`` -> ``T_MCOaaB``)."""
+    """Display name of a PMSI MCO table key (``t_mcoaab`` -> ``T_MCOaaB``, ``t_mco20valo`` -> ``T_MCO20VALO``)."""
+    if name.endswith("valo"):
+        return "T_MCO" + name[5:-4] + "VALO"
     return "T_MCO" + name[5:-1] + name[-1].upper()
 
 

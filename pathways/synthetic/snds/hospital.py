@@ -34,7 +34,8 @@ def _stays(n: int, **v) -> dict[str, np.ndarray]:
 
 def stays(gen: np.random.Generator, cat: Catalogue, pop: Population, start: int, stop: int,
           services: dict[str, np.ndarray], sim: SimCatalogue, effects: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Every stay of the chunk (entry day, length, principal/related diagnosis, pathology, GHS-like cost)."""
+    """Every stay of the chunk (entry day, length, principal/related diagnosis, pathology, GHS-like cost in
+    euros rounded to the cent)."""
     stop_p = np.where(np.isnan(pop.death), stop, pop.death + 1)
     lo = np.maximum(pop.onset, start)
     hi = np.minimum(np.minimum(pop.end, stop), stop_p[:, None])
@@ -72,6 +73,7 @@ def stays(gen: np.random.Generator, cat: Catalogue, pop: Population, start: int,
     out.append(_adverse(gen, cat, pop, start, stop_p, services, sim, effects))
     s = {f: np.concatenate([o[f] for o in out]) for f in FIELDS}
     s["entry"] = s["entry"].astype(np.int64)
+    s["cost"] = np.round(s["cost"].astype(float), 2)  # euros and cents, as valued in T_MCOyyVALO
     s["los"] = np.minimum(s["los"].astype(np.int64), np.maximum(stop_p[s["pat"]] - 1 - s["entry"], 0)).astype(np.int64)
     keep = (s["entry"] >= start) & (s["entry"] < stop_p[s["pat"]])
     order = np.lexsort((s["entry"], s["pat"]))

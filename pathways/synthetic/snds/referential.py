@@ -1,7 +1,8 @@
 """Beneficiary referentials and PMSI MCO tables of one chunk: ``IR_BEN_R`` (sentinel death date 1600-01-01 for
 the living), ``IR_IMB_R`` (ALD periods, open ones ending 1600-01-01), ``KI_CCI_R`` (causes of death of 95 % of
-the deceased) and ``T_MCOyyB/C/D/A/UM`` for each year (stays by discharge year, linked through ``NIR_ANO_17``;
-0.3 % of stays in the error GHM 90Z00Z)."""
+the deceased) and ``T_MCOyyB/C/D/A/UM/VALO`` for each year (stays by discharge year, linked through ``NIR_ANO_17``;
+0.3 % of stays in the error GHM 90Z00Z; ``VALO``: the GHS-like cost of each stay of a valid GHM as ``MNT_TOT_AM``
+and ``MNT_BR``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -80,7 +81,7 @@ def causes_of_death(gen: np.random.Generator, pop: Population) -> tuple[pa.Table
 
 def pmsi(gen: np.random.Generator, cat: Catalogue, pop: Population, prov: Providers, st: dict[str, np.ndarray],
          years: tuple[int, ...], chunk: int) -> tuple[dict[str, pa.Table], dict[str, np.ndarray]]:
-    """T_MCOyyB/C/D/A/UM of each year and the per-stay details the truth needs (kept flag, D and A rows)."""
+    """T_MCOyyB/C/D/A/UM/VALO of each year and the per-stay details the truth needs (kept flag, D and A rows)."""
     n = st["pat"].size
     eta = hospital_id(prov.hospital(pop.index[st["pat"]]))
     rsa = chunk * 10**8 + np.arange(n, dtype=np.int64)
@@ -150,6 +151,10 @@ def pmsi(gen: np.random.Generator, cat: Catalogue, pop: Population, prov: Provid
             "ETA_NUM": _text(eta[a_row[a]]), "RSA_NUM": _text(rsa[a_row[a]]),
             "CDC_ACT": dictionary(a_code[a]), "ENT_DAT_DEL": pa.array(a_delay[a].astype(np.int32)),
             "NBR_EXE_ACT": pa.array(np.ones(a.size, np.int32)), "ACV_ACT": dictionary(np.full(a.size, "1"))})
+        v = s[~error[s]]  # valorisation of the stays of a valid GHM (error GHMs are not valued)
+        out[f"T_MCO{yy}VALO"] = pa.table({
+            "ETA_NUM": pa.array(eta[v]), "RSA_NUM": pa.array(rsa[v]),
+            "MNT_TOT_AM": pa.array(st["cost"][v]), "MNT_BR": pa.array(st["cost"][v])})
         out[f"T_MCO{yy}UM"] = pa.table({
             "ETA_NUM": _text(eta[s]), "RSA_NUM": _text(rsa[s]),
             "UM_ORD_NUM": pa.array(np.ones(s.size, np.int32)), "DGN_PAL": dictionary(st["dp"][s]),

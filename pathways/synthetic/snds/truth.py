@@ -168,8 +168,9 @@ def events_frame(cat: Catalogue, pop: Population, prov: Providers, services: dic
 
     DCIR events also carry their ``prescriber`` (PFS_PRE_NUM), ``provider`` (PFS_EXE_NUM), ``institution``
     (ETB_PRE_FIN), ``paid`` (PRS_PAI_MNT) and ``base`` (BSE_REM_MNT) of the service (EUR, net of its
-    regularisation) and ``regularised`` (cancelled and billed again in a later flux); other events have them
-    missing. Rows identical in every column (a re-billed dispensation and its original) appear once;
+    regularisation) and ``regularised`` (cancelled and billed again in a later flux); stay events carry their
+    valorisation (T_MCOyyVALO ``MNT_TOT_AM`` as ``paid``, ``MNT_BR`` as ``base``: the GHS-like cost); other
+    events have them missing. Rows identical in every column (a re-billed dispensation and its original) appear once;
     two services that differ only by provider or amount stay two rows (a reader that drops those columns
     merges them: ``drop_duplicates(EVENT_COLUMNS)`` gives its view).
     """
@@ -191,7 +192,8 @@ def events_frame(cat: Catalogue, pop: Population, prov: Providers, services: dic
     k = np.flatnonzero(kept)
     entry = stays["entry"].astype(float)
     parts.append(pd.DataFrame({"p": stays["pat"][k], "time": entry[k], "end": entry[k] + stays["los"][k],
-                               "value": np.nan, "code": "MCO:stay", "category": "stay"}))
+                               "value": np.nan, "code": "MCO:stay", "category": "stay", "paid": stays["cost"][k],
+                               "base": stays["cost"][k]}))
     parts.append(pd.DataFrame({"p": stays["pat"][k], "time": entry[k], "end": np.nan, "value": np.nan,
                                "code": "CIM10:" + stays["dp"][k], "category": "main_diagnosis"}))
     r = k[stays["dr"][k] != ""]
