@@ -13,11 +13,9 @@ Protocol
   NHP / THP / IntensityFree / SAHP; hidden size 32, batch 64, Adam with the same learning rate, the same number of
   epochs, validation after every epoch and the best validation epoch kept (pathways' Trainer does this; the EasyTPP
   loop here mirrors EasyTPP's ``run_batch``: loss / num_events, Adam step, then keeps the best validation weights).
-* Times: process CPU seconds per epoch (robust to other jobs on a shared machine, one torch thread), measured the same
-  way for both libraries: CPU time of the whole training call (model construction, every epoch's training and
-  validation passes, keeping and restoring the best weights; pathways' ``fit``, EasyTPP's loop below) divided by
-  the number of epochs. Wall seconds per epoch (training + validation pass) for reference, and training events/s
-  from the training pass alone (CPU per epoch minus a separately timed validation pass).
+* Times (process CPU seconds, one torch thread, robust to other jobs): the speed-up is the ratio of the medians of
+  three training epochs per library run after both fits, interleaved in one process (pathways' Trainer epoch loop;
+  EasyTPP's loop below). Also shown: the whole training call's CPU time / epochs, and wall seconds per epoch.
 * Test log-likelihood per event, one convention for all: EasyTPP's models never score the first event of a sequence,
   so every model (and the oracle) is scored *conditionally on the first event*: Σ_{i>=2} log λ_{k_i}(t_i) -
   ∫_{t_1}^{t_n} Σ_k λ_k, divided by the number of events after the first. Integrals are computed here, not taken from
