@@ -9,7 +9,7 @@ Checks: prevalence per group and year within +-1 percentage point of the planted
 and year within +-5 % of the planted attributable cost; planted yearly transition probabilities inside the 95 %
 Wilson intervals of the estimated rates (pooled over years).
 
-**Recovery on synthetic SNDS** (``--snds-patients``, default 3 000, 2019-2021): raw tables of
+**Recovery on synthetic SNDS** (``--snds-patients``, default 100 000, 2019-2021): raw tables of
 ``pathways.synthetic.snds.write_snds`` read back with ``read_snds`` (CIP13 -> ATC through its IR_PHA_R), plus the
 ALD periods of IR_IMB_R as ``ald`` events (``read_snds`` does not read IR_IMB_R yet), identified with a rule set
 derived from the generator's published rules (ALD and PMSI main/linked diagnoses on its ICD-10 codes, >= 1
@@ -17,7 +17,10 @@ dispensation of the tracer drugs no other pathology shares; no ALD for pathologi
 prevalence per pathology and year within +-1 pp of the identifiable planted one (truth ``identifiable``: ALD, stay
 or own tracer; the full planted prevalence and the part only a shared tracer reveals are columns too); the mean
 yearly reimbursed amount of the identified members (truth costs per patient-year) against that of the
-identifiable planted members (+-5 %). The allocated-cost and transition checks run on the population above.
+identifiable planted members (+-5 %); the mean allocated cost per group (``allocate`` on the rules' states and the
+amounts read, DCIR and T_MCOaaVALO stay costs) against the same allocation on the planted identifiable states and
+the planted costs (all of them, and those of the categories ``read_snds`` reads) (+-5 %); the planted transition
+rates inside the rules' 95 % Wilson intervals.
 
 **Spark** (``--spark-patients``, default 2 000; 0 skips): the cartography of the same synthetic SNDS tables read
 by ``read_snds(engine="spark")`` and ``engine="duckdb"``: identical tables?
@@ -27,9 +30,10 @@ the population drawn chunk by chunk (200 000 patients; identification, costs, al
 normal equations, both tables, transitions, survival). Reported: drawing and cartography wall time, peak resident
 memory (``ru_maxrss``) of that process.
 
-Usage: python benchmarks/cartography.py [--patients 100000] [--snds-patients 3000] [--spark-patients 2000]
+Usage: python benchmarks/cartography.py [--patients 100000] [--snds-patients 100000] [--spark-patients 2000]
                                         [--scale 1e6,1e7] [--out benchmarks/results/cartography.md]
        python benchmarks/cartography.py --only-scale --scale 1e7   (appends the scale rows to --out)
+       python benchmarks/cartography.py --only-snds   (re-runs the synthetic-SNDS section, replaced in --out)
 """
 from __future__ import annotations
 
@@ -41,12 +45,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from pathways import EventLog
 from pathways.cartography import identify
 from pathways.cartography.build import build_cartography
+from pathways.cartography.costs import allocate, patient_year_costs
 from pathways.cartography.dynamics import transitions, wilson
 from pathways.cartography.identify import year_start
 from pathways.cartography.synthetic import PRIMARY, simulate_cartography
@@ -92,6 +100,10 @@ def recovery(n_patients: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame
 
 
 SNDS_YEARS = (2019, 2020, 2021)
+#: planted cost categories (truth ``costs``) that ``read_snds`` turns into event amounts: dispensations (with their
+#: pharmacy fees), CCAM acts, stays; GP and specialist consultations are ER_PRS_F lines without a detail table,
+#: which read_snds does not read as events
+READ_CATEGORIES = ("pharmacy", "acts", "hospital")
 SNDS_ESTIMAND = (
     "Estimand: the rules see the tables, so they are compared with the **identifiable** planted prevalence: "
     "pathology-years the tables reveal by an ALD, a stay (principal or related diagnosis) or a dispensation of a "
@@ -130,7 +142,7 @@ def snds_log(folder: Path, truth) -> EventLog:
     """read_snds events + IR_IMB_R periods as ``ald`` events; patients observed from 2019 (or their first ALD)."""
     log = read_snds(folder, cip_to_atc=folder / "nomenclatures" / "IR_PHA_R.parquet", errors="warn")
     events, _ = log.to_pandas()
-    events = events[["patient_id", "time", "end", "code", "category"]].assign(
+    events = events[["patient_id", "time", "end", "code", "category", "paid", "base"]].assign(
         patient_id=events["patient_id"].astype(str))
     imb = pd.read_parquet(folder / "DCIR_DCIRS" / "IR_IMB_R")
     origin = pd.Timestamp("1970-01-01")
@@ -144,10 +156,84 @@ def snds_log(folder: Path, truth) -> EventLog:
     first_ald = ald.groupby("patient_id")["time"].min()
     patients["start"] = np.fmin(patients["patient_id"].map(first_ald).to_numpy(float), year_start(SNDS_YEARS[0]))
     patients["end"] = np.where(patients["death"].notna(), patients["death"], year_start(SNDS_YEARS[-1] + 1) - 1)
-    return EventLog.from_pandas(events, patients, time_unit="days", outside_window="drop")
+    return EventLog.from_pandas(events, patients, time_unit="days", outside_window="drop",
+                                extra_columns=["paid", "base"])
+
+
+def planted_years(py, log: EventLog, planted: pd.DataFrame):
+    """The rules' patient-years (same rows: patient, year, age, sex, deaths) with the planted **identifiable**
+    pathology-years as flags instead of the identified ones; also the planted rows outside those patient-years."""
+    pid = log.patients["patient_id"].astype(str).to_numpy()[py.patient]
+    key = pd.MultiIndex.from_arrays([pid, py.year])
+    held = planted[planted["identifiable"]]
+    row = key.get_indexer(pd.MultiIndex.from_arrays([held["patient_id"].astype(str), held["year"].to_numpy()]))
+    col = pd.Index(py.groups).get_indexer(held["pathology"])
+    ok = (row >= 0) & (col >= 0)
+    flags = sp.csr_matrix((np.ones(int(ok.sum()), bool), (row[ok], col[ok])), shape=(py.n_rows, len(py.groups)))
+    return dataclasses.replace(py, flags=flags), int((~ok).sum())
+
+
+def group_means(py, alloc) -> pd.DataFrame:
+    """Mean allocated amount (euros) per member, by year and group."""
+    rows = []
+    members = py.flags.tocsc()
+    for year in np.unique(py.year):
+        in_year = py.year == year
+        for j, g in enumerate(py.groups):
+            n = int(members[:, j].multiply(in_year[:, None]).sum())
+            cents = float(alloc.cents[:, j].multiply(in_year[:, None]).sum())
+            rows.append({"year": int(year), "pathology": g, "members": n, "mean": cents / 100 / n if n else np.nan})
+    return pd.DataFrame(rows)
+
+
+def snds_costs_transitions(log: EventLog, py, truth, planted: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame,
+                                                                                     dict]:
+    """Mean allocated cost per group and transition rates: the rules' (identified states, amounts read from the
+    tables: DCIR ``base`` = BSE_REM_MNT, stays ``base`` = T_MCOaaVALO MNT_BR) against the same methods on the
+    planted identifiable states and the planted costs (truth ``costs``: reimbursed amounts, stays' GHS-like cost)."""
+    read = patient_year_costs(log, py, amounts=["base"])
+    ppy, outside = planted_years(py, log, planted)
+    pid = log.patients["patient_id"].astype(str).to_numpy()[py.patient]
+    truth_costs = truth.costs()
+
+    def planted_cents(frame: pd.DataFrame) -> np.ndarray:
+        by_py = frame.groupby(["patient_id", "year"])["reimbursed"].sum()
+        return np.rint(by_py.reindex(pd.MultiIndex.from_arrays([pid, py.year])).fillna(0).to_numpy() * 100)
+
+    read_kinds = truth_costs["category"].isin(READ_CATEGORIES)
+    planted_costs = pd.DataFrame({"all": planted_cents(truth_costs), "read": planted_cents(truth_costs[read_kinds])})
+    got = group_means(py, allocate(py, read, amount="base_total"))
+    costs = got.rename(columns={"mean": "mean_allocated"})
+    for kind, suffix in (("all", ""), ("read", "_read_categories")):
+        want = group_means(ppy, allocate(ppy, planted_costs.astype(np.int64), amount=kind))
+        costs[f"planted_mean{suffix}"] = want["mean"].to_numpy()
+        costs[f"cost_error{suffix}_%"] = 100 * (costs["mean_allocated"] / costs[f"planted_mean{suffix}"] - 1)
+    costs.insert(3, "planted_members", want["members"].to_numpy())
+    order = list(py.groups)
+    est, truth_rates = transitions(py, order=order), transitions(ppy, order=order)
+    trans = truth_rates[["from_state", "to_state", "rate"]].rename(columns={"rate": "planted_rate"}).merge(
+        est, on=["from_state", "to_state"], how="outer")
+    trans["planted_rate"] = trans["planted_rate"].fillna(0.0)
+    trans["n"] = trans["n"].fillna(0)
+    trans["n_from"] = trans["from_state"].map(est.groupby("from_state")["n_from"].first()).fillna(0)
+    missing = trans["rate"].isna()
+    if missing.any():  # a planted transition the rules never see: rate 0 with its Wilson interval
+        lo, hi = wilson(np.zeros(int(missing.sum())), trans.loc[missing, "n_from"].to_numpy())
+        trans.loc[missing, ["rate", "ci_low", "ci_high"]] = np.column_stack([np.zeros(lo.size), lo, hi])
+    trans["covered"] = (trans["ci_low"] <= trans["planted_rate"]) & (trans["planted_rate"] <= trans["ci_high"])
+    hospital = truth_costs["category"] == "hospital"
+    rows_of = pd.MultiIndex.from_arrays([truth_costs["patient_id"], truth_costs["year"]])
+    in_py = rows_of.isin(pd.MultiIndex.from_arrays([pid, py.year]))
+    info = {"planted_outside": outside,
+            "read_hospital": read["base_hospital"].sum() / 100,
+            "planted_hospital": truth_costs.loc[hospital & in_py, "reimbursed"].sum(),
+            "read_total": read["base_total"].sum() / 100, "planted_total": truth_costs.loc[in_py, "reimbursed"].sum(),
+            "planted_read_categories": truth_costs.loc[in_py & read_kinds, "reimbursed"].sum()}
+    return costs, trans, info
 
 
 def snds_recovery(n_patients: int) -> tuple[pd.DataFrame, dict]:
+    cpu0 = time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         truth = write_snds(tmp, n_patients, years=SNDS_YEARS, seed=0)
@@ -159,6 +245,14 @@ def snds_recovery(n_patients: int) -> tuple[pd.DataFrame, dict]:
         planted = truth.pathologies()
         costs = truth.costs().groupby(["patient_id", "year"])["reimbursed"].sum()
         people = truth.patients()
+        t4 = time.perf_counter()
+        cost_table, trans, extra = snds_costs_transitions(log, py, truth, planted)
+        import duckdb  # the dispensing fees on the tables (ER_PRS_F lines PRS_NAT_REF 3336, no ER_PHA_F detail)
+
+        extra["fees"] = duckdb.sql(
+            f"SELECT sum(BSE_REM_MNT) FROM read_parquet('{tmp}/DCIR/ER_PRS_F/*.parquet') WHERE PRS_NAT_REF = 3336 "
+            f"AND DPN_QLF <> 71 AND year(EXE_SOI_DTD) BETWEEN {SNDS_YEARS[0]} AND {SNDS_YEARS[-1]}").fetchall()[0][0]
+        t5 = time.perf_counter()
     frame = py.frame()
     frame["patient_id"] = log.patients["patient_id"].astype(str).to_numpy()[frame["patient"]]
     rows = []
@@ -180,7 +274,8 @@ def snds_recovery(n_patients: int) -> tuple[pd.DataFrame, dict]:
     table = pd.DataFrame(rows)
     table["spend_error_%"] = 100 * (table["members_mean_spend"] / table["planted_members_mean_spend"] - 1)
     info = {"patients": n_patients, "events": log.n_events, "write_s": t1 - t0, "read_s": t2 - t1,
-            "identify_s": t3 - t2}
+            "identify_s": t3 - t2, "costs_transitions_s": t5 - t4, "cpu_s": time.process_time() - cpu0, "costs": cost_table, "transitions": trans,
+            **extra}
     return table, info
 
 
@@ -262,6 +357,75 @@ SCALE_COLUMNS = ["patient_years", "patients", "events", "simulate_s", "cartograp
                  "exact_total"]
 
 
+def snds_section(snds: pd.DataFrame, snds_info: dict, n_patients: int) -> list[str]:
+    """Markdown lines of the synthetic-SNDS recovery section (its own ``--only-snds`` command and load)."""
+    lines = ["## Recovery on synthetic SNDS (pathways.synthetic.snds)", "",
+             (f"`python benchmarks/cartography.py --only-snds --snds-patients {n_patients}` (or the full run); "
+              f"{snds_info['cpu_s']:.1f} CPU s, load average (1 min) at the end {os.getloadavg()[0]:.1f} on "
+              f"{os.cpu_count()} cores."), "",
+              (f"{snds_info['patients']} beneficiaries, {snds_info['events']} events (read_snds + IR_IMB_R); write "
+              f"{snds_info['write_s']:.1f} s, read {snds_info['read_s']:.1f} s, identification "
+              f"{snds_info['identify_s']:.2f} s."), "", SNDS_ESTIMAND, "",
+              (f"- prevalence vs the identifiable planted prevalence: max |error| {snds['error_pp'].abs().max():.3f} "
+              "pp (criterion 1 pp)"),
+              (f"- planted pathology-years revealed only by a shared tracer: up to "
+              f"{snds['shared_tracer_only_%'].max():.3f} % of the population (in planted_prevalence_%, not in "
+              "identifiable_prevalence_%)"),
+              f"- population per year equals the planted one: {bool((snds['population'] == snds['planted_population']).all())}",
+              (f"- mean yearly reimbursement of the identified members vs the identifiable planted members: max "
+              f"|error| {snds['spend_error_%'].abs().max():.2f} % (criterion 5 %)"), "", _markdown(snds.round(3))]
+    sc, st = snds_info["costs"], snds_info["transitions"]
+    lines += ["", "### Mean allocated cost per group and transitions on synthetic SNDS", "",
+              ("The rules' side: identified pathology-years, amounts `base` read by `read_snds` (DCIR BSE_REM_MNT; "
+               "stays: T_MCOaaVALO MNT_BR, at the stay's entry), allocated by `allocate` (regression on group "
+               "indicators, age bands, sex); transitions of the rules' states (first group in rule order). The "
+               "planted side: the same allocation on the planted identifiable pathology-years (same patient-years) "
+               "and the planted costs (truth `costs`: reimbursed amounts, stays' GHS-like cost by discharge year); "
+               "transition rates of the planted identifiable states. "
+               f"Computed in {snds_info['costs_transitions_s']:.1f} s."), "",
+              (f"- hospital stay costs read: {snds_info['read_hospital']:,.2f} EUR vs planted "
+               f"{snds_info['planted_hospital']:,.2f} EUR; all spending read {snds_info['read_total']:,.2f} vs "
+               f"planted {snds_info['planted_total']:,.2f} EUR"),
+              (f"- planted spending of the categories read_snds turns into amounts ({', '.join(READ_CATEGORIES)}): "
+               f"{snds_info['planted_read_categories']:,.2f} EUR. The rest (GP and specialist consultations: "
+               "ER_PRS_F lines without an ER_PHA_F / ER_CAM_F detail) is not read as events, so it is in no "
+               "allocation of the rules' side; pharmacy dispensing fees are in the planted `pharmacy` category"),
+              (f"- mean allocated cost per group vs the planted allocation of all planted spending: max |error| "
+               f"{sc['cost_error_%'].abs().max():.2f} % (criterion 5 %); groups x years within 5 %: "
+               f"{int((sc['cost_error_%'].abs() <= 5).sum())} / {len(sc)}"),
+              (f"- the same vs the planted allocation of the planted spending of the categories read: max |error| "
+               f"{sc['cost_error_read_categories_%'].abs().max():.2f} %; groups x years within 5 %: "
+               f"{int((sc['cost_error_read_categories_%'].abs() <= 5).sum())} / {len(sc)}. What still differs: "
+               f"planted spending of these categories minus the amounts read = "
+               f"{snds_info['planted_read_categories'] - snds_info['read_total']:,.2f} EUR, of which the pharmacy "
+               f"dispensing fees (ER_PRS_F lines PRS_NAT_REF 3336 without an ER_PHA_F detail, which read_snds does "
+               f"not read either, summed on the tables) are {snds_info['fees']:,.2f} EUR; the group with the most dispensations per euro of attributable cost (hypertension) "
+               "loses the largest share; and the rules' states differ from the planted ones on a few rows "
+               "(members vs planted_members)"),
+              (f"- transitions: {int(st['covered'].sum())} / {len(st)} planted rates inside the rules' 95 % "
+               "interval"),
+              f"- planted identifiable pathology-years outside the rules' patient-years: {snds_info['planted_outside']}",
+              "", _markdown(sc.round(3)), "",
+              _markdown(st[["from_state", "to_state", "planted_rate", "n", "n_from", "rate", "ci_low", "ci_high",
+                            "covered"]].round(4))]
+    return lines
+
+
+def _replace_snds(out: Path, lines: list[str]) -> None:
+    """Replace the synthetic-SNDS section of the results file (up to the next ``## `` header) by ``lines``."""
+    text = out.read_text() if out.exists() else "# Cartography benchmark\n"
+    head = "## Recovery on synthetic SNDS"
+    new = "\n".join(lines) + "\n"
+    if head in text:
+        before, rest = text.split(head, 1)
+        nxt = rest.find("\n## ")
+        text = before + new + (rest[nxt + 1:] if nxt >= 0 else "")
+    else:
+        text = text.rstrip() + "\n\n" + new
+    out.write_text(text)
+    print(new)
+
+
 def _append_scale(out: Path, rows: list[dict], sizes: str) -> None:
     """Scale rows of an ``--only-scale`` run, appended to the results file (with the machine's load: the wall
     times depend on it, CPU seconds much less)."""
@@ -283,13 +447,20 @@ def _markdown(frame: pd.DataFrame) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--patients", type=int, default=100_000)
-    parser.add_argument("--snds-patients", type=int, default=3000)
+    parser.add_argument("--snds-patients", type=int, default=100_000,
+                        help="synthetic SNDS beneficiaries (the allocation's regression needs large groups)")
     parser.add_argument("--spark-patients", type=int, default=2000, help="Spark vs DuckDB tables (0 = skip)")
     parser.add_argument("--scale", default="1e6,1e7", help="patient-year sizes, comma-separated ('' = none)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "cartography.md"))
     parser.add_argument("--only-scale", action="store_true",
                         help="run only the --scale rows and append them to --out (recovery sections kept)")
+    parser.add_argument("--only-snds", action="store_true",
+                        help="run only the synthetic-SNDS recovery and replace its section in --out")
     args = parser.parse_args()
+    if args.only_snds:
+        snds, snds_info = snds_recovery(args.snds_patients)
+        _replace_snds(Path(args.out), snds_section(snds, snds_info, args.snds_patients))
+        return
     if args.only_scale:
         _append_scale(Path(args.out), [scale(float(s)) for s in args.scale.split(",") if s], args.scale)
         return
@@ -313,18 +484,7 @@ def main() -> None:
              "", "### Transitions (pooled 2019-2021 -> next year)", "",
              _markdown(trans[["from_state", "to_state", "probability", "n", "n_from", "rate", "ci_low", "ci_high",
                               "covered"]].round(4))]
-    lines += ["", "## Recovery on synthetic SNDS (pathways.synthetic.snds)", "",
-              (f"{snds_info['patients']} beneficiaries, {snds_info['events']} events (read_snds + IR_IMB_R); write "
-              f"{snds_info['write_s']:.1f} s, read {snds_info['read_s']:.1f} s, identification "
-              f"{snds_info['identify_s']:.2f} s."), "", SNDS_ESTIMAND, "",
-              (f"- prevalence vs the identifiable planted prevalence: max |error| {snds['error_pp'].abs().max():.3f} "
-              "pp (criterion 1 pp)"),
-              (f"- planted pathology-years revealed only by a shared tracer: up to "
-              f"{snds['shared_tracer_only_%'].max():.3f} % of the population (in planted_prevalence_%, not in "
-              "identifiable_prevalence_%)"),
-              f"- population per year equals the planted one: {bool((snds['population'] == snds['planted_population']).all())}",
-              (f"- mean yearly reimbursement of the identified members vs the identifiable planted members: max "
-              f"|error| {snds['spend_error_%'].abs().max():.2f} % (criterion 5 %)"), "", _markdown(snds.round(3))]
+    lines += [""] + snds_section(snds, snds_info, args.snds_patients)
     if spark is not None:
         lines += ["", "## Spark engine: the same tables", "",
                   (f"`read_snds(engine=\"spark\")` (local session, every core) against `engine=\"duckdb\"` on "
