@@ -122,9 +122,17 @@ class SCCS(SCCSEstimator):
             raise PathwaysInputError(f"interval must be 'profile' or 'wald' and prior_sd > 0, got "
                                      f"{self.interval!r}, {self.prior_sd!r}")
         data = as_sccs_data(data, labels, censoring, **encode_kwargs)
-        if not np.any(data.outcomes_per_case() > 0):
+        # a sharded fit (pathways.models.sccs.distributed.fit_sharded): every case sum runs over the ranks
+        reducer = getattr(self, "_shard_reducer", None)
+        with_outcome = int(np.count_nonzero(data.outcomes_per_case() > 0))
+        if reducer is not None:
+            with_outcome = reducer.sum(with_outcome)[0]
+        if with_outcome == 0:
             raise PathwaysInputError("data has no case with an outcome: nothing to fit")
         eventdep = self.event_dependent_observation
+        if eventdep is not None and reducer is not None:
+            raise PathwaysInputError("a sharded SCCS fit does not support event_dependent_observation (the law of "
+                                     "the time to death is fitted in one process)")
         if eventdep is not None:
             if eventdep != "auto" and eventdep not in OBSERVATION_FAMILIES:
                 raise PathwaysInputError(f"event_dependent_observation: expected None, 'auto' or one of "
@@ -142,10 +150,12 @@ class SCCS(SCCSEstimator):
                 warnings.warn("SCCS: no case's observation ended with death: event_dependent_observation leaves "
                               "the classic SCCS (first outcomes)", PathwaysDataWarning, stacklevel=2)
         y_col = np.asarray(X_s.multiply(design.y_row.cpu().numpy()[:, None]).sum(0)).reshape(-1)
-        sign, free = separation(X_s, design)
+        if reducer is not None:
+            y_col = reducer.sum(y_col)[0]
+        sign, free = separation(X_s, design, reducer)
         exposure = self.param_kind_ == "exposure"
         sign = joint_separation(X_s, design, sign, [np.flatnonzero(exposure & (self.param_feature_ == name))
-                                                    for name in np.unique(self.param_feature_[exposure])])
+                                                    for name in np.unique(self.param_feature_[exposure])], reducer)
         if not free.all() or not y_col.all():
             warnings.warn(f"SCCS: {int((~free | (y_col == 0)).sum())} windows hold no outcome or no informative "
                           f"case, e.g. {self.param_names_[np.flatnonzero(~free | (y_col == 0))[0]]} (see the "
@@ -172,14 +182,17 @@ class SCCS(SCCSEstimator):
         theta = np.full(X_s.shape[1], np.nan)
         X_f = X_s[:, free]
         theta[free], _, self.n_iter_ = newton(X_f, design, float(self.tol), int(self.max_iter),
-                                              precision=precision[free])
+                                              precision=precision[free],
+                                              reducer=getattr(self, "_shard_reducer", None))
         return theta, precision
 
     def _finish(self, X_s: sp.csr_matrix, design: LagDesign, theta: np.ndarray, precision: np.ndarray,
                 sign: np.ndarray, free: np.ndarray, y_col: np.ndarray) -> None:
         """Status, standard errors, intervals (profile or Wald) and p-values of every parameter -> ``results_``."""
         idx = np.flatnonzero(free)
-        info = newton(X_s[:, free], design, np.inf, 0, precision=precision[free], theta0=theta[free])[1]
+        reducer = getattr(self, "_shard_reducer", None)
+        info = newton(X_s[:, free], design, np.inf, 0, precision=precision[free], theta0=theta[free],
+                      reducer=reducer)[1]
         se = np.full(theta.size, np.nan)
         se[free] = np.sqrt(np.clip(np.diag(np.linalg.pinv(info + np.diag(precision[free]))), 0, None))
         wald_se = se.copy()
@@ -192,7 +205,7 @@ class SCCS(SCCSEstimator):
             local = np.searchsorted(idx, profiled)
             prof = profile_intervals(X_s[:, free], design, theta[free], precision[free], sign[free], local,
                                      float(self.ci_level), float(self.tol), int(self.max_iter),
-                                     std_err=np.where(sign[free] != 0, np.nan, wald_se[free]))
+                                     std_err=np.where(sign[free] != 0, np.nan, wald_se[free]), reducer=reducer)
             low[profiled], high[profiled], p[profiled] = prof.low, prof.high, prof.p
         status = np.select([~free, y_col == 0, sign != 0], ["too few cases", "no exposed outcome", "separated"],
                            "estimated")

@@ -1,19 +1,28 @@
-"""ConvSCCS fits that span processes: each rank holds its own cases, the objective is summed over ranks.
+"""SCCS and ConvSCCS fits that span processes: each rank holds its own cases, the objective is summed over ranks.
 
-The ConvSCCS objective is a sum over cases of the conditional log-likelihood (weighted by 1 / number of cases with an
-outcome) plus a penalty on the coefficients. In a sharded fit each rank builds the lagged design of its own cases;
-the case-weight total, the diagonal preconditioner and, at every FISTA evaluation, the loss and gradient are summed
-over the ranks (:class:`~pathways.training.distributed.Reducer`), so every rank runs the same FISTA path as one
-process over all cases and ends with the same coefficients.
+The SCCS objectives are sums over cases of the conditional log-likelihood, plus a penalty on the coefficients.
+
+*ConvSCCS* (weighted by 1 / number of cases with an outcome): in a sharded fit each rank builds the lagged design of
+its own cases; the case-weight total, the diagonal preconditioner and, at every FISTA evaluation, the loss and
+gradient are summed over the ranks (:class:`~pathways.training.distributed.Reducer`), so every rank runs the same
+FISTA path as one process over all cases and ends with the same coefficients.
+
+*Classic SCCS* (:class:`~pathways.models.sccs.SCCS`): the separation tests (counts of informative cases), the
+outcomes per window and, inside every Newton step, the packed (log-likelihood, gradient, information) are summed
+over the ranks (one all-reduce per evaluation), so every rank takes the same damped steps; the profile-likelihood
+intervals run the same batched search on the summed profile objective. Estimates, intervals, p-values and status
+equal the one-process fit's.
 
 Examples
 --------
 >>> from pathways.synthetic.sccs import simulate_sccs
->>> from pathways.models.sccs import ConvSCCS
+>>> from pathways.models.sccs import SCCS, ConvSCCS
 >>> data = simulate_sccs(200, 20, np.zeros((1, 4)), seed=0)
 >>> model = fit_sharded(ConvSCCS(n_lags=3, C_tv=100.0), data)   # one process: the plain fit
 >>> model.coef_.shape
 (4,)
+>>> fit_sharded(SCCS(risk_windows=[[0, 3]]), data).coef_.shape
+(1,)
 """
 from __future__ import annotations
 
@@ -22,6 +31,7 @@ import torch
 
 from pathways.encode.sccs import SCCSData
 from pathways.errors import PathwaysInputError
+from pathways.models.sccs.classic import SCCS
 from pathways.models.sccs.convsccs import ConvSCCS, _normalise
 from pathways.models.sccs.design import lag_design
 from pathways.models.sccs.solver import batched_loss, penalty_value
@@ -30,37 +40,45 @@ from pathways.training.distributed import Reducer, sharded_fit
 __all__ = ["fit_sharded", "objective"]
 
 
-def fit_sharded(model: ConvSCCS, shard: SCCSData, reducer: Reducer | None = None) -> ConvSCCS:
+def fit_sharded(model: ConvSCCS | SCCS, shard: SCCSData, reducer: Reducer | None = None) -> ConvSCCS | SCCS:
     """Fit ``model`` on this rank's cases with the objective summed over the ranks of ``reducer``'s group.
 
     Parameters
     ----------
-    model : ConvSCCS (penalised or not), without bootstrap (replicates resample cases across every rank).
+    model : ConvSCCS (penalised or not, without bootstrap: replicates resample cases across every rank) or classic
+        SCCS (without ``event_dependent_observation``).
     shard : this rank's cases (:meth:`SCCSData.subset`), with the features and buckets shared by every rank.
     reducer : sums across the ranks; default: the default process group (identity on one process).
 
     Returns
     -------
-    model, fitted; ``coef_`` is the same on every rank and ``n_cases_`` counts the cases of all ranks.
+    model, fitted; its coefficients (and, for SCCS, ``results_``) are the same on every rank; ``n_cases_``
+    (ConvSCCS) counts the cases of all ranks.
     """
     reducer = reducer or Reducer()
-    if type(model) is not ConvSCCS:
-        raise PathwaysInputError(f"fit_sharded: expected a ConvSCCS, got {type(model).__name__}")
+    if type(model) not in (ConvSCCS, SCCS):
+        raise PathwaysInputError(f"fit_sharded: expected a ConvSCCS or an SCCS, got {type(model).__name__}")
     if not isinstance(shard, SCCSData):
         raise PathwaysInputError(f"fit_sharded: 'shard' must be SCCSData, got {type(shard).__name__}")
-    if int(model.n_bootstrap) > 0:
+    if isinstance(model, ConvSCCS) and int(model.n_bootstrap) > 0:
         raise PathwaysInputError("fit_sharded: n_bootstrap must be 0 (bootstrap intervals run in one process)")
     reducer.same("n_features", int(shard.n_features))
     reducer.same("n_buckets", int(shard.n_buckets))
     with sharded_fit(model, reducer):
         model.fit(shard)
-    model.n_cases_ = reducer.sum(int(model.n_cases_))[0]
+    if isinstance(model, ConvSCCS):
+        model.n_cases_ = reducer.sum(int(model.n_cases_))[0]
     return model
 
 
-def objective(model: ConvSCCS, data: SCCSData) -> float:
-    """Penalised objective of a fitted ConvSCCS over all of ``data``'s cases (weighted negative conditional
-    log-likelihood + penalty): what a sharded and a one-process fit both minimise."""
+def objective(model: ConvSCCS | SCCS, data: SCCSData) -> float:
+    """Penalised objective of a fitted model over all of ``data``'s cases, what a sharded and a one-process fit
+    both minimise: ConvSCCS: weighted negative conditional log-likelihood + penalty; SCCS: negative conditional
+    log-likelihood + the weak prior of the separated windows (``prior_sd``)."""
+    if isinstance(model, SCCS):
+        theta = np.nan_to_num(np.asarray(model.coef_, dtype=np.float64))
+        separated = np.asarray(model.results_["separation"] != "none")
+        return float(-model._case_scores(data).sum() + 0.5 * np.sum(theta[separated] ** 2) / model.prior_sd ** 2)
     design = lag_design(data, model.n_lags_, torch.device("cpu"), torch.float64)
     beta = torch.as_tensor(np.asarray(model.coef_), dtype=torch.float64)[:, None]
     weights = _normalise(torch.ones(data.n_cases, 1, dtype=torch.float64), design.n_outcomes)

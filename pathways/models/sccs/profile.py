@@ -13,6 +13,7 @@ regula falsi (Illinois) once bracketed, so a bound takes a handful of steps.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -45,9 +46,14 @@ class BatchLikelihood:
     their probability; a risk window of 9 buckets is one row, decades of unexposed time none), rows stay sorted by
     case so per-case maxima are segment reductions; the information ``sum_r w_r x_r x_r' - sum_i N_i v_i v_i'`` uses a precomputed sparse
     matrix of the per-row products ``x_rj x_rl`` (a few per row: designs are sparse).
+
+    With ``reducer`` (:class:`~pathways.training.distributed.Reducer`) this rank holds some of the cases: the
+    log-likelihood, and in :meth:`fit_fixed` the gradient and information of each Newton step, are summed over the
+    ranks (one all-reduce per evaluation / per step), so every rank follows the same path.
     """
 
-    def __init__(self, X_s: sp.csr_matrix, d: LagDesign):
+    def __init__(self, X_s: sp.csr_matrix, d: LagDesign, reducer: Any = None):
+        self.reducer = reducer
         X, row_case, count, y_row = _collapse(sp.csr_matrix(X_s, dtype=np.float64), d)
         self.X, self.XT, self.q = X, X.T.tocsr(), X.shape[1]
         self.row_case, self.count, self.y_row = row_case, count, y_row
@@ -80,8 +86,10 @@ class BatchLikelihood:
             m[self.has_rows] = np.where((self.n_free[self.has_rows] > 0)[:, None], np.maximum(seg, 0.0), seg)
         e = self.count[:, None] * np.exp(eta - m[self.row_case])
         s = self.case_of @ e + self.n_free[:, None] * np.exp(-m)
-        ll = self.case_of @ (self.y_row[:, None] * eta) - self.n_out[:, None] * (m + np.log(s))
-        return ll.sum(0), e / s[self.row_case]
+        ll = (self.case_of @ (self.y_row[:, None] * eta) - self.n_out[:, None] * (m + np.log(s))).sum(0)
+        if self.reducer is not None:
+            ll = self.reducer.sum(ll)[0]
+        return ll, e / s[self.row_case]
 
     def gradient(self, p: np.ndarray) -> np.ndarray:
         return self.XT @ (self.y_row[:, None] - self.w_row[:, None] * p)
@@ -116,9 +124,12 @@ class BatchLikelihood:
             if idx.size == 0:
                 break
             th, pr = theta[:, idx], precision[:, idx]
-            g = self.gradient(p[:, idx]) - pr * th
+            g, h = self.gradient(p[:, idx]), self.information(p[:, idx])
+            if self.reducer is not None:
+                g, h = self.reducer.sum(g, h)
+            g = g - pr * th
             g[fixed[idx], np.arange(idx.size)] = 0.0
-            h = self.information(p[:, idx]) + np.einsum("qb,qp->bqp", pr, np.eye(self.q))
+            h = h + np.einsum("qb,qp->bqp", pr, np.eye(self.q))
             h[np.arange(idx.size), fixed[idx], :] = 0.0
             h[np.arange(idx.size), :, fixed[idx]] = 0.0
             h[np.arange(idx.size), fixed[idx], fixed[idx]] = 1.0
@@ -164,14 +175,15 @@ def _collapse(X: sp.csr_matrix, d: LagDesign) -> tuple[sp.csr_matrix, np.ndarray
 
 def profile_intervals(X_s: sp.csr_matrix, d: LagDesign, theta: np.ndarray, precision: np.ndarray,
                       sign: np.ndarray, columns: np.ndarray, level: float, tol: float, max_iter: int,
-                      std_err: np.ndarray | None = None) -> ProfileResult:
+                      std_err: np.ndarray | None = None, reducer: Any = None) -> ProfileResult:
     """Profile-likelihood intervals (log RI scale, +-inf when open) and LR p-values for ``columns``.
 
     ``theta`` is the fit with ``precision`` (the weak prior on separated columns); the profiled column is always
     free of its prior, the other columns keep theirs. ``sign`` marks separated columns (+1: supremum at +inf,
-    -1: at -inf). ``std_err`` (Wald, NaN where separated) only seeds the search.
+    -1: at -inf). ``std_err`` (Wald, NaN where separated) only seeds the search. ``reducer``: the cases are
+    sharded over ranks (see :class:`BatchLikelihood`); every rank returns the same intervals.
     """
-    lik = BatchLikelihood(X_s, d)
+    lik = BatchLikelihood(X_s, d, reducer)
     columns = np.asarray(columns, dtype=np.int64)
     n = columns.size
     crit = float(stats.chi2.ppf(level, 1))
