@@ -91,7 +91,7 @@ def fista(smooth: Smooth, prox: Prox, x0: torch.Tensor, *,
         f_y, g_y = smooth(y, True)
         f_y = as_t(f_y)
         if backtrack:
-            lip = lip * relax
+            lip = torch.where(active, lip * relax, lip)  # a frozen column keeps its step (warm starts)
         while True:
             precision = lip if metric is None else lip * metric
             x_new = prox(y - g_y / precision, precision)

@@ -171,21 +171,40 @@ class ConvSCCS(SCCSEstimator):
         test = (fold_t[:, None] == torch.arange(n_folds, device=dev)[None, :]).to(dtype)
         train = _normalise(1.0 - test, design.n_outcomes)
         test_outcomes = (test * design.n_outcomes[:, None]).sum(0)
-        rows, beta, lip, best = [], None, None, (-math.inf, None, None)
-        bar = progress_bar(total=len(gl_grid) * len(tv_grid), desc="ConvSCCS CV grid", unit="fit")
-        for a, c_gl in enumerate(gl_grid):
-            for c_tv in (tv_grid if a % 2 == 0 else tv_grid[::-1]):
-                bar.update()
-                beta, n_iter, lip = self._solve(design, train, beta, c_tv, c_gl, lip)
-                ll = batched_loss(design, beta, train, grad=False)[2]
-                test_scores = ((ll * test).sum(0) / test_outcomes).cpu().numpy()
-                train_scores = ((ll * (1 - test)).sum(0) / (design.n_outcomes.sum() - test_outcomes)).cpu().numpy()
-                rows.append({"C_tv": c_tv, "C_group_l1": c_gl, "mean_test_score": float(test_scores.mean()),
-                             "std_test_score": float(test_scores.std()),
-                             "mean_train_score": float(train_scores.mean()), "n_iter": n_iter})
-                if rows[-1]["mean_test_score"] > best[0]:
-                    best = (rows[-1]["mean_test_score"], (c_tv, c_gl), beta.mean(1, keepdim=True))
-        bar.close()
+        # a split fit (pathways.models.sccs.distributed.fit_split): this rank fits its folds only, every rank
+        # then holds every fold's scores and coefficients (one all-reduce of zero-filled arrays)
+        split = getattr(self, "_split_reducer", None)
+        mine = np.arange(n_folds) if split is None else np.arange(split.rank, n_folds, split.world_size)
+        if split is not None:
+            test, train, test_outcomes = test[:, mine], train[:, mine], test_outcomes[mine]
+        cells = [(c_tv, c_gl) for a, c_gl in enumerate(gl_grid) for c_tv in (tv_grid if a % 2 == 0 else
+                                                                                tv_grid[::-1])]
+        scores, n_iters, beta, lip = np.zeros((len(cells), 2, n_folds)), np.zeros(len(cells)), None, None
+        fold_beta: Any = [] if split is None else np.zeros((len(cells), design.n_coeffs, n_folds))
+        for i, (c_tv, c_gl) in enumerate(progress_bar(cells, desc="ConvSCCS CV grid", unit="fit")):
+            if mine.size == 0:  # more ranks than folds
+                continue
+            beta, n_iters[i], lip = self._solve(design, train, beta, c_tv, c_gl, lip)
+            ll = batched_loss(design, beta, train, grad=False)[2]
+            scores[i, 0, mine] = ((ll * test).sum(0) / test_outcomes).cpu().numpy()
+            scores[i, 1, mine] = ((ll * (1 - test)).sum(0) / (design.n_outcomes.sum() - test_outcomes)).cpu().numpy()
+            if split is None:
+                fold_beta.append(beta)
+            else:
+                fold_beta[i][:, mine] = beta.cpu().numpy()
+        if split is not None:
+            scores, fold_beta = split.sum(scores, fold_beta)
+            n_iters = split.max(n_iters)[0]
+            fold_beta = torch.as_tensor(fold_beta, dtype=dtype, device=dev)
+        as_dtype = np.float64 if dtype == torch.float64 else np.float32  # the one-process scores' precision
+        rows, best = [], (-math.inf, None, None)
+        for i, (c_tv, c_gl) in enumerate(cells):
+            test_scores, train_scores = scores[i, 0].astype(as_dtype), scores[i, 1].astype(as_dtype)
+            rows.append({"C_tv": c_tv, "C_group_l1": c_gl, "mean_test_score": float(test_scores.mean()),
+                         "std_test_score": float(test_scores.std()),
+                         "mean_train_score": float(train_scores.mean()), "n_iter": int(n_iters[i])})
+            if rows[-1]["mean_test_score"] > best[0]:
+                best = (rows[-1]["mean_test_score"], (c_tv, c_gl), fold_beta[i].mean(1, keepdim=True))
         self.cv_results_ = pd.DataFrame(rows)
         self.best_params_ = {"C_tv": best[1][0], "C_group_l1": best[1][1]}
         self.C_tv_, self.C_group_l1_ = best[1]
@@ -343,10 +362,16 @@ class ConvSCCS(SCCSEstimator):
         full = torch.as_tensor(self.coef_, dtype=dtype, device=dev)[:, None]
         ones = _normalise(torch.ones(design.n_cases, 1, dtype=dtype, device=dev), design.n_outcomes)
         refit_full = self._refit(design, ones, full, self._lip) if self.ci_method == "refit" else full
+        step = max(1, int(self.bootstrap_batch))
+        batches = range(0, n_boot, step)
+        # a split fit: this rank solves every world_size-th batch (the batches, and so every replicate's result, are
+        # those of one process); the replicates are gathered by one all-reduce of a zero-filled array
+        split = getattr(self, "_split_reducer", None)
+        if split is not None:
+            batches, boot = batches[split.rank::split.world_size], np.zeros((n_boot, full.shape[0]))
         reps = []
-        for lo in progress_bar(range(0, n_boot, max(1, int(self.bootstrap_batch))), desc="ConvSCCS bootstrap",
-                               unit="batch"):
-            chunk = counts[lo:lo + max(1, int(self.bootstrap_batch))]
+        for lo in progress_bar(batches, desc="ConvSCCS bootstrap", unit="batch"):
+            chunk = counts[lo:lo + step]
             w = torch.zeros(design.n_cases, chunk.shape[0], dtype=dtype, device=dev)
             w[torch.as_tensor(active, device=dev)] = torch.as_tensor(chunk.T, dtype=dtype, device=dev)
             w = _normalise(w, design.n_outcomes)
@@ -355,7 +380,10 @@ class ConvSCCS(SCCSEstimator):
             if self.ci_method == "refit":
                 beta = self._refit(design, w, beta, lip)
             reps.append(beta.detach().cpu().numpy().T)
-        boot = np.concatenate(reps)
+            if split is not None:
+                boot[lo:lo + step] = reps.pop()
+        boot = np.concatenate(reps) if split is None else split.sum(boot)[0].astype(
+            np.float64 if dtype == torch.float64 else np.float32)
         alpha = 1.0 - float(self.ci_level)
         self.bootstrap_coef_ = boot
         self.refit_coef_ = refit_full[:, 0].detach().cpu().numpy()

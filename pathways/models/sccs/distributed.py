@@ -13,6 +13,12 @@ over the ranks (one all-reduce per evaluation), so every rank takes the same dam
 intervals run the same batched search on the summed profile objective. Estimates, intervals, p-values and status
 equal the one-process fit's.
 
+*Work split* (:func:`fit_split`): every rank holds all the cases, and the ConvSCCS cross-validation folds (each
+fold's warm-started walk over the penalty grid) and bootstrap replicate batches are spread over the ranks; the
+scores, fold coefficients and replicates are gathered by an all-reduce of zero-filled arrays. Folds and replicate
+draws come from ``seed`` alone, so the selected penalties and intervals are those of one process, whatever the number
+of ranks.
+
 Examples
 --------
 >>> from pathways.synthetic.sccs import simulate_sccs
@@ -26,6 +32,10 @@ Examples
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -37,7 +47,7 @@ from pathways.models.sccs.design import lag_design
 from pathways.models.sccs.solver import batched_loss, penalty_value
 from pathways.training.distributed import Reducer, sharded_fit
 
-__all__ = ["fit_sharded", "objective"]
+__all__ = ["fit_sharded", "fit_split", "objective"]
 
 
 def fit_sharded(model: ConvSCCS | SCCS, shard: SCCSData, reducer: Reducer | None = None) -> ConvSCCS | SCCS:
@@ -69,6 +79,51 @@ def fit_sharded(model: ConvSCCS | SCCS, shard: SCCSData, reducer: Reducer | None
     if isinstance(model, ConvSCCS):
         model.n_cases_ = reducer.sum(int(model.n_cases_))[0]
     return model
+
+
+def fit_split(model: ConvSCCS, data: Any, reducer: Reducer | None = None, **fit_kwargs: Any) -> ConvSCCS:
+    """Fit ``model`` (a ConvSCCS or ConvSCCSCV) on all of ``data`` on every rank, its cross-validation folds and
+    bootstrap replicates spread over the ranks of ``reducer``'s group.
+
+    Parameters
+    ----------
+    model : ConvSCCS (``fit``, with its bootstrap when ``n_bootstrap > 0``) or ConvSCCSCV (``fit_kfold_cv``).
+    data : the same cases on every rank (anything ``fit`` takes).
+    reducer : sums across the ranks; default: the default process group (identity on one process).
+    fit_kwargs : passed to ``fit`` (for a ConvSCCS: ``fit_kfold_cv`` when ``n_folds`` is given, with its grids).
+
+    Returns
+    -------
+    model, fitted, identical on every rank and to the one-process fit (``cv_results_``, ``best_params_``,
+    ``coef_``, ``bootstrap_coef_``, ``ci_low_``, ``ci_high_``).
+
+    Examples
+    --------
+    >>> from pathways.synthetic.sccs import simulate_sccs
+    >>> data = simulate_sccs(120, 12, np.zeros((1, 3)), seed=0)
+    >>> model = fit_split(ConvSCCS(n_lags=2, C_tv=100.0, n_bootstrap=4, bootstrap_batch=2), data)
+    >>> model.bootstrap_coef_.shape
+    (4, 3)
+    """
+    if not isinstance(model, ConvSCCS):
+        raise PathwaysInputError(f"fit_split: expected a ConvSCCS, got {type(model).__name__}")
+    reducer = reducer or Reducer()
+    with _split(model, reducer):
+        if "n_folds" in fit_kwargs and type(model) is ConvSCCS:
+            model.fit_kfold_cv(data, **fit_kwargs)
+        else:
+            model.fit(data, **fit_kwargs)
+    return model
+
+
+@contextmanager
+def _split(model: ConvSCCS, reducer: Reducer) -> Iterator[ConvSCCS]:
+    """Inside the block the model spreads its folds and replicates over the ranks (it reads ``_split_reducer``)."""
+    model._split_reducer = reducer
+    try:
+        yield model
+    finally:
+        del model._split_reducer
 
 
 def objective(model: ConvSCCS | SCCS, data: SCCSData) -> float:

@@ -204,7 +204,7 @@ def curvature(d: LagDesign, beta: torch.Tensor, weights: torch.Tensor, offsets: 
     """Diagonal preconditioner: ``sum_i w_i N_i E_{p_i}[x_j^2]``, an upper bound of the loss Hessian's diagonal.
 
     Coefficients of features in ``blockwise`` share their block's mean (so the TV and group proxes stay exact with
-    one step per block). Floored at 1e-3 of the column's largest value, since coefficients no case reaches have
+    one step per block). Floored at 1e-3 of the column's largest value (per column of ``beta``), since coefficients no case reaches have
     zero curvature.
     """
     eta = d.X @ beta
@@ -220,4 +220,6 @@ def curvature(d: LagDesign, beta: torch.Tensor, weights: torch.Tensor, offsets: 
         for j in np.flatnonzero(blockwise):
             lo, hi = int(offsets[j]), int(offsets[j + 1])
             diag[lo:hi] = diag[lo:hi].mean(0, keepdim=True)
-    return diag.clamp_min(1e-3 * float(diag.max().clamp_min(1e-12)))
+    # the floor per column: a column's steps do not depend on the columns batched with it (bootstrap batches,
+    # CV folds split over ranks)
+    return diag.clamp_min(1e-3 * diag.amax(0, keepdim=True).clamp_min(1e-12))
