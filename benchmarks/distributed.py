@@ -11,6 +11,12 @@ least-squares fit over 10^8 events with the peak memory of each process.
   process): 1 process against 2 (each reads only its shards, one at a time), beside one process holding the same
   data in memory (``model.fit(EventLog)``). Epoch seconds are the Trainer's (reading and encoding the shards
   included); the fit seconds add the first pass over the shards (learned attributes, sample counts).
+* **SCCS** -- a classic :class:`~pathways.models.sccs.SCCS` fit (two risk windows per exposure, profile intervals)
+  on ``--sccs-cases`` simulated cases: one process against
+  :func:`pathways.models.sccs.distributed.fit_sharded` on two (each holds half the cases); and a
+  :class:`~pathways.models.sccs.ConvSCCS` fit with ``--conv-bootstrap`` bootstrap replicates (batches of 4) on
+  ``--conv-cases`` cases: one process against :func:`~pathways.models.sccs.distributed.fit_split` on two (every
+  process holds all cases and fits the full model; the replicate batches are split). "events" counts the outcomes.
 * **10^8 events** -- :func:`~pathways.models.hawkes.distributed.fit_least_squares_streaming` on two processes; each
   simulates its shards (``--shard-events`` events each, seeded by shard number) and adds their least-squares
   statistics, one shard in memory at a time. Peak memory is each process's maximum resident set size.
@@ -20,7 +26,7 @@ seconds of each process (wall time on a shared machine also counts waiting for a
 with one torch thread each, so 1 and 2 processes use 1 and 2 cores; ``torch._dynamo``, which DDP imports once per
 process, is imported before forking.
 
-Run: ``python benchmarks/distributed.py [--large-events 100000000] [--tasks tpp hawkes shards large] [--quick]``;
+Run: ``python benchmarks/distributed.py [--large-events 100000000] [--tasks tpp hawkes sccs shards large] [--quick]``;
 the table is printed and saved to ``benchmarks/results/distributed.md`` (with ``--tasks``, the rows measured replace
 their namesakes there and the others are kept).
 """
@@ -45,9 +51,12 @@ from pathways.data.vocabulary import Vocabulary
 from pathways.encode.sequences import to_sequences
 from pathways.models.hawkes import HawkesExpKernel
 from pathways.models.hawkes.distributed import fit_least_squares_streaming, fit_sharded
+from pathways.models.sccs import SCCS, ConvSCCS
+from pathways.models.sccs import distributed as sccs_distributed
 from pathways.models.sharded import fit_from_shards
 from pathways.models.tpp import RMTPP
 from pathways.synthetic import simulate_hawkes
+from pathways.synthetic.sccs import simulate_sccs
 from pathways.training import Trainer
 from pathways.utils import atomic_path
 
@@ -81,6 +90,36 @@ def hawkes_fit(seqs, sharded: bool) -> tuple[float, float, float]:
     t0, c0 = time.perf_counter(), time.process_time()
     fit_sharded(model, seqs) if sharded else model.fit(seqs)
     return time.perf_counter() - t0, time.process_time() - c0, model.objective_
+
+
+def sccs_data(n: int, seed: int = 0):
+    """Three exposures (a 5-bucket effect after a 1-bucket delay, an early 10-bucket effect, none), 120 buckets."""
+    truth = np.stack([np.r_[np.zeros(1), np.full(5, 0.7), np.zeros(14)], np.r_[np.full(10, 0.3), np.zeros(10)],
+                      np.zeros(20)])
+    return simulate_sccs(n, 120, truth, exposure_prob=0.5, seed=seed)
+
+
+def sccs_fit(args: dict, rank: int, world: int) -> tuple[float, ...]:
+    """(wall, CPU s, coefficients, outcomes) of the classic SCCS fit, the cases sharded over the processes."""
+    data = sccs_data(args["sccs_cases"])
+    model = SCCS(risk_windows=[[0, 4], [5, 14]])
+    t0, c0 = time.perf_counter(), time.process_time()
+    if world > 1:
+        mine = np.arange(rank * data.n_cases // world, (rank + 1) * data.n_cases // world)
+        sccs_distributed.fit_sharded(model, data.subset(mine))
+    else:
+        model.fit(data)
+    return time.perf_counter() - t0, time.process_time() - c0, model.coef_, float(data.outcome_count.sum())
+
+
+def conv_bootstrap(args: dict, world: int) -> tuple[float, ...]:
+    """(wall, CPU s, interval bounds, outcomes) of the ConvSCCS fit with its bootstrap, replicates split."""
+    data = sccs_data(args["conv_cases"], seed=1)
+    conv = ConvSCCS(n_lags=19, C_tv=100.0, n_bootstrap=args["conv_bootstrap"], bootstrap_batch=4)
+    t0, c0 = time.perf_counter(), time.process_time()
+    sccs_distributed.fit_split(conv, data) if world > 1 else conv.fit(data)
+    return (time.perf_counter() - t0, time.process_time() - c0, np.r_[conv.ci_low_, conv.ci_high_],
+            float(data.outcome_count.sum()))
 
 
 def write_tpp_shards(n: int, n_shards: int, path: str) -> int:
@@ -150,6 +189,10 @@ def worker(rank: int, world: int, init: str, out: str, task: str, args: dict) ->
             result = tpp_from_shards(args["shards_path"], "ddp" if world > 1 else "single", task == "memory")
         elif task == "tpp":
             result = tpp_epoch(tpp_data(args["tpp_sequences"]), "ddp" if world > 1 else "single")
+        elif task == "sccs":
+            result = sccs_fit(args, rank, world)
+        elif task == "conv":
+            result = conv_bootstrap(args, world)
         elif task == "hawkes":
             seqs = hawkes_data(args["hawkes_patients"])
             part = seqs[rank * len(seqs) // world:(rank + 1) * len(seqs) // world]
@@ -171,6 +214,7 @@ def launch(task: str, world: int, args: dict, out: str) -> list[dict]:
     return [torch.load(os.path.join(out, f"{task}{world}_{r}.pt"), weights_only=False) for r in range(world)]
 
 
+TASKS = ("tpp", "hawkes", "sccs", "shards", "large")
 HEADER = ("| workload | events | 1 proc s | 2 procs s | 1 proc events/s | 2 procs events/s | scaling efficiency "
           "| peak GiB per process (1 / 2 procs) | notes |\n|---|---|---|---|---|---|---|---|---|\n")
 
@@ -197,6 +241,24 @@ def in_memory_rows(args: dict, out: str) -> list[tuple[str, ...]]:
         rows.append((label, f"{events:,}", f"{t1:.2f}", f"{t2:.2f}", f"{events / t1:,.0f}",
                      f"{events / t2:,.0f}", f"{t1 / (2 * t2):.2f}",
                      f"{one['peak']:.2f} / {max(r['peak'] for r in two):.2f}", note))
+        print(rows[-1], flush=True)
+    return rows
+
+
+def sccs_rows(args: dict, out: str) -> list[tuple[str, ...]]:
+    """Classic SCCS (cases sharded) and ConvSCCS bootstrap (replicates split), 1 vs 2 processes."""
+    rows = []
+    for task, label, what in (("sccs", "classic SCCS fit, cases sharded", "coefficients"),
+                              ("conv", f"ConvSCCS fit + {args['conv_bootstrap']} bootstrap replicates, replicates "
+                                       "split", "interval bounds")):
+        one, two = launch(task, 1, args, out)[0]["result"], [r["result"] for r in launch(task, 2, args, out)]
+        t1, c1, t2, c2 = one[0], one[1], max(r[0] for r in two), max(r[1] for r in two)
+        events = one[3]
+        diff = max(float(np.max(np.abs(r[2] - one[2]))) for r in two)
+        note = (f"max abs difference of the {what}, 2 procs vs 1: {diff:.1e}; CPU s per process {c1:.2f} (1 proc), "
+                f"{c2:.2f} (2 procs): CPU-time efficiency {c1 / (2 * c2):.2f}; load average {load_text()}")
+        rows.append((label, f"{events:,.0f}", f"{t1:.2f}", f"{t2:.2f}", f"{events / t1:,.0f}", f"{events / t2:,.0f}",
+                     f"{t1 / (2 * t2):.2f}", "", note))
         print(rows[-1], flush=True)
     return rows
 
@@ -258,27 +320,32 @@ def main() -> None:
     parser.add_argument("--hawkes-patients", type=int, default=8000)
     parser.add_argument("--shard-tpp-sequences", type=int, default=40000)
     parser.add_argument("--shard-tpp-shards", type=int, default=16)
+    parser.add_argument("--sccs-cases", type=int, default=40000)
+    parser.add_argument("--conv-cases", type=int, default=10000)
+    parser.add_argument("--conv-bootstrap", type=int, default=64)
     parser.add_argument("--large-events", type=float, default=1e8)
     parser.add_argument("--shard-events", type=float, default=1e6)
-    parser.add_argument("--tasks", nargs="+", default=["tpp", "hawkes", "shards", "large"],
-                        choices=["tpp", "hawkes", "shards", "large"])
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the code path in seconds")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "distributed.md"))
     ns = parser.parse_args()
     if ns.quick:
         ns.tpp_sequences, ns.hawkes_patients, ns.large_events, ns.shard_events = 200, 200, 2e5, 5e4
         ns.shard_tpp_sequences, ns.shard_tpp_shards = 400, 4
+        ns.sccs_cases, ns.conv_cases, ns.conv_bootstrap = 400, 300, 8
     args = {"tpp_sequences": ns.tpp_sequences, "hawkes_patients": ns.hawkes_patients,
             "shard_tpp_sequences": ns.shard_tpp_sequences, "shard_tpp_shards": ns.shard_tpp_shards,
-            "large_events": int(ns.large_events), "shard_events": int(ns.shard_events), "tasks": ns.tasks}
+            "large_events": int(ns.large_events), "shard_events": int(ns.shard_events), "tasks": ns.tasks,
+            "sccs_cases": ns.sccs_cases, "conv_cases": ns.conv_cases, "conv_bootstrap": ns.conv_bootstrap}
     with tempfile.TemporaryDirectory() as out:
         rows = in_memory_rows(args, out)
+        rows += sccs_rows(args, out) if "sccs" in ns.tasks else []
         rows += shard_rows(args, out) if "shards" in ns.tasks else []
         rows += large_rows(args, out) if "large" in ns.tasks else []
     table = HEADER + "".join("| " + " | ".join(r) + " |\n" for r in rows)
     print(table)
     if not ns.quick:
-        every = set(ns.tasks) == {"tpp", "hawkes", "shards", "large"}
+        every = set(ns.tasks) == set(TASKS)
         lines = ["| " + " | ".join(r) + " |" for r in rows] if every else merged(Path(ns.out), rows)
         text = ("# Distributed benchmark (benchmarks/distributed.py)\n\n"
                 f"Measured while the machine was shared with other jobs ({os.cpu_count()} cores; load average "
