@@ -94,7 +94,8 @@ def worker_duckdb(folder: str, mapping: str, save: str) -> dict:
 def worker_spark(folder: str, mapping: str, save: str) -> dict:
     import warnings
 
-    from pathways.io.spark import spark_session, write_snds_dataset
+    from pathways.io import write_snds_dataset
+    from pathways.io.spark import spark_session
 
     warnings.simplefilter("ignore")
     spark = spark_session("local[2]", shuffle_partitions=4, conf={"spark.driver.memory": "3g"})

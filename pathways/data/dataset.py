@@ -1,6 +1,6 @@
 """``EventDataset``: a sharded event dataset opened lazily, read shard by shard with one global vocabulary.
 
-Layout (written by :func:`pathways.io.spark.write_snds_dataset`; any tool writing it is read the same)::
+Layout (written by :func:`pathways.io.write_snds_dataset`; any tool writing it is read the same)::
 
     <root>/data/shard=<k>/*.parquet       events: patient_id (string), time, end, value (float64; days since
                                           1970-01-01), code (string), category (string), extras; each file sorted

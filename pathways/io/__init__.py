@@ -7,7 +7,7 @@ duckdb is an optional dependency (``pip install 'pathways[omop]'``); it is impor
 """
 from pathways.io.meds import read_meds, write_meds
 from pathways.io.omop import read_omop
-from pathways.io.snds import read_snds
+from pathways.io.snds import read_snds, write_snds_dataset
 from pathways.io.report import ReadReport
 
-__all__ = ["read_meds", "read_omop", "read_snds", "write_meds", "ReadReport"]
+__all__ = ["read_meds", "read_omop", "read_snds", "write_meds", "write_snds_dataset", "ReadReport"]

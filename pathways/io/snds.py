@@ -11,6 +11,7 @@ Codes carry a namespace prefix so that one vocabulary holds them all without col
 """
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -27,7 +28,7 @@ from pathways.io.snds_patients import SndsReader
 from pathways.io.snds_tables import (
     ATC_LEVELS, CATEGORIES, DCIR_KEYS, MCO_KEYS, PLACEHOLDER_DATES, SOURCES, load_cip_to_atc,
 )
-from pathways.io.spark.snds import read_snds_spark
+from pathways.io.spark.snds import read_snds_spark, write_snds_shards
 from pathways.io.tabular import TableSet, duckdb_config
 
 
@@ -195,4 +196,53 @@ def _apply_window(patients: pd.DataFrame, window: tuple[str, str], after_death: 
     return out
 
 
-__all__ = ["read_snds", "DCIR_KEYS", "MCO_KEYS", "CATEGORIES", "SOURCES", "PLACEHOLDER_DATES"]
+
+
+#: read_snds parameters that belong to the DuckDB engine or to the call itself, not to the Spark writer
+DUCKDB_ONLY = ("memory_limit", "threads", "join_partition_rows", "engine", "spark", "return_report")
+
+
+def snds_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` over :func:`read_snds`' own defaults: read_snds' signature is the one home of every option's
+    default, the Spark engine takes them from there (an unknown or DuckDB-only name raises).
+
+    Examples
+    --------
+    >>> opts = snds_options({"window": ("2020-01-01", "2020-12-31")})
+    >>> opts["window"], opts["duplicates"], "memory_limit" in opts
+    (('2020-01-01', '2020-12-31'), 'drop', False)
+    """
+    defaults = {name: p.default for name, p in inspect.signature(read_snds).parameters.items()
+                if p.kind is p.KEYWORD_ONLY and name not in DUCKDB_ONLY}
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise PathwaysInputError(f"options: unknown option(s) {unknown} for the Spark engine; it takes read_snds' "
+                                 f"options {sorted(defaults)}")
+    return {**defaults, **options}
+
+
+def write_snds_dataset(folder: Any, output: str | Path, *, spark: Any = None, n_shards: int = 16,
+                       **options: Any) -> ReadReport:
+    """Read SNDS tables with Spark into a sharded event dataset at ``output`` (read it with
+    :class:`pathways.data.dataset.EventDataset`): the national-scale form of ``read_snds(..., engine="spark")``.
+
+    Parameters
+    ----------
+    folder : folder of CSV/parquet SNDS tables (found as the DuckDB engine finds them).
+    output : dataset folder (local path); built beside it and swapped in whole, so an existing dataset is
+        replaced only once the new one is complete. A folder that is no pathways dataset is never replaced.
+    spark : a SparkSession (any master); None starts :func:`~pathways.io.spark.session.spark_session`.
+    n_shards : number of shards (patient hash buckets): a shard's events must fit one worker's memory downstream.
+    options : the options of :func:`read_snds` (``sources``, ``tables``, ``cip_to_atc``, ``window``,
+        ``duplicates``, ``errors``, ...), with read_snds' defaults (:func:`snds_options`); its DuckDB-only
+        ``memory_limit``, ``threads`` and ``join_partition_rows`` are refused.
+
+    Returns
+    -------
+    The read report (also in ``<output>/metadata/read_report.parquet``).
+    """
+    return write_snds_shards(folder, output, snds_options(options), spark=spark, n_shards=n_shards)
+
+
+__all__ = ["read_snds", "write_snds_dataset", "snds_options", "DCIR_KEYS", "MCO_KEYS", "CATEGORIES", "SOURCES",
+           "PLACEHOLDER_DATES"]

@@ -2,7 +2,7 @@
 
 :func:`fit_from_shards` trains a neural TPP (:mod:`pathways.models.tpp`) or a recurrent outcome model
 (:mod:`pathways.models.recurrent`) from an :class:`~pathways.data.dataset.EventDataset` (the parquet shards written
-by :func:`pathways.io.spark.write_snds_dataset` or :func:`~pathways.data.dataset.write_event_dataset`), in one
+by :func:`pathways.io.write_snds_dataset` or :func:`~pathways.data.dataset.write_event_dataset`), in one
 process or under ``torchrun`` (DDP, ``Trainer(strategy="ddp")``):
 
 1. the shards are assigned to the ranks (:func:`~pathways.encode.sharded.assign_shards`, from the patient counts);

@@ -2,7 +2,7 @@
 learners with their sums over patients totalled over the processes.
 
 The ``data`` node ``_target_: pathways.pipelines.shards.EventShards`` opens an
-:class:`~pathways.data.dataset.EventDataset` (written by :func:`pathways.io.spark.write_snds_dataset` or
+:class:`~pathways.data.dataset.EventDataset` (written by :func:`pathways.io.write_snds_dataset` or
 :func:`~pathways.data.dataset.write_event_dataset`) with optional filters (codes, dates). The train pipeline sees it
 and, instead of building one EventLog in memory, trains through :func:`pathways.models.sharded.fit_from_shards`:
 each process (``torchrun``) reads only its own shards, one at a time.

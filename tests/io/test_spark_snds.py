@@ -45,7 +45,8 @@ def test_spark_engine_equals_duckdb_on_the_shared_sample(spark):
 
 
 def test_spark_engine_equals_duckdb_on_synthetic_tables(spark, synthetic, tmp_path):
-    from pathways.io.spark import shard_of, write_snds_dataset
+    from pathways.io import write_snds_dataset
+    from pathways.io.spark import shard_of
 
     mapping = next(synthetic.rglob("IR_PHA_R*"))
     kwargs = {"cip_to_atc": mapping, "window": ("2021-01-01", "2021-12-31")}
@@ -111,8 +112,8 @@ def test_spark_engine_checks_arguments_before_reading(spark, synthetic):
 def test_the_spark_writer_takes_read_snds_options_and_their_defaults(tmp_path):
     import inspect
 
-    from pathways.io.spark import write_snds_dataset
-    from pathways.io.spark.snds import snds_options
+    from pathways.io import write_snds_dataset
+    from pathways.io.snds import snds_options
 
     duck = inspect.signature(read_snds).parameters
     resolved = snds_options({"atc_level": 3})
@@ -120,6 +121,12 @@ def test_the_spark_writer_takes_read_snds_options_and_their_defaults(tmp_path):
     # every other option has read_snds' default, and the writer declares none of its own
     assert all(value == duck[name].default for name, value in resolved.items() if name != "atc_level")
     assert not set(inspect.signature(write_snds_dataset).parameters) & set(resolved)
+    # the Spark engine reads exactly read_snds' engine-independent options (a new read_snds option must reach it)
+    from pathways.io.spark.snds import SPARK_OPTIONS, write_snds_shards
+
+    assert set(resolved) == set(SPARK_OPTIONS)
+    with pytest.raises(PathwaysInputError, match="missing"):
+        write_snds_shards(tmp_path, tmp_path / "out", {"atc_level": 3}, n_shards=2)
     # DuckDB-only and unknown options are refused before any Spark session starts
     for bad in ({"memory_limit": "1GB"}, {"windows": ("2020-01-01", "2020-12-31")}):
         with pytest.raises(PathwaysInputError, match=next(iter(bad))):

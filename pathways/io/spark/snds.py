@@ -8,7 +8,6 @@ the patient hash choosing the shard); only counts, the vocabulary and the report
 """
 from __future__ import annotations
 
-import inspect
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -38,51 +37,27 @@ from pathways.io.spark.snds_patients import SparkSndsReader
 from pathways.io.spark.tables import SparkTables, count_if
 
 
-#: read_snds parameters that belong to the DuckDB engine or to the call itself, not to the Spark writer
-DUCKDB_ONLY = ("memory_limit", "threads", "join_partition_rows", "engine", "spark", "return_report")
+#: the read_snds options the Spark engine reads (every one must be given: the defaults live in read_snds' signature)
+SPARK_OPTIONS = ("sources", "tables", "cip_to_atc", "cip_column", "atc_column", "atc_level",
+                 "exclude_information_lines", "drop_nonpositive_quantity", "mco_exclude_errors", "window",
+                 "unknown_patients", "events_after_death", "events_before_birth", "death_events", "duplicates",
+                 "date_range", "errors")
 
 
-def snds_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """``options`` over :func:`pathways.io.read_snds`' own defaults: read_snds' signature is the one home of every
-    option's default, the Spark engine takes them from there (an unknown or DuckDB-only name raises).
-
-    Examples
-    --------
-    >>> opts = snds_options({"window": ("2020-01-01", "2020-12-31")})
-    >>> opts["window"], opts["duplicates"], "memory_limit" in opts
-    (('2020-01-01', '2020-12-31'), 'drop', False)
-    """
-    from pathways.io.snds import read_snds  # read_snds imports this module: resolved at call time
-
-    defaults = {name: p.default for name, p in inspect.signature(read_snds).parameters.items()
-                if p.kind is p.KEYWORD_ONLY and name not in DUCKDB_ONLY}
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        raise PathwaysInputError(f"options: unknown option(s) {unknown} for the Spark engine; it takes read_snds' "
-                                 f"options {sorted(defaults)}")
-    return {**defaults, **options}
-
-
-def write_snds_dataset(folder: Any, output: str | Path, *, spark: Any = None, n_shards: int = 16,
-                       **options: Any) -> ReadReport:
-    """Read SNDS tables with Spark into a sharded event dataset at ``output`` (see :class:`EventDataset`).
-
-    Parameters
-    ----------
-    folder : folder of CSV/parquet SNDS tables (found as the DuckDB engine finds them).
-    output : dataset folder (local path); built beside it and swapped in whole, so an existing dataset is
-        replaced only once the new one is complete. A folder that is no pathways dataset is never replaced.
-    spark : a SparkSession (any master); None starts :func:`~pathways.io.spark.session.spark_session`.
-    n_shards : number of shards (patient hash buckets): a shard's events must fit one worker's memory downstream.
-    options : the options of :func:`pathways.io.read_snds` (``sources``, ``tables``, ``cip_to_atc``, ``window``,
-        ``duplicates``, ``errors``, ...), with read_snds' defaults (:func:`snds_options`); its DuckDB-only
-        ``memory_limit``, ``threads`` and ``join_partition_rows`` are refused.
+def write_snds_shards(folder: Any, output: str | Path, options: Mapping[str, Any], *, spark: Any = None,
+                      n_shards: int) -> ReadReport:
+    """The Spark engine behind :func:`pathways.io.write_snds_dataset`: ``options`` holds every option of
+    :func:`pathways.io.read_snds` (resolved against its defaults by :func:`pathways.io.snds.snds_options`).
 
     Returns
     -------
     The read report (also in ``<output>/metadata/read_report.parquet``).
     """
-    o = snds_options(options)
+    missing = sorted(set(SPARK_OPTIONS) - set(options))
+    if missing:
+        raise PathwaysInputError(f"options: missing {missing}; call pathways.io.write_snds_dataset, which fills in "
+                                 "read_snds' defaults")
+    o = options
     sources, window, errors, duplicates = o["sources"], o["window"], o["errors"], o["duplicates"]
     unknown_patients, events_after_death = o["unknown_patients"], o["events_after_death"]
     events_before_birth, atc_level = o["events_before_birth"], o["atc_level"]
@@ -245,18 +220,19 @@ def _codes(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def read_snds_spark(folder: Any, *, spark: Any = None, output: str | Path | None = None, n_shards: int = 16,
-                    return_report: bool = False, **kwargs: Any) -> EventLog | tuple[EventLog, ReadReport]:
-    """``read_snds(..., engine="spark")``: :func:`write_snds_dataset` then the whole dataset as one EventLog.
+                    return_report: bool = False, **options: Any) -> EventLog | tuple[EventLog, ReadReport]:
+    """``read_snds(..., engine="spark")`` (which passes every option): :func:`write_snds_shards` then the whole
+    dataset as one EventLog.
 
     ``output``: where the sharded dataset stays (None: a temporary folder, removed once read). For data larger
-    than the driver's memory, use :func:`write_snds_dataset` and :class:`EventDataset` shard by shard instead.
+    than the driver's memory, use :func:`pathways.io.write_snds_dataset` and :class:`EventDataset` shard by shard instead.
     """
     with tempfile.TemporaryDirectory(prefix="pathways-spark-") as tmp:
         target = Path(output) if output is not None else Path(tmp) / "dataset"
-        report = write_snds_dataset(folder, target, spark=spark, n_shards=n_shards, **kwargs)
+        report = write_snds_shards(folder, target, options, spark=spark, n_shards=n_shards)
         log = EventDataset(target).to_eventlog()
     log.patients.attrs["read_report"] = report.to_frame()
     return (log, report) if return_report else log
 
 
-__all__ = ["DUCKDB_ONLY", "read_snds_spark", "snds_options", "write_snds_dataset"]
+__all__ = ["SPARK_OPTIONS", "read_snds_spark", "write_snds_shards"]
