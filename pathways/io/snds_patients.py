@@ -129,7 +129,23 @@ class SndsReader(SndsEventReader):
                                 "death": np.nan, "BEN_RNG_GEM": pd.NA, "death_cause": None})
             patients = pd.concat([patients, add], ignore_index=True)
             patients["sex"] = pd.Categorical(patients["sex"], categories=["F", "M"])
+        patients["BEN_RNG_GEM"] = rank_column(patients["BEN_RNG_GEM"])
         return patients.sort_values("patient_id", kind="stable").reset_index(drop=True)
+
+
+def rank_column(values: pd.Series) -> np.ndarray | pd.arrays.IntegerArray:
+    """``BEN_RNG_GEM`` as both engines give it: numpy int32 when every patient has one, pandas' nullable Int32
+    when some are missing (patients absent from IR_BEN_R, or no IR_BEN_R at all).
+
+    Examples
+    --------
+    >>> rank_column(pd.Series([1, 2])).dtype, rank_column(pd.Series([1.0, np.nan])).dtype
+    (dtype('int32'), Int32Dtype())
+    >>> rank_column(pd.Series([], dtype=object)).dtype
+    dtype('int32')
+    """
+    rank = pd.array(values.to_numpy(object) if values.dtype == object else values, dtype="Int32")
+    return rank.to_numpy(np.int32) if not rank.isna().any() else rank
 
 
 def _birth(year: pd.Series, month: pd.Series, bounds: tuple[float, float]) -> np.ndarray:

@@ -155,3 +155,16 @@ def test_text_dates_and_numbers_parse_as_in_duckdb(spark):
                     number(df["x"], "int").alias("i"), number(df["x"], "double").alias("f")).toArrow()
     for name in ("d", "p", "i", "f"):
         assert got.column(name).to_pylist() == list(expected[name]), name
+
+
+def test_without_the_beneficiary_referential_both_engines_give_the_same_patients(spark, synthetic, tmp_path):
+    import shutil
+
+    folder = tmp_path / "no_ir_ben_r"
+    shutil.copytree(synthetic, folder, ignore=shutil.ignore_patterns("IR_BEN_R*"))
+    assert not list(folder.rglob("IR_BEN_R*"))
+    duck, duck_report = quiet(read_snds, folder, sources=("dcir_acts",), return_report=True)
+    log, report = quiet(read_snds, folder, sources=("dcir_acts",), return_report=True, engine="spark", spark=spark)
+    assert_same_eventlog(duck, log)  # BEN_RNG_GEM included: nullable Int32 in both, every rank missing
+    assert_same_report(duck_report.to_frame(), report.to_frame())
+    assert str(duck.patients["BEN_RNG_GEM"].dtype) == "Int32" and duck.patients["BEN_RNG_GEM"].isna().all()
