@@ -38,6 +38,12 @@ CARE_CATEGORIES: dict[str, tuple[str, ...]] = {
     "drugs": ("drug",),
     "consultations_acts": ("act", "consultation", "visit"),
 }
+#: ``service`` events (ER_PRS_F lines without detail, ``read_snds(sources=(..., "dcir_services"))``, codes
+#: ``PRS:<PRS_NAT_REF>``) -> care category by code prefix (the longest matching prefix wins; no match: ``other``).
+#: PRS_NAT_REF 1xxx are medical fees (consultations C 1111, CS 1112, visits, technical acts); 3336 is the pharmacy
+#: dispensing fee, counted with the drugs it is billed with. Pass ``service_families`` with the families of your
+#: IR_NAT_V nomenclature for finer categories (nursing, biology, transport, ...).
+SERVICE_FAMILIES: dict[str, str] = {"PRS:1": "consultations_acts", "PRS:3336": "drugs"}
 UNATTRIBUTED = "unattributed"
 
 
@@ -53,16 +59,25 @@ class Allocation:
 
 
 def patient_year_costs(log: EventLog, py: PatientYears, amounts: Sequence[str] = ("paid", "base"),
-                       care_categories: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
+                       care_categories: Mapping[str, Sequence[str]] | None = None,
+                       service_families: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Spending per patient-year row of ``py``: ``<amount>_<care category>`` and ``<amount>_total`` in cents.
 
     Events outside the rows of ``py`` (other years, outside the population) are ignored; missing amounts count 0.
+    Events of category ``service`` go to a care category by their code (``service_families``, default
+    :data:`SERVICE_FAMILIES`), whatever ``care_categories`` says of ``service``.
 
     Raises
     ------
-    PathwaysInputError : an amount column absent from ``log.extras``.
+    PathwaysInputError : an amount column absent from ``log.extras``; a service family naming an unknown care
+        category.
     """
     cats = dict(CARE_CATEGORIES if care_categories is None else care_categories)
+    families = dict(SERVICE_FAMILIES if service_families is None else service_families)
+    unknown = sorted(set(families.values()) - set(cats) - {"other"})
+    if unknown:
+        raise PathwaysInputError(f"cartography costs: service_families maps to unknown care categories {unknown}; "
+                                 f"choose among {sorted(cats) + ['other']}")
     missing = [a for a in amounts if a not in log.extras]
     if missing:
         raise PathwaysInputError(f"cartography costs: amount column(s) {missing} not in the log's extras "
@@ -75,6 +90,15 @@ def patient_year_costs(log: EventLog, py: PatientYears, amounts: Sequence[str] =
         care[[i for i, c in enumerate(log.category.categories) if str(c) in set(members)]] = k
     event_care = care[np.asarray(log.category.codes)[has]] if len(log.category.categories) else \
         np.full(int(has.sum()), len(cats), dtype=np.int64)
+    service = [i for i, c in enumerate(log.category.categories) if str(c) == "service"]
+    if service:
+        names_ = list(cats) + ["other"]
+        code_care = np.full(len(log.vocab.codes), len(cats), dtype=np.int64)
+        vocab = np.asarray(log.vocab.codes).astype(str)
+        for prefix in sorted(families, key=len):  # longer prefixes override shorter ones
+            code_care[np.char.startswith(vocab, prefix)] = names_.index(families[prefix])
+        is_service = np.asarray(log.category.codes)[has] == service[0]
+        event_care[is_service] = code_care[np.asarray(log.code)[has][is_service]]
     out = {}
     for a in amounts:
         cents = to_cents(np.asarray(log.extras[a], dtype=float)[has])
@@ -265,6 +289,7 @@ def _beta(fit: pd.DataFrame, year: int, terms: Sequence[str]) -> np.ndarray:
 
 __all__ = [
     "CARE_CATEGORIES",
+    "SERVICE_FAMILIES",
     "UNATTRIBUTED",
     "Allocation",
     "add_equations",

@@ -26,7 +26,7 @@ from pathways.io.build import EventFilter, build_eventlog
 from pathways.io.report import ReadReport, check_errors_arg
 from pathways.io.snds_patients import SndsReader
 from pathways.io.snds_tables import (
-    ATC_LEVELS, CATEGORIES, DCIR_KEYS, MCO_KEYS, PLACEHOLDER_DATES, SOURCES, load_cip_to_atc,
+    ALL_SOURCES, ATC_LEVELS, CATEGORIES, DCIR_KEYS, MCO_KEYS, PLACEHOLDER_DATES, SOURCES, load_cip_to_atc,
 )
 from pathways.io.spark.snds import read_snds_spark, write_snds_shards
 from pathways.io.tabular import TableSet, duckdb_config
@@ -67,14 +67,20 @@ def read_snds(
         ``aa`` may be a two-digit year: all years are stacked), ``IR_BEN_R``, ``KI_CCI_R`` as CSV or parquet; or a
         DuckDB database / connection holding them.
     sources : event sources among ``dcir_drugs`` (ER_PHA_F), ``dcir_acts`` (ER_CAM_F), ``mco`` (stays,
-        diagnoses, acts) and ``deaths`` (death events). Absent tables of a requested source raise.
+        diagnoses, acts) and ``deaths`` (death events), the default; and, opt-in (results computed without it
+        stay as they were), ``dcir_services``: ER_PRS_F lines with no ER_PHA_F / ER_CAM_F detail row on the nine
+        keys (consultations, visits, nursing, biology, dispensing fees, ...) as events ``PRS:<PRS_NAT_REF>``
+        (category ``service``, time ``EXE_SOI_DTD``, value ``PRS_ACT_QTE``, the DCIR extras; information lines,
+        ``PRS_ACT_QTE <= 0`` regularisations and invalid dates handled as for dispensations). Lines with a
+        detail row are never read twice. Absent tables of a requested source raise.
     tables : ``name -> path or DataFrame`` overriding or adding tables.
     cip_to_atc : ``IR_PHA_R``-style mapping (DataFrame, CSV or parquet path) with columns ``cip_column`` (CIP13)
         and ``atc_column`` (ATC); drugs become ``ATC:<code>``, unmapped CIP13 stay ``CIP13:<code>`` (counted).
     atc_level : truncate ATC codes to a level (1..5; 5 = full 7-character substance).
     exclude_information_lines : drop ER_PRS_F lines with ``DPN_QLF = 71`` ("for information" lines that
         duplicate a payment, the SNDS community rule).
-    drop_nonpositive_quantity : drop dispensations with ``PHA_ACT_QSN <= 0`` (cancellations, regularisations);
+    drop_nonpositive_quantity : drop dispensations with ``PHA_ACT_QSN <= 0`` (and services with ``PRS_ACT_QTE <= 0``:
+        cancellations, regularisations);
         when amounts are read, their ``PRS_PAI_MNT`` / ``BSE_REM_MNT`` are added to the dispensation they correct
         (same patient, care date, code and executing provider), so amounts sum as in the table.
     mco_exclude_errors : drop stays in error GHMs (``GRG_GHM`` starting with ``90``) and stays whose
@@ -105,8 +111,10 @@ def read_snds(
     Returns
     -------
     EventLog (and ReadReport); the report is also in ``log.patients.attrs["read_report"]``. Categories: drug,
-    act (DCIR CCAM), stay, main_diagnosis, linked_diagnosis, associated_diagnosis, hospital_act, death.
-    Patients carry ``birth`` (year + month, day 1), ``sex``, ``death``, ``death_cause`` and ``BEN_RNG_GEM``.
+    act (DCIR CCAM), stay, main_diagnosis, linked_diagnosis, associated_diagnosis, hospital_act, death, service
+    (DCIR lines without detail, source ``dcir_services``).
+    Patients carry ``birth`` (year + month, day 1), ``sex``, ``death``, ``death_cause`` and ``BEN_RNG_GEM`` (numpy
+    int32, or pandas' nullable Int32 when some patients have none, e.g. without IR_BEN_R).
     When ER_PRS_F has any of ``PFS_PRE_NUM``, ``PFS_EXE_NUM``, ``ETB_PRE_FIN``, ``PRS_PAI_MNT``, ``BSE_REM_MNT``,
     the DCIR events carry the extras ``prescriber``, ``provider``, ``institution`` (pseudonymous ids as text, None
     when absent; never logged) and ``paid``, ``base`` (euros, NaN when absent). PMSI stay costs come from the
@@ -129,9 +137,9 @@ def read_snds(
     check_choice("unknown_patients", unknown_patients, ("keep", "drop"))
     check_choice("events_after_death", events_after_death, ("keep", "drop"))
     check_choice("events_before_birth", events_before_birth, ("keep", "drop"))
-    bad_sources = [s for s in sources if s not in SOURCES]
+    bad_sources = [s for s in sources if s not in ALL_SOURCES]
     if bad_sources:
-        raise PathwaysInputError(f"sources: unknown source(s) {bad_sources}; choose among {list(SOURCES)}")
+        raise PathwaysInputError(f"sources: unknown source(s) {bad_sources}; choose among {list(ALL_SOURCES)}")
     if atc_level is not None and atc_level not in ATC_LEVELS:
         raise PathwaysInputError(f"atc_level: expected one of {sorted(ATC_LEVELS)}, got {atc_level!r}")
     if join_partition_rows is not None and int(join_partition_rows) < 1:
@@ -148,6 +156,8 @@ def read_snds(
                               load_cip_to_atc(cip_to_atc, cip_column, atc_column), atc_level)
         if "dcir_acts" in sources:
             reader.dcir_acts(exclude_information_lines)
+        if "dcir_services" in sources:
+            reader.dcir_services(exclude_information_lines, drop_nonpositive_quantity)
         if "mco" in sources:
             reader.mco(mco_exclude_errors)
         patients = reader.patients()
@@ -245,4 +255,5 @@ def write_snds_dataset(folder: Any, output: str | Path, *, spark: Any = None, n_
 
 
 __all__ = ["read_snds", "write_snds_dataset", "snds_options", "DCIR_KEYS", "MCO_KEYS", "CATEGORIES", "SOURCES",
+           "ALL_SOURCES",
            "PLACEHOLDER_DATES"]

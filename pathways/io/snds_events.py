@@ -36,7 +36,7 @@ class SndsEventReader:
     def use_provider_columns(self, sources: Sequence[str]) -> None:
         """Carry provider ids and amounts as extras when a DCIR source is read and ER_PRS_F has any of them, or
         the MCO source is read and a valorisation table T_MCOaaVALO has an amount column."""
-        dcir = {"dcir_drugs", "dcir_acts"} & set(sources) and self.ts.has("ER_PRS_F") and any(
+        dcir = {"dcir_drugs", "dcir_acts", "dcir_services"} & set(sources) and self.ts.has("ER_PRS_F") and any(
             col in set(self.ts.columns("ER_PRS_F")) for col, _ in PROVIDER_COLUMNS.values())
         valo = "mco" in sources and any(col in set(self.ts.columns(v)) for v in self._mco_tables("VALO")
                                         for col in MCO_VALO_COLUMNS.values())
@@ -259,8 +259,9 @@ class SndsEventReader:
         if collect is not None:
             self._regularised(collect, n)
 
-    def _regularised(self, rows: str, n: int) -> None:
-        """Emit the dispensations with the amounts of their regularisation lines added.
+    def _regularised(self, rows: str, n: int, table: str = "ER_PHA_F", column: str = "PHA_ACT_QSN",
+                     what: str = "dispensation") -> None:
+        """Emit the dispensations (``what`` of ``table``) with the amounts of their regularisation lines added.
 
         A line with ``PHA_ACT_QSN <= 0`` corrects (cancels or regularises) the dispensation of the same patient,
         care date, code and executing provider: it is no event, but its ``PRS_PAI_MNT`` / ``BSE_REM_MNT`` are
@@ -282,9 +283,9 @@ class SndsEventReader:
             f"(SELECT coalesce(sum(n_lines), 0) FROM {reg} reg WHERE NOT EXISTS (SELECT 1 FROM {pos} pos "
             f"WHERE {key}))"
         ).fetchall()[0]
-        self.rule("ER_PHA_F: PHA_ACT_QSN <= 0 (regularisation)", "dropped, amounts added to the dispensation",
+        self.rule(f"{table}: {column} <= 0 (regularisation)", f"dropped, amounts added to the {what}",
                   int(n_reg) - int(lost), n)
-        self.rule("ER_PHA_F: PHA_ACT_QSN <= 0 matching no dispensation (patient, date, code, provider)",
+        self.rule(f"{table}: {column} <= 0 matching no {what} (patient, date, code, provider)",
                   "dropped with its amounts", int(lost), n)
         ids = "".join(f", pos.{c}" for c in ("prescriber", "provider", "institution"))
         self.emit(f"(SELECT pos.pid_id, pos.pid, pos.t, pos.e, pos.value, pos.code, pos.cat{ids}, "

@@ -7,12 +7,12 @@ import pandas as pd
 import pyarrow as pa
 
 from pathways.data.dates import days_from_parts
-from pathways.io.snds_events import SndsEventReader
+from pathways.io.snds_services import SndsServiceEvents
 from pathways.io.snds_tables import CATEGORIES, DT_FORMATS, SEX_CODES
 from pathways.io.tabular import days_sql
 
 
-class SndsReader(SndsEventReader):
+class SndsReader(SndsServiceEvents):
     """Every step of :func:`~pathways.io.snds.read_snds`: the event sources plus the patients table."""
 
     # -- patients -------------------------------------------------------------------------------------------------

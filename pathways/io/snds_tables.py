@@ -20,8 +20,13 @@ MCO_RET_COLUMNS = ("NIR_RET", "NAI_RET", "SEX_RET", "SEJ_RET", "FHO_RET", "PMS_R
 #: Dates the SNDS uses as placeholders (e.g. BEN_DCD_DTE = 1600-01-01 for a living beneficiary).
 PLACEHOLDER_DATES = ("1600-01-01", "2999-12-31", "9999-12-31", "0001-01-01")
 CATEGORIES = ("drug", "act", "stay", "main_diagnosis", "linked_diagnosis", "associated_diagnosis",
-              "hospital_act", "death")
+              "hospital_act", "death", "service")
+#: every source read_snds knows; the default reads all but ``dcir_services`` (opt-in: it adds events and amounts
+#: that results computed before it existed did not have)
+ALL_SOURCES = ("dcir_drugs", "dcir_acts", "mco", "deaths", "dcir_services")
 SOURCES = ("dcir_drugs", "dcir_acts", "mco", "deaths")
+#: DCIR detail tables: an ER_PRS_F line with a row in one of them is a dispensation or an act, not a service
+SERVICE_DETAILS = ("ER_PHA_F", "ER_CAM_F")
 #: ER_PRS_F columns carried as EventLog extras: extra name -> (column, SQL type). Ids are pseudonymous: kept as
 #: text, never logged; amounts in euros.
 PROVIDER_COLUMNS = {"prescriber": ("PFS_PRE_NUM", "VARCHAR"), "provider": ("PFS_EXE_NUM", "VARCHAR"),
@@ -73,5 +78,5 @@ def load_cip_to_atc(mapping: pd.DataFrame | str | Path | None, cip: str, atc: st
 
 __all__ = [
     "ATC_LEVELS", "CATEGORIES", "DCIR_KEYS", "PROVIDER_COLUMNS", "DT_FORMATS", "MCO_KEYS", "MCO_VALO_COLUMNS", "MCO_RET_COLUMNS", "PLACEHOLDER_DATES",
-    "SEX_CODES", "SOURCES", "days_since_epoch", "load_cip_to_atc",
+    "SEX_CODES", "SOURCES", "ALL_SOURCES", "SERVICE_DETAILS", "days_since_epoch", "load_cip_to_atc",
 ]

@@ -23,7 +23,7 @@ from pathways.data.dates import date_bounds
 from pathways.data.validate import check_choice
 from pathways.errors import PathwaysInputError
 from pathways.io.report import ReadReport, check_errors_arg
-from pathways.io.snds_tables import ATC_LEVELS, CATEGORIES, SOURCES, load_cip_to_atc
+from pathways.io.snds_tables import ALL_SOURCES, ATC_LEVELS, CATEGORIES, load_cip_to_atc
 from pathways.io.spark.session import configure, spark_session
 from pathways.io.spark.shards import (
     publish,
@@ -66,9 +66,9 @@ def write_snds_shards(folder: Any, output: str | Path, options: Mapping[str, Any
     check_choice("events_after_death", events_after_death, ("keep", "drop"))
     check_choice("events_before_birth", events_before_birth, ("keep", "drop"))
     check_choice("duplicates", duplicates, ("drop", "keep", "raise"))
-    bad_sources = [s for s in sources if s not in SOURCES]
+    bad_sources = [s for s in sources if s not in ALL_SOURCES]
     if bad_sources:
-        raise PathwaysInputError(f"sources: unknown source(s) {bad_sources}; choose among {list(SOURCES)}")
+        raise PathwaysInputError(f"sources: unknown source(s) {bad_sources}; choose among {list(ALL_SOURCES)}")
     if atc_level is not None and atc_level not in ATC_LEVELS:
         raise PathwaysInputError(f"atc_level: expected one of {sorted(ATC_LEVELS)}, got {atc_level!r}")
     if int(n_shards) < 1:
@@ -89,6 +89,8 @@ def write_snds_shards(folder: Any, output: str | Path, options: Mapping[str, Any
                           load_cip_to_atc(o["cip_to_atc"], o["cip_column"], o["atc_column"]), atc_level)
     if "dcir_acts" in sources:
         reader.dcir_acts(o["exclude_information_lines"])
+    if "dcir_services" in sources:
+        reader.dcir_services(o["exclude_information_lines"], o["drop_nonpositive_quantity"])
     if "mco" in sources:
         reader.mco(o["mco_exclude_errors"])
     patients = reader.patients()

@@ -58,7 +58,7 @@ class SparkSndsEvents:
     def use_provider_columns(self, sources: Sequence[str]) -> None:
         """Extras as the DuckDB engine: DCIR read and ER_PRS_F has any provider/amount column, or MCO read and a
         T_MCOaaVALO has an amount column."""
-        dcir = {"dcir_drugs", "dcir_acts"} & set(sources) and self.tables.has("ER_PRS_F") and any(
+        dcir = {"dcir_drugs", "dcir_acts", "dcir_services"} & set(sources) and self.tables.has("ER_PRS_F") and any(
             col in set(self.tables.columns("ER_PRS_F")) for col, _ in PROVIDER_COLUMNS.values())
         valo = "mco" in sources and any(col in set(self.tables.columns(v))
                                         for v in self.tables.matching(r"t_mco(aa|\d\d)valo")
@@ -182,7 +182,8 @@ class SparkSndsEvents:
         else:
             self.emit(kept, with_extras=bool(self.extra_names))
 
-    def _regularised(self, rows: Any, total: dict[str, int]) -> None:
+    def _regularised(self, rows: Any, total: dict[str, int], table: str = "ER_PHA_F", column: str = "PHA_ACT_QSN",
+                     what: str = "dispensation") -> None:
         """Dispensations with the amounts of their regularisation lines (``PHA_ACT_QSN <= 0``, same patient, date,
         code and executing provider) added, shared equally between the matching dispensations."""
         from pyspark.sql import Window
@@ -205,9 +206,9 @@ class SparkSndsEvents:
         def report(c: list[int]) -> None:
             n_reg, n_matched = c
             lost, n = n_reg - n_matched, total["n"]
-            self.rule("ER_PHA_F: PHA_ACT_QSN <= 0 (regularisation)", "dropped, amounts added to the dispensation",
+            self.rule(f"{table}: {column} <= 0 (regularisation)", f"dropped, amounts added to the {what}",
                       n_reg - lost, n)
-            self.rule("ER_PHA_F: PHA_ACT_QSN <= 0 matching no dispensation (patient, date, code, provider)",
+            self.rule(f"{table}: {column} <= 0 matching no {what} (patient, date, code, provider)",
                       "dropped with its amounts", lost, n)
 
         self.pending.sums(flagged, [F.sum("n_lines"), F.sum(F.when(F.col("_hit").isNotNull(), F.col("n_lines")))],

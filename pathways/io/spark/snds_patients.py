@@ -11,7 +11,7 @@ from pathways.io.snds_tables import (
     PLACEHOLDER_DATES,
     days_since_epoch,
 )
-from pathways.io.spark.snds_events import SparkSndsEvents
+from pathways.io.spark.snds_services import SparkSndsServiceEvents
 from pathways.io.spark.tables import days, number, text, trimmed_upper
 
 #: the patients table of the Spark engine (Spark DDL), in the DuckDB engine's column order
@@ -19,7 +19,7 @@ PATIENT_SCHEMA = ("patient_id string, birth double, sex string, death double, BE
                   "death_cause string")
 
 
-class SparkSndsReader(SparkSndsEvents):
+class SparkSndsReader(SparkSndsServiceEvents):
     """Every step of the Spark engine: the event sources plus the patients."""
 
     def patients(self) -> Any:
