@@ -7,7 +7,6 @@ counted decision recorded in a :class:`~pathways.io.report.ReadReport`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -15,54 +14,24 @@ import pandas as pd
 
 from pathways.data import EventLog
 from pathways.errors import PathwaysInputError
-from pathways.data.dates import DEFAULT_DATE_RANGE, date_bounds, days_from_parts
+from pathways.data.validate import check_choice
+from pathways.data.dates import DEFAULT_DATE_RANGE, date_bounds
 from pathways.io.build import build_eventlog, life_filters
+from pathways.io.omop_tables import (
+    CATEGORIES,
+    DEFAULT_DOMAINS,
+    DOMAINS,
+    EVENT_IDS,
+    EXTRAS,
+    Domain,
+    clean_deaths,
+    clean_persons,
+    patients_frame,
+    resolve_domains,
+)
+from pathways.io.spark.omop import read_omop_spark
 from pathways.io.report import ReadReport, check_errors_arg
 from pathways.io.tabular import TableSet, days_sql, duckdb_config, in_range_sql, sql_literal
-
-#: OMOP gender concepts.
-GENDER_CONCEPTS = {8507: "M", 8532: "F"}
-#: Gender concepts documented as "unknown / other / ambiguous": mapped to unknown sex without a warning.
-UNKNOWN_GENDER_CONCEPTS = (0, 8551, 8570, 8521, 4214687)
-
-
-@dataclass(frozen=True)
-class Domain:
-    """Where one OMOP domain lives: table, concept column, start/end date columns, optional numeric value."""
-
-    table: str
-    concept: str
-    start: str
-    end: str | None = None
-    value: str | None = None
-    supply: str | None = None  # days_supply column (drugs): fills a missing end date
-
-
-DOMAINS: dict[str, Domain] = {
-    "drug": Domain("drug_exposure", "drug_concept_id", "drug_exposure_start_date", "drug_exposure_end_date",
-                   value="quantity", supply="days_supply"),
-    "drug_era": Domain("drug_era", "drug_concept_id", "drug_era_start_date", "drug_era_end_date"),
-    "condition": Domain("condition_occurrence", "condition_concept_id", "condition_start_date",
-                        "condition_end_date"),
-    "condition_era": Domain("condition_era", "condition_concept_id", "condition_era_start_date",
-                            "condition_era_end_date"),
-    "procedure": Domain("procedure_occurrence", "procedure_concept_id", "procedure_date"),
-    "visit": Domain("visit_occurrence", "visit_concept_id", "visit_start_date", "visit_end_date"),
-    "measurement": Domain("measurement", "measurement_concept_id", "measurement_date", value="value_as_number"),
-    "observation": Domain("observation", "observation_concept_id", "observation_date", value="value_as_number"),
-}
-DEFAULT_DOMAINS = ("drug", "condition", "procedure", "visit", "measurement")
-#: A domain whose table is absent falls back to its era table (and the other way round).
-_FALLBACK = {"drug": "drug_era", "drug_era": "drug", "condition": "condition_era", "condition_era": "condition"}
-CATEGORIES = ("drug", "condition", "procedure", "visit", "measurement", "observation", "death")
-#: event id column and ``cost.cost_domain_id`` of each clinical table (provider_id and cost rows attach to them)
-EVENT_IDS = {"drug_exposure": ("drug_exposure_id", "Drug"),
-             "condition_occurrence": ("condition_occurrence_id", "Condition"), "procedure_occurrence": ("procedure_occurrence_id", "Procedure"),
-             "visit_occurrence": ("visit_occurrence_id", "Visit"), "measurement": ("measurement_id", "Measurement"),
-             "observation": ("observation_id", "Observation")}
-#: EventLog extras read from provider_id (prescriber of a drug, provider of anything else) and the cost table
-EXTRAS = {"prescriber": "VARCHAR", "provider": "VARCHAR", "paid": "DOUBLE", "base": "DOUBLE"}
-
 
 def read_omop(
     source: Any,
@@ -81,6 +50,8 @@ def read_omop(
     return_report: bool = False,
     memory_limit: str | None = None,
     threads: int | None = None,
+    engine: str = "duckdb",
+    spark: Any = None,
 ) -> EventLog | tuple[EventLog, ReadReport]:
     """Read OMOP CDM tables into an EventLog (times in days since 1970-01-01).
 
@@ -105,6 +76,9 @@ def read_omop(
     memory_limit, threads : DuckDB ``memory_limit`` (e.g. ``"2GB"``; joins and sorts spill to disk beyond it) and
         thread count for connections the reader opens (default: DuckDB's, 80 % of RAM and every core).
     return_report : also return the :class:`ReadReport`.
+    engine : ``"duckdb"`` or ``"spark"``: the same EventLog and report computed with Spark DataFrames on the
+        SparkSession ``spark`` (None: a local one) from a folder of CSV/parquet tables or ``tables``; the events come
+        back through Arrow and are assembled as by the DuckDB engine (:mod:`pathways.io.spark.omop`).
 
     Returns
     -------
@@ -118,11 +92,19 @@ def read_omop(
     check_errors_arg(errors)
     if outside_observation not in ("drop", "keep"):
         raise PathwaysInputError(f"outside_observation: expected 'drop' or 'keep', got {outside_observation!r}")
+    check_choice("engine", engine, ("duckdb", "spark"))
+    if engine == "spark":
+        return read_omop_spark(source, spark=spark, domains=domains, tables=tables, schema=schema,
+                               concept_codes=concept_codes, drug_ingredients=drug_ingredients,
+                               outside_observation=outside_observation, keep_unmapped=keep_unmapped,
+                               death_events=death_events, duplicates=duplicates, date_range=date_range,
+                               errors=errors, return_report=return_report, memory_limit=memory_limit,
+                               threads=threads)
     report = ReadReport("read_omop")
     with TableSet(source, tables=tables, schema=schema, config=duckdb_config(memory_limit, threads)) as ts:
         reader = _OmopReader(ts, report, errors, date_bounds(date_range))
         persons, pid_is_int = reader.persons()
-        events = reader.events(_resolve_domains(ts, domains, report), concept_codes, drug_ingredients,
+        events = reader.events(resolve_domains(ts, domains, report), concept_codes, drug_ingredients,
                                keep_unmapped)
         deaths = reader.deaths(concept_codes, persons["pid"])
         if death_events and len(deaths):
@@ -130,32 +112,10 @@ def read_omop(
         persons = persons.merge(deaths, on="pid", how="left") if len(deaths) else persons.assign(death=np.nan)
         events = reader.drop_unknown_persons(events)
         persons, events = reader.observation(persons, events, outside_observation)
-        patients = _patients_frame(persons, pid_is_int)
+        patients = patients_frame(persons, pid_is_int)
         log = build_eventlog(ts, events, patients, CATEGORIES, report, duplicates, errors,
                              filters=life_filters(patients), extra_columns=reader.extra_names)
     return (log, report) if return_report else log
-
-
-def _resolve_domains(ts: TableSet, domains: Sequence[str] | None, report: ReadReport) -> list[str]:
-    explicit = domains is not None
-    wanted = list(DEFAULT_DOMAINS if domains is None else domains)
-    unknown = [d for d in wanted if d not in DOMAINS]
-    if unknown:
-        raise PathwaysInputError(f"domains: unknown domain(s) {unknown}; choose among {sorted(DOMAINS)}")
-    chosen: list[str] = []
-    for name in wanted:
-        if ts.has(DOMAINS[name].table):
-            chosen.append(name)
-            continue
-        alt = _FALLBACK.get(name)
-        if not explicit and alt and ts.has(DOMAINS[alt].table) and alt not in wanted:
-            report.note(f"domain {name}: table {DOMAINS[name].table} absent, read {DOMAINS[alt].table}", 0)
-            chosen.append(alt)
-        elif explicit:
-            raise PathwaysInputError(f"domains: table {DOMAINS[name].table!r} of domain {name!r} not found")
-        else:
-            report.note(f"domain {name}: table {DOMAINS[name].table} absent, skipped", 0)
-    return chosen
 
 
 class _OmopReader:
@@ -215,23 +175,7 @@ class _OmopReader:
             f"TRY_CAST({opt['gender_concept_id']} AS BIGINT) AS g, "
             f"{days_sql(opt['birth_datetime'])} AS bdt FROM {self.ts.ref('person')}"
         ).df()
-        self.report.note("person rows", len(frame))
-        missing_id = frame["pid"].isna().to_numpy()
-        self.decide("person: missing person_id", "dropped", int(missing_id.sum()), len(frame))
-        frame = frame[~missing_id]
-        dup = frame["pid"].duplicated().to_numpy()
-        self.decide("person: duplicate person_id", "first row kept", int(dup.sum()), len(frame))
-        # OMOP person_id is an integer; CSV sources read it as text, so restore integers when every id is one.
-        pid_is_int = pid_is_int or bool(frame["pid"].str.fullmatch(r"-?(0|[1-9]\d{0,17})").all())
-        frame = frame[~dup].sort_values("pid", key=_id_sort_key(pid_is_int)).reset_index(drop=True)
-        birth = _birth_days(frame, self.report, self.errors, self.bounds)
-        sex = frame["g"].map(GENDER_CONCEPTS)
-        odd = frame["g"].notna() & sex.isna() & ~frame["g"].isin(UNKNOWN_GENDER_CONCEPTS)
-        self.decide("person: gender_concept_id not 8507/8532", "sex unknown", int(odd.sum()), len(frame),
-                    "documented unknown concepts (0, 8551, 8570, 8521) are not counted here")
-        out = pd.DataFrame({"pid": frame["pid"].to_numpy(), "birth": birth,
-                            "sex": pd.Categorical(sex, categories=["F", "M"])})
-        return out, pid_is_int
+        return clean_persons(frame, pid_is_int, self.report, self.errors, self.bounds)
 
     # -- clinical events ----------------------------------------------------------------------------------------
     def events(self, domains: list[str], concept_codes: bool, ingredients: bool, keep_unmapped: bool) -> str:
@@ -354,20 +298,7 @@ class _OmopReader:
         frame = self.ts.con.execute(
             f"SELECT CAST(d.person_id AS VARCHAR) AS pid, {days_sql('d.death_date')} AS death, {cause} AS cause "
             f"FROM {ref} d {join}").df()
-        self.report.note("death rows", len(frame))
-        bad = frame["death"].isna() | ~frame["death"].between(*self.bounds)
-        self.decide("death: date missing, unparseable or out of date_range", "dropped", int(bad.sum()), len(frame))
-        frame = frame[~bad]
-        unknown = ~frame["pid"].isin(known).to_numpy()
-        self.decide("death: person absent from person", "dropped", int(unknown.sum()), len(frame))
-        frame = frame[~unknown].sort_values(["pid", "death"], kind="stable")
-        dup = frame["pid"].duplicated().to_numpy()
-        self.decide("death: several rows per person", "earliest kept", int(dup.sum()), len(frame))
-        frame = frame[~dup]
-        out = frame[["pid", "death"]].reset_index(drop=True)
-        if frame["cause"].notna().any():
-            out["death_cause"] = frame["cause"].to_numpy(dtype=object)
-        return out
+        return clean_deaths(frame, known, self.report, self.errors, self.bounds)
 
     def add_death_events(self, events: str, deaths: pd.DataFrame) -> str:
         """Append one ``death`` event per death date."""
@@ -454,44 +385,6 @@ class _OmopReader:
 
 def _has_column(ts: TableSet, table: str, column: str) -> bool:
     return column.upper() in {r[0].upper() for r in ts.con.execute(f"DESCRIBE {table}").fetchall()}
-
-
-def _id_sort_key(numeric: bool):
-    """Sort person ids numerically when they are integers, else as text."""
-    if numeric:
-        return lambda s: pd.to_numeric(s)
-    return None
-
-
-def _birth_days(frame: pd.DataFrame, report: ReadReport, errors: str, bounds: tuple[float, float]) -> np.ndarray:
-    """Birth in days since 1970: birth_datetime, else year/month/day of birth (missing month/day -> 1)."""
-    month_missing = frame["m"].isna() & frame["y"].notna() & frame["bdt"].isna()
-    day_missing = frame["d"].isna() & frame["y"].notna() & frame["bdt"].isna()
-    report.decide("person: month_of_birth missing", "month 1 (January) imputed", int(month_missing.sum()),
-                  len(frame), errors=errors)
-    report.decide("person: day_of_birth missing", "day 1 imputed", int((day_missing & ~month_missing).sum()),
-                  len(frame), errors=errors)
-    days = days_from_parts(frame["y"], frame["m"].fillna(1), frame["d"].fillna(1))
-    days = np.where(frame["bdt"].notna(), frame["bdt"].to_numpy(dtype=float, na_value=np.nan), days)
-    bad = np.isfinite(days) & ((days < bounds[0]) | (days > bounds[1]))
-    bad |= (np.isnan(days) & frame["y"].notna().to_numpy()) | frame["y_bad"].to_numpy(bool)  # 'abc' too
-    report.decide("person: birth date invalid or out of date_range", "birth unknown", int(bad.sum()), len(frame),
-                  errors=errors)
-    days[bad] = np.nan
-    return days
-
-
-def _patients_frame(persons: pd.DataFrame, pid_is_int: bool) -> pd.DataFrame:
-    ids = persons["pid"].astype(np.int64) if pid_is_int else persons["pid"].astype(object)
-    out = pd.DataFrame({
-        "patient_id": ids.to_numpy(), "birth": persons["birth"].to_numpy(float), "sex": persons["sex"].to_numpy(),
-        "death": persons["death"].to_numpy(float), "start": persons["start"].to_numpy(float),
-        "end": persons["end"].to_numpy(float), "n_observation_periods": persons["n_observation_periods"].to_numpy(),
-    })
-    out["sex"] = pd.Categorical(persons["sex"], categories=["F", "M"])
-    if "death_cause" in persons:
-        out["death_cause"] = persons["death_cause"].to_numpy()
-    return out
 
 
 __all__ = ["read_omop", "DOMAINS", "DEFAULT_DOMAINS", "CATEGORIES", "Domain"]
