@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from pathways.io import read_snds
+from pathways.io.snds_tables import ALL_SOURCES
 from pathways.synthetic.snds import write_snds
 from pathways.synthetic.snds.truth import EVENT_COLUMNS
 
@@ -23,7 +24,7 @@ def snds(tmp_path_factory):
     truth = write_snds(folder, 10_000, seed=3, chunk_patients=4_000)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        log = read_snds(folder)
+        log = read_snds(folder, sources=ALL_SOURCES)  # the opt-in dcir_services included: the truth has them
     return folder, truth, log
 
 
@@ -60,7 +61,8 @@ def test_eventlog_matches_truth_exactly(snds):
     counts = lambda f: f.groupby(["patient_id", "category"]).size()
     pd.testing.assert_series_equal(counts(got), counts(expected))
     assert set(got["category"]) == {"drug", "act", "stay", "main_diagnosis", "linked_diagnosis",
-                                    "associated_diagnosis", "hospital_act", "death"}
+                                    "associated_diagnosis", "hospital_act", "death", "service"}
+    assert set(got.loc[got["category"] == "service", "code"]) == {"PRS:1111", "PRS:1112", "PRS:3336"}
     if providers:
         cols = COLS + providers
         with_ids = got.assign(**{c: log.extras[c] for c in providers})
@@ -93,10 +95,17 @@ def test_amounts_in_the_eventlog_match_the_tables(snds):
         return
     key = ["patient_id", "time", "code", "category", "provider"]
     got = _frame(log).assign(provider=log.extras["provider"], paid=log.extras["paid"], base=log.extras["base"])
+    services = got[got["category"] == "service"]
     got = got[got["category"].isin(["drug", "act"])]
     sums = lambda f: f.groupby(key)[["paid", "base"]].sum()
     got_sums, want = sums(got), sums(_net_amounts(folder))
     assert got_sums.index.equals(want.index)
+    # services: the planted amounts of consultations and dispensing fees, to the cent (identical lines summed)
+    planted = truth.events().query("category == 'service'")
+    table = _sql(folder, "SELECT sum(PRS_PAI_MNT), sum(BSE_REM_MNT) FROM prs WHERE DPN_QLF <> 71 AND "
+                         "PRS_NAT_REF IN (1111, 1112, 3336)").iloc[0].to_numpy(float)
+    np.testing.assert_allclose(services[["paid", "base"]].sum().to_numpy(float), table, atol=0.01)
+    assert len(services) == len(planted)  # identical lines: one event in both (the reader sums their amounts)
     expected = truth.events()
     expected = expected[expected["category"].isin(["drug", "act"])]
     regularised = expected.groupby(key)["regularised"].any().reindex(want.index).to_numpy()

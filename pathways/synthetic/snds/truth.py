@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pathways.synthetic.snds.care import ACT, FRAUD, PHARMACY
+from pathways.synthetic.snds.care import ACT, FRAUD, GP, PHARMACY, SPECIALIST
 from pathways.synthetic.snds.catalogue import Catalogue
-from pathways.synthetic.snds.model import COST_CATEGORIES, PATHOLOGIES
+from pathways.synthetic.snds.model import COST_CATEGORIES, PATHOLOGIES, SERVICES
 from pathways.synthetic.snds.population import DEPARTMENTS, Population, year_start
 from pathways.synthetic.snds.providers import (
     Providers,
@@ -164,7 +164,9 @@ def _labels(values: np.ndarray, label: Any) -> np.ndarray:
 def events_frame(cat: Catalogue, pop: Population, prov: Providers, services: dict[str, np.ndarray],
                  amounts: dict[str, np.ndarray], stays: dict[str, np.ndarray], detail: dict[str, np.ndarray],
                  cause: np.ndarray) -> pd.DataFrame:
-    """The events read_snds must give (its categories and codes, times in days since 1970, identical events once).
+    """The events read_snds must give (its categories and codes, times in days since 1970, identical events once),
+    every source included: the ``service`` events are those of the opt-in ``dcir_services`` source (a reader of
+    the default sources drops them: ``events[events["category"] != "service"]``).
 
     DCIR events also carry their ``prescriber`` (PFS_PRE_NUM), ``provider`` (PFS_EXE_NUM), ``institution``
     (ETB_PRE_FIN), ``paid`` (PRS_PAI_MNT) and ``base`` (BSE_REM_MNT) of the service (EUR, net of its
@@ -188,6 +190,7 @@ def events_frame(cat: Catalogue, pop: Population, prov: Providers, services: dic
             "provider": _labels(exe, pharmacy_id if kind == PHARMACY else lambda u: prescriber_id(u, prov.n_gp)),
             "institution": _labels(s["etb"][m], lambda u: hospital_id(u).astype(str)), "paid": amounts["paid"][m],
             "base": amounts["base"][m], "regularised": amounts["regularised"][m]}))
+    parts.append(_service_events(prov, services, amounts))
     kept = ~detail["error"]
     k = np.flatnonzero(kept)
     entry = stays["entry"].astype(float)
@@ -218,6 +221,29 @@ def events_frame(cat: Catalogue, pop: Population, prov: Providers, services: dic
     ev["regularised"] = ev.groupby(same, dropna=False)["regularised"].transform("any")
     ev = ev.drop_duplicates(same)
     return ev.sort_values(["patient_id", "time", "category", "code"], kind="stable").reset_index(drop=True)
+
+
+def _service_events(prov: Providers, s: dict[str, np.ndarray], amounts: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The ER_PRS_F lines without detail as ``read_snds(sources=(..., "dcir_services"))`` gives them: GP and
+    specialist consultations (``PRS:1111`` / ``PRS:1112``) and the dispensing fee of each dispensation
+    (``PRS:3336``: fee price x boxes paid, its rounded reimbursement as base), category ``service``."""
+    fee_nat, fee_price, fee_rate = SERVICES["dispensing_fee"]
+    visit = np.isin(s["kind"], (GP, SPECIALIST))
+    fee = s["kind"] == PHARMACY
+    rows = np.concatenate([np.flatnonzero(visit), np.flatnonzero(fee)])
+    is_fee = np.repeat([False, True], [int(visit.sum()), int(fee.sum())])
+    nat = np.where(s["kind"][rows] == GP, SERVICES["gp"][0], SERVICES["specialist"][0])
+    qty = s["qty"][rows].astype(float)
+    fee_paid = fee_price * qty
+    exe = s["executor"][rows]
+    provider = np.where(is_fee, _labels(exe, pharmacy_id), _labels(exe, lambda u: prescriber_id(u, prov.n_gp)))
+    return pd.DataFrame({
+        "p": s["pat"][rows], "time": s["day"][rows].astype(float), "end": np.nan, "value": qty,
+        "code": "PRS:" + np.where(is_fee, fee_nat, nat).astype(str).astype(object), "category": "service",
+        "prescriber": _labels(s["prescriber"][rows], lambda u: prescriber_id(u, prov.n_gp)), "provider": provider,
+        "institution": _labels(s["etb"][rows], lambda u: hospital_id(u).astype(str)),
+        "paid": np.where(is_fee, fee_paid, amounts["paid"][rows]),
+        "base": np.where(is_fee, np.round(fee_paid * fee_rate, 2), amounts["base"][rows]), "regularised": False})
 
 
 def abusers_frame(pop: Population, prov: Providers, s: dict[str, np.ndarray]) -> pd.DataFrame:
