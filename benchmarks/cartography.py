@@ -59,7 +59,10 @@ from pathways.cartography.dynamics import transitions, wilson
 from pathways.cartography.identify import year_start
 from pathways.cartography.synthetic import PRIMARY, simulate_cartography
 from pathways.io import read_snds
+from pathways.io.snds_tables import ALL_SOURCES
 from pathways.synthetic.snds import write_snds
+
+from cartography_snds import READ_CATEGORIES, SNDS_ESTIMAND, _markdown, _replace_snds, snds_section  # noqa: E402,F401
 
 YEARS = (2019, 2020, 2021, 2022)
 PY_PER_PATIENT = 3.8  # patient-years per patient over 4 years (deaths)
@@ -100,19 +103,6 @@ def recovery(n_patients: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame
 
 
 SNDS_YEARS = (2019, 2020, 2021)
-#: planted cost categories (truth ``costs``) that ``read_snds`` turns into event amounts: dispensations (with their
-#: pharmacy fees), CCAM acts, stays; GP and specialist consultations are ER_PRS_F lines without a detail table,
-#: which read_snds does not read as events
-READ_CATEGORIES = ("pharmacy", "acts", "hospital")
-SNDS_ESTIMAND = (
-    "Estimand: the rules see the tables, so they are compared with the **identifiable** planted prevalence: "
-    "pathology-years the tables reveal by an ALD, a stay (principal or related diagnosis) or a dispensation of a "
-    "tracer drug that no other pathology lists (truth columns `identifiable` = `ald | hospital | own_drug`). "
-    "Pathology-years shown only by a shared tracer (atorvastatin C10AA05 of hypertension, coronary disease and "
-    "stroke; bisoprolol, clopidogrel) cannot be attributed to one pathology by any rule; they are in "
-    "`planted_prevalence_%` (every active pathology-year) and counted in `shared_tracer_only_%`. Pathologies "
-    "with a remission (cancer, psychiatric, dialysis) are not identified by their ALD alone: the generator keeps "
-    "an ALD open 1-3 years after a remission (surveillance years, not planted active years).")
 
 
 def snds_rules(truth) -> dict:
@@ -140,7 +130,8 @@ def snds_rules(truth) -> dict:
 
 def snds_log(folder: Path, truth) -> EventLog:
     """read_snds events + IR_IMB_R periods as ``ald`` events; patients observed from 2019 (or their first ALD)."""
-    log = read_snds(folder, cip_to_atc=folder / "nomenclatures" / "IR_PHA_R.parquet", errors="warn")
+    log = read_snds(folder, sources=ALL_SOURCES, cip_to_atc=folder / "nomenclatures" / "IR_PHA_R.parquet",
+                    errors="warn")
     events, _ = log.to_pandas()
     events = events[["patient_id", "time", "end", "code", "category", "paid", "base"]].assign(
         patient_id=events["patient_id"].astype(str))
@@ -227,7 +218,9 @@ def snds_costs_transitions(log: EventLog, py, truth, planted: pd.DataFrame) -> t
     info = {"planted_outside": outside,
             "read_hospital": read["base_hospital"].sum() / 100,
             "planted_hospital": truth_costs.loc[hospital & in_py, "reimbursed"].sum(),
-            "read_total": read["base_total"].sum() / 100, "planted_total": truth_costs.loc[in_py, "reimbursed"].sum(),
+            "read_total": read["base_total"].sum() / 100, "read_consultations": read["base_consultations_acts"].sum() / 100,
+            "read_drugs": read["base_drugs"].sum() / 100, "read_other": read["base_other"].sum() / 100,
+            "planted_total": truth_costs.loc[in_py, "reimbursed"].sum(),
             "planted_read_categories": truth_costs.loc[in_py & read_kinds, "reimbursed"].sum()}
     return costs, trans, info
 
@@ -357,75 +350,6 @@ SCALE_COLUMNS = ["patient_years", "patients", "events", "simulate_s", "cartograp
                  "exact_total"]
 
 
-def snds_section(snds: pd.DataFrame, snds_info: dict, n_patients: int) -> list[str]:
-    """Markdown lines of the synthetic-SNDS recovery section (its own ``--only-snds`` command and load)."""
-    lines = ["## Recovery on synthetic SNDS (pathways.synthetic.snds)", "",
-             (f"`python benchmarks/cartography.py --only-snds --snds-patients {n_patients}` (or the full run); "
-              f"{snds_info['cpu_s']:.1f} CPU s, load average (1 min) at the end {os.getloadavg()[0]:.1f} on "
-              f"{os.cpu_count()} cores."), "",
-              (f"{snds_info['patients']} beneficiaries, {snds_info['events']} events (read_snds + IR_IMB_R); write "
-              f"{snds_info['write_s']:.1f} s, read {snds_info['read_s']:.1f} s, identification "
-              f"{snds_info['identify_s']:.2f} s."), "", SNDS_ESTIMAND, "",
-              (f"- prevalence vs the identifiable planted prevalence: max |error| {snds['error_pp'].abs().max():.3f} "
-              "pp (criterion 1 pp)"),
-              (f"- planted pathology-years revealed only by a shared tracer: up to "
-              f"{snds['shared_tracer_only_%'].max():.3f} % of the population (in planted_prevalence_%, not in "
-              "identifiable_prevalence_%)"),
-              f"- population per year equals the planted one: {bool((snds['population'] == snds['planted_population']).all())}",
-              (f"- mean yearly reimbursement of the identified members vs the identifiable planted members: max "
-              f"|error| {snds['spend_error_%'].abs().max():.2f} % (criterion 5 %)"), "", _markdown(snds.round(3))]
-    sc, st = snds_info["costs"], snds_info["transitions"]
-    lines += ["", "### Mean allocated cost per group and transitions on synthetic SNDS", "",
-              ("The rules' side: identified pathology-years, amounts `base` read by `read_snds` (DCIR BSE_REM_MNT; "
-               "stays: T_MCOaaVALO MNT_BR, at the stay's entry), allocated by `allocate` (regression on group "
-               "indicators, age bands, sex); transitions of the rules' states (first group in rule order). The "
-               "planted side: the same allocation on the planted identifiable pathology-years (same patient-years) "
-               "and the planted costs (truth `costs`: reimbursed amounts, stays' GHS-like cost by discharge year); "
-               "transition rates of the planted identifiable states. "
-               f"Computed in {snds_info['costs_transitions_s']:.1f} s."), "",
-              (f"- hospital stay costs read: {snds_info['read_hospital']:,.2f} EUR vs planted "
-               f"{snds_info['planted_hospital']:,.2f} EUR; all spending read {snds_info['read_total']:,.2f} vs "
-               f"planted {snds_info['planted_total']:,.2f} EUR"),
-              (f"- planted spending of the categories read_snds turns into amounts ({', '.join(READ_CATEGORIES)}): "
-               f"{snds_info['planted_read_categories']:,.2f} EUR. The rest (GP and specialist consultations: "
-               "ER_PRS_F lines without an ER_PHA_F / ER_CAM_F detail) is not read as events, so it is in no "
-               "allocation of the rules' side; pharmacy dispensing fees are in the planted `pharmacy` category"),
-              (f"- mean allocated cost per group vs the planted allocation of all planted spending: max |error| "
-               f"{sc['cost_error_%'].abs().max():.2f} % (criterion 5 %); groups x years within 5 %: "
-               f"{int((sc['cost_error_%'].abs() <= 5).sum())} / {len(sc)}"),
-              (f"- the same vs the planted allocation of the planted spending of the categories read: max |error| "
-               f"{sc['cost_error_read_categories_%'].abs().max():.2f} %; groups x years within 5 %: "
-               f"{int((sc['cost_error_read_categories_%'].abs() <= 5).sum())} / {len(sc)}. What still differs: "
-               f"planted spending of these categories minus the amounts read = "
-               f"{snds_info['planted_read_categories'] - snds_info['read_total']:,.2f} EUR, of which the pharmacy "
-               f"dispensing fees (ER_PRS_F lines PRS_NAT_REF 3336 without an ER_PHA_F detail, which read_snds does "
-               f"not read either, summed on the tables) are {snds_info['fees']:,.2f} EUR; the group with the most dispensations per euro of attributable cost (hypertension) "
-               "loses the largest share; and the rules' states differ from the planted ones on a few rows "
-               "(members vs planted_members)"),
-              (f"- transitions: {int(st['covered'].sum())} / {len(st)} planted rates inside the rules' 95 % "
-               "interval"),
-              f"- planted identifiable pathology-years outside the rules' patient-years: {snds_info['planted_outside']}",
-              "", _markdown(sc.round(3)), "",
-              _markdown(st[["from_state", "to_state", "planted_rate", "n", "n_from", "rate", "ci_low", "ci_high",
-                            "covered"]].round(4))]
-    return lines
-
-
-def _replace_snds(out: Path, lines: list[str]) -> None:
-    """Replace the synthetic-SNDS section of the results file (up to the next ``## `` header) by ``lines``."""
-    text = out.read_text() if out.exists() else "# Cartography benchmark\n"
-    head = "## Recovery on synthetic SNDS"
-    new = "\n".join(lines) + "\n"
-    if head in text:
-        before, rest = text.split(head, 1)
-        nxt = rest.find("\n## ")
-        text = before + new + (rest[nxt + 1:] if nxt >= 0 else "")
-    else:
-        text = text.rstrip() + "\n\n" + new
-    out.write_text(text)
-    print(new)
-
-
 def _append_scale(out: Path, rows: list[dict], sizes: str) -> None:
     """Scale rows of an ``--only-scale`` run, appended to the results file (with the machine's load: the wall
     times depend on it, CPU seconds much less)."""
@@ -435,13 +359,6 @@ def _append_scale(out: Path, rows: list[dict], sizes: str) -> None:
             + _markdown(pd.DataFrame(rows)[SCALE_COLUMNS].round(2)))
     print(text)
     out.write_text((out.read_text().rstrip() + "\n" if out.exists() else "# Cartography benchmark\n") + text + "\n")
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    """A markdown table (header, separator, rows)."""
-    cols = [str(c) for c in frame.columns]
-    rows = ["|" + "|".join(str(v) for v in row) + "|" for row in frame.itertuples(index=False)]
-    return "\n".join(["|" + "|".join(cols) + "|", "|" + "|".join("---" for _ in cols) + "|", *rows])
 
 
 def main() -> None:
