@@ -101,9 +101,10 @@ def test_errors_raise_stops_at_the_same_decision_as_duckdb(spark):
 def test_spark_engine_errors(spark, csv_folder, tmp_path):
     with pytest.raises(PathwaysInputError, match="duplicate person_id"):
         read_omop(csv_folder, errors="raise", engine="spark", spark=spark)
-    with pytest.raises(PathwaysInputError, match="engine='duckdb'"):
-        read_omop(tmp_path / "cdm.duckdb", engine="spark", spark=spark) if (tmp_path / "cdm.duckdb").touch() is None \
-            else None
+    database = tmp_path / "cdm.duckdb"
+    database.touch()
+    with pytest.raises(PathwaysInputError, match="DuckDB database.*engine='duckdb'"):
+        read_omop(database, engine="spark", spark=spark)
     import duckdb
 
     with pytest.raises(PathwaysInputError, match="DuckDB connection"):
