@@ -49,7 +49,9 @@ def test_spark_engine_equals_duckdb_on_synthetic_tables(spark, synthetic, tmp_pa
     from pathways.io.spark import shard_of
 
     mapping = next(synthetic.rglob("IR_PHA_R*"))
-    kwargs = {"cip_to_atc": mapping, "window": ("2021-01-01", "2021-12-31")}
+    from pathways.io.snds_tables import ALL_SOURCES
+
+    kwargs = {"cip_to_atc": mapping, "window": ("2021-01-01", "2021-12-31"), "sources": ALL_SOURCES}
     duck, duck_report = quiet(read_snds, synthetic, return_report=True, **kwargs)
     out = tmp_path / "dataset"
     report = quiet(write_snds_dataset, synthetic, out, spark=spark, n_shards=3, **kwargs)
@@ -61,6 +63,7 @@ def test_spark_engine_equals_duckdb_on_synthetic_tables(spark, synthetic, tmp_pa
     # the planted quirks were met: the comparison is not between two empty decisions
     counts = report.to_frame().set_index("step")["count"]
     assert counts["ER_PHA_F: information line (DPN_QLF = 71)"] > 0 and counts["duplicate events"] > 0
+    assert counts["ER_PRS_F: information line (DPN_QLF = 71)"] > 0 and (np.asarray(log.category) == "service").any()
     # every patient in the shard of its hash, each shard sorted by (patient, time, code)
     for k in data.shard_ids():
         people = data.patients(k)
