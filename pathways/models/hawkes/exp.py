@@ -5,7 +5,9 @@ convention). Baseline μ_i, optionally modulated per patient by covariates: μ_{
 
 The design (index structure linear in events, β-dependent values, least-squares statistics) lives in
 :mod:`pathways.models.hawkes.design`; the solvers (least-squares FISTA, SQUAREM-accelerated penalised EM, profile
-search over the decays, nuclear-penalised FISTA) in :mod:`pathways.models.hawkes.solvers`.
+search over the decays, nuclear-penalised FISTA) in :mod:`pathways.models.hawkes.solvers`, and the projected Newton
+steps that replace the EM when the design is held as dense per-code blocks without covariates in
+:mod:`pathways.models.hawkes.newton`.
 """
 from __future__ import annotations
 
@@ -60,7 +62,9 @@ class HawkesSumExpKernel(HawkesBase):
         standardised; ``baseline_`` is the baseline at the average patient. Likelihood fit only.
     elastic_net_ratio : L1 share of the elastic-net penalty.
     max_iter, tol : iteration budget and relative tolerance of the solver.
-    accelerate : SQUAREM extrapolation of the EM iterations (likelihood fit); False = plain EM.
+    accelerate : SQUAREM extrapolation of the EM iterations (likelihood fit); False = plain EM. A design held as
+        dense per-code blocks (few codes, long realizations) without covariates is fitted by projected Newton
+        steps instead (same stopping rule), whatever this flag.
     device : ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
     verbose : log solver progress on the ``pathways`` logger.
 

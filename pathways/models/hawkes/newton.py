@@ -65,7 +65,14 @@ def _add_smooth(theta: torch.Tensor, value: torch.Tensor, grad: torch.Tensor | N
 def newton_direction(theta: torch.Tensor, lower: torch.Tensor, grad: torch.Tensor, hess: torch.Tensor
                      ) -> torch.Tensor:
     """Projected Newton direction (D, p): coordinates near their bound with an outward gradient go to the bound,
-    the free ones solve the reduced Newton system (a tiny ridge keeps it solvable)."""
+    the free ones solve the reduced Newton system (a tiny ridge keeps it solvable).
+
+    Examples
+    --------
+    >>> theta, lower = torch.tensor([[1.0, 0.0]]), torch.zeros(1, 2)
+    >>> newton_direction(theta, lower, torch.tensor([[-1.0, 2.0]]), 2 * torch.eye(2)[None]).tolist()
+    [[0.5, -0.0]]
+    """
     diag = hess.diagonal(dim1=1, dim2=2)
     room = theta - lower
     scale = torch.clamp(diag, min=1e-300)

@@ -364,7 +364,8 @@ class _EM:
         A cycle (:func:`pathways.optim.squarem_step`) takes two EM maps, extrapolates, projects onto the
         constraints and applies the map once more; when the extrapolated point is worse than the cycle's start it
         falls back to plain EM, so the objective never increases. Three passes over the design per cycle, typically
-        several times fewer passes than plain EM.
+        several times fewer passes than plain EM. On dense per-code blocks without covariates the (convex, per
+        code separable) objective is minimised by projected Newton steps instead (:mod:`.newton`), same stopping rule.
         """
         t = self.t
         beta = torch.as_tensor(decays, dtype=torch.float64, device=t.device)
