@@ -9,7 +9,8 @@ Learners compared:
 
 * exponential kernel, likelihood: ``tick.HawkesExpKern(gofit="likelihood")`` with its defaults (AGD solver), then
   with the best settings we found (BFGS solver, start at the least-squares solution); vs
-  ``pathways.HawkesExpKernel(fit_method="likelihood")`` (least-squares warm start, then SQUAREM-accelerated EM);
+  ``pathways.HawkesExpKernel(fit_method="likelihood")`` (least-squares warm start, then projected Newton steps on
+  the dense per-code blocks; SQUAREM-accelerated EM where the design stays sparse or covariates are given);
 * exponential kernel, least squares: ``tick.HawkesExpKern(gofit="least-squares")`` vs
   ``HawkesExpKernel(fit_method="least-squares")``;
 * nonparametric EM (support 6, 30 bins): ``tick.HawkesEM`` vs ``pathways.HawkesEM``, both with max_iter=100 E-steps
