@@ -294,9 +294,9 @@ def test_dense_and_sparse_em_paths_agree(small_data: Sequences, fitted: HawkesEx
     x, _ = tensors.values(torch.tensor([2.0], dtype=torch.float64))
     assert design_module._DenseBlocks.maybe(tensors, x) is not None  # few codes, long sequences: the dense path
     assert design_module._DenseBlocks.maybe(tensors, x[:10]) is None  # a sparse design stays sparse
-    import pathways.models.hawkes.solvers as solvers_module
+    import pathways.models.hawkes.newton as newton_module
 
-    monkeypatch.setattr(solvers_module, "_NEWTON", False)  # the same EM maps on both paths
+    monkeypatch.setattr(newton_module, "ENABLED", False)  # the same EM maps on both paths
     dense = HawkesExpKernel(decay=2.0).fit(small_data)
     monkeypatch.setattr(design_module, "_DENSE_MAX", 0)  # force the entry-wise path
     sparse = HawkesExpKernel(decay=2.0).fit(small_data)
@@ -306,19 +306,23 @@ def test_dense_and_sparse_em_paths_agree(small_data: Sequences, fitted: HawkesEx
 
 def test_newton_matches_em_and_converges_further(small_data: Sequences, fitted: HawkesExpKernel,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import pathways.models.hawkes.solvers as solvers_module
+    import pathways.models.hawkes.newton as newton_module
 
     newton = [h for h in fitted.history_ if h["stage"] == "newton"]
     assert newton and fitted.converged_  # the default on dense blocks: projected Newton
     objective = [h["objective"] for h in newton]
     assert all(b <= a for a, b in zip(objective, objective[1:]))  # monotone
-    monkeypatch.setattr(solvers_module, "_NEWTON", False)
+    monkeypatch.setattr(newton_module, "ENABLED", False)
     em = HawkesExpKernel(decay=2.0).fit(small_data)
     em_objective = [h["objective"] for h in em.history_ if h["stage"] == "em"]
     assert objective[-1] <= em_objective[-1] + 1e-12  # at least as converged as SQUAREM EM
     assert len(newton) < len(em_objective)
     np.testing.assert_allclose(fitted.adjacency_, em.adjacency_, atol=1e-4)
     np.testing.assert_allclose(fitted.baseline_, em.baseline_, rtol=1e-4)
+    monkeypatch.setattr(newton_module, "ENABLED", True)
+    monkeypatch.setattr(newton_module, "MAX_PARAMS", 2)  # too many parameters per code: EM again
+    capped = HawkesExpKernel(decay=2.0).fit(small_data)
+    assert {h["stage"] for h in capped.history_} >= {"em"} and "newton" not in {h["stage"] for h in capped.history_}
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

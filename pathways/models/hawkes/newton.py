@@ -17,6 +17,22 @@ import torch
 
 from pathways.models.hawkes.design import _DenseBlocks
 
+ENABLED = True  # dense blocks, no covariates: projected Newton instead of SQUAREM EM
+# parameters per target code (1 + D·K) up to which Newton (Hessian pass ~ n·p² flops, D·p² values) is used: it beat
+# SQUAREM EM at p = 11, 31 and 61 (3e5-1e6 events, hawkes_vs_tick.md); beyond, the Hessian's cost grows as p²
+MAX_PARAMS = 64
+
+
+def applies(n_excitation: int) -> bool:
+    """Whether a target code with ``n_excitation`` kernel parameters (D·K) is fitted by Newton steps.
+
+    Examples
+    --------
+    >>> applies(10), applies(1000)
+    (True, False)
+    """
+    return ENABLED and 1 + n_excitation <= MAX_PARAMS
+
 
 def code_terms(dense: _DenseBlocks, theta: torch.Tensor, hessian: bool
                ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:

@@ -20,7 +20,7 @@ import scipy.optimize
 import torch
 
 from pathways.models.hawkes.design import _DenseBlocks, _Tensors, _trim_heap
-from pathways.models.hawkes.newton import newton_run
+from pathways.models.hawkes import newton
 from pathways.progress import progress_bar
 from pathways.optim import (
     fista,
@@ -259,9 +259,6 @@ class _State:
     objective: float = float("nan")
 
 
-_NEWTON = True  # dense blocks, no covariates: projected Newton instead of SQUAREM EM (see newton.py)
-
-
 class _EM:
     """Penalised maximum likelihood by the branching-structure EM: monotone, positive, no step size.
 
@@ -277,7 +274,6 @@ class _EM:
                  ratio: float, max_iter: int, tol: float, mu_floor: np.ndarray, accelerate: bool = True,
                  reduce: Callable[..., tuple] | None = None):
         self.t, self.accelerate, self.dense = tensors, accelerate, None
-        self.newton = _NEWTON
         dev = tensors.device
         # sums over patients pass through `reduce` (identity; a sharded fit sums them across ranks)
         self.reduce = reduce or (lambda *values: values)
@@ -378,8 +374,8 @@ class _EM:
         g = self.reduce(g)[0]
         shapes = (st.mu.shape, st.a.shape, st.gamma.shape)
         self._n_a = st.a.numel()
-        if self.newton and self.dense is not None and self.z is None:  # convex per code: projected Newton
-            mu, a, it, converged, value = newton_run(self.dense, st.mu, st.a, g, self.total_time, self.n, self.s1,
+        if self.dense is not None and self.z is None and newton.applies(st.a[0].numel()):  # convex per code
+            mu, a, it, converged, value = newton.newton_run(self.dense, st.mu, st.a, g, self.total_time, self.n, self.s1,
                                                      self.s2, torch.exp(self.log_floor), self.tol, self.max_iter,
                                                      self.reduce, history)
             return _State(mu, a, st.gamma.clone(), it, converged, value)
