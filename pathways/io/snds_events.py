@@ -10,6 +10,7 @@ import pandas as pd
 
 from pathways.errors import PathwaysInputError
 from pathways.io.report import ReadReport
+from pathways.io.snds_decisions import record_acts, record_dispensations
 from pathways.io.snds_tables import (
     ATC_LEVELS, CATEGORIES, DCIR_KEYS, DT_FORMATS, MCO_KEYS, MCO_RET_COLUMNS, MCO_VALO_COLUMNS, PLACEHOLDER_DATES, PROVIDER_COLUMNS,
     days_since_epoch,
@@ -245,17 +246,8 @@ class SndsEventReader:
         finally:
             if mapping is not None:
                 self.ts.con.unregister("pw_cip_atc")
-        self.report.note("ER_PHA_F rows", n)
-        self.decide("ER_PHA_F: no matching ER_PRS_F line on the 9 DCIR keys", "dropped", unmatched, n)
-        self.decide("ER_PHA_F: BEN_NIR_PSA empty in the matching ER_PRS_F line", "dropped", no_pid, n)
-        self.rule("ER_PHA_F: information line (DPN_QLF = 71)", "dropped", info, n)
-        self.decide("ER_PHA_F: PHA_ACT_QSN not a number", "quantity unknown, dispensation kept", qty_bad, n)
-        self.decide("ER_PHA_F: PHA_ACT_QSN with a decimal comma", "read as a decimal point", qty_comma, n)
-        self.decide("ER_PHA_F: EXE_SOI_DTD missing, invalid or out of date_range", "dropped", bad_date, n)
-        if not regularise:
-            self.rule("ER_PHA_F: PHA_ACT_QSN <= 0", "dropped" if drop_nonpositive else "kept", nonpos, n)
-        if mapping is not None:
-            self.decide("ER_PHA_F: CIP13 absent from cip_to_atc", "kept as CIP13 code", unmapped, n)
+        record_dispensations(self, n, unmatched, no_pid, info, qty_bad, qty_comma, bad_date, nonpos, unmapped,
+                             regularise=regularise, drop_nonpositive=drop_nonpositive, mapped=mapping is not None)
         if collect is not None:
             self._regularised(collect, n)
 
@@ -311,12 +303,7 @@ class SndsEventReader:
              f"count(*) FILTER (WHERE {used} AND NOT no_code AND (t IS NULL OR NOT ({valid})))"],
             f"SELECT pid_id, pid, t, NULL AS e, NULL AS value, code, {CATEGORIES.index('act')} AS cat{more} FROM {{stage}} "
             f"WHERE {used} AND NOT no_code AND t IS NOT NULL AND {valid}", "dcir_cam")
-        self.report.note("ER_CAM_F rows", n)
-        self.decide("ER_CAM_F: no matching ER_PRS_F line on the 9 DCIR keys", "dropped", unmatched, n)
-        self.decide("ER_CAM_F: BEN_NIR_PSA empty in the matching ER_PRS_F line", "dropped", no_pid, n)
-        self.rule("ER_CAM_F: information line (DPN_QLF = 71)", "dropped", info, n)
-        self.decide("ER_CAM_F: CAM_PRS_IDE empty", "dropped", no_code, n)
-        self.decide("ER_CAM_F: EXE_SOI_DTD missing, invalid or out of date_range", "dropped", bad_date, n)
+        record_acts(self, n, unmatched, no_pid, info, no_code, bad_date)
 
     # -- PMSI MCO -----------------------------------------------------------------------------------------------
     def _mco_tables(self, letter: str) -> list[str]:

@@ -5,6 +5,7 @@ consultations, visits, nursing, biology, pharmacy dispensing fees, ... Lines tha
 from __future__ import annotations
 
 from pathways.io.snds_events import SndsEventReader
+from pathways.io.snds_decisions import record_services
 from pathways.io.snds_tables import CATEGORIES, DCIR_KEYS, DT_FORMATS, PROVIDER_COLUMNS, SERVICE_DETAILS
 from pathways.io.tabular import days_sql, in_range_sql
 
@@ -54,14 +55,8 @@ class SndsServiceEvents(SndsEventReader):
             f"count(*) FILTER (WHERE {used} AND NOT no_code AND t IS NOT NULL AND {valid} AND value <= 0) "
             f"FROM {stage}").fetchall()[0]
         regularise = drop_nonpositive and bool(self.extra_names)
-        self.report.note("ER_PRS_F rows (dcir_services)", n)
-        self.report.note("ER_PRS_F: line with a detail row (read by dcir_drugs / dcir_acts)", detail)
-        self.decide("ER_PRS_F: BEN_NIR_PSA empty", "dropped", no_pid, n)
-        self.rule("ER_PRS_F: information line (DPN_QLF = 71)", "dropped", n_info, n)
-        self.decide("ER_PRS_F: PRS_NAT_REF empty", "dropped", no_code, n)
-        self.decide("ER_PRS_F: EXE_SOI_DTD missing, invalid or out of date_range", "dropped", bad_date, n)
-        if not regularise:
-            self.rule("ER_PRS_F: PRS_ACT_QTE <= 0", "dropped" if drop_nonpositive else "kept", nonpos, n)
+        record_services(self, n, detail, no_pid, n_info, no_code, bad_date, nonpos, regularise=regularise,
+                        drop_nonpositive=drop_nonpositive)
         pos = "coalesce(value, 1) > 0" if drop_nonpositive and not regularise else "TRUE"
         more = "".join(f", {name}" for name in self.extra_names)
         keep = (f"SELECT pid_id, pid, t, NULL AS e, value, code, {CATEGORIES.index('service')} AS cat{more} "

@@ -16,6 +16,7 @@ import pandas as pd
 from pathways.errors import PathwaysInputError
 from pathways.io.report import ReadReport
 from pathways.io.spark.pending import PendingCounts
+from pathways.io.snds_decisions import record_acts, record_dispensations
 from pathways.io.snds_tables import (
     ATC_LEVELS,
     CATEGORIES,
@@ -162,17 +163,9 @@ class SparkSndsEvents:
         def report(c: list[int]) -> None:
             n, unmatched, no_pid, n_info, bad_date, nonpos, n_unmapped, n_qty_bad, n_comma = c
             rows["n"] = n
-            self.report.note("ER_PHA_F rows", n)
-            self.decide("ER_PHA_F: no matching ER_PRS_F line on the 9 DCIR keys", "dropped", unmatched, n)
-            self.decide("ER_PHA_F: BEN_NIR_PSA empty in the matching ER_PRS_F line", "dropped", no_pid, n)
-            self.rule("ER_PHA_F: information line (DPN_QLF = 71)", "dropped", n_info, n)
-            self.decide("ER_PHA_F: PHA_ACT_QSN not a number", "quantity unknown, dispensation kept", n_qty_bad, n)
-            self.decide("ER_PHA_F: PHA_ACT_QSN with a decimal comma", "read as a decimal point", n_comma, n)
-            self.decide("ER_PHA_F: EXE_SOI_DTD missing, invalid or out of date_range", "dropped", bad_date, n)
-            if not regularise:
-                self.rule("ER_PHA_F: PHA_ACT_QSN <= 0", "dropped" if drop_nonpositive else "kept", nonpos, n)
-            if mapping is not None:
-                self.decide("ER_PHA_F: CIP13 absent from cip_to_atc", "kept as CIP13 code", n_unmapped, n)
+            record_dispensations(self, n, unmatched, no_pid, n_info, n_qty_bad, n_comma, bad_date, nonpos,
+                                 n_unmapped, regularise=regularise, drop_nonpositive=drop_nonpositive,
+                                 mapped=mapping is not None)
 
         self.pending.count(stage, [
             F.col("unmatched"), F.col("no_pid"), ok & info, used & (F.col("t").isNull() | ~valid),
@@ -237,13 +230,7 @@ class SparkSndsEvents:
             F.lit(CATEGORIES.index("act")).alias("cat"), *self.extra_names)
 
         def report(c: list[int]) -> None:
-            n, unmatched, no_pid, n_info, n_no_code, bad_date = c
-            self.report.note("ER_CAM_F rows", n)
-            self.decide("ER_CAM_F: no matching ER_PRS_F line on the 9 DCIR keys", "dropped", unmatched, n)
-            self.decide("ER_CAM_F: BEN_NIR_PSA empty in the matching ER_PRS_F line", "dropped", no_pid, n)
-            self.rule("ER_CAM_F: information line (DPN_QLF = 71)", "dropped", n_info, n)
-            self.decide("ER_CAM_F: CAM_PRS_IDE empty", "dropped", n_no_code, n)
-            self.decide("ER_CAM_F: EXE_SOI_DTD missing, invalid or out of date_range", "dropped", bad_date, n)
+            record_acts(self, *c)
 
         self.pending.count(stage, [F.col("unmatched"), F.col("no_pid"), ok & info, ok & ~info & no_code,
                                    ok & ~info & ~no_code & (F.col("t").isNull() | ~valid)], report)

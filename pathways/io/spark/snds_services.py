@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pathways.io.snds_decisions import record_services
 from pathways.io.snds_tables import CATEGORIES, DCIR_KEYS, DT_FORMATS, SERVICE_DETAILS
 from pathways.io.spark.snds_events import SparkSndsEvents
 from pathways.io.spark.tables import days, in_range, join_condition, number, text
@@ -60,14 +61,8 @@ class SparkSndsServiceEvents(SparkSndsEvents):
         def report(c: list[int]) -> None:
             n, n_detail, n_no_pid, n_info, n_no_code, bad_date, nonpos = c
             rows["n"] = n
-            self.report.note("ER_PRS_F rows (dcir_services)", n)
-            self.report.note("ER_PRS_F: line with a detail row (read by dcir_drugs / dcir_acts)", n_detail)
-            self.decide("ER_PRS_F: BEN_NIR_PSA empty", "dropped", n_no_pid, n)
-            self.rule("ER_PRS_F: information line (DPN_QLF = 71)", "dropped", n_info, n)
-            self.decide("ER_PRS_F: PRS_NAT_REF empty", "dropped", n_no_code, n)
-            self.decide("ER_PRS_F: EXE_SOI_DTD missing, invalid or out of date_range", "dropped", bad_date, n)
-            if not regularise:
-                self.rule("ER_PRS_F: PRS_ACT_QTE <= 0", "dropped" if drop_nonpositive else "kept", nonpos, n)
+            record_services(self, n, n_detail, n_no_pid, n_info, n_no_code, bad_date, nonpos,
+                            regularise=regularise, drop_nonpositive=drop_nonpositive)
 
         self.pending.count(stage, [
             F.col("detail"), ~F.col("detail") & F.col("no_pid"), ~F.col("detail") & ~F.col("no_pid") & F.col("info"),
