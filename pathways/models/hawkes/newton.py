@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 
 from pathways.models.hawkes.design import _DenseBlocks
+from pathways.progress import progress_bar
 
 ENABLED = True  # dense blocks, no covariates: projected Newton instead of SQUAREM EM
 # parameters per target code (1 + D·K) up to which Newton (Hessian pass ~ n·p² flops, D·p² values) is used: it beat
@@ -119,8 +120,7 @@ def newton_run(dense: _DenseBlocks, mu: torch.Tensor, a: torch.Tensor, g: torch.
     lower[:, 0] = mu_floor
     theta = torch.maximum(theta, lower)
     prev, converged, it, value = float("inf"), False, start_iter, float("nan")
-    while it < max_iter:
-        it += 1
+    for it in progress_bar(range(start_iter + 1, max_iter + 1), desc="Hawkes Newton", unit="iter"):  # closed on break
         per_code, grad, hess = reduce(*code_terms(dense, theta, hessian=True))
         per_code = _add_smooth(theta, per_code, grad, hess, lin, total, quad)
         value = float(per_code.sum()) / n
