@@ -17,10 +17,9 @@ import torch.multiprocessing as mp
 
 from pathways.encode import OutcomeData
 from pathways.errors import PathwaysInputError
-from pathways.models.recurrent import DenseBatcher, GRUOutcome
-from pathways.models.tpp import RMTPP
 from pathways.synthetic import simulate_hawkes
 from pathways.training import Trainer
+from tests.training.float64_models import GRU64 as _GRU64, RMTPP64 as _RMTPP64
 from pathways.training.distributed import (
     DistContext,
     init_distributed,
@@ -51,30 +50,6 @@ def _one_thread():
     torch.set_num_threads(threads)
 TPP = {"hidden_size": 8, "batch_size": 7, "lr": 1e-2, "patience": None, "device": "cpu", "seed": 3}
 GRU = {"embedding_dim": 8, "hidden_size": 8, "dropout": 0.0, "batch_size": 16, "lr": 1e-2, "patience": None, "device": "cpu", "seed": 3}
-
-
-class _RMTPP64(RMTPP):
-    """RMTPP in float64: the comparison checks the sharded arithmetic, not float32 rounding that Adam amplifies
-    (one process on 1 vs 2 threads already differs by 1e-5 after a dozen float32 steps)."""
-
-    def _build_module(self):
-        return super()._build_module().double()
-
-
-class _Batcher64(DenseBatcher):
-    def batch(self, idx):
-        return {k: v.double() if v.is_floating_point() else v for k, v in super().batch(idx).items()}
-
-
-class _GRU64(GRUOutcome):
-    """GRUOutcome in float64 (see _RMTPP64)."""
-
-    def _build_module(self):
-        return super()._build_module().double()
-
-    def _batcher(self, data, device):
-        return _Batcher64(data, transform=self.transform, max_bins=self.max_bins, static_mean=self.static_mean_,
-                          static_scale=self.static_scale_, device=device)
 
 
 def _sequences():

@@ -19,11 +19,12 @@ from pathways.encode.outcomes import outcome_dataset
 from pathways.encode.sequences import to_sequences
 from pathways.encode.sharded import ShardPlan, assign_shards
 from pathways.errors import PathwaysInputError
-from pathways.models.recurrent import DenseBatcher, GRUOutcome
+from pathways.models.recurrent import GRUOutcome
 from pathways.models.sharded import fit_from_shards
 from pathways.models.tpp import RMTPP
 from pathways.synthetic import simulate_cohort
 from pathways.training import Trainer
+from tests.training.float64_models import GRU64 as _GRU64, RMTPP64 as _RMTPP64
 from pathways.training.distributed import RankBatch
 from pathways.training.shards import ShardedBatches
 
@@ -47,27 +48,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-class _RMTPP64(RMTPP):
-    """float64: the comparison checks the sharded arithmetic, not float32 rounding amplified by Adam."""
-
-    def _build_module(self):
-        return super()._build_module().double()
-
-
-class _Batcher64(DenseBatcher):
-    def batch(self, idx):
-        return {k: v.double() if v.is_floating_point() else v for k, v in super().batch(idx).items()}
-
-
-class _GRU64(GRUOutcome):
-    def _build_module(self):
-        return super()._build_module().double()
-
-    def _batcher(self, data, device):
-        return _Batcher64(data, transform=self.transform, max_bins=self.max_bins, static_mean=self.static_mean_,
-                          static_scale=self.static_scale_, device=device)
 
 
 def _encode(log):
