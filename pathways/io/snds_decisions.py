@@ -1,4 +1,4 @@
-"""The counted decisions of the DCIR sources, in report order: one home for both claims engines.
+"""The counted decisions of the DCIR sources and the PMSI MCO stays, in report order: one home for both claims engines.
 
 The DuckDB engine (:mod:`pathways.io.snds_events`, :mod:`pathways.io.snds_services`) and the Spark engine
 (:mod:`pathways.io.spark.snds_events`, :mod:`pathways.io.spark.snds_services`) count the same rows with their own
@@ -51,3 +51,16 @@ def record_services(reader: Any, n: int, detail: int, no_pid: int, info: int, no
     reader.decide("ER_PRS_F: EXE_SOI_DTD missing, invalid or out of date_range", "dropped", bad_date, n)
     if not regularise:
         reader.rule("ER_PRS_F: PRS_ACT_QTE <= 0", "dropped" if drop_nonpositive else "kept", nonpos, n)
+
+
+def record_stays(reader: Any, name: str, link: str, n: int, unmatched: int, no_pid: int, ghm: int, ret: int,
+                 no_start: int, reversed_: int, *, exclude_errors: bool) -> None:
+    """PMSI MCO stays of table ``name`` (patient link table ``link``) decisions."""
+    reader.report.note(f"{name} rows", n)
+    reader.decide(f"{name}: no patient link in {link} (ETA_NUM, RSA_NUM)", "dropped", unmatched, n)
+    reader.decide(f"{name}: NIR_ANO_17 empty in {link}", "dropped", no_pid, n)
+    errs = "dropped" if exclude_errors else "kept"
+    reader.rule(f"{name}: error GHM (GRG_GHM 90*)", errs, ghm, n)
+    reader.rule(f"{name}: quality check *_RET not '0' in {link}", errs, ret, n)
+    reader.decide(f"{name}: entry date missing, invalid or out of date_range", "dropped", no_start, n)
+    reader.decide(f"{name}: discharge before entry", "end = entry", reversed_, n)

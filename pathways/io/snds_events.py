@@ -10,7 +10,7 @@ import pandas as pd
 
 from pathways.errors import PathwaysInputError
 from pathways.io.report import ReadReport
-from pathways.io.snds_decisions import record_acts, record_dispensations
+from pathways.io.snds_decisions import record_acts, record_dispensations, record_stays
 from pathways.io.snds_tables import (
     ATC_LEVELS, CATEGORIES, DCIR_KEYS, DT_FORMATS, MCO_KEYS, MCO_RET_COLUMNS, MCO_VALO_COLUMNS, PLACEHOLDER_DATES, PROVIDER_COLUMNS,
     days_since_epoch,
@@ -368,14 +368,8 @@ class SndsEventReader:
             f"count(*) FILTER (WHERE NOT unmatched AND NOT ghm_bad AND ret_bad), "
             f"count(*) FILTER (WHERE NOT unmatched AND t IS NULL), count(*) FILTER (WHERE e < t) FROM {stage}"
         ).fetchall()[0]
-        self.report.note(f"{name} rows", n)
-        self.decide(f"{name}: no patient link in {c_name} (ETA_NUM, RSA_NUM)", "dropped", unmatched, n)
-        self.decide(f"{name}: NIR_ANO_17 empty in {c_name}", "dropped", no_pid, n)
-        errs = "dropped" if exclude_errors else "kept"
-        self.rule(f"{name}: error GHM (GRG_GHM 90*)", errs, ghm, n)
-        self.rule(f"{name}: quality check *_RET not '0' in {c_name}", errs, ret, n)
-        self.decide(f"{name}: entry date missing, invalid or out of date_range", "dropped", no_start, n)
-        self.decide(f"{name}: discharge before entry", "end = entry", reversed_, n)
+        record_stays(self, name, c_name, n, unmatched, no_pid, ghm, ret, no_start, reversed_,
+                     exclude_errors=exclude_errors)
         quality = "NOT ghm_bad AND NOT ret_bad" if exclude_errors else "TRUE"
         kept = f"NOT unmatched AND NOT no_pid AND t IS NOT NULL AND {quality}"
         amounts = "".join(f", CAST(NULL AS DOUBLE) AS {n}" for n in MCO_VALO_COLUMNS) if self.extra_names else ""

@@ -16,7 +16,7 @@ import pandas as pd
 from pathways.errors import PathwaysInputError
 from pathways.io.report import ReadReport
 from pathways.io.spark.pending import PendingCounts
-from pathways.io.snds_decisions import record_acts, record_dispensations
+from pathways.io.snds_decisions import record_acts, record_dispensations, record_stays
 from pathways.io.snds_tables import (
     ATC_LEVELS,
     CATEGORIES,
@@ -307,15 +307,7 @@ class SparkSndsEvents:
         ok, ghm, ret = ~F.col("unmatched"), F.col("ghm_bad"), F.col("ret_bad")
 
         def report(c: list[int]) -> None:
-            n, unmatched, no_pid, n_ghm, n_ret, no_start, reversed_ = c
-            self.report.note(f"{name} rows", n)
-            self.decide(f"{name}: no patient link in {c_name} (ETA_NUM, RSA_NUM)", "dropped", unmatched, n)
-            self.decide(f"{name}: NIR_ANO_17 empty in {c_name}", "dropped", no_pid, n)
-            errs = "dropped" if exclude_errors else "kept"
-            self.rule(f"{name}: error GHM (GRG_GHM 90*)", errs, n_ghm, n)
-            self.rule(f"{name}: quality check *_RET not '0' in {c_name}", errs, n_ret, n)
-            self.decide(f"{name}: entry date missing, invalid or out of date_range", "dropped", no_start, n)
-            self.decide(f"{name}: discharge before entry", "end = entry", reversed_, n)
+            record_stays(self, name, c_name, *c, exclude_errors=exclude_errors)
 
         self.pending.count(stage, [F.col("unmatched"), F.col("no_pid"), ok & ghm, ok & ~ghm & ret,
                                    ok & F.col("t").isNull(), F.col("e") < F.col("t")], report)
