@@ -17,7 +17,6 @@ The sequential decision on these counts is in :mod:`pathways.signals.surveillanc
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,10 +24,8 @@ import pandas as pd
 from pathways.cohort import match_codes
 from pathways.data.eventlog import EventLog
 from pathways.errors import PathwaysInputError
+from pathways.signals.plan import SurveillancePlan
 from pathways.signals.sequential import binomial_llr
-
-if TYPE_CHECKING:
-    from pathways.signals.surveillance import SurveillancePlan
 
 __all__ = ["ScriIndex", "scri_counts"]
 
