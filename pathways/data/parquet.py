@@ -12,7 +12,7 @@ import io
 import json
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,12 +21,11 @@ import pyarrow.parquet as pq
 
 from pathways.data.textfiles import detect_encoding, sniff_delimiter
 from pathways.data.arrow import dictionary_positions, events_to_arrow, patients_to_arrow, stored_time
+from pathways.data.columns import EventColumns
 from pathways.data.vocabulary import Vocabulary
 from pathways.errors import PathwaysInputError
 from pathways.utils import atomic_path
 
-if TYPE_CHECKING:
-    from pathways.data.eventlog import EventLog
 
 META_KEY = b"pathways.eventlog"
 PATIENTS_KEY = b"pathways.patients"  # format 1 only: the patients table as a parquet blob in the schema metadata
@@ -46,7 +45,7 @@ def sidecar(path: str | PathLike, name: str) -> Path:
     return path.with_name(f"{stem}.{name}.parquet")
 
 
-def write_parquet(log: "EventLog", path: str | PathLike) -> None:
+def write_parquet(log: EventColumns, path: str | PathLike) -> None:
     """Write ``log`` as three parquet files, each atomically (see :meth:`EventLog.to_parquet`).
 
     The sidecars go first: a reader never finds a new events file beside old patients or codes.
@@ -112,7 +111,7 @@ def own_parquet_fields(table: pa.Table, path: str | PathLike) -> dict[str, Any]:
     }
 
 
-def write_parquet_format1(log: "EventLog", path: str | PathLike) -> None:
+def write_parquet_format1(log: EventColumns, path: str | PathLike) -> None:
     """Write the pathways 0.1 single-file format (integer codes; vocabulary, units and the whole patients table in
     the schema metadata): the reader's compatibility tests and ``benchmarks/meds_read.py`` need such files."""
     table = pa.table({

@@ -1,16 +1,15 @@
 """The counts of an EventLog that a study report needs (never an identifier)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from pathways.data.eventlog import EventLog
+from pathways.data.columns import EventColumns
 
 
-def log_summary(log: "EventLog") -> dict[str, Any]:
+def log_summary(log: EventColumns) -> dict[str, Any]:
     """Counts of events, patients, codes, follow-up and categories of ``log`` (no identifiers)."""
     per_patient = np.diff(log.offsets)
     follow = (log.patients["end"] - log.patients["start"]).to_numpy(dtype=float)
