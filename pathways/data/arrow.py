@@ -9,18 +9,16 @@ exactly as written), float times in the log's unit, and a small schema metadata 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pathways.data.columns import EventColumns
 from pathways.data.validate import EVENT_COLUMNS, OPTIONAL_EVENT_COLUMNS
 from pathways.errors import PathwaysInputError
-
-if TYPE_CHECKING:
-    from pathways.data.eventlog import EventLog
 
 #: Schema metadata key holding {"time_unit", "origin"} of an events table written by :func:`events_to_arrow`.
 TIME_KEY = b"pathways.time"
@@ -105,7 +103,7 @@ def dictionary(indices: np.ndarray, values: Any) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.array(np.asarray(indices, dtype=np.int32)), pa.array(values))
 
 
-def events_to_arrow(log: "EventLog") -> pa.Table:
+def events_to_arrow(log: EventColumns) -> pa.Table:
     """The events of ``log`` as an Arrow table (see the module docstring)."""
     table = pa.table({
         "patient_id": dictionary(log.patient, log.patients["patient_id"].to_numpy()),
@@ -120,7 +118,7 @@ def events_to_arrow(log: "EventLog") -> pa.Table:
     return table.replace_schema_metadata({TIME_KEY: json.dumps(meta).encode()})
 
 
-def patients_to_arrow(log: "EventLog") -> pa.Table:
+def patients_to_arrow(log: EventColumns) -> pa.Table:
     """The patients table of ``log`` as Arrow (row i = patient index i)."""
     frame = log.patients.copy(deep=False)
     frame.attrs = {}  # pandas attrs (a reader's notes) are not part of the table and need not be JSON
