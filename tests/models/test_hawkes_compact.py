@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import pathways.models.hawkes.design as design_module
+import pathways.models.hawkes.em_exp as em_module
 import pathways.models.hawkes.solvers as solvers_module
 from pathways.models.hawkes import HawkesExpKernel
 from pathways.models.hawkes.design import _Tensors, build_design
@@ -61,8 +62,8 @@ def test_float32_values_give_the_float64_fit(windows, monkeypatch):
 
 def test_em_over_small_chunks_equals_one_chunk(windows, monkeypatch):
     reference = HawkesExpKernel(decay=1.5).fit(windows)
-    chunks = solvers_module._EM._chunks
-    monkeypatch.setattr(solvers_module._EM, "_chunks", lambda self, x, chunk=0: chunks(self, x, 1009))
+    chunks = em_module._EM._chunks
+    monkeypatch.setattr(em_module._EM, "_chunks", lambda self, x, chunk=0: chunks(self, x, 1009))
     chunked = HawkesExpKernel(decay=1.5).fit(windows)
     np.testing.assert_allclose(chunked.adjacency_, reference.adjacency_, rtol=1e-10, atol=1e-13)
     assert chunked.n_iter_ == reference.n_iter_

@@ -2,7 +2,7 @@
 
 Every statistic the Hawkes solvers need is a sum over patients: the least-squares quadratic statistics (Q, B), the
 event counts and window lengths, and at each EM iteration the log-intensity sum and the baseline / excitation
-responsibilities (exponential kernels, :class:`~pathways.models.hawkes.solvers._EM`; piecewise-constant kernels,
+responsibilities (exponential kernels, :class:`~pathways.models.hawkes.em_exp._EM`; piecewise-constant kernels,
 :func:`~pathways.models.hawkes.em.em_step`). A sharded fit sums them over the ranks with a
 :class:`~pathways.training.distributed.Reducer` (one ``all_reduce`` per iteration), so every rank runs the same
 deterministic solver on the same totals and ends with the parameters of the one-process fit (up to the order of

@@ -4,8 +4,9 @@ Kernel: φ_ij(t) = Σ_u a^u_ij β_u e^{-β_u t}; ``adjacency_[i, j] = Σ_u a^u_i
 convention). Baseline μ_i, optionally modulated per patient by covariates: μ_{p,i} = μ_i exp(z_p · γ_i).
 
 The design (index structure linear in events, β-dependent values, least-squares statistics) lives in
-:mod:`pathways.models.hawkes.design`; the solvers (least-squares FISTA, SQUAREM-accelerated penalised EM, profile
-search over the decays, nuclear-penalised FISTA) in :mod:`pathways.models.hawkes.solvers`, and the projected Newton
+:mod:`pathways.models.hawkes.design`; the least-squares and nuclear-penalised FISTA solvers in
+:mod:`pathways.models.hawkes.solvers`, the SQUAREM-accelerated penalised EM and the profile search over the decays in
+:mod:`pathways.models.hawkes.em_exp`, and the projected Newton
 steps that replace the EM when the design is held as dense per-code blocks without covariates in
 :mod:`pathways.models.hawkes.newton`.
 """
@@ -27,15 +28,8 @@ from pathways.errors import PathwaysInputError
 from pathways.models.base import full_batch_fit
 from pathways.models.hawkes.base import HawkesBase
 from pathways.models.hawkes.design import _Tensors, build_design, least_squares_stats
-from pathways.models.hawkes.solvers import (
-    _EM,
-    _Layout,
-    _Objective,
-    _State,
-    fista_least_squares,
-    profile_decays,
-    solve_nuclear,
-)
+from pathways.models.hawkes.em_exp import _EM, _State, profile_decays
+from pathways.models.hawkes.solvers import _Layout, _Objective, fista_least_squares, solve_nuclear
 from pathways.synthetic.hawkes import simulate_hawkes
 from pathways.utils import SeedLike, logger
 
