@@ -3,7 +3,8 @@
 Amounts are event-level extras columns (default ``paid``: the reimbursed amount, SNDS ``PRS_PAI_MNT``, and
 ``base``: the reimbursement base, ``BSE_REM_MNT``); hospital stays carry their cost on the ``stay`` event.
 Regularisation rows (negative amounts) are summed with the rows they correct, so they net out. All sums are done
-in integer cents, so totals are exact.
+in integer cents, so totals are exact. An event's amounts belong to the year of its ``time``, except the events of
+:data:`DISCHARGE_CATEGORIES` (hospital stays) that have an ``end``: they belong to the year of their end (discharge).
 
 Allocation (documented in ``docs/cartography.md``): for each year, the yearly paid amount of every patient is
 regressed (least squares) on the group indicators, an intercept, age bands and sex. Each patient's spending is then
@@ -44,6 +45,10 @@ CARE_CATEGORIES: dict[str, tuple[str, ...]] = {
 #: dispensing fee, counted with the drugs it is billed with. Pass ``service_families`` with the families of your
 #: IR_NAT_V nomenclature for finer categories (nursing, biology, transport, ...).
 SERVICE_FAMILIES: dict[str, str] = {"PRS:1": "consultations_acts", "PRS:3336": "drugs"}
+#: EventLog categories whose amounts are booked in the year of the event's ``end`` when it has one: a PMSI stay
+#: belongs to the year of its discharge (the annual PMSI file holds the stays ended that year; the CNAM
+#: cartography books a stay there), so a stay spanning New Year costs in its discharge year, not its admission's.
+DISCHARGE_CATEGORIES: tuple[str, ...] = ("stay",)
 UNATTRIBUTED = "unattributed"
 
 
@@ -60,10 +65,13 @@ class Allocation:
 
 def patient_year_costs(log: EventLog, py: PatientYears, amounts: Sequence[str] = ("paid", "base"),
                        care_categories: Mapping[str, Sequence[str]] | None = None,
-                       service_families: Mapping[str, str] | None = None) -> pd.DataFrame:
+                       service_families: Mapping[str, str] | None = None,
+                       discharge_categories: Sequence[str] = DISCHARGE_CATEGORIES) -> pd.DataFrame:
     """Spending per patient-year row of ``py``: ``<amount>_<care category>`` and ``<amount>_total`` in cents.
 
-    Events outside the rows of ``py`` (other years, outside the population) are ignored; missing amounts count 0.
+    An event belongs to the year of its ``time``; an event of ``discharge_categories`` (default: ``stay``) with an
+    ``end`` belongs to the year of its end (a stay: its discharge). Events outside the rows of ``py`` (other
+    years, outside the population) are ignored; missing amounts count 0.
     Events of category ``service`` go to a care category by their code (``service_families``, default
     :data:`SERVICE_FAMILIES`), whatever ``care_categories`` says of ``service``.
 
@@ -82,7 +90,10 @@ def patient_year_costs(log: EventLog, py: PatientYears, amounts: Sequence[str] =
     if missing:
         raise PathwaysInputError(f"cartography costs: amount column(s) {missing} not in the log's extras "
                                  f"(available: {sorted(log.extras)}); pass amounts=[...] or add them")
-    row = event_rows(log, py)
+    discharged = set(discharge_categories)
+    by_end = np.isin(np.asarray(log.category.codes),
+                     [i for i, c in enumerate(log.category.categories) if str(c) in discharged])
+    row = event_rows(log, py, by_end=by_end)
     has = row >= 0
     names = list(cats) + ["other"]
     care = np.full(len(log.category.categories), len(cats), dtype=np.int64)
@@ -122,14 +133,16 @@ def to_cents(amounts: np.ndarray) -> np.ndarray:
     return np.rint(np.nan_to_num(np.asarray(amounts, dtype=float), nan=0.0) * 100).astype(np.int64)
 
 
-def event_rows(log: EventLog, py: PatientYears) -> np.ndarray:
-    """Row of ``py`` each event falls in (its patient and calendar year), or -1."""
+def event_rows(log: EventLog, py: PatientYears, by_end: np.ndarray | None = None) -> np.ndarray:
+    """Row of ``py`` each event falls in (its patient and the calendar year of its ``time``, or of its ``end``
+    where ``by_end`` is True and the end is known), or -1."""
     years = np.unique(py.year)
     if not years.size:
         return np.full(log.n_events, -1, dtype=np.int64)
     y0, n_years = int(years[0]), int(years[-1]) - int(years[0]) + 1
     row_key = py.patient.astype(np.int64) * n_years + (py.year - y0)
-    ev_year = day_years(epoch_days(log, log.time)).astype(np.int64)
+    when = log.time if by_end is None else np.where(by_end & ~np.isnan(log.end), log.end, log.time)
+    ev_year = day_years(epoch_days(log, when)).astype(np.int64)
     inside = (ev_year >= y0) & (ev_year < y0 + n_years)
     ev_key = log.patient.astype(np.int64) * n_years + (ev_year - y0)
     pos = np.minimum(np.searchsorted(row_key, ev_key), max(row_key.size - 1, 0))
@@ -289,6 +302,7 @@ def _beta(fit: pd.DataFrame, year: int, terms: Sequence[str]) -> np.ndarray:
 
 __all__ = [
     "CARE_CATEGORIES",
+    "DISCHARGE_CATEGORIES",
     "SERVICE_FAMILIES",
     "UNATTRIBUTED",
     "Allocation",
