@@ -154,7 +154,7 @@ def suppress(frame: pd.DataFrame, min_cell_count: int | None) -> pd.DataFrame:
     if "prevalent" in small and "year" in out.columns and pd.api.types.is_numeric_dtype(out["year"]):
         prev = out[keys + ["year"]].assign(year=out["year"] + 1, _small=small["prevalent"])
         merged = out[keys + ["year"]].merge(prev, on=keys + ["year"], how="left")
-        small_before = merged["_small"].fillna(False).to_numpy(bool)
+        small_before = merged["_small"].eq(True).to_numpy(bool)  # no previous-year row: not small
         for col in _DECOMPOSITION:
             if col in out.columns:
                 out[col] = out[col].astype(float).where(~small_before)
