@@ -184,8 +184,12 @@ def validity(array: pa.Array) -> np.ndarray | None:
     bitmap = array.buffers()[0]
     if bitmap is None:  # null-typed arrays carry no bitmap
         return np.zeros(len(array), dtype=bool)
-    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), count=array.offset + len(array), bitorder="little")
-    return bits[array.offset:].view(bool)
+    # from the byte holding the first slot: a batch sliced deep into a chunk unpacks its own bits only, not the
+    # whole bitmap before it (batches of a 1 M-row row group paid up to 8x)
+    skip, first = divmod(array.offset, 8)
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8, offset=skip), count=first + len(array),
+                         bitorder="little")
+    return bits[first:].view(bool)
 
 
 def dictionary_positions(column: pa.ChunkedArray, index: pd.Index, what: str, *, absent: str = "raise",

@@ -203,3 +203,53 @@ def test_shards_rewritten_with_other_arrow_types_read_the_same(tmp_path):
                        shard)
     assert pq.read_schema(tmp_path / "data" / "0.parquet").field("code").type == pa.large_string()
     assert_same_log(read_meds(tmp_path, workers=2), log)
+
+
+def test_values_keep_their_bits_and_nulls(tmp_path):
+    """numeric_value's nulls become NaN and every float32 value comes back bit for bit (-0.0, infinities, a
+    subnormal), with nulls, static rows and births in the same record batch."""
+    special = np.array([-0.0, np.inf, -np.inf, float(np.float32(1e-45)), float(np.finfo(np.float32).max), 1.5,
+                        np.nan, 0.0])
+    n = special.size * 3
+    log = EventLog.from_arrays(np.repeat([0, 1, 2], special.size), np.arange(n, dtype=float), np.arange(n) % 3,
+                               Vocabulary(["a", "b", "c"]),
+                               pd.DataFrame({"patient_id": [0, 1, 2], "birth": [-5.0, np.nan, -9.0],
+                                             "sex": ["F", "M", "F"]}),
+                               value=np.tile(special, 3))
+    write_meds(log, tmp_path)
+    assert pq.read_table(tmp_path / "data" / "0.parquet").column("numeric_value").null_count > 0
+    assert "pathways_value" not in pq.read_schema(tmp_path / "data" / "0.parquet").names
+    back = read_meds(tmp_path)
+    assert_same_log(back, log)
+    np.testing.assert_array_equal(np.signbit(back.value), np.signbit(log.value))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_shards_longer_than_a_record_batch(tmp_path, workers):
+    """Shards of several record batches (each a slice deep into the row group's arrays): the null masks, static
+    rows and gaps of every batch are read from its own offset."""
+    rng = np.random.default_rng(3)
+    n, n_patients = 300_000, 5_000
+    patient = np.sort(rng.integers(0, n_patients, n))
+    category = pd.Categorical(rng.choice(["drug", "diagnosis", None], n, p=[0.5, 0.45, 0.05]))
+    value = np.where(rng.random(n) < 0.3, rng.integers(0, 50, n).astype(float), np.nan)
+    patients = pd.DataFrame({"patient_id": np.arange(n_patients),
+                             "birth": np.where(rng.random(n_patients) < 0.9, -1000.0, np.nan),
+                             "sex": rng.choice(["F", "M"], n_patients)})
+    log = EventLog.from_arrays(patient, np.floor(rng.uniform(0, 3000, n)), rng.integers(0, 40, n),
+                               Vocabulary([f"c{i}" for i in range(40)]), patients, value=value, category=category)
+    write_meds(log, tmp_path, shard_size=200_000)
+    assert pq.ParquetFile(tmp_path / "data" / "0.parquet").metadata.num_rows > 200_000
+    back = read_meds(tmp_path, workers=workers)
+    assert_same_log(back, log)
+    assert pd.isna(np.asarray(back.category, object)).sum() == pd.isna(np.asarray(log.category, object)).sum() > 0
+
+
+def test_codes_missing_from_the_codes_file_are_named(tmp_path):
+    log = EventLog.from_arrays(np.array([0, 0, 1]), np.array([1.0, 2.0, 3.0]), np.array([0, 1, 2]),
+                               Vocabulary(["A", "B", "C"]))
+    write_meds(log, tmp_path)
+    codes = tmp_path / "metadata" / "codes.parquet"
+    pq.write_table(pq.read_table(codes).slice(0, 2), codes)  # "C" dropped
+    with pytest.raises(PathwaysInputError, match="1 rows carry codes absent from codes.parquet"):
+        read_meds(tmp_path)
