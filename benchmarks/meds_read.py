@@ -1,7 +1,7 @@
 """Reading 10 M events into an EventLog: MEDS shards (``pathways.io.read_meds``) against ``EventLog.read_parquet``.
 
-Run: ``python benchmarks/meds_read.py [--events 10000000] [--repeats 3]``; prints a markdown table and writes it
-to ``benchmarks/results/meds_read.md``.
+Run: ``python benchmarks/meds_read.py [--events 10000000] [--repeats 3]``; prints a markdown table and puts it at
+the top of ``benchmarks/results/meds_read.md`` (earlier runs kept below it).
 
 Protocol: one synthetic log (day-resolution times over 8 years, 500 codes, ~40 events per patient, string patient
 ids, a category per event, values on a quarter of the events) written by ``EventLog.to_parquet`` (format 2:
@@ -100,7 +100,10 @@ def main() -> None:
                    f"wall {one[0] / min(w for w, _ in parquet):.2f}, CPU {one[1] / min(c for _, c in parquet):.2f}")]
     text = "\n".join(lines) + "\n"
     print(text)
-    RESULTS.write_text("# MEDS read benchmark\n\n`python benchmarks/meds_read.py`\n\n" + text)
+    header = "# MEDS read benchmark\n\n`python benchmarks/meds_read.py`\n\n"
+    earlier = RESULTS.read_text().removeprefix(header) if RESULTS.exists() else ""
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    RESULTS.write_text(header + f"## Run of {stamp}\n\n" + text + ("\n" + earlier if earlier else ""))
 
 
 if __name__ == "__main__":

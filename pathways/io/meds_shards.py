@@ -210,7 +210,8 @@ class _Reader:
         subject = batch.column("subject_id")
         if subject.null_count:
             raise PathwaysInputError(f"MEDS subject_id: {subject.null_count} values are missing")
-        _put(buffer_values(subject.cast(pa.int64()), np.int64), event, self.out["patient"][rows])
+        subject = subject if subject.type == pa.int64() else subject.cast(pa.int64())  # a cast call costs ~1 %
+        _put(buffer_values(subject, np.int64), event, self.out["patient"][rows])
         np.take(positions, _rows(indices, event), out=self.out["code"][rows], mode="clip")
         self._times(batch, "time", "pathways_time", event, self.out["time"][rows])
         self._times(batch, "end", "pathways_end", event, self.out["end"][rows])
