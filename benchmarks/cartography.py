@@ -62,7 +62,7 @@ from pathways.io import read_snds
 from pathways.io.snds_tables import ALL_SOURCES
 from pathways.synthetic.snds import write_snds
 
-from cartography_snds import READ_CATEGORIES, SNDS_ESTIMAND, _markdown, _replace_snds, snds_section  # noqa: E402,F401
+from cartography_snds import CARE_ORDER, PLANTED_CARE, READ_CATEGORIES, SNDS_ESTIMAND, _markdown, _replace_snds, snds_section  # noqa: E402,F401
 
 YEARS = (2019, 2020, 2021, 2022)
 PY_PER_PATIENT = 3.8  # patient-years per patient over 4 years (deaths)
@@ -129,11 +129,17 @@ def snds_rules(truth) -> dict:
 
 
 def snds_log(folder: Path, truth) -> EventLog:
-    """read_snds events + IR_IMB_R periods as ``ald`` events; patients observed from 2019 (or their first ALD)."""
+    """read_snds events + IR_IMB_R periods as ``ald`` events; patients observed from 2019 (or their first ALD).
+
+    Every column of the events read is carried (value, prescriber, provider, institution with the amounts):
+    ``from_pandas`` drops rows identical on the columns it is given, and two claims can differ only by their
+    prescriber (two dispensing fees PRS:3336 of the same pharmacy and day for two prescriptions) -- ``read_snds``
+    already merged its own exact duplicates, summing their amounts."""
     log = read_snds(folder, sources=ALL_SOURCES, cip_to_atc=folder / "nomenclatures" / "IR_PHA_R.parquet",
                     errors="warn")
     events, _ = log.to_pandas()
-    events = events[["patient_id", "time", "end", "code", "category", "paid", "base"]].assign(
+    extras = list(log.extras)
+    events = events[["patient_id", "time", "end", "code", "value", "category", *extras]].assign(
         patient_id=events["patient_id"].astype(str))
     imb = pd.read_parquet(folder / "DCIR_DCIRS" / "IR_IMB_R")
     origin = pd.Timestamp("1970-01-01")
@@ -148,7 +154,7 @@ def snds_log(folder: Path, truth) -> EventLog:
     patients["start"] = np.fmin(patients["patient_id"].map(first_ald).to_numpy(float), year_start(SNDS_YEARS[0]))
     patients["end"] = np.where(patients["death"].notna(), patients["death"], year_start(SNDS_YEARS[-1] + 1) - 1)
     return EventLog.from_pandas(events, patients, time_unit="days", outside_window="drop",
-                                extra_columns=["paid", "base"])
+                                extra_columns=extras)
 
 
 def planted_years(py, log: EventLog, planted: pd.DataFrame):
@@ -191,6 +197,10 @@ def snds_costs_transitions(log: EventLog, py, truth, planted: pd.DataFrame) -> t
         by_py = frame.groupby(["patient_id", "year"])["reimbursed"].sum()
         return np.rint(by_py.reindex(pd.MultiIndex.from_arrays([pid, py.year])).fillna(0).to_numpy() * 100)
 
+    def by_care(frame: pd.DataFrame) -> np.ndarray:  # planted cents per patient-year and read care category
+        care = frame["category"].map(PLANTED_CARE).fillna("other")
+        return np.column_stack([planted_cents(frame[care == c]) for c in CARE_ORDER]).astype(np.int64)
+
     read_kinds = truth_costs["category"].isin(READ_CATEGORIES)
     planted_costs = pd.DataFrame({"all": planted_cents(truth_costs), "read": planted_cents(truth_costs[read_kinds])})
     got = group_means(py, allocate(py, read, amount="base_total"))
@@ -215,7 +225,9 @@ def snds_costs_transitions(log: EventLog, py, truth, planted: pd.DataFrame) -> t
     hospital = truth_costs["category"] == "hospital"
     rows_of = pd.MultiIndex.from_arrays([truth_costs["patient_id"], truth_costs["year"]])
     in_py = rows_of.isin(pd.MultiIndex.from_arrays([pid, py.year]))
-    info = {"planted_outside": outside,
+    read_care = read[[f"base_{c}" for c in CARE_ORDER]].to_numpy(np.int64)
+    info = {"planted_outside": outside, "patient_years": py.n_rows,
+            "rows_differing": int((read_care != by_care(truth_costs)).any(axis=1).sum()),
             "read_hospital": read["base_hospital"].sum() / 100,
             "planted_hospital": truth_costs.loc[hospital & in_py, "reimbursed"].sum(),
             "read_total": read["base_total"].sum() / 100, "read_consultations": read["base_consultations_acts"].sum() / 100,

@@ -11,6 +11,10 @@ import pandas as pd
 #: source, all of them (dispensations and their dispensing fees PRS:3336, CCAM acts, GP and specialist
 #: consultations PRS:1111 / PRS:1112, stays)
 READ_CATEGORIES = ("pharmacy", "gp", "specialist", "acts", "hospital")
+#: planted cost category -> the care category of ``patient_year_costs`` its amounts are read into
+PLANTED_CARE = {"pharmacy": "drugs", "gp": "consultations_acts", "specialist": "consultations_acts",
+                "acts": "consultations_acts", "hospital": "hospital"}
+CARE_ORDER = ("hospital", "drugs", "consultations_acts", "other")
 SNDS_ESTIMAND = (
     "Estimand: the rules see the tables, so they are compared with the **identifiable** planted prevalence: "
     "pathology-years the tables reveal by an ALD, a stay (principal or related diagnosis) or a dispensation of a "
@@ -50,7 +54,8 @@ def snds_section(snds: pd.DataFrame, snds_info: dict, n_patients: int) -> list[s
     lines += ["", "### Mean allocated cost per group and transitions on synthetic SNDS", "",
               ("The rules' side: identified pathology-years, amounts `base` read by `read_snds` with every source, "
                "`dcir_services` included (DCIR BSE_REM_MNT, services by PRS_NAT_REF family: SERVICE_FAMILIES; "
-               "stays: T_MCOaaVALO MNT_BR, at the stay's entry), allocated by `allocate` (regression on group "
+               "stays: T_MCOaaVALO MNT_BR, in the year of the stay's discharge), allocated by `allocate` (regression "
+               "on group "
                "indicators, age bands, sex); transitions of the rules' states (first group in rule order). The "
                "planted side: the same allocation on the planted identifiable pathology-years (same patient-years) "
                "and the planted costs (truth `costs`: reimbursed amounts, stays' GHS-like cost by discharge year); "
@@ -68,12 +73,15 @@ def snds_section(snds: pd.DataFrame, snds_info: dict, n_patients: int) -> list[s
                f"{int((sc['cost_error_%'].abs() <= 5).sum())} / {len(sc)}"),
               (f"- the same vs the planted allocation of the planted spending of the categories read: max |error| "
                f"{sc['cost_error_read_categories_%'].abs().max():.2f} %; groups x years within 5 %: "
-               f"{int((sc['cost_error_read_categories_%'].abs() <= 5).sum())} / {len(sc)}. What still differs: "
-               f"planted spending of these categories minus the amounts read = "
+               f"{int((sc['cost_error_read_categories_%'].abs() <= 5).sum())} / {len(sc)}. Planted spending of "
+               f"these categories minus the amounts read = "
                f"{snds_info['planted_read_categories'] - snds_info['read_total']:,.2f} EUR (the pharmacy "
                f"dispensing fees summed on the tables, ER_PRS_F PRS_NAT_REF 3336, are {snds_info['fees']:,.2f} EUR, "
-               "now read as services); and the rules' states differ from the planted ones on a few rows "
-               "(members vs planted_members)"),
+               "read as services)"),
+              (f"- patient-years whose spending read differs from the planted one (any care category, to the "
+               f"cent): {snds_info['rows_differing']} of {snds_info['patient_years']}; what still differs between "
+               "the two allocations is the rules' states against the planted ones (members vs planted_members) "
+               "and the regression fitted on them"),
               (f"- transitions: {int(st['covered'].sum())} / {len(st)} planted rates inside the rules' 95 % "
                "interval"),
               f"- planted identifiable pathology-years outside the rules' patient-years: {snds_info['planted_outside']}",
