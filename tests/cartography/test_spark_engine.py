@@ -1,7 +1,9 @@
 """The cartography tables built from ``read_snds(engine="spark")`` equal those from the DuckDB engine, cell for
-cell (small synthetic SNDS tables, the packaged rule set, paid and base amounts)."""
+cell (small synthetic SNDS tables, the packaged rule set, paid and base amounts; stays spanning New Year among them,
+whose costs go to their discharge year)."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -21,9 +23,15 @@ def spark():
 
 
 def test_spark_engine_gives_the_same_cartography(spark, tmp_path):
-    write_snds(tmp_path, 400, years=YEARS, seed=3, truth_events=False)
+    write_snds(tmp_path, 400, years=YEARS, seed=9, truth_events=False)
     kwargs = {"cip_to_atc": tmp_path / "nomenclatures" / "IR_PHA_R.parquet", "window": ("2020-01-01", "2021-12-31")}
-    duck = build_cartography(quiet(read_snds, tmp_path, **kwargs), years=YEARS)
+    duck_log = quiet(read_snds, tmp_path, **kwargs)
+    stays, _ = duck_log.to_pandas()
+    stays = stays[stays["category"] == "stay"]
+    year = lambda days: np.asarray(days, "datetime64[D]").astype("datetime64[Y]")  # noqa: E731
+    spans = year(stays["time"]) != year(stays["end"].fillna(stays["time"]))
+    assert spans.any() and stays.loc[spans, "base"].sum() > 0  # discharge-year booking is compared too
+    duck = build_cartography(duck_log, years=YEARS)
     spk = build_cartography(quiet(read_snds, tmp_path, engine="spark", spark=spark, **kwargs), years=YEARS)
     assert spk.metrics == duck.metrics
     assert duck.metrics["total_spending"] > 0 and duck.metrics["share_with_group"] > 0.05
