@@ -121,7 +121,7 @@ class _Reader:
         self.folder, self.keep, self.n_rows, self.n_codes, self.lookup = folder, keep, n_rows, n_codes, lookup
         self.extras, self.unit_us, self.origin_us = extras, units[1], units[2]
         self.threads = True  # pyarrow's own decoding threads: off when several shards are read at once
-        # np.empty touches no memory: only the event rows written by the tasks are ever paged in
+        # uninitialised: only the event rows written by the tasks are ever paged in
         self.out = {k: pool_empty(n_rows, np.int64 if k in ("patient", "code") else np.float64) for k in _FIELDS}
         self.category = pool_empty(n_rows, np.int32)
         # category -> code: the written log's categories (dataset.json), then others in order of discovery (shared
@@ -161,9 +161,9 @@ class _Reader:
         result["present"] = None if self.keep is None else pc.unique(table.column("subject_id")).to_numpy()
         result["sorted"], result["first"], result["last"], result["absent"] = True, None, None, 0
         categories = DictionaryLookup(self._category_codes)
-        for batch, (event, count, positions, indices, timed) in zip(batches, plans):
+        for batch, (event, count, positions, indices, mask) in zip(batches, plans):
             rows = slice(at, at + count)
-            self._convert(batch, event, rows, positions, indices, categories, timed)
+            self._convert(batch, event, rows, positions, indices, categories, mask)
             if positions.size and positions.min() < 0:  # codes absent from codes.parquet, if events carry them
                 result["absent"] += int(np.count_nonzero(self.out["code"][rows] < 0))
             if count:
