@@ -34,6 +34,7 @@ from pathways.progress import progress_bar, progress_enabled
 from pathways.device import resolve_device
 from pathways.training.distributed import DistContext, init_distributed, rank_device
 from pathways.training.loggers import MetricLogger, close_loggers, make_loggers
+from pathways.training.optim import clip_gradients, make_optimizer
 from pathways.training.state import capture_rng, load_state, restore_rng, save_state
 
 logger = logging.getLogger("pathways")
@@ -193,6 +194,12 @@ class Trainer:
         """
         return _capped(max_iter, self.iter_cap)
 
+    def optimizer(self, module: torch.nn.Module) -> torch.optim.Optimizer:
+        """The AdamW of ``fit`` for ``module`` (already on its device): one flat parameter buffer, one fused step
+        (:mod:`pathways.training.optim`), except under DDP where each parameter stays its own tensor."""
+        dist = getattr(self, "_dist", DistContext())
+        return make_optimizer(module.parameters(), lr=self.lr, weight_decay=self.weight_decay, flat=not dist.active)
+
     # ------------------------------------------------------------------------------------------------------------
     def _scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
         if self.lr_schedule is None:
@@ -264,7 +271,7 @@ class Trainer:
         self._dist = init_distributed(self.strategy, device)
         precision = self._precision(device)
         module.to(device)
-        optimizer = torch.optim.AdamW(module.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        optimizer = self.optimizer(module)
         scheduler = self._scheduler(optimizer)
         scaler = torch.amp.GradScaler("cuda", enabled=precision == "16-mixed")
         run = _Progress(best_state=copy.deepcopy(module.state_dict()))
@@ -390,7 +397,7 @@ class Trainer:
             else:
                 scaled.backward()
             if self.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(module.parameters(), self.grad_clip)
+                clip_gradients(module, optimizer, self.grad_clip)
             if scaler is not None and scaler.is_enabled():
                 scaler.step(optimizer)
                 scaler.update()
