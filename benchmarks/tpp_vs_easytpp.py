@@ -152,8 +152,11 @@ def truth_next(seqs: Sequences) -> tuple[np.ndarray, np.ndarray]:
 # pathways
 # ----------------------------------------------------------------------------------------------------------------
 def pathways_model(name: str, epochs: int, lr: float) -> object:
-    """Default settings; ``"NHP@20"`` / ``"SAHP@10"``: more Monte-Carlo points per interval than the default."""
+    """Default settings; ``"NHP@20"`` / ``"SAHP@10"``: more Monte-Carlo points per interval than the default;
+    ``"RMTPP@per_type"``: one slope ``w_k`` per type (the form EasyTPP's RMTPP implements; the paper has one)."""
     common = dict(hidden_size=HIDDEN, max_epochs=epochs, lr=lr, batch_size=BATCH, patience=None, device="cpu", seed=0)
+    if name == "RMTPP@per_type":
+        return RMTPP(time_weight="per_type", **common)
     if name == "NHP@20":
         return NeuralHawkes(n_mc_samples=20, **common)
     if name == "SAHP@10":
@@ -200,12 +203,13 @@ def run_pathways(name: str, splits: dict[str, Sequences], epochs: int, lr: float
 
 def pathways_train_epoch(model: object, train: Sequences, lr: float):
     """A closure running one more training epoch exactly as ``fit`` does (the Trainer's own epoch loop, AdamW,
-    gradient clipping, shuffled bucketed batches), on the fitted module."""
+    gradient clipping, shuffled bucketed batches), on the fitted module, with a fresh optimizer made as ``fit``
+    makes it."""
     from pathways.training.trainer import Trainer
 
     trainer = Trainer(lr=lr, patience=None, device="cpu", progress=False)
     module = model.module_
-    opt = torch.optim.AdamW(module.parameters(), lr=lr)
+    opt = trainer.optimizer(module)
     state = copy.deepcopy(module.state_dict())
     counter = iter(range(10_000, 20_000))
 
@@ -409,6 +413,10 @@ def main() -> None:
             more = {"NHP": 20, "SAHP": 10}[name]
             rows.append((f"pathways {name}, {more} MC points", name,
                          summarise(run_pathways(f"{name}@{more}", splits, args.epochs, args.lr, grid), truth,
+                                   train_events)))
+        if name == "RMTPP":  # the option with EasyTPP's per-type slopes
+            rows.append(("pathways RMTPP, per-type w", name,
+                         summarise(run_pathways("RMTPP@per_type", splits, args.epochs, args.lr, grid), truth,
                                    train_events)))
         rows.append((f"EasyTPP {EASY_IDS[name]}", name, theirs))
         print(f"  {name}: pathways {ours}\n  {name}: EasyTPP {theirs}", file=sys.stderr, flush=True)

@@ -202,6 +202,25 @@ def test_rmtpp_hand_written_rnn_backward_matches_autograd() -> None:
     torch.testing.assert_close(mine, rnn(x)[0])
 
 
+def test_rmtpp_folded_input_projection_equals_the_modules() -> None:
+    """encode (one-hot and gap features through one folded matrix, then _TanhRNN) gives nn.RNN(embed + time_in)'s
+    states and the same parameter gradients."""
+    module, seqs = _tiny(RMTPPModule), _data()
+    bt = unpack_batch(seqs.pad(np.arange(len(seqs)), dtype=torch.float64), module.time_scale)
+    mine = module.encode(bt)
+    marks = torch.nn.functional.pad(bt.marks, (1, 0), value=module.n_marks)
+    ref = module.rnn(module._inputs(marks, torch.nn.functional.pad(bt.dt, (1, 0))))[0]
+    torch.testing.assert_close(mine, ref, rtol=1e-12, atol=1e-12)
+    params = list(module.parameters())
+    g_mine = torch.autograd.grad(mine.pow(2).sum(), params, allow_unused=True)
+    g_ref = torch.autograd.grad(ref.pow(2).sum(), params, allow_unused=True)
+    for name, a, b in zip([n for n, _ in module.named_parameters()], g_mine, g_ref):
+        if b is None:
+            assert a is None, name
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=name)
+
+
 def test_gru_scan_matches_torch_gru_values_and_gradients() -> None:
     from pathways.models.tpp.modules import _GRUScan, run_gru
 
@@ -210,7 +229,8 @@ def test_gru_scan_matches_torch_gru_values_and_gradients() -> None:
     x = torch.randn(3, 7, 4, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
     params = (rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
-    assert torch.autograd.gradcheck(_GRUScan.apply, (x, h0, *params))
+    gi = torch.randn(3, 7, 15, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_GRUScan.apply, (gi, h0, rnn.weight_hh_l0, rnn.bias_hh_l0))
     mine, ref = run_gru(rnn, x, h0), rnn(x, h0[None])[0]
     torch.testing.assert_close(mine, ref)
     weights = torch.randn_like(ref)
@@ -218,6 +238,42 @@ def test_gru_scan_matches_torch_gru_values_and_gradients() -> None:
     grads_ref = torch.autograd.grad((ref * weights).sum(), (x, h0, *params))
     for a, b in zip(grads_mine, grads_ref):
         torch.testing.assert_close(a, b)
+
+
+def test_lognormmix_folded_inputs_equal_the_modules() -> None:
+    """Training-mode encode (embedding, gap features and the GRU's input projection folded into one matmul, then the
+    scan) gives nn.GRU(embed + time_in)'s states and the same parameter gradients."""
+    module, seqs = _tiny(LogNormMixModule), _data()
+    bt = unpack_batch(seqs.pad(np.arange(len(seqs)), dtype=torch.float64), module.time_scale)
+    mine = module.encode(bt)
+    with torch.no_grad():
+        torch.testing.assert_close(module.encode(bt), mine.detach(), rtol=1e-12, atol=1e-12)  # nn.GRU path
+    marks = torch.nn.functional.pad(bt.marks, (1, 0), value=module.n_marks)
+    ref = module.rnn(module._inputs(marks, torch.nn.functional.pad(bt.dt, (1, 0))))[0]
+    names, params = zip(*module.named_parameters())
+    weights = torch.randn_like(ref)
+    g_mine = torch.autograd.grad((mine * weights).sum(), params, allow_unused=True)
+    g_ref = torch.autograd.grad((ref * weights).sum(), params, allow_unused=True)
+    for name, a, b in zip(names, g_mine, g_ref):
+        if b is None:
+            assert a is None, name
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=name)
+
+
+def test_event_embedding_equals_embedding_plus_linear() -> None:
+    from pathways.models.tpp.modules import event_embedding, time_features
+
+    torch.manual_seed(7)
+    embed, time_in = torch.nn.Embedding(4, 6).double(), torch.nn.Linear(2, 6).double()
+    marks, dt = torch.randint(0, 4, (3, 5)), torch.rand(3, 5, dtype=torch.float64) * 3
+    mine, ref = event_embedding(embed, time_in, marks, dt), embed(marks) + time_in(time_features(dt))
+    torch.testing.assert_close(mine, ref, rtol=1e-12, atol=1e-12)
+    params = (embed.weight, time_in.weight, time_in.bias)
+    weights = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad((mine * weights).sum(), params),
+                    torch.autograd.grad((ref * weights).sum(), params)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("n_heads", [1, 2])

@@ -29,7 +29,8 @@ from pathways.encode.sequences import Sequences
 from pathways.errors import PathwaysDataWarning
 from pathways.models.params import check_real
 from pathways.models.tpp.base import TPPBase, _gaps
-from pathways.models.tpp.modules import BatchTensors, Carry, TPPModule, run_gru, time_features, unpack_batch
+from pathways.models.tpp.modules import (BatchTensors, Carry, TPPModule, folded_inputs, gru_scan, time_features,
+                                         unpack_batch)
 
 
 class LogNormMixModule(TPPModule):
@@ -55,7 +56,13 @@ class LogNormMixModule(TPPModule):
 
     def encode(self, bt: BatchTensors) -> torch.Tensor:
         marks = F.pad(bt.marks, (1, 0), value=self.n_marks)
-        return run_gru(self.rnn, self._inputs(marks, F.pad(bt.dt, (1, 0))))
+        dt = F.pad(bt.dt, (1, 0))
+        if not torch.is_grad_enabled() or dt.device.type != "cpu":  # nothing to save, or cuDNN's fused GRU
+            return self.rnn(self._inputs(marks, dt))[0]
+        # training on CPU: embedding, gap features and the GRU's input projection as one matmul, then the scan
+        # with a hand-written backward (same parameters, same values as the line above)
+        rnn = self.rnn
+        return gru_scan(rnn, folded_inputs(self.embed, self.time_in, rnn.weight_ih_l0, rnn.bias_ih_l0, marks, dt))
 
     def _mixture(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Log weights, means and scales ``(..., M)`` of the standardised log-gap mixture."""

@@ -109,43 +109,82 @@ def next_event_from_grid(lam_k: torch.Tensor, grid: torch.Tensor,
     return mean, probs / probs.sum(-1, keepdim=True).clamp_min(1e-30)
 
 
+def _event_features(marks: torch.Tensor, dt: torch.Tensor, n_marks: int) -> torch.Tensor:
+    """``[one-hot mark, time_features(dt)]`` ``(..., n_marks + 2)``."""
+    return torch.cat([F.one_hot(marks, n_marks).to(dt.dtype), time_features(dt)], -1)
+
+
+def event_embedding(embed: nn.Embedding, time_in: nn.Linear, marks: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
+    """``embed(marks) + time_in(time_features(dt))`` as one matmul of ``[one-hot mark, gap features]`` with
+    ``[E; W_time^T]``: no embedding gather, whose backward (a sort and a scatter on CPU) costs more than the matmul;
+    same parameters, same values and gradients."""
+    feats = _event_features(marks, dt, embed.num_embeddings)
+    return torch.matmul(feats, torch.cat([embed.weight, time_in.weight.t()])) + time_in.bias
+
+
+def folded_inputs(embed: nn.Embedding, time_in: nn.Linear, weight: torch.Tensor, bias: torch.Tensor,
+                  marks: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
+    """``event_embedding(...) @ weight.T + bias`` as one matmul.
+
+    The mark embedding, the gap features' linear map and a recurrent cell's input projection ``weight`` are folded
+    into one ``(K + 3, out)`` matrix applied to ``[one-hot mark, gap features]``: no embedding gather and no
+    ``(..., H) @ (H, out)`` product over every position; the same parameters get the same gradients.
+    """
+    feats = _event_features(marks, dt, embed.num_embeddings)
+    folded = torch.cat([embed.weight, time_in.weight.t()]) @ weight.t()
+    return torch.matmul(feats, folded) + F.linear(time_in.bias, weight, bias)
+
+
 class _GRUScan(torch.autograd.Function):
-    """A one-layer ``nn.GRU`` over whole sequences with a hand-written backward through time.
+    """A one-layer ``nn.GRU`` over whole sequences, from its input gate pre-activations ``gi = x W_ih^T + b_ih``,
+    with a hand-written backward through time.
 
     torch's CPU GRU records about fifteen autograd nodes per position; their backward dominates a training step.
-    Here the forward runs torch's GRU kernel without recording, then recomputes every gate for all positions at
-    once (the previous hidden states are known after the scan: one matmul). The backward builds, for all positions
-    at once, the coefficients that map the gradient of ``h_t`` to the gate pre-activations; its loop over positions
-    is then two ops; every weight gradient is one matmul after it.
+    Here the forward loop runs seven ops per position writing every gate into preallocated time-major buffers
+    (nothing recorded, nothing recomputed). The backward builds, for all positions at once, the coefficients that
+    map the gradient of ``h_t`` to the gate pre-activations; its loop over positions is then two ops; the recurrent
+    weight gradient is one matmul after it. The input projection stays outside (autograd differentiates it, e.g.
+    through :func:`folded_inputs`).
 
-    Gates (torch's layout ``[r, z, n]``): ``r, z = σ(x W_i + b_i + h W_h + b_h)``, ``n = tanh(x W_in + b_in +
-    r ⊙ (h W_hn + b_hn))``, ``h' = (1 - z) ⊙ n + z ⊙ h``.
+    Gates (torch's layout ``[r, z, n]``): ``r, z = σ(gi + h W_h + b_h)``, ``n = tanh(gi_n + r ⊙ (h W_hn + b_hn))``,
+    ``h' = (1 - z) ⊙ n + z ⊙ h``.
     """
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, h0: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
-                b_ih: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, gi: torch.Tensor, h0: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
         hid = h0.shape[-1]
-        x = x.transpose(0, 1).contiguous()  # time-major: every per-position slice below is contiguous
-        out = torch.gru(x, h0[None], [w_ih, w_hh, b_ih, b_hh], True, 1, 0.0, False, False, False)[0]
-        states = torch.cat([h0[None], out])  # (T + 1, B, H): h_0 .. h_T
-        # the gates of every position at once, now that every previous state is known
-        gi = F.linear(x, w_ih, b_ih)
-        gh = F.linear(states[:-1], w_hh, b_hh)
-        rz = torch.sigmoid(gi[..., :2 * hid] + gh[..., :2 * hid])
-        n = torch.tanh(torch.addcmul(gi[..., 2 * hid:], rz[..., :hid], gh[..., 2 * hid:]))
-        ctx.save_for_backward(x, states, rz, n, gh, w_ih, w_hh)
-        return out.transpose(0, 1)
+        gi = gi.transpose(0, 1)  # time-major views; the buffers below are time-major and contiguous
+        steps, batch = gi.shape[:2]
+        states = gi.new_empty(steps + 1, batch, hid)  # h_0 .. h_T
+        states[0] = h0
+        gh = gi.new_empty(steps, batch, 3 * hid)
+        rz = gi.new_empty(steps, batch, 2 * hid)
+        n = gi.new_empty(steps, batch, hid)
+        scratch = gi.new_empty(batch, hid)
+        w_t = w_hh.t().contiguous()
+        # per-position views made once (indexing inside the loop costs as much as the ops)
+        hs, ghs, rzs, ns = states.unbind(0), gh.unbind(0), rz.unbind(0), n.unbind(0)
+        gi_rz, gi_n = gi[..., :2 * hid].unbind(0), gi[..., 2 * hid:].unbind(0)
+        gh_rz, gh_n = gh[..., :2 * hid].unbind(0), gh[..., 2 * hid:].unbind(0)
+        rs, zs = rz[..., :hid].unbind(0), rz[..., hid:].unbind(0)
+        for t in range(steps):  # seven ops per position
+            torch.addmm(b_hh, hs[t], w_t, out=ghs[t])
+            torch.add(gi_rz[t], gh_rz[t], out=rzs[t]).sigmoid_()
+            torch.addcmul(gi_n[t], rs[t], gh_n[t], out=ns[t]).tanh_()
+            torch.sub(hs[t], ns[t], out=scratch)
+            torch.addcmul(ns[t], zs[t], scratch, out=hs[t + 1])
+        ctx.save_for_backward(states, rz, n, gh, w_hh)
+        return states[1:].transpose(0, 1)
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        x, states, rz, n, gh, w_ih, w_hh = ctx.saved_tensors
+        states, rz, n, gh, w_hh = ctx.saved_tensors
         hid = states.shape[-1]
         prev = states[:-1]
         r, z = rz[..., :hid], rz[..., hid:]
         # coef[t] maps the gradient g of h_t to ∂/∂gh (r, z, n parts) and to h_{t-1} directly (z):
         # the recurrent gradient is (g ⊗ coef) @ [W_hh; I]
-        coef = x.new_empty(*z.shape[:2], 4, hid)
+        coef = states.new_empty(*z.shape[:2], 4, hid)
         d_n = (1 - z) * (1 - n * n)  # ∂h'/∂(pre-activation of n) = ∂h'/∂gi_n
         torch.mul(d_n * gh[..., 2 * hid:], r * (1 - r), out=coef[:, :, 0])
         torch.mul(prev - n, z * (1 - z), out=coef[:, :, 1])
@@ -155,30 +194,41 @@ class _GRUScan(torch.autograd.Function):
         grad_out = grad_out.transpose(0, 1)
         g_all = torch.empty_like(prev)  # gradient reaching each h_t: its own output's plus the recurrent one
         g_all[-1] = grad_out[-1]
+        coefs, outs, gs = coef.unbind(0), grad_out.unbind(0), g_all.unbind(0)
+        g_cols = g_all[:, :, None].unbind(0)
+        scratch = coef.new_empty(coef.shape[1:])
+        flat = scratch.view(scratch.shape[0], -1)
         for t in range(prev.shape[0] - 1, 0, -1):  # two ops per position
-            torch.addmm(grad_out[t - 1], (coef[t] * g_all[t, :, None]).flatten(1), w_ext, out=g_all[t - 1])
+            torch.mul(coefs[t], g_cols[t], out=scratch)
+            torch.addmm(outs[t - 1], flat, w_ext, out=gs[t - 1])
         carry = (coef[0] * g_all[0, :, None]).flatten(1) @ w_ext  # gradient of h_0
         grad_gh = (coef[:, :, :3] * g_all[:, :, None]).flatten(2)
         grad_gi = grad_gh.clone()
         torch.mul(d_n, g_all, out=grad_gi[..., 2 * hid:])
-        grad_x = (grad_gi @ w_ih).transpose(0, 1)
-        grad_w_ih = grad_gi.flatten(0, 1).t() @ x.flatten(0, 1)
         grad_w_hh = grad_gh.flatten(0, 1).t() @ prev.flatten(0, 1)
-        return grad_x, carry, grad_w_ih, grad_w_hh, grad_gi.sum((0, 1)), grad_gh.sum((0, 1))
+        return grad_gi.transpose(0, 1), carry, grad_w_hh, grad_gh.sum((0, 1))
 
 
 def run_gru(rnn: nn.GRU, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
     """Outputs ``(B, T, H)`` of a one-layer batch-first ``nn.GRU`` on ``x``; same values, cheaper backward.
 
     Without gradients (evaluation, prediction) or off CPU this is ``rnn(x)`` (cuDNN's fused GRU backward beats a
-    loop of per-position kernel launches); training on CPU uses :class:`_GRUScan`.
+    loop of per-position kernel launches); training on CPU uses :class:`_GRUScan` (see also :func:`gru_scan`).
     """
     if h0 is None:
         h0 = x.new_zeros(x.shape[0], rnn.hidden_size)
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or rnn.weight_hh_l0.requires_grad)
     if not needs_grad or x.device.type != "cpu":
         return rnn(x, h0[None])[0]
-    return _GRUScan.apply(x, h0, rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
+    return gru_scan(rnn, F.linear(x, rnn.weight_ih_l0, rnn.bias_ih_l0), h0)
+
+
+def gru_scan(rnn: nn.GRU, gi: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
+    """Outputs ``(B, T, H)`` of ``rnn`` from its input gate pre-activations ``gi = x W_ih^T + b_ih`` ``(B, T, 3H)``
+    (:class:`_GRUScan`; for training on CPU)."""
+    if h0 is None:
+        h0 = gi.new_zeros(gi.shape[0], rnn.hidden_size)
+    return _GRUScan.apply(gi, h0, rnn.weight_hh_l0, rnn.bias_hh_l0)
 
 
 class TPPModule(nn.Module, metaclass=ABCMeta):

@@ -42,7 +42,7 @@ from torch.nn import functional as F
 from pathways.errors import PathwaysInputError
 from pathways.models.params import check_attention_heads, check_fraction
 from pathways.models.tpp.base import TPPBase
-from pathways.models.tpp.modules import (BatchTensors, Carry, IntensityTPPModule, scaled_softplus, time_features,
+from pathways.models.tpp.modules import (BatchTensors, Carry, IntensityTPPModule, event_embedding, scaled_softplus,
                                          unpack_batch)
 
 
@@ -144,7 +144,8 @@ class CausalAttentionEncoder(metaclass=ABCMeta):
         """Token embeddings ``(B, l, H)``: ``_base_inputs`` plus the model's own time encoding."""
 
     def _base_inputs(self, marks: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
-        return self.embed(marks) + self.time_in(time_features(dt))
+        """``embed(marks) + time_in(time_features(dt))``, as one matmul (:func:`event_embedding`)."""
+        return event_embedding(self.embed, self.time_in, marks, dt)
 
     def _encode_full(self, marks: torch.Tensor, dt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Encoder outputs ``(B, l, H)`` for token rows that already include BOS in column 0."""
